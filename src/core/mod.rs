@@ -1,0 +1,14 @@
+//! The sans-IO core: identifiers, the stripe pipeline, formats, versions, layout and keys.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: time and random bytes are
+//! arguments. Nothing here depends on the rest of the crate.
+
+pub mod format;
+pub mod hlc;
+pub mod ids;
+pub mod keys;
+pub mod layout;
+pub mod stripe;
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,223 @@
+//! Decoders of untrusted bytes: random input and bit-flipped valid encodings never panic, and
+//! the bytes written by format version 1 still read back.
+
+use super::{TestRng, oid, version};
+use crate::core::format::{
+    Checksum, ChecksumAlgorithm, FormatError, Manifest, ManifestBody, ManifestEnvelope, ObjectMeta,
+    Part, ShardHeader,
+};
+use crate::core::ids::{DiskId, NodeId, ShardIndex, SiteId};
+use crate::core::keys::{DataKey, ManifestKey, MasterKey};
+use crate::core::layout::ShardLocation;
+use crate::core::stripe::BlockHash;
+
+const CASES: usize = 100_000;
+
+fn placement(n: u8) -> Vec<ShardLocation> {
+    (0..n)
+        .map(|i| ShardLocation {
+            site: SiteId(u16::from(i)),
+            node: NodeId(u32::from(i) * 10),
+            disk: DiskId(u32::from(i) * 100),
+        })
+        .collect()
+}
+
+pub(crate) fn sample_manifest() -> Manifest {
+    let mk = MasterKey::from_bytes(1, [0x11; 32]);
+    let dek = DataKey::from_bytes([0x22; 32]);
+    Manifest {
+        bucket: "land-registry".into(),
+        key: "parcels/0001.json".into(),
+        object: oid(7),
+        version: version(1_700_000_000_000),
+        created_ms: 1_700_000_000_123,
+        body: ManifestBody::Object(ObjectMeta {
+            size: 1_000_000,
+            content_type: Some("application/json".into()),
+            user_metadata: vec![("owner".into(), "state".into())],
+            headers: vec![("cache-control".into(), "no-cache".into())],
+            etag: "9e107d9d372bb6826bd81d3542a419d6".into(),
+            checksums: vec![Checksum {
+                algorithm: ChecksumAlgorithm::Crc32c,
+                value: vec![1, 2, 3, 4],
+            }],
+            dek: mk.wrap_data_key(&dek, &oid(7), version(1_700_000_000_000), [0x33; 12]),
+            k: 3,
+            m: 2,
+            block_size: 256 * 1024,
+            layout_epoch: 4,
+            placement: placement(5),
+            block_hashes: (0..10).map(|i| BlockHash([i; 32])).collect(),
+            inline: false,
+            parts: vec![Part {
+                size: 1_000_000,
+                etag: "abc".into(),
+            }],
+        }),
+    }
+}
+
+pub(crate) fn sample_header() -> ShardHeader {
+    ShardHeader {
+        object: oid(7),
+        version: version(1_700_000_000_000),
+        shard_index: ShardIndex(4),
+        k: 3,
+        m: 2,
+        block_size: 256 * 1024,
+        size: 1_000_000,
+        layout_epoch: 4,
+        placement: placement(5),
+        crcs: vec![0xdead_beef, 0x0123_4567],
+        block_hashes: (0..10).map(|i| BlockHash([i; 32])).collect(),
+    }
+}
+
+pub(crate) fn manifest_key() -> ManifestKey {
+    ManifestKey::from_bytes([0x44; 32])
+}
+
+#[test]
+fn manifests_round_trip_and_refuse_another_key() {
+    let m = sample_manifest();
+    let sealed = m.seal(&manifest_key(), [5; 12]).unwrap();
+    assert_eq!(Manifest::open(&manifest_key(), &sealed).unwrap(), m);
+    let env = ManifestEnvelope::parse(&sealed).unwrap();
+    assert_eq!((env.object, env.version), (m.object, m.version));
+    assert_eq!(
+        Manifest::open(&ManifestKey::from_bytes([0x45; 32]), &sealed),
+        Err(FormatError::Unauthentic)
+    );
+    let tomb = Manifest {
+        body: ManifestBody::Tombstone,
+        ..m
+    };
+    let sealed = tomb.seal(&manifest_key(), [6; 12]).unwrap();
+    assert_eq!(Manifest::open(&manifest_key(), &sealed).unwrap(), tomb);
+}
+
+#[test]
+fn names_never_appear_in_a_sealed_manifest() {
+    let sealed = sample_manifest().seal(&manifest_key(), [5; 12]).unwrap();
+    for needle in [
+        &b"land-registry"[..],
+        b"parcels",
+        b"application/json",
+        b"owner",
+    ] {
+        assert!(!sealed.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+#[test]
+fn inconsistent_manifests_are_refused() {
+    let mut m = sample_manifest();
+    if let ManifestBody::Object(meta) = &mut m.body {
+        meta.block_hashes.pop();
+    }
+    let archive = m.encode_archive().unwrap();
+    assert!(matches!(
+        Manifest::decode_archive(&archive),
+        Err(FormatError::Inconsistent(_))
+    ));
+    let mut h = sample_header();
+    h.shard_index = ShardIndex(5);
+    assert!(matches!(
+        ShardHeader::decode(&h.encode().unwrap()),
+        Err(FormatError::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn format_version_1_still_reads() {
+    let sealed = include_bytes!("fixtures/manifest-v1.bin");
+    assert_eq!(
+        Manifest::open(&manifest_key(), sealed).unwrap(),
+        sample_manifest()
+    );
+    let header = include_bytes!("fixtures/shard-header-v1.bin");
+    assert_eq!(ShardHeader::decode(header).unwrap(), sample_header());
+}
+
+#[test]
+fn an_unknown_format_version_is_refused() {
+    let mut sealed = sample_manifest().seal(&manifest_key(), [5; 12]).unwrap();
+    sealed[4] = 2;
+    assert_eq!(
+        ManifestEnvelope::parse(&sealed),
+        Err(FormatError::UnsupportedVersion(2))
+    );
+    let mut h = sample_header().encode().unwrap();
+    h[4] = 9;
+    assert_eq!(
+        ShardHeader::decode(&h),
+        Err(FormatError::UnsupportedVersion(9))
+    );
+}
+
+/// Random bytes and random flips of valid encodings: every decoder returns, none panics.
+fn hammer(valid: &[u8], prefix: &[u8], seed: u64, decode: impl Fn(&[u8]) -> bool) -> usize {
+    let mut rng = TestRng::new(seed);
+    let mut accepted = 0;
+    for case in 0..CASES {
+        let input = match case % 4 {
+            // Pure noise.
+            0 => rng.noise(2 * valid.len() + 1),
+            // Noise behind a valid prefix, so it reaches the archive validator.
+            1 => {
+                let mut v = prefix.to_vec();
+                v.extend(rng.noise(valid.len()));
+                v
+            }
+            // A valid encoding with 1 to 8 bits flipped.
+            2 => {
+                let mut v = valid.to_vec();
+                for _ in 0..=rng.below(8) {
+                    let at = rng.below(v.len());
+                    v[at] ^= 1 << rng.below(8);
+                }
+                v
+            }
+            // A valid encoding truncated or extended.
+            _ => {
+                let mut v = valid.to_vec();
+                if rng.below(2) == 0 {
+                    v.truncate(rng.below(v.len()));
+                } else {
+                    v.extend(rng.noise(64));
+                    v.push(0);
+                }
+                v
+            }
+        };
+        if decode(&input) {
+            accepted += 1;
+        }
+    }
+    accepted
+}
+
+#[test]
+fn shard_header_decoder_survives_hostile_bytes() {
+    let valid = sample_header().encode().unwrap();
+    let accepted = hammer(&valid, &valid[..8], 1, |b| ShardHeader::decode(b).is_ok());
+    // Flips inside hash bytes or CRCs decode fine (the values are data); most must not.
+    assert!(accepted < CASES / 2, "{accepted}");
+}
+
+#[test]
+fn manifest_archive_decoder_survives_hostile_bytes() {
+    let valid = sample_manifest().encode_archive().unwrap();
+    let accepted = hammer(&valid, &[], 2, |b| Manifest::decode_archive(b).is_ok());
+    assert!(accepted < CASES / 2, "{accepted}");
+}
+
+#[test]
+fn sealed_manifest_decoder_survives_hostile_bytes() {
+    let key = manifest_key();
+    let valid = sample_manifest().seal(&key, [5; 12]).unwrap();
+    let accepted = hammer(&valid, &valid[..68], 3, |b| Manifest::open(&key, b).is_ok());
+    // Nothing altered authenticates.
+    assert_eq!(accepted, 0);
+}
