@@ -15,12 +15,12 @@ use crate::core::stripe::Profile;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML for this kind of file (line, column and key in the message).
     #[error("{path}: {message}")]
@@ -84,6 +84,8 @@ pub struct RawSite {
 pub struct RawNode {
     /// Node id.
     pub id: u32,
+    /// QUIC address of the node (`host:port`).
+    pub addr: Option<String>,
     /// Disks.
     pub disks: Vec<RawDisk>,
 }
@@ -100,9 +102,9 @@ pub struct RawDisk {
 
 /// Reads a layout file into a layout and the rule it must keep.
 pub fn read_layout(path: &Path) -> Result<(Layout, Rule), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     parse_layout(&text, &path.display().to_string())
 }
@@ -152,6 +154,240 @@ pub fn parse_layout(text: &str, origin: &str) -> Result<(Layout, Rule), ConfigEr
             survive_foreign_losses: raw.survive_foreign_losses,
         },
     ))
+}
+
+/// An `exclaved` config file: the roles it names and their settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    /// The node role.
+    pub node: Option<RawNodeRole>,
+    /// The gateway role.
+    pub gateway: Option<RawGatewayRole>,
+    /// Certificates.
+    pub tls: RawTls,
+    /// QUIC transport.
+    #[serde(default)]
+    pub transport: RawTransport,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[node]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeRole {
+    /// Node id (as in the layout).
+    pub id: u32,
+    /// Site name.
+    pub site: String,
+    /// QUIC listen address.
+    pub listen: std::net::SocketAddr,
+    /// Directory of the node's database.
+    pub state_dir: std::path::PathBuf,
+    /// Data directories.
+    pub disks: Vec<RawDataDir>,
+}
+
+/// A data directory of a node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataDir {
+    /// Disk id (as in the layout).
+    pub id: u32,
+    /// Directory (must carry its marker).
+    pub path: std::path::PathBuf,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayRole {
+    /// Gateway id (breaks version ties).
+    pub id: u32,
+    /// Site of the gateway.
+    pub site: String,
+    /// S3 listen address.
+    pub s3_listen: std::net::SocketAddr,
+    /// Admin API listen address.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Directory of the gateway's index and state.
+    pub state_dir: std::path::PathBuf,
+    /// The cluster layout file.
+    pub layout_file: std::path::PathBuf,
+    /// Generation of the master key.
+    pub master_key_id: u32,
+    /// The master key (64 hex digits). A secret.
+    pub master_key_file: std::path::PathBuf,
+    /// The manifest key (64 hex digits). A secret.
+    pub manifest_key_file: std::path::PathBuf,
+    /// S3 credentials (TOML: access_key_id, secret_access_key). A secret.
+    pub s3_credentials_file: std::path::PathBuf,
+    /// Admin API bearer token. A secret.
+    pub admin_token_file: std::path::PathBuf,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Cluster CA certificate (PEM).
+    pub ca_file: std::path::PathBuf,
+    /// This process's certificate (PEM).
+    pub cert_file: std::path::PathBuf,
+    /// This process's private key (PEM). A secret.
+    pub key_file: std::path::PathBuf,
+}
+
+/// `[transport]`: see `net::TransportSettings` for meanings and defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransport {
+    /// MTU from the first packet.
+    pub initial_mtu: Option<u16>,
+    /// Largest MTU path discovery may reach.
+    pub mtu_upper_bound: Option<u16>,
+    /// UDP socket buffers, bytes.
+    pub udp_buffer_bytes: Option<usize>,
+    /// Idle timeout, milliseconds.
+    pub idle_timeout_ms: Option<u64>,
+    /// Per-stream flow-control window, bytes.
+    pub stream_window: Option<u32>,
+    /// Per-connection flow-control window, bytes.
+    pub connection_window: Option<u32>,
+    /// Concurrent streams per peer.
+    pub max_streams: Option<u32>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `auto` (human on a terminal, JSON otherwise), `human` or `json`.
+    pub format: Option<String>,
+    /// Default level filter (`RUST_LOG` overrides).
+    pub level: Option<String>,
+}
+
+/// A daemon config, parsed, with every relative path resolved against the file's directory.
+#[derive(Debug)]
+pub struct DaemonConfig {
+    /// The file it came from.
+    pub path: std::path::PathBuf,
+    /// The raw values (paths resolved).
+    pub raw: RawDaemon,
+    /// Transport settings with defaults filled in.
+    pub transport: crate::net::TransportSettings,
+}
+
+impl RawTransport {
+    fn settings(&self, origin: &str) -> Result<crate::net::TransportSettings, ConfigError> {
+        let d = crate::net::TransportSettings::default();
+        let s = crate::net::TransportSettings {
+            initial_mtu: self.initial_mtu.unwrap_or(d.initial_mtu),
+            mtu_upper_bound: self.mtu_upper_bound.unwrap_or(d.mtu_upper_bound),
+            udp_buffer_bytes: self.udp_buffer_bytes.unwrap_or(d.udp_buffer_bytes),
+            idle_timeout: self
+                .idle_timeout_ms
+                .map_or(d.idle_timeout, std::time::Duration::from_millis),
+            keep_alive: d.keep_alive,
+            stream_window: self.stream_window.unwrap_or(d.stream_window),
+            connection_window: self.connection_window.unwrap_or(d.connection_window),
+            max_streams: self.max_streams.unwrap_or(d.max_streams),
+        };
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Value {
+                path: origin.into(),
+                key: format!("transport.{key}"),
+                message: message.into(),
+            })
+        };
+        if !(1200..=65_000).contains(&s.initial_mtu) {
+            return bad("initial_mtu", "must be within 1200..=65000");
+        }
+        if s.mtu_upper_bound < s.initial_mtu {
+            return bad("mtu_upper_bound", "must be at least initial_mtu");
+        }
+        if s.idle_timeout < std::time::Duration::from_secs(1) {
+            return bad("idle_timeout_ms", "must be at least 1000");
+        }
+        if s.stream_window < 65_536 || s.connection_window < s.stream_window {
+            return bad(
+                "stream_window",
+                "need 65536 <= stream_window <= connection_window",
+            );
+        }
+        Ok(s)
+    }
+}
+
+fn resolve(base: &Path, p: &mut std::path::PathBuf) {
+    if p.is_relative() {
+        *p = base.join(&*p);
+    }
+}
+
+/// Reads an `exclaved` config file.
+pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: origin.clone(),
+        error,
+    })?;
+    let mut raw: RawDaemon = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: origin.clone(),
+        message: e.to_string(),
+    })?;
+    if raw.node.is_none() && raw.gateway.is_none() {
+        return Err(ConfigError::Value {
+            path: origin,
+            key: "node, gateway".into(),
+            message: "the file names no role: add a [node] or a [gateway] section".into(),
+        });
+    }
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    resolve(&base, &mut raw.tls.ca_file);
+    resolve(&base, &mut raw.tls.cert_file);
+    resolve(&base, &mut raw.tls.key_file);
+    if let Some(n) = &mut raw.node {
+        resolve(&base, &mut n.state_dir);
+        for d in &mut n.disks {
+            resolve(&base, &mut d.path);
+        }
+        if !crate::net::tls::valid_site_name(&n.site) {
+            return Err(ConfigError::Value {
+                path: origin,
+                key: "node.site".into(),
+                message: "lower-case letters, digits and '-' only".into(),
+            });
+        }
+        if n.disks.is_empty() {
+            return Err(ConfigError::Value {
+                path: origin,
+                key: "node.disks".into(),
+                message: "a node needs at least one data directory".into(),
+            });
+        }
+    }
+    if let Some(g) = &mut raw.gateway {
+        for p in [
+            &mut g.state_dir,
+            &mut g.layout_file,
+            &mut g.master_key_file,
+            &mut g.manifest_key_file,
+            &mut g.s3_credentials_file,
+            &mut g.admin_token_file,
+        ] {
+            resolve(&base, p);
+        }
+    }
+    let transport = raw.transport.settings(&origin)?;
+    Ok(DaemonConfig {
+        path: path.to_path_buf(),
+        raw,
+        transport,
+    })
 }
 
 #[cfg(test)]

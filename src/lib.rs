@@ -1,11 +1,17 @@
 //! exclave: a data embassy. See `docs/architecture.md` for the codemap.
 //!
-//! Who may call whom: `core` uses nothing else in the crate. Later modules (`net`, `store`,
-//! `meta`) use only `core`; only `coordinator` turns core's commands into network calls;
-//! `gateway` and `node` never import each other; only `main.rs` reads the environment.
+//! Who may call whom: `core` uses nothing else in the crate; `net` and `store` use only
+//! `core`; only `coordinator` turns core's operations into network calls; `node` serves them;
+//! `setup` writes new clusters; only `main.rs` reads the environment and installs signal
+//! handlers.
 
 pub mod config;
+pub mod coordinator;
 pub mod core;
+pub mod net;
+pub mod node;
+pub mod setup;
+pub mod store;
 
 #[cfg(test)]
 mod fixtures;

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod keys;
 pub mod layout;
 pub mod stripe;
+pub mod wire;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,0 +1,277 @@
+//! A client of one node: one QUIC connection, re-established when it drops; one stream per
+//! request.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use tokio::sync::Mutex;
+
+use crate::core::format::ShardHeader;
+use crate::core::hlc::Version;
+use crate::core::ids::{DiskId, ObjectId};
+use crate::core::wire::{BlockStatus, Request, Response, ShardKey, Trailer};
+use crate::net::frame::{self, NetError};
+use crate::net::tls::site_name;
+
+/// Time allowed to establish a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One block as a node returned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockResult {
+    /// The block (its CRC checked by the node; the caller still checks its hash).
+    Ok(Bytes),
+    /// The node found the block corrupt.
+    Corrupt,
+    /// The node does not have it.
+    Missing,
+}
+
+/// A client of one node.
+#[derive(Debug)]
+pub struct NodeClient {
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    site: String,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl NodeClient {
+    /// A client of the node of `site` at `addr`, dialled through `endpoint`.
+    pub fn new(endpoint: Endpoint, addr: SocketAddr, site: &str) -> Self {
+        Self {
+            endpoint,
+            addr,
+            site: site.to_string(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The site this client dials.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    async fn connection(&self) -> Result<Connection, NetError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref()
+            && c.close_reason().is_none()
+        {
+            return Ok(c.clone());
+        }
+        let fail = |reason: String| NetError::Connect {
+            addr: self.addr.to_string(),
+            reason,
+        };
+        let connecting = self
+            .endpoint
+            .connect(self.addr, &site_name(&self.site))
+            .map_err(|e| fail(e.to_string()))?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| fail("timed out".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn open(&self) -> Result<(SendStream, RecvStream), NetError> {
+        let conn = self.connection().await?;
+        match conn.open_bi().await {
+            Ok(s) => Ok(s),
+            Err(_) => {
+                // The connection died since we checked: one fresh attempt.
+                *self.conn.lock().await = None;
+                Ok(self.connection().await?.open_bi().await?)
+            }
+        }
+    }
+
+    async fn call(&self, request: &Request) -> Result<Response, NetError> {
+        let (mut send, mut recv) = self.open().await?;
+        frame::write_frame(&mut send, request).await?;
+        let _ = send.finish();
+        match frame::read_frame::<Response>(&mut recv).await? {
+            Response::Error { code, message } => Err(NetError::Remote { code, message }),
+            r => Ok(r),
+        }
+    }
+
+    /// Asks the node who it is: (node id, site).
+    pub async fn ping(&self) -> Result<(u32, String), NetError> {
+        match self.call(&Request::Ping).await? {
+            Response::Pong { node, site } => Ok((node, site)),
+            r => Err(NetError::Protocol(format!("ping answered {r:?}"))),
+        }
+    }
+
+    /// Starts uploading a shard: send its blocks with [`ShardUpload::send`], then
+    /// [`ShardUpload::finish`] with the header.
+    pub async fn begin_shard(
+        &self,
+        key: ShardKey,
+        disk: DiskId,
+        geometry: crate::core::stripe::Geometry,
+    ) -> Result<ShardUpload, NetError> {
+        let (mut send, recv) = self.open().await?;
+        let request = Request::PutShard {
+            key,
+            disk,
+            k: geometry.profile.k() as u8,
+            m: geometry.profile.m() as u8,
+            block_size: geometry.block_size,
+            size: geometry.size,
+            data_len: geometry.shard_len(),
+        };
+        frame::write_frame(&mut send, &request).await?;
+        Ok(ShardUpload { send, recv })
+    }
+
+    /// Uploads a whole shard whose blocks are at hand.
+    pub async fn put_shard(
+        &self,
+        disk: DiskId,
+        header: &ShardHeader,
+        blocks: &[Bytes],
+    ) -> Result<(), NetError> {
+        let key = ShardKey {
+            object: header.object,
+            version: header.version,
+            shard: header.shard_index.0,
+        };
+        let geometry = header
+            .geometry()
+            .map_err(|e| NetError::Protocol(e.to_string()))?;
+        let mut up = self.begin_shard(key, disk, geometry).await?;
+        for b in blocks {
+            up.send(b.clone()).await?;
+        }
+        up.finish(header).await
+    }
+
+    /// Reads `count` blocks of a shard from stripe `first` on.
+    pub async fn get_blocks(
+        &self,
+        key: ShardKey,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<BlockResult>, NetError> {
+        let (mut send, mut recv) = self.open().await?;
+        frame::write_frame(
+            &mut send,
+            &Request::GetBlocks {
+                key,
+                first_stripe: first,
+                count,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        let n = match frame::read_frame::<Response>(&mut recv).await? {
+            Response::Blocks { count: n } if n == count => n,
+            Response::Error { code, message } => return Err(NetError::Remote { code, message }),
+            r => return Err(NetError::Protocol(format!("get_blocks answered {r:?}"))),
+        };
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut head = [0u8; 5];
+            frame::read_exact(&mut recv, &mut head).await?;
+            let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            match BlockStatus::from_byte(head[0]) {
+                Some(BlockStatus::Ok) if len <= crate::core::format::MAX_BLOCK_SIZE as usize => {
+                    let mut buf = vec![0u8; len];
+                    frame::read_exact(&mut recv, &mut buf).await?;
+                    out.push(BlockResult::Ok(Bytes::from(buf)));
+                }
+                Some(BlockStatus::Corrupt) if len == 0 => out.push(BlockResult::Corrupt),
+                Some(BlockStatus::Missing) if len == 0 => out.push(BlockResult::Missing),
+                _ => return Err(NetError::Protocol("bad block status".into())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A shard's header.
+    pub async fn shard_header(&self, key: ShardKey) -> Result<ShardHeader, NetError> {
+        match self.call(&Request::GetShardHeader { key }).await? {
+            Response::Header { header } => {
+                ShardHeader::decode(&header).map_err(|e| NetError::Protocol(e.to_string()))
+            }
+            r => Err(NetError::Protocol(format!("shard_header answered {r:?}"))),
+        }
+    }
+
+    /// Stores a sealed manifest.
+    pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<(), NetError> {
+        match self.call(&Request::PutManifest { sealed }).await? {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!("put_manifest answered {r:?}"))),
+        }
+    }
+
+    /// Every stored manifest version of an object.
+    pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
+        match self.call(&Request::GetManifests { object }).await? {
+            Response::Manifests { records } => Ok(records),
+            r => Err(NetError::Protocol(format!("manifests answered {r:?}"))),
+        }
+    }
+
+    /// A page of manifests after a cursor.
+    pub async fn list_manifests(
+        &self,
+        after: Option<(ObjectId, Version)>,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        match self.call(&Request::ListManifests { after, limit }).await? {
+            Response::Manifests { records } => Ok(records),
+            r => Err(NetError::Protocol(format!("list_manifests answered {r:?}"))),
+        }
+    }
+
+    /// Sends raw bytes on a new stream and returns what comes back (tests of hostile input).
+    pub async fn raw(&self, bytes: &[u8]) -> Result<Vec<u8>, NetError> {
+        let (mut send, mut recv) = self.open().await?;
+        send.write_all(bytes).await?;
+        let _ = send.finish();
+        recv.read_to_end(1 << 20)
+            .await
+            .map_err(|e| NetError::Read(e.to_string()))
+    }
+}
+
+/// A shard upload in progress.
+#[derive(Debug)]
+pub struct ShardUpload {
+    send: SendStream,
+    recv: RecvStream,
+}
+
+impl ShardUpload {
+    /// Sends the next block (zero-copy into quinn).
+    pub async fn send(&mut self, block: Bytes) -> Result<(), NetError> {
+        self.send.write_chunk(block).await?;
+        Ok(())
+    }
+
+    /// Sends the header and waits until the node says the shard is durable.
+    pub async fn finish(mut self, header: &ShardHeader) -> Result<(), NetError> {
+        let bytes = header
+            .encode()
+            .map_err(|e| NetError::Protocol(e.to_string()))?;
+        frame::write_frame(&mut self.send, &Trailer { header: bytes }).await?;
+        let _ = self.send.finish();
+        match frame::read_frame::<Response>(&mut self.recv).await? {
+            Response::Ok => Ok(()),
+            Response::Error { code, message } => Err(NetError::Remote { code, message }),
+            r => Err(NetError::Protocol(format!("put_shard answered {r:?}"))),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Messages between gateways and nodes: small versioned rkyv frames on QUIC streams.
+//!
+//! A frame is `[u32 LE length][u16 LE protocol version][rkyv archive]`; the length counts the
+//! version and the archive. Shard bytes never ride inside a frame: they follow it raw on the
+//! same stream, so they are streamed, not copied into messages.
+//!
+//! Stream shapes (one request per bidirectional stream):
+//! - `PutShard`: request frame, then exactly `data_len` raw bytes, then a `Trailer` frame with the
+//!   encoded shard header; the node answers one `Response` frame once the shard is durable.
+//! - `GetBlocks`: request frame; the node answers `Response::Blocks { count }`, then per block a
+//!   [`BlockStatus`] byte, a u32 LE length and that many bytes.
+//! - everything else: request frame, response frame.
+
+use crate::core::hlc::Version;
+use crate::core::ids::{DiskId, ObjectId};
+
+/// Protocol version spoken by this build.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest frame accepted (a shard header of a ~20 GiB 4+2 object fits).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// A request from a gateway (or, for reads, a repairing node).
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum Request {
+    /// Liveness and identity.
+    Ping,
+    /// Store a shard (gateway only). Raw bytes and a [`Trailer`] follow.
+    PutShard {
+        /// Which shard.
+        key: ShardKey,
+        /// Disk of the node to write it to.
+        disk: DiskId,
+        /// Data shards per stripe.
+        k: u8,
+        /// Parity shards per stripe.
+        m: u8,
+        /// Block size B.
+        block_size: u32,
+        /// Plaintext size of the object (gives the geometry).
+        size: u64,
+        /// Raw bytes that follow.
+        data_len: u64,
+    },
+    /// Read blocks of a shard (gateway or node).
+    GetBlocks {
+        /// Which shard.
+        key: ShardKey,
+        /// First stripe.
+        first_stripe: u64,
+        /// Number of stripes.
+        count: u64,
+    },
+    /// Read a shard's header (gateway or node).
+    GetShardHeader {
+        /// Which shard.
+        key: ShardKey,
+    },
+    /// Store a sealed manifest (gateway only).
+    PutManifest {
+        /// The sealed manifest, as `Manifest::seal` made it.
+        sealed: Vec<u8>,
+    },
+    /// Every stored manifest version of an object (gateway only).
+    GetManifests {
+        /// The object.
+        object: ObjectId,
+    },
+    /// Manifests in object-id order after a cursor (gateway only; index rebuild, recovery).
+    ListManifests {
+        /// Exclusive start: (object, version) of the last record seen.
+        after: Option<(ObjectId, Version)>,
+        /// Most records to return.
+        limit: u32,
+    },
+}
+
+/// Which shard: object, version and index.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+pub struct ShardKey {
+    /// Object.
+    pub object: ObjectId,
+    /// Version.
+    pub version: Version,
+    /// Shard index.
+    pub shard: u8,
+}
+
+impl ShardKey {
+    /// 49-byte key: object ‖ version (BE) ‖ shard; sorts by object, then version.
+    pub fn to_bytes(self) -> [u8; 49] {
+        let mut b = [0u8; 49];
+        b[..32].copy_from_slice(&self.object.0);
+        b[32..48].copy_from_slice(&self.version.to_bytes());
+        b[48] = self.shard;
+        b
+    }
+}
+
+/// Follows the raw bytes of a `PutShard`.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Trailer {
+    /// The encoded `ShardHeader`.
+    pub header: Vec<u8>,
+}
+
+/// A node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum Response {
+    /// Done (a write is durable).
+    Ok,
+    /// Identity of the node.
+    Pong {
+        /// Node id.
+        node: u32,
+        /// Site name.
+        site: String,
+    },
+    /// `count` blocks follow, each as status byte, u32 LE length, bytes.
+    Blocks {
+        /// Blocks that follow.
+        count: u64,
+    },
+    /// An encoded shard header.
+    Header {
+        /// The bytes.
+        header: Vec<u8>,
+    },
+    /// Sealed manifests.
+    Manifests {
+        /// The records.
+        records: Vec<Vec<u8>>,
+    },
+    /// The request failed.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// Details for logs.
+        message: String,
+    },
+}
+
+/// Kinds of failure a node reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum ErrorCode {
+    /// The peer's role may not do this.
+    Forbidden,
+    /// No such shard or record.
+    NotFound,
+    /// The data is stored but failed its check (and was quarantined).
+    Corrupt,
+    /// The request is malformed or inconsistent.
+    BadRequest,
+    /// The disk named is not served by this node (unmounted, no marker, unknown).
+    NoSuchDisk,
+    /// The protocol version is not spoken here.
+    Unsupported,
+    /// The node failed (I/O error); the write is not durable.
+    Internal,
+}
+
+/// Status byte in front of each block of a `Blocks` response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlockStatus {
+    /// The block follows and matched its CRC.
+    Ok = 0,
+    /// The block failed its CRC; nothing follows (length 0).
+    Corrupt = 1,
+    /// The block is not stored here; nothing follows (length 0).
+    Missing = 2,
+}
+
+impl BlockStatus {
+    /// Parses a status byte.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Self::Ok),
+            1 => Some(Self::Corrupt),
+            2 => Some(Self::Missing),
+            _ => None,
+        }
+    }
+}
+
+/// Errors decoding a frame body.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than the version field.
+    #[error("frame too short")]
+    Truncated,
+    /// Another protocol version.
+    #[error("protocol version {0} is not spoken here (this build speaks {PROTOCOL_VERSION})")]
+    Version(u16),
+    /// Not a valid archive of the expected message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// Longer than [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME}")]
+    TooLarge(usize),
+}
+
+/// Encodes a message as a frame body (version + archive), without the length prefix.
+pub fn encode_body<T>(msg: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+{
+    let mut out = PROTOCOL_VERSION.to_le_bytes().to_vec();
+    // Serializing plain owned data into a growable buffer cannot fail.
+    if let Ok(archive) = rkyv::to_bytes::<rkyv::rancor::Error>(msg) {
+        out.extend_from_slice(&archive);
+    }
+    out
+}
+
+/// Decodes a frame body, validating the archive.
+pub fn decode_body<T>(body: &[u8]) -> Result<T, WireError>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    if body.len() > MAX_FRAME {
+        return Err(WireError::TooLarge(body.len()));
+    }
+    let (version, archive) = body.split_at_checked(2).ok_or(WireError::Truncated)?;
+    let version = u16::from_le_bytes([version[0], version[1]]);
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::Version(version));
+    }
+    let mut aligned: rkyv::util::AlignedVec<16> =
+        rkyv::util::AlignedVec::with_capacity(archive.len());
+    aligned.extend_from_slice(archive);
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned)
+        .map_err(|e| WireError::Malformed(e.to_string()))
+}

@@ -1,0 +1,94 @@
+//! Length-prefixed frames of core's wire messages on QUIC streams.
+
+use quinn::{RecvStream, SendStream};
+
+use crate::core::wire::{self, ErrorCode, MAX_FRAME, WireError};
+
+/// Errors of the transport.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Could not connect.
+    #[error("connect to {addr}: {reason}")]
+    Connect {
+        /// Address dialled.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connection failed.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Writing to a stream failed.
+    #[error("write: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// Reading from a stream failed.
+    #[error("read: {0}")]
+    Read(String),
+    /// The peer sent a frame we cannot decode.
+    #[error("frame: {0}")]
+    Frame(#[from] WireError),
+    /// The peer answered with an error.
+    #[error("remote {code:?}: {message}")]
+    Remote {
+        /// Kind.
+        code: ErrorCode,
+        /// Details.
+        message: String,
+    },
+    /// The peer answered something that does not fit the request.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The operation took too long.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Reads exactly `buf.len()` bytes.
+pub async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
+    recv.read_exact(buf)
+        .await
+        .map_err(|e| NetError::Read(e.to_string()))
+}
+
+/// Reads one frame body (version + archive), refusing lengths beyond [`MAX_FRAME`].
+pub async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, NetError> {
+    let mut len = [0u8; 4];
+    read_exact(recv, &mut len).await?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(WireError::TooLarge(len).into());
+    }
+    let mut body = vec![0u8; len];
+    read_exact(recv, &mut body).await?;
+    Ok(body)
+}
+
+/// Reads and decodes one frame.
+pub async fn read_frame<T>(recv: &mut RecvStream) -> Result<T, NetError>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let body = read_body(recv).await?;
+    Ok(wire::decode_body(&body)?)
+}
+
+/// Encodes and writes one frame.
+pub async fn write_frame<T>(send: &mut SendStream, msg: &T) -> Result<(), NetError>
+where
+    T: for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+{
+    let body = wire::encode_body(msg);
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&body);
+    send.write_all(&framed).await?;
+    Ok(())
+}

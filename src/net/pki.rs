@@ -1,0 +1,100 @@
+//! Issuing the cluster CA and the certificates of nodes and gateways (rcgen).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::net::tls::{GATEWAY_NAME, NODE_NAME, Role, site_name, valid_site_name};
+
+/// A certificate and its private key, PEM-encoded.
+#[derive(Debug)]
+pub struct Issued {
+    /// The certificate (PEM).
+    pub cert_pem: String,
+    /// The private key (PEM). A secret.
+    pub key_pem: String,
+}
+
+/// Errors issuing certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// rcgen failed.
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// The site name cannot be a DNS label.
+    #[error("site name {0:?} must be lower-case letters, digits and '-' (at most 63)")]
+    SiteName(String),
+}
+
+/// The cluster CA.
+#[derive(Debug)]
+pub struct Ca {
+    issued: Issued,
+    key: KeyPair,
+    params: CertificateParams,
+}
+
+impl Ca {
+    /// A new CA for the cluster `name`, valid for 20 years.
+    pub fn new(name: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("exclave cluster CA {name}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        let cert = params.self_signed(&key)?;
+        let issued = Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        };
+        Ok(Self {
+            issued,
+            key,
+            params,
+        })
+    }
+
+    /// The CA's certificate and key.
+    pub fn issued(&self) -> &Issued {
+        &self.issued
+    }
+
+    /// Issues a certificate for a node or gateway at `site`.
+    pub fn issue(&self, role: Role, site: &str, id: u32) -> Result<Issued, PkiError> {
+        if !valid_site_name(site) {
+            return Err(PkiError::SiteName(site.to_string()));
+        }
+        let key = KeyPair::generate()?;
+        let role_name = match role {
+            Role::Gateway => GATEWAY_NAME,
+            Role::Node => NODE_NAME,
+        };
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("{role_name} {id} at {site}"));
+        dn.push(DnType::OrganizationalUnitName, site.to_string());
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![
+            SanType::DnsName(role_name.try_into()?),
+            SanType::DnsName(site_name(site).try_into()?),
+        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}

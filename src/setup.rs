@@ -1,0 +1,318 @@
+//! Cluster set-up: the CA, certificates, keys, credentials, data directories and config files
+//! that `exclave init` (and `exclaved dev`) write.
+//!
+//! Layout of the directory written:
+//!
+//! ```text
+//! DIR/ca.pem  DIR/ca.key (0600: keep offline)  DIR/layout.toml
+//! DIR/<site>/node.toml  node.pem  node.key (0600)  state/  data/disk-<id>/EXCLAVE-DISK
+//! DIR/gateway/gateway.toml  gateway.pem  gateway.key  master.key  manifest.key
+//!             s3-credentials.toml  admin.token   (secrets 0600)
+//! ```
+
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::core::ids::{DiskId, NodeId, SiteId, hex};
+use crate::core::layout::{self, Disk, Layout, Node, Rule, Site};
+use crate::core::stripe::Profile;
+use crate::net::pki::{Ca, PkiError};
+use crate::net::tls::{Role, valid_site_name};
+
+/// What to set up.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Directory to write (must not exist or be empty).
+    pub dir: PathBuf,
+    /// Site names; the first is home.
+    pub sites: Vec<String>,
+    /// Data shards per stripe.
+    pub k: usize,
+    /// Parity shards per stripe.
+    pub m: usize,
+    /// f: foreign sites that may be lost on top of home.
+    pub survive_foreign_losses: usize,
+    /// Address nodes and the gateway bind to.
+    pub bind: IpAddr,
+    /// Node i listens on `base_port + i`; the gateway's S3 on `s3_port`.
+    pub base_port: u16,
+    /// S3 port of the gateway.
+    pub s3_port: u16,
+    /// Data directories per node.
+    pub disks_per_node: u32,
+    /// Capacity recorded per disk (placement weight), bytes.
+    pub disk_capacity: u64,
+}
+
+/// Errors of set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
+    /// The layout breaks the jurisdiction rule.
+    #[error(transparent)]
+    Layout(#[from] layout::LayoutError),
+    /// Certificates.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Files.
+    #[error("{path}: {error}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Error.
+        error: std::io::Error,
+    },
+    /// Data directories.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct Initialized {
+    /// Node config files, one per site, in site order.
+    pub node_configs: Vec<PathBuf>,
+    /// The gateway config file.
+    pub gateway_config: PathBuf,
+    /// The S3 credentials file.
+    pub s3_credentials: PathBuf,
+    /// What the layout check reports.
+    pub report: layout::CheckReport,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |error| InitError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Fills `buf` from the system's secure random generator.
+pub fn random(buf: &mut [u8]) {
+    // aws-lc's generator does not fail on Linux; if it ever did, a zero key must not be used.
+    if aws_lc_rs::rand::fill(buf).is_err() {
+        std::process::abort();
+    }
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    random(&mut b);
+    hex(&b)
+}
+
+fn random_alnum(n: usize, alphabet: &[u8]) -> String {
+    let mut b = vec![0u8; n];
+    random(&mut b);
+    b.iter()
+        .map(|x| alphabet[usize::from(*x) % alphabet.len()] as char)
+        .collect()
+}
+
+/// Writes a file readable by the owner only.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), InitError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(contents).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), InitError> {
+    fs::write(path, contents).map_err(io(path))
+}
+
+/// The layout `init` builds: one node per site, `disks_per_node` disks each.
+fn build_layout(o: &InitOptions) -> Result<Layout, InitError> {
+    let profile = Profile::new(o.k, o.m).map_err(|e| InitError::Options(e.to_string()))?;
+    let mut disk = 0;
+    let sites = o
+        .sites
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Site {
+            id: SiteId(i as u16),
+            name: name.clone(),
+            home: i == 0,
+            nodes: vec![Node {
+                id: NodeId(i as u32 + 1),
+                disks: (0..o.disks_per_node)
+                    .map(|_| {
+                        disk += 1;
+                        Disk {
+                            id: DiskId(disk),
+                            capacity: o.disk_capacity,
+                        }
+                    })
+                    .collect(),
+            }],
+        })
+        .collect();
+    Ok(Layout {
+        epoch: 1,
+        profile,
+        sites,
+    })
+}
+
+/// Sets up a cluster in `o.dir`.
+pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
+    if o.sites.is_empty() {
+        return Err(InitError::Options("give at least one site".into()));
+    }
+    for s in &o.sites {
+        if !valid_site_name(s) || s == "gateway" {
+            return Err(InitError::Options(format!(
+                "site name {s:?}: use lower-case letters, digits and '-' (and not \"gateway\")"
+            )));
+        }
+    }
+    let mut seen = o.sites.clone();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != o.sites.len() {
+        return Err(InitError::Options("site names must differ".into()));
+    }
+    let layout = build_layout(o)?;
+    let rule = Rule {
+        survive_foreign_losses: o.survive_foreign_losses,
+    };
+    let report = layout::check(&layout, rule)?;
+
+    if o.dir.exists() && fs::read_dir(&o.dir).map_err(io(&o.dir))?.next().is_some() {
+        return Err(InitError::Options(format!(
+            "{} exists and is not empty: refusing to overwrite a cluster",
+            o.dir.display()
+        )));
+    }
+    fs::create_dir_all(&o.dir).map_err(io(&o.dir))?;
+    let ca = Ca::new(&o.sites[0])?;
+    write_file(&o.dir.join("ca.pem"), &ca.issued().cert_pem)?;
+    write_secret(&o.dir.join("ca.key"), ca.issued().key_pem.as_bytes())?;
+
+    // The layout file, with node addresses.
+    let mut lt = format!(
+        "# Cluster layout written by `exclave init`. Check it with `exclave layout check --file {}`.\n\
+         epoch = {}\nk = {}\nm = {}\nsurvive_foreign_losses = {}\n",
+        o.dir.join("layout.toml").display(),
+        layout.epoch,
+        o.k,
+        o.m,
+        o.survive_foreign_losses
+    );
+    let addr = |i: usize| SocketAddr::new(o.bind, o.base_port + i as u16);
+    for (i, site) in layout.sites.iter().enumerate() {
+        let _ = write!(
+            lt,
+            "\n[[sites]]\nid = {}\nname = \"{}\"\nhome = {}\n",
+            site.id.0, site.name, site.home
+        );
+        for n in &site.nodes {
+            let disks: Vec<String> = n
+                .disks
+                .iter()
+                .map(|d| format!("{{ id = {}, capacity = {} }}", d.id.0, d.capacity))
+                .collect();
+            let _ = write!(
+                lt,
+                "[[sites.nodes]]\nid = {}\naddr = \"{}\"\ndisks = [{}]\n",
+                n.id.0,
+                addr(i),
+                disks.join(", ")
+            );
+        }
+    }
+    write_file(&o.dir.join("layout.toml"), &lt)?;
+
+    let mut node_configs = Vec::new();
+    for (i, site) in layout.sites.iter().enumerate() {
+        let dir = o.dir.join(&site.name);
+        fs::create_dir_all(dir.join("state")).map_err(io(&dir))?;
+        let node = &site.nodes[0];
+        let issued = ca.issue(Role::Node, &site.name, node.id.0)?;
+        write_file(&dir.join("node.pem"), &issued.cert_pem)?;
+        write_secret(&dir.join("node.key"), issued.key_pem.as_bytes())?;
+        let mut disks = Vec::new();
+        for d in &node.disks {
+            let path = dir.join("data").join(format!("disk-{}", d.id.0));
+            crate::store::init_disk(&path, node.id, d.id)?;
+            disks.push(format!(
+                "{{ id = {}, path = \"data/disk-{}\" }}",
+                d.id.0, d.id.0
+            ));
+        }
+        let cfg = format!(
+            "# Node {id} at site {site}. Start: exclaved --config {path}\n\
+             [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
+             disks = [{disks}]\n\n[tls]\nca_file = \"../ca.pem\"\ncert_file = \"node.pem\"\n\
+             key_file = \"node.key\"\n",
+            id = node.id.0,
+            site = site.name,
+            path = dir.join("node.toml").display(),
+            listen = addr(i),
+            disks = disks.join(", "),
+        );
+        let path = dir.join("node.toml");
+        write_file(&path, &cfg)?;
+        node_configs.push(path);
+    }
+
+    let gw = o.dir.join("gateway");
+    fs::create_dir_all(gw.join("state")).map_err(io(&gw))?;
+    let issued = ca.issue(Role::Gateway, &o.sites[0], 1)?;
+    write_file(&gw.join("gateway.pem"), &issued.cert_pem)?;
+    write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
+    write_secret(
+        &gw.join("master.key"),
+        format!("{}\n", random_hex(32)).as_bytes(),
+    )?;
+    write_secret(
+        &gw.join("manifest.key"),
+        format!("{}\n", random_hex(32)).as_bytes(),
+    )?;
+    let access = format!(
+        "EXC{}",
+        random_alnum(17, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    );
+    let secret = random_alnum(
+        40,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    );
+    let creds = gw.join("s3-credentials.toml");
+    write_secret(
+        &creds,
+        format!("access_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n").as_bytes(),
+    )?;
+    write_secret(
+        &gw.join("admin.token"),
+        format!("{}\n", random_hex(32)).as_bytes(),
+    )?;
+    let gateway_config = gw.join("gateway.toml");
+    let cfg = format!(
+        "# The gateway. Start: exclaved --config {path}\n\
+         [gateway]\nid = 1\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
+         layout_file = \"../layout.toml\"\nmaster_key_id = 1\nmaster_key_file = \"master.key\"\n\
+         manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
+         admin_token_file = \"admin.token\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
+         cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
+        path = gateway_config.display(),
+        site = o.sites[0],
+        s3 = SocketAddr::new(o.bind, o.s3_port),
+    );
+    write_file(&gateway_config, &cfg)?;
+    Ok(Initialized {
+        node_configs,
+        gateway_config,
+        s3_credentials: creds,
+        report,
+    })
+}

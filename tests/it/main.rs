@@ -1,0 +1,12 @@
+//! The integration tests: real `exclaved` processes on loopback, real QUIC, real files.
+
+// Test code: a failed setup should stop the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod nodes;
+mod support;

@@ -1,0 +1,276 @@
+//! A loopback cluster of real processes, and helpers that make tests read like specs.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use exclave::coordinator::NodeClient;
+use exclave::net::{Identity, TransportSettings, endpoint};
+
+/// Path of a binary built by this workspace.
+pub fn bin(name: &str) -> PathBuf {
+    let exclaved = PathBuf::from(env!("CARGO_BIN_EXE_exclaved"));
+    let path = exclaved.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first (./check does)",
+        path.display()
+    );
+    path
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// `n` consecutive free UDP ports on 127.0.0.1.
+pub fn free_ports(n: u16) -> u16 {
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 400) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let base = NEXT_PORT.fetch_add(n + 4, Ordering::SeqCst);
+        let all_free = (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
+/// Runs a command to completion with a time bound.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} took longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A cluster made by `exclave init`, with node processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub sites: Vec<String>,
+    pub base_port: u16,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// `exclave init` for `sites` sites with profile k+m.
+    pub fn init(sites: usize, k: usize, m: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..sites)
+            .map(|i| {
+                if i == 0 {
+                    "home".into()
+                } else {
+                    format!("site-{i}")
+                }
+            })
+            .collect();
+        let base_port = free_ports(sites as u16 + 1);
+        let out = run(
+            Command::new(bin("exclave")).args([
+                "init",
+                "--dir",
+                dir.path().join("c").to_str().unwrap(),
+                "--sites",
+                &names.join(","),
+                "--k",
+                &k.to_string(),
+                "--m",
+                &m.to_string(),
+                "--base-port",
+                &base_port.to_string(),
+                "--s3-port",
+                &(base_port + sites as u16).to_string(),
+            ]),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed = String::from_utf8_lossy(&out.stdout);
+        for name in &names {
+            let cmd = format!(
+                "exclaved --config {}",
+                dir.path().join("c").join(name).join("node.toml").display()
+            );
+            assert!(
+                printed.contains(&cmd),
+                "init did not print `{cmd}`:\n{printed}"
+            );
+        }
+        Self {
+            dir,
+            sites: names,
+            base_port,
+            nodes: (0..sites).map(|_| None).collect(),
+        }
+    }
+
+    /// The cluster directory.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("c")
+    }
+
+    pub fn node_config(&self, i: usize) -> PathBuf {
+        self.root().join(&self.sites[i]).join("node.toml")
+    }
+
+    pub fn node_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + i as u16))
+    }
+
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.root().join(&self.sites[i]).join("exclaved.log")
+    }
+
+    /// Starts node `i` as a process (stderr appended to its log).
+    pub fn start_node(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let child = Command::new(bin("exclaved"))
+            .args(["--config", self.node_config(i).to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i] = Some(child);
+    }
+
+    #[allow(dead_code)]
+    pub fn start_all(&mut self) {
+        for i in 0..self.sites.len() {
+            self.start_node(i);
+        }
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether node `i`'s process is still running.
+    pub fn node_alive(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Lines of node `i`'s log containing `needle`.
+    pub fn log_hits(&self, i: usize, needle: &str) -> usize {
+        std::fs::read_to_string(self.log_path(i))
+            .unwrap_or_default()
+            .matches(needle)
+            .count()
+    }
+
+    /// An identity from the files of `dir` (`gateway.pem` + `gateway.key`, or node files).
+    pub fn identity(&self, cert: &Path, key: &Path) -> Identity {
+        Identity::load(&self.root().join("ca.pem"), cert, key).unwrap()
+    }
+
+    pub fn gateway_identity(&self) -> Identity {
+        let gw = self.root().join("gateway");
+        self.identity(&gw.join("gateway.pem"), &gw.join("gateway.key"))
+    }
+
+    /// Clients of every node, through one endpoint holding `identity`.
+    pub fn clients(&self, identity: &Identity) -> Vec<Arc<NodeClient>> {
+        let ep = endpoint::endpoint(
+            "127.0.0.1:0".parse().unwrap(),
+            identity,
+            &TransportSettings::loopback(),
+            false,
+        )
+        .unwrap();
+        (0..self.sites.len())
+            .map(|i| {
+                Arc::new(NodeClient::new(
+                    ep.clone(),
+                    self.node_addr(i),
+                    &self.sites[i],
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until every started node answers a ping.
+    pub async fn wait_ready(&self, clients: &[Arc<NodeClient>]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (i, c) in clients.iter().enumerate() {
+            if self.nodes[i].is_none() {
+                continue;
+            }
+            loop {
+                match c.ping().await {
+                    Ok((_, site)) => {
+                        assert_eq!(site, self.sites[i]);
+                        break;
+                    }
+                    Err(e) if Instant::now() > deadline => panic!("node {i} not ready: {e}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill_node(i);
+        }
+    }
+}
+
+/// Deterministic test bytes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}

@@ -1,0 +1,48 @@
+//! `exclave init`: what was written and how to start it.
+
+use exclave::setup::{InitOptions, Initialized};
+use serde_json::json;
+
+pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
+    let exclaved = "exclaved";
+    if as_json {
+        let v = json!({
+            "dir": o.dir,
+            "profile": { "k": o.k, "m": o.m },
+            "nodes": done.node_configs.iter().zip(&o.sites).map(|(c, s)| json!({
+                "site": s,
+                "config": c,
+                "command": format!("{exclaved} --config {}", c.display()),
+            })).collect::<Vec<_>>(),
+            "gateway": {
+                "config": done.gateway_config,
+                "command": format!("{exclaved} --config {}", done.gateway_config.display()),
+            },
+            "s3_credentials": done.s3_credentials,
+            "survives_home_plus": done.report.survives_home_plus,
+            "largest_blind_coalition": done.report.largest_blind_coalition,
+        });
+        println!("{v:#}");
+        return;
+    }
+    println!(
+        "cluster written to {} (profile {}+{})\n",
+        o.dir.display(),
+        o.k,
+        o.m
+    );
+    println!("{}\n", done.report);
+    println!("start each node (one per site):");
+    for c in &done.node_configs {
+        println!("  {exclaved} --config {}", c.display());
+    }
+    println!(
+        "\nthen the gateway:\n  {exclaved} --config {}",
+        done.gateway_config.display()
+    );
+    println!("\nS3 credentials: {}", done.s3_credentials.display());
+    println!(
+        "keep {} offline: it issues certificates for this cluster",
+        o.dir.join("ca.key").display()
+    );
+}
