@@ -257,8 +257,20 @@ pub struct ShardUpload {
 impl ShardUpload {
     /// Sends the next block (zero-copy into quinn).
     pub async fn send(&mut self, block: Bytes) -> Result<(), NetError> {
-        self.send.write_chunk(block).await?;
-        Ok(())
+        match self.send.write_chunk(block).await {
+            Ok(()) => Ok(()),
+            Err(quinn::WriteError::Stopped(_)) => Err(self.reason().await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The node stopped reading: its answer says why (refused, bad request, ...).
+    async fn reason(&mut self) -> NetError {
+        match frame::read_frame::<Response>(&mut self.recv).await {
+            Ok(Response::Error { code, message }) => NetError::Remote { code, message },
+            Ok(r) => NetError::Protocol(format!("put_shard answered {r:?} while refusing data")),
+            Err(e) => e,
+        }
     }
 
     /// Sends the header and waits until the node says the shard is durable.
@@ -266,7 +278,10 @@ impl ShardUpload {
         let bytes = header
             .encode()
             .map_err(|e| NetError::Protocol(e.to_string()))?;
-        frame::write_frame(&mut self.send, &Trailer { header: bytes }).await?;
+        match frame::write_frame(&mut self.send, &Trailer { header: bytes }).await {
+            Err(NetError::Write(quinn::WriteError::Stopped(_))) => return Err(self.reason().await),
+            r => r?,
+        }
         let _ = self.send.finish();
         match frame::read_frame::<Response>(&mut self.recv).await? {
             Response::Ok => Ok(()),

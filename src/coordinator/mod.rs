@@ -1,6 +1,8 @@
 //! The only code that turns core's operations into network calls: clients of nodes, and the
-//! put/get drivers that run stripes against a placement.
+//! drivers that run the write quorum and hedged reads of `core::ops` against a placement.
 
 pub mod client;
+mod drive;
 
 pub use client::{BlockResult, NodeClient, ShardUpload};
+pub use drive::{Nodes, PutError, PutReport, ReadError, ShardTarget, StripeSink};

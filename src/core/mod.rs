@@ -8,6 +8,7 @@ pub mod hlc;
 pub mod ids;
 pub mod keys;
 pub mod layout;
+pub mod ops;
 pub mod stripe;
 pub mod wire;
 

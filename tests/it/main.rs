@@ -8,5 +8,6 @@
     unreachable_pub
 )]
 
+mod coordinator;
 mod nodes;
 mod support;

@@ -20,18 +20,18 @@ use exclave::net::tls::Role;
 use crate::support::{Cluster, Rng, bin, run};
 
 /// An object encoded by the core, ready to be spread over nodes 0..k+m.
-struct Encoded {
-    data: Vec<u8>,
-    key: DataKey,
-    geometry: Geometry,
-    object: ObjectId,
-    version: Version,
-    headers: Vec<ShardHeader>,
+pub(crate) struct Encoded {
+    pub(crate) data: Vec<u8>,
+    pub(crate) key: DataKey,
+    pub(crate) geometry: Geometry,
+    pub(crate) object: ObjectId,
+    pub(crate) version: Version,
+    pub(crate) headers: Vec<ShardHeader>,
     /// `blocks[shard][stripe]`.
-    blocks: Vec<Vec<Bytes>>,
+    pub(crate) blocks: Vec<Vec<Bytes>>,
 }
 
-fn encode(rng: &mut Rng, size: usize, block_size: u32, k: usize, m: usize) -> Encoded {
+pub(crate) fn encode(rng: &mut Rng, size: usize, block_size: u32, k: usize, m: usize) -> Encoded {
     let profile = Profile::new(k, m).unwrap();
     let codec = Codec::new(profile);
     let data = rng.bytes(size);
@@ -108,7 +108,7 @@ impl Encoded {
     }
 }
 
-async fn started(sites: usize) -> (Cluster, Vec<Arc<NodeClient>>) {
+pub(crate) async fn started(sites: usize) -> (Cluster, Vec<Arc<NodeClient>>) {
     let mut c = Cluster::init(5, 3, 2);
     for i in 0..sites {
         c.start_node(i);

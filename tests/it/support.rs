@@ -174,6 +174,17 @@ impl Cluster {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`, ...) to node `i`'s process.
+    pub fn signal_node(&mut self, i: usize, signal: &str) {
+        let pid = self.nodes[i].as_ref().expect("node running").id();
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Whether node `i`'s process is still running.
     pub fn node_alive(&mut self, i: usize) -> bool {
         self.nodes[i]

@@ -1,0 +1,397 @@
+//! Drivers of `core::ops`: pipelined shard uploads under a write quorum, hedged range reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::coordinator::client::{BlockResult, NodeClient};
+use crate::core::format::ShardHeader;
+use crate::core::ids::{DiskId, NodeId, SiteId};
+use crate::core::ops::{
+    FetchResult, HedgedRead, ReadCommand, ReadOutcome, WriteOutcome, WriteQuorum,
+};
+use crate::core::stripe::{BlockHash, EncodedStripe, Geometry};
+use crate::core::wire::ShardKey;
+use crate::net::NetError;
+
+/// Blocks queued per shard before the encoder waits (bounds memory per PUT:
+/// `QUEUE * (k + m) * B`).
+const QUEUE: usize = 4;
+
+/// The nodes a coordinator can reach.
+#[derive(Debug, Clone, Default)]
+pub struct Nodes {
+    clients: BTreeMap<NodeId, Arc<NodeClient>>,
+    /// A read fetch older than this is hedged.
+    pub hedge_after: Duration,
+    /// A shard whose queue stays full this long is dropped from the write (and repaired later).
+    pub stall_limit: Duration,
+}
+
+impl Nodes {
+    /// A set of node clients.
+    pub fn new(clients: BTreeMap<NodeId, Arc<NodeClient>>) -> Self {
+        Self {
+            clients,
+            hedge_after: Duration::from_millis(250),
+            stall_limit: Duration::from_secs(10),
+        }
+    }
+
+    /// The client of `node`.
+    pub fn client(&self, node: NodeId) -> Option<&Arc<NodeClient>> {
+        self.clients.get(&node)
+    }
+}
+
+/// Where shard i of a write goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardTarget {
+    /// Site (distinct sites count toward the quorum).
+    pub site: SiteId,
+    /// Node.
+    pub node: NodeId,
+    /// Disk on that node.
+    pub disk: DiskId,
+}
+
+/// Why a PUT failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// Fewer than the needed number of sites made their shard durable.
+    #[error("write quorum not reached: {durable} of {needed} sites durable ({errors})")]
+    NoQuorum {
+        /// Distinct sites durable.
+        durable: usize,
+        /// Needed.
+        needed: usize,
+        /// What went wrong, per shard.
+        errors: String,
+    },
+    /// The producer of stripes went away.
+    #[error("the stripe source ended early")]
+    SourceEnded,
+}
+
+/// What a successful PUT left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutReport {
+    /// Shards not durable: to be recorded for repair.
+    pub missing: Vec<usize>,
+}
+
+enum ShardMsg {
+    Block(Bytes),
+    Finish(Box<ShardHeader>),
+}
+
+/// Feeds stripes of one object to its shard uploads. Create with [`StripeSink::start`], push
+/// each encoded stripe with [`StripeSink::push`], then [`StripeSink::finish`] with the headers.
+#[derive(Debug)]
+pub struct StripeSink {
+    senders: Vec<Option<mpsc::Sender<ShardMsg>>>,
+    tasks: JoinSet<(usize, Result<(), NetError>)>,
+    quorum: WriteQuorum,
+    needed: usize,
+    stall_limit: Duration,
+    dropped: Vec<(usize, String)>,
+    start: Instant,
+}
+
+impl std::fmt::Debug for ShardMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Block(b) => write!(f, "Block({})", b.len()),
+            Self::Finish(_) => f.write_str("Finish"),
+        }
+    }
+}
+
+impl StripeSink {
+    /// Opens one upload per shard. `needed` distinct durable sites make the quorum.
+    pub fn start(
+        nodes: &Nodes,
+        targets: &[ShardTarget],
+        object: crate::core::ids::ObjectId,
+        version: crate::core::hlc::Version,
+        geometry: Geometry,
+        needed: usize,
+        timeout: Duration,
+    ) -> Self {
+        let start = Instant::now();
+        let deadline = timeout.as_millis() as u64;
+        let quorum = WriteQuorum::new(targets.iter().map(|t| t.site).collect(), needed, deadline);
+        let mut senders = Vec::with_capacity(targets.len());
+        let mut tasks = JoinSet::new();
+        for (i, t) in targets.iter().enumerate() {
+            let (tx, mut rx) = mpsc::channel::<ShardMsg>(QUEUE);
+            senders.push(Some(tx));
+            let client = nodes.client(t.node).cloned();
+            let key = ShardKey {
+                object,
+                version,
+                shard: i as u8,
+            };
+            let disk = t.disk;
+            tasks.spawn(async move {
+                let Some(client) = client else {
+                    return (
+                        i,
+                        Err(NetError::Protocol(format!(
+                            "no client for node {:?}",
+                            key.shard
+                        ))),
+                    );
+                };
+                let result = async {
+                    let mut up = client.begin_shard(key, disk, geometry).await?;
+                    while let Some(msg) = rx.recv().await {
+                        match msg {
+                            ShardMsg::Block(b) => up.send(b).await?,
+                            ShardMsg::Finish(h) => return up.finish(&h).await,
+                        }
+                    }
+                    Err(NetError::Protocol("write abandoned".into()))
+                };
+                match tokio::time::timeout(timeout, result).await {
+                    Ok(r) => (i, r),
+                    Err(_) => (i, Err(NetError::Timeout)),
+                }
+            });
+        }
+        Self {
+            senders,
+            tasks,
+            quorum,
+            needed,
+            stall_limit: nodes.stall_limit,
+            dropped: Vec::new(),
+            start,
+        }
+    }
+
+    /// Queues one stripe's blocks; waits while queues are full (back-pressure), and drops a
+    /// shard whose queue stays full past the stall limit.
+    pub async fn push(&mut self, stripe: &EncodedStripe) -> Result<(), PutError> {
+        for (i, block) in stripe.blocks.iter().enumerate() {
+            let Some(tx) = self.senders.get(i).and_then(Option::as_ref) else {
+                continue;
+            };
+            let sent =
+                tokio::time::timeout(self.stall_limit, tx.send(ShardMsg::Block(block.clone())))
+                    .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                self.drop_shard(i, "stalled or failed during the upload");
+            }
+        }
+        if self.quorum.outcome() == WriteOutcome::Impossible {
+            let errors = self
+                .dropped
+                .iter()
+                .map(|(i, e)| format!("shard {i}: {e}"))
+                .collect::<Vec<_>>();
+            return Err(PutError::NoQuorum {
+                durable: 0,
+                needed: self.needed,
+                errors: errors.join("; "),
+            });
+        }
+        Ok(())
+    }
+
+    fn drop_shard(&mut self, i: usize, why: &str) {
+        self.senders[i] = None;
+        self.quorum.handle_failed(i);
+        self.dropped.push((i, why.to_string()));
+    }
+
+    /// Sends each shard its header and waits for the uploads; Ok when the quorum holds.
+    pub async fn finish(mut self, headers: Vec<ShardHeader>) -> Result<PutReport, PutError> {
+        for (i, h) in headers.into_iter().enumerate() {
+            if let Some(tx) = self.senders.get_mut(i).and_then(Option::take)
+                && tx.send(ShardMsg::Finish(Box::new(h))).await.is_err()
+            {
+                self.dropped.push((i, "upload ended early".into()));
+            }
+        }
+        let mut errors = std::mem::take(&mut self.dropped)
+            .into_iter()
+            .map(|(i, e)| format!("shard {i}: {e}"))
+            .collect::<Vec<_>>();
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok((i, Ok(()))) => self.quorum.handle_durable(i),
+                Ok((i, Err(e))) => {
+                    self.quorum.handle_failed(i);
+                    errors.push(format!("shard {i}: {e}"));
+                }
+                Err(e) => errors.push(format!("upload task: {e}")),
+            }
+        }
+        self.quorum
+            .handle_timeout(self.start.elapsed().as_millis() as u64);
+        match self.quorum.outcome() {
+            WriteOutcome::Reached => Ok(PutReport {
+                missing: self.quorum.missing(),
+            }),
+            _ => {
+                let durable = self.senders.len() - self.quorum.missing().len();
+                Err(PutError::NoQuorum {
+                    durable,
+                    needed: self.needed,
+                    errors: errors.join("; "),
+                })
+            }
+        }
+    }
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Fewer than k shards of the range could be had.
+    #[error("only {good} good shards of the {needed} needed for stripes {first}..{end} ({errors})")]
+    NotEnough {
+        /// Good shards found.
+        good: usize,
+        /// k.
+        needed: usize,
+        /// First stripe.
+        first: u64,
+        /// End stripe (exclusive).
+        end: u64,
+        /// What went wrong.
+        errors: String,
+    },
+}
+
+impl Nodes {
+    /// Fetches stripes `first..first + count` from k good shards: data shards first, bad ones
+    /// replaced at once, late ones hedged. Every block is checked against `hashes` (stripe-major,
+    /// k + m per stripe, as in the manifest). Returns, per stripe, one slot per shard (k filled)
+    /// and the shards found bad.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_range(
+        &self,
+        targets: &[ShardTarget],
+        object: crate::core::ids::ObjectId,
+        version: crate::core::hlc::Version,
+        k: usize,
+        hashes: &[BlockHash],
+        first: u64,
+        count: u64,
+    ) -> Result<(Vec<Vec<Option<Bytes>>>, Vec<usize>), ReadError> {
+        let n = targets.len();
+        let started = Instant::now();
+        let now = || started.elapsed().as_millis() as u64;
+        let mut read = HedgedRead::new(k, (0..n).collect(), self.hedge_after.as_millis() as u64);
+        let mut fetches: JoinSet<(usize, Result<Vec<BlockResult>, NetError>)> = JoinSet::new();
+        let mut got: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+        let mut bad = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            for ReadCommand::Fetch(i) in read.poll_commands(now()) {
+                let client = self.client(targets[i].node).cloned();
+                let key = ShardKey {
+                    object,
+                    version,
+                    shard: i as u8,
+                };
+                fetches.spawn(async move {
+                    match client {
+                        Some(c) => (i, c.get_blocks(key, first, count).await),
+                        None => (i, Err(NetError::Protocol("no client for the node".into()))),
+                    }
+                });
+            }
+            match read.outcome() {
+                ReadOutcome::Ready(chosen) => {
+                    let stripes = (0..count as usize)
+                        .map(|s| {
+                            (0..n)
+                                .map(|i| {
+                                    if chosen.contains(&i) {
+                                        got.get(&i).map(|b| b[s].clone())
+                                    } else {
+                                        None
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    return Ok((stripes, bad));
+                }
+                ReadOutcome::Failed { .. } => {
+                    return Err(ReadError::NotEnough {
+                        good: got.len(),
+                        needed: k,
+                        first,
+                        end: first + count,
+                        errors: errors.join("; "),
+                    });
+                }
+                ReadOutcome::Pending => {}
+            }
+            let wait = read
+                .poll_deadline()
+                .map(|d| Duration::from_millis(d.saturating_sub(now())))
+                .unwrap_or(Duration::from_secs(3600));
+            let joined = tokio::select! {
+                j = fetches.join_next() => j,
+                _ = tokio::time::sleep(wait) => continue,
+            };
+            let Some(joined) = joined else {
+                // Nothing in flight and nothing left to ask.
+                return Err(ReadError::NotEnough {
+                    good: got.len(),
+                    needed: k,
+                    first,
+                    end: first + count,
+                    errors: errors.join("; "),
+                });
+            };
+            let Ok((i, result)) = joined else { continue };
+            let verdict = match result {
+                Ok(blocks) => {
+                    let mut ok = Vec::with_capacity(blocks.len());
+                    for (s, b) in blocks.into_iter().enumerate() {
+                        let expect = hashes.get((first as usize + s) * n + i);
+                        match b {
+                            BlockResult::Ok(bytes) if expect == Some(&BlockHash::of(&bytes)) => {
+                                ok.push(bytes);
+                            }
+                            other => {
+                                let what = match other {
+                                    BlockResult::Ok(_) => "hash mismatch",
+                                    BlockResult::Corrupt => "corrupt",
+                                    BlockResult::Missing => "missing",
+                                };
+                                errors.push(format!(
+                                    "shard {i} stripe {}: {what}",
+                                    first as usize + s
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    if ok.len() == count as usize {
+                        got.insert(i, ok);
+                        FetchResult::Good
+                    } else {
+                        bad.push(i);
+                        FetchResult::Bad
+                    }
+                }
+                Err(e) => {
+                    errors.push(format!("shard {i}: {e}"));
+                    FetchResult::Bad
+                }
+            };
+            read.handle_result(i, verdict);
+        }
+    }
+}
