@@ -3,6 +3,7 @@
 
 pub mod client;
 mod drive;
+pub mod object;
 
 pub use client::{BlockResult, NodeClient, ShardUpload};
 pub use drive::{Nodes, PutError, PutReport, ReadError, ShardTarget, StripeSink};

@@ -10,4 +10,5 @@
 
 mod coordinator;
 mod nodes;
+mod objects;
 mod support;

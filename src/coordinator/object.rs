@@ -1,0 +1,519 @@
+//! Whole objects over the cluster: seal, code and upload under the write quorum, then write the
+//! sealed manifest to a manifest quorum; and back: find the newest manifest at a read quorum,
+//! fetch stripes (hedged), decode and open, streamed batch by batch.
+//!
+//! Manifest quorums: a manifest goes to every distinct node of the placement (N of them);
+//! a write needs W = min(k + 1, N) acknowledgements, a read asks until R = N - W + 1 have
+//! answered, so every read quorum overlaps every write quorum (read-after-write).
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::coordinator::drive::{Nodes, PutError, ReadError, ShardTarget, StripeSink};
+use crate::core::format::{FormatError, Manifest, ManifestBody, ObjectMeta, ShardHeader};
+use crate::core::hlc::{Hlc, Version};
+use crate::core::ids::{NodeId, ObjectId, ShardIndex};
+use crate::core::keys::{DataKey, KeyError, ManifestKey, MasterKey};
+use crate::core::layout::{self, Layout, Plan};
+use crate::core::stripe::{Codec, DecodeError, EncodedStripe, Geometry, StripeContext};
+
+/// Stripes fetched per read request.
+const READ_BATCH: u64 = 8;
+
+/// Errors of object operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The shard write quorum was not reached.
+    #[error(transparent)]
+    Put(#[from] PutError),
+    /// The manifest quorum was not reached.
+    #[error("manifest written to {durable} of the {needed} nodes needed")]
+    ManifestQuorum {
+        /// Acknowledged.
+        durable: usize,
+        /// Needed.
+        needed: usize,
+    },
+    /// Not enough manifest replicas answered.
+    #[error("only {answered} of the {needed} nodes needed answered for the manifest")]
+    ReadQuorum {
+        /// Answered.
+        answered: usize,
+        /// Needed.
+        needed: usize,
+    },
+    /// Reading the body failed.
+    #[error("reading the body: {0}")]
+    Body(#[from] std::io::Error),
+    /// The body was not as long as announced.
+    #[error("the body ended after {got} of {expected} bytes")]
+    ShortBody {
+        /// Bytes read.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+    },
+    /// Fetching stripes failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A stripe did not decode (should be impossible after hash checks: a forgery or a bug).
+    #[error("stripe {stripe}: {error}")]
+    Decode {
+        /// Stripe.
+        stripe: u64,
+        /// Why.
+        error: DecodeError,
+    },
+    /// Key handling.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A manifest could not be sealed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A background task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What to store with an object.
+#[derive(Clone, Debug, Default)]
+pub struct PutInput {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Exact body length.
+    pub size: u64,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// User metadata.
+    pub user_metadata: Vec<(String, String)>,
+}
+
+/// The object store of a gateway: keys, layout and nodes.
+#[derive(Debug)]
+pub struct Objects {
+    nodes: Nodes,
+    layout: Layout,
+    plan: Plan,
+    master: MasterKey,
+    manifest_key: ManifestKey,
+    hlc: Mutex<Hlc>,
+    block_size: u32,
+    codec: Arc<Codec>,
+    write_timeout: Duration,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    crate::setup::random(&mut b);
+    b
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Objects {
+    /// An object store over `nodes` with `layout` (already checked into `plan`).
+    pub fn new(
+        nodes: Nodes,
+        layout: Layout,
+        plan: Plan,
+        master: MasterKey,
+        manifest_key: ManifestKey,
+        hlc: Hlc,
+        block_size: u32,
+    ) -> Self {
+        let codec = Arc::new(Codec::new(layout.profile));
+        Self {
+            nodes,
+            layout,
+            plan,
+            master,
+            manifest_key,
+            hlc: Mutex::new(hlc),
+            block_size,
+            codec,
+            write_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
+        layout::place(&self.layout, &self.plan, object)
+            .into_iter()
+            .map(|l| ShardTarget {
+                site: l.site,
+                node: l.node,
+                disk: l.disk,
+            })
+            .collect()
+    }
+
+    fn stamp(&self) -> Version {
+        let mut hlc = self
+            .hlc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hlc.stamp(wall_ms())
+    }
+
+    fn manifest_nodes(targets: &[ShardTarget]) -> Vec<NodeId> {
+        targets
+            .iter()
+            .map(|t| t.node)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn write_quorum(&self, n_nodes: usize) -> usize {
+        (self.layout.profile.k() + 1).min(n_nodes)
+    }
+
+    /// Stores an object read from `body` (exactly `input.size` bytes): never more than a few
+    /// stripes in memory. Returns the manifest written.
+    pub async fn put(
+        &self,
+        input: PutInput,
+        mut body: impl AsyncRead + Unpin,
+    ) -> Result<Manifest, ObjectError> {
+        let object = self.manifest_key.object_id(&input.bucket, &input.key);
+        let version = self.stamp();
+        let dek = DataKey::from_bytes(random());
+        let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
+        let targets = self.targets(&object);
+        let profile = self.layout.profile;
+        let geometry = Geometry {
+            profile,
+            block_size: self.block_size,
+            size: input.size,
+        };
+        let needed = self.write_quorum(targets.len());
+        let mut sink = StripeSink::start(
+            &self.nodes,
+            &targets,
+            object,
+            version,
+            geometry,
+            needed,
+            self.write_timeout,
+        );
+
+        let n = geometry.stripe_count();
+        let mut crcs: Vec<Vec<u32>> = vec![Vec::with_capacity(n as usize); profile.n()];
+        let mut hashes = Vec::with_capacity(n as usize * profile.n());
+        let mut read_total = 0u64;
+        // One stripe is encoded on a blocking thread while the previous one is sent.
+        let mut pending: Option<tokio::task::JoinHandle<Result<EncodedStripe, ObjectError>>> = None;
+        for s in 0..n {
+            let len = geometry.stripe_len(s);
+            let mut buf = vec![0u8; len];
+            body.read_exact(&mut buf)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => ObjectError::ShortBody {
+                        got: read_total,
+                        expected: input.size,
+                    },
+                    _ => ObjectError::Body(e),
+                })?;
+            read_total += len as u64;
+            buf.reserve_exact(profile.k() * self.block_size as usize - len);
+            let (codec, key, bs) = (self.codec.clone(), dek.clone(), self.block_size);
+            let ctx = StripeContext {
+                object,
+                version,
+                index: s,
+                last: s + 1 == n,
+            };
+            let next = tokio::task::spawn_blocking(move || {
+                codec
+                    .encode(&key, &ctx, buf, bs)
+                    .map_err(|e| ObjectError::Internal(e.to_string()))
+            });
+            if let Some(prev) = pending.replace(next) {
+                let stripe = prev
+                    .await
+                    .map_err(|e| ObjectError::Internal(e.to_string()))??;
+                collect(&stripe, &mut crcs, &mut hashes);
+                sink.push(&stripe).await?;
+            }
+        }
+        if let Some(last) = pending {
+            let stripe = last
+                .await
+                .map_err(|e| ObjectError::Internal(e.to_string()))??;
+            collect(&stripe, &mut crcs, &mut hashes);
+            sink.push(&stripe).await?;
+        }
+        let mut extra = [0u8; 1];
+        if body.read(&mut extra).await? != 0 {
+            return Err(ObjectError::ShortBody {
+                got: input.size + 1,
+                expected: input.size,
+            });
+        }
+
+        let placement: Vec<_> = layout::place(&self.layout, &self.plan, &object);
+        let headers = (0..profile.n())
+            .map(|i| ShardHeader {
+                object,
+                version,
+                shard_index: ShardIndex(i as u8),
+                k: profile.k() as u8,
+                m: profile.m() as u8,
+                block_size: self.block_size,
+                size: input.size,
+                layout_epoch: self.layout.epoch,
+                placement: placement.clone(),
+                crcs: std::mem::take(&mut crcs[i]),
+                block_hashes: hashes.clone(),
+            })
+            .collect();
+        let _report = sink.finish(headers).await?;
+
+        let manifest = Manifest {
+            bucket: input.bucket,
+            key: input.key,
+            object,
+            version,
+            created_ms: wall_ms(),
+            body: ManifestBody::Object(ObjectMeta {
+                size: input.size,
+                content_type: input.content_type,
+                user_metadata: input.user_metadata,
+                headers: Vec::new(),
+                etag: String::new(),
+                checksums: Vec::new(),
+                dek: wrapped,
+                k: profile.k() as u8,
+                m: profile.m() as u8,
+                block_size: self.block_size,
+                layout_epoch: self.layout.epoch,
+                placement,
+                block_hashes: hashes,
+                inline: false,
+                parts: Vec::new(),
+            }),
+        };
+        self.write_manifest(&manifest, &targets).await?;
+        Ok(manifest)
+    }
+
+    async fn write_manifest(
+        &self,
+        manifest: &Manifest,
+        targets: &[ShardTarget],
+    ) -> Result<(), ObjectError> {
+        let sealed = manifest.seal(&self.manifest_key, random())?;
+        let nodes = Self::manifest_nodes(targets);
+        let needed = self.write_quorum(nodes.len());
+        let mut set = tokio::task::JoinSet::new();
+        for n in nodes {
+            let (client, sealed) = (self.nodes.client(n).cloned(), sealed.clone());
+            set.spawn(async move {
+                match client {
+                    Some(c) => c.put_manifest(sealed).await.is_ok(),
+                    None => false,
+                }
+            });
+        }
+        let mut durable = 0;
+        while let Some(r) = set.join_next().await {
+            durable += usize::from(r.unwrap_or(false));
+        }
+        if durable < needed {
+            return Err(ObjectError::ManifestQuorum { durable, needed });
+        }
+        Ok(())
+    }
+
+    /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is
+    /// returned as such).
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<Manifest>, ObjectError> {
+        let object = self.manifest_key.object_id(bucket, key);
+        let nodes = Self::manifest_nodes(&self.targets(&object));
+        let needed = nodes.len() - self.write_quorum(nodes.len()) + 1;
+        let mut set = tokio::task::JoinSet::new();
+        for n in nodes {
+            let client = self.nodes.client(n).cloned();
+            set.spawn(async move {
+                match client {
+                    Some(c) => c.manifests(object).await.ok(),
+                    None => None,
+                }
+            });
+        }
+        let mut answered = 0;
+        let mut newest: Option<Manifest> = None;
+        while let Some(r) = set.join_next().await {
+            let Ok(Some(records)) = r else { continue };
+            answered += 1;
+            for rec in records {
+                // A record that does not open (forged, rolled back into another id) is ignored.
+                let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
+                    continue;
+                };
+                if m.object == object && newest.as_ref().is_none_or(|n| m.version > n.version) {
+                    newest = Some(m);
+                }
+            }
+            if answered >= needed {
+                // Any read quorum overlaps every write quorum: the newest acked version is here.
+                break;
+            }
+        }
+        if answered < needed {
+            return Err(ObjectError::ReadQuorum { answered, needed });
+        }
+        if let Some(m) = &newest {
+            self.hlc
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(m.version);
+        }
+        Ok(newest)
+    }
+
+    /// A reader of `range` (plaintext bytes) of the object `manifest` describes.
+    pub fn reader(
+        &self,
+        manifest: &Manifest,
+        range: Range<u64>,
+    ) -> Result<ObjectReader<'_>, ObjectError> {
+        let ManifestBody::Object(meta) = &manifest.body else {
+            return Err(ObjectError::Internal("a tombstone has no body".into()));
+        };
+        let key = self
+            .master
+            .unwrap_data_key(&meta.dek, &manifest.object, manifest.version)?;
+        let geometry = meta.geometry()?;
+        let range = range.start.min(meta.size)..range.end.min(meta.size);
+        let stripes = if meta.size == 0 {
+            0..0
+        } else {
+            geometry.stripes_for(range.clone())
+        };
+        let targets = meta
+            .placement
+            .iter()
+            .map(|l| ShardTarget {
+                site: l.site,
+                node: l.node,
+                disk: l.disk,
+            })
+            .collect();
+        Ok(ObjectReader {
+            objects: self,
+            object: manifest.object,
+            version: manifest.version,
+            meta: meta.clone(),
+            key,
+            geometry,
+            targets,
+            range,
+            next: stripes.start,
+            end: stripes.end,
+        })
+    }
+}
+
+fn collect(
+    stripe: &EncodedStripe,
+    crcs: &mut [Vec<u32>],
+    hashes: &mut Vec<crate::core::stripe::BlockHash>,
+) {
+    for (i, c) in stripe.crcs.iter().enumerate() {
+        crcs[i].push(*c);
+    }
+    hashes.extend_from_slice(&stripe.hashes);
+}
+
+/// Streams an object's plaintext, a batch of stripes at a time.
+#[derive(Debug)]
+pub struct ObjectReader<'a> {
+    objects: &'a Objects,
+    object: ObjectId,
+    version: Version,
+    meta: ObjectMeta,
+    key: DataKey,
+    geometry: Geometry,
+    targets: Vec<ShardTarget>,
+    range: Range<u64>,
+    next: u64,
+    end: u64,
+}
+
+impl ObjectReader<'_> {
+    /// The next piece of plaintext, or `None` at the end of the range.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let first = self.next;
+        let count = READ_BATCH.min(self.end - first);
+        self.next += count;
+        Some(self.batch(first, count).await)
+    }
+
+    async fn batch(&self, first: u64, count: u64) -> Result<Bytes, ObjectError> {
+        let k = self.geometry.profile.k();
+        let (stripes, _bad) = self
+            .objects
+            .nodes
+            .read_range(
+                &self.targets,
+                self.object,
+                self.version,
+                k,
+                &self.meta.block_hashes,
+                first,
+                count,
+            )
+            .await?;
+        let (codec, key, geometry, meta) = (
+            self.objects.codec.clone(),
+            self.key.clone(),
+            self.geometry,
+            self.meta.clone(),
+        );
+        let (object, version, range) = (self.object, self.version, self.range.clone());
+        let total = geometry.stripe_count();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (j, offer) in stripes.iter().enumerate() {
+                let s = first + j as u64;
+                let ctx = StripeContext {
+                    object,
+                    version,
+                    index: s,
+                    last: s + 1 == total,
+                };
+                let opened = codec
+                    .decode(
+                        &key,
+                        &ctx,
+                        geometry.stripe_len(s),
+                        offer,
+                        meta.stripe_hashes(s),
+                    )
+                    .map_err(|error| ObjectError::Decode { stripe: s, error })?;
+                let sr = geometry.stripe_range(s);
+                let lo = range.start.max(sr.start) - sr.start;
+                let hi = range.end.min(sr.end) - sr.start;
+                out.extend_from_slice(&opened.plaintext[lo as usize..hi as usize]);
+            }
+            Ok(Bytes::from(out))
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(e.to_string()))?
+    }
+}
