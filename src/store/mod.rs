@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::core::format::{FormatError, ManifestEnvelope, ShardHeader};
 use crate::core::hlc::Version;
@@ -307,6 +307,61 @@ impl Store {
             .collect())
     }
 
+    /// Moves a stored shard aside: the file goes to the disk's `quarantine/`, the reason and
+    /// place into the quarantine ledger, and the shard is no longer served. Nothing is deleted.
+    pub fn quarantine(
+        &self,
+        key: &ShardKey,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<PathBuf, StoreError> {
+        let (disk, header) = self.header(key)?;
+        let from = self.shard_path(disk, key)?;
+        let root = &self.disks[&disk];
+        let name = from
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = root.join("quarantine").join(format!("{name}.{now_ms}"));
+        fs::create_dir_all(root.join("quarantine")).map_err(io(root))?;
+        match fs::rename(&from, &to) {
+            Ok(()) => fsync_dir(&root.join("quarantine"))?,
+            // The file was already gone: the ledger still records what was lost.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: from,
+                    error: e,
+                });
+            }
+        }
+        let mut record = format!(
+            "at_ms = {now_ms}\ndisk = {}\nfile = {}\nreason = {reason}\n",
+            disk.0,
+            to.display()
+        )
+        .into_bytes();
+        record.extend_from_slice(&header.encode()?);
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+            let mut qkey = key.to_bytes().to_vec();
+            qkey.extend_from_slice(&now_ms.to_be_bytes());
+            q.insert(&qkey[..], &record[..]).map_err(db_err)?;
+            let mut h = txn.open_table(HEADERS).map_err(db_err)?;
+            h.remove(&key.to_bytes()[..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(to)
+    }
+
+    /// Number of entries in the quarantine ledger.
+    pub fn quarantined(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(QUARANTINE).map_err(db_err)?;
+        t.len().map_err(db_err)
+    }
+
     /// Stores a sealed manifest under its (object, version).
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
@@ -455,5 +510,119 @@ impl ShardWriter {
     /// Gives up on the shard (the peer went away): the temp file is removed.
     pub fn abort(self) {
         let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::format::ShardHeader;
+    use crate::core::hlc::Version;
+    use crate::core::ids::{GatewayId, ShardIndex};
+    use crate::core::stripe::Profile;
+
+    fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
+        ShardHeader {
+            object: ObjectId([4; 32]),
+            version: Version {
+                physical_ms: 1,
+                logical: 0,
+                gateway: GatewayId(1),
+            },
+            shard_index: ShardIndex(0),
+            k: 2,
+            m: 1,
+            block_size: 64,
+            size,
+            layout_epoch: 1,
+            placement: vec![
+                crate::core::layout::ShardLocation {
+                    site: crate::core::ids::SiteId(0),
+                    node: NodeId(1),
+                    disk: DiskId(1),
+                };
+                3
+            ],
+            crcs,
+            block_hashes: vec![crate::core::stripe::BlockHash([0; 32]); 3 * 2],
+        }
+    }
+
+    #[test]
+    fn a_quarantined_shard_is_moved_aside_recorded_and_no_longer_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+        let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+        // 150 bytes with k = 2, B = 64: a stripe holds 112 -> one full stripe and one short one.
+        let g = Geometry {
+            profile: Profile::new(2, 1).unwrap(),
+            block_size: 64,
+            size: 150,
+        };
+        assert_eq!(g.stripe_count(), 2);
+        let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+        let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+        let h = header(crcs, 150);
+        let key = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: 0,
+        };
+        let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+        w.write(&data).unwrap();
+        w.finish(&store, &h).unwrap();
+        assert!(matches!(
+            store.read_blocks(&key, 0, 2).unwrap()[..],
+            [BlockRead::Ok(_), BlockRead::Ok(_)]
+        ));
+
+        let moved = store
+            .quarantine(&key, "scrub: CRC mismatch in stripe 1", 42)
+            .unwrap();
+        assert!(moved.starts_with(disk.join("quarantine")));
+        assert_eq!(
+            fs::read(&moved).unwrap(),
+            data,
+            "quarantine keeps the bytes"
+        );
+        assert_eq!(store.quarantined().unwrap(), 1);
+        assert!(matches!(
+            store.read_blocks(&key, 0, 1),
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn a_disk_without_its_marker_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        fs::create_dir_all(&disk).unwrap();
+        let err = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap_err();
+        assert!(matches!(err, StoreError::NoMarker { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_shard_whose_crcs_differ_from_its_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+        let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+        let g = Geometry {
+            profile: Profile::new(2, 1).unwrap(),
+            block_size: 64,
+            size: 150,
+        };
+        let h = header(vec![1, 2], 150);
+        let key = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: 0,
+        };
+        let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+        w.write(&vec![0u8; g.shard_len() as usize]).unwrap();
+        assert!(matches!(w.finish(&store, &h), Err(StoreError::BadShard(_))));
+        assert!(matches!(store.header(&key), Err(StoreError::NotFound)));
+        assert_eq!(fs::read_dir(disk.join("tmp")).unwrap().count(), 0);
     }
 }
