@@ -8,6 +8,7 @@
 pub mod config;
 pub mod coordinator;
 pub mod core;
+pub mod meta;
 pub mod net;
 pub mod node;
 pub mod setup;

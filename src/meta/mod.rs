@@ -1,0 +1,333 @@
+//! The gateway's index: (bucket, key) → current version, in an embedded ordered database
+//! (redb), and S3 listing over it. The index is a cache of the manifests at the nodes: it can
+//! always be rebuilt from them (newest version wins, whoever applies it first).
+//!
+//! Keys sort as S3 lists them: by the UTF-8 bytes of the key, within a bucket.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::core::hlc::Version;
+
+const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
+const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects");
+
+/// Errors of the index.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// Database error.
+    #[error("index database: {0}")]
+    Db(String),
+    /// A stored entry does not decode.
+    #[error("index entry is malformed")]
+    Malformed,
+    /// A continuation token we did not issue.
+    #[error("invalid continuation token")]
+    BadToken,
+}
+
+fn db_err(e: impl std::fmt::Display) -> MetaError {
+    MetaError::Db(e.to_string())
+}
+
+/// The current version of one key, as listings need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Current version.
+    pub version: Version,
+    /// Plaintext size.
+    pub size: u64,
+    /// S3 ETag (without quotes).
+    pub etag: String,
+    /// Last-Modified, ms since the epoch.
+    pub modified_ms: u64,
+    /// The current version is a delete.
+    pub deleted: bool,
+}
+
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16 + 8 + 8 + 1 + self.etag.len());
+        v.extend_from_slice(&self.version.to_bytes());
+        v.extend_from_slice(&self.size.to_le_bytes());
+        v.extend_from_slice(&self.modified_ms.to_le_bytes());
+        v.push(u8::from(self.deleted));
+        v.extend_from_slice(self.etag.as_bytes());
+        v
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, MetaError> {
+        if b.len() < 33 {
+            return Err(MetaError::Malformed);
+        }
+        let mut ver = [0u8; 16];
+        ver.copy_from_slice(&b[..16]);
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&b[16..24]);
+        let mut modified = [0u8; 8];
+        modified.copy_from_slice(&b[24..32]);
+        Ok(Self {
+            version: Version::from_bytes(ver),
+            size: u64::from_le_bytes(size),
+            modified_ms: u64::from_le_bytes(modified),
+            deleted: b[32] != 0,
+            etag: String::from_utf8(b[33..].to_vec()).map_err(|_| MetaError::Malformed)?,
+        })
+    }
+}
+
+/// What to list (ListObjectsV2 / ListObjects parameters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Roll keys up to the first occurrence of this after the prefix.
+    pub delimiter: Option<String>,
+    /// Start after this key (exclusive): `start-after` or V1's `marker`.
+    pub start_after: Option<String>,
+    /// A token from a previous page (takes precedence over `start_after`).
+    pub continuation: Option<String>,
+    /// Most keys plus common prefixes returned (S3 caps it at 1000).
+    pub max_keys: usize,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Keys and their entries, in order.
+    pub contents: Vec<(String, Entry)>,
+    /// Common prefixes, in order.
+    pub common_prefixes: Vec<String>,
+    /// More follow.
+    pub truncated: bool,
+    /// Token for the next page (when truncated).
+    pub next_token: Option<String>,
+    /// The last key or prefix returned (V1's NextMarker).
+    pub next_marker: Option<String>,
+}
+
+/// The index.
+#[derive(Debug)]
+pub struct Index {
+    db: Database,
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + bucket.len() + key.len());
+    k.extend_from_slice(&(bucket.len() as u16).to_be_bytes());
+    k.extend_from_slice(bucket.as_bytes());
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The smallest byte string greater than every string starting with `p`, if any.
+fn successor(p: &[u8]) -> Option<Vec<u8>> {
+    let mut v = p.to_vec();
+    while let Some(last) = v.pop() {
+        if last < 0xff {
+            v.push(last + 1);
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self, MetaError> {
+        let db = Database::create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(BUCKETS).map_err(db_err)?;
+        txn.open_table(OBJECTS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    /// Records a bucket; false if it existed.
+    pub fn create_bucket(&self, bucket: &str, now_ms: u64) -> Result<bool, MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let created = {
+            let mut t = txn.open_table(BUCKETS).map_err(db_err)?;
+            let exists = t.get(bucket).map_err(db_err)?.is_some();
+            if !exists {
+                t.insert(bucket, now_ms).map_err(db_err)?;
+            }
+            !exists
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(created)
+    }
+
+    /// Buckets and their creation times, by name.
+    pub fn buckets(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKETS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((k.value().to_string(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Applies a version of (bucket, key) if it is newer than the one recorded. Returns whether
+    /// it became current.
+    pub fn apply(&self, bucket: &str, key: &str, entry: &Entry) -> Result<bool, MetaError> {
+        let k = object_key(bucket, key);
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let applied = {
+            let mut t = txn.open_table(OBJECTS).map_err(db_err)?;
+            let newer = match t.get(&k[..]).map_err(db_err)? {
+                Some(old) => Entry::decode(old.value())?.version < entry.version,
+                None => true,
+            };
+            if newer {
+                t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
+            }
+            newer
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(applied)
+    }
+
+    /// The current entry of (bucket, key), deleted or not.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Entry>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(OBJECTS).map_err(db_err)?;
+        let v = t.get(&object_key(bucket, key)[..]).map_err(db_err)?;
+        v.map(|v| Entry::decode(v.value())).transpose()
+    }
+
+    /// One page of a listing of `bucket`, as S3's ListObjectsV2 (and V1) define it.
+    pub fn list(&self, bucket: &str, q: &ListQuery) -> Result<ListPage, MetaError> {
+        let base = object_key(bucket, "");
+        let with_prefix = object_key(bucket, &q.prefix);
+        // Where to start: the token, else start-after, else the prefix.
+        let mut start: (Vec<u8>, bool) = (with_prefix.clone(), true); // (position, inclusive)
+        if let Some(token) = &q.continuation {
+            let raw = unhex(token).ok_or(MetaError::BadToken)?;
+            let (kind, marker) = raw.split_first().ok_or(MetaError::BadToken)?;
+            let pos = object_key(
+                bucket,
+                std::str::from_utf8(marker).map_err(|_| MetaError::BadToken)?,
+            );
+            start = match kind {
+                b'k' => (pos, false),
+                b'p' => match successor(&pos) {
+                    Some(s) => (s, true),
+                    None => return Ok(ListPage::default()),
+                },
+                _ => return Err(MetaError::BadToken),
+            };
+        } else if let Some(after) = &q.start_after {
+            start = (object_key(bucket, after), false);
+            // V1's NextMarker may be a common prefix: resume after everything under it.
+            if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
+                && after.starts_with(&q.prefix)
+                && after.ends_with(d)
+                && after[q.prefix.len()..]
+                    .find(d)
+                    .is_some_and(|i| Some(i) == after.len().checked_sub(q.prefix.len() + d.len()))
+            {
+                match successor(&start.0) {
+                    Some(next) => start = (next, true),
+                    None => return Ok(ListPage::default()),
+                }
+            }
+        }
+        if start.0 < with_prefix {
+            start = (with_prefix.clone(), true);
+        }
+        let mut page = ListPage::default();
+        if q.max_keys == 0 {
+            return Ok(page);
+        }
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(OBJECTS).map_err(db_err)?;
+        let end = successor(&with_prefix);
+        let mut pos = start;
+        let mut last: Option<(bool, String)> = None; // (is prefix, marker)
+        'scan: loop {
+            let range = match &end {
+                Some(e) => t.range::<&[u8]>(&pos.0[..]..&e[..]),
+                None => t.range::<&[u8]>(&pos.0[..]..),
+            }
+            .map_err(db_err)?;
+            for item in range {
+                let (k, v) = item.map_err(db_err)?;
+                let kb = k.value();
+                if !pos.1 && kb == &pos.0[..] {
+                    continue;
+                }
+                let key =
+                    std::str::from_utf8(&kb[base.len()..]).map_err(|_| MetaError::Malformed)?;
+                let entry = Entry::decode(v.value())?;
+                if entry.deleted {
+                    continue;
+                }
+                if page.contents.len() + page.common_prefixes.len() >= q.max_keys {
+                    page.truncated = true;
+                    break 'scan;
+                }
+                let rolled = q
+                    .delimiter
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .and_then(|d| {
+                        key[q.prefix.len()..]
+                            .find(d)
+                            .map(|i| key[..q.prefix.len() + i + d.len()].to_string())
+                    });
+                match rolled {
+                    Some(cp) => {
+                        page.common_prefixes.push(cp.clone());
+                        // Skip every key under this common prefix.
+                        match successor(&object_key(bucket, &cp)) {
+                            Some(next) => {
+                                last = Some((true, cp));
+                                pos = (next, true);
+                                continue 'scan;
+                            }
+                            None => {
+                                last = Some((true, cp));
+                                break 'scan;
+                            }
+                        }
+                    }
+                    None => {
+                        page.contents.push((key.to_string(), entry));
+                        last = Some((false, key.to_string()));
+                    }
+                }
+            }
+            break;
+        }
+        if page.truncated
+            && let Some((is_prefix, marker)) = &last
+        {
+            let mut raw = vec![if *is_prefix { b'p' } else { b'k' }];
+            raw.extend_from_slice(marker.as_bytes());
+            page.next_token = Some(hex(&raw));
+            page.next_marker = Some(marker.clone());
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! Listing against a model: every page sequence, however cut, equals the model's listing.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::core::ids::GatewayId;
+
+fn v(n: u64) -> Version {
+    Version {
+        physical_ms: n,
+        logical: 0,
+        gateway: GatewayId(1),
+    }
+}
+
+fn entry(n: u64, deleted: bool) -> Entry {
+    Entry {
+        version: v(n),
+        size: n,
+        etag: format!("e{n}"),
+        modified_ms: n,
+        deleted,
+    }
+}
+
+/// What S3 lists: keys (or their common prefixes) after `start_after`, with the prefix.
+fn model(
+    keys: &BTreeMap<String, bool>,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Vec<(bool, String)> {
+    let mut out: Vec<(bool, String)> = Vec::new();
+    for (k, deleted) in keys {
+        if *deleted || !k.starts_with(prefix) {
+            continue;
+        }
+        let item = match delimiter
+            .filter(|d| !d.is_empty())
+            .and_then(|d| k[prefix.len()..].find(d).map(|i| (d, i)))
+        {
+            Some((d, i)) => (true, k[..prefix.len() + i + d.len()].to_string()),
+            None => (false, k.clone()),
+        };
+        if out.last() != Some(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+fn flatten(page: &ListPage) -> Vec<(bool, String)> {
+    // Within a page, keys and prefixes interleave in key order.
+    let mut all: Vec<(bool, String)> = page
+        .contents
+        .iter()
+        .map(|(k, _)| (false, k.clone()))
+        .chain(page.common_prefixes.iter().map(|p| (true, p.clone())))
+        .collect();
+    all.sort_by(|a, b| a.1.cmp(&b.1));
+    all
+}
+
+fn key_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "/", "é", "z", "//"]),
+        1..7,
+    )
+    .prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pages_concatenate_to_the_model(
+        keys in prop::collection::btree_map(key_strategy(), any::<bool>(), 0..40),
+        prefix in prop::sample::select(vec!["", "a", "a/", "b", "é", "/"]),
+        delimiter in prop::sample::select(vec![None, Some("/"), Some("a"), Some("//")]),
+        page_size in 1usize..6,
+        v1 in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.redb")).unwrap();
+        for (n, (k, deleted)) in keys.iter().enumerate() {
+            index.apply("bkt", k, &entry(n as u64 + 1, *deleted)).unwrap();
+            // Another bucket's keys must never leak in.
+            index.apply("bkt2", k, &entry(1, false)).unwrap();
+        }
+        let want = model(&keys, prefix, delimiter);
+        let mut got = Vec::new();
+        let mut q = ListQuery {
+            prefix: prefix.into(),
+            delimiter: delimiter.map(String::from),
+            max_keys: page_size,
+            ..ListQuery::default()
+        };
+        for _ in 0..100 {
+            let page = index.list("bkt", &q).unwrap();
+            prop_assert!(page.contents.len() + page.common_prefixes.len() <= page_size);
+            got.extend(flatten(&page));
+            if !page.truncated {
+                break;
+            }
+            if v1 {
+                q.start_after = page.next_marker.clone();
+            } else {
+                q.continuation = page.next_token.clone();
+            }
+        }
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn newest_version_wins_whatever_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("i.redb")).unwrap();
+    assert!(index.apply("b", "k", &entry(5, false)).unwrap());
+    assert!(!index.apply("b", "k", &entry(3, false)).unwrap());
+    assert!(index.apply("b", "k", &entry(7, true)).unwrap());
+    assert_eq!(index.get("b", "k").unwrap(), Some(entry(7, true)));
+    let page = index
+        .list(
+            "b",
+            &ListQuery {
+                max_keys: 10,
+                ..ListQuery::default()
+            },
+        )
+        .unwrap();
+    assert!(page.contents.is_empty(), "a deleted key is not listed");
+}
+
+#[test]
+fn start_after_max_keys_zero_and_bad_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(&dir.path().join("i.redb")).unwrap();
+    for (n, k) in ["a", "b", "c"].iter().enumerate() {
+        index.apply("b", k, &entry(n as u64 + 1, false)).unwrap();
+    }
+    let q = ListQuery {
+        start_after: Some("a".into()),
+        max_keys: 10,
+        ..ListQuery::default()
+    };
+    let keys: Vec<_> = index
+        .list("b", &q)
+        .unwrap()
+        .contents
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["b", "c"]);
+    let q = ListQuery {
+        max_keys: 0,
+        ..ListQuery::default()
+    };
+    assert_eq!(index.list("b", &q).unwrap(), ListPage::default());
+    let q = ListQuery {
+        continuation: Some("zz".into()),
+        max_keys: 1,
+        ..ListQuery::default()
+    };
+    assert!(matches!(index.list("b", &q), Err(MetaError::BadToken)));
+    assert!(index.create_bucket("b", 1).unwrap());
+    assert!(!index.create_bucket("b", 2).unwrap());
+    assert_eq!(index.buckets().unwrap(), vec![("b".to_string(), 1)]);
+}
