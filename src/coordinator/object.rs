@@ -211,6 +211,15 @@ impl Objects {
         let mut crcs: Vec<Vec<u32>> = vec![Vec::with_capacity(n as usize); profile.n()];
         let mut hashes = Vec::with_capacity(n as usize * profile.n());
         let mut read_total = 0u64;
+        let (md5_tx, mut md5_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let md5_task = tokio::task::spawn_blocking(move || {
+            use md5::Digest as _;
+            let mut h = md5::Md5::new();
+            while let Some(b) = md5_rx.blocking_recv() {
+                h.update(&b);
+            }
+            crate::core::ids::hex(&h.finalize())
+        });
         // One stripe is encoded on a blocking thread while the previous one is sent.
         let mut pending: Option<tokio::task::JoinHandle<Result<EncodedStripe, ObjectError>>> = None;
         for s in 0..n {
@@ -226,7 +235,14 @@ impl Objects {
                     _ => ObjectError::Body(e),
                 })?;
             read_total += len as u64;
-            buf.reserve_exact(profile.k() * self.block_size as usize - len);
+            // The ETag's MD5 runs on its own thread over the same bytes, overlapped with sealing
+            // and coding (which need their own copy: they seal in place).
+            let plain = Bytes::from(buf);
+            if md5_tx.send(plain.clone()).await.is_err() {
+                return Err(ObjectError::Internal("the MD5 task ended".into()));
+            }
+            let mut buf = Vec::with_capacity(profile.k() * self.block_size as usize);
+            buf.extend_from_slice(&plain);
             let (codec, key, bs) = (self.codec.clone(), dek.clone(), self.block_size);
             let ctx = StripeContext {
                 object,
@@ -254,6 +270,10 @@ impl Objects {
             collect(&stripe, &mut crcs, &mut hashes);
             sink.push(&stripe).await?;
         }
+        drop(md5_tx);
+        let etag = md5_task
+            .await
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
         let mut extra = [0u8; 1];
         if body.read(&mut extra).await? != 0 {
             return Err(ObjectError::ShortBody {
@@ -291,7 +311,7 @@ impl Objects {
                 content_type: input.content_type,
                 user_metadata: input.user_metadata,
                 headers: Vec::new(),
-                etag: String::new(),
+                etag,
                 checksums: Vec::new(),
                 dek: wrapped,
                 k: profile.k() as u8,

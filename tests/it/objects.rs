@@ -71,9 +71,15 @@ async fn put(o: &Objects, key: &str, data: &[u8]) -> Result<(), ObjectError> {
         size: data.len() as u64,
         ..PutInput::default()
     };
-    o.put(input, data).await.map(|_| ())
+    let manifest = o.put(input, data).await?;
+    // The ETag is the MD5 of the plaintext, as S3 clients expect of a single-part PUT.
+    let exclave::core::format::ManifestBody::Object(meta) = &manifest.body else {
+        panic!("tombstone")
+    };
+    use md5::Digest as _;
+    assert_eq!(meta.etag, exclave::core::ids::hex(&md5::Md5::digest(data)));
+    Ok(())
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_round_trip_with_ranges_overwrites_and_sites_down() {
     tokio::time::timeout(Duration::from_secs(180), async {
