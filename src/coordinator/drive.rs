@@ -293,6 +293,13 @@ impl Nodes {
         let mut got: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
         let mut bad = Vec::new();
         let mut errors = Vec::new();
+        let not_enough = |good: usize, errors: &[String]| ReadError::NotEnough {
+            good,
+            needed: k,
+            first,
+            end: first + count,
+            errors: errors.join("; "),
+        };
         loop {
             for ReadCommand::Fetch(i) in read.poll_commands(now()) {
                 let client = self.client(targets[i].node).cloned();
@@ -326,13 +333,7 @@ impl Nodes {
                     return Ok((stripes, bad));
                 }
                 ReadOutcome::Failed { .. } => {
-                    return Err(ReadError::NotEnough {
-                        good: got.len(),
-                        needed: k,
-                        first,
-                        end: first + count,
-                        errors: errors.join("; "),
-                    });
+                    return Err(not_enough(got.len(), &errors));
                 }
                 ReadOutcome::Pending => {}
             }
@@ -346,13 +347,7 @@ impl Nodes {
             };
             let Some(joined) = joined else {
                 // Nothing in flight and nothing left to ask.
-                return Err(ReadError::NotEnough {
-                    good: got.len(),
-                    needed: k,
-                    first,
-                    end: first + count,
-                    errors: errors.join("; "),
-                });
+                return Err(not_enough(got.len(), &errors));
             };
             let Ok((i, result)) = joined else { continue };
             let verdict = match result {
