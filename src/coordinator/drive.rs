@@ -14,7 +14,7 @@ use crate::core::ids::{DiskId, NodeId, SiteId};
 use crate::core::ops::{
     FetchResult, HedgedRead, ReadCommand, ReadOutcome, WriteOutcome, WriteQuorum,
 };
-use crate::core::stripe::{BlockHash, EncodedStripe, Geometry};
+use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, VerifiedBlock};
 use crate::core::wire::ShardKey;
 use crate::net::NetError;
 
@@ -284,13 +284,15 @@ impl Nodes {
         hashes: &[BlockHash],
         first: u64,
         count: u64,
-    ) -> Result<(Vec<Vec<Option<Bytes>>>, Vec<usize>), ReadError> {
+    ) -> Result<(Vec<Vec<Option<VerifiedBlock>>>, Vec<usize>), ReadError> {
         let n = targets.len();
         let started = Instant::now();
         let now = || started.elapsed().as_millis() as u64;
         let mut read = HedgedRead::new(k, (0..n).collect(), self.hedge_after.as_millis() as u64);
-        let mut fetches: JoinSet<(usize, Result<Vec<BlockResult>, NetError>)> = JoinSet::new();
-        let mut got: BTreeMap<usize, Vec<Bytes>> = BTreeMap::new();
+        let mut fetches: JoinSet<(usize, Result<Vec<VerifiedBlock>, FetchFailure>)> =
+            JoinSet::new();
+        let mut got: BTreeMap<usize, Vec<VerifiedBlock>> = BTreeMap::new();
+        let hashes: Arc<Vec<BlockHash>> = Arc::new(hashes.to_vec());
         let mut bad = Vec::new();
         let mut errors = Vec::new();
         let not_enough = |good: usize, errors: &[String]| ReadError::NotEnough {
@@ -308,11 +310,26 @@ impl Nodes {
                     version,
                     shard: i as u8,
                 };
+                let hashes = hashes.clone();
                 fetches.spawn(async move {
-                    match client {
-                        Some(c) => (i, c.get_blocks(key, first, count).await),
-                        None => (i, Err(NetError::Protocol("no client for the node".into()))),
-                    }
+                    let blocks = match client {
+                        Some(c) => c.get_blocks(key, first, count).await,
+                        None => Err(NetError::Protocol("no client for the node".into())),
+                    };
+                    let blocks = match blocks {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return (i, Err(FetchFailure::Unreachable(format!("shard {i}: {e}"))));
+                        }
+                    };
+                    // Hashing is the costliest step of a read: off the runtime, and only here.
+                    let verified = tokio::task::spawn_blocking(move || {
+                        verify_shard(i, n, first, &hashes, blocks)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("shard {i}: verify task: {e}")))
+                    .map_err(FetchFailure::BadData);
+                    (i, verified)
                 });
             }
             match read.outcome() {
@@ -352,41 +369,58 @@ impl Nodes {
             let Ok((i, result)) = joined else { continue };
             let verdict = match result {
                 Ok(blocks) => {
-                    let mut ok = Vec::with_capacity(blocks.len());
-                    for (s, b) in blocks.into_iter().enumerate() {
-                        let expect = hashes.get((first as usize + s) * n + i);
-                        match b {
-                            BlockResult::Ok(bytes) if expect == Some(&BlockHash::of(&bytes)) => {
-                                ok.push(bytes);
-                            }
-                            other => {
-                                let what = match other {
-                                    BlockResult::Ok(_) => "hash mismatch",
-                                    BlockResult::Corrupt => "corrupt",
-                                    BlockResult::Missing => "missing",
-                                };
-                                errors.push(format!(
-                                    "shard {i} stripe {}: {what}",
-                                    first as usize + s
-                                ));
-                                break;
-                            }
-                        }
-                    }
-                    if ok.len() == count as usize {
-                        got.insert(i, ok);
-                        FetchResult::Good
-                    } else {
-                        bad.push(i);
-                        FetchResult::Bad
-                    }
+                    got.insert(i, blocks);
+                    FetchResult::Good
                 }
-                Err(e) => {
-                    errors.push(format!("shard {i}: {e}"));
+                Err(FetchFailure::Unreachable(e)) => {
+                    errors.push(e);
+                    FetchResult::Bad
+                }
+                Err(FetchFailure::BadData(e)) => {
+                    // The node answered with bytes that fail their check: to be repaired.
+                    errors.push(e);
+                    bad.push(i);
                     FetchResult::Bad
                 }
             };
             read.handle_result(i, verdict);
         }
     }
+}
+
+/// Why one shard's fetch gave nothing usable.
+enum FetchFailure {
+    /// The node could not be asked (down, timed out, refused).
+    Unreachable(String),
+    /// The node answered with blocks missing, corrupt or failing their hash.
+    BadData(String),
+}
+
+/// Checks every block of shard `i` for stripes `first..` against the manifest's hashes
+/// (stripe-major, `n` per stripe).
+fn verify_shard(
+    i: usize,
+    n: usize,
+    first: u64,
+    hashes: &[BlockHash],
+    blocks: Vec<BlockResult>,
+) -> Result<Vec<VerifiedBlock>, String> {
+    let mut out = Vec::with_capacity(blocks.len());
+    for (s, b) in blocks.into_iter().enumerate() {
+        let stripe = first as usize + s;
+        let what = match (b, hashes.get(stripe * n + i)) {
+            (BlockResult::Ok(bytes), Some(h)) => match VerifiedBlock::verify(bytes, h) {
+                Ok(v) => {
+                    out.push(v);
+                    continue;
+                }
+                Err(_) => "hash mismatch",
+            },
+            (BlockResult::Ok(_), None) => "no hash for the block",
+            (BlockResult::Corrupt, _) => "corrupt",
+            (BlockResult::Missing, _) => "missing",
+        };
+        return Err(format!("shard {i} stripe {stripe}: {what}"));
+    }
+    Ok(out)
 }

@@ -499,12 +499,7 @@ impl ObjectReader<'_> {
                 count,
             )
             .await?;
-        let (codec, key, geometry, meta) = (
-            self.objects.codec.clone(),
-            self.key.clone(),
-            self.geometry,
-            self.meta.clone(),
-        );
+        let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();
         tokio::task::spawn_blocking(move || {
@@ -518,13 +513,7 @@ impl ObjectReader<'_> {
                     last: s + 1 == total,
                 };
                 let opened = codec
-                    .decode(
-                        &key,
-                        &ctx,
-                        geometry.stripe_len(s),
-                        offer,
-                        meta.stripe_hashes(s),
-                    )
+                    .open_verified(&key, &ctx, geometry.stripe_len(s), offer)
                     .map_err(|error| ObjectError::Decode { stripe: s, error })?;
                 let sr = geometry.stripe_range(s);
                 let lo = range.start.max(sr.start) - sr.start;

@@ -193,6 +193,27 @@ impl fmt::Debug for BlockHash {
     }
 }
 
+/// A block whose BLAKE3 matched the hash it must have. Only [`VerifiedBlock::verify`] makes
+/// one, so code that holds it need not hash it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedBlock(Bytes);
+
+impl VerifiedBlock {
+    /// Checks `block` against `expected`; gives the block back if it does not match.
+    pub fn verify(block: Bytes, expected: &BlockHash) -> Result<Self, Bytes> {
+        if BlockHash::of(&block) == *expected {
+            Ok(Self(block))
+        } else {
+            Err(block)
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
 /// One stripe, sealed and coded: `blocks[i]` goes to shard i.
 #[derive(Clone, Debug)]
 pub struct EncodedStripe {
@@ -327,19 +348,63 @@ impl Codec {
         blocks: &[Option<Bytes>],
         hashes: &[BlockHash],
     ) -> Result<OpenedStripe, DecodeError> {
-        let (k, n) = (self.profile.k(), self.profile.n());
-        if blocks.len() != n || hashes.len() != n {
+        if blocks.len() != self.profile.n() || hashes.len() != self.profile.n() {
             return Err(DecodeError::Shape("need one slot and one hash per shard"));
+        }
+        let mut bad = Vec::new();
+        let verified: Vec<Option<VerifiedBlock>> = blocks
+            .iter()
+            .zip(hashes)
+            .enumerate()
+            .map(|(i, (block, hash))| {
+                let block = block.clone()?;
+                VerifiedBlock::verify(block, hash)
+                    .map_err(|_| bad.push(ShardIndex(i as u8)))
+                    .ok()
+            })
+            .collect();
+        match self.open_verified(key, ctx, plain_len, &verified) {
+            Ok(mut opened) => {
+                bad.extend(opened.bad);
+                bad.sort_unstable();
+                opened.bad = bad;
+                Ok(opened)
+            }
+            Err(DecodeError::NotEnoughBlocks {
+                good,
+                needed,
+                bad: wrong_len,
+            }) => {
+                bad.extend(wrong_len);
+                bad.sort_unstable();
+                Err(DecodeError::NotEnoughBlocks { good, needed, bad })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rebuilds the sealed stripe from k blocks already checked against their hashes and
+    /// opens it. A verified block of the wrong length (a manifest at odds with the geometry)
+    /// is excluded and named.
+    pub fn open_verified(
+        &self,
+        key: &DataKey,
+        ctx: &StripeContext,
+        plain_len: usize,
+        blocks: &[Option<VerifiedBlock>],
+    ) -> Result<OpenedStripe, DecodeError> {
+        let (k, n) = (self.profile.k(), self.profile.n());
+        if blocks.len() != n {
+            return Err(DecodeError::Shape("need one slot per shard"));
         }
         let b = block_len(plain_len, k);
         let mut good = Vec::with_capacity(k);
         let mut bad = Vec::new();
-        for (i, (block, hash)) in blocks.iter().zip(hashes).enumerate() {
-            let Some(block) = block else { continue };
-            if block.len() == b && BlockHash::of(block) == *hash {
-                good.push(i);
-            } else {
-                bad.push(ShardIndex(i as u8));
+        for (i, block) in blocks.iter().enumerate() {
+            match block {
+                Some(v) if v.0.len() == b => good.push(i),
+                Some(_) => bad.push(ShardIndex(i as u8)),
+                None => {}
             }
         }
         if good.len() < k {
@@ -355,7 +420,7 @@ impl Codec {
             // All data blocks are here: no decoding, one copy into a contiguous buffer.
             let mut buf = Vec::with_capacity(k * b);
             for block in blocks[..k].iter().flatten() {
-                buf.extend_from_slice(block);
+                buf.extend_from_slice(&block.0);
             }
             buf
         } else {
@@ -381,7 +446,7 @@ impl Codec {
     /// Rebuilds the k data blocks from the k good blocks `good` into one buffer.
     fn reconstruct(
         &self,
-        blocks: &[Option<Bytes>],
+        blocks: &[Option<VerifiedBlock>],
         good: &[usize],
         b: usize,
     ) -> Result<Vec<u8>, DecodeError> {
@@ -392,13 +457,13 @@ impl Codec {
         let mut buf = Vec::with_capacity((k + parity_used.len()) * b);
         for (i, block) in blocks[..k].iter().enumerate() {
             match (block, good.contains(&i)) {
-                (Some(block), true) => buf.extend_from_slice(block),
+                (Some(block), true) => buf.extend_from_slice(&block.0),
                 _ => buf.resize(buf.len() + b, 0),
             }
         }
         for &i in &parity_used {
             if let Some(block) = &blocks[i] {
-                buf.extend_from_slice(block);
+                buf.extend_from_slice(&block.0);
             }
         }
         let (data, parity) = buf.split_at_mut(k * b);
