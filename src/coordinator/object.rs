@@ -19,7 +19,7 @@ use crate::core::format::{FormatError, Manifest, ManifestBody, ObjectMeta, Shard
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::keys::{DataKey, KeyError, ManifestKey, MasterKey};
-use crate::core::layout::{self, Layout, Plan};
+use crate::core::layout::{self, Layout, Plan, ShardLocation};
 use crate::core::stripe::{Codec, DecodeError, EncodedStripe, Geometry, StripeContext};
 
 /// Stripes fetched per read request.
@@ -147,16 +147,8 @@ impl Objects {
     }
 
     fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
-        layout::place(&self.layout, &self.plan, object)
-            .into_iter()
-            .map(|l| ShardTarget {
-                site: l.site,
-                node: l.node,
-                disk: l.disk,
-            })
-            .collect()
+        to_targets(&layout::place(&self.layout, &self.plan, object))
     }
-
     fn stamp(&self) -> Version {
         let mut hlc = self
             .hlc
@@ -189,7 +181,8 @@ impl Objects {
         let version = self.stamp();
         let dek = DataKey::from_bytes(random());
         let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
-        let targets = self.targets(&object);
+        let placement = layout::place(&self.layout, &self.plan, &object);
+        let targets = to_targets(&placement);
         let profile = self.layout.profile;
         let geometry = Geometry {
             profile,
@@ -282,7 +275,6 @@ impl Objects {
             });
         }
 
-        let placement: Vec<_> = layout::place(&self.layout, &self.plan, &object);
         let headers = (0..profile.n())
             .map(|i| ShardHeader {
                 object,
@@ -422,15 +414,7 @@ impl Objects {
         } else {
             geometry.stripes_for(range.clone())
         };
-        let targets = meta
-            .placement
-            .iter()
-            .map(|l| ShardTarget {
-                site: l.site,
-                node: l.node,
-                disk: l.disk,
-            })
-            .collect();
+        let targets = to_targets(&meta.placement);
         Ok(ObjectReader {
             objects: self,
             object: manifest.object,
@@ -444,6 +428,17 @@ impl Objects {
             end: stripes.end,
         })
     }
+}
+
+fn to_targets(placement: &[ShardLocation]) -> Vec<ShardTarget> {
+    placement
+        .iter()
+        .map(|l| ShardTarget {
+            site: l.site,
+            node: l.node,
+            disk: l.disk,
+        })
+        .collect()
 }
 
 fn collect(

@@ -9,6 +9,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::core::hlc::Version;
+use crate::core::ids::hex;
 
 const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects");
@@ -131,10 +132,6 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

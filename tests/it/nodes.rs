@@ -297,16 +297,7 @@ async fn strangers_are_refused_and_nodes_may_not_write() {
 }
 
 fn write_secret(path: &std::path::Path, contents: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap();
-    f.write_all(contents.as_bytes()).unwrap();
+    exclave::setup::write_secret(path, contents.as_bytes()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
