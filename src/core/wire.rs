@@ -211,17 +211,31 @@ pub enum WireError {
     TooLarge(usize),
 }
 
-/// Encodes a message as a frame body (version + archive), without the length prefix.
-pub fn encode_body<T>(msg: &T) -> Vec<u8>
-where
-    T: for<'a> rkyv::Serialize<
-            rkyv::api::high::HighSerializer<
-                rkyv::util::AlignedVec,
-                rkyv::ser::allocator::ArenaHandle<'a>,
-                rkyv::rancor::Error,
-            >,
+/// What can travel in a frame: serializable, and checkable when it arrives.
+pub trait Message:
+    rkyv::Archive<
+        Archived: for<'a> rkyv::bytecheck::CheckBytes<
+            rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>,
+        > + rkyv::Deserialize<
+            Self,
+            rkyv::api::high::HighDeserializer<rkyv::rancor::Error>,
         >,
+    > + for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    > + Sized
 {
+}
+
+impl Message for Request {}
+impl Message for Response {}
+impl Message for Trailer {}
+
+/// Encodes a message as a frame body (version + archive), without the length prefix.
+pub fn encode_body<T: Message>(msg: &T) -> Vec<u8> {
     let mut out = PROTOCOL_VERSION.to_le_bytes().to_vec();
     // Serializing plain owned data into a growable buffer cannot fail.
     if let Ok(archive) = rkyv::to_bytes::<rkyv::rancor::Error>(msg) {
@@ -231,12 +245,7 @@ where
 }
 
 /// Decodes a frame body, validating the archive.
-pub fn decode_body<T>(body: &[u8]) -> Result<T, WireError>
-where
-    T: rkyv::Archive,
-    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
-        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
-{
+pub fn decode_body<T: Message>(body: &[u8]) -> Result<T, WireError> {
     if body.len() > MAX_FRAME {
         return Err(WireError::TooLarge(body.len()));
     }

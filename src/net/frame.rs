@@ -2,7 +2,7 @@
 
 use quinn::{RecvStream, SendStream};
 
-use crate::core::wire::{self, ErrorCode, MAX_FRAME, WireError};
+use crate::core::wire::{self, ErrorCode, MAX_FRAME, Message, WireError};
 
 /// Errors of the transport.
 #[derive(Debug, thiserror::Error)]
@@ -64,27 +64,13 @@ pub async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, NetError> {
 }
 
 /// Reads and decodes one frame.
-pub async fn read_frame<T>(recv: &mut RecvStream) -> Result<T, NetError>
-where
-    T: rkyv::Archive,
-    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
-        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
-{
+pub async fn read_frame<T: Message>(recv: &mut RecvStream) -> Result<T, NetError> {
     let body = read_body(recv).await?;
     Ok(wire::decode_body(&body)?)
 }
 
 /// Encodes and writes one frame.
-pub async fn write_frame<T>(send: &mut SendStream, msg: &T) -> Result<(), NetError>
-where
-    T: for<'a> rkyv::Serialize<
-            rkyv::api::high::HighSerializer<
-                rkyv::util::AlignedVec,
-                rkyv::ser::allocator::ArenaHandle<'a>,
-                rkyv::rancor::Error,
-            >,
-        >,
-{
+pub async fn write_frame<T: Message>(send: &mut SendStream, msg: &T) -> Result<(), NetError> {
     let body = wire::encode_body(msg);
     let mut framed = Vec::with_capacity(4 + body.len());
     framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
