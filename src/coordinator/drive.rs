@@ -181,10 +181,18 @@ impl StripeSink {
             let Some(tx) = self.senders.get(i).and_then(Option::as_ref) else {
                 continue;
             };
-            let sent =
-                tokio::time::timeout(self.stall_limit, tx.send(ShardMsg::Block(block.clone())))
-                    .await;
-            if !matches!(sent, Ok(Ok(()))) {
+            // The queue is rarely full: only then is a stall timer armed.
+            let sent = match tx.try_send(ShardMsg::Block(block.clone())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    matches!(
+                        tokio::time::timeout(self.stall_limit, tx.send(msg)).await,
+                        Ok(Ok(()))
+                    )
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            };
+            if !sent {
                 self.drop_shard(i, "stalled or failed during the upload");
             }
         }
