@@ -128,6 +128,7 @@ fn main() {
         s3_port: base_port + 6,
         disks_per_node: 1,
         disk_capacity: 1 << 40,
+        node_ports: Vec::new(),
     })
     .unwrap();
 

@@ -109,6 +109,34 @@ pub fn read_layout(path: &Path) -> Result<(Layout, Rule), ConfigError> {
     parse_layout(&text, &path.display().to_string())
 }
 
+/// The QUIC address of every node in a layout file, by node id.
+pub fn node_addresses(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<u32, std::net::SocketAddr>, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: origin.clone(),
+        error,
+    })?;
+    let raw: RawLayout = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: origin.clone(),
+        message: e.to_string(),
+    })?;
+    let mut out = std::collections::BTreeMap::new();
+    for site in &raw.sites {
+        for n in &site.nodes {
+            let Some(a) = &n.addr else { continue };
+            let addr = a.parse().map_err(|_| ConfigError::Value {
+                path: origin.clone(),
+                key: format!("sites.nodes.addr (node {})", n.id),
+                message: format!("{a:?} is not an ip:port address"),
+            })?;
+            out.insert(n.id, addr);
+        }
+    }
+    Ok(out)
+}
+
 /// Parses layout TOML; `origin` names the file in errors.
 pub fn parse_layout(text: &str, origin: &str) -> Result<(Layout, Rule), ConfigError> {
     let raw: RawLayout = toml::from_str(text).map_err(|e| ConfigError::Parse {

@@ -8,6 +8,8 @@
 pub mod config;
 pub mod coordinator;
 pub mod core;
+pub mod dev;
+pub mod gateway;
 pub mod meta;
 pub mod net;
 pub mod node;

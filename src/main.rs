@@ -28,10 +28,73 @@ struct Args {
 enum Command {
     /// Check a config file and its secrets and certificates, then exit.
     Check,
+    /// Run a gateway and local sites in this process (set up on first start, reused after).
+    Dev {
+        /// The cluster's directory.
+        #[arg(long, default_value = "./exclave-dev")]
+        dir: PathBuf,
+        /// S3 listen address (port 0 picks a free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// Number of local sites (first start only).
+        #[arg(long, default_value_t = 5)]
+        sites: usize,
+        /// Data shards per stripe (first start only).
+        #[arg(long, default_value_t = 3)]
+        k: usize,
+        /// Parity shards per stripe (first start only).
+        #[arg(long, default_value_t = 2)]
+        m: usize,
+    },
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("exclaved: cannot start the runtime: {e}");
+            None
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Dev {
+        dir,
+        listen,
+        sites,
+        k,
+        m,
+    }) = args.command
+    {
+        let opts = exclave::dev::DevOptions {
+            dir,
+            listen,
+            sites,
+            k,
+            m,
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        let Some(rt) = runtime() else {
+            return ExitCode::FAILURE;
+        };
+        return match rt.block_on(dev(opts)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("exclaved dev: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Some(path) = args.config else {
         eprintln!("exclaved: give --config FILE (see `exclaved --help`)");
         return ExitCode::from(2);
@@ -44,15 +107,8 @@ fn main() -> ExitCode {
         }
     };
     telemetry(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("exclaved: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let check_only = matches!(args.command, Some(Command::Check));
     match runtime.block_on(run(config, check_only)) {
@@ -88,53 +144,128 @@ fn telemetry(config: &DaemonConfig) {
     }
 }
 
-async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
-    let tls = &config.raw.tls;
-    let identity = Identity::load(&tls.ca_file, &tls.cert_file, &tls.key_file)
-        .with_context(|| format!("loading the identity named in {}", config.path.display()))?;
-
+async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
+    let cluster = exclave::dev::prepare(&o)?;
+    if cluster.created {
+        tracing::info!(dir = %o.dir.display(), "set up a new dev cluster");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-
-    if let Some(node) = &config.raw.node {
-        if identity.role() != Role::Node {
-            bail!(
-                "{}: the node role needs a node certificate, but {} is a {:?} certificate",
-                config.path.display(),
-                tls.cert_file.display(),
-                identity.role()
-            );
-        }
-        let disks: Vec<(DiskId, PathBuf)> = node
-            .disks
-            .iter()
-            .map(|d| (DiskId(d.id), d.path.clone()))
-            .collect();
-        let state_dir = node.state_dir.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&state_dir, &disks))
-            .await?
-            .with_context(|| format!("opening the node's storage ({})", config.path.display()))?;
-        if check_only {
-            println!(
-                "node {} at {}: config, identity and disks are in order",
-                node.id, node.site
-            );
-        } else {
-            let ep = endpoint::endpoint(node.listen, &identity, &config.transport, true)
-                .with_context(|| format!("listening on {}", node.listen))?;
-            let n = Arc::new(exclave::node::Node {
-                id: NodeId(node.id),
-                site: node.site.clone(),
-                store: Arc::new(store),
-            });
-            tasks.push(tokio::spawn(exclave::node::serve(n, ep, stop_rx.clone())));
+    for path in &cluster.node_configs {
+        let config = read_daemon(path)?;
+        if let Some(t) = start_node(&config, false, stop_rx.clone()).await? {
+            tasks.push(t);
         }
     }
-    if config.raw.gateway.is_some() {
+    let config = read_daemon(&cluster.gateway_config)?;
+    let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
+    tasks.push(task);
+    println!("{}", exclave::dev::banner(endpoint, &cluster, &o.dir));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+fn identity(config: &DaemonConfig) -> anyhow::Result<Identity> {
+    let tls = &config.raw.tls;
+    Identity::load(&tls.ca_file, &tls.cert_file, &tls.key_file)
+        .with_context(|| format!("loading the identity named in {}", config.path.display()))
+}
+
+type Task = tokio::task::JoinHandle<()>;
+
+async fn start_node(
+    config: &DaemonConfig,
+    check_only: bool,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Task>> {
+    let Some(node) = &config.raw.node else {
+        return Ok(None);
+    };
+    let identity = identity(config)?;
+    if identity.role() != Role::Node {
         bail!(
-            "{}: the gateway role is not in this build yet (it arrives with the S3 gateway)",
-            config.path.display()
+            "{}: the node role needs a node certificate, but {} is a {:?} certificate",
+            config.path.display(),
+            config.raw.tls.cert_file.display(),
+            identity.role()
         );
+    }
+    let disks: Vec<(DiskId, PathBuf)> = node
+        .disks
+        .iter()
+        .map(|d| (DiskId(d.id), d.path.clone()))
+        .collect();
+    let state_dir = node.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir, &disks))
+        .await?
+        .with_context(|| format!("opening the node's storage ({})", config.path.display()))?;
+    if check_only {
+        println!(
+            "node {} at {}: config, identity and disks are in order",
+            node.id, node.site
+        );
+        return Ok(None);
+    }
+    let ep = endpoint::endpoint(node.listen, &identity, &config.transport, true)
+        .with_context(|| format!("listening on {}", node.listen))?;
+    let n = Arc::new(exclave::node::Node {
+        id: NodeId(node.id),
+        site: node.site.clone(),
+        store: Arc::new(store),
+    });
+    Ok(Some(tokio::spawn(exclave::node::serve(n, ep, stop))))
+}
+
+async fn start_gateway(
+    config: &DaemonConfig,
+    listen: Option<std::net::SocketAddr>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(Task, std::net::SocketAddr)> {
+    let identity = identity(config)?;
+    if identity.role() != Role::Gateway {
+        bail!(
+            "{}: the gateway role needs a gateway certificate, but {} is a {:?} certificate",
+            config.path.display(),
+            config.raw.tls.cert_file.display(),
+            identity.role()
+        );
+    }
+    let opened = exclave::gateway::Gateway::open(config, &identity).await?;
+    let addr = listen.unwrap_or(opened.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for S3 on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(%bound, "S3 gateway listening");
+    let task = tokio::spawn(exclave::gateway::serve(
+        opened.gateway,
+        opened.keys,
+        listener,
+        stop,
+    ));
+    Ok((task, bound))
+}
+
+async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(t) = start_node(&config, check_only, stop_rx.clone()).await? {
+        tasks.push(t);
+    }
+    if config.raw.gateway.is_some() {
+        if check_only {
+            let identity = identity(&config)?;
+            let _ = exclave::gateway::Gateway::open(&config, &identity).await?;
+            println!("gateway: config, keys, layout and identity are in order");
+        } else {
+            let (task, _) = start_gateway(&config, None, stop_rx.clone()).await?;
+            tasks.push(task);
+        }
     }
     if check_only {
         return Ok(());

@@ -46,6 +46,8 @@ pub struct InitOptions {
     pub disks_per_node: u32,
     /// Capacity recorded per disk (placement weight), bytes.
     pub disk_capacity: u64,
+    /// Explicit node ports, one per site (overrides `base_port` when not empty).
+    pub node_ports: Vec<u16>,
 }
 
 /// Errors of set-up.
@@ -80,8 +82,10 @@ pub struct Initialized {
     pub node_configs: Vec<PathBuf>,
     /// The gateway config file.
     pub gateway_config: PathBuf,
-    /// The S3 credentials file.
+    /// The gateway's S3 credentials file (secrets sealed under the master key).
     pub s3_credentials: PathBuf,
+    /// An AWS shared-credentials file with a `[default]` profile for clients.
+    pub client_credentials: PathBuf,
     /// What the layout check reports.
     pub report: layout::CheckReport,
 }
@@ -209,7 +213,17 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         o.m,
         o.survive_foreign_losses
     );
-    let addr = |i: usize| SocketAddr::new(o.bind, o.base_port + i as u16);
+    if !o.node_ports.is_empty() && o.node_ports.len() != o.sites.len() {
+        return Err(InitError::Options("give one node port per site".into()));
+    }
+    let addr = |i: usize| {
+        let port = o
+            .node_ports
+            .get(i)
+            .copied()
+            .unwrap_or(o.base_port.wrapping_add(i as u16));
+        SocketAddr::new(o.bind, port)
+    };
     for (i, site) in layout.sites.iter().enumerate() {
         let _ = write!(
             lt,
@@ -235,7 +249,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
 
     let mut node_configs = Vec::new();
     for (i, site) in layout.sites.iter().enumerate() {
-        let dir = o.dir.join(&site.name);
+        let dir = o.dir.join("sites").join(&site.name);
         fs::create_dir_all(dir.join("state")).map_err(io(&dir))?;
         let node = &site.nodes[0];
         let issued = ca.issue(Role::Node, &site.name, node.id.0)?;
@@ -253,7 +267,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         let cfg = format!(
             "# Node {id} at site {site}. Start: exclaved --config {path}\n\
              [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
-             disks = [{disks}]\n\n[tls]\nca_file = \"../ca.pem\"\ncert_file = \"node.pem\"\n\
+             disks = [{disks}]\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
              key_file = \"node.key\"\n",
             id = node.id.0,
             site = site.name,
@@ -271,10 +285,13 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     let issued = ca.issue(Role::Gateway, &o.sites[0], 1)?;
     write_file(&gw.join("gateway.pem"), &issued.cert_pem)?;
     write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
+    let mut master = [0u8; 32];
+    random(&mut master);
     write_secret(
         &gw.join("master.key"),
-        format!("{}\n", random_hex(32)).as_bytes(),
+        format!("{}\n", hex(&master)).as_bytes(),
     )?;
+    let master = crate::core::keys::MasterKey::from_bytes(1, master);
     write_secret(
         &gw.join("manifest.key"),
         format!("{}\n", random_hex(32)).as_bytes(),
@@ -288,9 +305,24 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
     );
     let creds = gw.join("s3-credentials.toml");
+    let mut nonce = [0u8; 12];
+    random(&mut nonce);
+    let sealed = master.seal_secret(&access, secret.as_bytes(), nonce);
     write_secret(
         &creds,
-        format!("access_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n").as_bytes(),
+        format!(
+            "# S3 access keys; each secret is sealed under the master key (generation {}).\n\
+             [[keys]]\naccess_key_id = \"{access}\"\nsecret_sealed = \"{}\"\n",
+            master.id(),
+            hex(&sealed)
+        )
+        .as_bytes(),
+    )?;
+    let client_credentials = o.dir.join("credentials");
+    write_secret(
+        &client_credentials,
+        format!("[default]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n")
+            .as_bytes(),
     )?;
     write_secret(
         &gw.join("admin.token"),
@@ -313,6 +345,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         node_configs,
         gateway_config,
         s3_credentials: creds,
+        client_credentials,
         report,
     })
 }

@@ -7,3 +7,4 @@ pub mod object;
 
 pub use client::{BlockResult, NodeClient, ShardUpload};
 pub use drive::{Nodes, PutError, PutReport, ReadError, ShardTarget, StripeSink};
+pub use object::{ObjectReader, Objects};

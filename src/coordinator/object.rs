@@ -93,6 +93,23 @@ pub struct PutInput {
     pub content_type: Option<String>,
     /// User metadata.
     pub user_metadata: Vec<(String, String)>,
+    /// Other stored headers (Cache-Control, Content-Disposition, ...), names lower-case.
+    pub headers: Vec<(String, String)>,
+}
+
+/// An object whose shards are durable (at the write quorum) but whose manifest is not written
+/// yet: invisible until [`Objects::commit`]. The caller may check digests and fill in what the
+/// manifest records before committing, or drop it (the shards are then orphans for collection).
+#[derive(Debug)]
+pub struct Staged {
+    bucket: String,
+    key: String,
+    object: ObjectId,
+    version: Version,
+    /// The object's record, to check and to fill in (checksums, a multipart ETag, parts)
+    /// before committing.
+    pub meta: ObjectMeta,
+    targets: Vec<ShardTarget>,
 }
 
 /// The object store of a gateway: keys, layout and nodes.
@@ -170,13 +187,89 @@ impl Objects {
         (self.layout.profile.k() + 1).min(n_nodes)
     }
 
-    /// Stores an object read from `body` (exactly `input.size` bytes): never more than a few
-    /// stripes in memory. Returns the manifest written.
+    /// Stores an object read from `body` (exactly `input.size` bytes) and commits it.
     pub async fn put(
         &self,
         input: PutInput,
-        mut body: impl AsyncRead + Unpin,
+        body: impl AsyncRead + Unpin,
     ) -> Result<Manifest, ObjectError> {
+        let staged = self.stage(input, body).await?;
+        self.commit(staged).await
+    }
+
+    /// Makes a staged object visible: writes its manifest to a manifest quorum.
+    pub async fn commit(&self, staged: Staged) -> Result<Manifest, ObjectError> {
+        let manifest = Manifest {
+            bucket: staged.bucket,
+            key: staged.key,
+            object: staged.object,
+            version: staged.version,
+            created_ms: wall_ms(),
+            body: ManifestBody::Object(staged.meta),
+        };
+        self.write_manifest(&manifest, &staged.targets).await?;
+        Ok(manifest)
+    }
+
+    /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<Manifest, ObjectError> {
+        let object = self.manifest_key.object_id(bucket, key);
+        let targets = self.targets(&object);
+        let manifest = Manifest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            object,
+            version: self.stamp(),
+            created_ms: wall_ms(),
+            body: ManifestBody::Tombstone,
+        };
+        self.write_manifest(&manifest, &targets).await?;
+        Ok(manifest)
+    }
+
+    /// Every manifest record a node holds, opened (records that do not open are skipped and
+    /// counted). For rebuilding the index and for recovery.
+    pub async fn scan_node(&self, node: NodeId) -> Result<(Vec<Manifest>, usize), ObjectError> {
+        let client = self
+            .nodes
+            .client(node)
+            .cloned()
+            .ok_or_else(|| ObjectError::Internal(format!("no client for node {}", node.0)))?;
+        let (mut out, mut bad, mut after) = (Vec::new(), 0usize, None);
+        loop {
+            let page = client
+                .list_manifests(after, 1000)
+                .await
+                .map_err(|e| ObjectError::Internal(format!("node {}: {e}", node.0)))?;
+            let Some(last) = page.last() else { break };
+            let env = crate::core::format::ManifestEnvelope::parse(last)?;
+            after = Some((env.object, env.version));
+            for rec in &page {
+                match Manifest::open(&self.manifest_key, rec) {
+                    Ok(m) => out.push(m),
+                    Err(_) => bad += 1,
+                }
+            }
+        }
+        Ok((out, bad))
+    }
+
+    /// The nodes of the layout.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.layout
+            .sites
+            .iter()
+            .flat_map(|s| s.nodes.iter().map(|n| n.id))
+            .collect()
+    }
+
+    /// Seals, codes and uploads an object read from `body` (exactly `input.size` bytes) under
+    /// the write quorum, never more than a few stripes in memory; the manifest is not written.
+    pub async fn stage(
+        &self,
+        input: PutInput,
+        mut body: impl AsyncRead + Unpin,
+    ) -> Result<Staged, ObjectError> {
         let object = self.manifest_key.object_id(&input.bucket, &input.key);
         let version = self.stamp();
         let dek = DataKey::from_bytes(random());
@@ -292,17 +385,17 @@ impl Objects {
             .collect();
         let _report = sink.finish(headers).await?;
 
-        let manifest = Manifest {
+        Ok(Staged {
             bucket: input.bucket,
             key: input.key,
             object,
             version,
-            created_ms: wall_ms(),
-            body: ManifestBody::Object(ObjectMeta {
+            targets,
+            meta: ObjectMeta {
                 size: input.size,
                 content_type: input.content_type,
                 user_metadata: input.user_metadata,
-                headers: Vec::new(),
+                headers: input.headers,
                 etag,
                 checksums: Vec::new(),
                 dek: wrapped,
@@ -314,10 +407,8 @@ impl Objects {
                 block_hashes: hashes,
                 inline: false,
                 parts: Vec::new(),
-            }),
-        };
-        self.write_manifest(&manifest, &targets).await?;
-        Ok(manifest)
+            },
+        })
     }
 
     async fn write_manifest(
@@ -397,10 +488,10 @@ impl Objects {
 
     /// A reader of `range` (plaintext bytes) of the object `manifest` describes.
     pub fn reader(
-        &self,
+        self: &Arc<Self>,
         manifest: &Manifest,
         range: Range<u64>,
-    ) -> Result<ObjectReader<'_>, ObjectError> {
+    ) -> Result<ObjectReader, ObjectError> {
         let ManifestBody::Object(meta) = &manifest.body else {
             return Err(ObjectError::Internal("a tombstone has no body".into()));
         };
@@ -416,7 +507,7 @@ impl Objects {
         };
         let targets = to_targets(&meta.placement);
         Ok(ObjectReader {
-            objects: self,
+            objects: self.clone(),
             object: manifest.object,
             version: manifest.version,
             meta: meta.clone(),
@@ -454,8 +545,8 @@ fn collect(
 
 /// Streams an object's plaintext, a batch of stripes at a time.
 #[derive(Debug)]
-pub struct ObjectReader<'a> {
-    objects: &'a Objects,
+pub struct ObjectReader {
+    objects: Arc<Objects>,
     object: ObjectId,
     version: Version,
     meta: ObjectMeta,
@@ -467,7 +558,7 @@ pub struct ObjectReader<'a> {
     end: u64,
 }
 
-impl ObjectReader<'_> {
+impl ObjectReader {
     /// The next piece of plaintext, or `None` at the end of the range.
     pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
         if self.next >= self.end {

@@ -151,3 +151,14 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     s
 }
+
+/// Bytes from hex digits (either case); `None` if `s` is not an even run of them.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -124,6 +124,47 @@ impl MasterKey {
             .map(ManifestKey::from_bytes)
     }
 
+    /// Seals a short secret (an S3 secret access key) under the master key, bound to `label`
+    /// (its access key id). Layout: key id u32 LE, KCV, nonce, ciphertext, tag.
+    pub fn seal_secret(&self, label: &str, secret: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+        let mut ct = secret.to_vec();
+        let aad = wrap_aad(self.id, self.kcv, &secret_aad(label));
+        let tag = self.aead.seal(nonce, &aad, &mut ct);
+        let mut out = Vec::with_capacity(4 + KCV_LEN + NONCE_LEN + ct.len() + TAG_LEN);
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.kcv);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    /// Opens what [`Self::seal_secret`] made for `label`; fails on a wrong master key, another
+    /// label or any changed byte.
+    pub fn open_secret(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let head = 4 + KCV_LEN + NONCE_LEN;
+        if sealed.len() < head + TAG_LEN {
+            return Err(KeyError::Unauthentic);
+        }
+        let mut id = [0u8; 4];
+        id.copy_from_slice(&sealed[..4]);
+        let id = u32::from_le_bytes(id);
+        let mut kcv = [0u8; KCV_LEN];
+        kcv.copy_from_slice(&sealed[4..4 + KCV_LEN]);
+        if id != self.id || kcv != self.kcv {
+            return Err(self.mismatch(id, kcv));
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[4 + KCV_LEN..head]);
+        let mut buf = sealed[head..].to_vec();
+        let aad = wrap_aad(id, kcv, &secret_aad(label));
+        let plain = self
+            .aead
+            .open(nonce, &aad, &mut buf)
+            .ok_or(KeyError::Unauthentic)?;
+        Ok(plain.to_vec())
+    }
+
     fn wrap(&self, secret: &[u8; KEY_LEN], aad: &[u8], nonce: [u8; NONCE_LEN]) -> WrappedKey {
         let mut ct = [0u8; KEY_LEN + TAG_LEN];
         ct[..KEY_LEN].copy_from_slice(secret);
@@ -278,6 +319,12 @@ impl fmt::Debug for ManifestKey {
     }
 }
 
+fn secret_aad(label: &str) -> Vec<u8> {
+    let mut v = b"exclave access key v1\0".to_vec();
+    v.extend_from_slice(label.as_bytes());
+    v
+}
+
 /// AES-256-GCM with a ready key schedule.
 #[derive(Clone)]
 pub(crate) struct KeyAead(std::sync::Arc<LessSafeKey>);
@@ -326,6 +373,25 @@ impl KeyAead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_and_label() {
+        let mk = MasterKey::from_bytes(1, [7; KEY_LEN]);
+        let sealed = mk.seal_secret("AKID", b"s3cret", [1; NONCE_LEN]);
+        assert_eq!(mk.open_secret("AKID", &sealed).unwrap(), b"s3cret");
+        assert!(mk.open_secret("OTHER", &sealed).is_err());
+        let other = MasterKey::from_bytes(1, [8; KEY_LEN]);
+        assert!(matches!(
+            other.open_secret("AKID", &sealed),
+            Err(KeyError::WrongMasterKey { .. })
+        ));
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(mk.open_secret("AKID", &bad).is_err(), "byte {i}");
+        }
+        assert!(mk.open_secret("AKID", &sealed[..10]).is_err());
+    }
     use crate::core::ids::GatewayId;
 
     fn v(ms: u64) -> Version {

@@ -6,13 +6,18 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::core::hlc::Version;
-use crate::core::ids::hex;
+use crate::core::ids::{hex, unhex};
 
 const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects");
+const UPLOADS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("uploads");
+const PARTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("parts");
+
+mod uploads;
+pub use uploads::{PartRecord, UploadRecord};
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -134,16 +139,6 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
@@ -151,8 +146,36 @@ impl Index {
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(BUCKETS).map_err(db_err)?;
         txn.open_table(OBJECTS).map_err(db_err)?;
+        txn.open_table(UPLOADS).map_err(db_err)?;
+        txn.open_table(PARTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
+    }
+
+    /// The creation time of a bucket, if it exists.
+    pub fn bucket(&self, bucket: &str) -> Result<Option<u64>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKETS).map_err(db_err)?;
+        Ok(t.get(bucket).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    /// Forgets a bucket; false if it did not exist. The caller checks it is empty.
+    pub fn delete_bucket(&self, bucket: &str) -> Result<bool, MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = {
+            let mut t = txn.open_table(BUCKETS).map_err(db_err)?;
+            t.remove(bucket).map_err(db_err)?.is_some()
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
+    }
+
+    /// Whether the index holds no object entries at all (a fresh or lost index).
+    pub fn is_blank(&self) -> Result<bool, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let b = txn.open_table(BUCKETS).map_err(db_err)?;
+        let o = txn.open_table(OBJECTS).map_err(db_err)?;
+        Ok(b.is_empty().map_err(db_err)? && o.is_empty().map_err(db_err)?)
     }
 
     /// Records a bucket; false if it existed.
@@ -274,7 +297,8 @@ impl Index {
                 let key =
                     std::str::from_utf8(&kb[base.len()..]).map_err(|_| MetaError::Malformed)?;
                 let entry = Entry::decode(v.value())?;
-                if entry.deleted {
+                // The empty key is the bucket's own record, never an object.
+                if entry.deleted || key.is_empty() {
                     continue;
                 }
                 if page.contents.len() + page.common_prefixes.len() >= q.max_keys {

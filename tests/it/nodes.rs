@@ -233,7 +233,7 @@ async fn strangers_are_refused_and_nodes_may_not_write() {
         for r in e.put(&clients).await {
             r.unwrap();
         }
-        let site1 = cluster.root().join(&cluster.sites[1]);
+        let site1 = cluster.root().join("sites").join(&cluster.sites[1]);
         let node_id = cluster.identity(&site1.join("node.pem"), &site1.join("node.key"));
         assert_eq!(node_id.role(), Role::Node);
         let as_node = cluster.clients(&node_id);
@@ -447,7 +447,7 @@ async fn sigkill_while_writing_never_serves_a_half_written_shard() {
             all.len()
         );
         // No temp file survived the restart.
-        let tmp = cluster.root().join("home/data/disk-1/tmp");
+        let tmp = cluster.root().join("sites/home/data/disk-1/tmp");
         assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
     })
     .await
@@ -464,7 +464,7 @@ async fn a_flipped_byte_in_a_stored_block_is_reported_corrupt() {
             r.unwrap();
         }
         // Find shard 1's file on site-1 and flip one byte of stripe 4's block.
-        let shards = cluster.root().join("site-1/data/disk-2/shards");
+        let shards = cluster.root().join("sites/site-1/data/disk-2/shards");
         let file = walk(&shards).into_iter().next().expect("a shard file");
         let mut bytes = std::fs::read(&file).unwrap();
         bytes[4 * 4096 + 17] ^= 0x40;
@@ -499,7 +499,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn exclaved_refuses_exposed_secrets_missing_certificates_and_foreign_cas() {
     let cluster = Cluster::init(5, 3, 2);
-    let site = cluster.root().join("site-2");
+    let site = cluster.root().join("sites/site-2");
     let start = || {
         run(
             Command::new(bin("exclaved"))

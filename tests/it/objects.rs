@@ -31,7 +31,7 @@ fn key_file(path: &std::path::Path) -> [u8; 32] {
 fn objects(
     cluster: &Cluster,
     clients: &[std::sync::Arc<exclave::coordinator::NodeClient>],
-) -> Objects {
+) -> std::sync::Arc<Objects> {
     let root = cluster.root();
     let (layout, rule) = exclave::config::read_layout(&root.join("layout.toml")).unwrap();
     let plan = layout::plan(&layout, rule).unwrap();
@@ -43,7 +43,7 @@ fn objects(
     let mut nodes = Nodes::new(map);
     nodes.hedge_after = Duration::from_millis(200);
     let gw = root.join("gateway");
-    Objects::new(
+    std::sync::Arc::new(Objects::new(
         nodes,
         layout,
         plan,
@@ -51,10 +51,15 @@ fn objects(
         ManifestKey::from_bytes(key_file(&gw.join("manifest.key"))),
         Hlc::new(GatewayId(1)),
         256 * 1024,
-    )
+    ))
 }
 
-async fn get(o: &Objects, bucket: &str, key: &str, range: std::ops::Range<u64>) -> Option<Vec<u8>> {
+async fn get(
+    o: &std::sync::Arc<Objects>,
+    bucket: &str,
+    key: &str,
+    range: std::ops::Range<u64>,
+) -> Option<Vec<u8>> {
     let m = o.head(bucket, key).await.unwrap()?;
     let mut r = o.reader(&m, range).unwrap();
     let mut out = Vec::new();

@@ -110,7 +110,12 @@ impl Cluster {
         for name in &names {
             let cmd = format!(
                 "exclaved --config {}",
-                dir.path().join("c").join(name).join("node.toml").display()
+                dir.path()
+                    .join("c")
+                    .join("sites")
+                    .join(name)
+                    .join("node.toml")
+                    .display()
             );
             assert!(
                 printed.contains(&cmd),
@@ -131,7 +136,10 @@ impl Cluster {
     }
 
     pub fn node_config(&self, i: usize) -> PathBuf {
-        self.root().join(&self.sites[i]).join("node.toml")
+        self.root()
+            .join("sites")
+            .join(&self.sites[i])
+            .join("node.toml")
     }
 
     pub fn node_addr(&self, i: usize) -> SocketAddr {
@@ -139,7 +147,10 @@ impl Cluster {
     }
 
     pub fn log_path(&self, i: usize) -> PathBuf {
-        self.root().join(&self.sites[i]).join("exclaved.log")
+        self.root()
+            .join("sites")
+            .join(&self.sites[i])
+            .join("exclaved.log")
     }
 
     /// Starts node `i` as a process (stderr appended to its log).

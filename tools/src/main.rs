@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 s3_port,
                 disks_per_node,
                 disk_capacity: 1 << 40,
+                node_ports: Vec::new(),
             };
             let done = exclave::setup::init(&options).context("exclave init")?;
             init::print(&options, &done, cli.json);

@@ -1,0 +1,126 @@
+//! `exclaved dev`: a whole cluster in one directory, set up on first start and reused after.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::setup::{InitOptions, init};
+
+/// What `exclaved dev` runs.
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// The cluster's directory.
+    pub dir: PathBuf,
+    /// S3 listen address.
+    pub listen: SocketAddr,
+    /// Number of local sites.
+    pub sites: usize,
+    /// Data shards.
+    pub k: usize,
+    /// Parity shards.
+    pub m: usize,
+}
+
+/// The files of a dev cluster.
+#[derive(Clone, Debug)]
+pub struct DevCluster {
+    /// Node configs, one per site.
+    pub node_configs: Vec<PathBuf>,
+    /// The gateway config.
+    pub gateway_config: PathBuf,
+    /// The AWS shared-credentials file for clients.
+    pub credentials: PathBuf,
+    /// Whether this start created it.
+    pub created: bool,
+}
+
+fn free_udp_port(ip: IpAddr) -> anyhow::Result<u16> {
+    let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).context("finding a free port")?;
+    Ok(s.local_addr()?.port())
+}
+
+/// Sets the cluster up in `o.dir` unless it is there already.
+pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
+    let gateway_config = o.dir.join("gateway").join("gateway.toml");
+    let credentials = o.dir.join("credentials");
+    let sites: Vec<String> = (1..=o.sites).map(|i| format!("site-{i}")).collect();
+    let node_config = |s: &String| o.dir.join("sites").join(s).join("node.toml");
+    if gateway_config.exists() {
+        let node_configs: Vec<PathBuf> = std::fs::read_dir(o.dir.join("sites"))
+            .with_context(|| format!("reading {}", o.dir.join("sites").display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("node.toml"))
+            .filter(|p| p.exists())
+            .collect();
+        let mut node_configs = node_configs;
+        node_configs.sort();
+        return Ok(DevCluster {
+            node_configs,
+            gateway_config,
+            credentials,
+            created: false,
+        });
+    }
+    if o.sites == 0 || o.k == 0 || o.m == 0 {
+        anyhow::bail!("--sites, --k and --m must be at least 1");
+    }
+    let ip = o.listen.ip();
+    let mut ports = Vec::new();
+    for _ in 0..o.sites {
+        ports.push(free_udp_port(ip)?);
+    }
+    // The most foreign site losses (besides home) the layout can survive, at least 0.
+    let mut last_err = None;
+    for f in (0..=o.m).rev() {
+        let opts = InitOptions {
+            dir: o.dir.clone(),
+            sites: sites.clone(),
+            k: o.k,
+            m: o.m,
+            survive_foreign_losses: f,
+            bind: ip,
+            base_port: 0,
+            s3_port: o.listen.port(),
+            disks_per_node: 1,
+            disk_capacity: 1 << 40,
+            node_ports: ports.clone(),
+        };
+        match init(&opts) {
+            Ok(done) => {
+                return Ok(DevCluster {
+                    node_configs: sites.iter().map(node_config).collect(),
+                    gateway_config: done.gateway_config,
+                    credentials: done.client_credentials,
+                    created: true,
+                });
+            }
+            Err(crate::setup::InitError::Layout(e)) => last_err = Some(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::bail!(
+        "{} sites cannot hold a {}+{} profile under the jurisdiction rule: {}",
+        o.sites,
+        o.k,
+        o.m,
+        last_err.unwrap_or_default()
+    )
+}
+
+/// The lines `exclaved dev` prints once it serves.
+pub fn banner(endpoint: SocketAddr, cluster: &DevCluster, dir: &Path) -> String {
+    format!(
+        "exclave dev is serving S3 at http://{endpoint}\n\
+         cluster directory: {dir}\n\
+         credentials (AWS shared-credentials file, [default] profile): {creds}\n\
+         try:\n  \
+         export AWS_SHARED_CREDENTIALS_FILE={creds} AWS_DEFAULT_REGION=us-east-1\n  \
+         aws --endpoint-url http://{endpoint} s3 mb s3://registry\n  \
+         aws --endpoint-url http://{endpoint} s3 cp ./some-file s3://registry/\n  \
+         aws --endpoint-url http://{endpoint} s3 ls s3://registry/\n\
+         stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.",
+        dir = dir.display(),
+        creds = cluster.credentials.display(),
+    )
+}

@@ -1,0 +1,133 @@
+//! Who may call: S3 access keys (secrets sealed under the master key at rest), and the one
+//! check every request passes after its signature is verified.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
+use serde::Deserialize;
+
+use crate::core::ids::unhex;
+use crate::core::keys::MasterKey;
+
+/// Longest presigned URL lifetime S3 accepts: 7 days.
+pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+/// Longest object key, bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    access_key_id: String,
+    secret_sealed: String,
+}
+
+/// The gateway's access keys, opened.
+pub struct AccessKeys {
+    keys: BTreeMap<String, SecretKey>,
+}
+
+impl std::fmt::Debug for AccessKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeys")
+            .field("ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl AccessKeys {
+    /// Reads the credentials file and opens every secret with the master key.
+    pub fn load(path: &Path, master: &MasterKey) -> anyhow::Result<Self> {
+        let text = crate::net::tls::read_secret(path)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
+        let raw: RawCredentials =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut keys = BTreeMap::new();
+        for k in raw.keys {
+            let sealed = unhex(&k.secret_sealed)
+                .ok_or_else(|| anyhow::anyhow!("{}: secret_sealed is not hex", path.display()))?;
+            let secret = master.open_secret(&k.access_key_id, &sealed).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: the secret of {} does not open: {e}",
+                    path.display(),
+                    k.access_key_id
+                )
+            })?;
+            let secret = String::from_utf8(secret)
+                .map_err(|_| anyhow::anyhow!("{}: a secret is not UTF-8", path.display()))?;
+            keys.insert(k.access_key_id, SecretKey::from(secret));
+        }
+        if keys.is_empty() {
+            anyhow::bail!("{}: no access keys", path.display());
+        }
+        Ok(Self { keys })
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for AccessKeys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.keys
+            .get(access_key)
+            .cloned()
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId, "the access key id is not known here"))
+    }
+}
+
+/// The choke point every request passes once its signature (header, presigned or streaming)
+/// has been checked: signed requests only, presigned URLs of at most 7 days, keys of at most
+/// 1,024 bytes.
+#[derive(Debug)]
+pub struct Gatekeeper;
+
+#[async_trait::async_trait]
+impl S3Access for Gatekeeper {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(
+                AccessDenied,
+                "anonymous requests are not accepted"
+            ));
+        }
+        if let Some(q) = cx.uri().query() {
+            for (k, v) in url_pairs(q) {
+                if k.eq_ignore_ascii_case("X-Amz-Expires") {
+                    match v.parse::<u64>() {
+                        Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => {}
+                        _ => {
+                            return Err(s3_error!(
+                                AuthorizationQueryParametersError,
+                                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let S3Path::Object { key, .. } = cx.s3_path()
+            && key.len() > MAX_KEY_BYTES
+        {
+            return Err(s3_error!(
+                KeyTooLongError,
+                "keys are at most 1024 bytes of UTF-8"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn url_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}

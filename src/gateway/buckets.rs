@@ -1,0 +1,158 @@
+//! Buckets. A bucket lives in the index and, so that the nodes alone can rebuild it, as a
+//! record under the empty key (an S3 key is never empty): an empty object when created, a
+//! tombstone when deleted.
+
+use s3s::dto::{
+    Bucket, CreateBucketInput, CreateBucketOutput, DeleteBucketInput, DeleteBucketOutput,
+    GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput, HeadBucketOutput,
+    ListBucketsInput, ListBucketsOutput, Owner,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::{Gateway, object_error, timestamp};
+use crate::coordinator::object::PutInput;
+use crate::meta::{Entry, ListQuery};
+
+/// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
+pub(crate) const HIDDEN: char = '\u{1}';
+
+pub(crate) fn owner() -> Owner {
+    Owner {
+        display_name: Some("exclave".into()),
+        id: Some("exclave".into()),
+    }
+}
+
+impl Gateway {
+    /// NoSuchBucket unless the bucket exists.
+    pub(crate) fn require_bucket(&self, bucket: &str) -> S3Result<u64> {
+        self.index.bucket(bucket)?.ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::NoSuchBucket,
+                "The specified bucket does not exist",
+            )
+        })
+    }
+
+    pub(crate) async fn create_bucket_op(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = req.input.bucket;
+        let lock = self.key_lock(&bucket, "");
+        let _held = lock.lock().await;
+        if self.index.bucket(&bucket)?.is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            ));
+        }
+        let input = PutInput {
+            bucket: bucket.clone(),
+            key: String::new(),
+            size: 0,
+            ..PutInput::default()
+        };
+        let m = self
+            .objects
+            .put(input, tokio::io::empty())
+            .await
+            .map_err(object_error)?;
+        self.index.apply(
+            &bucket,
+            "",
+            &Entry {
+                version: m.version,
+                size: 0,
+                etag: String::new(),
+                modified_ms: m.created_ms,
+                deleted: false,
+            },
+        )?;
+        self.index.create_bucket(&bucket, m.created_ms)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
+    }
+
+    pub(crate) async fn delete_bucket_op(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let bucket = req.input.bucket;
+        let lock = self.key_lock(&bucket, "");
+        let _held = lock.lock().await;
+        self.require_bucket(&bucket)?;
+        let page = self.index.list(
+            &bucket,
+            &ListQuery {
+                max_keys: 1,
+                ..ListQuery::default()
+            },
+        )?;
+        if !page.contents.is_empty() || !page.common_prefixes.is_empty() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BucketNotEmpty,
+                "The bucket you tried to delete is not empty",
+            ));
+        }
+        let m = self
+            .objects
+            .delete(&bucket, "")
+            .await
+            .map_err(object_error)?;
+        self.index.apply(
+            &bucket,
+            "",
+            &Entry {
+                version: m.version,
+                size: 0,
+                etag: String::new(),
+                modified_ms: m.created_ms,
+                deleted: true,
+            },
+        )?;
+        self.index.delete_bucket(&bucket)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    pub(crate) fn head_bucket_op(
+        &self,
+        req: &S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    pub(crate) fn get_bucket_location_op(
+        &self,
+        req: &S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    pub(crate) fn list_buckets_op(
+        &self,
+        req: &S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let buckets = self
+            .index
+            .buckets()?
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, created)| Bucket {
+                bucket_region: None,
+                creation_date: Some(timestamp(created)),
+                name: Some(name),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner()),
+            prefix: req.input.prefix.clone(),
+            continuation_token: None,
+        }))
+    }
+}

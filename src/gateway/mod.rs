@@ -1,0 +1,304 @@
+//! The S3 gateway: the S3 protocol (routing, SigV4, XML) comes from `s3s`; this module maps
+//! each supported operation onto the object store (`coordinator`) and the index (`meta`).
+//! Operations not listed in `docs/s3-compatibility.md` answer 501 NotImplemented (the `s3s`
+//! default).
+
+mod auth;
+mod body;
+mod buckets;
+mod checksum;
+mod list;
+mod multipart;
+mod objects;
+mod s3;
+mod serve;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use s3s::dto::Timestamp;
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::config::DaemonConfig;
+use crate::coordinator::object::ObjectError;
+use crate::coordinator::{NodeClient, Nodes, Objects};
+use crate::core::hlc::Hlc;
+use crate::core::ids::GatewayId;
+use crate::core::keys::{ManifestKey, MasterKey};
+use crate::meta::{Entry, Index, MetaError};
+use crate::net::Identity;
+
+pub use auth::{AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS};
+pub use serve::{MAX_HEADER_BYTES, serve};
+
+/// Block size of objects written by the gateway.
+pub const BLOCK_SIZE: u32 = 256 * 1024;
+/// Most keys in one DeleteObjects request.
+pub const MAX_DELETE_KEYS: usize = 1000;
+/// Highest part number.
+pub const MAX_PARTS: i32 = 10_000;
+/// Smallest part but the last.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// Largest single PUT (S3's limit).
+pub const MAX_PUT_SIZE: u64 = 5 << 30;
+/// Largest XML request body.
+pub const MAX_XML_BODY: usize = 4 << 20;
+
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+
+/// The gateway: object store, index and the per-key locks of conditional writes.
+#[derive(Debug)]
+pub struct Gateway {
+    objects: Arc<Objects>,
+    index: Arc<Index>,
+    locks: Mutex<HashMap<(String, String), KeyLock>>,
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let raw = crate::net::tls::read_secret(path)?;
+    let text = std::str::from_utf8(&raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
+    let text = text.trim();
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        anyhow::bail!("{}: expected 64 hex digits", path.display());
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))?;
+    }
+    Ok(out)
+}
+
+/// What a running gateway needs besides the store: its credentials and where to listen.
+#[derive(Debug)]
+pub struct Opened {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// Access keys.
+    pub keys: AccessKeys,
+    /// S3 listen address.
+    pub listen: SocketAddr,
+}
+
+impl Gateway {
+    /// Opens the gateway a config file describes: keys, layout, node clients and the index
+    /// (rebuilt from the nodes' manifests when it is new).
+    pub async fn open(config: &DaemonConfig, identity: &Identity) -> anyhow::Result<Opened> {
+        let g = config
+            .raw
+            .gateway
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no [gateway] section"))?;
+        let master = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
+        let manifest_key = ManifestKey::from_bytes(read_key_file(&g.manifest_key_file)?);
+        let keys = AccessKeys::load(&g.s3_credentials_file, &master)?;
+        let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
+        let plan = crate::core::layout::plan(&layout, rule)
+            .with_context(|| format!("the layout {}", g.layout_file.display()))?;
+        let addrs = crate::config::node_addresses(&g.layout_file)?;
+        let ep = crate::net::endpoint::endpoint(
+            SocketAddr::new(g.s3_listen.ip(), 0),
+            identity,
+            &config.transport,
+            false,
+        )?;
+        let mut clients = std::collections::BTreeMap::new();
+        for site in &layout.sites {
+            for n in &site.nodes {
+                let addr = addrs.get(&n.id.0).ok_or_else(|| {
+                    anyhow::anyhow!("{}: node {} has no addr", g.layout_file.display(), n.id.0)
+                })?;
+                clients.insert(
+                    n.id,
+                    Arc::new(NodeClient::new(ep.clone(), *addr, &site.name)),
+                );
+            }
+        }
+        let nodes = Nodes::new(clients);
+        let objects = Arc::new(Objects::new(
+            nodes,
+            layout,
+            plan,
+            master,
+            manifest_key,
+            Hlc::new(GatewayId(g.id)),
+            BLOCK_SIZE,
+        ));
+        std::fs::create_dir_all(&g.state_dir)
+            .with_context(|| format!("creating {}", g.state_dir.display()))?;
+        let index_path = g.state_dir.join("index.redb");
+        let fresh = !index_path.exists();
+        let index = Arc::new(Index::open(&index_path)?);
+        let gateway = Arc::new(Self {
+            objects,
+            index,
+            locks: Mutex::new(HashMap::new()),
+        });
+        if fresh || gateway.index.is_blank()? {
+            gateway.rebuild_index().await?;
+        }
+        Ok(Opened {
+            gateway,
+            keys,
+            listen: g.s3_listen,
+        })
+    }
+
+    /// Fills the index from the manifests at the nodes (newest version of each key wins).
+    /// Nodes that do not answer are skipped: any manifest quorum overlaps the rest.
+    pub async fn rebuild_index(&self) -> anyhow::Result<()> {
+        let mut seen = 0usize;
+        let mut answered = 0usize;
+        for node in self.objects.node_ids() {
+            let scan =
+                tokio::time::timeout(Duration::from_secs(30), self.objects.scan_node(node)).await;
+            let (manifests, bad) = match scan {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(node = node.0, error = %e, "index rebuild: node skipped");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(node = node.0, "index rebuild: node timed out");
+                    continue;
+                }
+            };
+            answered += 1;
+            if bad > 0 {
+                tracing::warn!(
+                    node = node.0,
+                    bad,
+                    "index rebuild: records that do not open"
+                );
+            }
+            for m in manifests {
+                seen += 1;
+                self.apply_manifest(&m)?;
+            }
+        }
+        tracing::info!(answered, records = seen, "index rebuilt from the nodes");
+        Ok(())
+    }
+
+    fn apply_manifest(&self, m: &crate::core::format::Manifest) -> Result<(), MetaError> {
+        use crate::core::format::ManifestBody;
+        if m.bucket.contains(buckets::HIDDEN) {
+            return Ok(());
+        }
+        let (size, etag, deleted) = match &m.body {
+            ManifestBody::Object(o) => (o.size, o.etag.clone(), false),
+            ManifestBody::Tombstone => (0, String::new(), true),
+        };
+        let entry = Entry {
+            version: m.version,
+            size,
+            etag,
+            modified_ms: m.created_ms,
+            deleted,
+        };
+        if m.key.is_empty() {
+            // The bucket's own record: created, or (tombstone) deleted.
+            let applied = self.index.apply(&m.bucket, "", &entry)?;
+            if applied {
+                if deleted {
+                    self.index.delete_bucket(&m.bucket)?;
+                } else {
+                    self.index.create_bucket(&m.bucket, m.created_ms)?;
+                }
+            }
+            return Ok(());
+        }
+        self.index.apply(&m.bucket, &m.key, &entry)?;
+        Ok(())
+    }
+
+    /// The lock serialising conditional writes of one key.
+    fn key_lock(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks
+            .entry((bucket.to_owned(), key.to_owned()))
+            .or_default()
+            .clone()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "internal error");
+    S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
+}
+
+impl From<MetaError> for S3Error {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::BadToken => Self::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The continuation token provided is incorrect",
+            ),
+            other => internal(other),
+        }
+    }
+}
+
+pub(crate) fn object_error(e: ObjectError) -> S3Error {
+    match e {
+        ObjectError::Put(_)
+        | ObjectError::ManifestQuorum { .. }
+        | ObjectError::ReadQuorum { .. } => {
+            tracing::warn!(error = %e, "quorum not reached");
+            S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                format!("not enough sites reachable: {e}"),
+            )
+        }
+        ObjectError::Read(_) => S3Error::with_message(
+            S3ErrorCode::ServiceUnavailable,
+            format!("not enough intact shards reachable: {e}"),
+        ),
+        ObjectError::ShortBody { got, expected } => S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            format!("the body ended after {got} of {expected} bytes"),
+        ),
+        ObjectError::Body(io) => body_error(&io),
+        other => internal(other),
+    }
+}
+
+/// A failure while reading the request body: a signature or hash check by s3s, or the client.
+fn body_error(io: &std::io::Error) -> S3Error {
+    let msg = io
+        .get_ref()
+        .map_or_else(|| io.to_string(), ToString::to_string);
+    if let Some(e) = io.get_ref().and_then(|e| e.downcast_ref::<S3Error>()) {
+        let mut out = S3Error::new(e.code().clone());
+        if let Some(m) = e.message() {
+            out.set_message(m.to_owned());
+        }
+        return out;
+    }
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("signature") {
+        return S3Error::with_message(S3ErrorCode::SignatureDoesNotMatch, msg);
+    }
+    if lower.contains("sha256") || lower.contains("checksum") || lower.contains("hash") {
+        return S3Error::with_message(S3ErrorCode::BadDigest, msg);
+    }
+    S3Error::with_message(
+        S3ErrorCode::IncompleteBody,
+        format!("reading the body: {msg}"),
+    )
+}

@@ -1,0 +1,598 @@
+//! Multipart uploads. Each part is stored as a hidden object in the upload's own namespace
+//! (sealed and erasure-coded like any object); CompleteMultipartUpload streams the parts, in
+//! order, into the final object and then deletes the parts. See
+//! `docs/decisions/multipart.md` for the trade-off.
+
+use s3s::dto::{
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyPartResult,
+    CreateMultipartUploadInput, CreateMultipartUploadOutput, ETag, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload, Part,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use tokio::io::AsyncWriteExt;
+
+use super::body::BodyReader;
+use super::buckets::{HIDDEN, owner};
+use super::checksum::{Wanted, check_content_md5, from_stored, to_stored};
+use super::objects::{stored_headers, user_metadata};
+use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, now_ms, object_error, timestamp};
+use crate::coordinator::ObjectReader;
+use crate::coordinator::object::{ObjectError, PutInput};
+use crate::core::format::{ManifestBody, Part as StoredPart};
+use crate::core::ids::unhex;
+use crate::meta::{PartRecord, UploadRecord};
+
+/// A pipe fed by object readers in order: the read half, and the task feeding it.
+pub(crate) fn pipe_from(
+    readers: Vec<ObjectReader>,
+) -> (
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<Result<(), ObjectError>>,
+) {
+    let (rx, mut tx) = tokio::io::duplex(1 << 20);
+    let feed = tokio::spawn(async move {
+        for mut r in readers {
+            while let Some(piece) = r.next().await {
+                let piece: bytes::Bytes = piece?;
+                // The reader side gone means the put failed; it reports why.
+                if tx.write_all(&piece).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let _ = tx.shutdown().await;
+        Ok(())
+    });
+    (rx, feed)
+}
+
+fn hidden_bucket(bucket: &str) -> String {
+    format!("{bucket}{HIDDEN}uploads")
+}
+
+fn no_such_upload() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    )
+}
+
+fn check_part_number(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PARTS).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        ))
+    }
+}
+
+impl Gateway {
+    fn upload_of(&self, id: &str, bucket: &str, key: &str) -> S3Result<UploadRecord> {
+        match self.index.upload(id)? {
+            Some(u) if u.bucket == bucket && u.key == key => Ok(u),
+            _ => Err(no_such_upload()),
+        }
+    }
+
+    pub(crate) async fn create_multipart_upload_op(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let mut raw = [0u8; 16];
+        crate::setup::random(&mut raw);
+        let id = crate::core::ids::hex(&raw);
+        let rec = UploadRecord {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            initiated_ms: now_ms(),
+            content_type: i.content_type.clone(),
+            user_metadata: user_metadata(i.metadata),
+            headers: stored_headers(
+                i.cache_control.as_ref(),
+                i.content_disposition.as_ref(),
+                i.content_encoding.as_ref(),
+                i.content_language.as_ref(),
+                i.expires.as_ref(),
+            ),
+            checksum_algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
+        };
+        self.index.put_upload(&id, &rec)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(id),
+            checksum_algorithm: i.checksum_algorithm,
+            ..Default::default()
+        }))
+    }
+
+    async fn store_part(
+        &self,
+        id: &str,
+        bucket: &str,
+        n: u32,
+        staged: crate::coordinator::object::Staged,
+    ) -> S3Result<PartRecord> {
+        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let ManifestBody::Object(meta) = &m.body else {
+            return Err(super::internal("a part wrote a tombstone"));
+        };
+        let sums = from_stored(&meta.checksums);
+        let mut checksums = Vec::new();
+        for (name, v) in [
+            ("CRC32", sums.checksum_crc32),
+            ("CRC32C", sums.checksum_crc32c),
+            ("SHA1", sums.checksum_sha1),
+            ("SHA256", sums.checksum_sha256),
+        ] {
+            if let Some(v) = v {
+                checksums.push((name.to_owned(), v));
+            }
+        }
+        let rec = PartRecord {
+            size: meta.size,
+            etag: meta.etag.clone(),
+            modified_ms: m.created_ms,
+            object_key: m.key.clone(),
+            checksums,
+        };
+        if let Some(old) = self.index.put_part(id, n, &rec)?
+            && old.object_key != rec.object_key
+        {
+            let _ = self
+                .objects
+                .delete(&hidden_bucket(bucket), &old.object_key)
+                .await;
+        }
+        Ok(rec)
+    }
+
+    pub(crate) async fn upload_part_op(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let trailers = req.trailing_headers.clone();
+        let headers = req.headers.clone();
+        let i = req.input;
+        let n = check_part_number(i.part_number)?;
+        self.require_bucket(&i.bucket)?;
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let size = match i.content_length {
+            Some(s) if s >= 0 => s as u64,
+            _ => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+        };
+        if size > MAX_PUT_SIZE {
+            return Err(S3Error::with_message(
+                S3ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            ));
+        }
+        let given = s3s::dto::Checksum {
+            checksum_crc32: i.checksum_crc32.clone(),
+            checksum_crc32c: i.checksum_crc32c.clone(),
+            checksum_sha1: i.checksum_sha1.clone(),
+            checksum_sha256: i.checksum_sha256.clone(),
+            checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+            ..Default::default()
+        };
+        let wanted = Wanted::new(
+            i.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            given,
+            &headers,
+        )?;
+        let input = PutInput {
+            bucket: hidden_bucket(&i.bucket),
+            key: format!("{}/{n}", i.upload_id),
+            size,
+            ..PutInput::default()
+        };
+        let mut body = BodyReader::new(i.body, wanted.hasher());
+        let mut staged = self
+            .objects
+            .stage(input, &mut body)
+            .await
+            .map_err(object_error)?;
+        let sums = std::mem::take(&mut body.hasher).finalize();
+        check_content_md5(i.content_md5.as_deref(), &staged.meta.etag)?;
+        wanted.verify(&sums, trailers.as_ref())?;
+        staged.meta.checksums = to_stored(&sums);
+        // The upload may have been completed or aborted meanwhile.
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let rec = self.store_part(&i.upload_id, &i.bucket, n, staged).await?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(rec.etag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn upload_part_copy_op(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let i = req.input;
+        let n = check_part_number(i.part_number)?;
+        self.require_bucket(&i.bucket)?;
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let (src, meta) = self
+            .copy_source(
+                &i.copy_source,
+                i.copy_source_if_match.as_ref(),
+                i.copy_source_if_none_match.as_ref(),
+                i.copy_source_if_modified_since.as_ref(),
+                i.copy_source_if_unmodified_since.as_ref(),
+            )
+            .await?;
+        let range = match &i.copy_source_range {
+            None => 0..meta.size,
+            Some(r) => {
+                let r = r.strip_prefix("bytes=").ok_or_else(bad_copy_range)?;
+                let (a, b) = r.split_once('-').ok_or_else(bad_copy_range)?;
+                let a: u64 = a.parse().map_err(|_| bad_copy_range())?;
+                let b: u64 = b.parse().map_err(|_| bad_copy_range())?;
+                if a > b || b >= meta.size {
+                    return Err(S3Error::with_message(
+                        S3ErrorCode::InvalidRange,
+                        "The requested range is not satisfiable",
+                    ));
+                }
+                a..b + 1
+            }
+        };
+        let input = PutInput {
+            bucket: hidden_bucket(&i.bucket),
+            key: format!("{}/{n}", i.upload_id),
+            size: range.end - range.start,
+            ..PutInput::default()
+        };
+        let staged = self.copy_into(&src, range, input).await?;
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let rec = self.store_part(&i.upload_id, &i.bucket, n, staged).await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(rec.etag)),
+                last_modified: Some(timestamp(rec.modified_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn complete_multipart_upload_op(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let mut i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let asked = i
+            .multipart_upload
+            .take()
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        if asked.is_empty() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "You must specify at least one part",
+            ));
+        }
+        let stored: std::collections::BTreeMap<u32, PartRecord> =
+            self.index.parts(&i.upload_id)?.into_iter().collect();
+        let mut chosen = Vec::with_capacity(asked.len());
+        let mut last = 0u32;
+        for p in &asked {
+            let n = check_part_number(p.part_number.unwrap_or(0))?;
+            if n <= last {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidPartOrder,
+                    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+                ));
+            }
+            last = n;
+            let rec = stored.get(&n).filter(|r| {
+                p.e_tag
+                    .as_ref()
+                    .is_none_or(|e| e.value().trim_matches('"') == r.etag)
+            });
+            let Some(rec) = rec else {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidPart,
+                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+                ));
+            };
+            chosen.push((n, rec.clone()));
+        }
+        for (_, rec) in &chosen[..chosen.len() - 1] {
+            if rec.size < MIN_PART_SIZE {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::EntityTooSmall,
+                    "Your proposed upload is smaller than the minimum allowed object size.",
+                ));
+            }
+        }
+        let lock = self.key_lock(&i.bucket, &i.key);
+        let _held = lock.lock().await;
+        let conditional_none = i.if_none_match.is_some() || i.if_match.is_some();
+        if conditional_none {
+            self.check_complete_conditions(&i.bucket, &i.key, &i)
+                .await?;
+        }
+
+        // The multipart ETag: MD5 of the parts' binary MD5s, then "-N".
+        let mut md5s = Vec::with_capacity(16 * chosen.len());
+        for (_, rec) in &chosen {
+            md5s.extend_from_slice(&unhex(&rec.etag).ok_or_else(|| super::internal("part etag"))?);
+        }
+        let etag = {
+            use md5::Digest as _;
+            format!(
+                "{}-{}",
+                crate::core::ids::hex(&md5::Md5::digest(&md5s)),
+                chosen.len()
+            )
+        };
+        let hidden = hidden_bucket(&i.bucket);
+        let mut readers = Vec::with_capacity(chosen.len());
+        let mut total = 0u64;
+        for (_, rec) in &chosen {
+            let (m, meta) = self.current(&hidden, &rec.object_key).await.map_err(|e| {
+                if *e.code() == S3ErrorCode::NoSuchKey {
+                    S3Error::with_message(S3ErrorCode::InvalidPart, "a part is missing")
+                } else {
+                    e
+                }
+            })?;
+            if meta.etag != rec.etag {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidPart,
+                    "a part changed while completing",
+                ));
+            }
+            total += meta.size;
+            readers.push(
+                self.objects
+                    .reader(&m, 0..meta.size)
+                    .map_err(object_error)?,
+            );
+        }
+        let input = PutInput {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            size: total,
+            content_type: upload.content_type.clone(),
+            user_metadata: upload.user_metadata.clone(),
+            headers: upload.headers.clone(),
+        };
+        let (pipe, feed) = pipe_from(readers);
+        let staged = self.objects.stage(input, pipe).await;
+        let fed = feed.await;
+        let mut staged = staged.map_err(object_error)?;
+        match fed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(object_error(e)),
+            Err(e) => return Err(super::internal(e)),
+        }
+        staged.meta.etag = etag.clone();
+        staged.meta.parts = chosen
+            .iter()
+            .map(|(_, r)| StoredPart {
+                size: r.size,
+                etag: r.etag.clone(),
+            })
+            .collect();
+        // The upload must still be there: a concurrent abort or complete wins otherwise.
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        self.record(&m)?;
+        self.forget_upload(&i.upload_id, &i.bucket).await?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            e_tag: Some(ETag::Strong(etag)),
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            ..Default::default()
+        }))
+    }
+
+    async fn check_complete_conditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        i: &CompleteMultipartUploadInput,
+    ) -> S3Result<()> {
+        let current = match self.current(bucket, key).await {
+            Ok((_, meta)) => Some(meta.etag),
+            Err(e) if *e.code() == S3ErrorCode::NoSuchKey => None,
+            Err(e) => return Err(e),
+        };
+        let failed = || {
+            S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            )
+        };
+        if let Some(c) = &i.if_none_match
+            && let Some(etag) = &current
+            && (c.is_any() || c.as_etag().is_some_and(|e| e.value() == etag))
+        {
+            return Err(failed());
+        }
+        if let Some(c) = &i.if_match {
+            match &current {
+                None => return Err(super::objects::no_such_key()),
+                Some(etag) if !(c.is_any() || c.as_etag().is_some_and(|e| e.value() == etag)) => {
+                    return Err(failed());
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an upload's parts (tombstones) and its record.
+    async fn forget_upload(&self, id: &str, bucket: &str) -> S3Result<()> {
+        let parts = self.index.parts(id)?;
+        self.index.delete_upload(id)?;
+        let hidden = hidden_bucket(bucket);
+        for (_, rec) in parts {
+            if let Err(e) = self.objects.delete(&hidden, &rec.object_key).await {
+                tracing::warn!(upload = id, error = %e, "a part's delete did not reach its quorum");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn abort_multipart_upload_op(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        self.forget_upload(&i.upload_id, &i.bucket).await?;
+        let mut resp = S3Response::new(AbortMultipartUploadOutput::default());
+        resp.status = Some(http::StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    pub(crate) fn list_parts_op(
+        &self,
+        req: &S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let i = &req.input;
+        self.require_bucket(&i.bucket)?;
+        let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
+        let all: Vec<(u32, PartRecord)> = self
+            .index
+            .parts(&i.upload_id)?
+            .into_iter()
+            .filter(|(n, _)| *n > marker)
+            .collect();
+        let truncated = all.len() > max;
+        let page = &all[..all.len().min(max)];
+        let parts = page
+            .iter()
+            .map(|(n, r)| Part {
+                part_number: Some(*n as i32),
+                e_tag: Some(ETag::Strong(r.etag.clone())),
+                size: Some(r.size as i64),
+                last_modified: Some(timestamp(r.modified_ms)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            upload_id: Some(i.upload_id.clone()),
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            part_number_marker: i.part_number_marker,
+            next_part_number_marker: truncated
+                .then(|| page.last().map(|(n, _)| *n as i32))
+                .flatten(),
+            parts: Some(parts),
+            owner: Some(owner()),
+            storage_class: Some(s3s::dto::StorageClass::from_static("STANDARD")),
+            checksum_algorithm: upload
+                .checksum_algorithm
+                .map(s3s::dto::ChecksumAlgorithm::from),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) fn list_multipart_uploads_op(
+        &self,
+        req: &S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let i = &req.input;
+        self.require_bucket(&i.bucket)?;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+        let mut all: Vec<(String, String, u64)> = self
+            .index
+            .uploads()?
+            .into_iter()
+            .filter(|(_, u)| u.bucket == i.bucket && u.key.starts_with(&prefix))
+            .map(|(id, u)| (u.key, id, u.initiated_ms))
+            .collect();
+        all.sort();
+        if let Some(km) = &i.key_marker {
+            let idm = i.upload_id_marker.clone();
+            all.retain(|(k, id, _)| match &idm {
+                Some(m) => k > km || (k == km && id > m),
+                None => k > km,
+            });
+        }
+        let mut uploads = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut last: Option<(String, String)> = None;
+        for (key, id, initiated) in all {
+            if uploads.len() + prefixes.len() >= max {
+                truncated = true;
+                break;
+            }
+            if let Some(d) = i.delimiter.as_deref().filter(|d| !d.is_empty())
+                && let Some(pos) = key[prefix.len()..].find(d)
+            {
+                let cp = key[..prefix.len() + pos + d.len()].to_string();
+                if prefixes.last() != Some(&cp) {
+                    prefixes.push(cp);
+                }
+                last = Some((key, id));
+                continue;
+            }
+            last = Some((key.clone(), id.clone()));
+            uploads.push(MultipartUpload {
+                key: Some(key),
+                upload_id: Some(id),
+                initiated: Some(timestamp(initiated)),
+                owner: Some(owner()),
+                initiator: Some(s3s::dto::Initiator {
+                    display_name: Some("exclave".into()),
+                    id: Some("exclave".into()),
+                }),
+                storage_class: Some(s3s::dto::StorageClass::from_static("STANDARD")),
+                ..Default::default()
+            });
+        }
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket.clone()),
+            prefix: i.prefix.clone(),
+            delimiter: i.delimiter.clone(),
+            key_marker: i.key_marker.clone(),
+            upload_id_marker: i.upload_id_marker.clone(),
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: truncated.then(|| last.clone().map(|l| l.0)).flatten(),
+            next_upload_id_marker: truncated.then(|| last.map(|l| l.1)).flatten(),
+            uploads: Some(uploads),
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix { prefix: Some(p) })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
+    }
+}
+
+fn bad_copy_range() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidArgument,
+        "The x-amz-copy-source-range value must be of the form bytes=first-last",
+    )
+}

@@ -1,0 +1,725 @@
+//! Object operations: PUT, GET, HEAD, DELETE, DeleteObjects, CopyObject.
+
+use std::ops::Range;
+
+use s3s::dto::{
+    CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag,
+    ETagCondition, Error as S3ItemError, GetObjectInput, GetObjectOutput, HeadObjectInput,
+    HeadObjectOutput, Metadata, PutObjectInput, PutObjectOutput, Timestamp,
+};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::body::{BodyReader, object_stream};
+use super::checksum::{Wanted, check_content_md5, from_stored, to_stored};
+use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
+use crate::coordinator::object::PutInput;
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::meta::Entry;
+
+/// Headers stored with an object besides Content-Type and user metadata.
+pub(crate) fn stored_headers(
+    cache_control: Option<&String>,
+    content_disposition: Option<&String>,
+    content_encoding: Option<&String>,
+    content_language: Option<&String>,
+    expires: Option<&Timestamp>,
+) -> Vec<(String, String)> {
+    let mut h = Vec::new();
+    for (name, v) in [
+        ("cache-control", cache_control),
+        ("content-disposition", content_disposition),
+        ("content-encoding", content_encoding),
+        ("content-language", content_language),
+    ] {
+        if let Some(v) = v {
+            h.push((name.to_owned(), v.clone()));
+        }
+    }
+    if let Some(e) = expires {
+        let mut buf = Vec::new();
+        if e.format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
+            .is_ok()
+        {
+            h.push((
+                "expires".to_owned(),
+                String::from_utf8_lossy(&buf).into_owned(),
+            ));
+        }
+    }
+    h
+}
+
+fn header<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a String> {
+    meta.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
+    if meta.user_metadata.is_empty() {
+        return None;
+    }
+    Some(meta.user_metadata.iter().cloned().collect())
+}
+
+pub(crate) fn user_metadata(m: Option<Metadata>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = m
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    v.sort();
+    v
+}
+
+fn etag_of(meta: &ObjectMeta) -> ETag {
+    ETag::Strong(meta.etag.clone())
+}
+
+fn matches(cond: &ETagCondition, etag: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+/// Whole seconds, as HTTP dates compare.
+fn secs(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
+}
+
+/// Conditional GET/HEAD (RFC 9110 as S3 applies it): Err(412) or Err(304).
+fn check_read_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+    etag: &str,
+    modified_ms: u64,
+) -> S3Result<()> {
+    let modified = (modified_ms / 1000) as i64;
+    match if_match {
+        Some(c) if !matches(c, etag) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(t) = if_unmodified_since
+                && modified > secs(t)
+            {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold",
+                ));
+            }
+        }
+    }
+    match if_none_match {
+        Some(c) if matches(c, etag) => Err(S3Error::new(S3ErrorCode::NotModified)),
+        Some(_) => Ok(()),
+        None => match if_modified_since {
+            Some(t) if modified <= secs(t) => Err(S3Error::new(S3ErrorCode::NotModified)),
+            _ => Ok(()),
+        },
+    }
+}
+
+pub(crate) fn no_such_key() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+}
+
+/// The byte range a GET/HEAD asks for (Range or partNumber), and the Content-Range to answer.
+fn select(
+    meta: &ObjectMeta,
+    range: Option<&s3s::dto::Range>,
+    part_number: Option<i32>,
+) -> S3Result<(Range<u64>, Option<String>)> {
+    let size = meta.size;
+    if let Some(r) = range {
+        if part_number.is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
+        }
+        let r = r.check(size).map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRange,
+                "The requested range is not satisfiable",
+            )
+        })?;
+        if r.start >= size {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRange,
+                "The requested range is not satisfiable",
+            ));
+        }
+        let cr = format!("bytes {}-{}/{}", r.start, r.end - 1, size);
+        return Ok((r, Some(cr)));
+    }
+    if let Some(n) = part_number {
+        let count = meta.parts.len().max(1);
+        if n < 1 || n as usize > count {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPart,
+                "The requested partnumber is not satisfiable",
+            ));
+        }
+        if meta.parts.is_empty() {
+            return Ok((0..size, None));
+        }
+        let start: u64 = meta.parts[..n as usize - 1].iter().map(|p| p.size).sum();
+        let end = start + meta.parts[n as usize - 1].size;
+        let cr = (end > start).then(|| format!("bytes {}-{}/{}", start, end - 1, size));
+        return Ok((start..end, cr));
+    }
+    Ok((0..size, None))
+}
+
+impl Gateway {
+    /// The current object of (bucket, key) at a read quorum of the nodes.
+    pub(crate) async fn current(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(Manifest, ObjectMeta)> {
+        let m = self
+            .objects
+            .head(bucket, key)
+            .await
+            .map_err(object_error)?
+            .ok_or_else(no_such_key)?;
+        match &m.body {
+            ManifestBody::Object(meta) => {
+                let meta = meta.clone();
+                Ok((m, meta))
+            }
+            ManifestBody::Tombstone => Err(no_such_key()),
+        }
+    }
+
+    pub(crate) fn record(&self, m: &Manifest) -> S3Result<()> {
+        let entry = match &m.body {
+            ManifestBody::Object(o) => Entry {
+                version: m.version,
+                size: o.size,
+                etag: o.etag.clone(),
+                modified_ms: m.created_ms,
+                deleted: false,
+            },
+            ManifestBody::Tombstone => Entry {
+                version: m.version,
+                size: 0,
+                etag: String::new(),
+                modified_ms: m.created_ms,
+                deleted: true,
+            },
+        };
+        self.index.apply(&m.bucket, &m.key, &entry)?;
+        Ok(())
+    }
+
+    /// Refuses a write that `If-None-Match: *` or `If-Match` forbid.
+    async fn check_write_conditions(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+    ) -> S3Result<()> {
+        if if_match.is_none() && if_none_match.is_none() {
+            return Ok(());
+        }
+        let current = match self.current(bucket, key).await {
+            Ok((_, meta)) => Some(meta.etag),
+            Err(e) if *e.code() == S3ErrorCode::NoSuchKey => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(c) = if_none_match
+            && let Some(etag) = &current
+            && matches(c, etag)
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+        if let Some(c) = if_match {
+            match &current {
+                None => return Err(no_such_key()),
+                Some(etag) if !matches(c, etag) => {
+                    return Err(S3Error::with_message(
+                        S3ErrorCode::PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn put_object_op(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let trailers = req.trailing_headers.clone();
+        let headers = req.headers.clone();
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let size = match i.content_length {
+            Some(n) if n >= 0 => n as u64,
+            Some(_) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    "negative Content-Length",
+                ));
+            }
+            None => i
+                .body
+                .as_ref()
+                .and_then(|b| {
+                    use s3s::stream::ByteStream as _;
+                    b.remaining_length().exact()
+                })
+                .map(|n| n as u64)
+                .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?,
+        };
+        if size > MAX_PUT_SIZE {
+            return Err(S3Error::with_message(
+                S3ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            ));
+        }
+        let given = s3s::dto::Checksum {
+            checksum_crc32: i.checksum_crc32.clone(),
+            checksum_crc32c: i.checksum_crc32c.clone(),
+            checksum_sha1: i.checksum_sha1.clone(),
+            checksum_sha256: i.checksum_sha256.clone(),
+            checksum_crc64nvme: i.checksum_crc64nvme.clone(),
+            ..Default::default()
+        };
+        let wanted = Wanted::new(
+            i.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            given,
+            &headers,
+        )?;
+        let conditional = i.if_match.is_some() || i.if_none_match.is_some();
+        let lock = conditional.then(|| self.key_lock(&i.bucket, &i.key));
+        let _held = match &lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        self.check_write_conditions(
+            &i.bucket,
+            &i.key,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+        )
+        .await?;
+
+        let input = PutInput {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            size,
+            content_type: i.content_type.clone(),
+            user_metadata: user_metadata(i.metadata),
+            headers: stored_headers(
+                i.cache_control.as_ref(),
+                i.content_disposition.as_ref(),
+                i.content_encoding.as_ref(),
+                i.content_language.as_ref(),
+                i.expires.as_ref(),
+            ),
+        };
+        let mut body = BodyReader::new(i.body, wanted.hasher());
+        let mut staged = self
+            .objects
+            .stage(input, &mut body)
+            .await
+            .map_err(object_error)?;
+        // Nothing is visible until these hold: the object is committed only after them.
+        let sums = std::mem::take(&mut body.hasher).finalize();
+        check_content_md5(i.content_md5.as_deref(), &staged.meta.etag)?;
+        wanted.verify(&sums, trailers.as_ref())?;
+        staged.meta.checksums = to_stored(&sums);
+        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        self.record(&m)?;
+        let ManifestBody::Object(meta) = &m.body else {
+            return Err(super::internal("a put wrote a tombstone"));
+        };
+        let out = from_stored(&meta.checksums);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag_of(meta)),
+            checksum_crc32: out.checksum_crc32,
+            checksum_crc32c: out.checksum_crc32c,
+            checksum_sha1: out.checksum_sha1,
+            checksum_sha256: out.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            size: Some(meta.size as i64),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn get_object_op(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let (m, meta) = self.current(&i.bucket, &i.key).await?;
+        check_read_conditions(
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+            &meta.etag,
+            m.created_ms,
+        )?;
+        let (range, content_range) = select(&meta, i.range.as_ref(), i.part_number)?;
+        let whole = content_range.is_none();
+        let reader = self
+            .objects
+            .reader(&m, range.clone())
+            .map_err(object_error)?;
+        let sums = if whole
+            && i.checksum_mode
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "ENABLED")
+        {
+            from_stored(&meta.checksums)
+        } else {
+            s3s::dto::Checksum::default()
+        };
+        let partial = content_range.is_some();
+        let out = GetObjectOutput {
+            body: Some(object_stream(reader)),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some((range.end - range.start) as i64),
+            content_range,
+            content_type: Some(
+                i.response_content_type
+                    .or_else(|| meta.content_type.clone())
+                    .unwrap_or_else(|| "binary/octet-stream".into()),
+            ),
+            cache_control: i
+                .response_cache_control
+                .or_else(|| header(&meta, "cache-control").cloned()),
+            content_disposition: i
+                .response_content_disposition
+                .or_else(|| header(&meta, "content-disposition").cloned()),
+            content_encoding: i
+                .response_content_encoding
+                .or_else(|| header(&meta, "content-encoding").cloned()),
+            content_language: i
+                .response_content_language
+                .or_else(|| header(&meta, "content-language").cloned()),
+            e_tag: Some(etag_of(&meta)),
+            last_modified: Some(timestamp(m.created_ms)),
+            metadata: metadata(&meta),
+            parts_count: (!meta.parts.is_empty() && i.part_number.is_some())
+                .then_some(meta.parts.len() as i32),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        };
+        let mut resp = S3Response::new(out);
+        if partial {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    pub(crate) async fn head_object_op(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let (m, meta) = self.current(&i.bucket, &i.key).await?;
+        check_read_conditions(
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+            &meta.etag,
+            m.created_ms,
+        )?;
+        let (range, content_range) = select(&meta, i.range.as_ref(), i.part_number)?;
+        let sums = if content_range.is_none()
+            && i.checksum_mode
+                .as_ref()
+                .is_some_and(|c| c.as_str() == "ENABLED")
+        {
+            from_stored(&meta.checksums)
+        } else {
+            s3s::dto::Checksum::default()
+        };
+        let partial = content_range.is_some();
+        let out = HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some((range.end - range.start) as i64),
+            content_range,
+            content_type: Some(
+                meta.content_type
+                    .clone()
+                    .unwrap_or_else(|| "binary/octet-stream".into()),
+            ),
+            cache_control: header(&meta, "cache-control").cloned(),
+            content_disposition: header(&meta, "content-disposition").cloned(),
+            content_encoding: header(&meta, "content-encoding").cloned(),
+            content_language: header(&meta, "content-language").cloned(),
+            e_tag: Some(etag_of(&meta)),
+            last_modified: Some(timestamp(m.created_ms)),
+            metadata: metadata(&meta),
+            parts_count: (!meta.parts.is_empty() && i.part_number.is_some())
+                .then_some(meta.parts.len() as i32),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            ..Default::default()
+        };
+        let mut resp = S3Response::new(out);
+        if partial {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let m = self
+            .objects
+            .delete(bucket, key)
+            .await
+            .map_err(object_error)?;
+        self.record(&m)
+    }
+
+    pub(crate) async fn delete_object_op(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        if let Some(v) = &i.version_id
+            && v != "null"
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "object versions are not supported yet",
+            ));
+        }
+        if let Some(c) = &i.if_match {
+            let lock = self.key_lock(&i.bucket, &i.key);
+            let _held = lock.lock().await;
+            let (_, meta) = self.current(&i.bucket, &i.key).await?;
+            if !matches(c, &meta.etag) {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold",
+                ));
+            }
+            self.delete_one(&i.bucket, &i.key).await?;
+        } else {
+            self.delete_one(&i.bucket, &i.key).await?;
+        }
+        let mut resp = S3Response::new(DeleteObjectOutput::default());
+        resp.status = Some(http::StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    pub(crate) async fn delete_objects_op(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        if i.delete.objects.len() > MAX_DELETE_KEYS {
+            return Err(S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "a DeleteObjects request names at most 1000 keys",
+            ));
+        }
+        let quiet = i.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in i.delete.objects {
+            if o.key.len() > super::MAX_KEY_BYTES {
+                errors.push(S3ItemError {
+                    code: Some("KeyTooLongError".into()),
+                    key: Some(o.key),
+                    message: Some("keys are at most 1024 bytes".into()),
+                    version_id: None,
+                });
+                continue;
+            }
+            match self.delete_one(&i.bucket, &o.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(o.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => errors.push(S3ItemError {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(o.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: None,
+                }),
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+
+    /// The source of a copy: its manifest, after the copy-source conditions.
+    pub(crate) async fn copy_source(
+        &self,
+        source: &CopySource,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+        if_modified_since: Option<&Timestamp>,
+        if_unmodified_since: Option<&Timestamp>,
+    ) -> S3Result<(Manifest, ObjectMeta)> {
+        let CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } = source
+        else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "access point copy sources are not supported",
+            ));
+        };
+        if version_id.as_deref().is_some_and(|v| v != "null") {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "object versions are not supported yet",
+            ));
+        }
+        self.require_bucket(bucket)?;
+        let (m, meta) = self.current(bucket, key).await?;
+        // For copies, a failed If-None-Match or If-Modified-Since is 412, not 304.
+        check_read_conditions(
+            if_match,
+            if_none_match,
+            if_modified_since,
+            if_unmodified_since,
+            &meta.etag,
+            m.created_ms,
+        )
+        .map_err(|e| {
+            if *e.code() == S3ErrorCode::NotModified {
+                S3Error::with_message(
+                    S3ErrorCode::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold",
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok((m, meta))
+    }
+
+    /// Streams `range` of a stored object into a new staged object.
+    pub(crate) async fn copy_into(
+        &self,
+        src: &Manifest,
+        range: Range<u64>,
+        input: PutInput,
+    ) -> S3Result<crate::coordinator::object::Staged> {
+        let reader = self.objects.reader(src, range).map_err(object_error)?;
+        let (pipe, feed) = super::multipart::pipe_from(vec![reader]);
+        let staged = self.objects.stage(input, pipe).await;
+        let fed = feed.await;
+        let staged = staged.map_err(object_error)?;
+        match fed {
+            Ok(Ok(())) => Ok(staged),
+            Ok(Err(e)) => Err(object_error(e)),
+            Err(e) => Err(super::internal(e)),
+        }
+    }
+
+    pub(crate) async fn copy_object_op(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let i = req.input;
+        self.require_bucket(&i.bucket)?;
+        let (src, meta) = self
+            .copy_source(
+                &i.copy_source,
+                i.copy_source_if_match.as_ref(),
+                i.copy_source_if_none_match.as_ref(),
+                i.copy_source_if_modified_since.as_ref(),
+                i.copy_source_if_unmodified_since.as_ref(),
+            )
+            .await?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == "REPLACE");
+        if !replace && src.bucket == i.bucket && src.key == i.key {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+            ));
+        }
+        let (content_type, user_meta, headers) = if replace {
+            (
+                i.content_type.clone(),
+                user_metadata(i.metadata),
+                stored_headers(
+                    i.cache_control.as_ref(),
+                    i.content_disposition.as_ref(),
+                    i.content_encoding.as_ref(),
+                    i.content_language.as_ref(),
+                    i.expires.as_ref(),
+                ),
+            )
+        } else {
+            (
+                meta.content_type.clone(),
+                meta.user_metadata.clone(),
+                meta.headers.clone(),
+            )
+        };
+        let input = PutInput {
+            bucket: i.bucket.clone(),
+            key: i.key.clone(),
+            size: meta.size,
+            content_type,
+            user_metadata: user_meta,
+            headers,
+        };
+        let mut staged = self.copy_into(&src, 0..meta.size, input).await?;
+        if staged.meta.etag != meta.etag && meta.parts.is_empty() {
+            return Err(super::internal("the copy's MD5 differs from the source's"));
+        }
+        staged.meta.checksums = meta.checksums.clone();
+        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        self.record(&m)?;
+        let ManifestBody::Object(out) = &m.body else {
+            return Err(super::internal("a copy wrote a tombstone"));
+        };
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag_of(out)),
+                last_modified: Some(timestamp(m.created_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}

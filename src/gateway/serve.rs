@@ -1,0 +1,73 @@
+//! HTTP/1.1 serving of the S3 service, with request limits and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{AccessKeys, Gatekeeper, Gateway, MAX_XML_BODY};
+
+/// Largest request head (request line and headers), bytes.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Serves S3 on `listener` until `stop` turns true, then lets requests in flight finish
+/// (at most 30 s).
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    keys: AccessKeys,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = S3ServiceBuilder::new(S3Api(gateway));
+    builder.set_auth(keys);
+    builder.set_access(Gatekeeper);
+    let mut config = S3Config::default();
+    config.xml_max_body_size = MAX_XML_BODY;
+    config.presigned_url_max_skew_time_secs = 900;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
+    let service = builder.build();
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(MAX_HEADER_BYTES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after 30 s; stopping anyway");
+    }
+}
+
+/// The `s3s` face of the gateway.
+#[derive(Debug, Clone)]
+pub(crate) struct S3Api(pub(crate) Arc<Gateway>);
