@@ -11,4 +11,6 @@
 mod coordinator;
 mod nodes;
 mod objects;
+mod s3;
+mod sigv4;
 mod support;

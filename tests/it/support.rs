@@ -67,6 +67,7 @@ pub struct Cluster {
     pub sites: Vec<String>,
     pub base_port: u16,
     nodes: Vec<Option<Child>>,
+    gateway: Option<Child>,
 }
 
 impl Cluster {
@@ -127,6 +128,44 @@ impl Cluster {
             sites: names,
             base_port,
             nodes: (0..sites).map(|_| None).collect(),
+            gateway: None,
+        }
+    }
+
+    /// The gateway's S3 address (as `exclave init` set it).
+    pub fn s3_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + self.sites.len() as u16))
+    }
+
+    /// Starts the gateway process and waits (bounded) until it accepts S3 connections.
+    #[allow(dead_code)]
+    pub fn start_gateway(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root().join("gateway").join("exclaved.log"))
+            .unwrap();
+        let child = Command::new(bin("exclaved"))
+            .args([
+                "--config",
+                self.root().join("gateway/gateway.toml").to_str().unwrap(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.gateway = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(self.s3_addr()).is_err() {
+            if let Some(c) = self.gateway.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                let log = std::fs::read_to_string(self.root().join("gateway/exclaved.log"));
+                panic!("the gateway exited ({status}): {log:?}");
+            }
+            assert!(Instant::now() < deadline, "the gateway did not start");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -264,6 +303,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(mut g) = self.gateway.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
         for i in 0..self.nodes.len() {
             self.kill_node(i);
         }

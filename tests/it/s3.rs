@@ -1,0 +1,884 @@
+//! The S3 gateway end to end: `exclave init`, five node processes and a gateway process on
+//! loopback, driven by the AWS SDK for Rust (and a raw SigV4 signer for forgeries).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete,
+    MetadataDirective, ObjectIdentifier,
+};
+use futures::StreamExt as _;
+
+use crate::sigv4::{Signer, amz_date, send, sha256_hex};
+use crate::support::{Cluster, Rng};
+
+const BUCKET: &str = "registry";
+
+fn credentials(cluster: &Cluster) -> (String, String) {
+    let text = std::fs::read_to_string(cluster.root().join("credentials")).unwrap();
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().to_owned())
+            })
+            .unwrap()
+    };
+    (get("aws_access_key_id"), get("aws_secret_access_key"))
+}
+
+fn client(cluster: &Cluster) -> Client {
+    let (access, secret) = credentials(cluster);
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", cluster.s3_addr()))
+        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+        .force_path_style(true)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build();
+    Client::from_conf(conf)
+}
+
+async fn started() -> (Cluster, Client) {
+    let mut cluster = tokio::task::spawn_blocking(|| {
+        let mut c = Cluster::init(5, 3, 2);
+        c.start_all();
+        c.start_gateway();
+        c
+    })
+    .await
+    .unwrap();
+    let s3 = client(&cluster);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    // Keep the borrow checker honest about the cluster living as long as the test.
+    let _ = &mut cluster;
+    (cluster, s3)
+}
+
+fn status<E, R: HttpStatus>(e: &SdkError<E, R>) -> u16 {
+    e.raw_response().map_or(0, HttpStatus::code)
+}
+
+trait HttpStatus {
+    fn code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+async fn put(s3: &Client, key: &str, data: &[u8]) -> String {
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag
+        .unwrap()
+}
+
+async fn get(s3: &Client, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+async fn get_range(s3: &Client, key: &str, range: &str) -> Result<Vec<u8>, u16> {
+    match s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .range(range)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.body.collect().await.unwrap().into_bytes().to_vec()),
+        Err(e) => Err(status(&e)),
+    }
+}
+
+async fn exists(s3: &Client, key: &str) -> bool {
+    match s3.head_object().bucket(BUCKET).key(key).send().await {
+        Ok(_) => true,
+        Err(e) if status(&e) == 404 => false,
+        Err(e) => panic!("head {key}: {e:?}"),
+    }
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    use md5::Digest as _;
+    exclave::core::ids::hex(&md5::Md5::digest(b))
+}
+
+/// Every file under `dir` (recursively).
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_objects_round_trip_by_sha256_with_ranges_and_multipart() {
+    tokio::time::timeout(Duration::from_secs(600), async {
+        let (_cluster, s3) = started().await;
+        let mut rng = Rng::new(4);
+        let sizes = [
+            0usize,
+            1,
+            1024,
+            128 * 1024 - 1,
+            128 * 1024 + 1,
+            5 * 1024 * 1024 + 1,
+            64 * 1024 * 1024,
+        ];
+        for size in sizes {
+            let data = rng.bytes(size);
+            let key = format!("sizes/{size}");
+            let etag = put(&s3, &key, &data).await;
+            assert_eq!(
+                etag.trim_matches('"'),
+                md5_hex(&data),
+                "single-part ETag is the MD5"
+            );
+            let back = get(&s3, &key).await;
+            assert_eq!(sha256_hex(&back), sha256_hex(&data), "{size} bytes");
+            let head = s3
+                .head_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.content_length, Some(size as i64));
+        }
+
+        // Ranges over a 5 MiB + 1 object (stripes of 3 x 256 KiB - 16 bytes).
+        let data = rng.bytes(5 * 1024 * 1024 + 1);
+        put(&s3, "ranged", &data).await;
+        let n = data.len();
+        let stripe = 3 * 256 * 1024 - 16;
+        assert_eq!(
+            get_range(&s3, "ranged", "bytes=0-0").await.unwrap(),
+            &data[..1]
+        );
+        assert_eq!(
+            get_range(&s3, "ranged", &format!("bytes={}-{}", n - 1, n - 1))
+                .await
+                .unwrap(),
+            &data[n - 1..]
+        );
+        assert_eq!(
+            get_range(&s3, "ranged", "bytes=-100").await.unwrap(),
+            &data[n - 100..]
+        );
+        assert_eq!(
+            get_range(
+                &s3,
+                "ranged",
+                &format!("bytes={}-{}", stripe - 10, stripe + 10)
+            )
+            .await
+            .unwrap(),
+            &data[stripe - 10..=stripe + 10]
+        );
+        assert_eq!(
+            get_range(&s3, "ranged", &format!("bytes={n}-")).await,
+            Err(416)
+        );
+
+        // Multipart: 3 x 5 MiB + 1 byte, ETag = MD5 of the part MD5s, "-3".
+        let parts: Vec<Vec<u8>> = vec![
+            rng.bytes(5 << 20),
+            rng.bytes(5 << 20),
+            rng.bytes(5 << 20),
+            rng.bytes(1),
+        ];
+        let up = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("multi")
+            .content_type("application/x-registry")
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id.unwrap();
+        let mut done = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let r = s3
+                .upload_part()
+                .bucket(BUCKET)
+                .key("multi")
+                .upload_id(&id)
+                .part_number(i as i32 + 1)
+                .body(ByteStream::from(p.clone()))
+                .send()
+                .await
+                .unwrap();
+            done.push(
+                CompletedPart::builder()
+                    .part_number(i as i32 + 1)
+                    .e_tag(r.e_tag.unwrap())
+                    .build(),
+            );
+        }
+        let listed = s3
+            .list_parts()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.parts().len(), 4);
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploads.uploads().len(), 1);
+        let completed = s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut md5s = Vec::new();
+        for p in &parts {
+            use md5::Digest as _;
+            md5s.extend_from_slice(&md5::Md5::digest(p));
+        }
+        assert_eq!(
+            completed.e_tag.unwrap().trim_matches('"'),
+            format!("{}-4", md5_hex(&md5s))
+        );
+        let whole: Vec<u8> = parts.concat();
+        assert_eq!(sha256_hex(&get(&s3, "multi").await), sha256_hex(&whole));
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("multi")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type.as_deref(), Some("application/x-registry"));
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        assert!(uploads.uploads().is_empty());
+
+        // An aborted upload leaves nothing; a too-small middle part is refused.
+        let up = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("small-parts")
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id.unwrap();
+        let mut done = Vec::new();
+        for i in 1..=2 {
+            let r = s3
+                .upload_part()
+                .bucket(BUCKET)
+                .key("small-parts")
+                .upload_id(&id)
+                .part_number(i)
+                .body(ByteStream::from(vec![7u8; 1000]))
+                .send()
+                .await
+                .unwrap();
+            done.push(
+                CompletedPart::builder()
+                    .part_number(i)
+                    .e_tag(r.e_tag.unwrap())
+                    .build(),
+            );
+        }
+        let err = s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("small-parts")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 400);
+        s3.abort_multipart_upload()
+            .bucket(BUCKET)
+            .key("small-parts")
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert!(!exists(&s3, "small-parts").await);
+
+        // Checksums: SHA-256 computed by the SDK is checked and returned; a wrong CRC32 is
+        // refused and stores nothing.
+        let data = rng.bytes(300_000);
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("summed")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        let out = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("summed")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.checksum_sha256.is_some());
+        assert_eq!(
+            out.body.collect().await.unwrap().into_bytes().to_vec(),
+            data
+        );
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("bad-sum")
+            .checksum_crc32("AAAAAA==")
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 400, "{err:?}");
+        assert!(!exists(&s3, "bad-sum").await);
+    })
+    .await
+    .expect("test took too long");
+}
+
+/// What ListObjectsV2 must return for `prefix`/`delimiter` over `model`.
+fn expected(model: &BTreeSet<String>, prefix: &str, delimiter: Option<&str>) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for k in model.iter().filter(|k| k.starts_with(prefix)) {
+        match delimiter.and_then(|d| k[prefix.len()..].find(d).map(|i| (i, d))) {
+            Some((i, d)) => out.insert(format!("P:{}", &k[..prefix.len() + i + d.len()])),
+            None => out.insert(format!("K:{k}")),
+        };
+    }
+    out.into_iter().collect()
+}
+
+async fn list_all(s3: &Client, prefix: &str, delimiter: Option<&str>) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_owned))
+            .max_keys(100)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(out.key_count.unwrap_or(0) <= 100);
+        for o in out.contents() {
+            got.push(format!("K:{}", o.key().unwrap()));
+        }
+        for p in out.common_prefixes() {
+            got.push(format!("P:{}", p.prefix().unwrap()));
+        }
+        if out.is_truncated == Some(true) {
+            token = out.next_continuation_token;
+            assert!(token.is_some());
+        } else {
+            break;
+        }
+    }
+    got.sort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_listing_conditionals_copy_and_multi_delete() {
+    tokio::time::timeout(Duration::from_secs(600), async {
+        let (_cluster, s3) = started().await;
+
+        // 2,500 keys under a few prefixes.
+        let mut model = BTreeSet::new();
+        for i in 0..2500 {
+            let key = match i % 5 {
+                0 => format!("land/north/parcel-{i:05}"),
+                1 => format!("land/south/parcel-{i:05}"),
+                2 => format!("business/{:03}/firm-{i:05}", i % 37),
+                3 => format!("people/p{i:05}"),
+                _ => format!("top-{i:05}"),
+            };
+            model.insert(key);
+        }
+        let s3c = s3.clone();
+        let results: Vec<()> = futures::stream::iter(model.clone())
+            .map(|k| {
+                let s3 = s3c.clone();
+                async move {
+                    put(&s3, &k, k.as_bytes()).await;
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        assert_eq!(results.len(), 2500);
+        for (prefix, delim) in [
+            ("", None),
+            ("", Some("/")),
+            ("land/", Some("/")),
+            ("land/north/", None),
+            ("business/", Some("/")),
+            ("business/0", None),
+            ("people/p0", Some("/")),
+            ("nothing/", Some("/")),
+        ] {
+            assert_eq!(
+                list_all(&s3, prefix, delim).await,
+                expected(&model, prefix, delim),
+                "prefix {prefix:?} delimiter {delim:?}"
+            );
+        }
+        // V1 with a marker, and start-after.
+        let v1 = s3
+            .list_objects()
+            .bucket(BUCKET)
+            .prefix("people/")
+            .marker("people/p00100")
+            .max_keys(5)
+            .send()
+            .await
+            .unwrap();
+        let want: Vec<&String> = model
+            .iter()
+            .filter(|k| k.starts_with("people/") && k.as_str() > "people/p00100")
+            .take(5)
+            .collect();
+        let got: Vec<String> = v1
+            .contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_owned())
+            .collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        assert_eq!(v1.is_truncated, Some(true));
+
+        // Conditional writes and reads.
+        let etag = put(&s3, "cond", b"first").await;
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_none_match("*")
+            .body(ByteStream::from_static(b"second"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 412, "If-None-Match: * must not overwrite");
+        assert_eq!(get(&s3, "cond").await, b"first");
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("cond-new")
+            .if_none_match("*")
+            .body(ByteStream::from_static(b"new"))
+            .send()
+            .await
+            .unwrap();
+        let r = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_match("\"nope\"")
+            .send()
+            .await;
+        assert_eq!(status(&r.unwrap_err()), 412);
+        let r = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_none_match(&etag)
+            .send()
+            .await;
+        assert_eq!(status(&r.unwrap_err()), 304);
+        let r = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_match(&etag)
+            .send()
+            .await;
+        assert!(r.is_ok());
+        let future = aws_sdk_s3::primitives::DateTime::from_secs(
+            (std::time::SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+        );
+        let past = aws_sdk_s3::primitives::DateTime::from_secs(946_684_800);
+        let r = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_modified_since(future)
+            .send()
+            .await;
+        assert_eq!(status(&r.unwrap_err()), 304);
+        let r = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("cond")
+            .if_unmodified_since(past)
+            .send()
+            .await;
+        assert_eq!(status(&r.unwrap_err()), 412);
+
+        // Copy, keeping and replacing metadata.
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .content_type("text/plain")
+            .metadata("registrar", "north")
+            .body(ByteStream::from_static(b"title deed 42"))
+            .send()
+            .await
+            .unwrap();
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key("deed-copy")
+            .copy_source(format!("{BUCKET}/deed"))
+            .send()
+            .await
+            .unwrap();
+        let h = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("deed-copy")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(
+            h.metadata.unwrap().get("registrar").map(String::as_str),
+            Some("north")
+        );
+        assert_eq!(get(&s3, "deed-copy").await, b"title deed 42");
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .copy_source(format!("{BUCKET}/deed"))
+            .metadata_directive(MetadataDirective::Replace)
+            .metadata("registrar", "south")
+            .content_type("text/x-deed")
+            .send()
+            .await
+            .unwrap();
+        let h = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(h.content_type.as_deref(), Some("text/x-deed"));
+        assert_eq!(
+            h.metadata.unwrap().get("registrar").map(String::as_str),
+            Some("south")
+        );
+        let err = s3
+            .copy_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .copy_source(format!("{BUCKET}/deed"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 400, "copy onto itself without REPLACE");
+
+        // Multi-delete, quiet and not.
+        let ids: Vec<ObjectIdentifier> = ["deed", "deed-copy", "never-was"]
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
+            .collect();
+        let out = s3
+            .delete_objects()
+            .bucket(BUCKET)
+            .delete(Delete::builder().set_objects(Some(ids)).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.deleted().len(), 3);
+        assert!(out.errors().is_empty());
+        assert!(!exists(&s3, "deed").await && !exists(&s3, "deed-copy").await);
+        let doomed: Vec<ObjectIdentifier> = model
+            .iter()
+            .filter(|k| k.starts_with("people/"))
+            .map(|k| ObjectIdentifier::builder().key(k).build().unwrap())
+            .collect();
+        assert_eq!(doomed.len(), 500);
+        let out = s3
+            .delete_objects()
+            .bucket(BUCKET)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(doomed))
+                    .quiet(true)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(out.deleted().is_empty() && out.errors().is_empty());
+        model.retain(|k| !k.starts_with("people/"));
+        model.insert("cond".into());
+        model.insert("cond-new".into());
+        assert_eq!(list_all(&s3, "people/", None).await, Vec::<String>::new());
+        assert_eq!(
+            list_all(&s3, "", Some("/")).await,
+            expected(&model, "", Some("/"))
+        );
+
+        // A bucket with objects is not deleted; an empty one is.
+        let err = s3.delete_bucket().bucket(BUCKET).send().await.unwrap_err();
+        assert_eq!(status(&err), 409);
+        s3.create_bucket().bucket("scratch").send().await.unwrap();
+        s3.delete_bucket().bucket("scratch").send().await.unwrap();
+        let names: Vec<String> = s3
+            .list_buckets()
+            .send()
+            .await
+            .unwrap()
+            .buckets()
+            .iter()
+            .map(|b| b.name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, vec![BUCKET.to_owned()]);
+    })
+    .await
+    .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_survives_two_killed_sites_and_refuses_writes_below_quorum() {
+    tokio::time::timeout(Duration::from_secs(600), async {
+        let (mut cluster, s3) = started().await;
+        let mut rng = Rng::new(9);
+        let mut model = BTreeMap::new();
+        for (i, size) in [0usize, 1, 4096, 200_000, 3 << 20].iter().enumerate() {
+            let data = rng.bytes(*size);
+            put(&s3, &format!("k{i}"), &data).await;
+            model.insert(format!("k{i}"), data);
+        }
+        cluster.kill_node(4);
+        let data = rng.bytes(1 << 20);
+        put(&s3, "after-one-kill", &data).await;
+        model.insert("after-one-kill".into(), data);
+        cluster.kill_node(2);
+        for (k, v) in &model {
+            assert_eq!(sha256_hex(&get(&s3, k).await), sha256_hex(v), "{k}");
+        }
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("below-quorum")
+            .body(ByteStream::from(rng.bytes(100_000)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 503, "{err:?}");
+        assert!(
+            !exists(&s3, "below-quorum").await,
+            "nothing half-written is visible"
+        );
+    })
+    .await
+    .expect("test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() {
+    tokio::time::timeout(Duration::from_secs(600), async {
+        let (cluster, s3) = started().await;
+
+        // Canary: the marker in keys, metadata and bodies; no byte of it at any site.
+        let marker = "XQZCANARY7";
+        for i in 0..20 {
+            let body = format!("{marker} land parcel {i} ").repeat(1 + i * 500);
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(format!("{marker}/parcel-{i}"))
+                .metadata("owner", marker)
+                .body(ByteStream::from(body.into_bytes()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let mut scanned = 0u64;
+        for f in files(&cluster.root().join("sites")) {
+            let bytes = std::fs::read(&f).unwrap();
+            scanned += bytes.len() as u64;
+            for needle in [marker.as_bytes(), b"parcel-1", BUCKET.as_bytes()] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds {:?}",
+                    f.display(),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+        }
+        assert!(scanned > 100_000, "scanned only {scanned} bytes");
+
+        // Forgeries, through a raw signer.
+        let (access, secret) = credentials(&cluster);
+        let addr = cluster.s3_addr();
+        let host = addr.to_string();
+        let good = Signer {
+            access: access.clone(),
+            secret: secret.clone(),
+        };
+        let body = b"a registry entry".to_vec();
+        let path = |k: &str| format!("/{BUCKET}/{k}");
+        let signed_put = |signer: &Signer, key: &str, payload_hash: &str, date: &str| {
+            signer.sign(&host, "PUT", &path(key), &[], &[], payload_hash, date)
+        };
+        // The signer is right: a good request is stored.
+        let s = signed_put(&good, "raw-good", &sha256_hex(&body), &amz_date(0));
+        let (code, text) = send(addr, "PUT", &path("raw-good"), &s.headers, &body);
+        assert_eq!(code, 200, "{text}");
+        assert!(exists(&s3, "raw-good").await);
+
+        let forged = Signer {
+            access: access.clone(),
+            secret: "not-the-secret".into(),
+        };
+        let s = signed_put(&forged, "forged", &sha256_hex(&body), &amz_date(0));
+        let (code, _) = send(addr, "PUT", &path("forged"), &s.headers, &body);
+        assert_eq!(code, 403);
+        let stranger = Signer {
+            access: "AKIASTRANGER000000000".into(),
+            secret: secret.clone(),
+        };
+        let s = signed_put(&stranger, "stranger", &sha256_hex(&body), &amz_date(0));
+        let (code, _) = send(addr, "PUT", &path("stranger"), &s.headers, &body);
+        assert_eq!(code, 403);
+        // Signed for one body, sent another of the same length.
+        let other = b"a registry entrX".to_vec();
+        let s = signed_put(&good, "swapped", &sha256_hex(&body), &amz_date(0));
+        let (code, _) = send(addr, "PUT", &path("swapped"), &s.headers, &other);
+        assert!(code == 400 || code == 403, "{code}");
+        // Too far from the server's clock.
+        let s = signed_put(&good, "skewed", &sha256_hex(&body), &amz_date(-3600));
+        let (code, _) = send(addr, "PUT", &path("skewed"), &s.headers, &body);
+        assert_eq!(code, 403);
+        // Unsigned.
+        let (code, _) = send(
+            addr,
+            "PUT",
+            &path("anonymous"),
+            &[("host".into(), host.clone())],
+            &body,
+        );
+        assert_eq!(code, 403);
+
+        // Presigned URLs: good, expired, and beyond 7 days.
+        let url = good.presign(&host, "GET", &path("raw-good"), 600, &amz_date(0));
+        let (code, text) = send(addr, "GET", &url, &[("host".into(), host.clone())], b"");
+        assert_eq!(code, 200, "{text}");
+        assert!(text.ends_with("a registry entry"));
+        let url = good.presign(&host, "GET", &path("raw-good"), 60, &amz_date(-7200));
+        let (code, _) = send(addr, "GET", &url, &[("host".into(), host.clone())], b"");
+        assert_eq!(code, 403, "expired presigned URL");
+        let url = good.presign(&host, "GET", &path("raw-good"), 8 * 24 * 3600, &amz_date(0));
+        let (code, _) = send(addr, "GET", &url, &[("host".into(), host.clone())], b"");
+        assert!(code == 400 || code == 403, "{code}");
+
+        // Streaming signed chunks: a good upload, then one with a chunk changed after signing.
+        let chunks: [&[u8]; 2] = [&[1u8; 70_000], &[2u8; 500]];
+        let decoded: usize = chunks.iter().map(|c| c.len()).sum();
+        let dl = decoded.to_string();
+        let extra = [
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", dl.as_str()),
+        ];
+        let seed = good.sign(
+            &host,
+            "PUT",
+            &path("chunked"),
+            &[],
+            &extra,
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            &amz_date(0),
+        );
+        let wire = good.chunked(&seed, &chunks);
+        let (code, text) = send(addr, "PUT", &path("chunked"), &seed.headers, &wire);
+        assert_eq!(code, 200, "{text}");
+        assert_eq!(get(&s3, "chunked").await, chunks.concat());
+        let seed = good.sign(
+            &host,
+            "PUT",
+            &path("tampered"),
+            &[],
+            &extra,
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            &amz_date(0),
+        );
+        let mut wire = good.chunked(&seed, &chunks);
+        let at = wire.len() / 2;
+        wire[at] ^= 0x01;
+        let (code, _) = send(addr, "PUT", &path("tampered"), &seed.headers, &wire);
+        assert!(code == 400 || code == 403, "{code}");
+
+        for k in [
+            "forged",
+            "stranger",
+            "swapped",
+            "skewed",
+            "anonymous",
+            "tampered",
+        ] {
+            assert!(!exists(&s3, k).await, "{k} was stored");
+        }
+    })
+    .await
+    .expect("test took too long");
+}
