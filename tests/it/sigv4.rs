@@ -108,6 +108,7 @@ impl Signer {
     }
 
     /// Header-signed request: adds host, x-amz-date, x-amz-content-sha256 and Authorization.
+    #[allow(clippy::too_many_arguments)]
     pub fn sign(
         &self,
         host: &str,
