@@ -314,8 +314,8 @@ fn sink(addr: SocketAddr, root: &str) {
     let root = std::path::Path::new(root);
     let identity = Identity::load(
         &root.join("ca.pem"),
-        &root.join("home/node.pem"),
-        &root.join("home/node.key"),
+        &root.join("sites/home/node.pem"),
+        &root.join("sites/home/node.key"),
     )
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,346 @@
+//! End to end through the S3 API against `exclaved dev` (a gateway and five local sites, 3+2,
+//! one process): PUT and GET MB/s of 256 MiB objects with 1 and 8 streams, ops/s of 4 KiB PUTs
+//! and GETs with 64 in flight, and the gateway process's peak RSS. Baselines measured in the
+//! same run: memcpy, the core seal+code pipeline on one core, and a bare quinn stream.
+//!
+//! `cargo bench --bench e2e` (set `EXCLAVE_E2E_MIB` to change the large object size).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use exclave::core::hlc::Version;
+use exclave::core::ids::ObjectId;
+use exclave::core::keys::DataKey;
+use exclave::core::stripe::{Codec, Profile, encode_object};
+use exclave::net::{Identity, TransportSettings, endpoint};
+use futures::StreamExt as _;
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(field)?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn memcpy_mbps(size: usize) -> f64 {
+    let src = vec![7u8; size];
+    let mut dst = vec![0u8; size];
+    let t = Instant::now();
+    for _ in 0..4 {
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&dst);
+    }
+    mbps(4 * size as u64, t.elapsed().as_secs_f64())
+}
+
+fn pipeline_mbps(size: usize) -> f64 {
+    let codec = Codec::new(Profile::new(3, 2).unwrap());
+    let data = vec![3u8; size];
+    let key = DataKey::from_bytes([9; 32]);
+    let t = Instant::now();
+    let out = encode_object(
+        &codec,
+        &key,
+        ObjectId([1; 32]),
+        Version::from_bytes([0; 16]),
+        256 * 1024,
+        &data,
+    )
+    .unwrap();
+    std::hint::black_box(out);
+    mbps(size as u64, t.elapsed().as_secs_f64())
+}
+
+/// One quinn stream, loopback, same certificates and settings as the cluster.
+async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 {
+    let gw = root.join("gateway");
+    let client_id = Identity::load(
+        &root.join("ca.pem"),
+        &gw.join("gateway.pem"),
+        &gw.join("gateway.key"),
+    )
+    .unwrap();
+    let site = root.join("sites/site-1");
+    let server_id = Identity::load(
+        &root.join("ca.pem"),
+        &site.join("node.pem"),
+        &site.join("node.key"),
+    )
+    .unwrap();
+    let server = endpoint::endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &server_id,
+        &TransportSettings::default(),
+        true,
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Some(inc) = server.accept().await
+            && let Ok(conn) = inc.await
+            && let Ok((mut send, mut recv)) = conn.accept_bi().await
+        {
+            while let Ok(Some(_)) = recv.read_chunk(1 << 20, false).await {}
+            let _ = send.write_all(b"ok").await;
+            let _ = send.finish();
+            let _ = conn.closed().await;
+        }
+    });
+    let client = endpoint::endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &client_id,
+        &TransportSettings::default(),
+        false,
+    )
+    .unwrap();
+    let conn = client
+        .connect(addr, "site-1.sites.exclave")
+        .unwrap()
+        .await
+        .unwrap();
+    let chunk = bytes::Bytes::from(vec![5u8; 1 << 20]);
+    let t = Instant::now();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    for _ in 0..size >> 20 {
+        send.write_chunk(chunk.clone()).await.unwrap();
+    }
+    send.finish().unwrap();
+    let _ = recv.read_to_end(16).await;
+    mbps(size as u64, t.elapsed().as_secs_f64())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mib: usize = std::env::var("EXCLAVE_E2E_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let big = mib << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dev");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exclaved"))
+        .args([
+            "dev",
+            "--dir",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut endpoint_url = String::new();
+    let stdout = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
+            endpoint_url = url.trim().to_owned();
+            break;
+        }
+    }
+    assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
+    let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
+    let field = |name: &str| {
+        creds
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().to_owned())
+            })
+            .unwrap()
+    };
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&endpoint_url)
+        .credentials_provider(Credentials::new(
+            field("aws_access_key_id"),
+            field("aws_secret_access_key"),
+            None,
+            None,
+            "bench",
+        ))
+        .force_path_style(true)
+        .build();
+    let s3 = Client::from_conf(conf);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    println!("exclave e2e bench: exclaved dev (5 sites, 3+2, one process), {mib} MiB objects");
+    let memcpy = memcpy_mbps(big.min(256 << 20));
+    let pipeline = pipeline_mbps(64 << 20);
+    let quinn = rt.block_on(bare_quinn_mbps(&root, big.min(512 << 20)));
+
+    let body = bytes::Bytes::from(vec![0x5au8; big]);
+    let rows: Vec<(String, f64)> = rt.block_on(async {
+        s3.create_bucket().bucket("bench").send().await.unwrap();
+        let mut rows = Vec::new();
+        let put = |key: String| {
+            let s3 = s3.clone();
+            let body = body.clone();
+            async move {
+                s3.put_object()
+                    .bucket("bench")
+                    .key(key)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        };
+        let get = |key: String| {
+            let s3 = s3.clone();
+            async move {
+                let out = s3
+                    .get_object()
+                    .bucket("bench")
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+                let mut n = 0u64;
+                let mut body = out.body;
+                while let Some(b) = body.next().await {
+                    n += b.unwrap().len() as u64;
+                }
+                n
+            }
+        };
+        let t = Instant::now();
+        put("one".into()).await;
+        rows.push((
+            "PUT, 1 stream (MB/s)".into(),
+            mbps(big as u64, t.elapsed().as_secs_f64()),
+        ));
+        let t = Instant::now();
+        let n = get("one".into()).await;
+        assert_eq!(n, big as u64);
+        rows.push((
+            "GET, 1 stream (MB/s)".into(),
+            mbps(n, t.elapsed().as_secs_f64()),
+        ));
+
+        let t = Instant::now();
+        futures::future::join_all((0..8).map(|i| put(format!("eight-{i}")))).await;
+        rows.push((
+            "PUT, 8 streams (MB/s)".into(),
+            mbps(8 * big as u64, t.elapsed().as_secs_f64()),
+        ));
+        let rss = status_kib(pid, "VmHWM:");
+        let t = Instant::now();
+        let total: u64 = futures::future::join_all((0..8).map(|i| get(format!("eight-{i}"))))
+            .await
+            .iter()
+            .sum();
+        rows.push((
+            "GET, 8 streams (MB/s)".into(),
+            mbps(total, t.elapsed().as_secs_f64()),
+        ));
+        rows.push((
+            "peak RSS of exclaved after 8 concurrent PUTs (MiB)".into(),
+            rss as f64 / 1024.0,
+        ));
+
+        let small = bytes::Bytes::from(vec![1u8; 4096]);
+        let ops = 2000;
+        let s3c = Arc::new(s3.clone());
+        let t = Instant::now();
+        futures::stream::iter(0..ops)
+            .map(|i| {
+                let (s3, small) = (s3c.clone(), small.clone());
+                async move {
+                    s3.put_object()
+                        .bucket("bench")
+                        .key(format!("small/{i}"))
+                        .body(ByteStream::from(small))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<()>>()
+            .await;
+        rows.push((
+            "4 KiB PUT, 64 in flight (ops/s)".into(),
+            ops as f64 / t.elapsed().as_secs_f64(),
+        ));
+        let t = Instant::now();
+        futures::stream::iter(0..ops)
+            .map(|i| {
+                let s3 = s3c.clone();
+                async move {
+                    let out = s3
+                        .get_object()
+                        .bucket("bench")
+                        .key(format!("small/{i}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    out.body.collect().await.unwrap();
+                }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<()>>()
+            .await;
+        rows.push((
+            "4 KiB GET, 64 in flight (ops/s)".into(),
+            ops as f64 / t.elapsed().as_secs_f64(),
+        ));
+        rows
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+
+    println!("\n| measure | value | / memcpy | / core pipeline | / bare quinn |");
+    println!("|---|---|---|---|---|");
+    println!("| memcpy, one core (MB/s) | {memcpy:.0} | 1 | | |");
+    println!(
+        "| core seal+code 3+2, one core (MB/s) | {pipeline:.0} | {:.3} | 1 | |",
+        pipeline / memcpy
+    );
+    println!(
+        "| bare quinn, one stream (MB/s) | {quinn:.0} | {:.3} | | 1 |",
+        quinn / memcpy
+    );
+    for (name, v) in rows {
+        if name.contains("MB/s") {
+            println!(
+                "| {name} | {v:.0} | {:.3} | {:.2} | {:.2} |",
+                v / memcpy,
+                v / pipeline,
+                v / quinn
+            );
+        } else {
+            println!("| {name} | {v:.0} | | | |");
+        }
+    }
+}
