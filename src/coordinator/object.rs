@@ -110,6 +110,9 @@ pub struct Staged {
     /// before committing.
     pub meta: ObjectMeta,
     targets: Vec<ShardTarget>,
+    /// Shard indices that did not become durable (the write quorum was met without them):
+    /// to be recorded for repair.
+    pub missing: Vec<usize>,
 }
 
 /// The object store of a gateway: keys, layout and nodes.
@@ -383,7 +386,7 @@ impl Objects {
                 block_hashes: hashes.clone(),
             })
             .collect();
-        let _report = sink.finish(headers).await?;
+        let report = sink.finish(headers).await?;
 
         Ok(Staged {
             bucket: input.bucket,
@@ -391,6 +394,7 @@ impl Objects {
             object,
             version,
             targets,
+            missing: report.missing,
             meta: ObjectMeta {
                 size: input.size,
                 content_type: input.content_type,

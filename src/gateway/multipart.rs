@@ -119,7 +119,7 @@ impl Gateway {
         n: u32,
         staged: crate::coordinator::object::Staged,
     ) -> S3Result<PartRecord> {
-        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let m = self.commit(staged).await?;
         let ManifestBody::Object(meta) = &m.body else {
             return Err(super::internal("a part wrote a tombstone"));
         };
@@ -392,7 +392,7 @@ impl Gateway {
             .collect();
         // The upload must still be there: a concurrent abort or complete wins otherwise.
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let m = self.commit(staged).await?;
         self.record(&m)?;
         self.forget_upload(&i.upload_id, &i.bucket).await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {

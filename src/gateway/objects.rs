@@ -200,6 +200,24 @@ impl Gateway {
         }
     }
 
+    /// Commits a staged object; shards the write quorum went without are recorded for repair.
+    pub(crate) async fn commit(
+        &self,
+        staged: crate::coordinator::object::Staged,
+    ) -> S3Result<Manifest> {
+        let missing = staged.missing.clone();
+        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        if !missing.is_empty() {
+            tracing::warn!(
+                object = %crate::core::ids::hex(&m.object.0),
+                shards = ?missing,
+                "acknowledged without every shard; recorded for repair"
+            );
+            self.index.record_repair(&m.object, m.version, &missing)?;
+        }
+        Ok(m)
+    }
+
     pub(crate) fn record(&self, m: &Manifest) -> S3Result<()> {
         let entry = match &m.body {
             ManifestBody::Object(o) => Entry {
@@ -345,7 +363,7 @@ impl Gateway {
         check_content_md5(i.content_md5.as_deref(), &staged.meta.etag)?;
         wanted.verify(&sums, trailers.as_ref())?;
         staged.meta.checksums = to_stored(&sums);
-        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let m = self.commit(staged).await?;
         self.record(&m)?;
         let ManifestBody::Object(meta) = &m.body else {
             return Err(super::internal("a put wrote a tombstone"));
@@ -708,7 +726,7 @@ impl Gateway {
             return Err(super::internal("the copy's MD5 differs from the source's"));
         }
         staged.meta.checksums = meta.checksums.clone();
-        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let m = self.commit(staged).await?;
         self.record(&m)?;
         let ManifestBody::Object(out) = &m.body else {
             return Err(super::internal("a copy wrote a tombstone"));

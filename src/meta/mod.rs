@@ -15,6 +15,7 @@ const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects");
 const UPLOADS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("parts");
+const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
 
 mod uploads;
 pub use uploads::{PartRecord, UploadRecord};
@@ -148,6 +149,7 @@ impl Index {
         txn.open_table(OBJECTS).map_err(db_err)?;
         txn.open_table(UPLOADS).map_err(db_err)?;
         txn.open_table(PARTS).map_err(db_err)?;
+        txn.open_table(REPAIRS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
@@ -168,6 +170,51 @@ impl Index {
         };
         txn.commit().map_err(db_err)?;
         Ok(existed)
+    }
+
+    /// Records that shards of an acknowledged object version are missing (the write quorum was
+    /// met without them), for repair to rebuild.
+    pub fn record_repair(
+        &self,
+        object: &crate::core::ids::ObjectId,
+        version: Version,
+        shards: &[usize],
+    ) -> Result<(), MetaError> {
+        let mut k = object.0.to_vec();
+        k.extend_from_slice(&version.to_bytes());
+        let v: Vec<u8> = shards.iter().map(|&s| s as u8).collect();
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(REPAIRS).map_err(db_err)?;
+            t.insert(&k[..], &v[..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Object versions with missing shards: (object id, version, shard indices).
+    pub fn repairs(
+        &self,
+    ) -> Result<Vec<(crate::core::ids::ObjectId, Version, Vec<usize>)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(REPAIRS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let k = k.value();
+            if k.len() != 48 {
+                return Err(MetaError::Malformed);
+            }
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&k[..32]);
+            let mut ver = [0u8; 16];
+            ver.copy_from_slice(&k[32..]);
+            out.push((
+                crate::core::ids::ObjectId(id),
+                Version::from_bytes(ver),
+                v.value().iter().map(|&b| usize::from(b)).collect(),
+            ));
+        }
+        Ok(out)
     }
 
     /// Whether the index holds no object entries at all (a fresh or lost index).

@@ -713,6 +713,11 @@ async fn s3_survives_two_killed_sites_and_refuses_writes_below_quorum() {
         let data = rng.bytes(1 << 20);
         put(&s3, "after-one-kill", &data).await;
         model.insert("after-one-kill".into(), data);
+        let log = std::fs::read_to_string(cluster.root().join("gateway/exclaved.log")).unwrap();
+        assert!(
+            log.contains("recorded for repair"),
+            "a write acked without a site's shard must be recorded for repair"
+        );
         cluster.kill_node(2);
         for (k, v) in &model {
             assert_eq!(sha256_hex(&get(&s3, k).await), sha256_hex(v), "{k}");
