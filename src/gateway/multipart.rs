@@ -13,9 +13,8 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::AsyncWriteExt;
 
-use super::body::BodyReader;
 use super::buckets::{HIDDEN, owner};
-use super::checksum::{Wanted, check_content_md5, from_stored, to_stored};
+use super::checksum::{Wanted, from_stored};
 use super::objects::{stored_headers, user_metadata};
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, now_ms, object_error, timestamp};
 use crate::coordinator::ObjectReader;
@@ -192,16 +191,15 @@ impl Gateway {
             size,
             ..PutInput::default()
         };
-        let mut body = BodyReader::new(i.body, wanted.hasher());
-        let mut staged = self
-            .objects
-            .stage(input, &mut body)
-            .await
-            .map_err(object_error)?;
-        let sums = std::mem::take(&mut body.hasher).finalize();
-        check_content_md5(i.content_md5.as_deref(), &staged.meta.etag)?;
-        wanted.verify(&sums, trailers.as_ref())?;
-        staged.meta.checksums = to_stored(&sums);
+        let (staged, sums) = self
+            .stage_checked(
+                input,
+                i.body,
+                &wanted,
+                i.content_md5.as_deref(),
+                trailers.as_ref(),
+            )
+            .await?;
         // The upload may have been completed or aborted meanwhile.
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
         let rec = self.store_part(&i.upload_id, &i.bucket, n, staged).await?;

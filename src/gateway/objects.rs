@@ -200,6 +200,29 @@ impl Gateway {
         }
     }
 
+    /// Stages a request body, then checks Content-MD5 and the S3 checksums (headers or
+    /// trailers). Nothing is visible until these hold: the object is committed only after them.
+    pub(crate) async fn stage_checked(
+        &self,
+        input: PutInput,
+        body: Option<s3s::dto::StreamingBlob>,
+        wanted: &Wanted,
+        content_md5: Option<&str>,
+        trailers: Option<&s3s::TrailingHeaders>,
+    ) -> S3Result<(crate::coordinator::object::Staged, s3s::dto::Checksum)> {
+        let mut body = BodyReader::new(body, wanted.hasher());
+        let mut staged = self
+            .objects
+            .stage(input, &mut body)
+            .await
+            .map_err(object_error)?;
+        let sums = std::mem::take(&mut body.hasher).finalize();
+        check_content_md5(content_md5, &staged.meta.etag)?;
+        wanted.verify(&sums, trailers)?;
+        staged.meta.checksums = to_stored(&sums);
+        Ok((staged, sums))
+    }
+
     /// Commits a staged object; shards the write quorum went without are recorded for repair.
     pub(crate) async fn commit(
         &self,
@@ -352,17 +375,15 @@ impl Gateway {
                 i.expires.as_ref(),
             ),
         };
-        let mut body = BodyReader::new(i.body, wanted.hasher());
-        let mut staged = self
-            .objects
-            .stage(input, &mut body)
-            .await
-            .map_err(object_error)?;
-        // Nothing is visible until these hold: the object is committed only after them.
-        let sums = std::mem::take(&mut body.hasher).finalize();
-        check_content_md5(i.content_md5.as_deref(), &staged.meta.etag)?;
-        wanted.verify(&sums, trailers.as_ref())?;
-        staged.meta.checksums = to_stored(&sums);
+        let (staged, sums) = self
+            .stage_checked(
+                input,
+                i.body,
+                &wanted,
+                i.content_md5.as_deref(),
+                trailers.as_ref(),
+            )
+            .await?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
         let ManifestBody::Object(meta) = &m.body else {
