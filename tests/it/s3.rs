@@ -887,3 +887,59 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
     .await
     .expect("test took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_index_is_rebuilt_from_the_nodes_when_lost() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let (mut cluster, s3) = started().await;
+        s3.create_bucket().bucket("empty-one").send().await.unwrap();
+        s3.create_bucket().bucket("gone").send().await.unwrap();
+        s3.delete_bucket().bucket("gone").send().await.unwrap();
+        let mut keys = BTreeSet::new();
+        for i in 0..40 {
+            let k = format!("land/{:02}/deed", i % 7);
+            put(&s3, &format!("{k}-{i}"), format!("deed {i}").as_bytes()).await;
+            keys.insert(format!("K:{k}-{i}"));
+        }
+        put(&s3, "overwritten", b"old").await;
+        put(&s3, "overwritten", b"new").await;
+        put(&s3, "deleted", b"x").await;
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key("deleted")
+            .send()
+            .await
+            .unwrap();
+        keys.insert("K:overwritten".into());
+
+        cluster.kill_gateway();
+        let state = cluster.root().join("gateway/state");
+        std::fs::remove_file(state.join("index.redb")).unwrap();
+        let _cluster = tokio::task::spawn_blocking(move || {
+            cluster.start_gateway();
+            cluster
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(
+            list_all(&s3, "", None).await,
+            keys.into_iter().collect::<Vec<_>>()
+        );
+        assert_eq!(get(&s3, "overwritten").await, b"new");
+        assert!(!exists(&s3, "deleted").await);
+        let mut names: Vec<String> = s3
+            .list_buckets()
+            .send()
+            .await
+            .unwrap()
+            .buckets()
+            .iter()
+            .map(|b| b.name().unwrap().to_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["empty-one".to_owned(), BUCKET.to_owned()]);
+    })
+    .await
+    .expect("test took too long");
+}

@@ -137,6 +137,15 @@ impl Cluster {
         SocketAddr::from(([127, 0, 0, 1], self.base_port + self.sites.len() as u16))
     }
 
+    /// SIGKILLs the gateway process.
+    #[allow(dead_code)]
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut g) = self.gateway.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+    }
+
     /// Starts the gateway process and waits (bounded) until it accepts S3 connections.
     #[allow(dead_code)]
     pub fn start_gateway(&mut self) {
