@@ -126,6 +126,15 @@ fn stages(c: &mut Criterion) {
                 });
             });
 
+            // The S3 ETag: MD5 of the plaintext, run by the gateway on its own thread,
+            // overlapped with sealing and coding.
+            g.bench_function(id("md5-etag"), |bench| {
+                bench.iter(|| {
+                    use md5::Digest as _;
+                    md5::Md5::digest(black_box(&plain))
+                });
+            });
+
             g.bench_function(id("encode-pipeline"), |bench| {
                 bench.iter_batched(
                     || {

@@ -12,7 +12,7 @@ ROOT = os.environ.get("CARGO_TARGET_DIR", "target") + "/criterion"
 PROFILES = ["3+2", "4+2", "10+4"]
 BLOCKS = ["64KiB", "256KiB", "1024KiB"]
 STAGES = ["memcpy", "memcpy-dram", "aes-256-gcm-seal", "rs-encode", "crc32-all-blocks",
-          "blake3-all-blocks", "encode-pipeline", "decode-0-missing", "decode-m-missing"]
+          "blake3-all-blocks", "md5-etag", "encode-pipeline", "decode-0-missing", "decode-m-missing"]
 
 
 def gib_per_s(profile, stage, block):
