@@ -257,6 +257,19 @@ impl Objects {
         Ok((out, bad))
     }
 
+    /// The block size of an object of `size` bytes: the configured one, or for an object that
+    /// fits one stripe, the smallest multiple of 64 bytes that holds it, so a small object does
+    /// not store k + m full blocks of padding.
+    pub fn block_size_for(&self, size: u64) -> u32 {
+        let k = self.layout.profile.k() as u64;
+        let full = k * u64::from(self.block_size) - 16;
+        if size >= full {
+            return self.block_size;
+        }
+        let need = (size + 16).div_ceil(k).div_ceil(64) * 64;
+        need.max(u64::from(crate::core::format::MIN_BLOCK_SIZE)) as u32
+    }
+
     /// The nodes of the layout.
     pub fn node_ids(&self) -> Vec<NodeId> {
         self.layout
@@ -274,6 +287,7 @@ impl Objects {
         mut body: impl AsyncRead + Unpin,
     ) -> Result<Staged, ObjectError> {
         let object = self.manifest_key.object_id(&input.bucket, &input.key);
+        let block_size = self.block_size_for(input.size);
         let version = self.stamp();
         let dek = DataKey::from_bytes(random());
         let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
@@ -282,7 +296,7 @@ impl Objects {
         let profile = self.layout.profile;
         let geometry = Geometry {
             profile,
-            block_size: self.block_size,
+            block_size,
             size: input.size,
         };
         let needed = self.write_quorum(targets.len());
@@ -330,9 +344,9 @@ impl Objects {
             if md5_tx.send(plain.clone()).await.is_err() {
                 return Err(ObjectError::Internal("the MD5 task ended".into()));
             }
-            let mut buf = Vec::with_capacity(profile.k() * self.block_size as usize);
+            let mut buf = Vec::with_capacity(profile.k() * block_size as usize);
             buf.extend_from_slice(&plain);
-            let (codec, key, bs) = (self.codec.clone(), dek.clone(), self.block_size);
+            let (codec, key, bs) = (self.codec.clone(), dek.clone(), block_size);
             let ctx = StripeContext {
                 object,
                 version,
@@ -378,7 +392,7 @@ impl Objects {
                 shard_index: ShardIndex(i as u8),
                 k: profile.k() as u8,
                 m: profile.m() as u8,
-                block_size: self.block_size,
+                block_size,
                 size: input.size,
                 layout_epoch: self.layout.epoch,
                 placement: placement.clone(),
@@ -405,7 +419,7 @@ impl Objects {
                 dek: wrapped,
                 k: profile.k() as u8,
                 m: profile.m() as u8,
-                block_size: self.block_size,
+                block_size,
                 layout_epoch: self.layout.epoch,
                 placement,
                 block_hashes: hashes,

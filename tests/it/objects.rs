@@ -83,6 +83,21 @@ async fn put(o: &Objects, key: &str, data: &[u8]) -> Result<(), ObjectError> {
     };
     use md5::Digest as _;
     assert_eq!(meta.etag, exclave::core::ids::hex(&md5::Md5::digest(data)));
+    // A small object gets the smallest 64-byte-multiple block that holds it, not 256 KiB.
+    let k = usize::from(meta.k);
+    if data.len() + 16 <= k * 256 * 1024 {
+        let b = meta.block_size as usize;
+        assert!(
+            b.is_multiple_of(64) && b * k >= data.len() + 16,
+            "block {b} for {}",
+            data.len()
+        );
+        assert!(
+            b == 64 || (b - 64) * k < data.len() + 16,
+            "block {b} for {}",
+            data.len()
+        );
+    }
     Ok(())
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
