@@ -30,7 +30,7 @@ AWS=$(aws_cli)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 endpoint="http://127.0.0.1:$port"
-exclaved=${EXCLAVED:-target/debug/exclaved}
+exclaved=${EXCLAVED:-${CARGO_TARGET_DIR:-target}/debug/exclaved}
 
 start() {
     "$exclaved" dev --dir "$work/dev" --listen "127.0.0.1:$port" >"$work/dev.out" 2>>"$work/dev.log" &
