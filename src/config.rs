@@ -254,6 +254,9 @@ pub struct RawGatewayRole {
     pub s3_credentials_file: std::path::PathBuf,
     /// Admin API bearer token. A secret.
     pub admin_token_file: std::path::PathBuf,
+    /// Objects smaller than this many bytes ride inside the manifest records (default
+    /// 131072; 0 turns it off).
+    pub inline_limit_bytes: Option<u64>,
 }
 
 /// `[tls]`.

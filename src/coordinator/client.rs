@@ -216,6 +216,34 @@ impl NodeClient {
         }
     }
 
+    /// Stores a sealed manifest with this node's shards of a small object, in one round trip.
+    pub async fn put_manifest_inline(
+        &self,
+        sealed: Vec<u8>,
+        shards: Vec<crate::core::wire::InlineShard>,
+    ) -> Result<(), NetError> {
+        match self
+            .call(&Request::PutManifestInline { sealed, shards })
+            .await?
+        {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!(
+                "put_manifest_inline answered {r:?}"
+            ))),
+        }
+    }
+
+    /// Withdraws a manifest version whose write did not reach its quorum.
+    pub async fn abort_manifest(&self, object: ObjectId, version: Version) -> Result<(), NetError> {
+        match self
+            .call(&Request::AbortManifest { object, version })
+            .await?
+        {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!("abort_manifest answered {r:?}"))),
+        }
+    }
+
     /// Every stored manifest version of an object.
     pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::GetManifests { object }).await? {

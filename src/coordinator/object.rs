@@ -6,7 +6,7 @@
 //! a write needs W = min(k + 1, N) acknowledgements, a read asks until R = N - W + 1 have
 //! answered, so every read quorum overlaps every write quorum (read-after-write).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,7 +113,23 @@ pub struct Staged {
     /// Shard indices that did not become durable (the write quorum was met without them):
     /// to be recorded for repair.
     pub missing: Vec<usize>,
+    /// A small object's shards (header, blocks), sent with the manifest records at commit.
+    inline: Option<Vec<(ShardHeader, Vec<u8>)>>,
 }
+
+/// What every staged object starts from: its id, version, key and placement.
+struct Prelude {
+    object: ObjectId,
+    version: Version,
+    dek: DataKey,
+    wrapped: crate::core::keys::WrappedKey,
+    block_size: u32,
+    placement: Vec<ShardLocation>,
+    targets: Vec<ShardTarget>,
+}
+
+/// Objects smaller than this ride inside the manifest records by default.
+pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
 
 /// The object store of a gateway: keys, layout and nodes.
 #[derive(Debug)]
@@ -127,6 +143,7 @@ pub struct Objects {
     block_size: u32,
     codec: Arc<Codec>,
     write_timeout: Duration,
+    inline_limit: u64,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -163,6 +180,7 @@ impl Objects {
             block_size,
             codec,
             write_timeout: Duration::from_secs(60),
+            inline_limit: DEFAULT_INLINE_LIMIT,
         }
     }
 
@@ -200,8 +218,22 @@ impl Objects {
         self.commit(staged).await
     }
 
+    /// Objects below `limit` bytes ride inside the manifest records (0 turns it off).
+    pub fn set_inline_limit(&mut self, limit: u64) {
+        self.inline_limit = limit;
+    }
+
     /// Makes a staged object visible: writes its manifest to a manifest quorum.
     pub async fn commit(&self, staged: Staged) -> Result<Manifest, ObjectError> {
+        self.commit_reporting(staged).await.map(|(m, _)| m)
+    }
+
+    /// As [`Self::commit`], also returning the shard indices that are not durable (for
+    /// repair).
+    pub async fn commit_reporting(
+        &self,
+        staged: Staged,
+    ) -> Result<(Manifest, Vec<usize>), ObjectError> {
         let manifest = Manifest {
             bucket: staged.bucket,
             key: staged.key,
@@ -210,8 +242,80 @@ impl Objects {
             created_ms: wall_ms(),
             body: ManifestBody::Object(staged.meta),
         };
-        self.write_manifest(&manifest, &staged.targets).await?;
-        Ok(manifest)
+        let missing = match staged.inline {
+            None => {
+                self.write_manifest(&manifest, &staged.targets).await?;
+                staged.missing
+            }
+            Some(shards) => {
+                self.write_inline(&manifest, &staged.targets, shards)
+                    .await?
+            }
+        };
+        Ok((manifest, missing))
+    }
+
+    /// Sends each node the manifest with its shards; needs a manifest quorum of nodes and
+    /// k + 1 shards at distinct sites.
+    async fn write_inline(
+        &self,
+        manifest: &Manifest,
+        targets: &[ShardTarget],
+        shards: Vec<(ShardHeader, Vec<u8>)>,
+    ) -> Result<Vec<usize>, ObjectError> {
+        let sealed = manifest.seal(&self.manifest_key, random())?;
+        let nodes = Self::manifest_nodes(targets);
+        let needed = self.write_quorum(nodes.len());
+        let mut per_node: BTreeMap<NodeId, Vec<(usize, crate::core::wire::InlineShard)>> =
+            BTreeMap::new();
+        for (i, (h, data)) in shards.into_iter().enumerate() {
+            let header = h.encode()?;
+            per_node
+                .entry(targets[i].node)
+                .or_default()
+                .push((i, crate::core::wire::InlineShard { header, data }));
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for n in nodes {
+            let mine = per_node.remove(&n).unwrap_or_default();
+            let (client, sealed) = (self.nodes.client(n).cloned(), sealed.clone());
+            let timeout = self.write_timeout;
+            set.spawn(async move {
+                let indices: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
+                let records = mine.into_iter().map(|(_, s)| s).collect();
+                let ok = match client {
+                    Some(c) => matches!(
+                        tokio::time::timeout(timeout, c.put_manifest_inline(sealed, records)).await,
+                        Ok(Ok(()))
+                    ),
+                    None => false,
+                };
+                (ok, indices)
+            });
+        }
+        let (mut durable_nodes, mut durable, mut missing) = (0, Vec::new(), Vec::new());
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok((true, idx)) => {
+                    durable_nodes += 1;
+                    durable.extend(idx);
+                }
+                Ok((false, idx)) => missing.extend(idx),
+                Err(_) => {}
+            }
+        }
+        let sites: BTreeSet<_> = durable.iter().map(|&i| targets[i].site).collect();
+        let all_sites: BTreeSet<_> = targets.iter().map(|t| t.site).collect();
+        let sites_needed = (self.layout.profile.k() + 1).min(all_sites.len());
+        if durable_nodes < needed || sites.len() < sites_needed {
+            self.withdraw(manifest, targets).await;
+            return Err(ObjectError::ManifestQuorum {
+                durable: durable_nodes,
+                needed,
+            });
+        }
+        missing.sort_unstable();
+        Ok(missing)
     }
 
     /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum.
@@ -286,13 +390,18 @@ impl Objects {
         input: PutInput,
         mut body: impl AsyncRead + Unpin,
     ) -> Result<Staged, ObjectError> {
-        let object = self.manifest_key.object_id(&input.bucket, &input.key);
-        let block_size = self.block_size_for(input.size);
-        let version = self.stamp();
-        let dek = DataKey::from_bytes(random());
-        let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
-        let placement = layout::place(&self.layout, &self.plan, &object);
-        let targets = to_targets(&placement);
+        let p = self.prelude(&input);
+        if input.size < self.inline_limit {
+            return self.stage_inline(p, input, body).await;
+        }
+        let Prelude {
+            object,
+            version,
+            ref dek,
+            block_size,
+            ref targets,
+            ..
+        } = p;
         let profile = self.layout.profile;
         let geometry = Geometry {
             profile,
@@ -302,7 +411,7 @@ impl Objects {
         let needed = self.write_quorum(targets.len());
         let mut sink = StripeSink::start(
             &self.nodes,
-            &targets,
+            targets,
             object,
             version,
             geometry,
@@ -385,30 +494,70 @@ impl Objects {
             });
         }
 
-        let headers = (0..profile.n())
+        let headers = self.shard_headers(&p, input.size, crcs, &hashes);
+        let report = sink.finish(headers).await?;
+        Ok(self.staged(p, input, etag, hashes, report.missing, None))
+    }
+
+    fn prelude(&self, input: &PutInput) -> Prelude {
+        let object = self.manifest_key.object_id(&input.bucket, &input.key);
+        let version = self.stamp();
+        let dek = DataKey::from_bytes(random());
+        let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
+        let placement = layout::place(&self.layout, &self.plan, &object);
+        let targets = to_targets(&placement);
+        Prelude {
+            object,
+            version,
+            dek,
+            wrapped,
+            block_size: self.block_size_for(input.size),
+            placement,
+            targets,
+        }
+    }
+
+    fn shard_headers(
+        &self,
+        p: &Prelude,
+        size: u64,
+        mut crcs: Vec<Vec<u32>>,
+        hashes: &[crate::core::stripe::BlockHash],
+    ) -> Vec<ShardHeader> {
+        let profile = self.layout.profile;
+        (0..profile.n())
             .map(|i| ShardHeader {
-                object,
-                version,
+                object: p.object,
+                version: p.version,
                 shard_index: ShardIndex(i as u8),
                 k: profile.k() as u8,
                 m: profile.m() as u8,
-                block_size,
-                size: input.size,
+                block_size: p.block_size,
+                size,
                 layout_epoch: self.layout.epoch,
-                placement: placement.clone(),
+                placement: p.placement.clone(),
                 crcs: std::mem::take(&mut crcs[i]),
-                block_hashes: hashes.clone(),
+                block_hashes: hashes.to_vec(),
             })
-            .collect();
-        let report = sink.finish(headers).await?;
+            .collect()
+    }
 
-        Ok(Staged {
+    fn staged(
+        &self,
+        p: Prelude,
+        input: PutInput,
+        etag: String,
+        hashes: Vec<crate::core::stripe::BlockHash>,
+        missing: Vec<usize>,
+        inline: Option<Vec<(ShardHeader, Vec<u8>)>>,
+    ) -> Staged {
+        let profile = self.layout.profile;
+        Staged {
             bucket: input.bucket,
             key: input.key,
-            object,
-            version,
-            targets,
-            missing: report.missing,
+            object: p.object,
+            version: p.version,
+            missing,
             meta: ObjectMeta {
                 size: input.size,
                 content_type: input.content_type,
@@ -416,19 +565,73 @@ impl Objects {
                 headers: input.headers,
                 etag,
                 checksums: Vec::new(),
-                dek: wrapped,
+                dek: p.wrapped,
                 k: profile.k() as u8,
                 m: profile.m() as u8,
-                block_size,
+                block_size: p.block_size,
                 layout_epoch: self.layout.epoch,
-                placement,
+                placement: p.placement,
                 block_hashes: hashes,
-                inline: false,
+                inline: inline.is_some(),
                 parts: Vec::new(),
             },
-        })
+            targets: p.targets,
+            inline,
+        }
     }
 
+    /// A small object: read whole, sealed and coded in memory; its shards go out with the
+    /// manifest records at commit, one round trip per site.
+    async fn stage_inline(
+        &self,
+        p: Prelude,
+        input: PutInput,
+        mut body: impl AsyncRead + Unpin,
+    ) -> Result<Staged, ObjectError> {
+        let mut data = vec![0u8; input.size as usize];
+        body.read_exact(&mut data)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => ObjectError::ShortBody {
+                    got: 0,
+                    expected: input.size,
+                },
+                _ => ObjectError::Body(e),
+            })?;
+        let mut extra = [0u8; 1];
+        if body.read(&mut extra).await? != 0 {
+            return Err(ObjectError::ShortBody {
+                got: input.size + 1,
+                expected: input.size,
+            });
+        }
+        let etag = {
+            use md5::Digest as _;
+            crate::core::ids::hex(&md5::Md5::digest(&data))
+        };
+        let stripes = crate::core::stripe::encode_object(
+            &self.codec,
+            &p.dek,
+            p.object,
+            p.version,
+            p.block_size,
+            &data,
+        )
+        .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let n = self.layout.profile.n();
+        let mut crcs: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut hashes = Vec::new();
+        let mut blocks: Vec<Vec<u8>> = vec![Vec::new(); n];
+        for stripe in &stripes {
+            collect(stripe, &mut crcs, &mut hashes);
+            for (i, b) in stripe.blocks.iter().enumerate() {
+                blocks[i].extend_from_slice(b);
+            }
+        }
+        let headers = self.shard_headers(&p, input.size, crcs, &hashes);
+        let shards = headers.into_iter().zip(blocks).collect();
+        Ok(self.staged(p, input, etag, hashes, Vec::new(), Some(shards)))
+    }
     async fn write_manifest(
         &self,
         manifest: &Manifest,
@@ -452,9 +655,30 @@ impl Objects {
             durable += usize::from(r.unwrap_or(false));
         }
         if durable < needed {
+            self.withdraw(manifest, targets).await;
             return Err(ObjectError::ManifestQuorum { durable, needed });
         }
         Ok(())
+    }
+
+    /// After a manifest write below its quorum: withdraws the version from every node that
+    /// may hold it, so a write answered with an error does not surface later.
+    async fn withdraw(&self, manifest: &Manifest, targets: &[ShardTarget]) {
+        let mut set = tokio::task::JoinSet::new();
+        for n in Self::manifest_nodes(targets) {
+            let client = self.nodes.client(n).cloned();
+            let (object, version) = (manifest.object, manifest.version);
+            set.spawn(async move {
+                if let Some(c) = client {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        c.abort_manifest(object, version),
+                    )
+                    .await;
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
     }
 
     /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is

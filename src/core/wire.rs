@@ -72,6 +72,31 @@ pub enum Request {
         /// Most records to return.
         limit: u32,
     },
+    /// A manifest with the shards this node holds of a small object, stored in one durable
+    /// commit (gateway only): one round trip per site for objects below the inline limit.
+    PutManifestInline {
+        /// The sealed manifest.
+        sealed: Vec<u8>,
+        /// The node's shards of the object.
+        shards: Vec<InlineShard>,
+    },
+    /// Withdraws a manifest version whose write did not reach its quorum (gateway only): the
+    /// record moves to the node's ledger of aborted writes and is no longer served.
+    AbortManifest {
+        /// The object.
+        object: ObjectId,
+        /// The version never acknowledged.
+        version: Version,
+    },
+}
+
+/// One shard carried inside a `PutManifestInline`.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct InlineShard {
+    /// The encoded shard header (names the shard and its block CRCs).
+    pub header: Vec<u8>,
+    /// The shard's blocks, concatenated.
+    pub data: Vec<u8>,
 }
 
 /// Which shard: object, version and index.

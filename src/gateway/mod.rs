@@ -119,7 +119,7 @@ impl Gateway {
             }
         }
         let nodes = Nodes::new(clients);
-        let objects = Arc::new(Objects::new(
+        let mut objects = Objects::new(
             nodes,
             layout,
             plan,
@@ -127,7 +127,11 @@ impl Gateway {
             manifest_key,
             Hlc::new(GatewayId(g.id)),
             BLOCK_SIZE,
-        ));
+        );
+        if let Some(limit) = g.inline_limit_bytes {
+            objects.set_inline_limit(limit);
+        }
+        let objects = Arc::new(objects);
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating {}", g.state_dir.display()))?;
         let index_path = g.state_dir.join("index.redb");

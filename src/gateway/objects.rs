@@ -228,8 +228,11 @@ impl Gateway {
         &self,
         staged: crate::coordinator::object::Staged,
     ) -> S3Result<Manifest> {
-        let missing = staged.missing.clone();
-        let m = self.objects.commit(staged).await.map_err(object_error)?;
+        let (m, missing) = self
+            .objects
+            .commit_reporting(staged)
+            .await
+            .map_err(object_error)?;
         if !missing.is_empty() {
             tracing::warn!(
                 object = %crate::core::ids::hex(&m.object.0),

@@ -147,6 +147,8 @@ async fn stream(
         request,
         Request::PutShard { .. }
             | Request::PutManifest { .. }
+            | Request::PutManifestInline { .. }
+            | Request::AbortManifest { .. }
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
     );
@@ -224,6 +226,34 @@ async fn stream(
         },
         Request::PutManifest { sealed } => {
             match blocking(move || store.put_manifest(&sealed)).await {
+                Ok(()) => Response::Ok,
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::PutManifestInline { sealed, shards } => {
+            let mut decoded = Vec::with_capacity(shards.len());
+            let mut bad = None;
+            for s in shards {
+                match ShardHeader::decode(&s.header) {
+                    Ok(h) => decoded.push((h, s.data)),
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            match bad {
+                Some(why) => error(ErrorCode::BadRequest, why),
+                None => {
+                    match blocking(move || store.put_manifest_inline(&sealed, &decoded)).await {
+                        Ok(()) => Response::Ok,
+                        Err(e) => store_error(&e),
+                    }
+                }
+            }
+        }
+        Request::AbortManifest { object, version } => {
+            match blocking(move || store.abort_manifest(&object, version)).await {
                 Ok(()) => Response::Ok,
                 Err(e) => store_error(&e),
             }

@@ -31,6 +31,15 @@ pub const MARKER: &str = "EXCLAVE-DISK";
 const HEADERS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("shard_headers");
 const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");
 const QUARANTINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("quarantine");
+/// Shards of small objects kept in the database itself (their header names `INLINE_DISK`).
+const INLINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inline_shards");
+/// Manifest versions whose write never reached its quorum: kept, not served.
+const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");
+
+/// The disk id recorded for a shard held in the database rather than in a file.
+pub const INLINE_DISK: DiskId = DiskId(u32::MAX);
+/// Largest shard a node accepts inline.
+pub const MAX_INLINE_SHARD: u64 = 1 << 20;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -283,15 +292,17 @@ impl Store {
                 "stripes {first}+{count} of {n}"
             )));
         }
-        let path = self.shard_path(disk, key)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound,
-            _ => StoreError::Io {
-                path: path.clone(),
-                error: e,
-            },
-        })?;
-        let data = mmap::map(&file).map_err(io(&path))?;
+        let data = if disk == INLINE_DISK {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(INLINE).map_err(db_err)?;
+            let v = t
+                .get(&key.to_bytes()[..])
+                .map_err(db_err)?
+                .ok_or(StoreError::NotFound)?;
+            Bytes::from(v.value().to_vec())
+        } else {
+            self.map_shard(disk, key)?
+        };
         let whole = data.len() as u64 == g.shard_len();
         Ok((first..first + count)
             .map(|s| {
@@ -305,6 +316,18 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    fn map_shard(&self, disk: DiskId, key: &ShardKey) -> Result<Bytes, StoreError> {
+        let path = self.shard_path(disk, key)?;
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound,
+            _ => StoreError::Io {
+                path: path.clone(),
+                error: e,
+            },
+        })?;
+        mmap::map(&file).map_err(io(&path))
     }
 
     /// Moves a stored shard aside: the file goes to the disk's `quarantine/`, the reason and
@@ -345,6 +368,8 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+            txn.open_table(INLINE).map_err(db_err)?;
+            txn.open_table(ABORTED).map_err(db_err)?;
             let mut qkey = key.to_bytes().to_vec();
             qkey.extend_from_slice(&now_ms.to_be_bytes());
             q.insert(&qkey[..], &record[..]).map_err(db_err)?;
@@ -370,6 +395,74 @@ impl Store {
         {
             let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
             t.insert(&key[..], sealed).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Stores a manifest together with this node's shards of a small object, in one durable
+    /// commit. Each shard must belong to the manifest's object and version and match its
+    /// header's geometry and block CRCs.
+    pub fn put_manifest_inline(
+        &self,
+        sealed: &[u8],
+        shards: &[(ShardHeader, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let env = ManifestEnvelope::parse(sealed)?;
+        let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
+        for (h, data) in shards {
+            if h.object != env.object || h.version != env.version {
+                return bad("an inline shard names another object or version");
+            }
+            let g = h.geometry()?;
+            if g.shard_len() != data.len() as u64 || g.shard_len() > MAX_INLINE_SHARD {
+                return bad("an inline shard's length does not fit its geometry");
+            }
+            for s in 0..g.stripe_count() {
+                let start = g.block_offset(s) as usize;
+                let block = &data[start..start + g.block_len(s)];
+                if h.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
+                    return bad("an inline shard's block CRCs differ from its header");
+                }
+            }
+        }
+        let key = manifest_key(&env.object, env.version);
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
+            m.insert(&key[..], sealed).map_err(db_err)?;
+            let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
+            let mut inl = txn.open_table(INLINE).map_err(db_err)?;
+            for (h, data) in shards {
+                let sk = ShardKey {
+                    object: h.object,
+                    version: h.version,
+                    shard: h.shard_index.0,
+                }
+                .to_bytes();
+                let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
+                value.extend_from_slice(&h.encode()?);
+                hs.insert(&sk[..], &value[..]).map_err(db_err)?;
+                inl.insert(&sk[..], &data[..]).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
+    /// not served). Nothing happens if the node does not hold it.
+    pub fn abort_manifest(&self, object: &ObjectId, version: Version) -> Result<(), StoreError> {
+        let key = manifest_key(object, version);
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
+            let removed = m
+                .remove(&key[..])
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            if let Some(sealed) = removed {
+                let mut a = txn.open_table(ABORTED).map_err(db_err)?;
+                a.insert(&key[..], &sealed[..]).map_err(db_err)?;
+            }
         }
         txn.commit().map_err(db_err)
     }
@@ -591,6 +684,72 @@ mod tests {
             store.read_blocks(&key, 0, 1),
             Err(StoreError::NotFound)
         ));
+    }
+
+    #[test]
+    fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+        let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+        let g = Geometry {
+            profile: Profile::new(2, 1).unwrap(),
+            block_size: 64,
+            size: 150,
+        };
+        let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+        let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+        let h = header(crcs, 150);
+        let manifest = crate::core::format::Manifest {
+            bucket: "b".into(),
+            key: "k".into(),
+            object: h.object,
+            version: h.version,
+            created_ms: 1,
+            body: crate::core::format::ManifestBody::Tombstone,
+        };
+        let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+        let sealed = manifest.seal(&mk, [0; 12]).unwrap();
+
+        let mut bad = data.clone();
+        bad[70] ^= 1;
+        assert!(
+            store
+                .put_manifest_inline(&sealed, &[(h.clone(), bad)])
+                .is_err()
+        );
+        let mut other = h.clone();
+        other.object = ObjectId([5; 32]);
+        assert!(
+            store
+                .put_manifest_inline(&sealed, &[(other, data.clone())])
+                .is_err()
+        );
+        assert!(
+            store
+                .put_manifest_inline(&sealed, &[(h.clone(), data[..data.len() - 1].to_vec())])
+                .is_err()
+        );
+        assert!(
+            store.manifests(&h.object).unwrap().is_empty(),
+            "a refused write stores nothing"
+        );
+
+        store
+            .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
+            .unwrap();
+        assert_eq!(store.manifests(&h.object).unwrap(), vec![sealed]);
+        let key = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: 0,
+        };
+        match &store.read_blocks(&key, 1, 1).unwrap()[..] {
+            [BlockRead::Ok(b)] => assert_eq!(&b[..], &data[64..]),
+            other => panic!("{other:?}"),
+        }
+        store.abort_manifest(&h.object, h.version).unwrap();
+        assert!(store.manifests(&h.object).unwrap().is_empty());
     }
 
     #[test]

@@ -735,6 +735,17 @@ async fn s3_survives_two_killed_sites_and_refuses_writes_below_quorum() {
             !exists(&s3, "below-quorum").await,
             "nothing half-written is visible"
         );
+        // The same for an object too large to ride inline.
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("below-quorum-large")
+            .body(ByteStream::from(rng.bytes(2 << 20)))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 503, "{err:?}");
+        assert!(!exists(&s3, "below-quorum-large").await);
     })
     .await
     .expect("test took too long");
