@@ -40,6 +40,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 fn memcpy_mbps(size: usize) -> f64 {
     let src = vec![7u8; size];
     let mut dst = vec![0u8; size];
+    dst.copy_from_slice(&src); // fault the pages in first
     let t = Instant::now();
     for _ in 0..4 {
         dst.copy_from_slice(&src);
@@ -52,6 +53,18 @@ fn pipeline_mbps(size: usize) -> f64 {
     let codec = Codec::new(Profile::new(3, 2).unwrap());
     let data = vec![3u8; size];
     let key = DataKey::from_bytes([9; 32]);
+    let run = || {
+        encode_object(
+            &codec,
+            &key,
+            ObjectId([1; 32]),
+            Version::from_bytes([0; 16]),
+            256 * 1024,
+            &data,
+        )
+        .unwrap()
+    };
+    std::hint::black_box(run()); // warm up: page faults and allocator
     let t = Instant::now();
     let out = encode_object(
         &codec,
