@@ -33,7 +33,7 @@ use crate::meta::{Entry, Index, MetaError};
 use crate::net::Identity;
 
 pub use auth::{AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS};
-pub use serve::{MAX_HEADER_BYTES, serve};
+pub use serve::{MAX_HEADER_BYTES, MAX_HEADERS, serve};
 
 /// Block size of objects written by the gateway.
 pub const BLOCK_SIZE: u32 = 256 * 1024;
@@ -45,6 +45,8 @@ pub const MAX_PARTS: i32 = 10_000;
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// Largest single PUT (S3's limit).
 pub const MAX_PUT_SIZE: u64 = 5 << 30;
+/// Most bytes of user metadata (names and values), as S3.
+pub const MAX_USER_METADATA: usize = 2048;
 /// Largest XML request body.
 pub const MAX_XML_BODY: usize = 4 << 20;
 

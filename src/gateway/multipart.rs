@@ -91,7 +91,7 @@ impl Gateway {
             key: i.key.clone(),
             initiated_ms: now_ms(),
             content_type: i.content_type.clone(),
-            user_metadata: user_metadata(i.metadata),
+            user_metadata: user_metadata(i.metadata)?,
             headers: stored_headers(
                 i.cache_control.as_ref(),
                 i.content_disposition.as_ref(),

@@ -61,14 +61,22 @@ fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
     Some(meta.user_metadata.iter().cloned().collect())
 }
 
-pub(crate) fn user_metadata(m: Option<Metadata>) -> Vec<(String, String)> {
+/// User metadata as stored (names lower-case, sorted); S3's limit is 2 KiB of names and values.
+pub(crate) fn user_metadata(m: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
     let mut v: Vec<(String, String)> = m
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     v.sort();
-    v
+    let size: usize = v.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > super::MAX_USER_METADATA {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size (2 KiB).",
+        ));
+    }
+    Ok(v)
 }
 
 fn etag_of(meta: &ObjectMeta) -> ETag {
@@ -369,7 +377,7 @@ impl Gateway {
             key: i.key.clone(),
             size,
             content_type: i.content_type.clone(),
-            user_metadata: user_metadata(i.metadata),
+            user_metadata: user_metadata(i.metadata)?,
             headers: stored_headers(
                 i.cache_control.as_ref(),
                 i.content_disposition.as_ref(),
@@ -721,7 +729,7 @@ impl Gateway {
         let (content_type, user_meta, headers) = if replace {
             (
                 i.content_type.clone(),
-                user_metadata(i.metadata),
+                user_metadata(i.metadata)?,
                 stored_headers(
                     i.cache_control.as_ref(),
                     i.content_disposition.as_ref(),

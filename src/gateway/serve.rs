@@ -11,8 +11,11 @@ use tokio::sync::watch;
 
 use super::{AccessKeys, Gatekeeper, Gateway, MAX_XML_BODY};
 
-/// Largest request head (request line and headers), bytes.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request head (request line and headers), bytes. S3 allows 8 KiB of PUT headers;
+/// presigned URLs and many signed headers need some room beyond that.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most header fields in a request.
+pub const MAX_HEADERS: usize = 100;
 
 /// Serves S3 on `listener` until `stop` turns true, then lets requests in flight finish
 /// (at most 30 s).
@@ -33,7 +36,9 @@ pub async fn serve(
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.max_buf_size(MAX_HEADER_BYTES)
+    http.max_buf_size(MAX_HEADER_BYTES.max(64 * 1024))
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     loop {

@@ -884,6 +884,41 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
         let (code, _) = send(addr, "PUT", &path("tampered"), &seed.headers, &wire);
         assert!(code == 400 || code == 403, "{code}");
 
+        // Limits: a key over 1,024 bytes, a request head over 64 KiB.
+        let long_key = "k".repeat(1025);
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&long_key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 400, "{err:?}");
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("fat-metadata")
+            .metadata("note", "m".repeat(3000))
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&err), 400, "user metadata over 2 KiB: {err:?}");
+        assert!(!exists(&s3, "fat-metadata").await);
+        let big = "v".repeat(100 * 1024);
+        let s = good.sign(
+            &host,
+            "PUT",
+            &path("big-head"),
+            &[],
+            &[("x-amz-meta-big", big.as_str())],
+            &sha256_hex(&body),
+            &amz_date(0),
+        );
+        let (code, _) = send(addr, "PUT", &path("big-head"), &s.headers, &body);
+        assert!(code == 431 || code == 400 || code == 0, "{code}");
+
         for k in [
             "forged",
             "stranger",
@@ -891,6 +926,7 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
             "skewed",
             "anonymous",
             "tampered",
+            "big-head",
         ] {
             assert!(!exists(&s3, k).await, "{k} was stored");
         }
