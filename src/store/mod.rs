@@ -8,6 +8,7 @@
 //!
 //! File names come only from opaque ids: never from a bucket or key.
 
+mod group;
 mod mmap;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,7 @@ pub struct Store {
     disks: BTreeMap<DiskId, PathBuf>,
     db: Database,
     tmp_seq: AtomicU64,
+    group: group::GroupCommit,
 }
 
 impl Store {
@@ -192,6 +194,7 @@ impl Store {
             disks: map,
             db,
             tmp_seq: AtomicU64::new(0),
+            group: group::GroupCommit::default(),
         })
     }
 
@@ -391,12 +394,15 @@ impl Store {
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let key = manifest_key(&env.object, env.version);
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
-            t.insert(&key[..], sealed).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
+        let sealed = sealed.to_vec();
+        self.group.write(
+            &self.db,
+            Box::new(move |txn| {
+                let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
+                t.insert(&key[..], &sealed[..]).map_err(db_err)?;
+                Ok(())
+            }),
+        )
     }
 
     /// Stores a manifest together with this node's shards of a small object, in one durable
@@ -426,45 +432,54 @@ impl Store {
             }
         }
         let key = manifest_key(&env.object, env.version);
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
-            m.insert(&key[..], sealed).map_err(db_err)?;
-            let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
-            let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-            for (h, data) in shards {
-                let sk = ShardKey {
-                    object: h.object,
-                    version: h.version,
-                    shard: h.shard_index.0,
-                }
-                .to_bytes();
-                let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
-                value.extend_from_slice(&h.encode()?);
-                hs.insert(&sk[..], &value[..]).map_err(db_err)?;
-                inl.insert(&sk[..], &data[..]).map_err(db_err)?;
+        let mut rows = Vec::with_capacity(shards.len());
+        for (h, data) in shards {
+            let sk = ShardKey {
+                object: h.object,
+                version: h.version,
+                shard: h.shard_index.0,
             }
+            .to_bytes();
+            let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
+            value.extend_from_slice(&h.encode()?);
+            rows.push((sk, value, data.clone()));
         }
-        txn.commit().map_err(db_err)
+        let sealed = sealed.to_vec();
+        self.group.write(
+            &self.db,
+            Box::new(move |txn| {
+                let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
+                m.insert(&key[..], &sealed[..]).map_err(db_err)?;
+                let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
+                let mut inl = txn.open_table(INLINE).map_err(db_err)?;
+                for (sk, value, data) in &rows {
+                    hs.insert(&sk[..], &value[..]).map_err(db_err)?;
+                    inl.insert(&sk[..], &data[..]).map_err(db_err)?;
+                }
+                Ok(())
+            }),
+        )
     }
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
     /// not served). Nothing happens if the node does not hold it.
     pub fn abort_manifest(&self, object: &ObjectId, version: Version) -> Result<(), StoreError> {
         let key = manifest_key(object, version);
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
-            let removed = m
-                .remove(&key[..])
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            if let Some(sealed) = removed {
-                let mut a = txn.open_table(ABORTED).map_err(db_err)?;
-                a.insert(&key[..], &sealed[..]).map_err(db_err)?;
-            }
-        }
-        txn.commit().map_err(db_err)
+        self.group.write(
+            &self.db,
+            Box::new(move |txn| {
+                let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
+                let removed = m
+                    .remove(&key[..])
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_vec());
+                if let Some(sealed) = removed {
+                    let mut a = txn.open_table(ABORTED).map_err(db_err)?;
+                    a.insert(&key[..], &sealed[..]).map_err(db_err)?;
+                }
+                Ok(())
+            }),
+        )
     }
 
     /// Every stored version of `object`'s manifest, oldest first.
@@ -750,6 +765,55 @@ mod tests {
         }
         store.abort_manifest(&h.object, h.version).unwrap();
         assert!(store.manifests(&h.object).unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_manifest_writes_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+        let store = std::sync::Arc::new(
+            Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap(),
+        );
+        let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+        let (threads, each) = (16u64, 25u64);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, mk) = (store.clone(), mk.clone());
+                std::thread::spawn(move || {
+                    for i in 0..each {
+                        let m = crate::core::format::Manifest {
+                            bucket: "b".into(),
+                            key: format!("{t}/{i}"),
+                            object: ObjectId([t as u8; 32]),
+                            version: Version {
+                                physical_ms: i + 1,
+                                logical: 0,
+                                gateway: GatewayId(1),
+                            },
+                            created_ms: 1,
+                            body: crate::core::format::ManifestBody::Tombstone,
+                        };
+                        store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        for t in 0..threads {
+            assert_eq!(
+                store.manifests(&ObjectId([t as u8; 32])).unwrap().len() as u64,
+                each
+            );
+        }
+        let commits = store.group.commits();
+        assert!(
+            commits < threads * each,
+            "{commits} commits for {} writes",
+            threads * each
+        );
     }
 
     #[test]
