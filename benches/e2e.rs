@@ -37,6 +37,16 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn memcpy_mbps(size: usize) -> f64 {
     let src = vec![7u8; size];
     let mut dst = vec![0u8; size];
@@ -238,18 +248,33 @@ fn main() {
                 n
             }
         };
+        let gb = big as f64 / 1e9;
+        let (c0, b0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
         let t = Instant::now();
         put("one".into()).await;
         rows.push((
             "PUT, 1 stream (MB/s)".into(),
             mbps(big as u64, t.elapsed().as_secs_f64()),
         ));
+        rows.push((
+            "PUT: exclaved CPU-s per GB (gateway + 5 nodes)".into(),
+            (cpu_seconds(pid) - c0) / gb,
+        ));
+        rows.push((
+            "PUT: client (aws-sdk-s3) CPU-s per GB".into(),
+            (cpu_seconds(std::process::id()) - b0) / gb,
+        ));
+        let c0 = cpu_seconds(pid);
         let t = Instant::now();
         let n = get("one".into()).await;
         assert_eq!(n, big as u64);
         rows.push((
             "GET, 1 stream (MB/s)".into(),
             mbps(n, t.elapsed().as_secs_f64()),
+        ));
+        rows.push((
+            "GET: exclaved CPU-s per GB".into(),
+            (cpu_seconds(pid) - c0) / gb,
         ));
 
         let t = Instant::now();
@@ -350,7 +375,7 @@ fn main() {
                 v / quinn
             );
         } else {
-            println!("| {name} | {v:.0} | | | |");
+            println!("| {name} | {v:.2} | | | |");
         }
     }
 }
