@@ -443,6 +443,59 @@ impl Codec {
         })
     }
 
+    /// Rebuilds the blocks of shards `want` (data or parity) of one stripe from at least k
+    /// blocks already checked against their hashes; no key is needed: this works on the sealed
+    /// bytes (keyless repair). Every offered block must have the stripe's block length.
+    pub fn rebuild(
+        &self,
+        blocks: &[Option<VerifiedBlock>],
+        want: &[usize],
+    ) -> Result<Vec<Bytes>, DecodeError> {
+        let (k, n) = (self.profile.k(), self.profile.n());
+        if blocks.len() != n || want.iter().any(|&i| i >= n) {
+            return Err(DecodeError::Shape("need one slot per shard"));
+        }
+        let len = blocks
+            .iter()
+            .flatten()
+            .map(|b| b.0.len())
+            .next()
+            .unwrap_or(0);
+        let bad: Vec<ShardIndex> = blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.as_ref().is_some_and(|b| b.0.len() != len))
+            .map(|(i, _)| ShardIndex(i as u8))
+            .collect();
+        let mut shards: Vec<Option<Vec<u8>>> = blocks
+            .iter()
+            .map(|b| {
+                b.as_ref()
+                    .filter(|b| b.0.len() == len)
+                    .map(|b| b.0.to_vec())
+            })
+            .collect();
+        let good = shards.iter().filter(|s| s.is_some()).count();
+        if good < k {
+            return Err(DecodeError::NotEnoughBlocks {
+                good,
+                needed: k,
+                bad,
+            });
+        }
+        self.rs
+            .reconstruct(&mut shards)
+            .map_err(|_| DecodeError::Shape("reconstruction refused the blocks"))?;
+        want.iter()
+            .map(|&i| {
+                shards[i]
+                    .take()
+                    .map(Bytes::from)
+                    .ok_or(DecodeError::Shape("a rebuilt block is missing"))
+            })
+            .collect()
+    }
+
     /// Rebuilds the k data blocks from the k good blocks `good` into one buffer.
     fn reconstruct(
         &self,

@@ -7,7 +7,8 @@ use super::{TestRng, oid, version};
 use crate::core::ids::ShardIndex;
 use crate::core::keys::DataKey;
 use crate::core::stripe::{
-    Codec, DecodeError, EncodedStripe, Geometry, Profile, StripeContext, encode_object,
+    Codec, DecodeError, EncodedStripe, Geometry, Profile, StripeContext, VerifiedBlock,
+    encode_object,
 };
 
 struct Case {
@@ -124,6 +125,32 @@ proptest! {
             joined.extend_from_slice(&plain);
         }
         prop_assert_eq!(joined, c.data);
+    }
+
+    #[test]
+    fn keyless_rebuild_restores_any_m_missing_blocks_exactly((k, m, bs, size, seed) in params()) {
+        let c = Case::new(k, m, bs, size, seed);
+        let mut rng = TestRng::new(seed ^ 5);
+        for s in 0..c.stripes.len() {
+            let present = rng.subset(k + m, k);
+            let want: Vec<usize> = (0..k + m).filter(|i| !present.contains(i)).collect();
+            let offer: Vec<Option<VerifiedBlock>> = c
+                .offer(s, &present)
+                .into_iter()
+                .zip(&c.stripes[s].hashes)
+                .map(|(b, h)| b.map(|b| VerifiedBlock::verify(b, h).unwrap()))
+                .collect();
+            let rebuilt = c.codec.rebuild(&offer, &want).unwrap();
+            for (j, &i) in want.iter().enumerate() {
+                prop_assert_eq!(&rebuilt[j], &c.stripes[s].blocks[i]);
+            }
+            let fewer: Vec<Option<VerifiedBlock>> = offer
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if Some(&i) == present.first() { None } else { b })
+                .collect();
+            prop_assert!(c.codec.rebuild(&fewer, &want).is_err());
+        }
     }
 
     #[test]
