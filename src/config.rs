@@ -257,6 +257,8 @@ pub struct RawGatewayRole {
     /// Objects smaller than this many bytes ride inside the manifest records (default
     /// 131072; 0 turns it off).
     pub inline_limit_bytes: Option<u64>,
+    /// Seconds between passes over the repair backlog (default 10).
+    pub repair_interval_secs: Option<u64>,
 }
 
 /// `[tls]`.

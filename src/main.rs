@@ -242,6 +242,7 @@ async fn start_gateway(
         .with_context(|| format!("listening for S3 on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "S3 gateway listening");
+    tokio::spawn(opened.gateway.clone().repair_loop(stop.clone()));
     let task = tokio::spawn(exclave::gateway::serve(
         opened.gateway,
         opened.keys,

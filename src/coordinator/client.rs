@@ -36,7 +36,12 @@ pub struct NodeClient {
     addr: SocketAddr,
     site: String,
     conn: Mutex<Option<Connection>>,
+    /// After a failed connect, calls fail at once until this instant (then one retry).
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long a node that could not be reached is not dialled again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl NodeClient {
     /// A client of the node of `site` at `addr`, dialled through `endpoint`.
@@ -46,6 +51,7 @@ impl NodeClient {
             addr,
             site: site.to_string(),
             conn: Mutex::new(None),
+            down_until: std::sync::Mutex::new(None),
         }
     }
 
@@ -59,25 +65,55 @@ impl NodeClient {
         &self.site
     }
 
+    fn down(&self) -> bool {
+        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        down.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
     async fn connection(&self) -> Result<Connection, NetError> {
+        let fail = |reason: String| NetError::Connect {
+            addr: self.addr.to_string(),
+            reason,
+        };
+        // A node just found unreachable is not dialled again at once, and while one caller
+        // probes it the others do not queue behind the probe: writes and reads that need only
+        // a quorum go on without waiting out a connect timeout each time.
+        let unreachable = || fail("unreachable a moment ago; retrying shortly".into());
+        if self.down() {
+            return Err(unreachable());
+        }
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref()
             && c.close_reason().is_none()
         {
             return Ok(c.clone());
         }
-        let fail = |reason: String| NetError::Connect {
-            addr: self.addr.to_string(),
-            reason,
+        if self.down() {
+            return Err(unreachable());
+        }
+        {
+            let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+            if down.is_some() {
+                // Probing a node that was down: others fail fast meanwhile.
+                *down = Some(std::time::Instant::now() + CONNECT_TIMEOUT + RETRY_AFTER);
+            }
+        }
+        let attempt = async {
+            let connecting = self
+                .endpoint
+                .connect(self.addr, &site_name(&self.site))
+                .map_err(|e| fail(e.to_string()))?;
+            tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(|_| fail("timed out".into()))?
+                .map_err(|e| fail(e.to_string()))
         };
-        let connecting = self
-            .endpoint
-            .connect(self.addr, &site_name(&self.site))
-            .map_err(|e| fail(e.to_string()))?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-            .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
+        let result = attempt.await;
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
+            Ok(_) => None,
+            Err(_) => Some(std::time::Instant::now() + RETRY_AFTER),
+        };
+        let conn = result?;
         *guard = Some(conn.clone());
         Ok(conn)
     }

@@ -4,6 +4,7 @@
 pub mod client;
 mod drive;
 pub mod object;
+pub mod repair;
 
 pub use client::{BlockResult, NodeClient, ShardUpload};
 pub use drive::{Nodes, PutError, PutReport, ReadError, ShardTarget, StripeSink};

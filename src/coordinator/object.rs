@@ -128,6 +128,10 @@ struct Prelude {
     targets: Vec<ShardTarget>,
 }
 
+/// Once a write has its quorum, how long the remaining sites may still answer before they are
+/// counted as missed (and, for shards, recorded for repair).
+const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
+
 /// Objects smaller than this ride inside the manifest records by default.
 pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
 
@@ -186,6 +190,16 @@ impl Objects {
 
     fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
         to_targets(&layout::place(&self.layout, &self.plan, object))
+    }
+
+    /// Where an object's shards go under the current layout.
+    pub fn placement_targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
+        self.targets(object)
+    }
+
+    /// The node clients.
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
     }
     fn stamp(&self) -> Version {
         let mut hlc = self
@@ -293,20 +307,37 @@ impl Objects {
                 (ok, indices)
             });
         }
-        let (mut durable_nodes, mut durable, mut missing) = (0, Vec::new(), Vec::new());
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok((true, idx)) => {
-                    durable_nodes += 1;
-                    durable.extend(idx);
-                }
-                Ok((false, idx)) => missing.extend(idx),
-                Err(_) => {}
-            }
-        }
-        let sites: BTreeSet<_> = durable.iter().map(|&i| targets[i].site).collect();
         let all_sites: BTreeSet<_> = targets.iter().map(|t| t.site).collect();
         let sites_needed = (self.layout.profile.k() + 1).min(all_sites.len());
+        let (mut durable_nodes, mut durable) = (0, Vec::new());
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                None => set.join_next().await,
+                Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        // Quorum reached and the grace is over: the stragglers' shards are
+                        // recorded as missing, for repair.
+                        set.abort_all();
+                        break;
+                    }
+                },
+            };
+            let Some(r) = next else { break };
+            if let Ok((true, idx)) = r {
+                durable_nodes += 1;
+                durable.extend(idx);
+            }
+            let sites: BTreeSet<_> = durable.iter().map(|&i| targets[i].site).collect();
+            if deadline.is_none() && durable_nodes >= needed && sites.len() >= sites_needed {
+                deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+            }
+        }
+        let missing: Vec<usize> = (0..targets.len())
+            .filter(|i| !durable.contains(i))
+            .collect();
+        let sites: BTreeSet<_> = durable.iter().map(|&i| targets[i].site).collect();
         if durable_nodes < needed || sites.len() < sites_needed {
             self.withdraw(manifest, targets).await;
             return Err(ObjectError::ManifestQuorum {
@@ -314,7 +345,6 @@ impl Objects {
                 needed,
             });
         }
-        missing.sort_unstable();
         Ok(missing)
     }
 
@@ -651,8 +681,23 @@ impl Objects {
             });
         }
         let mut durable = 0;
-        while let Some(r) = set.join_next().await {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                None => set.join_next().await,
+                Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        set.abort_all();
+                        break;
+                    }
+                },
+            };
+            let Some(r) = next else { break };
             durable += usize::from(r.unwrap_or(false));
+            if deadline.is_none() && durable >= needed {
+                deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+            }
         }
         if durable < needed {
             self.withdraw(manifest, targets).await;

@@ -58,6 +58,7 @@ pub struct Gateway {
     objects: Arc<Objects>,
     index: Arc<Index>,
     locks: Mutex<HashMap<(String, String), KeyLock>>,
+    repair_interval: Duration,
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
@@ -143,6 +144,7 @@ impl Gateway {
             objects,
             index,
             locks: Mutex::new(HashMap::new()),
+            repair_interval: Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
         });
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
@@ -220,6 +222,54 @@ impl Gateway {
         }
         self.index.apply(&m.bucket, &m.key, &entry)?;
         Ok(())
+    }
+
+    /// One pass over the repair backlog: every recorded object version with missing shards is
+    /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
+    /// (repaired, still pending).
+    pub async fn repair_pass(&self) -> Result<(usize, usize), MetaError> {
+        let backlog = self.index.repairs()?;
+        let (mut repaired, mut pending) = (0, 0);
+        for (object, version, shards) in backlog {
+            match self.objects.repair(object, version, &shards).await {
+                Ok(done) => {
+                    self.index.repair_done(&object, version)?;
+                    repaired += 1;
+                    tracing::info!(
+                        object = %crate::core::ids::hex(&object.0),
+                        shards = ?done.shards,
+                        bytes_read = done.bytes_read,
+                        bytes_written = done.bytes_written,
+                        "repaired"
+                    );
+                }
+                Err(e) => {
+                    pending += 1;
+                    tracing::debug!(
+                        object = %crate::core::ids::hex(&object.0),
+                        error = %e,
+                        "repair deferred"
+                    );
+                }
+            }
+        }
+        if repaired > 0 || pending > 0 {
+            tracing::info!(repaired, pending, "repair pass");
+        }
+        Ok((repaired, pending))
+    }
+
+    /// Runs repair passes until `stop` turns true.
+    pub async fn repair_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.repair_interval) => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = self.repair_pass().await {
+                tracing::warn!(error = %e, "repair pass failed");
+            }
+        }
     }
 
     /// The lock serialising conditional writes of one key.

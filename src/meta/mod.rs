@@ -191,6 +191,22 @@ impl Index {
         txn.commit().map_err(db_err)
     }
 
+    /// Forgets a repair record (the shards were rebuilt).
+    pub fn repair_done(
+        &self,
+        object: &crate::core::ids::ObjectId,
+        version: Version,
+    ) -> Result<(), MetaError> {
+        let mut k = object.0.to_vec();
+        k.extend_from_slice(&version.to_bytes());
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(REPAIRS).map_err(db_err)?;
+            t.remove(&k[..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
     /// Object versions with missing shards: (object id, version, shard indices).
     pub fn repairs(
         &self,

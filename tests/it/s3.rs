@@ -1003,3 +1003,69 @@ async fn s3_index_is_rebuilt_from_the_nodes_when_lost() {
     .await
     .expect("test took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_that_missed_a_site_are_repaired_when_it_returns() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut cluster = tokio::task::spawn_blocking(|| {
+            let mut c = Cluster::init(5, 3, 2);
+            let cfg = c.root().join("gateway/gateway.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(
+                &cfg,
+                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 1\n"),
+            )
+            .unwrap();
+            c.start_all();
+            c.start_gateway();
+            c
+        })
+        .await
+        .unwrap();
+        let s3 = client(&cluster);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        cluster.kill_node(4);
+        let mut rng = Rng::new(31);
+        let mut model = BTreeMap::new();
+        for (i, size) in [1usize, 5000, 100_000, 3 << 20].iter().enumerate() {
+            let data = rng.bytes(*size);
+            put(&s3, &format!("while-down-{i}"), &data).await;
+            model.insert(format!("while-down-{i}"), data);
+        }
+        cluster.start_node(4);
+        let log = cluster.root().join("gateway/exclaved.log");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.matches("\"message\":\"repaired\"").count() >= model.len() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not repaired in time:\n{}",
+                text.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Without the rebuilt shards at site 5, two more sites down would leave only two.
+        cluster.kill_node(2);
+        cluster.kill_node(3);
+        for (k, v) in &model {
+            let out = s3.get_object().bucket(BUCKET).key(k).send().await;
+            let body = match out {
+                Ok(o) => o.body.collect().await.map(|b| b.into_bytes().to_vec()),
+                Err(e) => panic!("get {k}: {e:?}"),
+            };
+            let Ok(body) = body else {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!(
+                    "get {k} failed mid-body; gateway log:\n{}",
+                    text.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+                );
+            };
+            assert_eq!(sha256_hex(&body), sha256_hex(v), "{k}");
+        }
+    })
+    .await
+    .expect("test took too long");
+}

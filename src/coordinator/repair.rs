@@ -1,0 +1,204 @@
+//! Keyless repair: a missing or bad shard of an object version is rebuilt from k good ones and
+//! written to its placement. Everything needed is in the cleartext shard headers (geometry,
+//! placement, every block's hash): no data key, master key or manifest is touched, so any
+//! holder of a gateway identity, or later a node, can run it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::coordinator::drive::ShardTarget;
+use crate::coordinator::object::{ObjectError, Objects};
+use crate::core::format::ShardHeader;
+use crate::core::hlc::Version;
+use crate::core::ids::{ObjectId, ShardIndex};
+use crate::core::stripe::{BlockHash, Codec, Profile};
+use crate::core::wire::ShardKey;
+
+/// Stripes read and rebuilt per round.
+const REPAIR_BATCH: u64 = 8;
+
+/// What a repair did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repaired {
+    /// Shards written.
+    pub shards: Vec<usize>,
+    /// Bytes read from good shards.
+    pub bytes_read: u64,
+    /// Bytes written to the rebuilt shards.
+    pub bytes_written: u64,
+}
+
+fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
+    a.k == b.k
+        && a.m == b.m
+        && a.block_size == b.block_size
+        && a.size == b.size
+        && a.placement == b.placement
+        && a.block_hashes == b.block_hashes
+}
+
+impl Objects {
+    /// The headers the good shards of (object, version) carry, by shard index: asked of every
+    /// shard holder under the current layout except `skip`.
+    async fn headers(
+        &self,
+        object: ObjectId,
+        version: Version,
+        skip: &[usize],
+    ) -> BTreeMap<usize, ShardHeader> {
+        let targets = self.placement_targets(&object);
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in targets.iter().enumerate() {
+            if skip.contains(&i) {
+                continue;
+            }
+            let client = self.nodes().client(t.node).cloned();
+            let key = ShardKey {
+                object,
+                version,
+                shard: i as u8,
+            };
+            set.spawn(async move {
+                let h = match client {
+                    Some(c) => c.shard_header(key).await.ok(),
+                    None => None,
+                };
+                (i, h)
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok((i, Some(h))) = r
+                && h.object == object
+                && h.version == version
+                && usize::from(h.shard_index.0) == i
+            {
+                out.insert(i, h);
+            }
+        }
+        out
+    }
+
+    /// Rebuilds shards `missing` of (object, version) from k good shards and writes each to
+    /// its place. Uses only the shard headers: no key.
+    pub async fn repair(
+        &self,
+        object: ObjectId,
+        version: Version,
+        missing: &[usize],
+    ) -> Result<Repaired, ObjectError> {
+        let headers = self.headers(object, version, missing).await;
+        // The description most holders agree on (a lone lying host is outvoted; a forged
+        // block is still caught by the manifest's hashes at read time).
+        let mut best: Option<(&ShardHeader, usize)> = None;
+        for h in headers.values() {
+            let votes = headers.values().filter(|o| same_object(h, o)).count();
+            if best.is_none_or(|(_, v)| votes > v) {
+                best = Some((h, votes));
+            }
+        }
+        let Some((template, _)) = best else {
+            return Err(ObjectError::Internal(
+                "no good shard header reachable".into(),
+            ));
+        };
+        let template = template.clone();
+        let profile = Profile::new(usize::from(template.k), usize::from(template.m))
+            .map_err(|e| ObjectError::Internal(e.to_string()))?;
+        let (k, n) = (profile.k(), profile.n());
+        let geometry = template.geometry()?;
+        if template.placement.len() != n || missing.iter().any(|&i| i >= n) {
+            return Err(ObjectError::Internal(
+                "placement does not fit the profile".into(),
+            ));
+        }
+        let targets: Vec<ShardTarget> = template
+            .placement
+            .iter()
+            .map(|l| ShardTarget {
+                site: l.site,
+                node: l.node,
+                disk: l.disk,
+            })
+            .collect();
+        let hashes: Vec<BlockHash> = template.block_hashes.clone();
+        let codec = std::sync::Arc::new(Codec::new(profile));
+
+        // One upload per missing shard, fed batch by batch.
+        let mut uploads = Vec::with_capacity(missing.len());
+        for &i in missing {
+            let client = self
+                .nodes()
+                .client(targets[i].node)
+                .cloned()
+                .ok_or_else(|| ObjectError::Internal(format!("no client for shard {i}")))?;
+            let key = ShardKey {
+                object,
+                version,
+                shard: i as u8,
+            };
+            let up = client
+                .begin_shard(key, targets[i].disk, geometry)
+                .await
+                .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+            uploads.push((i, up, Vec::new()));
+        }
+        let mut done = Repaired::default();
+        let stripes = geometry.stripe_count();
+        let mut first = 0;
+        while first < stripes {
+            let count = REPAIR_BATCH.min(stripes - first);
+            let (offers, _bad) = self
+                .nodes()
+                .read_range(&targets, object, version, k, &hashes, first, count)
+                .await?;
+            let (codec2, want) = (codec.clone(), missing.to_vec());
+            let hashes2 = hashes.clone();
+            let rebuilt: Vec<Vec<Bytes>> = tokio::task::spawn_blocking(move || {
+                offers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, offer)| {
+                        let s = first + j as u64;
+                        let blocks = codec2
+                            .rebuild(offer, &want)
+                            .map_err(|e| ObjectError::Decode { stripe: s, error: e })?;
+                        for (b, &i) in blocks.iter().zip(&want) {
+                            if BlockHash::of(b) != hashes2[s as usize * n + i] {
+                                return Err(ObjectError::Internal(format!(
+                                    "stripe {s}: the rebuilt block of shard {i} does not match its hash"
+                                )));
+                            }
+                        }
+                        Ok(blocks)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| ObjectError::Internal(e.to_string()))??;
+            for (j, blocks) in rebuilt.into_iter().enumerate() {
+                let s = first + j as u64;
+                done.bytes_read += (k * geometry.block_len(s)) as u64;
+                for ((i, up, crcs), b) in uploads.iter_mut().zip(blocks) {
+                    crcs.push(crc32fast::hash(&b));
+                    done.bytes_written += b.len() as u64;
+                    up.send(b)
+                        .await
+                        .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+                }
+            }
+            first += count;
+        }
+        for (i, up, crcs) in uploads {
+            let mut header = template.clone();
+            header.shard_index = ShardIndex(i as u8);
+            header.crcs = crcs;
+            up.finish(&header)
+                .await
+                .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+            done.shards.push(i);
+        }
+        Ok(done)
+    }
+}
