@@ -216,6 +216,10 @@ pub struct RawNodeRole {
     pub state_dir: std::path::PathBuf,
     /// Data directories.
     pub disks: Vec<RawDataDir>,
+    /// Hours between full scrub passes (default 168, a week).
+    pub scrub_interval_hours: Option<f64>,
+    /// Scrub read rate, MiB/s (default 64).
+    pub scrub_mib_per_sec: Option<u64>,
 }
 
 /// A data directory of a node.

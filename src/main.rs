@@ -218,6 +218,19 @@ async fn start_node(
         site: node.site.clone(),
         store: Arc::new(store),
     });
+    let mut schedule = exclave::node::ScrubSchedule::default();
+    if let Some(h) = node.scrub_interval_hours {
+        schedule.interval = std::time::Duration::try_from_secs_f64((h * 3600.0).max(1.0))
+            .unwrap_or(schedule.interval);
+    }
+    if let Some(r) = node.scrub_mib_per_sec {
+        schedule.bytes_per_sec = r.max(1) << 20;
+    }
+    tokio::spawn(exclave::node::scrub_loop(
+        n.store.clone(),
+        schedule,
+        stop.clone(),
+    ));
     Ok(Some(tokio::spawn(exclave::node::serve(n, ep, stop))))
 }
 

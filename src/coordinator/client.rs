@@ -280,6 +280,43 @@ impl NodeClient {
         }
     }
 
+    /// Asks the node to start a full scrub pass now.
+    pub async fn scrub(&self) -> Result<(), NetError> {
+        match self.call(&Request::Scrub).await? {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!("scrub answered {r:?}"))),
+        }
+    }
+
+    /// Shards the node's scrub found bad, not yet collected.
+    pub async fn findings(&self, limit: u32) -> Result<Vec<ShardKey>, NetError> {
+        match self.call(&Request::Findings { limit }).await? {
+            Response::Findings { keys } => Ok(keys),
+            r => Err(NetError::Protocol(format!("findings answered {r:?}"))),
+        }
+    }
+
+    /// Tells the node its findings are recorded for repair.
+    pub async fn clear_findings(&self, keys: Vec<ShardKey>) -> Result<(), NetError> {
+        match self.call(&Request::ClearFindings { keys }).await? {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!("clear_findings answered {r:?}"))),
+        }
+    }
+
+    /// The node's scrub state: (last complete ms, in progress, findings, quarantined).
+    pub async fn scrub_status(&self) -> Result<(u64, bool, u64, u64), NetError> {
+        match self.call(&Request::ScrubStatus).await? {
+            Response::ScrubStatus {
+                last_complete_ms,
+                in_progress,
+                findings,
+                quarantined,
+            } => Ok((last_complete_ms, in_progress, findings, quarantined)),
+            r => Err(NetError::Protocol(format!("scrub_status answered {r:?}"))),
+        }
+    }
+
     /// Every stored manifest version of an object.
     pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::GetManifests { object }).await? {

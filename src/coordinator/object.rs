@@ -148,6 +148,8 @@ pub struct Objects {
     codec: Arc<Codec>,
     write_timeout: Duration,
     inline_limit: u64,
+    /// Shards reads found bad (hash mismatch, CRC, missing), for repair.
+    bad_reports: Mutex<Vec<(ObjectId, Version, Vec<usize>)>>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -185,6 +187,7 @@ impl Objects {
             codec,
             write_timeout: Duration::from_secs(60),
             inline_limit: DEFAULT_INLINE_LIMIT,
+            bad_reports: Mutex::new(Vec::new()),
         }
     }
 
@@ -195,6 +198,11 @@ impl Objects {
     /// Where an object's shards go under the current layout.
     pub fn placement_targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
         self.targets(object)
+    }
+
+    /// Shards that reads found bad since the last call, for repair.
+    pub fn take_bad_reports(&self) -> Vec<(ObjectId, Version, Vec<usize>)> {
+        std::mem::take(&mut *self.bad_reports.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The node clients.
@@ -859,7 +867,7 @@ impl ObjectReader {
 
     async fn batch(&self, first: u64, count: u64) -> Result<Bytes, ObjectError> {
         let k = self.geometry.profile.k();
-        let (stripes, _bad) = self
+        let (stripes, bad) = self
             .objects
             .nodes
             .read_range(
@@ -872,6 +880,14 @@ impl ObjectReader {
                 count,
             )
             .await?;
+        if !bad.is_empty() {
+            tracing::warn!(shards = ?bad, "a read met bad shards; reported for repair");
+            self.objects
+                .bad_reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.object, self.version, bad));
+        }
         let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();

@@ -88,6 +88,20 @@ pub enum Request {
         /// The version never acknowledged.
         version: Version,
     },
+    /// Start a full scrub pass now (gateway only).
+    Scrub,
+    /// Shards scrub found bad and quarantined, not yet collected (gateway only).
+    Findings {
+        /// Most keys to return.
+        limit: u32,
+    },
+    /// Forget findings the gateway has recorded for repair (gateway only).
+    ClearFindings {
+        /// The shards.
+        keys: Vec<ShardKey>,
+    },
+    /// Scrub state and counts (gateway only).
+    ScrubStatus,
 }
 
 /// One shard carried inside a `PutManifestInline`.
@@ -166,6 +180,22 @@ pub enum Response {
     Manifests {
         /// The records.
         records: Vec<Vec<u8>>,
+    },
+    /// Shards found bad by scrub.
+    Findings {
+        /// Their keys.
+        keys: Vec<ShardKey>,
+    },
+    /// Where scrub stands.
+    ScrubStatus {
+        /// Last full pass finished, ms since the epoch (0: never).
+        last_complete_ms: u64,
+        /// A pass is under way.
+        in_progress: bool,
+        /// Findings not yet collected.
+        findings: u64,
+        /// Quarantine ledger entries.
+        quarantined: u64,
     },
     /// The request failed.
     Error {

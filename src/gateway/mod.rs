@@ -228,6 +228,10 @@ impl Gateway {
     /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
     /// (repaired, still pending).
     pub async fn repair_pass(&self) -> Result<(usize, usize), MetaError> {
+        self.collect_findings().await?;
+        for (object, version, shards) in self.objects.take_bad_reports() {
+            self.index.record_repair(&object, version, &shards)?;
+        }
         let backlog = self.index.repairs()?;
         let (mut repaired, mut pending) = (0, 0);
         for (object, version, shards) in backlog {
@@ -257,6 +261,34 @@ impl Gateway {
             tracing::info!(repaired, pending, "repair pass");
         }
         Ok((repaired, pending))
+    }
+
+    /// Moves the nodes' scrub findings into the repair backlog.
+    async fn collect_findings(&self) -> Result<(), MetaError> {
+        for node in self.objects.node_ids() {
+            let Some(client) = self.objects.nodes().client(node).cloned() else {
+                continue;
+            };
+            let Ok(Ok(keys)) =
+                tokio::time::timeout(Duration::from_secs(5), client.findings(1000)).await
+            else {
+                continue;
+            };
+            if keys.is_empty() {
+                continue;
+            }
+            for k in &keys {
+                self.index
+                    .record_repair(&k.object, k.version, &[usize::from(k.shard)])?;
+            }
+            tracing::info!(
+                node = node.0,
+                shards = keys.len(),
+                "scrub findings recorded for repair"
+            );
+            let _ = client.clear_findings(keys).await;
+        }
+        Ok(())
     }
 
     /// Runs repair passes until `stop` turns true.

@@ -182,10 +182,18 @@ impl Index {
     ) -> Result<(), MetaError> {
         let mut k = object.0.to_vec();
         k.extend_from_slice(&version.to_bytes());
-        let v: Vec<u8> = shards.iter().map(|&s| s as u8).collect();
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(REPAIRS).map_err(db_err)?;
+            // Merged with what is already recorded for the version.
+            let mut v: Vec<u8> = t
+                .get(&k[..])
+                .map_err(db_err)?
+                .map(|old| old.value().to_vec())
+                .unwrap_or_default();
+            v.extend(shards.iter().map(|&s| s as u8));
+            v.sort_unstable();
+            v.dedup();
             t.insert(&k[..], &v[..]).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)

@@ -106,6 +106,87 @@ fn store_error(e: &StoreError) -> Response {
     error(code, e.to_string())
 }
 
+/// When and how fast a node scrubs.
+#[derive(Clone, Copy, Debug)]
+pub struct ScrubSchedule {
+    /// A full pass starts this long after the last one finished.
+    pub interval: Duration,
+    /// Bytes read per second at most.
+    pub bytes_per_sec: u64,
+}
+
+impl Default for ScrubSchedule {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(7 * 24 * 3600),
+            bytes_per_sec: 64 << 20,
+        }
+    }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Scrubs the store in the background: a full pass every `interval`, or at once when asked
+/// (`Request::Scrub`), throttled to `bytes_per_sec`, resuming after a restart where it
+/// stopped. Runs until `shutdown` turns true.
+pub async fn scrub_loop(
+    store: Arc<Store>,
+    schedule: ScrubSchedule,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Steps of about 1/10 s of the allowed rate, so the throttle is smooth.
+    let budget = (schedule.bytes_per_sec / 10).max(1 << 20);
+    loop {
+        let st = store.clone();
+        let due = blocking(move || {
+            let requested = st.take_scrub_request()?;
+            let state = st.scrub_state()?;
+            let interval_ms = schedule.interval.as_millis() as u64;
+            Ok(requested
+                || state.in_progress
+                || wall_ms().saturating_sub(state.last_complete_ms) >= interval_ms)
+        })
+        .await
+        .unwrap_or(false);
+        if due {
+            let started = std::time::Instant::now();
+            let st = store.clone();
+            match blocking(move || st.scrub_step(budget, wall_ms())).await {
+                Ok(step) => {
+                    if !step.bad.is_empty() {
+                        warn!(bad = step.bad.len(), "scrub found bad shards");
+                    }
+                    if step.finished {
+                        info!("scrub pass complete");
+                    }
+                    // Throttle: this step's bytes at the allowed rate.
+                    let should = Duration::from_secs_f64(
+                        step.bytes as f64 / schedule.bytes_per_sec.max(1) as f64,
+                    );
+                    if let Some(rest) = should.checked_sub(started.elapsed()) {
+                        tokio::select! {
+                            () = tokio::time::sleep(rest) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    if !step.finished {
+                        continue;
+                    }
+                }
+                Err(e) => warn!(error = %e, "scrub step failed"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -149,6 +230,10 @@ async fn stream(
             | Request::PutManifest { .. }
             | Request::PutManifestInline { .. }
             | Request::AbortManifest { .. }
+            | Request::Scrub
+            | Request::Findings { .. }
+            | Request::ClearFindings { .. }
+            | Request::ScrubStatus
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
     );
@@ -258,6 +343,32 @@ async fn stream(
                 Err(e) => store_error(&e),
             }
         }
+        Request::Scrub => match blocking(move || store.restart_scrub()).await {
+            Ok(()) => Response::Ok,
+            Err(e) => store_error(&e),
+        },
+        Request::Findings { limit } => {
+            let limit = limit.clamp(1, LIST_LIMIT) as usize;
+            match blocking(move || store.findings(limit)).await {
+                Ok(keys) => Response::Findings { keys },
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::ClearFindings { keys } => {
+            match blocking(move || store.clear_findings(&keys)).await {
+                Ok(()) => Response::Ok,
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::ScrubStatus => match blocking(move || store.scrub_state()).await {
+            Ok(s) => Response::ScrubStatus {
+                last_complete_ms: s.last_complete_ms,
+                in_progress: s.in_progress,
+                findings: s.findings,
+                quarantined: s.quarantined,
+            },
+            Err(e) => store_error(&e),
+        },
         Request::GetManifests { object } => {
             match blocking(move || store.manifests(&object)).await {
                 Ok(records) => Response::Manifests { records },

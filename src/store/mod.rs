@@ -10,6 +10,7 @@
 
 mod group;
 mod mmap;
+pub mod scrub;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -34,6 +35,10 @@ const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manif
 const QUARANTINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("quarantine");
 /// Shards of small objects kept in the database itself (their header names `INLINE_DISK`).
 const INLINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inline_shards");
+/// Shards scrub found bad (and quarantined), for the gateway to collect and repair.
+const FINDINGS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("scrub_findings");
+/// Scrub progress: `cursor` (the last shard key checked) and `last_complete_ms`.
+const SCRUB_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("scrub_state");
 /// Manifest versions whose write never reached its quorum: kept, not served.
 const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");
 
@@ -186,9 +191,10 @@ impl Store {
         let db_path = state_dir.join("node.redb");
         let db = Database::create(&db_path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for t in [HEADERS, MANIFESTS, QUARANTINE] {
+        for t in [HEADERS, MANIFESTS, QUARANTINE, INLINE, ABORTED, FINDINGS] {
             txn.open_table(t).map_err(db_err)?;
         }
+        txn.open_table(SCRUB_STATE).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             disks: map,
@@ -371,8 +377,6 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-            txn.open_table(INLINE).map_err(db_err)?;
-            txn.open_table(ABORTED).map_err(db_err)?;
             let mut qkey = key.to_bytes().to_vec();
             qkey.extend_from_slice(&now_ms.to_be_bytes());
             q.insert(&qkey[..], &record[..]).map_err(db_err)?;

@@ -1,0 +1,305 @@
+//! Scrub: every stored shard is read back (shard files through the mmap, inline shards from
+//! the database) and checked against its header: the header decodes and names the shard it is
+//! filed under, the length fits the geometry, every block's CRC matches. What fails is
+//! quarantined (moved aside, never deleted) and recorded as a finding for the gateway to
+//! repair. Progress is a cursor in the database, so a restart resumes where it stopped.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{
+    FINDINGS, HEADERS, INLINE, INLINE_DISK, QUARANTINE, SCRUB_STATE, Store, StoreError, db_err,
+};
+use crate::core::format::ShardHeader;
+use crate::core::hlc::Version;
+use crate::core::ids::{DiskId, ObjectId};
+use crate::core::wire::ShardKey;
+
+/// What one scrub step did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubStep {
+    /// Shards checked.
+    pub shards: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Shards found bad (quarantined and recorded).
+    pub bad: Vec<(ShardKey, String)>,
+    /// The pass reached the end of the shards.
+    pub finished: bool,
+}
+
+/// Scrub progress, as `status` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubState {
+    /// When the last full pass finished, ms since the epoch (0: never).
+    pub last_complete_ms: u64,
+    /// A pass is under way (a cursor is stored).
+    pub in_progress: bool,
+    /// Findings not yet collected by a gateway.
+    pub findings: u64,
+    /// Entries in the quarantine ledger.
+    pub quarantined: u64,
+}
+
+fn key_from(b: &[u8]) -> Option<ShardKey> {
+    if b.len() != 49 {
+        return None;
+    }
+    let mut object = [0u8; 32];
+    object.copy_from_slice(&b[..32]);
+    let mut version = [0u8; 16];
+    version.copy_from_slice(&b[32..48]);
+    Some(ShardKey {
+        object: ObjectId(object),
+        version: Version::from_bytes(version),
+        shard: b[48],
+    })
+}
+
+impl Store {
+    fn scrub_cursor(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(SCRUB_STATE).map_err(db_err)?;
+        Ok(t.get("cursor").map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Where scrub stands.
+    pub fn scrub_state(&self) -> Result<ScrubState, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(SCRUB_STATE).map_err(db_err)?;
+        let last = t
+            .get("last_complete_ms")
+            .map_err(db_err)?
+            .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0);
+        let in_progress = t.get("cursor").map_err(db_err)?.is_some();
+        let f = txn.open_table(FINDINGS).map_err(db_err)?;
+        let q = txn.open_table(QUARANTINE).map_err(db_err)?;
+        use redb::ReadableTableMetadata as _;
+        Ok(ScrubState {
+            last_complete_ms: last,
+            in_progress,
+            findings: f.len().map_err(db_err)?,
+            quarantined: q.len().map_err(db_err)?,
+        })
+    }
+
+    /// The header and bytes of one stored shard, or why it is bad.
+    fn check_shard(&self, key: &ShardKey, record: &[u8]) -> Result<u64, String> {
+        let (disk, header) = record
+            .split_at_checked(4)
+            .ok_or_else(|| "short header record".to_string())?;
+        let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
+        let header = ShardHeader::decode(header).map_err(|e| format!("header: {e}"))?;
+        if header.object != key.object
+            || header.version != key.version
+            || header.shard_index.0 != key.shard
+        {
+            return Err("the header names another shard (misfiled)".into());
+        }
+        let g = header.geometry().map_err(|e| format!("header: {e}"))?;
+        let data = if disk == INLINE_DISK {
+            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
+            let t = txn.open_table(INLINE).map_err(|e| e.to_string())?;
+            let v = t
+                .get(&key.to_bytes()[..])
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "inline shard missing".to_string())?;
+            bytes::Bytes::from(v.value().to_vec())
+        } else {
+            match self.map_shard(disk, key) {
+                Ok(d) => d,
+                Err(StoreError::NotFound) => return Err("shard file missing".into()),
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        if data.len() as u64 != g.shard_len() {
+            return Err(format!(
+                "length {} where the header says {}",
+                data.len(),
+                g.shard_len()
+            ));
+        }
+        for s in 0..g.stripe_count() {
+            let start = g.block_offset(s) as usize;
+            let block = &data[start..start + g.block_len(s)];
+            if header.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
+                return Err(format!("block {s} fails its CRC"));
+            }
+        }
+        Ok(data.len() as u64)
+    }
+
+    /// Checks shards after the stored cursor until about `budget` bytes are read; bad ones are
+    /// quarantined and recorded as findings. The cursor is saved, so a restart resumes.
+    pub fn scrub_step(&self, budget: u64, now_ms: u64) -> Result<ScrubStep, StoreError> {
+        let cursor = self.scrub_cursor()?;
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut finished = true;
+        {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(HEADERS).map_err(db_err)?;
+            let iter = match &cursor {
+                Some(c) => t.range::<&[u8]>(&c[..]..).map_err(db_err)?,
+                None => t.iter().map_err(db_err)?,
+            };
+            for item in iter {
+                let (k, v) = item.map_err(db_err)?;
+                if cursor.as_deref() == Some(k.value()) {
+                    continue;
+                }
+                batch.push((k.value().to_vec(), v.value().to_vec()));
+                if batch.len() >= 64 {
+                    finished = false;
+                    break;
+                }
+            }
+        }
+        let mut step = ScrubStep::default();
+        let mut last: Option<Vec<u8>> = None;
+        for (k, v) in batch {
+            let Some(key) = key_from(&k) else { continue };
+            match self.check_shard(&key, &v) {
+                Ok(n) => step.bytes += n,
+                Err(why) => {
+                    tracing::warn!(shard = ?key, reason = %why, "scrub: bad shard, quarantined");
+                    self.quarantine_any(&key, &format!("scrub: {why}"), now_ms)?;
+                    self.record_finding(&key)?;
+                    step.bad.push((key, why));
+                }
+            }
+            step.shards += 1;
+            last = Some(k);
+            if step.bytes >= budget {
+                finished = false;
+                break;
+            }
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut st = txn.open_table(SCRUB_STATE).map_err(db_err)?;
+            if finished && (last.is_none() || step.bytes < budget) {
+                st.remove("cursor").map_err(db_err)?;
+                st.insert("last_complete_ms", &now_ms.to_le_bytes()[..])
+                    .map_err(db_err)?;
+                step.finished = true;
+            } else if let Some(l) = &last {
+                st.insert("cursor", &l[..]).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(step)
+    }
+
+    /// Quarantines a shard file or an inline shard.
+    fn quarantine_any(&self, key: &ShardKey, reason: &str, now_ms: u64) -> Result<(), StoreError> {
+        match self.header(key) {
+            Ok((disk, _)) if disk == INLINE_DISK => {
+                let txn = self.db.begin_write().map_err(db_err)?;
+                {
+                    let mut h = txn.open_table(HEADERS).map_err(db_err)?;
+                    let record = h
+                        .remove(&key.to_bytes()[..])
+                        .map_err(db_err)?
+                        .map(|v| v.value().to_vec())
+                        .unwrap_or_default();
+                    let mut inl = txn.open_table(INLINE).map_err(db_err)?;
+                    let data = inl
+                        .remove(&key.to_bytes()[..])
+                        .map_err(db_err)?
+                        .map(|v| v.value().to_vec())
+                        .unwrap_or_default();
+                    let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+                    let mut qkey = key.to_bytes().to_vec();
+                    qkey.extend_from_slice(&now_ms.to_be_bytes());
+                    let mut rec = format!("at_ms = {now_ms}\ninline = true\nreason = {reason}\n")
+                        .into_bytes();
+                    rec.extend_from_slice(&record);
+                    rec.extend_from_slice(&data);
+                    q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
+                }
+                txn.commit().map_err(db_err)
+            }
+            Ok(_) => self.quarantine(key, reason, now_ms).map(|_| ()),
+            // A header that does not decode: the record itself goes to the ledger.
+            Err(StoreError::Format(_)) | Err(StoreError::BadShard(_)) => {
+                let txn = self.db.begin_write().map_err(db_err)?;
+                {
+                    let mut h = txn.open_table(HEADERS).map_err(db_err)?;
+                    let record = h
+                        .remove(&key.to_bytes()[..])
+                        .map_err(db_err)?
+                        .map(|v| v.value().to_vec())
+                        .unwrap_or_default();
+                    let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+                    let mut qkey = key.to_bytes().to_vec();
+                    qkey.extend_from_slice(&now_ms.to_be_bytes());
+                    let mut rec = format!("at_ms = {now_ms}\nreason = {reason}\n").into_bytes();
+                    rec.extend_from_slice(&record);
+                    q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
+                }
+                txn.commit().map_err(db_err)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn record_finding(&self, key: &ShardKey) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut f = txn.open_table(FINDINGS).map_err(db_err)?;
+            f.insert(&key.to_bytes()[..], &[][..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Shards found bad and not yet collected.
+    pub fn findings(&self, limit: usize) -> Result<Vec<ShardKey>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(FINDINGS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
+            if let Some(key) = key_from(k.value()) {
+                out.push(key);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets findings a gateway has recorded for repair.
+    pub fn clear_findings(&self, keys: &[ShardKey]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut f = txn.open_table(FINDINGS).map_err(db_err)?;
+            for k in keys {
+                f.remove(&k.to_bytes()[..]).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Starts a new full pass at the next step (on demand).
+    pub fn restart_scrub(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut st = txn.open_table(SCRUB_STATE).map_err(db_err)?;
+            st.remove("cursor").map_err(db_err)?;
+            st.insert("requested", &[1u8][..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Whether a pass was requested on demand (and clears the request).
+    pub fn take_scrub_request(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let requested = {
+            let mut st = txn.open_table(SCRUB_STATE).map_err(db_err)?;
+            st.remove("requested").map_err(db_err)?.is_some()
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(requested)
+    }
+}
