@@ -12,6 +12,7 @@ use super::{
 use crate::core::format::ShardHeader;
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
+use crate::core::stripe::BlockHash;
 use crate::core::wire::ShardKey;
 
 /// What one scrub step did.
@@ -119,11 +120,20 @@ impl Store {
                 g.shard_len()
             ));
         }
+        let n = usize::from(header.k) + usize::from(header.m);
         for s in 0..g.stripe_count() {
             let start = g.block_offset(s) as usize;
             let block = &data[start..start + g.block_len(s)];
             if header.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
                 return Err(format!("block {s} fails its CRC"));
+            }
+            // The CRC guards against rot; the hash (which every shard's header carries for
+            // every block) against a host that rewrites bytes and their CRCs.
+            let want = header
+                .block_hashes
+                .get(s as usize * n + usize::from(key.shard));
+            if want != Some(&BlockHash::of(block)) {
+                return Err(format!("block {s} does not match its hash"));
             }
         }
         Ok(data.len() as u64)

@@ -9,6 +9,7 @@
 )]
 
 mod coordinator;
+mod durability;
 mod nodes;
 mod objects;
 mod s3;
