@@ -129,6 +129,7 @@ fn main() {
         disks_per_node: 1,
         disk_capacity: 1 << 40,
         node_ports: Vec::new(),
+        admin_port: 0,
     })
     .unwrap();
 

@@ -66,6 +66,11 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         anyhow::bail!("--sites, --k and --m must be at least 1");
     }
     let ip = o.listen.ip();
+    let admin_port = {
+        let l =
+            std::net::TcpListener::bind(SocketAddr::new(ip, 0)).context("finding a free port")?;
+        l.local_addr()?.port()
+    };
     let mut ports = Vec::new();
     for _ in 0..o.sites {
         ports.push(free_udp_port(ip)?);
@@ -85,6 +90,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
             disks_per_node: 1,
             disk_capacity: 1 << 40,
             node_ports: ports.clone(),
+            admin_port,
         };
         match init(&opts) {
             Ok(done) => {

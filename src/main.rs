@@ -256,6 +256,18 @@ async fn start_gateway(
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "S3 gateway listening");
     tokio::spawn(opened.gateway.clone().repair_loop(stop.clone()));
+    if let Some((addr, token)) = opened.admin.clone() {
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for the admin API on {addr}"))?;
+        tracing::info!(%addr, "admin API listening");
+        tokio::spawn(exclave::gateway::serve_admin(
+            opened.gateway.clone(),
+            token.0,
+            admin,
+            stop.clone(),
+        ));
+    }
     let task = tokio::spawn(exclave::gateway::serve(
         opened.gateway,
         opened.keys,

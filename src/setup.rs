@@ -48,6 +48,8 @@ pub struct InitOptions {
     pub disk_capacity: u64,
     /// Explicit node ports, one per site (overrides `base_port` when not empty).
     pub node_ports: Vec<u16>,
+    /// Admin API port of the gateway (0: `s3_port + 1`).
+    pub admin_port: u16,
 }
 
 /// Errors of set-up.
@@ -334,11 +336,19 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
          [gateway]\nid = 1\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
          layout_file = \"../layout.toml\"\nmaster_key_id = 1\nmaster_key_file = \"master.key\"\n\
          manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
-         admin_token_file = \"admin.token\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
+         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
          cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
         path = gateway_config.display(),
         site = o.sites[0],
         s3 = SocketAddr::new(o.bind, o.s3_port),
+        admin = SocketAddr::new(
+            o.bind,
+            if o.admin_port == 0 {
+                o.s3_port.wrapping_add(1)
+            } else {
+                o.admin_port
+            }
+        ),
     );
     write_file(&gateway_config, &cfg)?;
     Ok(Initialized {

@@ -200,6 +200,16 @@ impl Objects {
         self.targets(object)
     }
 
+    /// The erasure profile of the layout.
+    pub fn profile(&self) -> crate::core::stripe::Profile {
+        self.layout.profile
+    }
+
+    /// The opaque id of (bucket, key).
+    pub fn object_id(&self, bucket: &str, key: &str) -> ObjectId {
+        self.manifest_key.object_id(bucket, key)
+    }
+
     /// Shards that reads found bad since the last call, for repair.
     pub fn take_bad_reports(&self) -> Vec<(ObjectId, Version, Vec<usize>)> {
         std::mem::take(&mut *self.bad_reports.lock().unwrap_or_else(|e| e.into_inner()))

@@ -3,6 +3,7 @@
 //! Operations not listed in `docs/s3-compatibility.md` answer 501 NotImplemented (the `s3s`
 //! default).
 
+mod admin;
 mod auth;
 mod body;
 mod buckets;
@@ -32,6 +33,7 @@ use crate::core::keys::{ManifestKey, MasterKey};
 use crate::meta::{Entry, Index, MetaError};
 use crate::net::Identity;
 
+pub use admin::serve_admin;
 pub use auth::{AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS};
 pub use serve::{MAX_HEADER_BYTES, MAX_HEADERS, serve};
 
@@ -76,9 +78,21 @@ fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The admin API's bearer token (never printed).
+#[derive(Clone)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
 /// What a running gateway needs besides the store: its credentials and where to listen.
 #[derive(Debug)]
 pub struct Opened {
+    /// Admin API address and bearer token, if configured.
+    pub admin: Option<(SocketAddr, AdminToken)>,
     /// The gateway.
     pub gateway: Arc<Gateway>,
     /// Access keys.
@@ -149,7 +163,25 @@ impl Gateway {
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
         }
+        let admin = match g.admin_listen {
+            Some(addr) => {
+                let raw = crate::net::tls::read_secret(&g.admin_token_file)?;
+                let token = String::from_utf8(raw)
+                    .map_err(|_| anyhow::anyhow!("{}: not UTF-8", g.admin_token_file.display()))?
+                    .trim()
+                    .to_owned();
+                if token.len() < 16 {
+                    anyhow::bail!(
+                        "{}: the admin token is too short",
+                        g.admin_token_file.display()
+                    );
+                }
+                Some((addr, AdminToken(token)))
+            }
+            None => None,
+        };
         Ok(Opened {
+            admin,
             gateway,
             keys,
             listen: g.s3_listen,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod init;
 mod layout;
 
@@ -16,6 +17,9 @@ struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// The gateway's config file (for status, scrub, heal, workers).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +59,25 @@ enum Command {
     /// Inspect and check cluster layouts.
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// Sites (reachable, scrub), repair backlog, and per bucket: objects whole, degraded,
+    /// unreadable. Exits 1 unless everything is whole and every site answers.
+    Status,
+    /// Start a full scrub pass at every site now.
+    Scrub,
+    /// Find objects with shards missing at their sites and rebuild them (keyless).
+    Heal {
+        /// Only this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Repeat until every object is whole (or --timeout).
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// The background workers: repair backlog and scrub at each site.
+    Workers,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,10 +129,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 disks_per_node,
                 disk_capacity: 1 << 40,
                 node_ports: Vec::new(),
+                admin_port: 0,
             };
             let done = exclave::setup::init(&options).context("exclave init")?;
             init::print(&options, &done, cli.json);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status | Command::Scrub | Command::Heal { .. } | Command::Workers => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the gateway's config: exclave --config PATH/gateway/gateway.toml ..."
+                );
+            };
+            let admin = admin::Admin::from_config(config)?;
+            let ok = match &cli.command {
+                Command::Status => admin::status(&admin, cli.json)?,
+                Command::Scrub => admin::scrub(&admin, cli.json)?,
+                Command::Heal {
+                    bucket,
+                    wait,
+                    timeout,
+                } => admin::heal(
+                    &admin,
+                    bucket.as_deref(),
+                    *wait,
+                    std::time::Duration::from_secs(*timeout),
+                    cli.json,
+                )?,
+                _ => admin::workers(&admin, cli.json)?,
+            };
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Layout(LayoutCommand::Check { file, survive }) => {
             let (layout, mut rule) = exclave::config::read_layout(&file)

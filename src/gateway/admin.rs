@@ -1,0 +1,284 @@
+//! The gateway's admin API (HTTP/1.1, JSON, bearer token from `admin_token_file`): status of
+//! sites and buckets, scrub on demand, heal, and the background workers. `exclave` (tools/)
+//! is its client.
+//!
+//! - `GET  /v1/status`            sites (reachable, scrub state), repair backlog, buckets
+//!   (objects whole / degraded / unreadable)
+//! - `POST /v1/scrub`             start a full scrub pass at every reachable node
+//! - `POST /v1/heal[?bucket=B]`   find objects of B (or all) with shards missing at their
+//!   sites, add them to the repair backlog, run a repair pass; answers what it did
+//! - `GET  /v1/workers`           repair backlog and each node's scrub state
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Gateway;
+use crate::core::ids::{ObjectId, hex};
+use crate::core::wire::ShardKey;
+use crate::meta::ListQuery;
+
+fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn authorised(req: &Request<Incoming>, token: &str) -> bool {
+    let Some(v) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some(given) = v.strip_prefix("Bearer ") else {
+        return false;
+    };
+    // Constant-time comparison of equal-length tokens.
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.uri().query().and_then(|q| {
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
+}
+
+impl Gateway {
+    /// Per site: node, reachable, scrub state.
+    async fn sites_status(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for node in self.objects.node_ids() {
+            let Some(c) = self.objects.nodes().client(node).cloned() else {
+                continue;
+            };
+            let status = tokio::time::timeout(Duration::from_secs(3), c.scrub_status()).await;
+            out.push(match status {
+                Ok(Ok((last, in_progress, findings, quarantined))) => json!({
+                    "site": c.site(), "node": node.0, "addr": c.addr().to_string(),
+                    "reachable": true,
+                    "scrub": {"last_complete_ms": last, "in_progress": in_progress,
+                              "findings": findings, "quarantined": quarantined},
+                }),
+                _ => json!({
+                    "site": c.site(), "node": node.0, "addr": c.addr().to_string(),
+                    "reachable": false,
+                }),
+            });
+        }
+        out
+    }
+
+    /// Every current (bucket, key) of `bucket` (or of all buckets).
+    fn keys(&self, bucket: Option<&str>) -> Result<Vec<(String, String)>, crate::meta::MetaError> {
+        let buckets: Vec<String> = match bucket {
+            Some(b) => vec![b.to_owned()],
+            None => self.index.buckets()?.into_iter().map(|(b, _)| b).collect(),
+        };
+        let mut out = Vec::new();
+        for b in buckets {
+            let mut token = None;
+            loop {
+                let page = self.index.list(
+                    &b,
+                    &ListQuery {
+                        continuation: token.clone(),
+                        max_keys: 1000,
+                        ..ListQuery::default()
+                    },
+                )?;
+                out.extend(page.contents.into_iter().map(|(k, _)| (b.clone(), k)));
+                if !page.truncated {
+                    break;
+                }
+                token = page.next_token;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn status(&self) -> Result<Value, crate::meta::MetaError> {
+        let sites = self.sites_status().await;
+        let backlog = self.index.repairs()?;
+        let m = self.objects.profile().m();
+        let missing: BTreeMap<ObjectId, usize> =
+            backlog.iter().map(|(o, _, s)| (*o, s.len())).collect();
+        let mut buckets: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        for (b, _) in self.index.buckets()? {
+            buckets.insert(b, (0, 0, 0));
+        }
+        for (b, k) in self.keys(None)? {
+            let id = self.objects.object_id(&b, &k);
+            let e = buckets.entry(b).or_default();
+            match missing.get(&id) {
+                None => e.0 += 1,
+                Some(&n) if n <= m => e.1 += 1,
+                Some(_) => e.2 += 1,
+            }
+        }
+        Ok(json!({
+            "sites": sites,
+            "repair_backlog": backlog.len(),
+            "buckets": buckets.into_iter().map(|(name, (whole, degraded, unreadable))| json!({
+                "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Finds objects of `bucket` (or all) whose shards are not all present at their sites,
+    /// records them for repair and runs a repair pass.
+    pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, crate::meta::MetaError> {
+        let keys = self.keys(bucket)?;
+        let mut checked = 0u64;
+        let mut found = 0u64;
+        for (b, k) in &keys {
+            let Ok(Some(m)) = self.objects.head(b, k).await else {
+                continue;
+            };
+            let crate::core::format::ManifestBody::Object(meta) = &m.body else {
+                continue;
+            };
+            checked += 1;
+            let mut absent = Vec::new();
+            for (i, loc) in meta.placement.iter().enumerate() {
+                let key = ShardKey {
+                    object: m.object,
+                    version: m.version,
+                    shard: i as u8,
+                };
+                let present = match self.objects.nodes().client(loc.node) {
+                    Some(c) => matches!(
+                        tokio::time::timeout(Duration::from_secs(3), c.shard_header(key)).await,
+                        Ok(Ok(_))
+                    ),
+                    None => false,
+                };
+                if !present {
+                    absent.push(i);
+                }
+            }
+            if !absent.is_empty() {
+                found += 1;
+                self.index.record_repair(&m.object, m.version, &absent)?;
+            }
+        }
+        let (repaired, pending) = self.repair_pass().await?;
+        Ok(json!({
+            "checked": checked, "found_degraded": found,
+            "repaired": repaired, "pending": pending,
+        }))
+    }
+
+    async fn workers(&self) -> Result<Value, crate::meta::MetaError> {
+        let backlog = self.index.repairs()?;
+        Ok(json!({
+            "repair": {
+                "backlog": backlog.len(),
+                "interval_secs": self.repair_interval.as_secs(),
+                "oldest": backlog.first().map(|(o, _, s)| json!({"object": hex(&o.0), "shards": s})),
+            },
+            "scrub": self.sites_status().await,
+        }))
+    }
+
+    async fn admin(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        token: Arc<String>,
+    ) -> Response<Full<Bytes>> {
+        if !authorised(&req, &token) {
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "missing or wrong bearer token (see admin_token_file)"}),
+            );
+        }
+        let bucket = query_param(&req, "bucket").map(str::to_owned);
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        // Bodies are not used; drain what was sent (bounded).
+        let _ = http_body_util::Limited::new(req.into_body(), 64 * 1024)
+            .collect()
+            .await;
+        let result = match (method, path.as_str()) {
+            (Method::GET, "/v1/status") => self.status().await,
+            (Method::GET, "/v1/workers") => self.workers().await,
+            (Method::POST, "/v1/heal") => self.heal(bucket.as_deref()).await,
+            (Method::POST, "/v1/scrub") => {
+                let mut asked = Vec::new();
+                for node in self.objects.node_ids() {
+                    if let Some(c) = self.objects.nodes().client(node).cloned() {
+                        let ok = matches!(
+                            tokio::time::timeout(Duration::from_secs(3), c.scrub()).await,
+                            Ok(Ok(()))
+                        );
+                        asked.push(json!({"site": c.site(), "node": node.0, "started": ok}));
+                    }
+                }
+                Ok(json!({ "nodes": asked }))
+            }
+            _ => {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": "no such admin route", "routes": [
+                        "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]"]}),
+                );
+            }
+        };
+        match result {
+            Ok(v) => reply(StatusCode::OK, &v),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": e.to_string()}),
+            ),
+        }
+    }
+}
+
+/// Serves the admin API on `listener` until `stop` turns true.
+pub async fn serve_admin(
+    gateway: Arc<Gateway>,
+    token: String,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let token = Arc::new(token);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let (gw, token) = (gateway.clone(), token.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (gw, token) = (gw.clone(), token.clone());
+                        async move { Ok::<_, std::convert::Infallible>(gw.admin(req, token).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

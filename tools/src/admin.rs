@@ -1,0 +1,273 @@
+//! The admin commands: a small HTTP/1.1 client of the gateway's admin API (loopback or a
+//! private network; bearer token from the gateway config's `admin_token_file`), and the
+//! tables people read.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Where the admin API is and how to authenticate, from a gateway config file.
+pub(crate) struct Admin {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Admin {
+    pub(crate) fn from_config(path: &Path) -> anyhow::Result<Self> {
+        let config = exclave::config::read_daemon(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let Some(g) = config.raw.gateway else {
+            bail!(
+                "{} has no [gateway] section: give the gateway's config (the admin API lives there)",
+                path.display()
+            );
+        };
+        let Some(addr) = g.admin_listen else {
+            bail!(
+                "{} sets no admin_listen: add e.g. admin_listen = \"127.0.0.1:9001\" under [gateway] and restart the gateway",
+                path.display()
+            );
+        };
+        let token = std::fs::read_to_string(&g.admin_token_file)
+            .with_context(|| format!("reading the admin token {}", g.admin_token_file.display()))?
+            .trim()
+            .to_owned();
+        Ok(Self { addr, token })
+    }
+
+    /// One request; the JSON answer.
+    pub(crate) fn call(&self, method: &str, path: &str) -> anyhow::Result<Value> {
+        let mut s =
+            TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).with_context(|| {
+                format!(
+                    "connecting to the admin API at {} (is the gateway running?)",
+                    self.addr
+                )
+            })?;
+        s.set_read_timeout(Some(Duration::from_secs(600)))?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            self.addr, self.token
+        );
+        s.write_all(req.as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .context("the admin API sent a malformed answer")?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let value: Value = serde_json::from_str(body.trim())
+            .with_context(|| format!("the admin API answered {status} with no JSON"))?;
+        if status != 200 {
+            bail!(
+                "the admin API answered {status}: {}",
+                value["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        Ok(value)
+    }
+}
+
+fn ago(ms: u64) -> String {
+    if ms == 0 {
+        return "never".into();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let s = now.saturating_sub(ms) / 1000;
+    match s {
+        0..=119 => format!("{s} s ago"),
+        120..=7199 => format!("{} min ago", s / 60),
+        _ => format!("{} h ago", s / 3600),
+    }
+}
+
+/// `status`: sites and buckets.
+pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
+    let v = admin.call("GET", "/v1/status")?;
+    let healthy = v["sites"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(|x| x["reachable"] == true))
+        && v["buckets"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0));
+    if json {
+        println!("{v:#}");
+        return Ok(healthy);
+    }
+    println!(
+        "{:<16} {:>5}  {:<10} {:<14} {:>9} {:>11}",
+        "SITE", "NODE", "REACHABLE", "LAST SCRUB", "FINDINGS", "QUARANTINED"
+    );
+    for s in v["sites"].as_array().into_iter().flatten() {
+        let reachable = s["reachable"] == true;
+        println!(
+            "{:<16} {:>5}  {:<10} {:<14} {:>9} {:>11}",
+            s["site"].as_str().unwrap_or("?"),
+            s["node"],
+            if reachable { "yes" } else { "NO" },
+            if reachable {
+                ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))
+            } else {
+                "-".into()
+            },
+            if reachable {
+                s["scrub"]["findings"].to_string()
+            } else {
+                "-".into()
+            },
+            if reachable {
+                s["scrub"]["quarantined"].to_string()
+            } else {
+                "-".into()
+            },
+        );
+    }
+    println!(
+        "\nrepair backlog: {} object version(s)\n",
+        v["repair_backlog"]
+    );
+    println!(
+        "{:<32} {:>10} {:>10} {:>11}",
+        "BUCKET", "WHOLE", "DEGRADED", "UNREADABLE"
+    );
+    for b in v["buckets"].as_array().into_iter().flatten() {
+        println!(
+            "{:<32} {:>10} {:>10} {:>11}",
+            b["name"].as_str().unwrap_or("?"),
+            b["whole"],
+            b["degraded"],
+            b["unreadable"]
+        );
+    }
+    if !healthy {
+        println!(
+            "\nnot everything is whole: `exclave --config FILE heal --wait` rebuilds what is missing once its sites answer"
+        );
+    }
+    Ok(healthy)
+}
+
+/// `heal`: find and rebuild missing shards; with `wait`, until everything is whole.
+pub(crate) fn heal(
+    admin: &Admin,
+    bucket: Option<&str>,
+    wait: bool,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let path = match bucket {
+        Some(b) => format!("/v1/heal?bucket={b}"),
+        None => "/v1/heal".into(),
+    };
+    let bar = (!json && wait).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let started = Instant::now();
+    let mut repaired_total = 0u64;
+    loop {
+        let v = admin.call("POST", &path)?;
+        repaired_total += v["repaired"].as_u64().unwrap_or(0);
+        let pending = v["pending"].as_u64().unwrap_or(0);
+        let degraded = v["found_degraded"].as_u64().unwrap_or(0);
+        if let Some(b) = &bar {
+            b.set_message(format!(
+                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {pending} waiting for their sites",
+                v["checked"]
+            ));
+        }
+        let done = degraded == 0 && pending == 0;
+        if !wait || done {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            if json {
+                println!("{v:#}");
+            } else {
+                println!(
+                    "checked {} objects: {} degraded found, {repaired_total} repaired, {pending} waiting for their sites{}",
+                    v["checked"],
+                    degraded,
+                    if done { " — everything is whole" } else { "" }
+                );
+            }
+            return Ok(done);
+        }
+        if started.elapsed() > timeout {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            bail!(
+                "still {pending} object version(s) waiting after {:?}: check `exclave --config FILE status` for unreachable sites",
+                timeout
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `scrub`: start a pass everywhere.
+pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
+    let v = admin.call("POST", "/v1/scrub")?;
+    if json {
+        println!("{v:#}");
+    } else {
+        for n in v["nodes"].as_array().into_iter().flatten() {
+            println!(
+                "{:<16} node {:>3}: {}",
+                n["site"].as_str().unwrap_or("?"),
+                n["node"],
+                if n["started"] == true {
+                    "scrub started"
+                } else {
+                    "NOT reachable"
+                }
+            );
+        }
+    }
+    Ok(v["nodes"]
+        .as_array()
+        .is_some_and(|n| n.iter().all(|x| x["started"] == true)))
+}
+
+/// `workers`: the repair backlog and each site's scrub.
+pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
+    let v = admin.call("GET", "/v1/workers")?;
+    if json {
+        println!("{v:#}");
+        return Ok(true);
+    }
+    println!(
+        "repair: {} object version(s) in the backlog, a pass every {} s",
+        v["repair"]["backlog"], v["repair"]["interval_secs"]
+    );
+    for s in v["scrub"].as_array().into_iter().flatten() {
+        let line = if s["reachable"] == true {
+            format!(
+                "{}, last pass {}",
+                if s["scrub"]["in_progress"] == true {
+                    "running"
+                } else {
+                    "idle"
+                },
+                ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))
+            )
+        } else {
+            "NOT reachable".into()
+        };
+        println!("scrub {:<16} {line}", s["site"].as_str().unwrap_or("?"));
+    }
+    Ok(true)
+}
