@@ -153,6 +153,7 @@ impl Gateway {
         let keys = self.keys(bucket)?;
         let mut checked = 0u64;
         let mut found = 0u64;
+        let mut unverified = 0u64;
         for (b, k) in &keys {
             let Ok(Some(m)) = self.objects.head(b, k).await else {
                 continue;
@@ -168,15 +169,21 @@ impl Gateway {
                     version: m.version,
                     shard: i as u8,
                 };
-                let present = match self.objects.nodes().client(loc.node) {
-                    Some(c) => matches!(
-                        tokio::time::timeout(Duration::from_secs(3), c.shard_header(key)).await,
-                        Ok(Ok(_))
-                    ),
-                    None => false,
+                // Only a site that answers "not here" counts: an unreachable one is not
+                // rebuilt elsewhere (no repair storm when a site or a disk is away).
+                let answer = match self.objects.nodes().client(loc.node) {
+                    Some(c) => tokio::time::timeout(Duration::from_secs(3), c.shard_header(key))
+                        .await
+                        .ok(),
+                    None => None,
                 };
-                if !present {
-                    absent.push(i);
+                match answer {
+                    Some(Ok(_)) => {}
+                    Some(Err(crate::net::frame::NetError::Remote {
+                        code: crate::core::wire::ErrorCode::NotFound,
+                        ..
+                    })) => absent.push(i),
+                    _ => unverified += 1,
                 }
             }
             if !absent.is_empty() {
@@ -184,10 +191,11 @@ impl Gateway {
                 self.index.record_repair(&m.object, m.version, &absent)?;
             }
         }
-        let (repaired, pending) = self.repair_pass().await?;
+        let pass = self.repair_pass().await?;
         Ok(json!({
-            "checked": checked, "found_degraded": found,
-            "repaired": repaired, "pending": pending,
+            "checked": checked, "found_degraded": found, "shards_unverified": unverified,
+            "repaired": pass.repaired, "pending": pass.pending,
+            "bytes_read": pass.bytes_read, "bytes_written": pass.bytes_written,
         }))
     }
 

@@ -78,6 +78,19 @@ fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
+/// What one repair pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RepairPass {
+    /// Object versions made whole.
+    pub repaired: usize,
+    /// Object versions left for a later pass (their sites did not answer).
+    pub pending: usize,
+    /// Bytes read from good shards.
+    pub bytes_read: u64,
+    /// Bytes of rebuilt shards written.
+    pub bytes_written: u64,
+}
+
 /// The admin API's bearer token (never printed).
 #[derive(Clone)]
 pub struct AdminToken(pub String);
@@ -259,18 +272,20 @@ impl Gateway {
     /// One pass over the repair backlog: every recorded object version with missing shards is
     /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
     /// (repaired, still pending).
-    pub async fn repair_pass(&self) -> Result<(usize, usize), MetaError> {
+    pub async fn repair_pass(&self) -> Result<RepairPass, MetaError> {
         self.collect_findings().await?;
         for (object, version, shards) in self.objects.take_bad_reports() {
             self.index.record_repair(&object, version, &shards)?;
         }
         let backlog = self.index.repairs()?;
-        let (mut repaired, mut pending) = (0, 0);
+        let mut pass = RepairPass::default();
         for (object, version, shards) in backlog {
             match self.objects.repair(object, version, &shards).await {
                 Ok(done) => {
                     self.index.repair_done(&object, version)?;
-                    repaired += 1;
+                    pass.repaired += 1;
+                    pass.bytes_read += done.bytes_read;
+                    pass.bytes_written += done.bytes_written;
                     tracing::info!(
                         object = %crate::core::ids::hex(&object.0),
                         shards = ?done.shards,
@@ -280,7 +295,7 @@ impl Gateway {
                     );
                 }
                 Err(e) => {
-                    pending += 1;
+                    pass.pending += 1;
                     tracing::debug!(
                         object = %crate::core::ids::hex(&object.0),
                         error = %e,
@@ -289,10 +304,16 @@ impl Gateway {
                 }
             }
         }
-        if repaired > 0 || pending > 0 {
-            tracing::info!(repaired, pending, "repair pass");
+        if pass.repaired > 0 || pass.pending > 0 {
+            tracing::info!(
+                repaired = pass.repaired,
+                pending = pass.pending,
+                bytes_read = pass.bytes_read,
+                bytes_written = pass.bytes_written,
+                "repair pass"
+            );
         }
-        Ok((repaired, pending))
+        Ok(pass)
     }
 
     /// Moves the nodes' scrub findings into the repair backlog.

@@ -177,27 +177,36 @@ pub(crate) fn heal(
     });
     let started = Instant::now();
     let mut repaired_total = 0u64;
+    let (mut read_total, mut written_total) = (0u64, 0u64);
     loop {
         let v = admin.call("POST", &path)?;
         repaired_total += v["repaired"].as_u64().unwrap_or(0);
+        read_total += v["bytes_read"].as_u64().unwrap_or(0);
+        written_total += v["bytes_written"].as_u64().unwrap_or(0);
         let pending = v["pending"].as_u64().unwrap_or(0);
         let degraded = v["found_degraded"].as_u64().unwrap_or(0);
+        let unverified = v["shards_unverified"].as_u64().unwrap_or(0);
         if let Some(b) = &bar {
             b.set_message(format!(
-                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {pending} waiting for their sites",
+                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {pending} waiting for their sites, {unverified} shards at unreachable sites",
                 v["checked"]
             ));
         }
-        let done = degraded == 0 && pending == 0;
+        // Whole only when every site answered for every shard.
+        let done = degraded == 0 && pending == 0 && unverified == 0;
         if !wait || done {
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
             if json {
-                println!("{v:#}");
+                let mut out = v;
+                out["total_repaired"] = repaired_total.into();
+                out["total_bytes_read"] = read_total.into();
+                out["total_bytes_written"] = written_total.into();
+                println!("{out:#}");
             } else {
                 println!(
-                    "checked {} objects: {} degraded found, {repaired_total} repaired, {pending} waiting for their sites{}",
+                    "checked {} objects: {} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {pending} waiting for their sites{}",
                     v["checked"],
                     degraded,
                     if done { " — everything is whole" } else { "" }
