@@ -125,7 +125,9 @@ pub fn banner(endpoint: SocketAddr, cluster: &DevCluster, dir: &Path) -> String 
          aws --endpoint-url http://{endpoint} s3 mb s3://registry\n  \
          aws --endpoint-url http://{endpoint} s3 cp ./some-file s3://registry/\n  \
          aws --endpoint-url http://{endpoint} s3 ls s3://registry/\n\
+         health: exclave --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
          stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.",
+        gw = cluster.gateway_config.display(),
         dir = dir.display(),
         creds = cluster.credentials.display(),
     )
