@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod chaos;
 mod coordinator;
 mod durability;
 mod nodes;

@@ -1,0 +1,253 @@
+//! Mixed PUT/GET load from 4 clients for 2 minutes while up to m sites are SIGKILLed at random
+//! moments and restarted; then `exclave heal --wait` and `status --json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use tokio::sync::Mutex;
+
+use crate::sigv4::sha256_hex;
+use crate::support::{Cluster, Rng};
+
+const BUCKET: &str = "registry";
+const LOAD: Duration = Duration::from_secs(120);
+
+fn client(cluster: &Cluster) -> aws_sdk_s3::Client {
+    let text = std::fs::read_to_string(cluster.root().join("credentials")).unwrap();
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().to_owned())
+            })
+            .unwrap()
+    };
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", cluster.s3_addr()))
+        .credentials_provider(Credentials::new(
+            get("aws_access_key_id"),
+            get("aws_secret_access_key"),
+            None,
+            None,
+            "test",
+        ))
+        .force_path_style(true)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// What a key may read back as: the last acknowledged body, and bodies of later PUTs that
+/// failed (a failed PUT may or may not have taken effect).
+#[derive(Default)]
+struct Expect {
+    acked: Option<String>,
+    maybe: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Counts {
+    puts_acked: AtomicU64,
+    puts_failed: AtomicU64,
+    gets_ok: AtomicU64,
+    gets_failed: AtomicU64,
+    wrong_bytes: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
+    tokio::time::timeout(Duration::from_secs(600), async {
+        let cluster = tokio::task::spawn_blocking(|| {
+            let mut c = Cluster::init(5, 3, 2);
+            let cfg = c.root().join("gateway/gateway.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(
+                &cfg,
+                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 2\n"),
+            )
+            .unwrap();
+            c.start_all();
+            c.start_gateway();
+            c
+        })
+        .await
+        .unwrap();
+        let s3 = client(&cluster);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let cluster = Arc::new(Mutex::new(cluster));
+        let model: Arc<Mutex<BTreeMap<String, Expect>>> = Arc::default();
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+
+        // Chaos: at random moments kill one or two sites (never more than m = 2 down), and
+        // restart them a few seconds later.
+        let chaos = {
+            let (cluster, stop) = (cluster.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng::new(2026);
+                let mut kills = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(500 + rng.below(3000))).await;
+                    let how_many = 1 + rng.below(2) as usize;
+                    let mut victims = Vec::new();
+                    while victims.len() < how_many {
+                        let v = rng.below(5) as usize;
+                        if !victims.contains(&v) {
+                            victims.push(v);
+                        }
+                    }
+                    {
+                        let mut c = cluster.lock().await;
+                        for &v in &victims {
+                            c.kill_node(v);
+                        }
+                    }
+                    kills += victims.len();
+                    tokio::time::sleep(Duration::from_millis(1000 + rng.below(5000))).await;
+                    {
+                        let mut c = cluster.lock().await;
+                        for &v in &victims {
+                            c.start_node(v);
+                        }
+                    }
+                }
+                kills
+            })
+        };
+
+        let started = Instant::now();
+        let mut clients = Vec::new();
+        for id in 0..4u64 {
+            let (s3, model, counts, stop) =
+                (s3.clone(), model.clone(), counts.clone(), stop.clone());
+            clients.push(tokio::spawn(async move {
+                let mut rng = Rng::new(id + 100);
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let key = format!("client-{id}/k{}", rng.below(40));
+                    if rng.below(2) == 0 {
+                        let size = [100usize, 20_000, 300_000, 1_500_000][rng.below(4) as usize];
+                        let mut body = rng.bytes(size);
+                        body[..8].copy_from_slice(&n.to_le_bytes());
+                        let h = sha256_hex(&body);
+                        let r = s3
+                            .put_object()
+                            .bucket(BUCKET)
+                            .key(&key)
+                            .body(ByteStream::from(body))
+                            .send()
+                            .await;
+                        let mut m = model.lock().await;
+                        let e = m.entry(key).or_default();
+                        if r.is_ok() {
+                            counts.puts_acked.fetch_add(1, Ordering::SeqCst);
+                            e.acked = Some(h);
+                            e.maybe.clear();
+                        } else {
+                            counts.puts_failed.fetch_add(1, Ordering::SeqCst);
+                            e.maybe.insert(h);
+                        }
+                    } else {
+                        let acked = model
+                            .lock()
+                            .await
+                            .get(&key)
+                            .and_then(|e| e.acked.clone());
+                        let Some(_) = acked else { continue };
+                        let r = s3.get_object().bucket(BUCKET).key(&key).send().await;
+                        let body = match r {
+                            Ok(o) => o.body.collect().await.ok().map(|b| b.into_bytes()),
+                            Err(_) => None,
+                        };
+                        match body {
+                            Some(b) => {
+                                let h = sha256_hex(&b);
+                                let m = model.lock().await;
+                                let e = &m[&key];
+                                if e.acked.as_ref() == Some(&h) || e.maybe.contains(&h) {
+                                    counts.gets_ok.fetch_add(1, Ordering::SeqCst);
+                                } else {
+                                    counts.wrong_bytes.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                            None => {
+                                counts.gets_failed.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(LOAD).await;
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            c.await.unwrap();
+        }
+        let kills = chaos.await.unwrap();
+        assert!(started.elapsed() >= LOAD);
+
+        // Every site back; heal until whole.
+        let config = {
+            let mut c = cluster.lock().await;
+            for i in 0..5 {
+                if !c.node_alive(i) {
+                    c.start_node(i);
+                }
+            }
+            c.root().join("gateway/gateway.toml")
+        };
+        let cli = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
+            cmd.arg("--config").arg(&config).args(args);
+            crate::support::run(&mut cmd, Duration::from_secs(300))
+        };
+        let heal = tokio::task::block_in_place(|| cli(&["heal", "--wait", "--json"]));
+        assert!(
+            heal.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&heal.stdout),
+            String::from_utf8_lossy(&heal.stderr)
+        );
+        let status = tokio::task::block_in_place(|| cli(&["status", "--json"]));
+        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert!(status.status.success(), "{v:#}");
+
+        // No acknowledged write lost: every key reads back as its last acked body (or a later
+        // failed attempt that took effect), with every site up.
+        let mut lost = 0;
+        for (key, e) in model.lock().await.iter() {
+            let Some(acked) = &e.acked else { continue };
+            let r = s3.get_object().bucket(BUCKET).key(key).send().await;
+            let h = match r {
+                Ok(o) => sha256_hex(&o.body.collect().await.unwrap().into_bytes()),
+                Err(_) => String::new(),
+            };
+            if &h != acked && !e.maybe.contains(&h) {
+                lost += 1;
+            }
+        }
+        let c = &counts;
+        eprintln!(
+            "chaos: {kills} kills; PUT acked {} failed {}; GET ok {} failed {} wrong {}; lost after heal {lost}",
+            c.puts_acked.load(Ordering::SeqCst),
+            c.puts_failed.load(Ordering::SeqCst),
+            c.gets_ok.load(Ordering::SeqCst),
+            c.gets_failed.load(Ordering::SeqCst),
+            c.wrong_bytes.load(Ordering::SeqCst),
+        );
+        assert_eq!(c.wrong_bytes.load(Ordering::SeqCst), 0, "wrong bytes served");
+        assert_eq!(lost, 0, "acknowledged writes lost");
+        assert!(c.puts_acked.load(Ordering::SeqCst) > 50);
+        assert!(kills >= 10);
+    })
+    .await
+    .expect("test took too long");
+}
