@@ -471,3 +471,77 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
     .await
     .expect("test took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_without_its_marker_is_refused_and_starts_no_repair_storm() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut cluster = tokio::task::spawn_blocking(|| {
+            let mut c = Cluster::init(5, 3, 2);
+            c.start_all();
+            c.start_gateway();
+            c
+        })
+        .await
+        .unwrap();
+        let s3 = client(&cluster);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let mut rng = Rng::new(3);
+        for i in 0..8 {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(format!("k{i}"))
+                .body(ByteStream::from(rng.bytes(400_000)))
+                .send()
+                .await
+                .unwrap();
+        }
+        // The disk "is not mounted": its marker is gone.
+        let site = 1;
+        cluster.kill_node(site);
+        let (_, path) = disk_of(&cluster, site);
+        std::fs::remove_file(path.join(exclave::store::MARKER)).unwrap();
+        cluster.start_node(site);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.node_alive(site) {
+            assert!(
+                Instant::now() < deadline,
+                "the node served a disk without its marker"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            cluster.log_hits(site, "marker") > 0,
+            "the refusal names the marker"
+        );
+
+        let config = cluster.root().join("gateway/gateway.toml");
+        let heal = tokio::task::block_in_place(|| {
+            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
+            cmd.arg("--config").arg(&config).args(["heal", "--json"]);
+            crate::support::run(&mut cmd, Duration::from_secs(120))
+        });
+        let v: serde_json::Value = serde_json::from_slice(&heal.stdout).unwrap();
+        // The site's shards are unverified, not rebuilt elsewhere: nothing moves.
+        assert_eq!(v["found_degraded"], 0, "{v:#}");
+        assert_eq!(v["repaired"], 0, "{v:#}");
+        assert_eq!(v["total_bytes_written"], 0, "{v:#}");
+        assert!(v["shards_unverified"].as_u64().unwrap() >= 8, "{v:#}");
+        assert!(
+            !heal.status.success(),
+            "heal reports that not everything is verified"
+        );
+        // Reads go on from the other sites.
+        for i in 0..8 {
+            let out = s3
+                .get_object()
+                .bucket(BUCKET)
+                .key(format!("k{i}"))
+                .send()
+                .await
+                .unwrap();
+            out.body.collect().await.unwrap();
+        }
+    })
+    .await
+    .expect("test took too long");
+}
