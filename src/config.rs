@@ -263,6 +263,8 @@ pub struct RawGatewayRole {
     pub inline_limit_bytes: Option<u64>,
     /// Seconds between passes over the repair backlog (default 10).
     pub repair_interval_secs: Option<u64>,
+    /// Repair traffic (bytes read plus written) in MiB/s at most (default 64; 0: unlimited).
+    pub repair_mib_per_sec: Option<u64>,
 }
 
 /// `[tls]`.

@@ -87,7 +87,9 @@ impl Objects {
         object: ObjectId,
         version: Version,
         missing: &[usize],
+        bytes_per_sec: u64,
     ) -> Result<Repaired, ObjectError> {
+        let started = std::time::Instant::now();
         let headers = self.headers(object, version, missing).await;
         // The description most holders agree on (a lone lying host is outvoted; a forged
         // block is still caught by the manifest's hashes at read time).
@@ -189,6 +191,16 @@ impl Objects {
                 }
             }
             first += count;
+            // Throttle: reads and writes together at most `bytes_per_sec`, so foreground
+            // traffic keeps most of the sites' bandwidth and disks.
+            if bytes_per_sec > 0 {
+                let due = std::time::Duration::from_secs_f64(
+                    (done.bytes_read + done.bytes_written) as f64 / bytes_per_sec as f64,
+                );
+                if let Some(rest) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+            }
         }
         for (i, up, crcs) in uploads {
             let mut header = template.clone();

@@ -61,6 +61,7 @@ pub struct Gateway {
     index: Arc<Index>,
     locks: Mutex<HashMap<(String, String), KeyLock>>,
     repair_interval: Duration,
+    repair_bytes_per_sec: u64,
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
@@ -172,6 +173,7 @@ impl Gateway {
             index,
             locks: Mutex::new(HashMap::new()),
             repair_interval: Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
+            repair_bytes_per_sec: g.repair_mib_per_sec.unwrap_or(64) << 20,
         });
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
@@ -280,7 +282,11 @@ impl Gateway {
         let backlog = self.index.repairs()?;
         let mut pass = RepairPass::default();
         for (object, version, shards) in backlog {
-            match self.objects.repair(object, version, &shards).await {
+            match self
+                .objects
+                .repair(object, version, &shards, self.repair_bytes_per_sec)
+                .await
+            {
                 Ok(done) => {
                     self.index.repair_done(&object, version)?;
                     pass.repaired += 1;
