@@ -3,7 +3,7 @@
 //! and GET of 1 MiB objects; mid-way one site is wiped (disk re-initialised, database gone)
 //! and `POST /v1/heal` rebuilds it at the configured `repair_mib_per_sec` (default 64).
 //!
-//! `cargo bench --bench heal`
+//! `cargo bench --bench heal` (`EXCLAVE_HEAL_MIB=N` sets `repair_mib_per_sec`, default 64)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -70,7 +70,13 @@ async fn load(s3: &aws_sdk_s3::Client, tag: &str) -> f64 {
                     .send()
                     .await
                     .unwrap();
-                let out = s3.get_object().bucket("bench").key(&key).send().await.unwrap();
+                let out = s3
+                    .get_object()
+                    .bucket("bench")
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
                 let got = out.body.collect().await.unwrap().into_bytes();
                 bytes.fetch_add(2 * got.len() as u64, Ordering::SeqCst);
                 i += 1;
@@ -116,11 +122,18 @@ fn main() {
     })
     .unwrap();
     let gw_cfg = root.join("gateway/gateway.toml");
+    let rate: u64 = std::env::var("EXCLAVE_HEAL_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let text = std::fs::read_to_string(&gw_cfg).unwrap();
     // Only heal repairs here, so the idle window is idle.
     std::fs::write(
         &gw_cfg,
-        text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 100000\n"),
+        text.replace(
+            "[gateway]\n",
+            &format!("[gateway]\nrepair_interval_secs = 100000\nrepair_mib_per_sec = {rate}\n"),
+        ),
     )
     .unwrap();
     let node_cfg = |i: usize| root.join("sites").join(&sites[i]).join("node.toml");
@@ -166,7 +179,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("exclave heal bench: 5 node processes + gateway, 3+2, {PRELOAD} MiB preloaded");
+    println!(
+        "exclave heal bench: 5 node processes + gateway, 3+2, {PRELOAD} MiB preloaded, repair_mib_per_sec = {rate}"
+    );
     rt.block_on(async {
         s3.create_bucket().bucket("bench").send().await.unwrap();
         let body = bytes::Bytes::from(vec![7u8; 8 << 20]);
