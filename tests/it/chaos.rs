@@ -6,43 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::sync::Mutex;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng};
+use crate::support::{Rng, started_cluster};
 
 const BUCKET: &str = "registry";
 const LOAD: Duration = Duration::from_secs(120);
-
-fn client(cluster: &Cluster) -> aws_sdk_s3::Client {
-    let text = std::fs::read_to_string(cluster.root().join("credentials")).unwrap();
-    let get = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap()
-    };
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", cluster.s3_addr()))
-        .credentials_provider(Credentials::new(
-            get("aws_access_key_id"),
-            get("aws_secret_access_key"),
-            None,
-            None,
-            "test",
-        ))
-        .force_path_style(true)
-        .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 /// What a key may read back as: the last acknowledged body, and bodies of later PUTs that
 /// failed (a failed PUT may or may not have taken effect).
@@ -64,22 +35,8 @@ struct Counts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
     tokio::time::timeout(Duration::from_secs(600), async {
-        let cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            let cfg = c.root().join("gateway/gateway.toml");
-            let text = std::fs::read_to_string(&cfg).unwrap();
-            std::fs::write(
-                &cfg,
-                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 2\n"),
-            )
-            .unwrap();
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let cluster = started_cluster("repair_interval_secs = 2").await;
+        let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let cluster = Arc::new(Mutex::new(cluster));
         let model: Arc<Mutex<BTreeMap<String, Expect>>> = Arc::default();

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use exclave::core::ids::{DiskId, ObjectId};
 use exclave::core::stripe::BlockHash;
@@ -13,35 +12,9 @@ use exclave::core::wire::ShardKey;
 use exclave::store::Store;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng};
+use crate::support::{Cluster, Rng, started_cluster};
 
 const BUCKET: &str = "registry";
-
-fn client(cluster: &Cluster) -> aws_sdk_s3::Client {
-    let text = std::fs::read_to_string(cluster.root().join("credentials")).unwrap();
-    let get = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap()
-    };
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", cluster.s3_addr()))
-        .credentials_provider(Credentials::new(
-            get("aws_access_key_id"),
-            get("aws_secret_access_key"),
-            None,
-            None,
-            "test",
-        ))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
     let v = exclave::core::ids::unhex(s).unwrap();
@@ -102,22 +75,8 @@ fn flip_bits(path: &Path, bits: usize, rng: &mut Rng) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn injected_rot_and_tampering_is_detected_never_served_and_repaired() {
     tokio::time::timeout(Duration::from_secs(400), async {
-        let mut cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            let cfg = c.root().join("gateway/gateway.toml");
-            let text = std::fs::read_to_string(&cfg).unwrap();
-            std::fs::write(
-                &cfg,
-                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 1\n"),
-            )
-            .unwrap();
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let mut cluster = started_cluster("repair_interval_secs = 1").await;
+        let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let mut rng = Rng::new(77);
         let mut model = BTreeMap::new();
@@ -309,23 +268,8 @@ async fn injected_rot_and_tampering_is_detected_never_served_and_repaired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heal_wait_makes_every_object_whole_and_status_says_so() {
     tokio::time::timeout(Duration::from_secs(300), async {
-        let mut cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            let cfg = c.root().join("gateway/gateway.toml");
-            let text = std::fs::read_to_string(&cfg).unwrap();
-            // The background worker stays out of the way: heal does the work here.
-            std::fs::write(
-                &cfg,
-                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 3600\n"),
-            )
-            .unwrap();
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let mut cluster = started_cluster("repair_interval_secs = 3600").await;
+        let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         cluster.kill_node(3);
         let mut rng = Rng::new(5);
@@ -394,22 +338,8 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
     tokio::time::timeout(Duration::from_secs(300), async {
-        let mut cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            let cfg = c.root().join("gateway/gateway.toml");
-            let text = std::fs::read_to_string(&cfg).unwrap();
-            std::fs::write(
-                &cfg,
-                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 3600\n"),
-            )
-            .unwrap();
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let mut cluster = started_cluster("repair_interval_secs = 3600").await;
+        let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let mut rng = Rng::new(8);
         let mut model = BTreeMap::new();
@@ -475,15 +405,8 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_disk_without_its_marker_is_refused_and_starts_no_repair_storm() {
     tokio::time::timeout(Duration::from_secs(300), async {
-        let mut cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let mut cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let mut rng = Rng::new(3);
         for i in 0..8 {

@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -16,49 +14,14 @@ use aws_sdk_s3::types::{
 use futures::StreamExt as _;
 
 use crate::sigv4::{Signer, amz_date, send, sha256_hex};
-use crate::support::{Cluster, Rng};
+use crate::support::{Cluster, Rng, started_cluster};
 
 const BUCKET: &str = "registry";
 
-fn credentials(cluster: &Cluster) -> (String, String) {
-    let text = std::fs::read_to_string(cluster.root().join("credentials")).unwrap();
-    let get = |name: &str| {
-        text.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap()
-    };
-    (get("aws_access_key_id"), get("aws_secret_access_key"))
-}
-
-fn client(cluster: &Cluster) -> Client {
-    let (access, secret) = credentials(cluster);
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", cluster.s3_addr()))
-        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
-        .force_path_style(true)
-        .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .build();
-    Client::from_conf(conf)
-}
-
 async fn started() -> (Cluster, Client) {
-    let mut cluster = tokio::task::spawn_blocking(|| {
-        let mut c = Cluster::init(5, 3, 2);
-        c.start_all();
-        c.start_gateway();
-        c
-    })
-    .await
-    .unwrap();
-    let s3 = client(&cluster);
+    let cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(1);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    // Keep the borrow checker honest about the cluster living as long as the test.
-    let _ = &mut cluster;
     (cluster, s3)
 }
 
@@ -798,7 +761,7 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
         assert!(scanned > 100_000, "scanned only {scanned} bytes");
 
         // Forgeries, through a raw signer.
-        let (access, secret) = credentials(&cluster);
+        let (access, secret) = cluster.credentials();
         let addr = cluster.s3_addr();
         let host = addr.to_string();
         let good = Signer {
@@ -1007,22 +970,8 @@ async fn s3_index_is_rebuilt_from_the_nodes_when_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_that_missed_a_site_are_repaired_when_it_returns() {
     tokio::time::timeout(Duration::from_secs(300), async {
-        let mut cluster = tokio::task::spawn_blocking(|| {
-            let mut c = Cluster::init(5, 3, 2);
-            let cfg = c.root().join("gateway/gateway.toml");
-            let text = std::fs::read_to_string(&cfg).unwrap();
-            std::fs::write(
-                &cfg,
-                text.replace("[gateway]\n", "[gateway]\nrepair_interval_secs = 1\n"),
-            )
-            .unwrap();
-            c.start_all();
-            c.start_gateway();
-            c
-        })
-        .await
-        .unwrap();
-        let s3 = client(&cluster);
+        let mut cluster = started_cluster("repair_interval_secs = 1").await;
+        let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         cluster.kill_node(4);
         let mut rng = Rng::new(31);

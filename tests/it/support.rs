@@ -137,6 +137,49 @@ impl Cluster {
         SocketAddr::from(([127, 0, 0, 1], self.base_port + self.sites.len() as u16))
     }
 
+    /// The client credentials `exclave init` wrote: (access key id, secret).
+    pub fn credentials(&self) -> (String, String) {
+        let text = std::fs::read_to_string(self.root().join("credentials")).unwrap();
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once('=')?;
+                    (k.trim() == name).then(|| v.trim().to_owned())
+                })
+                .unwrap()
+        };
+        (get("aws_access_key_id"), get("aws_secret_access_key"))
+    }
+
+    /// An AWS SDK client of the gateway, making each request at most `attempts` times.
+    #[allow(dead_code)]
+    pub fn s3_client(&self, attempts: u32) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::retry::RetryConfig;
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let (access, secret) = self.credentials();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{}", self.s3_addr()))
+            .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+            .force_path_style(true)
+            .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Adds `lines` to the gateway config's `[gateway]` section (before it starts).
+    #[allow(dead_code)]
+    pub fn gateway_options(&self, lines: &str) {
+        let cfg = self.root().join("gateway/gateway.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("[gateway]\n", &format!("[gateway]\n{lines}\n")),
+        )
+        .unwrap();
+    }
+
     /// SIGKILLs the gateway process.
     #[allow(dead_code)]
     pub fn kill_gateway(&mut self) {
@@ -347,4 +390,19 @@ impl Rng {
         v.truncate(n);
         v
     }
+}
+
+/// A 3+2 cluster of five node processes and a gateway (with `gateway_options` added to its
+/// config), started off the async runtime.
+#[allow(dead_code)]
+pub async fn started_cluster(gateway_options: &'static str) -> Cluster {
+    tokio::task::spawn_blocking(move || {
+        let mut c = Cluster::init(5, 3, 2);
+        c.gateway_options(gateway_options);
+        c.start_all();
+        c.start_gateway();
+        c
+    })
+    .await
+    .unwrap()
 }
