@@ -317,6 +317,14 @@ impl NodeClient {
         }
     }
 
+    /// Shards held and each disk's (id, size, free bytes).
+    pub async fn node_status(&self) -> Result<(u64, Vec<crate::core::wire::DiskUsage>), NetError> {
+        match self.call(&Request::NodeStatus).await? {
+            Response::NodeStatus { shards, disks } => Ok((shards, disks)),
+            r => Err(NetError::Protocol(format!("node_status answered {r:?}"))),
+        }
+    }
+
     /// Every stored manifest version of an object.
     pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::GetManifests { object }).await? {

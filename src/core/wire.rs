@@ -102,6 +102,19 @@ pub enum Request {
     },
     /// Scrub state and counts (gateway only).
     ScrubStatus,
+    /// Shards held and each disk's size and free space (gateway only).
+    NodeStatus,
+}
+
+/// A data directory's file system: size and free space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct DiskUsage {
+    /// Disk id.
+    pub id: u32,
+    /// Bytes in all.
+    pub bytes: u64,
+    /// Bytes free.
+    pub free: u64,
 }
 
 /// One shard carried inside a `PutManifestInline`.
@@ -196,6 +209,13 @@ pub enum Response {
         findings: u64,
         /// Quarantine ledger entries.
         quarantined: u64,
+    },
+    /// What a node holds.
+    NodeStatus {
+        /// Shards stored (files and inline).
+        shards: u64,
+        /// Per disk: size and free space.
+        disks: Vec<DiskUsage>,
     },
     /// The request failed.
     Error {

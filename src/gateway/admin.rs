@@ -75,12 +75,23 @@ impl Gateway {
                 continue;
             };
             let status = tokio::time::timeout(Duration::from_secs(3), c.scrub_status()).await;
+            let usage = match tokio::time::timeout(Duration::from_secs(3), c.node_status()).await {
+                Ok(Ok(u)) => Some(u),
+                _ => None,
+            };
             out.push(match status {
                 Ok(Ok((last, in_progress, findings, quarantined))) => json!({
                     "site": c.site(), "node": node.0, "addr": c.addr().to_string(),
                     "reachable": true,
                     "scrub": {"last_complete_ms": last, "in_progress": in_progress,
                               "findings": findings, "quarantined": quarantined},
+                    "shards": usage.as_ref().map(|u| u.0),
+                    "disks": usage.as_ref().map(|u| {
+                        u.1.iter().map(|d| json!({
+                            "id": d.id, "bytes": d.bytes, "free": d.free,
+                            "used": d.bytes.saturating_sub(d.free),
+                        })).collect::<Vec<_>>()
+                    }),
                 }),
                 _ => json!({
                     "site": c.site(), "node": node.0, "addr": c.addr().to_string(),

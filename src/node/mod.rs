@@ -234,6 +234,7 @@ async fn stream(
             | Request::Findings { .. }
             | Request::ClearFindings { .. }
             | Request::ScrubStatus
+            | Request::NodeStatus
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
     );
@@ -367,6 +368,10 @@ async fn stream(
                 findings: s.findings,
                 quarantined: s.quarantined,
             },
+            Err(e) => store_error(&e),
+        },
+        Request::NodeStatus => match blocking(move || store.usage()).await {
+            Ok((shards, disks)) => Response::NodeStatus { shards, disks },
             Err(e) => store_error(&e),
         },
         Request::GetManifests { object } => {

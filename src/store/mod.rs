@@ -25,7 +25,7 @@ use crate::core::format::{FormatError, ManifestEnvelope, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, NodeId, ObjectId};
 use crate::core::stripe::Geometry;
-use crate::core::wire::ShardKey;
+use crate::core::wire::{DiskUsage, ShardKey};
 
 /// Name of the marker file every data directory carries.
 pub const MARKER: &str = "EXCLAVE-DISK";
@@ -385,6 +385,28 @@ impl Store {
         }
         txn.commit().map_err(db_err)?;
         Ok(to)
+    }
+
+    /// Shards held, and per disk (id, bytes in all, bytes free) from the file system.
+    pub fn usage(&self) -> Result<(u64, Vec<DiskUsage>), StoreError> {
+        let shards = {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(HEADERS).map_err(db_err)?;
+            t.len().map_err(db_err)?
+        };
+        let mut disks = Vec::new();
+        for (id, path) in &self.disks {
+            let st = rustix::fs::statvfs(path).map_err(|e| StoreError::Io {
+                path: path.clone(),
+                error: e.into(),
+            })?;
+            disks.push(DiskUsage {
+                id: id.0,
+                bytes: st.f_blocks.saturating_mul(st.f_frsize),
+                free: st.f_bavail.saturating_mul(st.f_frsize),
+            });
+        }
+        Ok((shards, disks))
     }
 
     /// Number of entries in the quarantine ledger.

@@ -314,6 +314,28 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
         let table = tokio::task::block_in_place(|| cli(&["status"]));
         let text = String::from_utf8_lossy(&table.stdout);
         assert!(text.contains("BUCKET") && text.contains(BUCKET), "{text}");
+        let shards: u64 = v["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["shards"].as_u64().unwrap())
+            .sum();
+        assert!(shards >= 6 * 5, "every site reports its shards: {v:#}");
+        assert!(
+            v["sites"][0]["disks"][0]["free"].as_u64().unwrap() > 0,
+            "{v:#}"
+        );
+        let shards: u64 = v["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["shards"].as_u64().unwrap())
+            .sum();
+        assert!(shards >= 6 * 5, "every site reports its shards: {v:#}");
+        assert!(
+            v["sites"][0]["disks"][0]["free"].as_u64().unwrap() > 0,
+            "{v:#}"
+        );
         let workers = tokio::task::block_in_place(|| cli(&["workers", "--json"]));
         assert!(workers.status.success());
 

@@ -92,6 +92,17 @@ fn ago(ms: u64) -> String {
     }
 }
 
+fn size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
 /// `status`: sites and buckets.
 pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/status")?;
@@ -106,31 +117,40 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         return Ok(healthy);
     }
     println!(
-        "{:<16} {:>5}  {:<10} {:<14} {:>9} {:>11}",
-        "SITE", "NODE", "REACHABLE", "LAST SCRUB", "FINDINGS", "QUARANTINED"
+        "{:<16} {:>5}  {:<10} {:>8} {:>21} {:<14} {:>9} {:>11}",
+        "SITE",
+        "NODE",
+        "REACHABLE",
+        "SHARDS",
+        "USED / FREE",
+        "LAST SCRUB",
+        "FINDINGS",
+        "QUARANTINED"
     );
     for s in v["sites"].as_array().into_iter().flatten() {
         let reachable = s["reachable"] == true;
+        let (used, free) =
+            s["disks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .fold((0u64, 0u64), |(u, f), d| {
+                    (
+                        u + d["used"].as_u64().unwrap_or(0),
+                        f + d["free"].as_u64().unwrap_or(0),
+                    )
+                });
+        let or_dash = |v: String| if reachable { v } else { "-".into() };
         println!(
-            "{:<16} {:>5}  {:<10} {:<14} {:>9} {:>11}",
+            "{:<16} {:>5}  {:<10} {:>8} {:>21} {:<14} {:>9} {:>11}",
             s["site"].as_str().unwrap_or("?"),
             s["node"],
             if reachable { "yes" } else { "NO" },
-            if reachable {
-                ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))
-            } else {
-                "-".into()
-            },
-            if reachable {
-                s["scrub"]["findings"].to_string()
-            } else {
-                "-".into()
-            },
-            if reachable {
-                s["scrub"]["quarantined"].to_string()
-            } else {
-                "-".into()
-            },
+            or_dash(s["shards"].to_string()),
+            or_dash(format!("{} / {}", size(used), size(free))),
+            or_dash(ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))),
+            or_dash(s["scrub"]["findings"].to_string()),
+            or_dash(s["scrub"]["quarantined"].to_string()),
         );
     }
     println!(
