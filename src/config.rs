@@ -220,6 +220,10 @@ pub struct RawNodeRole {
     pub scrub_interval_hours: Option<f64>,
     /// Scrub read rate, MiB/s (default 64).
     pub scrub_mib_per_sec: Option<u64>,
+    /// The node's admin API (HTTP, bearer token): `GET /v1/status`, `POST /v1/scrub`.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// The admin API's bearer token. A secret. Required with `admin_listen`.
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 /// A data directory of a node.
@@ -393,6 +397,16 @@ pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
         resolve(&base, &mut n.state_dir);
         for d in &mut n.disks {
             resolve(&base, &mut d.path);
+        }
+        if let Some(t) = &mut n.admin_token_file {
+            resolve(&base, t);
+        }
+        if n.admin_listen.is_some() && n.admin_token_file.is_none() {
+            return Err(ConfigError::Value {
+                path: origin,
+                key: "node.admin_token_file".into(),
+                message: "admin_listen needs an admin_token_file".into(),
+            });
         }
         if !crate::net::tls::valid_site_name(&n.site) {
             return Err(ConfigError::Value {

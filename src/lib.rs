@@ -5,6 +5,7 @@
 //! `setup` writes new clusters; only `main.rs` reads the environment and installs signal
 //! handlers.
 
+pub mod admin;
 pub mod config;
 pub mod coordinator;
 pub mod core;

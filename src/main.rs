@@ -226,6 +226,18 @@ async fn start_node(
     if let Some(r) = node.scrub_mib_per_sec {
         schedule.bytes_per_sec = r.max(1) << 20;
     }
+    if let (Some(addr), Some(token_file)) = (node.admin_listen, &node.admin_token_file) {
+        let token = exclave::admin::read_token(token_file)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for the node admin API on {addr}"))?;
+        tokio::spawn(exclave::node::serve_admin(
+            n.clone(),
+            token,
+            listener,
+            stop.clone(),
+        ));
+    }
     tokio::spawn(exclave::node::scrub_loop(
         n.store.clone(),
         schedule,

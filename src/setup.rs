@@ -257,6 +257,10 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         let issued = ca.issue(Role::Node, &site.name, node.id.0)?;
         write_file(&dir.join("node.pem"), &issued.cert_pem)?;
         write_secret(&dir.join("node.key"), issued.key_pem.as_bytes())?;
+        write_secret(
+            &dir.join("admin.token"),
+            format!("{}\n", random_hex(32)).as_bytes(),
+        )?;
         let mut disks = Vec::new();
         for d in &node.disks {
             let path = dir.join("data").join(format!("disk-{}", d.id.0));
@@ -269,7 +273,9 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         let cfg = format!(
             "# Node {id} at site {site}. Start: exclaved --config {path}\n\
              [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
-             disks = [{disks}]\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
+             disks = [{disks}]\n\
+             # The node's admin API (TCP, same port number as the QUIC listener).\n\
+             admin_listen = \"{listen}\"\nadmin_token_file = \"admin.token\"\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
              key_file = \"node.key\"\n",
             id = node.id.0,
             site = site.name,

@@ -17,54 +17,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Gateway;
+use crate::admin::{authorised, query_param, reply};
 use crate::core::ids::{ObjectId, hex};
 use crate::core::wire::ShardKey;
 use crate::meta::ListQuery;
-
-fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-fn authorised(req: &Request<Incoming>, token: &str) -> bool {
-    let Some(v) = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(given) = v.strip_prefix("Bearer ") else {
-        return false;
-    };
-    // Constant-time comparison of equal-length tokens.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.uri().query().and_then(|q| {
-        q.split('&')
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    })
-}
 
 impl Gateway {
     /// Per site: node, reachable, scrub state.
@@ -222,12 +183,8 @@ impl Gateway {
         }))
     }
 
-    async fn admin(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        token: Arc<String>,
-    ) -> Response<Full<Bytes>> {
-        if !authorised(&req, &token) {
+    async fn admin(self: Arc<Self>, req: Request<Incoming>, token: &str) -> Response<Full<Bytes>> {
+        if !authorised(&req, token) {
             return reply(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "missing or wrong bearer token (see admin_token_file)"}),
@@ -279,25 +236,11 @@ pub async fn serve_admin(
     gateway: Arc<Gateway>,
     token: String,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let token = Arc::new(token);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let (gw, token) = (gateway.clone(), token.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let (gw, token) = (gw.clone(), token.clone());
-                        async move { Ok::<_, std::convert::Infallible>(gw.admin(req, token).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            _ = stop.changed() => return,
-        }
-    }
+    crate::admin::serve(listener, stop, move |req| {
+        let (gw, token) = (gateway.clone(), token.clone());
+        async move { gw.admin(req, &token).await }
+    })
+    .await;
 }

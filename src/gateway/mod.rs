@@ -179,20 +179,10 @@ impl Gateway {
             gateway.rebuild_index().await?;
         }
         let admin = match g.admin_listen {
-            Some(addr) => {
-                let raw = crate::net::tls::read_secret(&g.admin_token_file)?;
-                let token = String::from_utf8(raw)
-                    .map_err(|_| anyhow::anyhow!("{}: not UTF-8", g.admin_token_file.display()))?
-                    .trim()
-                    .to_owned();
-                if token.len() < 16 {
-                    anyhow::bail!(
-                        "{}: the admin token is too short",
-                        g.admin_token_file.display()
-                    );
-                }
-                Some((addr, AdminToken(token)))
-            }
+            Some(addr) => Some((
+                addr,
+                AdminToken(crate::admin::read_token(&g.admin_token_file)?),
+            )),
             None => None,
         };
         Ok(Opened {

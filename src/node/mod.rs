@@ -4,6 +4,8 @@
 //! shards and manifests or reads manifests; a node may read shards and headers (repair).
 //! A malformed request gets an error frame or a closed stream; the node keeps serving.
 
+mod admin;
+pub use admin::serve_admin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -339,6 +339,31 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
         let workers = tokio::task::block_in_place(|| cli(&["workers", "--json"]));
         assert!(workers.status.success());
 
+        // Each node's own admin API: the token opens it, anything else does not.
+        let site = cluster.root().join("sites").join(&cluster.sites[0]);
+        let token = std::fs::read_to_string(site.join("admin.token")).unwrap();
+        let addr = cluster.node_addr(0);
+        let (code, text) = crate::sigv4::send(
+            addr,
+            "GET",
+            "/v1/status",
+            &[("authorization".into(), format!("Bearer {}", token.trim()))],
+            b"",
+        );
+        assert_eq!(code, 200, "{text}");
+        assert!(
+            text.contains("\"shards\"") && text.contains("\"scrub\""),
+            "{text}"
+        );
+        let (code, _) = crate::sigv4::send(
+            addr,
+            "GET",
+            "/v1/status",
+            &[("authorization".into(), "Bearer not-the-token-at-all".into())],
+            b"",
+        );
+        assert_eq!(code, 401);
+
         // Whole for real: two other sites down, everything reads.
         cluster.kill_node(0);
         cluster.kill_node(1);

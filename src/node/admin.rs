@@ -1,0 +1,86 @@
+//! A node's own admin API (HTTP/1.1, JSON, bearer token): `GET /v1/status` (shards, disks,
+//! scrub) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
+//! the same facts over QUIC.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Node;
+use crate::admin::{authorised, reply};
+
+/// Serves the node's admin API until `stop` turns true.
+pub async fn serve_admin(
+    node: Arc<Node>,
+    token: String,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) {
+    crate::admin::serve(listener, stop, move |req| {
+        let (node, token) = (node.clone(), token.clone());
+        async move {
+            if !authorised(&req, &token) {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "missing or wrong bearer token (see admin_token_file)"}),
+                );
+            }
+            let store = node.store.clone();
+            let result = match (req.method().clone(), req.uri().path()) {
+                (Method::GET, "/v1/status") => {
+                    tokio::task::spawn_blocking(move || {
+                        let (shards, disks) = store.usage()?;
+                        let scrub = store.scrub_state()?;
+                        Ok::<_, crate::store::StoreError>(json!({
+                            "shards": shards,
+                            "disks": disks.iter().map(|d| json!({
+                                "id": d.id, "bytes": d.bytes, "free": d.free,
+                                "used": d.bytes.saturating_sub(d.free),
+                            })).collect::<Vec<_>>(),
+                            "scrub": {
+                                "last_complete_ms": scrub.last_complete_ms,
+                                "in_progress": scrub.in_progress,
+                                "findings": scrub.findings,
+                                "quarantined": scrub.quarantined,
+                            },
+                        }))
+                    })
+                    .await
+                }
+                (Method::POST, "/v1/scrub") => {
+                    tokio::task::spawn_blocking(move || {
+                        store.restart_scrub()?;
+                        Ok(json!({"started": true}))
+                    })
+                    .await
+                }
+                _ => {
+                    return reply(
+                        StatusCode::NOT_FOUND,
+                        &json!({"error": "no such admin route",
+                                "routes": ["GET /v1/status", "POST /v1/scrub"]}),
+                    );
+                }
+            };
+            match result {
+                Ok(Ok(mut v)) => {
+                    v["node"] = node.id.0.into();
+                    v["site"] = node.site.clone().into();
+                    reply(StatusCode::OK, &v)
+                }
+                Ok(Err(e)) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": e.to_string()}),
+                ),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": e.to_string()}),
+                ),
+            }
+        }
+    })
+    .await;
+}
