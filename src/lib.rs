@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod meta;
 pub mod net;
 pub mod node;
+pub mod notify;
 pub mod setup;
 pub mod store;
 

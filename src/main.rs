@@ -161,8 +161,18 @@ async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
     let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
     tasks.push(task);
     println!("{}", exclave::dev::banner(endpoint, &cluster, &o.dir));
+    let notifier = exclave::notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        n.notify("READY=1");
+        if let Some(every) = exclave::notify::Notifier::watchdog_interval() {
+            tokio::spawn(exclave::notify::watchdog(n.clone(), every, stop_rx.clone()));
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(n) = &notifier {
+        n.notify("STOPPING=1");
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
@@ -309,8 +319,18 @@ async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let notifier = exclave::notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        n.notify("READY=1");
+        if let Some(every) = exclave::notify::Notifier::watchdog_interval() {
+            tokio::spawn(exclave::notify::watchdog(n.clone(), every, stop_rx.clone()));
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(n) = &notifier {
+        n.notify("STOPPING=1");
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use exclave::coordinator::{BlockResult, NodeClient};
@@ -547,4 +547,65 @@ fn exclaved_refuses_exposed_secrets_missing_certificates_and_foreign_cas() {
         err.contains("node.pem") && err.contains("not valid under the cluster CA"),
         "{err}"
     );
+}
+
+#[test]
+fn exclaved_speaks_sd_notify_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let cluster = Cluster::init(5, 3, 2);
+    let sock_path = cluster.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(bin("exclaved"))
+        .args(["--config", cluster.node_config(0).to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert_eq!(first, "READY=1");
+    let mut pings = 0;
+    let started = Instant::now();
+    while pings < 3 {
+        let m = recv();
+        assert_eq!(m, "WATCHDOG=1");
+        pings += 1;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "pings at half of 200 ms"
+    );
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    loop {
+        let m = recv();
+        if m == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1", "only pings before STOPPING");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exclaved did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }
