@@ -161,22 +161,7 @@ async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
     let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
     tasks.push(task);
     println!("{}", exclave::dev::banner(endpoint, &cluster, &o.dir));
-    let notifier = exclave::notify::Notifier::from_env().map(Arc::new);
-    if let Some(n) = &notifier {
-        n.notify("READY=1");
-        if let Some(every) = exclave::notify::Notifier::watchdog_interval() {
-            tokio::spawn(exclave::notify::watchdog(n.clone(), every, stop_rx.clone()));
-        }
-    }
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    if let Some(n) = &notifier {
-        n.notify("STOPPING=1");
-    }
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
+    serve_until_signal(stop_tx, stop_rx, tasks).await;
     Ok(())
 }
 
@@ -319,11 +304,22 @@ async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    serve_until_signal(stop_tx, stop_rx, tasks).await;
+    Ok(())
+}
+
+/// The roles are serving: tell systemd, ping its watchdog, and on SIGTERM/SIGINT tell it we
+/// stop, stop every task and wait for them.
+async fn serve_until_signal(
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    tasks: Vec<Task>,
+) {
     let notifier = exclave::notify::Notifier::from_env().map(Arc::new);
     if let Some(n) = &notifier {
         n.notify("READY=1");
         if let Some(every) = exclave::notify::Notifier::watchdog_interval() {
-            tokio::spawn(exclave::notify::watchdog(n.clone(), every, stop_rx.clone()));
+            tokio::spawn(exclave::notify::watchdog(n.clone(), every, stop_rx));
         }
     }
     shutdown_signal().await;
@@ -335,7 +331,6 @@ async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {
