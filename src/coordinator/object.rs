@@ -327,31 +327,19 @@ impl Objects {
         }
         let all_sites: BTreeSet<_> = targets.iter().map(|t| t.site).collect();
         let sites_needed = (self.layout.profile.k() + 1).min(all_sites.len());
-        let (mut durable_nodes, mut durable) = (0, Vec::new());
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let next = match deadline {
-                None => set.join_next().await,
-                Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
-                    Ok(n) => n,
-                    Err(_) => {
-                        // Quorum reached and the grace is over: the stragglers' shards are
-                        // recorded as missing, for repair.
-                        set.abort_all();
-                        break;
-                    }
-                },
-            };
-            let Some(r) = next else { break };
-            if let Ok((true, idx)) = r {
-                durable_nodes += 1;
-                durable.extend(idx);
-            }
-            let sites: BTreeSet<_> = durable.iter().map(|&i| targets[i].site).collect();
-            if deadline.is_none() && durable_nodes >= needed && sites.len() >= sites_needed {
-                deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
-            }
-        }
+        let durable_of = |answers: &[(bool, Vec<usize>)]| {
+            let ok: Vec<&Vec<usize>> = answers.iter().filter(|a| a.0).map(|a| &a.1).collect();
+            let shards: Vec<usize> = ok.iter().flat_map(|v| v.iter().copied()).collect();
+            (ok.len(), shards)
+        };
+        // The stragglers' shards (past the grace after the quorum) are recorded as missing.
+        let answers = until_quorum(set, |answers| {
+            let (nodes, shards) = durable_of(answers);
+            let sites: BTreeSet<_> = shards.iter().map(|&i| targets[i].site).collect();
+            nodes >= needed && sites.len() >= sites_needed
+        })
+        .await;
+        let (durable_nodes, durable) = durable_of(&answers);
         let missing: Vec<usize> = (0..targets.len())
             .filter(|i| !durable.contains(i))
             .collect();
@@ -698,25 +686,8 @@ impl Objects {
                 }
             });
         }
-        let mut durable = 0;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let next = match deadline {
-                None => set.join_next().await,
-                Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
-                    Ok(n) => n,
-                    Err(_) => {
-                        set.abort_all();
-                        break;
-                    }
-                },
-            };
-            let Some(r) = next else { break };
-            durable += usize::from(r.unwrap_or(false));
-            if deadline.is_none() && durable >= needed {
-                deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
-            }
-        }
+        let answers = until_quorum(set, |a| a.iter().filter(|ok| **ok).count() >= needed).await;
+        let durable = answers.iter().filter(|ok| **ok).count();
         if durable < needed {
             self.withdraw(manifest, targets).await;
             return Err(ObjectError::ManifestQuorum { durable, needed });
@@ -824,6 +795,36 @@ impl Objects {
             end: stripes.end,
         })
     }
+}
+
+/// The answers of a write's tasks: all of them, or once `met` holds for those in hand, those
+/// that come within [`STRAGGLER_GRACE`] more; the rest are aborted.
+async fn until_quorum<T: Send + 'static>(
+    mut set: tokio::task::JoinSet<T>,
+    met: impl Fn(&[T]) -> bool,
+) -> Vec<T> {
+    let mut answers = Vec::with_capacity(set.len());
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            None => set.join_next().await,
+            Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    set.abort_all();
+                    break;
+                }
+            },
+        };
+        let Some(r) = next else { break };
+        if let Ok(a) = r {
+            answers.push(a);
+        }
+        if deadline.is_none() && met(&answers) {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+        }
+    }
+    answers
 }
 
 fn to_targets(placement: &[ShardLocation]) -> Vec<ShardTarget> {
