@@ -9,6 +9,25 @@ use s3s::{S3Error, S3ErrorCode, S3Result};
 
 use crate::core::format::{Checksum, ChecksumAlgorithm};
 
+/// The [`Wanted`] checksums of a PutObject or UploadPart input (same field names in both).
+macro_rules! wanted_of {
+    ($input:expr, $headers:expr) => {
+        $crate::gateway::checksum::Wanted::new(
+            $input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            s3s::dto::Checksum {
+                checksum_crc32: $input.checksum_crc32.clone(),
+                checksum_crc32c: $input.checksum_crc32c.clone(),
+                checksum_sha1: $input.checksum_sha1.clone(),
+                checksum_sha256: $input.checksum_sha256.clone(),
+                checksum_crc64nvme: $input.checksum_crc64nvme.clone(),
+                ..Default::default()
+            },
+            $headers,
+        )
+    };
+}
+pub(crate) use wanted_of;
+
 /// The checksums of a request: algorithms to compute and values to match.
 #[derive(Debug, Default)]
 pub(crate) struct Wanted {

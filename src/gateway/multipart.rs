@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::AsyncWriteExt;
 
 use super::buckets::{HIDDEN, owner};
-use super::checksum::{Wanted, from_stored};
+use super::checksum::{from_stored, wanted_of};
 use super::objects::{stored_headers, user_metadata};
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, now_ms, object_error, timestamp};
 use crate::coordinator::ObjectReader;
@@ -172,19 +172,7 @@ impl Gateway {
                 "Your proposed upload exceeds the maximum allowed size",
             ));
         }
-        let given = s3s::dto::Checksum {
-            checksum_crc32: i.checksum_crc32.clone(),
-            checksum_crc32c: i.checksum_crc32c.clone(),
-            checksum_sha1: i.checksum_sha1.clone(),
-            checksum_sha256: i.checksum_sha256.clone(),
-            checksum_crc64nvme: i.checksum_crc64nvme.clone(),
-            ..Default::default()
-        };
-        let wanted = Wanted::new(
-            i.checksum_algorithm.as_ref().map(|a| a.as_str()),
-            given,
-            &headers,
-        )?;
+        let wanted = wanted_of!(i, &headers)?;
         let input = PutInput {
             bucket: hidden_bucket(&i.bucket),
             key: format!("{}/{n}", i.upload_id),

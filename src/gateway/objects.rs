@@ -11,7 +11,7 @@ use s3s::dto::{
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::{BodyReader, object_stream};
-use super::checksum::{Wanted, check_content_md5, from_stored, to_stored};
+use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::PutInput;
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
@@ -132,6 +132,45 @@ fn check_read_conditions(
             _ => Ok(()),
         },
     }
+}
+
+/// The conditions, range and checksum mode of a GET or HEAD.
+struct ReadAsk<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+    range: Option<&'a s3s::dto::Range>,
+    part_number: Option<i32>,
+    checksum_mode: Option<&'a s3s::dto::ChecksumMode>,
+}
+
+/// A GET or HEAD that passed its conditions: the version, the bytes to send and what to say.
+struct ReadPlan {
+    m: Manifest,
+    meta: ObjectMeta,
+    range: Range<u64>,
+    content_range: Option<String>,
+    sums: s3s::dto::Checksum,
+    parts_count: Option<i32>,
+}
+
+impl ReadPlan {
+    /// 206 for a range or a part, 200 otherwise.
+    fn respond<T>(&self, out: T) -> S3Response<T> {
+        let mut resp = S3Response::new(out);
+        if self.content_range.is_some() {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        resp
+    }
+}
+
+/// Content-Type as stored, or S3's default.
+fn content_type(meta: &ObjectMeta) -> String {
+    meta.content_type
+        .clone()
+        .unwrap_or_else(|| "binary/octet-stream".into())
 }
 
 pub(crate) fn no_such_key() -> S3Error {
@@ -345,19 +384,7 @@ impl Gateway {
                 "Your proposed upload exceeds the maximum allowed size",
             ));
         }
-        let given = s3s::dto::Checksum {
-            checksum_crc32: i.checksum_crc32.clone(),
-            checksum_crc32c: i.checksum_crc32c.clone(),
-            checksum_sha1: i.checksum_sha1.clone(),
-            checksum_sha256: i.checksum_sha256.clone(),
-            checksum_crc64nvme: i.checksum_crc64nvme.clone(),
-            ..Default::default()
-        };
-        let wanted = Wanted::new(
-            i.checksum_algorithm.as_ref().map(|a| a.as_str()),
-            given,
-            &headers,
-        )?;
+        let wanted = wanted_of!(i, &headers)?;
         let conditional = i.if_match.is_some() || i.if_none_match.is_some();
         let lock = conditional.then(|| self.key_lock(&i.bucket, &i.key));
         let _held = match &lock {
@@ -413,75 +440,93 @@ impl Gateway {
         }))
     }
 
-    pub(crate) async fn get_object_op(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
-        let i = req.input;
-        self.require_bucket(&i.bucket)?;
-        let (m, meta) = self.current(&i.bucket, &i.key).await?;
+    /// What a GET or HEAD of (bucket, key) answers with, after its conditions and range.
+    async fn plan_read(&self, bucket: &str, key: &str, ask: ReadAsk<'_>) -> S3Result<ReadPlan> {
+        self.require_bucket(bucket)?;
+        let (m, meta) = self.current(bucket, key).await?;
         check_read_conditions(
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
+            ask.if_match,
+            ask.if_none_match,
+            ask.if_modified_since,
+            ask.if_unmodified_since,
             &meta.etag,
             m.created_ms,
         )?;
-        let (range, content_range) = select(&meta, i.range.as_ref(), i.part_number)?;
-        let whole = content_range.is_none();
-        let reader = self
-            .objects
-            .reader(&m, range.clone())
-            .map_err(object_error)?;
-        let sums = if whole
-            && i.checksum_mode
-                .as_ref()
-                .is_some_and(|c| c.as_str() == "ENABLED")
+        let (range, content_range) = select(&meta, ask.range, ask.part_number)?;
+        let sums = if content_range.is_none()
+            && ask.checksum_mode.is_some_and(|c| c.as_str() == "ENABLED")
         {
             from_stored(&meta.checksums)
         } else {
             s3s::dto::Checksum::default()
         };
-        let partial = content_range.is_some();
+        let parts_count = (!meta.parts.is_empty() && ask.part_number.is_some())
+            .then_some(meta.parts.len() as i32);
+        Ok(ReadPlan {
+            m,
+            meta,
+            range,
+            content_range,
+            sums,
+            parts_count,
+        })
+    }
+
+    pub(crate) async fn get_object_op(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let i = req.input;
+        let p = self
+            .plan_read(
+                &i.bucket,
+                &i.key,
+                ReadAsk {
+                    if_match: i.if_match.as_ref(),
+                    if_none_match: i.if_none_match.as_ref(),
+                    if_modified_since: i.if_modified_since.as_ref(),
+                    if_unmodified_since: i.if_unmodified_since.as_ref(),
+                    range: i.range.as_ref(),
+                    part_number: i.part_number,
+                    checksum_mode: i.checksum_mode.as_ref(),
+                },
+            )
+            .await?;
+        let reader = self
+            .objects
+            .reader(&p.m, p.range.clone())
+            .map_err(object_error)?;
+        let stored = |name| header(&p.meta, name).cloned();
         let out = GetObjectOutput {
             body: Some(object_stream(reader)),
             accept_ranges: Some("bytes".into()),
-            content_length: Some((range.end - range.start) as i64),
-            content_range,
+            content_length: Some((p.range.end - p.range.start) as i64),
+            content_range: p.content_range.clone(),
             content_type: Some(
                 i.response_content_type
-                    .or_else(|| meta.content_type.clone())
-                    .unwrap_or_else(|| "binary/octet-stream".into()),
+                    .unwrap_or_else(|| content_type(&p.meta)),
             ),
-            cache_control: i
-                .response_cache_control
-                .or_else(|| header(&meta, "cache-control").cloned()),
+            cache_control: i.response_cache_control.or_else(|| stored("cache-control")),
             content_disposition: i
                 .response_content_disposition
-                .or_else(|| header(&meta, "content-disposition").cloned()),
+                .or_else(|| stored("content-disposition")),
             content_encoding: i
                 .response_content_encoding
-                .or_else(|| header(&meta, "content-encoding").cloned()),
+                .or_else(|| stored("content-encoding")),
             content_language: i
                 .response_content_language
-                .or_else(|| header(&meta, "content-language").cloned()),
-            e_tag: Some(etag_of(&meta)),
-            last_modified: Some(timestamp(m.created_ms)),
-            metadata: metadata(&meta),
-            parts_count: (!meta.parts.is_empty() && i.part_number.is_some())
-                .then_some(meta.parts.len() as i32),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
+                .or_else(|| stored("content-language")),
+            e_tag: Some(etag_of(&p.meta)),
+            last_modified: Some(timestamp(p.m.created_ms)),
+            metadata: metadata(&p.meta),
+            parts_count: p.parts_count,
+            checksum_crc32: p.sums.checksum_crc32.clone(),
+            checksum_crc32c: p.sums.checksum_crc32c.clone(),
+            checksum_sha1: p.sums.checksum_sha1.clone(),
+            checksum_sha256: p.sums.checksum_sha256.clone(),
             ..Default::default()
         };
-        let mut resp = S3Response::new(out);
-        if partial {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
-        Ok(resp)
+        Ok(p.respond(out))
     }
 
     pub(crate) async fn head_object_op(
@@ -489,56 +534,42 @@ impl Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
-        let (m, meta) = self.current(&i.bucket, &i.key).await?;
-        check_read_conditions(
-            i.if_match.as_ref(),
-            i.if_none_match.as_ref(),
-            i.if_modified_since.as_ref(),
-            i.if_unmodified_since.as_ref(),
-            &meta.etag,
-            m.created_ms,
-        )?;
-        let (range, content_range) = select(&meta, i.range.as_ref(), i.part_number)?;
-        let sums = if content_range.is_none()
-            && i.checksum_mode
-                .as_ref()
-                .is_some_and(|c| c.as_str() == "ENABLED")
-        {
-            from_stored(&meta.checksums)
-        } else {
-            s3s::dto::Checksum::default()
-        };
-        let partial = content_range.is_some();
+        let p = self
+            .plan_read(
+                &i.bucket,
+                &i.key,
+                ReadAsk {
+                    if_match: i.if_match.as_ref(),
+                    if_none_match: i.if_none_match.as_ref(),
+                    if_modified_since: i.if_modified_since.as_ref(),
+                    if_unmodified_since: i.if_unmodified_since.as_ref(),
+                    range: i.range.as_ref(),
+                    part_number: i.part_number,
+                    checksum_mode: i.checksum_mode.as_ref(),
+                },
+            )
+            .await?;
+        let stored = |name| header(&p.meta, name).cloned();
         let out = HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
-            content_length: Some((range.end - range.start) as i64),
-            content_range,
-            content_type: Some(
-                meta.content_type
-                    .clone()
-                    .unwrap_or_else(|| "binary/octet-stream".into()),
-            ),
-            cache_control: header(&meta, "cache-control").cloned(),
-            content_disposition: header(&meta, "content-disposition").cloned(),
-            content_encoding: header(&meta, "content-encoding").cloned(),
-            content_language: header(&meta, "content-language").cloned(),
-            e_tag: Some(etag_of(&meta)),
-            last_modified: Some(timestamp(m.created_ms)),
-            metadata: metadata(&meta),
-            parts_count: (!meta.parts.is_empty() && i.part_number.is_some())
-                .then_some(meta.parts.len() as i32),
-            checksum_crc32: sums.checksum_crc32,
-            checksum_crc32c: sums.checksum_crc32c,
-            checksum_sha1: sums.checksum_sha1,
-            checksum_sha256: sums.checksum_sha256,
+            content_length: Some((p.range.end - p.range.start) as i64),
+            content_range: p.content_range.clone(),
+            content_type: Some(content_type(&p.meta)),
+            cache_control: stored("cache-control"),
+            content_disposition: stored("content-disposition"),
+            content_encoding: stored("content-encoding"),
+            content_language: stored("content-language"),
+            e_tag: Some(etag_of(&p.meta)),
+            last_modified: Some(timestamp(p.m.created_ms)),
+            metadata: metadata(&p.meta),
+            parts_count: p.parts_count,
+            checksum_crc32: p.sums.checksum_crc32.clone(),
+            checksum_crc32c: p.sums.checksum_crc32c.clone(),
+            checksum_sha1: p.sums.checksum_sha1.clone(),
+            checksum_sha256: p.sums.checksum_sha256.clone(),
             ..Default::default()
         };
-        let mut resp = S3Response::new(out);
-        if partial {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
-        Ok(resp)
+        Ok(p.respond(out))
     }
 
     async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
