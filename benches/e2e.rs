@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::cpu_seconds;
+
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -35,16 +38,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
             rest.split_whitespace().next()?.parse().ok()
         })
         .unwrap_or(0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 fn memcpy_mbps(size: usize) -> f64 {
@@ -180,15 +173,7 @@ fn main() {
     }
     assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
     let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
-    let field = |name: &str| {
-        creds
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap()
-    };
+    let field = |name: &str| common::credential(&creds, name);
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

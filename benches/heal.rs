@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -147,15 +149,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
-    let field = |name: &str| {
-        creds
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap()
-    };
+    let field = |name: &str| common::credential(&creds, name);
     let token = std::fs::read_to_string(root.join("gateway/admin.token"))
         .unwrap()
         .trim()

@@ -9,6 +9,9 @@
 // A bench that cannot set itself up should stop loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::cpu_seconds;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -28,16 +31,6 @@ const OBJECTS: usize = 24;
 const OBJECT_SIZE: usize = 16 << 20;
 const BLOCK: u32 = 256 << 10;
 const CONCURRENCY: usize = 4;
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 struct Obj {
     object: ObjectId,
