@@ -152,28 +152,21 @@ async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
         assert!(started.elapsed() >= LOAD);
 
         // Every site back; heal until whole.
-        let config = {
-            let mut c = cluster.lock().await;
-            for i in 0..5 {
-                if !c.node_alive(i) {
-                    c.start_node(i);
-                }
+        let mut c = cluster.lock().await;
+        for i in 0..5 {
+            if !c.node_alive(i) {
+                c.start_node(i);
             }
-            c.root().join("gateway/gateway.toml")
-        };
-        let cli = |args: &[&str]| {
-            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
-            cmd.arg("--config").arg(&config).args(args);
-            crate::support::run(&mut cmd, Duration::from_secs(300))
-        };
-        let heal = tokio::task::block_in_place(|| cli(&["heal", "--wait", "--json"]));
+        }
+        let cli = |args: &[&str]| c.exclave_cli(args, Duration::from_secs(300));
+        let heal = cli(&["heal", "--wait", "--json"]);
         assert!(
             heal.status.success(),
             "{}{}",
             String::from_utf8_lossy(&heal.stdout),
             String::from_utf8_lossy(&heal.stderr)
         );
-        let status = tokio::task::block_in_place(|| cli(&["status", "--json"]));
+        let status = cli(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
         assert!(status.status.success(), "{v:#}");
 

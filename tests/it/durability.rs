@@ -283,13 +283,8 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
                 .unwrap();
         }
         cluster.start_node(3);
-        let config = cluster.root().join("gateway/gateway.toml");
-        let cli = |args: &[&str]| {
-            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
-            cmd.arg("--config").arg(&config).args(args);
-            crate::support::run(&mut cmd, Duration::from_secs(120))
-        };
-        let before = tokio::task::block_in_place(|| cli(&["status", "--json"]));
+        let cli = |args: &[&str]| cluster.exclave_cli(args, Duration::from_secs(120));
+        let before = cli(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&before.stdout).unwrap();
         assert_eq!(
             before.status.code(),
@@ -298,20 +293,20 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
         );
         assert_eq!(v["buckets"][0]["degraded"], 6, "{v:#}");
 
-        let heal = tokio::task::block_in_place(|| cli(&["heal", "--wait", "--json"]));
+        let heal = cli(&["heal", "--wait", "--json"]);
         assert!(
             heal.status.success(),
             "{}{}",
             String::from_utf8_lossy(&heal.stdout),
             String::from_utf8_lossy(&heal.stderr)
         );
-        let after = tokio::task::block_in_place(|| cli(&["status", "--json"]));
+        let after = cli(&["status", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
         assert!(after.status.success(), "{v:#}");
         assert_eq!(v["buckets"][0]["whole"], 6, "{v:#}");
         assert_eq!(v["buckets"][0]["degraded"], 0);
         assert_eq!(v["repair_backlog"], 0);
-        let table = tokio::task::block_in_place(|| cli(&["status"]));
+        let table = cli(&["status"]);
         let text = String::from_utf8_lossy(&table.stdout);
         assert!(text.contains("BUCKET") && text.contains(BUCKET), "{text}");
         let shards: u64 = v["sites"]
@@ -336,7 +331,7 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
             v["sites"][0]["disks"][0]["free"].as_u64().unwrap() > 0,
             "{v:#}"
         );
-        let workers = tokio::task::block_in_place(|| cli(&["workers", "--json"]));
+        let workers = cli(&["workers", "--json"]);
         assert!(workers.status.success());
 
         // Each node's own admin API: the token opens it, anything else does not.
@@ -417,14 +412,7 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         exclave::store::init_disk(&path, node_id, disk).unwrap();
         cluster.start_node(wiped);
 
-        let config = cluster.root().join("gateway/gateway.toml");
-        let heal = tokio::task::block_in_place(|| {
-            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
-            cmd.arg("--config")
-                .arg(&config)
-                .args(["heal", "--wait", "--json"]);
-            crate::support::run(&mut cmd, Duration::from_secs(120))
-        });
+        let heal = cluster.exclave_cli(&["heal", "--wait", "--json"], Duration::from_secs(120));
         assert!(heal.status.success(), "{}", String::from_utf8_lossy(&heal.stderr));
         let v: serde_json::Value = serde_json::from_slice(&heal.stdout).unwrap();
         let written = v["total_bytes_written"].as_u64().unwrap_or_else(|| panic!("{v:#}"));
@@ -484,12 +472,7 @@ async fn a_disk_without_its_marker_is_refused_and_starts_no_repair_storm() {
             "the refusal names the marker"
         );
 
-        let config = cluster.root().join("gateway/gateway.toml");
-        let heal = tokio::task::block_in_place(|| {
-            let mut cmd = std::process::Command::new(crate::support::bin("exclave"));
-            cmd.arg("--config").arg(&config).args(["heal", "--json"]);
-            crate::support::run(&mut cmd, Duration::from_secs(120))
-        });
+        let heal = cluster.exclave_cli(&["heal", "--json"], Duration::from_secs(120));
         let v: serde_json::Value = serde_json::from_slice(&heal.stdout).unwrap();
         // The site's shards are unverified, not rebuilt elsewhere: nothing moves.
         assert_eq!(v["found_degraded"], 0, "{v:#}");

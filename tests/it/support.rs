@@ -180,6 +180,19 @@ impl Cluster {
         .unwrap();
     }
 
+    /// Runs `exclave --config <gateway config> ARGS` (bounded), from async code too.
+    #[allow(dead_code)]
+    pub fn exclave_cli(&self, args: &[&str], limit: Duration) -> Output {
+        let mut cmd = Command::new(bin("exclave"));
+        cmd.arg("--config")
+            .arg(self.root().join("gateway/gateway.toml"))
+            .args(args);
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| run(&mut cmd, limit)),
+            Err(_) => run(&mut cmd, limit),
+        }
+    }
+
     /// SIGKILLs the gateway process.
     #[allow(dead_code)]
     pub fn kill_gateway(&mut self) {
