@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 
 use crate::core::hlc::Version;
 use crate::core::ids::{hex, unhex};
@@ -16,6 +18,9 @@ const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects
 const UPLOADS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("parts");
 const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
+/// Per bucket: live (not deleted) keys and their plaintext bytes, kept with every `apply`
+/// (the empty key, a bucket's own record, is not counted).
+const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
 mod uploads;
 pub use uploads::{PartRecord, UploadRecord};
@@ -128,6 +133,14 @@ fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// The bucket of an `object_key`.
+fn bucket_of(k: &[u8]) -> Result<&str, MetaError> {
+    let (len, rest) = k.split_at_checked(2).ok_or(MetaError::Malformed)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let b = rest.get(..len).ok_or(MetaError::Malformed)?;
+    std::str::from_utf8(b).map_err(|_| MetaError::Malformed)
+}
+
 /// The smallest byte string greater than every string starting with `p`, if any.
 fn successor(p: &[u8]) -> Option<Vec<u8>> {
     let mut v = p.to_vec();
@@ -150,8 +163,45 @@ impl Index {
         txn.open_table(UPLOADS).map_err(db_err)?;
         txn.open_table(PARTS).map_err(db_err)?;
         txn.open_table(REPAIRS).map_err(db_err)?;
+        let counted = txn
+            .list_tables()
+            .map_err(db_err)?
+            .any(|t| t.name() == COUNTS.name());
+        if !counted {
+            // An index from before the counts: count once.
+            let objects = txn.open_table(OBJECTS).map_err(db_err)?;
+            let mut counts = txn.open_table(COUNTS).map_err(db_err)?;
+            for item in objects.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let entry = Entry::decode(v.value())?;
+                let bucket = bucket_of(k.value())?;
+                // The empty key is the bucket's own record, not an object.
+                if !entry.deleted && k.value().len() > 2 + bucket.len() {
+                    let (n, bytes) = counts
+                        .get(bucket)
+                        .map_err(db_err)?
+                        .map_or((0, 0), |v| v.value());
+                    counts
+                        .insert(bucket, (n + 1, bytes + entry.size))
+                        .map_err(db_err)?;
+                }
+            }
+        }
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
+    }
+
+    /// Per bucket (hidden ones included): live keys and their plaintext bytes.
+    pub fn counts(&self) -> Result<Vec<(String, u64, u64)>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(COUNTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let (n, bytes) = v.value();
+            out.push((k.value().to_string(), n, bytes));
+        }
+        Ok(out)
     }
 
     /// The creation time of a bucket, if it exists.
@@ -283,12 +333,30 @@ impl Index {
         let txn = self.db.begin_write().map_err(db_err)?;
         let applied = {
             let mut t = txn.open_table(OBJECTS).map_err(db_err)?;
-            let newer = match t.get(&k[..]).map_err(db_err)? {
-                Some(old) => Entry::decode(old.value())?.version < entry.version,
-                None => true,
-            };
+            let old = t
+                .get(&k[..])
+                .map_err(db_err)?
+                .map(|old| Entry::decode(old.value()))
+                .transpose()?;
+            let newer = old.as_ref().is_none_or(|o| o.version < entry.version);
             if newer {
                 t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
+                let live =
+                    |e: Option<&Entry>| e.filter(|e| !e.deleted).map_or((0, 0), |e| (1, e.size));
+                let (was_n, was_bytes) = live(old.as_ref());
+                let (now_n, now_bytes) = live(Some(entry));
+                // The empty key is the bucket's own record, not an object.
+                if (was_n, was_bytes) != (now_n, now_bytes) && !key.is_empty() {
+                    let mut c = txn.open_table(COUNTS).map_err(db_err)?;
+                    let (n, bytes) = c.get(bucket).map_err(db_err)?.map_or((0, 0), |v| v.value());
+                    let n = (n + now_n).saturating_sub(was_n);
+                    let bytes = (bytes + now_bytes).saturating_sub(was_bytes);
+                    if n == 0 {
+                        c.remove(bucket).map_err(db_err)?;
+                    } else {
+                        c.insert(bucket, (n, bytes)).map_err(db_err)?;
+                    }
+                }
             }
             newer
         };

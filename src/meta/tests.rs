@@ -168,3 +168,35 @@ fn start_after_max_keys_zero_and_bad_tokens() {
     assert!(!index.create_bucket("b", 2).unwrap());
     assert_eq!(index.buckets().unwrap(), vec![("b".to_string(), 1)]);
 }
+
+#[test]
+fn counts_follow_puts_overwrites_deletes_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.redb");
+    let idx = Index::open(&path).unwrap();
+    assert!(idx.apply("a", "", &entry(1, false)).unwrap());
+    assert!(idx.apply("a", "x", &entry(10, false)).unwrap());
+    assert!(idx.apply("a", "y", &entry(20, false)).unwrap());
+    assert!(idx.apply("b", "x", &entry(5, false)).unwrap());
+    // Overwrite with a bigger object; an older version changes nothing.
+    assert!(idx.apply("a", "x", &entry(30, false)).unwrap());
+    assert!(!idx.apply("a", "x", &entry(1, false)).unwrap());
+    // Delete one; delete it again (a newer tombstone); a deleted key written again.
+    assert!(idx.apply("a", "y", &entry(40, true)).unwrap());
+    assert!(idx.apply("a", "y", &entry(41, true)).unwrap());
+    assert!(idx.apply("b", "x", &entry(50, true)).unwrap());
+    assert!(idx.apply("b", "z", &entry(60, true)).unwrap());
+    let want = vec![("a".to_string(), 1, 30)];
+    assert_eq!(idx.counts().unwrap(), want);
+    drop(idx);
+    assert_eq!(Index::open(&path).unwrap().counts().unwrap(), want);
+
+    // An index written before the counts table existed is counted when opened.
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(COUNTS).unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(Index::open(&path).unwrap().counts().unwrap(), want);
+}
