@@ -408,8 +408,22 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
         std::fs::remove_dir_all(&path).unwrap();
         std::fs::remove_dir_all(site_dir.join("state")).unwrap();
-        let node_id = exclave::core::ids::NodeId(wiped as u32 + 1);
-        exclave::store::init_disk(&path, node_id, disk).unwrap();
+        // The operator prepares the new, empty disk with the CLI; a second run refuses (the
+        // directory is no longer empty).
+        let disk_init = || {
+            crate::support::run(
+                std::process::Command::new(crate::support::bin("exclave"))
+                    .arg("--config")
+                    .arg(cluster.node_config(wiped))
+                    .args(["disk", "init", "--disk", &disk.0.to_string()]),
+                Duration::from_secs(30),
+            )
+        };
+        let out = tokio::task::block_in_place(disk_init);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(path.join("EXCLAVE-DISK").exists());
+        let again = tokio::task::block_in_place(disk_init);
+        assert!(!again.status.success(), "disk init over a prepared directory");
         cluster.start_node(wiped);
 
         let heal = cluster.exclave_cli(&["heal", "--wait", "--json"], Duration::from_secs(120));

@@ -78,6 +78,20 @@ enum Command {
     },
     /// The background workers: repair backlog and scrub at each site.
     Workers,
+    /// Data directories of a node (with --config NODE.toml).
+    #[command(subcommand)]
+    Disk(DiskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DiskCommand {
+    /// Prepare an empty data directory (a replaced disk) for the node whose config is given
+    /// with --config: writes its marker. The node then starts, and `exclave heal` refills it.
+    Init {
+        /// The disk id, as the node config lists it.
+        #[arg(long)]
+        disk: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +105,34 @@ enum LayoutCommand {
         #[arg(long)]
         survive: Option<usize>,
     },
+}
+
+/// Writes the marker of disk `disk` of the node `config` describes, into an empty directory.
+fn disk_init(config: &std::path::Path, disk: u32) -> anyhow::Result<PathBuf> {
+    let c = exclave::config::read_daemon(config)?;
+    let Some(node) = &c.raw.node else {
+        anyhow::bail!("{}: no [node] section", config.display());
+    };
+    let Some(d) = node.disks.iter().find(|d| d.id == disk) else {
+        let ids: Vec<u32> = node.disks.iter().map(|d| d.id).collect();
+        anyhow::bail!("{}: no disk {disk} (disks: {ids:?})", config.display());
+    };
+    if let Ok(mut entries) = std::fs::read_dir(&d.path)
+        && entries.next().is_some()
+    {
+        anyhow::bail!(
+            "{} is not empty: `disk init` only prepares an empty directory (exclave never \
+             formats one that holds data)",
+            d.path.display()
+        );
+    }
+    std::fs::create_dir_all(&d.path).with_context(|| format!("creating {}", d.path.display()))?;
+    exclave::store::init_disk(
+        &d.path,
+        exclave::core::ids::NodeId(node.id),
+        exclave::core::ids::DiskId(d.id),
+    )?;
+    Ok(d.path.clone())
 }
 
 fn main() -> ExitCode {
@@ -163,6 +205,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Disk(DiskCommand::Init { disk }) => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the node's config: exclave --config PATH/node.toml disk init ..."
+                );
+            };
+            let path = disk_init(config, disk)?;
+            if cli.json {
+                println!("{}", serde_json::json!({"disk": disk, "path": path}));
+            } else {
+                println!(
+                    "disk {disk} at {} is ready; start the node, then run `exclave heal` at the \
+                     gateway to refill it",
+                    path.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Layout(LayoutCommand::Check { file, survive }) => {
             let (layout, mut rule) = exclave::config::read_layout(&file)
