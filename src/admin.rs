@@ -23,6 +23,33 @@ pub(crate) fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// Whether the request's `Accept` header asks for OpenMetrics.
+pub(crate) fn wants_openmetrics<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"))
+}
+
+/// A Prometheus exposition (`openmetrics` text from `crate::metrics`), as OpenMetrics if the
+/// scraper asked for it and in the classic text format otherwise.
+pub(crate) fn metrics_reply(openmetrics: String, as_openmetrics: bool) -> Response<Full<Bytes>> {
+    let (body, content_type) = if as_openmetrics {
+        (openmetrics, crate::metrics::OPENMETRICS)
+    } else {
+        (
+            crate::metrics::text_format(&openmetrics),
+            crate::metrics::TEXT_FORMAT,
+        )
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
 pub(crate) fn authorised(req: &Request<Incoming>, token: &str) -> bool {
     let Some(v) = req
         .headers()

@@ -115,7 +115,18 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
 }
 
 /// The lines `exclaved dev` prints once it serves.
-pub fn banner(endpoint: SocketAddr, cluster: &DevCluster, dir: &Path) -> String {
+pub fn banner(
+    endpoint: SocketAddr,
+    admin: Option<SocketAddr>,
+    cluster: &DevCluster,
+    dir: &Path,
+) -> String {
+    let metrics = admin.map_or(String::new(), |a| {
+        format!(
+            "\nmetrics: curl -H \"Authorization: Bearer $(cat {token})\" http://{a}/metrics",
+            token = dir.join("gateway").join("admin.token").display()
+        )
+    });
     format!(
         "exclave dev is serving S3 at http://{endpoint}\n\
          cluster directory: {dir}\n\
@@ -126,7 +137,7 @@ pub fn banner(endpoint: SocketAddr, cluster: &DevCluster, dir: &Path) -> String 
          aws --endpoint-url http://{endpoint} s3 cp ./some-file s3://registry/\n  \
          aws --endpoint-url http://{endpoint} s3 ls s3://registry/\n\
          health: exclave --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
-         stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.",
+         stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.{metrics}",
         gw = cluster.gateway_config.display(),
         dir = dir.display(),
         creds = cluster.credentials.display(),

@@ -12,6 +12,7 @@ pub mod core;
 pub mod dev;
 pub mod gateway;
 pub mod meta;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod notify;

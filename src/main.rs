@@ -78,12 +78,7 @@ fn main() -> ExitCode {
             k,
             m,
         };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+        telemetry("info", None);
         let Some(rt) = runtime() else {
             return ExitCode::FAILURE;
         };
@@ -106,7 +101,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry(&config);
+    telemetry(
+        config.raw.log.level.as_deref().unwrap_or("info"),
+        config.raw.log.format.as_deref(),
+    );
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -120,16 +118,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn telemetry(config: &DaemonConfig) {
-    let level = config
-        .raw
-        .log
-        .level
-        .clone()
-        .unwrap_or_else(|| "info".into());
+/// Logs to stderr: `RUST_LOG` or `level`; JSON unless stderr is a terminal (or `format`
+/// says). s3s's own logs are off at every level: at debug they print request headers,
+/// signatures included, and at error every 404. Each request's outcome is logged by the
+/// gateway instead (docs/operations.md, "Logs").
+fn telemetry(level: &str, format: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let json = match config.raw.log.format.as_deref() {
+    let filter = match "s3s=off".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
+    let json = match format {
         Some("json") => true,
         Some("human") => false,
         _ => !std::io::stderr().is_terminal(),
@@ -160,7 +160,11 @@ async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
     let config = read_daemon(&cluster.gateway_config)?;
     let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
     tasks.push(task);
-    println!("{}", exclave::dev::banner(endpoint, &cluster, &o.dir));
+    let admin = config.raw.gateway.as_ref().and_then(|g| g.admin_listen);
+    println!(
+        "{}",
+        exclave::dev::banner(endpoint, admin, &cluster, &o.dir)
+    );
     serve_until_signal(stop_tx, stop_rx, tasks).await;
     Ok(())
 }
@@ -212,6 +216,7 @@ async fn start_node(
         id: NodeId(node.id),
         site: node.site.clone(),
         store: Arc::new(store),
+        metrics: exclave::metrics::NodeMetrics::new(),
     });
     let mut schedule = exclave::node::ScrubSchedule::default();
     if let Some(h) = node.scrub_interval_hours {
@@ -233,11 +238,7 @@ async fn start_node(
             stop.clone(),
         ));
     }
-    tokio::spawn(exclave::node::scrub_loop(
-        n.store.clone(),
-        schedule,
-        stop.clone(),
-    ));
+    tokio::spawn(exclave::node::scrub_loop(n.clone(), schedule, stop.clone()));
     Ok(Some(tokio::spawn(exclave::node::serve(n, ep, stop))))
 }
 

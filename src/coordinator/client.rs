@@ -65,6 +65,15 @@ impl NodeClient {
         &self.site
     }
 
+    /// The open connection's round-trip time, packets sent and packets lost, if one is open
+    /// (and not being dialled right now).
+    pub fn path_stats(&self) -> Option<(Duration, u64, u64)> {
+        let guard = self.conn.try_lock().ok()?;
+        let c = guard.as_ref().filter(|c| c.close_reason().is_none())?;
+        let s = c.stats();
+        Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
+    }
+
     fn down(&self) -> bool {
         let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         down.is_some_and(|t| std::time::Instant::now() < t)

@@ -8,6 +8,7 @@
 //! - `POST /v1/heal[?bucket=B]`   find objects of B (or all) with shards missing at their
 //!   sites, add them to the repair backlog, run a repair pass; answers what it did
 //! - `GET  /v1/workers`           repair backlog and each node's scrub state
+//! - `GET  /metrics`               Prometheus (OpenMetrics) text, `crate::metrics`
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,45 +23,101 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Gateway;
-use crate::admin::{authorised, query_param, reply};
+use crate::admin::{authorised, metrics_reply, query_param, reply, wants_openmetrics};
 use crate::core::ids::{ObjectId, hex};
 use crate::core::wire::ShardKey;
 use crate::meta::ListQuery;
+use crate::metrics::{GatewayState, SiteFacts};
 
 impl Gateway {
-    /// Per site: node, reachable, scrub state.
+    /// Per site, asked concurrently (3 s each): reachable, shards, disks, scrub state.
+    async fn site_facts(&self) -> Vec<(u32, std::net::SocketAddr, SiteFacts)> {
+        let asks = self.objects.node_ids().into_iter().filter_map(|node| {
+            let c = self.objects.nodes().client(node).cloned()?;
+            Some(async move {
+                let limit = Duration::from_secs(3);
+                let (scrub, usage) = tokio::join!(
+                    tokio::time::timeout(limit, c.scrub_status()),
+                    tokio::time::timeout(limit, c.node_status()),
+                );
+                let scrub = scrub.ok().and_then(Result::ok);
+                let usage = usage.ok().and_then(Result::ok);
+                let facts = SiteFacts {
+                    site: c.site().to_owned(),
+                    reachable: scrub.is_some() || usage.is_some(),
+                    shards: usage.as_ref().map(|u| u.0),
+                    disks: usage
+                        .map(|u| u.1.iter().map(|d| (d.id, d.bytes, d.free)).collect())
+                        .unwrap_or_default(),
+                    scrub,
+                };
+                (node.0, c.addr(), facts)
+            })
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// Per site: node, reachable, shards, disks, scrub state.
     async fn sites_status(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for node in self.objects.node_ids() {
-            let Some(c) = self.objects.nodes().client(node).cloned() else {
-                continue;
-            };
-            let status = tokio::time::timeout(Duration::from_secs(3), c.scrub_status()).await;
-            let usage = match tokio::time::timeout(Duration::from_secs(3), c.node_status()).await {
-                Ok(Ok(u)) => Some(u),
-                _ => None,
-            };
-            out.push(match status {
-                Ok(Ok((last, in_progress, findings, quarantined))) => json!({
-                    "site": c.site(), "node": node.0, "addr": c.addr().to_string(),
-                    "reachable": true,
-                    "scrub": {"last_complete_ms": last, "in_progress": in_progress,
-                              "findings": findings, "quarantined": quarantined},
-                    "shards": usage.as_ref().map(|u| u.0),
-                    "disks": usage.as_ref().map(|u| {
-                        u.1.iter().map(|d| json!({
-                            "id": d.id, "bytes": d.bytes, "free": d.free,
-                            "used": d.bytes.saturating_sub(d.free),
-                        })).collect::<Vec<_>>()
-                    }),
-                }),
-                _ => json!({
-                    "site": c.site(), "node": node.0, "addr": c.addr().to_string(),
-                    "reachable": false,
-                }),
-            });
-        }
-        out
+        self.site_facts()
+            .await
+            .into_iter()
+            .map(|(node, addr, f)| {
+                let mut v = json!({
+                    "site": f.site, "node": node, "addr": addr.to_string(),
+                    "reachable": f.reachable,
+                });
+                if let Some((last, in_progress, findings, quarantined)) = f.scrub {
+                    v["scrub"] = json!({"last_complete_ms": last, "in_progress": in_progress,
+                                        "findings": findings, "quarantined": quarantined});
+                }
+                if let Some(shards) = f.shards {
+                    v["shards"] = shards.into();
+                    v["disks"] = f
+                        .disks
+                        .iter()
+                        .map(|&(id, bytes, free)| {
+                            json!({"id": id, "bytes": bytes, "free": free,
+                                   "used": bytes.saturating_sub(free)})
+                        })
+                        .collect();
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// The Prometheus exposition: traffic counted so far, state read now.
+    async fn metrics(&self) -> Result<String, crate::meta::MetaError> {
+        let _one = self.metrics.scrape.lock().await;
+        let sites: Vec<SiteFacts> = self.site_facts().await.into_iter().map(|f| f.2).collect();
+        let index = self.index.clone();
+        let m = self.objects.profile().m();
+        let (buckets, backlog) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::meta::MetaError>((index.counts()?, index.repairs()?))
+        })
+        .await
+        .map_err(|e| crate::meta::MetaError::Db(e.to_string()))??;
+        let state = GatewayState {
+            buckets: buckets
+                .into_iter()
+                .filter(|(b, _, _)| !b.contains(super::buckets::HIDDEN))
+                .collect(),
+            degraded: backlog.iter().filter(|(_, _, s)| s.len() <= m).count() as u64,
+            unreadable: backlog.iter().filter(|(_, _, s)| s.len() > m).count() as u64,
+            backlog: backlog.len() as u64,
+            peers: self
+                .objects
+                .node_ids()
+                .into_iter()
+                .filter_map(|n| self.objects.nodes().client(n))
+                .filter_map(|c| {
+                    c.path_stats()
+                        .map(|(rtt, sent, lost)| (c.site().to_owned(), rtt, sent, lost))
+                })
+                .collect(),
+        };
+        Ok(self.metrics.render(&state, &sites))
     }
 
     /// Every current (bucket, key) of `bucket` (or of all buckets).
@@ -191,12 +248,22 @@ impl Gateway {
             );
         }
         let bucket = query_param(&req, "bucket").map(str::to_owned);
+        let openmetrics = wants_openmetrics(&req);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         // Bodies are not used; drain what was sent (bounded).
         let _ = http_body_util::Limited::new(req.into_body(), 64 * 1024)
             .collect()
             .await;
         let result = match (method, path.as_str()) {
+            (Method::GET, "/metrics") => {
+                return match self.metrics().await {
+                    Ok(text) => metrics_reply(text, openmetrics),
+                    Err(e) => reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &json!({"error": e.to_string()}),
+                    ),
+                };
+            }
             (Method::GET, "/v1/status") => self.status().await,
             (Method::GET, "/v1/workers") => self.workers().await,
             (Method::POST, "/v1/heal") => self.heal(bucket.as_deref()).await,
@@ -217,7 +284,7 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]"]}),
                 );
             }
         };

@@ -13,6 +13,7 @@ mod multipart;
 mod objects;
 mod s3;
 mod serve;
+mod traffic;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ pub struct Gateway {
     locks: Mutex<HashMap<(String, String), KeyLock>>,
     repair_interval: Duration,
     repair_bytes_per_sec: u64,
+    metrics: crate::metrics::GatewayMetrics,
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
@@ -174,6 +176,7 @@ impl Gateway {
             locks: Mutex::new(HashMap::new()),
             repair_interval: Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
             repair_bytes_per_sec: g.repair_mib_per_sec.unwrap_or(64) << 20,
+            metrics: crate::metrics::GatewayMetrics::new(),
         });
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;

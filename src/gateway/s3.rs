@@ -5,6 +5,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use super::serve::S3Api;
+use super::traffic::name_op;
 
 #[async_trait::async_trait]
 impl S3 for S3Api {
@@ -12,126 +13,147 @@ impl S3 for S3Api {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
+        name_op(&req.extensions, "ListBuckets");
         self.0.list_buckets_op(&req)
     }
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        name_op(&req.extensions, "CreateBucket");
         self.0.create_bucket_op(req).await
     }
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
+        name_op(&req.extensions, "HeadBucket");
         self.0.head_bucket_op(&req)
     }
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        name_op(&req.extensions, "DeleteBucket");
         self.0.delete_bucket_op(req).await
     }
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        name_op(&req.extensions, "GetBucketLocation");
         self.0.get_bucket_location_op(&req)
     }
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        name_op(&req.extensions, "PutObject");
         self.0.put_object_op(req).await
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        name_op(&req.extensions, "GetObject");
         self.0.get_object_op(req).await
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        name_op(&req.extensions, "HeadObject");
         self.0.head_object_op(req).await
     }
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        name_op(&req.extensions, "DeleteObject");
         self.0.delete_object_op(req).await
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        name_op(&req.extensions, "DeleteObjects");
         self.0.delete_objects_op(req).await
     }
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        name_op(&req.extensions, "CopyObject");
         self.0.copy_object_op(req).await
     }
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        name_op(&req.extensions, "ListObjectsV2");
         self.0.list_objects_v2_op(&req)
     }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
+        name_op(&req.extensions, "ListObjects");
         self.0.list_objects_op(&req)
     }
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        name_op(&req.extensions, "ListObjectVersions");
         self.0.list_object_versions_op(&req)
     }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        name_op(&req.extensions, "CreateMultipartUpload");
         self.0.create_multipart_upload_op(req).await
     }
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        name_op(&req.extensions, "UploadPart");
         self.0.upload_part_op(req).await
     }
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        name_op(&req.extensions, "UploadPartCopy");
         self.0.upload_part_copy_op(req).await
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        name_op(&req.extensions, "CompleteMultipartUpload");
         self.0.complete_multipart_upload_op(req).await
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        name_op(&req.extensions, "AbortMultipartUpload");
         self.0.abort_multipart_upload_op(req).await
     }
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
+        name_op(&req.extensions, "ListParts");
         self.0.list_parts_op(&req)
     }
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        name_op(&req.extensions, "ListMultipartUploads");
         self.0.list_multipart_uploads_op(&req)
     }
 }

@@ -25,7 +25,7 @@ pub async fn serve(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut builder = S3ServiceBuilder::new(S3Api(gateway));
+    let mut builder = S3ServiceBuilder::new(S3Api(gateway.clone()));
     builder.set_auth(keys);
     builder.set_access(Gatekeeper);
     let mut config = S3Config::default();
@@ -33,6 +33,7 @@ pub async fn serve(
     config.presigned_url_max_skew_time_secs = 900;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
     let service = builder.build();
+    let ids = Arc::new(super::traffic::RequestIds::new());
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -53,7 +54,11 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = http.serve_connection(TokioIo::new(stream), service.clone());
+                let (gateway, ids, service) = (gateway.clone(), ids.clone(), service.clone());
+                let service = hyper::service::service_fn(move |req| {
+                    super::traffic::handle(gateway.clone(), ids.clone(), service.clone(), req)
+                });
+                let conn = http.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {

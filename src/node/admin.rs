@@ -1,5 +1,5 @@
 //! A node's own admin API (HTTP/1.1, JSON, bearer token): `GET /v1/status` (shards, disks,
-//! scrub) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
+//! scrub), `GET /metrics` (Prometheus text) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
 //! the same facts over QUIC.
 
 use std::sync::Arc;
@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Node;
-use crate::admin::{authorised, reply};
+use crate::admin::{authorised, metrics_reply, reply, wants_openmetrics};
+use crate::metrics::SiteFacts;
 
 /// Serves the node's admin API until `stop` turns true.
 pub async fn serve_admin(
@@ -29,7 +30,40 @@ pub async fn serve_admin(
                 );
             }
             let store = node.store.clone();
+            let openmetrics = wants_openmetrics(&req);
             let result = match (req.method().clone(), req.uri().path()) {
+                (Method::GET, "/metrics") => {
+                    let n = node.clone();
+                    let text = tokio::task::spawn_blocking(move || {
+                        let (shards, disks) = n.store.usage()?;
+                        let s = n.store.scrub_state()?;
+                        let facts = SiteFacts {
+                            site: n.site.clone(),
+                            reachable: true,
+                            shards: Some(shards),
+                            disks: disks.iter().map(|d| (d.id, d.bytes, d.free)).collect(),
+                            scrub: Some((
+                                s.last_complete_ms,
+                                s.in_progress,
+                                s.findings,
+                                s.quarantined,
+                            )),
+                        };
+                        Ok::<_, crate::store::StoreError>(n.metrics.render(&facts))
+                    })
+                    .await;
+                    return match text {
+                        Ok(Ok(text)) => metrics_reply(text, openmetrics),
+                        Ok(Err(e)) => reply(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &json!({"error": e.to_string()}),
+                        ),
+                        Err(e) => reply(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &json!({"error": e.to_string()}),
+                        ),
+                    };
+                }
                 (Method::GET, "/v1/status") => {
                     tokio::task::spawn_blocking(move || {
                         let (shards, disks) = store.usage()?;
@@ -61,7 +95,7 @@ pub async fn serve_admin(
                     return reply(
                         StatusCode::NOT_FOUND,
                         &json!({"error": "no such admin route",
-                                "routes": ["GET /v1/status", "POST /v1/scrub"]}),
+                                "routes": ["GET /metrics", "GET /v1/status", "POST /v1/scrub"]}),
                     );
                 }
             };

@@ -39,6 +39,8 @@ pub struct Node {
     pub site: String,
     /// The store.
     pub store: Arc<Store>,
+    /// Scrub counters and the site gauges (`GET /metrics` on the admin port).
+    pub metrics: crate::metrics::NodeMetrics,
 }
 
 /// Serves `endpoint` until `shutdown` turns true, then closes connections and returns.
@@ -136,10 +138,11 @@ fn wall_ms() -> u64 {
 /// (`Request::Scrub`), throttled to `bytes_per_sec`, resuming after a restart where it
 /// stopped. Runs until `shutdown` turns true.
 pub async fn scrub_loop(
-    store: Arc<Store>,
+    node: Arc<Node>,
     schedule: ScrubSchedule,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let store = node.store.clone();
     // Steps of about 1/10 s of the allowed rate, so the throttle is smooth.
     let budget = (schedule.bytes_per_sec / 10).max(1 << 20);
     loop {
@@ -159,6 +162,8 @@ pub async fn scrub_loop(
             let st = store.clone();
             match blocking(move || st.scrub_step(budget, wall_ms())).await {
                 Ok(step) => {
+                    node.metrics
+                        .scrubbed(step.shards, step.bytes, step.bad.len() as u64);
                     if !step.bad.is_empty() {
                         warn!(bad = step.bad.len(), "scrub found bad shards");
                     }

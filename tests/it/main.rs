@@ -13,6 +13,7 @@ mod coordinator;
 mod durability;
 mod nodes;
 mod objects;
+mod ops;
 mod s3;
 mod sigv4;
 mod support;

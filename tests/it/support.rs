@@ -68,6 +68,8 @@ pub struct Cluster {
     pub base_port: u16,
     nodes: Vec<Option<Child>>,
     gateway: Option<Child>,
+    /// `RUST_LOG` of the processes started from now on.
+    pub log_level: &'static str,
 }
 
 impl Cluster {
@@ -129,6 +131,7 @@ impl Cluster {
             base_port,
             nodes: (0..sites).map(|_| None).collect(),
             gateway: None,
+            log_level: "info",
         }
     }
 
@@ -215,7 +218,7 @@ impl Cluster {
                 "--config",
                 self.root().join("gateway/gateway.toml").to_str().unwrap(),
             ])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.log_level)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -232,6 +235,31 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the gateway did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The gateway's admin address and bearer token (from its config).
+    #[allow(dead_code)]
+    pub fn gateway_admin(&self) -> (SocketAddr, String) {
+        let cfg = std::fs::read_to_string(self.root().join("gateway/gateway.toml")).unwrap();
+        let addr = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix("admin_listen = "))
+            .unwrap()
+            .trim_matches('"')
+            .parse()
+            .unwrap();
+        let token = std::fs::read_to_string(self.root().join("gateway/admin.token")).unwrap();
+        (addr, token.trim().to_owned())
+    }
+
+    /// Node `i`'s admin bearer token.
+    #[allow(dead_code)]
+    pub fn node_admin_token(&self, i: usize) -> String {
+        let dir = self.root().join("sites").join(&self.sites[i]);
+        std::fs::read_to_string(dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// The cluster directory.
@@ -266,7 +294,7 @@ impl Cluster {
             .unwrap();
         let child = Command::new(bin("exclaved"))
             .args(["--config", self.node_config(i).to_str().unwrap()])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.log_level)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -409,8 +437,18 @@ impl Rng {
 /// config), started off the async runtime.
 #[allow(dead_code)]
 pub async fn started_cluster(gateway_options: &'static str) -> Cluster {
+    started_cluster_logging(gateway_options, "info").await
+}
+
+/// `started_cluster` with every process logging at `log_level` (`RUST_LOG`).
+#[allow(dead_code)]
+pub async fn started_cluster_logging(
+    gateway_options: &'static str,
+    log_level: &'static str,
+) -> Cluster {
     tokio::task::spawn_blocking(move || {
         let mut c = Cluster::init(5, 3, 2);
+        c.log_level = log_level;
         c.gateway_options(gateway_options);
         c.start_all();
         c.start_gateway();
