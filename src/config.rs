@@ -224,6 +224,9 @@ pub struct RawNodeRole {
     pub admin_listen: Option<std::net::SocketAddr>,
     /// The admin API's bearer token. A secret. Required with `admin_listen`.
     pub admin_token_file: Option<std::path::PathBuf>,
+    /// The cluster record sealed under the master key (`exclave init` writes it), served to
+    /// `exclave recover` at `GET /v1/cluster-record` on the admin port.
+    pub cluster_record_file: Option<std::path::PathBuf>,
 }
 
 /// A data directory of a node.
@@ -397,6 +400,9 @@ pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
         resolve(&base, &mut n.state_dir);
         for d in &mut n.disks {
             resolve(&base, &mut d.path);
+        }
+        if let Some(t) = &mut n.cluster_record_file {
+            resolve(&base, t);
         }
         if let Some(t) = &mut n.admin_token_file {
             resolve(&base, t);

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod notify;
+pub mod recovery;
 pub mod setup;
 pub mod store;
 

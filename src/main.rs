@@ -217,6 +217,7 @@ async fn start_node(
         site: node.site.clone(),
         store: Arc::new(store),
         metrics: exclave::metrics::NodeMetrics::new(),
+        cluster_record_file: node.cluster_record_file.clone(),
     });
     let mut schedule = exclave::node::ScrubSchedule::default();
     if let Some(h) = node.scrub_interval_hours {

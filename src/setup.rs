@@ -275,13 +275,16 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
              [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
              disks = [{disks}]\n\
              # The node's admin API (TCP, same port number as the QUIC listener).\n\
-             admin_listen = \"{listen}\"\nadmin_token_file = \"admin.token\"\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
+             admin_listen = \"{listen}\"\nadmin_token_file = \"admin.token\"\n\
+             # The cluster record, sealed under the master key, for `exclave recover`.\n\
+             cluster_record_file = \"{record}\"\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
              key_file = \"node.key\"\n",
             id = node.id.0,
             site = site.name,
             path = dir.join("node.toml").display(),
             listen = addr(i),
             disks = disks.join(", "),
+            record = crate::recovery::record::FILE_NAME,
         );
         let path = dir.join("node.toml");
         write_file(&path, &cfg)?;
@@ -300,9 +303,10 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         format!("{}\n", hex(&master)).as_bytes(),
     )?;
     let master = crate::core::keys::MasterKey::from_bytes(1, master);
+    let manifest_key = random_hex(32);
     write_secret(
         &gw.join("manifest.key"),
-        format!("{}\n", random_hex(32)).as_bytes(),
+        format!("{manifest_key}\n").as_bytes(),
     )?;
     let access = format!(
         "EXC{}",
@@ -316,16 +320,36 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     let mut nonce = [0u8; 12];
     random(&mut nonce);
     let sealed = master.seal_secret(&access, secret.as_bytes(), nonce);
-    write_secret(
-        &creds,
-        format!(
-            "# S3 access keys; each secret is sealed under the master key (generation {}).\n\
-             [[keys]]\naccess_key_id = \"{access}\"\nsecret_sealed = \"{}\"\n",
-            master.id(),
-            hex(&sealed)
-        )
-        .as_bytes(),
-    )?;
+    let creds_text = format!(
+        "# S3 access keys; each secret is sealed under the master key (generation {}).\n\
+         [[keys]]\naccess_key_id = \"{access}\"\nsecret_sealed = \"{}\"\n",
+        master.id(),
+        hex(&sealed)
+    );
+    write_secret(&creds, creds_text.as_bytes())?;
+    // Every site keeps what a recovery needs besides the master key, sealed under it.
+    let record = crate::recovery::record::ClusterRecord {
+        format: 1,
+        written_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        home: o.sites[0].clone(),
+        layout_toml: lt.clone(),
+        manifest_key,
+        ca_cert_pem: ca.issued().cert_pem.clone(),
+        ca_key_pem: ca.issued().key_pem.clone(),
+        s3_credentials_toml: creds_text,
+    };
+    for site in &layout.sites {
+        let mut nonce = [0u8; 12];
+        random(&mut nonce);
+        let path = o
+            .dir
+            .join("sites")
+            .join(&site.name)
+            .join(crate::recovery::record::FILE_NAME);
+        fs::write(&path, record.seal(&master, nonce)).map_err(io(&path))?;
+    }
     let client_credentials = o.dir.join("credentials");
     write_secret(
         &client_credentials,

@@ -397,6 +397,15 @@ impl Objects {
         Ok((out, bad))
     }
 
+    /// Moves the clock past `seen` (a version found in the index or at the nodes), so new
+    /// writes are newer than everything already written, whatever the wall clock says.
+    pub fn observe(&self, seen: Version) {
+        self.hlc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .observe(seen);
+    }
+
     /// The block size of an object of `size` bytes: the configured one, or for an object that
     /// fits one stripe, the smallest multiple of 64 bytes that holds it, so a small object does
     /// not store k + m full blocks of padding.

@@ -121,7 +121,10 @@ impl Gateway {
     }
 
     /// Every current (bucket, key) of `bucket` (or of all buckets).
-    fn keys(&self, bucket: Option<&str>) -> Result<Vec<(String, String)>, crate::meta::MetaError> {
+    pub(crate) fn keys(
+        &self,
+        bucket: Option<&str>,
+    ) -> Result<Vec<(String, String)>, crate::meta::MetaError> {
         let buckets: Vec<String> = match bucket {
             Some(b) => vec![b.to_owned()],
             None => self.index.buckets()?.into_iter().map(|(b, _)| b).collect(),

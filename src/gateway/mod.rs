@@ -66,7 +66,8 @@ pub struct Gateway {
     metrics: crate::metrics::GatewayMetrics,
 }
 
-fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
+/// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
+pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     let raw = crate::net::tls::read_secret(path)?;
     let text = std::str::from_utf8(&raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
     let text = text.trim();
@@ -170,16 +171,17 @@ impl Gateway {
         let index_path = g.state_dir.join("index.redb");
         let fresh = !index_path.exists();
         let index = Arc::new(Index::open(&index_path)?);
-        let gateway = Arc::new(Self {
+        let gateway = Self::assemble(
             objects,
             index,
-            locks: Mutex::new(HashMap::new()),
-            repair_interval: Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
-            repair_bytes_per_sec: g.repair_mib_per_sec.unwrap_or(64) << 20,
-            metrics: crate::metrics::GatewayMetrics::new(),
-        });
+            Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
+            g.repair_mib_per_sec.unwrap_or(64) << 20,
+        );
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
+        }
+        if let Some(v) = gateway.index.max_version()? {
+            gateway.objects.observe(v);
         }
         let admin = match g.admin_listen {
             Some(addr) => Some((
@@ -193,6 +195,24 @@ impl Gateway {
             gateway,
             keys,
             listen: g.s3_listen,
+        })
+    }
+
+    /// A gateway over `objects` and `index` (`open` reads them from a config; recovery builds
+    /// them itself).
+    pub(crate) fn assemble(
+        objects: Arc<Objects>,
+        index: Arc<Index>,
+        repair_interval: Duration,
+        repair_bytes_per_sec: u64,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            objects,
+            index,
+            locks: Mutex::new(HashMap::new()),
+            repair_interval,
+            repair_bytes_per_sec,
+            metrics: crate::metrics::GatewayMetrics::new(),
         })
     }
 
@@ -232,7 +252,10 @@ impl Gateway {
         Ok(())
     }
 
-    fn apply_manifest(&self, m: &crate::core::format::Manifest) -> Result<(), MetaError> {
+    pub(crate) fn apply_manifest(
+        &self,
+        m: &crate::core::format::Manifest,
+    ) -> Result<(), MetaError> {
         use crate::core::format::ManifestBody;
         if m.bucket.contains(buckets::HIDDEN) {
             return Ok(());

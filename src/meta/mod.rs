@@ -18,6 +18,9 @@ const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects
 const UPLOADS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("parts");
 const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
+/// Facts about the index: `max_version`, the newest version ever applied (a recovered or
+/// restarted gateway's clock starts past it).
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// Per bucket: live (not deleted) keys and their plaintext bytes, kept with every `apply`
 /// (the empty key, a bucket's own record, is not counted).
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
@@ -163,6 +166,7 @@ impl Index {
         txn.open_table(UPLOADS).map_err(db_err)?;
         txn.open_table(PARTS).map_err(db_err)?;
         txn.open_table(REPAIRS).map_err(db_err)?;
+        txn.open_table(META).map_err(db_err)?;
         let counted = txn
             .list_tables()
             .map_err(db_err)?
@@ -189,6 +193,16 @@ impl Index {
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
+    }
+
+    /// The newest version ever applied.
+    pub fn max_version(&self) -> Result<Option<Version>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(META).map_err(db_err)?;
+        Ok(t.get("max_version")
+            .map_err(db_err)?
+            .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+            .map(Version::from_bytes))
     }
 
     /// Per bucket (hidden ones included): live keys and their plaintext bytes.
@@ -341,6 +355,16 @@ impl Index {
             let newer = old.as_ref().is_none_or(|o| o.version < entry.version);
             if newer {
                 t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let max = meta
+                    .get("max_version")
+                    .map_err(db_err)?
+                    .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+                    .map(Version::from_bytes);
+                if max.is_none_or(|m| m < entry.version) {
+                    meta.insert("max_version", &entry.version.to_bytes()[..])
+                        .map_err(db_err)?;
+                }
                 let live =
                     |e: Option<&Entry>| e.filter(|e| !e.deleted).map_or((0, 0), |e| (1, e.size));
                 let (was_n, was_bytes) = live(old.as_ref());

@@ -39,14 +39,7 @@ impl Ca {
     /// A new CA for the cluster `name`, valid for 20 years.
     pub fn new(name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("exclave cluster CA {name}"));
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        let params = Self::params(name);
         let cert = params.self_signed(&key)?;
         let issued = Issued {
             cert_pem: cert.pem(),
@@ -57,6 +50,33 @@ impl Ca {
             key,
             params,
         })
+    }
+
+    /// The CA of the cluster `name` from its certificate and key (a recovery issuing a new
+    /// gateway identity). Certificates it issues name the same issuer and key identifier, so
+    /// they verify against the original `ca.pem` the nodes trust.
+    pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        Ok(Self {
+            issued: Issued {
+                cert_pem: cert_pem.to_owned(),
+                key_pem: key_pem.to_owned(),
+            },
+            key,
+            params: Self::params(name),
+        })
+    }
+
+    fn params(name: &str) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("exclave cluster CA {name}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        params
     }
 
     /// The CA's certificate and key.

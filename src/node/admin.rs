@@ -1,4 +1,5 @@
-//! A node's own admin API (HTTP/1.1, JSON, bearer token): `GET /v1/status` (shards, disks,
+//! A node's own admin API (HTTP/1.1, JSON, bearer token): `GET /v1/cluster-record` (the
+//! sealed record for recovery; no token), `GET /v1/status` (shards, disks,
 //! scrub), `GET /metrics` (Prometheus text) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
 //! the same facts over QUIC.
 
@@ -13,6 +14,29 @@ use super::Node;
 use crate::admin::{authorised, metrics_reply, reply, wants_openmetrics};
 use crate::metrics::SiteFacts;
 
+async fn cluster_record(node: &Node) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let Some(path) = node.cluster_record_file.clone() else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "this node keeps no cluster record (cluster_record_file)"}),
+        );
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(bytes)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/octet-stream"),
+            );
+            r
+        }
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("reading the cluster record: {e}")}),
+        ),
+    }
+}
+
 /// Serves the node's admin API until `stop` turns true.
 pub async fn serve_admin(
     node: Arc<Node>,
@@ -23,6 +47,11 @@ pub async fn serve_admin(
     crate::admin::serve(listener, stop, move |req| {
         let (node, token) = (node.clone(), token.clone());
         async move {
+            // The sealed cluster record needs no token: it opens only with the master key,
+            // and whoever recovers has no token yet.
+            if req.method() == Method::GET && req.uri().path() == "/v1/cluster-record" {
+                return cluster_record(&node).await;
+            }
             if !authorised(&req, &token) {
                 return reply(
                     StatusCode::UNAUTHORIZED,

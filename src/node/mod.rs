@@ -41,6 +41,8 @@ pub struct Node {
     pub store: Arc<Store>,
     /// Scrub counters and the site gauges (`GET /metrics` on the admin port).
     pub metrics: crate::metrics::NodeMetrics,
+    /// The sealed cluster record this node keeps for recovery, if configured.
+    pub cluster_record_file: Option<std::path::PathBuf>,
 }
 
 /// Serves `endpoint` until `shutdown` turns true, then closes connections and returns.

@@ -14,6 +14,7 @@ mod durability;
 mod nodes;
 mod objects;
 mod ops;
+mod recovery;
 mod s3;
 mod sigv4;
 mod support;

@@ -157,13 +157,19 @@ impl Cluster {
     /// An AWS SDK client of the gateway, making each request at most `attempts` times.
     #[allow(dead_code)]
     pub fn s3_client(&self, attempts: u32) -> aws_sdk_s3::Client {
+        self.s3_client_at(self.s3_addr(), attempts)
+    }
+
+    /// An AWS SDK client of the S3 endpoint at `addr`, with this cluster's credentials.
+    #[allow(dead_code)]
+    pub fn s3_client_at(&self, addr: SocketAddr, attempts: u32) -> aws_sdk_s3::Client {
         use aws_sdk_s3::config::retry::RetryConfig;
         use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
         let (access, secret) = self.credentials();
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://{}", self.s3_addr()))
+            .endpoint_url(format!("http://{addr}"))
             .credentials_provider(Credentials::new(access, secret, None, None, "test"))
             .force_path_style(true)
             .retry_config(RetryConfig::standard().with_max_attempts(attempts))

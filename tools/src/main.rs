@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod init;
+mod keys;
 mod layout;
+mod recover;
 
 /// Administer an exclave cluster.
 #[derive(Debug, Parser)]
@@ -78,9 +80,70 @@ enum Command {
     },
     /// The background workers: repair backlog and scrub at each site.
     Workers,
+    /// Rebuild a gateway (config, identity, keys, index) from the surviving nodes and the
+    /// master key (or key shares) alone. Resumable: run it again with the same --out.
+    Recover {
+        /// The surviving nodes' addresses (host:port, comma-separated; their admin port is
+        /// the same number over TCP).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<std::net::SocketAddr>,
+        /// The master key file (64 hex digits).
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
+        /// A key share file (repeat, at least the threshold), instead of --master-key-file.
+        #[arg(long = "key-share")]
+        key_shares: Vec<PathBuf>,
+        /// The directory to write (new, or a previous run's to resume).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the recovered gateway serves S3.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        s3_listen: std::net::SocketAddr,
+        /// Where the recovered gateway serves its admin API.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        admin_listen: std::net::SocketAddr,
+        /// Skip reading every object back after the index is rebuilt.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Master key custody: split into Shamir shares, join them again.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Data directories of a node (with --config NODE.toml).
     #[command(subcommand)]
     Disk(DiskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Cut the master key into Shamir shares, one file each, for officials in different
+    /// places. The key comes from the gateway config (--config) or --master-key-file.
+    Split {
+        /// Shares needed to restore the key.
+        #[arg(long)]
+        threshold: u8,
+        /// Shares to make (at most 255).
+        #[arg(long)]
+        shares: u8,
+        /// A new or empty directory for the share files.
+        #[arg(long)]
+        out: PathBuf,
+        /// The master key file (64 hex digits), instead of the gateway config's.
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
+        /// The master key's generation, with --master-key-file.
+        #[arg(long, default_value_t = 1)]
+        key_id: u32,
+    },
+    /// Restore the master key from share files into a new key file (mode 0600).
+    Join {
+        /// A share file (repeat: at least the threshold).
+        #[arg(long = "key-share", required = true)]
+        key_shares: Vec<PathBuf>,
+        /// The key file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +268,98 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Recover {
+            nodes,
+            master_key_file,
+            key_shares,
+            out,
+            s3_listen,
+            admin_listen,
+            no_verify,
+        } => {
+            let master = keys::master_key(master_key_file.as_deref(), 1, &key_shares)?;
+            let opts = exclave::recovery::live::LiveOptions {
+                nodes,
+                master,
+                out,
+                s3_listen,
+                admin_listen,
+                verify: !no_verify,
+            };
+            let ok = recover::live(&opts, cli.json)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Keys(KeysCommand::Split {
+            threshold,
+            shares,
+            out,
+            master_key_file,
+            key_id,
+        }) => {
+            let master = match (&master_key_file, &cli.config) {
+                (Some(f), _) => keys::master_key(Some(f), key_id, &[])?,
+                (None, Some(config)) => {
+                    let c = exclave::config::read_daemon(config)?;
+                    let Some(g) = c.raw.gateway else {
+                        anyhow::bail!("{}: no [gateway] section", config.display());
+                    };
+                    keys::master_key(Some(&g.master_key_file), g.master_key_id, &[])?
+                }
+                (None, None) => anyhow::bail!(
+                    "give the gateway config (--config gateway.toml) or --master-key-file"
+                ),
+            };
+            let files = keys::split(&master, threshold, shares)?;
+            let paths = keys::write_shares(&out, &files)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"master_key_id": master.id(),
+                        "check_value": exclave::core::ids::hex(&master.check_value()),
+                        "threshold": threshold, "files": paths})
+                );
+            } else {
+                println!(
+                    "master key {} (check value {}) cut into {shares} shares; any {threshold} \
+                     restore it:",
+                    master.id(),
+                    exclave::core::ids::hex(&master.check_value())
+                );
+                for p in &paths {
+                    println!("  {}", p.display());
+                }
+                println!("give each file to one official, and remove it from this machine.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Join { key_shares, out }) => {
+            let master = keys::master_key(None, 0, &key_shares)?;
+            if out.exists() {
+                anyhow::bail!("{} exists: refusing to overwrite a key file", out.display());
+            }
+            exclave::setup::write_secret(
+                &out,
+                format!("{}\n", exclave::core::ids::hex(master.secret_bytes())).as_bytes(),
+            )?;
+            let kcv = exclave::core::ids::hex(&master.check_value());
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"master_key_id": master.id(), "check_value": kcv, "file": out})
+                );
+            } else {
+                println!(
+                    "master key {} restored (check value {kcv}) into {}",
+                    master.id(),
+                    out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Disk(DiskCommand::Init { disk }) => {
             let Some(config) = &cli.config else {

@@ -1,0 +1,511 @@
+//! `exclave recover --nodes ...`: a new gateway (config, identity, keys, index) built from the
+//! surviving nodes and the master key alone.
+//!
+//! 1. Fetch the sealed cluster record from every node given (`GET /v1/cluster-record` on its
+//!    admin port, no token) and open it with the master key; the newest that opens wins.
+//! 2. Write the recovery gateway's directory: the CA certificate, the layout, a new gateway
+//!    certificate issued with the CA key from the record, the keys, the S3 credentials, a new
+//!    admin token.
+//! 3. List every manifest at every node given (QUIC, as the new gateway), open them with the
+//!    manifest key, and apply them to a new index: the newest version of each key wins, so a
+//!    site that withholds or rolls back is outvoted by the others.
+//! 4. Optionally read every current object back (decrypted and authenticated).
+//! 5. Write `gateway.toml` and a report; `exclaved --config OUT/gateway/gateway.toml` serves.
+//!
+//! Resumable: a second run with the same `--out` reuses the directory, skips the nodes already
+//! listed, and finishes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::record::ClusterRecord;
+use crate::coordinator::{NodeClient, Nodes, Objects};
+use crate::core::hlc::Hlc;
+use crate::core::ids::{GatewayId, NodeId, hex};
+use crate::core::keys::{ManifestKey, MasterKey};
+use crate::gateway::Gateway;
+use crate::meta::Index;
+use crate::net::{Identity, Role};
+
+/// What to recover, and where to.
+#[derive(Debug)]
+pub struct LiveOptions {
+    /// Addresses of the surviving nodes (QUIC, and their admin API on the same TCP port).
+    pub nodes: Vec<SocketAddr>,
+    /// The master key (from its file or joined from shares).
+    pub master: MasterKey,
+    /// The directory to write (new, or a previous run's to resume).
+    pub out: PathBuf,
+    /// Where the recovered gateway will serve S3.
+    pub s3_listen: SocketAddr,
+    /// Where it will serve its admin API.
+    pub admin_listen: SocketAddr,
+    /// Read every current object back.
+    pub verify: bool,
+}
+
+/// Progress of a long phase.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// The phase: `records`, `manifests`, `verify`.
+    pub phase: &'a str,
+    /// Done so far.
+    pub done: u64,
+    /// Out of (0: unknown).
+    pub total: u64,
+}
+
+/// What one node gave.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The address given.
+    pub addr: String,
+    /// Its node id and site, from the layout.
+    pub node: u32,
+    /// Site name.
+    pub site: String,
+    /// Its cluster record opened.
+    pub record: bool,
+    /// Its manifests were listed.
+    pub listed: bool,
+    /// Manifest records it holds.
+    pub manifests: u64,
+    /// Records that did not open (forged or damaged).
+    pub unopenable: u64,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// What a recovery did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// The recovery gateway's config.
+    pub gateway_config: PathBuf,
+    /// Per node given.
+    pub nodes: Vec<NodeReport>,
+    /// Layout sites not given (lost, or ignored).
+    pub sites_missing: Vec<String>,
+    /// Buckets recovered.
+    pub buckets: u64,
+    /// Current objects recovered.
+    pub objects: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// Objects read back whole (with `verify`).
+    pub verified: u64,
+    /// Objects that could not be read back, as `bucket/key: error` (with `verify`).
+    pub unreadable: Vec<String>,
+    /// Seconds the recovery took.
+    pub seconds: f64,
+}
+
+/// The progress file of a resumable run.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    listed: Vec<u32>,
+    nodes: Vec<NodeReport>,
+}
+
+const STATE_FILE: &str = "recovery-state.json";
+/// The report file, next to the gateway directory.
+pub const REPORT_FILE: &str = "recovery-report.json";
+
+/// GET `path` from `addr` (HTTP/1.1, no TLS: the admin port): status and body.
+async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.take(64 << 20).read_to_end(&mut buf).await?;
+        anyhow::Ok(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr}: timed out"))??;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
+    let mut body = buf[split + 4..].to_vec();
+    if let Some(len) = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    }) {
+        body.truncate(len);
+    }
+    Ok((status, body))
+}
+
+/// What each node answered for its cluster record.
+type RecordAnswers = BTreeMap<SocketAddr, Result<(), String>>;
+
+/// Fetches and opens the cluster record from every node: the newest that opens (with the
+/// master key generation that sealed it), and per node whether it did.
+async fn fetch_records(
+    nodes: &[SocketAddr],
+    master: &MasterKey,
+) -> (Option<(ClusterRecord, u32)>, RecordAnswers) {
+    let mut best: Option<(ClusterRecord, u32)> = None;
+    let mut per = BTreeMap::new();
+    let asks = nodes.iter().map(|&a| async move {
+        let got = match http_get(a, "/v1/cluster-record").await {
+            Ok((200, body)) => ClusterRecord::open(master, &body)
+                .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
+                .map_err(|e| e.to_string()),
+            Ok((status, body)) => Err(format!(
+                "answered {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        (a, got)
+    });
+    for (a, got) in futures::future::join_all(asks).await {
+        match got {
+            Ok(r) => {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| b.0.written_ms < r.0.written_ms)
+                {
+                    best = Some(r);
+                }
+                per.insert(a, Ok(()));
+            }
+            Err(e) => {
+                per.insert(a, Err(e));
+            }
+        }
+    }
+    (best, per)
+}
+
+fn write_new(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if secret {
+        crate::setup::write_secret(path, contents)?;
+    } else {
+        std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes what the recovery gateway needs (kept if a previous run wrote it).
+fn write_gateway_files(
+    out: &Path,
+    record: &ClusterRecord,
+    master: &MasterKey,
+) -> anyhow::Result<()> {
+    let gw = out.join("gateway");
+    std::fs::create_dir_all(gw.join("state"))
+        .with_context(|| format!("creating {}", gw.display()))?;
+    write_new(&out.join("ca.pem"), record.ca_cert_pem.as_bytes(), false)?;
+    write_new(
+        &out.join("layout.toml"),
+        record.layout_toml.as_bytes(),
+        false,
+    )?;
+    if !gw.join("gateway.key").exists() {
+        let ca =
+            crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
+        let issued = ca.issue(Role::Gateway, &record.home, 0)?;
+        std::fs::write(gw.join("gateway.pem"), &issued.cert_pem)?;
+        crate::setup::write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
+    }
+    write_new(
+        &gw.join("master.key"),
+        format!("{}\n", hex(master.secret_bytes())).as_bytes(),
+        true,
+    )?;
+    write_new(
+        &gw.join("manifest.key"),
+        format!("{}\n", record.manifest_key).as_bytes(),
+        true,
+    )?;
+    write_new(
+        &gw.join("s3-credentials.toml"),
+        record.s3_credentials_toml.as_bytes(),
+        true,
+    )?;
+    let mut token = [0u8; 32];
+    crate::setup::random(&mut token);
+    write_new(
+        &gw.join("admin.token"),
+        format!("{}\n", hex(&token)).as_bytes(),
+        true,
+    )?;
+    Ok(())
+}
+
+fn parse_hex32(s: &str) -> anyhow::Result<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        bail!("the record's manifest key is not 64 hex digits");
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+            .map_err(|_| anyhow::anyhow!("the record's manifest key is not hex"))?;
+    }
+    Ok(out)
+}
+
+/// Runs a recovery.
+pub async fn recover(
+    o: &LiveOptions,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    if o.nodes.is_empty() {
+        bail!("give the surviving nodes: --nodes ADDR,ADDR,...");
+    }
+    progress(Progress {
+        phase: "records",
+        done: 0,
+        total: o.nodes.len() as u64,
+    });
+    let (record, per_node) = fetch_records(&o.nodes, &o.master).await;
+    let Some(record) = record else {
+        let why: Vec<String> = per_node
+            .iter()
+            .map(|(a, r)| format!("{a}: {}", r.as_ref().err().map_or("ok", String::as_str)))
+            .collect();
+        bail!(
+            "no node gave a cluster record that opens with this master key ({}). Check the \
+             addresses (the nodes' admin ports) and the key or key shares",
+            why.join("; ")
+        );
+    };
+    let (record, key_id) = record;
+    // The generation that sealed the record is the current one.
+    let master = MasterKey::from_bytes(key_id, *o.master.secret_bytes());
+    write_gateway_files(&o.out, &record, &master)?;
+
+    let layout_path = o.out.join("layout.toml");
+    let (layout, rule) = crate::config::read_layout(&layout_path)?;
+    let plan = crate::core::layout::plan(&layout, rule)?;
+    let addrs = crate::config::node_addresses(&layout_path)?;
+    let by_addr: BTreeMap<SocketAddr, u32> = addrs.iter().map(|(id, a)| (*a, *id)).collect();
+    let site_of: BTreeMap<u32, String> = layout
+        .sites
+        .iter()
+        .flat_map(|s| s.nodes.iter().map(|n| (n.id.0, s.name.clone())))
+        .collect();
+    let mut given: BTreeMap<u32, SocketAddr> = BTreeMap::new();
+    for a in &o.nodes {
+        let Some(&id) = by_addr.get(a) else {
+            bail!(
+                "{a} is not a node of the layout in the cluster record (nodes: {})",
+                addrs
+                    .iter()
+                    .map(|(id, a)| format!("{id}@{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        given.insert(id, *a);
+    }
+
+    let gw = o.out.join("gateway");
+    let identity = Identity::load(
+        &o.out.join("ca.pem"),
+        &gw.join("gateway.pem"),
+        &gw.join("gateway.key"),
+    )?;
+    let bind = SocketAddr::new(
+        if o.nodes[0].is_ipv6() {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        },
+        0,
+    );
+    let ep = crate::net::endpoint::endpoint(
+        bind,
+        &identity,
+        &crate::net::TransportSettings::default(),
+        false,
+    )?;
+    // Clients only for the nodes given: the others are lost (or, in a drill, ignored).
+    let clients: BTreeMap<NodeId, Arc<NodeClient>> = given
+        .iter()
+        .map(|(&id, &a)| {
+            (
+                NodeId(id),
+                Arc::new(NodeClient::new(ep.clone(), a, &site_of[&id])),
+            )
+        })
+        .collect();
+    let manifest_key = ManifestKey::from_bytes(parse_hex32(&record.manifest_key)?);
+    let objects = Arc::new(Objects::new(
+        Nodes::new(clients),
+        layout.clone(),
+        plan,
+        master.clone(),
+        manifest_key,
+        Hlc::new(GatewayId(0)),
+        crate::gateway::BLOCK_SIZE,
+    ));
+    let index = Arc::new(Index::open(&gw.join("state").join("index.redb"))?);
+    let gateway = Gateway::assemble(objects.clone(), index.clone(), Duration::from_secs(10), 0);
+
+    let state_path = o.out.join(STATE_FILE);
+    let mut state: State = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut max_gateway = 0u32;
+    let total = given.len() as u64;
+    for (i, (&id, &addr)) in given.iter().enumerate() {
+        progress(Progress {
+            phase: "manifests",
+            done: i as u64,
+            total,
+        });
+        if state.listed.contains(&id) {
+            continue;
+        }
+        let mut nr = NodeReport {
+            addr: addr.to_string(),
+            node: id,
+            site: site_of[&id].clone(),
+            record: per_node.get(&addr).is_some_and(Result::is_ok),
+            ..NodeReport::default()
+        };
+        if let Some(Err(e)) = per_node.get(&addr) {
+            nr.error = Some(format!("cluster record: {e}"));
+        }
+        match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
+            Ok(Ok((manifests, bad))) => {
+                nr.listed = true;
+                nr.manifests = manifests.len() as u64;
+                nr.unopenable = bad as u64;
+                for m in &manifests {
+                    max_gateway = max_gateway.max(m.version.gateway.0);
+                    gateway.apply_manifest(m)?;
+                }
+                state.listed.push(id);
+            }
+            Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
+            Err(_) => nr.error = Some("listing manifests: timed out".into()),
+        }
+        state.nodes.retain(|n| n.node != id);
+        state.nodes.push(nr);
+        std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
+    }
+    if state.listed.is_empty() {
+        bail!(
+            "no node could be listed: {}",
+            state
+                .nodes
+                .iter()
+                .map(|n| format!("{}: {}", n.addr, n.error.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    if let Some(v) = index.max_version()? {
+        max_gateway = max_gateway.max(v.gateway.0);
+        objects.observe(v);
+    }
+
+    let mut report = Report {
+        nodes: state.nodes.clone(),
+        sites_missing: layout
+            .sites
+            .iter()
+            .filter(|s| s.nodes.iter().all(|n| !given.contains_key(&n.id.0)))
+            .map(|s| s.name.clone())
+            .collect(),
+        ..Report::default()
+    };
+    for (b, n, bytes) in index.counts()? {
+        if b.contains('\u{1}') {
+            continue;
+        }
+        report.objects += n;
+        report.bytes += bytes;
+    }
+    report.buckets = index.buckets()?.len() as u64;
+
+    if o.verify {
+        let keys = gateway.keys(None)?;
+        let total = keys.len() as u64;
+        for (i, (b, k)) in keys.iter().enumerate() {
+            if i % 50 == 0 {
+                progress(Progress {
+                    phase: "verify",
+                    done: i as u64,
+                    total,
+                });
+            }
+            match read_whole(&objects, b, k).await {
+                Ok(()) => report.verified += 1,
+                Err(e) => report.unreadable.push(format!("{b}/{k}: {e}")),
+            }
+        }
+    }
+
+    // The recovered gateway stamps versions with an id of its own, past every one seen.
+    let config = gw.join("gateway.toml");
+    let text = format!(
+        "# The recovery gateway written by `exclave recover`. Start: exclaved --config {path}\n\
+         [gateway]\nid = {id}\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
+         layout_file = \"../layout.toml\"\nmaster_key_id = {kid}\nmaster_key_file = \"master.key\"\n\
+         manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
+         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
+         cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
+        path = config.display(),
+        id = max_gateway + 1,
+        site = record.home,
+        s3 = o.s3_listen,
+        kid = master.id(),
+        admin = o.admin_listen,
+    );
+    std::fs::write(&config, text)?;
+    report.gateway_config = config;
+    report.seconds = started.elapsed().as_secs_f64();
+    std::fs::write(o.out.join(REPORT_FILE), serde_json::to_vec_pretty(&report)?)?;
+    ep.close(0u32.into(), b"recovered");
+    Ok(report)
+}
+
+/// Reads (bucket, key)'s current version whole: every stripe decoded and authenticated.
+async fn read_whole(objects: &Arc<Objects>, bucket: &str, key: &str) -> anyhow::Result<()> {
+    let Some(m) = objects.head(bucket, key).await? else {
+        bail!("no manifest at a read quorum");
+    };
+    let crate::core::format::ManifestBody::Object(meta) = &m.body else {
+        return Ok(());
+    };
+    let mut r = objects.reader(&m, 0..meta.size)?;
+    let mut n = 0u64;
+    while let Some(chunk) = r.next().await {
+        n += chunk?.len() as u64;
+    }
+    if n != meta.size {
+        bail!("read {n} of {} bytes", meta.size);
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! Disaster recovery: the home site (gateway directory and home node) is gone; officials bring
+//! key shares, and `exclave recover` rebuilds a gateway from the foreign sites alone.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt as _;
+
+use crate::support::{Rng, bin, free_ports, run, started_cluster};
+
+/// A process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exclave(args: &[&str], limit: Duration) -> Output {
+    tokio::task::block_in_place(|| run(Command::new(bin("exclave")).args(args), limit))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The content of (bucket, key) at generation `g`: deterministic, sizes from empty to 300 KiB
+/// (shard files), most of them small (inline).
+fn content(bucket: &str, key: &str, g: u64) -> Vec<u8> {
+    let seed = blake3::hash(format!("{bucket}/{key}/{g}").as_bytes());
+    let mut rng = Rng::new(u64::from_le_bytes(seed.as_bytes()[..8].try_into().unwrap()));
+    let n = match rng.below(100) {
+        0 => 0,
+        1 => 300 << 10,
+        _ => rng.below(4096) as usize,
+    };
+    rng.bytes(n)
+}
+
+async fn put_all(s3: &aws_sdk_s3::Client, items: Vec<(String, String, Vec<u8>)>) {
+    futures::stream::iter(items)
+        .map(|(b, k, data)| {
+            let s3 = s3.clone();
+            async move {
+                s3.put_object()
+                    .bucket(&b)
+                    .key(&k)
+                    .body(ByteStream::from(data))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("PUT {b}/{k}: {e:?}"));
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(700)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the recovered gateway exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recovered gateway did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
+    let mut cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let buckets = ["land-registry", "business-registry", "population"];
+    let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    let mut rng = Rng::new(42);
+    let mut gone: Vec<(String, String)> = Vec::new();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(600), async {
+        for b in buckets {
+            s3.create_bucket().bucket(b).send().await.unwrap();
+        }
+        let mut items = Vec::new();
+        for i in 0..2000 {
+            let b = buckets[i % 3];
+            let k = format!("parcel/{:04}/{}.xml", i / 10, rng.below(1 << 20));
+            let data = content(b, &k, 0);
+            model.insert((b.to_owned(), k.clone()), data.clone());
+            items.push((b.to_owned(), k, data));
+        }
+        put_all(&s3, items).await;
+        // Overwrite 300 keys and delete 200 others.
+        let keys: Vec<(String, String)> = model.keys().cloned().collect();
+        let mut overwrites = Vec::new();
+        for (b, k) in keys.iter().step_by(6).take(300) {
+            let data = content(b, k, 1);
+            model.insert((b.clone(), k.clone()), data.clone());
+            overwrites.push((b.clone(), k.clone(), data));
+        }
+        put_all(&s3, overwrites).await;
+        for (b, k) in keys.iter().skip(3).step_by(9).take(200) {
+            s3.delete_object().bucket(b).key(k).send().await.unwrap();
+            model.remove(&(b.clone(), k.clone()));
+            gone.push((b.clone(), k.clone()));
+        }
+    })
+    .await
+    .expect("populating timed out");
+    eprintln!(
+        "populated {} current objects in {:.1} s",
+        model.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // The gateway refuses a wrong master key.
+    let gw = cluster.root().join("gateway");
+    let good_key = std::fs::read(gw.join("master.key")).unwrap();
+    std::fs::write(gw.join("master.key"), format!("{}\n", "ab".repeat(32))).unwrap();
+    let check = tokio::task::block_in_place(|| {
+        run(
+            Command::new(bin("exclaved"))
+                .arg("--config")
+                .arg(gw.join("gateway.toml"))
+                .arg("check"),
+            Duration::from_secs(60),
+        )
+    });
+    assert!(!check.status.success(), "a wrong master key was accepted");
+    assert!(
+        text(&check).contains("wrong master key"),
+        "{}",
+        text(&check)
+    );
+    std::fs::write(gw.join("master.key"), &good_key).unwrap();
+
+    // Officials split the master key 3-of-5 (before the disaster).
+    let work = tempfile::tempdir().unwrap();
+    let shares_dir = work.path().join("shares");
+    let gw_config = gw.join("gateway.toml");
+    let split = exclave(
+        &[
+            "--config",
+            gw_config.to_str().unwrap(),
+            "keys",
+            "split",
+            "--threshold",
+            "3",
+            "--shares",
+            "5",
+            "--out",
+            shares_dir.to_str().unwrap(),
+            "--json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(split.status.success(), "{}", text(&split));
+    let v: serde_json::Value = serde_json::from_slice(&split.stdout).unwrap();
+    let shares: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shares.len(), 5);
+
+    // The disaster: the gateway's directory is gone, and the home site's node with it.
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.kill_node(0);
+    });
+    std::fs::remove_dir_all(&gw).unwrap();
+
+    let survivors: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
+    let out = work.path().join("recovered");
+    let ports = free_ports(2);
+    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
+    let admin_addr = SocketAddr::from(([127, 0, 0, 1], ports + 1));
+    let recover = |share_files: &[&String]| {
+        let mut args: Vec<String> = vec![
+            "recover".into(),
+            "--nodes".into(),
+            survivors.join(","),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--s3-listen".into(),
+            s3_addr.to_string(),
+            "--admin-listen".into(),
+            admin_addr.to_string(),
+            "--json".into(),
+        ];
+        for s in share_files {
+            args.push("--key-share".into());
+            args.push((*s).clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        exclave(&args, Duration::from_secs(600))
+    };
+    // Two shares are refused, and nothing is written.
+    let refused = recover(&[&shares[0], &shares[3]]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("are needed"), "{}", text(&refused));
+    assert!(!out.exists(), "a refused recovery wrote {}", out.display());
+
+    let t = Instant::now();
+    let done = recover(&[&shares[0], &shares[2], &shares[4]]);
+    assert!(done.status.success(), "{}", text(&done));
+    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    eprintln!(
+        "recovered in {:.1} s: {}",
+        t.elapsed().as_secs_f64(),
+        serde_json::to_string(&report).unwrap()
+    );
+    assert_eq!(
+        report["objects"].as_u64(),
+        Some(model.len() as u64),
+        "{report:#}"
+    );
+    assert_eq!(report["buckets"].as_u64(), Some(3));
+    assert_eq!(report["verified"].as_u64(), Some(model.len() as u64));
+    assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
+    assert_eq!(report["sites_missing"][0].as_str(), Some("home"));
+
+    // The recovered gateway serves every object through S3.
+    let log = out.join("gateway").join("exclaved.log");
+    let mut child = Command::new(bin("exclaved"))
+        .arg("--config")
+        .arg(out.join("gateway").join("gateway.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
+    let _gateway = Killed(child);
+    let s3 = cluster.s3_client_at(s3_addr, 3);
+    tokio::time::timeout(Duration::from_secs(600), async {
+        for b in buckets {
+            let listed = list_all(&s3, b).await;
+            let want: Vec<String> = model
+                .keys()
+                .filter(|(mb, _)| mb == b)
+                .map(|(_, k)| k.clone())
+                .collect();
+            assert_eq!(listed, want, "listing of {b}");
+        }
+        let checks = futures::stream::iter(model.iter())
+            .map(|((b, k), data)| {
+                let s3 = s3.clone();
+                async move {
+                    let got = s3
+                        .get_object()
+                        .bucket(b)
+                        .key(k)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("GET {b}/{k}: {e:?}"));
+                    let bytes = got.body.collect().await.unwrap().into_bytes();
+                    assert!(bytes == data[..], "{b}/{k}: other bytes");
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+        assert_eq!(checks.len(), model.len());
+        for (b, k) in &gone {
+            let e = s3.get_object().bucket(b).key(k).send().await;
+            let e = e.expect_err("a deleted object came back");
+            assert!(
+                format!("{e:?}").contains("NoSuchKey"),
+                "GET of deleted {b}/{k}: {e:?}"
+            );
+        }
+        // A new write after recovery becomes current (the clock starts past the old one).
+        let (b, k) = model.keys().next().unwrap().clone();
+        s3.put_object()
+            .bucket(&b)
+            .key(&k)
+            .body(ByteStream::from_static(b"after the disaster"))
+            .send()
+            .await
+            .unwrap();
+        let got = s3.get_object().bucket(&b).key(&k).send().await.unwrap();
+        assert_eq!(
+            &got.body.collect().await.unwrap().into_bytes()[..],
+            b"after the disaster"
+        );
+    })
+    .await
+    .expect("reading through the recovered gateway timed out");
+}

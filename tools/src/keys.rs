@@ -1,0 +1,286 @@
+//! Key custody: the master key cut into Shamir shares (GF(256), the `blahaj` crate) for
+//! officials in different places, and joined again from any `threshold` of them.
+//!
+//! A share file is text: which key it belongs to (key id and check value), the threshold, its
+//! number, and the share bytes, with a checksum over all of it so that a mistyped or damaged
+//! file is named, not used. Fewer shares than the threshold are refused before anything is
+//! computed; the joined key is checked against the check value, so wrong shares (of another
+//! key or another split) are refused too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use exclave::core::ids::hex;
+use exclave::core::keys::MasterKey;
+
+/// One official's share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ShareFile {
+    pub(crate) key_id: u32,
+    pub(crate) kcv: String,
+    pub(crate) threshold: u8,
+    pub(crate) shares: u8,
+    /// The share: x then the y bytes.
+    pub(crate) share: Vec<u8>,
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl ShareFile {
+    fn body(&self) -> String {
+        format!(
+            "master_key_id = {}\nmaster_key_check = {}\nthreshold = {}\nshares = {}\nshare = {}\n",
+            self.key_id,
+            self.kcv,
+            self.threshold,
+            self.shares,
+            hex(&self.share)
+        )
+    }
+
+    fn checksum(body: &str) -> String {
+        hex(&blake3::hash(body.as_bytes()).as_bytes()[..8])
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let body = self.body();
+        format!(
+            "# exclave master key share {} of {} (any {} of them restore the key).\n\
+             # Keep it offline; `exclave keys join` or `exclave recover --key-share` read it.\n\
+             {body}checksum = {}\n",
+            self.share.first().copied().unwrap_or(0),
+            self.shares,
+            self.threshold,
+            Self::checksum(&body)
+        )
+    }
+
+    pub(crate) fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let mut fields = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("{}: not a share file (line {line:?})", path.display());
+            };
+            fields.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .cloned()
+                .with_context(|| format!("{}: no {k} (not a share file?)", path.display()))
+        };
+        let bad = |k: &str| anyhow::anyhow!("{}: {k} is malformed", path.display());
+        let s = Self {
+            key_id: get("master_key_id")?
+                .parse()
+                .map_err(|_| bad("master_key_id"))?,
+            kcv: get("master_key_check")?,
+            threshold: get("threshold")?.parse().map_err(|_| bad("threshold"))?,
+            shares: get("shares")?.parse().map_err(|_| bad("shares"))?,
+            share: unhex(&get("share")?).ok_or_else(|| bad("share"))?,
+        };
+        if Self::checksum(&s.body()) != get("checksum")? {
+            bail!(
+                "{}: the checksum does not match: the file was damaged or mistyped",
+                path.display()
+            );
+        }
+        if s.share.len() != 1 + 32 || s.share[0] == 0 {
+            return Err(bad("share"));
+        }
+        Ok(s)
+    }
+}
+
+/// Cuts `master` into `shares` shares, any `threshold` of which restore it.
+pub(crate) fn split(
+    master: &MasterKey,
+    threshold: u8,
+    shares: u8,
+) -> anyhow::Result<Vec<ShareFile>> {
+    if threshold < 2 {
+        bail!("--threshold must be at least 2 (one share alone would be the key)");
+    }
+    if shares < threshold {
+        bail!("--shares ({shares}) must be at least --threshold ({threshold})");
+    }
+    let dealer = blahaj::Sharks(threshold).dealer(master.secret_bytes());
+    Ok(dealer
+        .take(usize::from(shares))
+        .map(|s| ShareFile {
+            key_id: master.id(),
+            kcv: hex(&master.check_value()),
+            threshold,
+            shares,
+            share: Vec::from(&s),
+        })
+        .collect())
+}
+
+/// Restores the master key from share files, or says why not.
+pub(crate) fn join(files: &[ShareFile]) -> anyhow::Result<MasterKey> {
+    let Some(first) = files.first() else {
+        bail!("give the share files: --key-share FILE (repeat)");
+    };
+    for f in files {
+        if (f.key_id, &f.kcv, f.threshold) != (first.key_id, &first.kcv, first.threshold) {
+            bail!(
+                "the shares belong to different keys or splits (master key {} check {} vs {} check {})",
+                first.key_id,
+                first.kcv,
+                f.key_id,
+                f.kcv
+            );
+        }
+    }
+    let mut distinct: BTreeMap<u8, &ShareFile> = BTreeMap::new();
+    for f in files {
+        distinct.insert(f.share[0], f);
+    }
+    if distinct.len() < usize::from(first.threshold) {
+        bail!(
+            "{} distinct share(s) of master key {} given; {} are needed. Fewer reveal nothing \
+             about the key: ask more share holders",
+            distinct.len(),
+            first.key_id,
+            first.threshold
+        );
+    }
+    let shares: Vec<blahaj::Share> = distinct
+        .values()
+        .map(|f| blahaj::Share::try_from(f.share.as_slice()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("a share does not decode: {e}"))?;
+    let secret = blahaj::Sharks(first.threshold)
+        .recover(&shares)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bytes: [u8; 32] = secret
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the shares do not hold a 32-byte key"))?;
+    let key = MasterKey::from_bytes(first.key_id, bytes);
+    if hex(&key.check_value()) != first.kcv {
+        bail!(
+            "the joined key does not match its check value {}: a share is from another split \
+             or was altered",
+            first.kcv
+        );
+    }
+    Ok(key)
+}
+
+/// Reads share files.
+pub(crate) fn read_shares(paths: &[PathBuf]) -> anyhow::Result<Vec<ShareFile>> {
+    paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            ShareFile::parse(p, &text)
+        })
+        .collect()
+}
+
+/// The master key from `--master-key-file` (with its id) or from `--key-share` files.
+pub(crate) fn master_key(
+    file: Option<&Path>,
+    key_id: u32,
+    shares: &[PathBuf],
+) -> anyhow::Result<MasterKey> {
+    match (file, shares.is_empty()) {
+        (Some(f), true) => Ok(MasterKey::from_bytes(
+            key_id,
+            exclave::gateway::read_key_file(f)?,
+        )),
+        (None, false) => join(&read_shares(shares)?),
+        (Some(_), false) => bail!("give either --master-key-file or --key-share, not both"),
+        (None, true) => {
+            bail!("give the master key: --master-key-file F, or --key-share F (repeat)")
+        }
+    }
+}
+
+/// Writes the share files into `out` (a new or empty directory), mode 0600.
+pub(crate) fn write_shares(out: &Path, files: &[ShareFile]) -> anyhow::Result<Vec<PathBuf>> {
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        bail!("{} is not empty: refusing to mix share sets", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut paths = Vec::new();
+    for f in files {
+        let path = out.join(format!("master-key-{}.share-{}.txt", f.key_id, f.share[0]));
+        exclave::setup::write_secret(&path, f.render().as_bytes())?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::from_bytes(3, [7u8; 32])
+    }
+
+    #[test]
+    fn any_threshold_of_the_shares_restore_the_key_and_fewer_are_refused() {
+        let shares = split(&key(), 3, 5).unwrap();
+        assert_eq!(shares.len(), 5);
+        // Every 3-subset (and the 4- and 5-subsets) restores the key.
+        for mask in 0u32..32 {
+            let pick: Vec<ShareFile> = (0..5)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| shares[i].clone())
+                .collect();
+            let joined = join(&pick);
+            if pick.len() >= 3 {
+                let k = joined.unwrap();
+                assert_eq!(k.secret_bytes(), key().secret_bytes());
+                assert_eq!(k.id(), 3);
+            } else {
+                let e = joined.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(pick.is_empty() || e.contains("are needed"), "{e}");
+            }
+        }
+        // The same share twice counts once.
+        let twice = vec![shares[0].clone(), shares[0].clone(), shares[1].clone()];
+        assert!(join(&twice).unwrap_err().to_string().contains("2 distinct"));
+    }
+
+    #[test]
+    fn files_round_trip_and_damage_or_foreign_shares_are_refused() {
+        let shares = split(&key(), 2, 3).unwrap();
+        let p = Path::new("s.txt");
+        for s in &shares {
+            assert_eq!(&ShareFile::parse(p, &s.render()).unwrap(), s);
+        }
+        // One changed digit in the share: the checksum names it.
+        let text = shares[0].render();
+        let i = text.find("share = ").unwrap() + 10;
+        let mut damaged = text.into_bytes();
+        damaged[i] = if damaged[i] == b'0' { b'1' } else { b'0' };
+        let e = ShareFile::parse(p, std::str::from_utf8(&damaged).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        // A share of another split of the same key: the joined key fails its check value.
+        let other = split(&key(), 2, 3).unwrap();
+        let mixed = vec![shares[0].clone(), other[1].clone()];
+        let e = join(&mixed).unwrap_err().to_string();
+        assert!(e.contains("check value"), "{e}");
+        // Threshold 1 is refused at split.
+        assert!(split(&key(), 1, 3).is_err());
+        assert!(split(&key(), 4, 3).is_err());
+    }
+}
