@@ -265,6 +265,7 @@ async fn start_gateway(
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "S3 gateway listening");
     tokio::spawn(opened.gateway.clone().repair_loop(stop.clone()));
+    tokio::spawn(opened.gateway.clone().checkpoint_loop(stop.clone()));
     if let Some((addr, token)) = opened.admin.clone() {
         let admin = tokio::net::TcpListener::bind(addr)
             .await

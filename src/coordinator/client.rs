@@ -326,6 +326,22 @@ impl NodeClient {
         }
     }
 
+    /// Asks the node to keep a catalog checkpoint.
+    pub async fn put_checkpoint(&self, bytes: Vec<u8>) -> Result<(), NetError> {
+        match self.call(&Request::PutCheckpoint { bytes }).await? {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!("put_checkpoint answered {r:?}"))),
+        }
+    }
+
+    /// The newest checkpoints the node keeps, newest first.
+    pub async fn checkpoints(&self, limit: u32) -> Result<Vec<Vec<u8>>, NetError> {
+        match self.call(&Request::Checkpoints { limit }).await? {
+            Response::Checkpoints { records } => Ok(records),
+            r => Err(NetError::Protocol(format!("checkpoints answered {r:?}"))),
+        }
+    }
+
     /// Shards held and each disk's (id, size, free bytes).
     pub async fn node_status(&self) -> Result<(u64, Vec<crate::core::wire::DiskUsage>), NetError> {
         match self.call(&Request::NodeStatus).await? {

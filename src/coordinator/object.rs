@@ -397,6 +397,16 @@ impl Objects {
         Ok((out, bad))
     }
 
+    /// A fresh version: every version stamped after it is newer.
+    pub fn stamp_floor(&self) -> Version {
+        self.stamp()
+    }
+
+    /// The key that signs catalog checkpoints, derived from the master key.
+    pub fn checkpoint_key(&self) -> crate::core::keys::CheckpointKey {
+        crate::core::keys::CheckpointKey::of(&self.master)
+    }
+
     /// Moves the clock past `seen` (a version found in the index or at the nodes), so new
     /// writes are newer than everything already written, whatever the wall clock says.
     pub fn observe(&self, seen: Version) {

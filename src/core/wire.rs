@@ -104,6 +104,17 @@ pub enum Request {
     ScrubStatus,
     /// Shards held and each disk's size and free space (gateway only).
     NodeStatus,
+    /// Keep a signed catalog checkpoint (`core::catalog`; gateway only). The node keeps the
+    /// newest few.
+    PutCheckpoint {
+        /// The checkpoint's bytes.
+        bytes: Vec<u8>,
+    },
+    /// The newest checkpoints kept, newest first (gateway only).
+    Checkpoints {
+        /// Most to return.
+        limit: u32,
+    },
 }
 
 /// A data directory's file system: size and free space.
@@ -223,6 +234,11 @@ pub enum Response {
         code: ErrorCode,
         /// Details for logs.
         message: String,
+    },
+    /// Checkpoints kept, newest first.
+    Checkpoints {
+        /// Their bytes.
+        records: Vec<Vec<u8>>,
     },
 }
 

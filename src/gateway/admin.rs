@@ -8,6 +8,7 @@
 //! - `POST /v1/heal[?bucket=B]`   find objects of B (or all) with shards missing at their
 //!   sites, add them to the repair backlog, run a repair pass; answers what it did
 //! - `GET  /v1/workers`           repair backlog and each node's scrub state
+//! - `POST /v1/checkpoint`         make a catalog checkpoint now (if the index changed)
 //! - `GET  /metrics`               Prometheus (OpenMetrics) text, `crate::metrics`
 
 use std::collections::BTreeMap;
@@ -269,6 +270,10 @@ impl Gateway {
             }
             (Method::GET, "/v1/status") => self.status().await,
             (Method::GET, "/v1/workers") => self.workers().await,
+            (Method::POST, "/v1/checkpoint") => match self.checkpoint().await {
+                Ok(made) => Ok(serde_json::to_value(made).unwrap_or_default()),
+                Err(e) => Err(crate::meta::MetaError::Db(format!("checkpoint: {e:#}"))),
+            },
             (Method::POST, "/v1/heal") => self.heal(bucket.as_deref()).await,
             (Method::POST, "/v1/scrub") => {
                 let mut asked = Vec::new();
@@ -287,7 +292,7 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint"]}),
                 );
             }
         };

@@ -38,6 +38,8 @@ impl Gateway {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let bucket = req.input.bucket;
         let lock = self.key_lock(&bucket, "");
         let _held = lock.lock().await;
@@ -79,6 +81,8 @@ impl Gateway {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let bucket = req.input.bucket;
         let lock = self.key_lock(&bucket, "");
         let _held = lock.lock().await;

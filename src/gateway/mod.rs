@@ -7,6 +7,8 @@ mod admin;
 mod auth;
 mod body;
 mod buckets;
+mod catalog;
+pub use catalog::CheckpointMade;
 mod checksum;
 mod list;
 mod multipart;
@@ -64,6 +66,14 @@ pub struct Gateway {
     repair_interval: Duration,
     repair_bytes_per_sec: u64,
     metrics: crate::metrics::GatewayMetrics,
+    /// Write requests in flight: (last id, id -> floor version).
+    writes: Mutex<(
+        u64,
+        std::collections::BTreeMap<u64, crate::core::hlc::Version>,
+    )>,
+    /// One checkpoint at a time.
+    checkpointing: tokio::sync::Mutex<()>,
+    checkpoint_interval: Duration,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
@@ -176,6 +186,7 @@ impl Gateway {
             index,
             Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
             g.repair_mib_per_sec.unwrap_or(64) << 20,
+            Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
         );
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
@@ -205,6 +216,7 @@ impl Gateway {
         index: Arc<Index>,
         repair_interval: Duration,
         repair_bytes_per_sec: u64,
+        checkpoint_interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             objects,
@@ -213,6 +225,9 @@ impl Gateway {
             repair_interval,
             repair_bytes_per_sec,
             metrics: crate::metrics::GatewayMetrics::new(),
+            writes: Mutex::new((0, std::collections::BTreeMap::new())),
+            checkpointing: tokio::sync::Mutex::new(()),
+            checkpoint_interval,
         })
     }
 

@@ -258,6 +258,8 @@ impl Gateway {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let mut i = req.input;
         self.require_bucket(&i.bucket)?;
         let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;

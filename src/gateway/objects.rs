@@ -356,6 +356,8 @@ impl Gateway {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
         let i = req.input;
@@ -585,6 +587,8 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         if let Some(v) = &i.version_id
@@ -618,6 +622,8 @@ impl Gateway {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         if i.delete.objects.len() > MAX_DELETE_KEYS {
@@ -736,6 +742,8 @@ impl Gateway {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        // Versions this request stamps stay out of checkpoints until it ends.
+        let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         let (src, meta) = self

@@ -195,6 +195,43 @@ impl Index {
         Ok(Self { db })
     }
 
+    /// A value kept in the index's own table (the last checkpoint, ...).
+    pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(META).map_err(db_err)?;
+        Ok(t.get(name).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Keeps a value in the index's own table.
+    pub fn meta_set(&self, name: &str, value: &[u8]) -> Result<(), MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(META).map_err(db_err)?;
+            t.insert(name, value).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Calls `f(bucket, key, version, deleted)` for every entry (bucket records and hidden
+    /// buckets included), from one consistent snapshot.
+    pub fn for_each_entry(
+        &self,
+        mut f: impl FnMut(&str, &str, Version, bool),
+    ) -> Result<(), MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(OBJECTS).map_err(db_err)?;
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let k = k.value();
+            let bucket = bucket_of(k)?;
+            let key =
+                std::str::from_utf8(&k[2 + bucket.len()..]).map_err(|_| MetaError::Malformed)?;
+            let e = Entry::decode(v.value())?;
+            f(bucket, key, e.version, e.deleted);
+        }
+        Ok(())
+    }
+
     /// The newest version ever applied.
     pub fn max_version(&self) -> Result<Option<Version>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;

@@ -244,6 +244,8 @@ async fn stream(
             | Request::ClearFindings { .. }
             | Request::ScrubStatus
             | Request::NodeStatus
+            | Request::PutCheckpoint { .. }
+            | Request::Checkpoints { .. }
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
     );
@@ -379,6 +381,19 @@ async fn stream(
             },
             Err(e) => store_error(&e),
         },
+        Request::PutCheckpoint { bytes } => {
+            match blocking(move || store.put_checkpoint(&bytes)).await {
+                Ok(()) => Response::Ok,
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::Checkpoints { limit } => {
+            let limit = (limit as usize).clamp(1, crate::store::CHECKPOINTS_KEPT);
+            match blocking(move || store.checkpoints(limit)).await {
+                Ok(records) => Response::Checkpoints { records },
+                Err(e) => store_error(&e),
+            }
+        }
         Request::NodeStatus => match blocking(move || store.usage()).await {
             Ok((shards, disks)) => Response::NodeStatus { shards, disks },
             Err(e) => store_error(&e),

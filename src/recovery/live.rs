@@ -8,12 +8,17 @@
 //!    admin token.
 //! 3. List every manifest at every node given (QUIC, as the new gateway), open them with the
 //!    manifest key, and apply them to a new index: the newest version of each key wins, so a
-//!    site that withholds or rolls back is outvoted by the others.
-//! 4. Optionally read every current object back (decrypted and authenticated).
-//! 5. Write `gateway.toml` and a report; `exclaved --config OUT/gateway/gateway.toml` serves.
+//!    site that withholds or rolls back is outvoted by the others. Per node, count the
+//!    versions its placement says it should hold and it did not give (`lacking`).
+//! 4. Fetch the catalog checkpoints every node keeps; take the newest whose signature holds
+//!    (key derived from the master key), and check the recovered catalog as of that
+//!    checkpoint against its Merkle root. A site whose newest checkpoint is older was restored
+//!    from an old copy (or was down): it is named stale.
+//! 5. Optionally read every current object back (decrypted and authenticated).
+//! 6. Write `gateway.toml` and a report; `exclaved --config OUT/gateway/gateway.toml` serves.
 //!
-//! Resumable: a second run with the same `--out` reuses the directory, skips the nodes already
-//! listed, and finishes.
+//! Resumable: a second run with the same `--out` keeps the identity, keys and index written
+//! so far, lists the nodes again (applying a manifest twice changes nothing) and finishes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,10 +30,17 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use std::collections::{HashMap, HashSet};
+
 use super::record::ClusterRecord;
 use crate::coordinator::{NodeClient, Nodes, Objects};
+use crate::core::catalog::{Checkpoint, root_of};
+use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
+use crate::core::hlc::Version;
+use crate::core::ids::ObjectId;
 use crate::core::ids::{GatewayId, NodeId, hex};
+use crate::core::keys::CheckpointKey;
 use crate::core::keys::{ManifestKey, MasterKey};
 use crate::gateway::Gateway;
 use crate::meta::Index;
@@ -79,8 +91,32 @@ pub struct NodeReport {
     pub manifests: u64,
     /// Records that did not open (forged or damaged).
     pub unopenable: u64,
+    /// Manifests it should hold (by placement) that the others gave and it did not:
+    /// missed while it was down, withheld, or lost to a rollback.
+    pub lacking: u64,
+    /// The newest checkpoint it keeps whose signature holds (0: none).
+    pub newest_checkpoint: u64,
     /// What went wrong, if anything.
     pub error: Option<String>,
+}
+
+/// The catalog checkpoint a recovery checked against.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Its sequence number (the newest whose signature holds).
+    pub seq: u64,
+    /// When the gateway made it, ms since the epoch.
+    pub created_ms: u64,
+    /// Sites that keep it.
+    pub held_by: Vec<String>,
+    /// Keys it covers.
+    pub leaves: u64,
+    /// The recovered catalog, as of the checkpoint, has the same root.
+    pub matches: bool,
+    /// Keys the recovery found as of the checkpoint (equal to `leaves` when it matches).
+    pub recovered_leaves: u64,
+    /// Keys with versions newer than the checkpoint (written after it).
+    pub keys_after: u64,
 }
 
 /// What a recovery did.
@@ -92,6 +128,11 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     /// Layout sites not given (lost, or ignored).
     pub sites_missing: Vec<String>,
+    /// The checkpoint checked against, if any node kept one.
+    pub checkpoint: Option<CheckpointReport>,
+    /// Sites whose newest checkpoint is older than the newest: restored from an old copy (or
+    /// down since). What they hold is outvoted by the others: newer versions win.
+    pub stale_sites: Vec<String>,
     /// Buckets recovered.
     pub buckets: u64,
     /// Current objects recovered.
@@ -368,7 +409,13 @@ pub async fn recover(
         crate::gateway::BLOCK_SIZE,
     ));
     let index = Arc::new(Index::open(&gw.join("state").join("index.redb"))?);
-    let gateway = Gateway::assemble(objects.clone(), index.clone(), Duration::from_secs(10), 0);
+    let gateway = Gateway::assemble(
+        objects.clone(),
+        index.clone(),
+        Duration::from_secs(10),
+        0,
+        Duration::from_secs(300),
+    );
 
     let state_path = o.out.join(STATE_FILE);
     let mut state: State = std::fs::read(&state_path)
@@ -377,15 +424,18 @@ pub async fn recover(
         .unwrap_or_default();
     let mut max_gateway = 0u32;
     let total = given.len() as u64;
+    // Every (object, version) seen, with its node set; and what each key's versions are.
+    let mut holders: BTreeMap<(ObjectId, Version), Vec<u32>> = BTreeMap::new();
+    let mut versions: HashMap<ObjectId, Vec<(Version, bool)>> = HashMap::new();
+    let mut checkpoints: BTreeMap<u32, Vec<Checkpoint>> = BTreeMap::new();
+    let ck = CheckpointKey::of(&master);
+    state.listed.clear();
     for (i, (&id, &addr)) in given.iter().enumerate() {
         progress(Progress {
             phase: "manifests",
             done: i as u64,
             total,
         });
-        if state.listed.contains(&id) {
-            continue;
-        }
         let mut nr = NodeReport {
             addr: addr.to_string(),
             node: id,
@@ -396,6 +446,18 @@ pub async fn recover(
         if let Some(Err(e)) = per_node.get(&addr) {
             nr.error = Some(format!("cluster record: {e}"));
         }
+        if let Some(c) = objects.nodes().client(NodeId(id))
+            && let Ok(Ok(records)) =
+                tokio::time::timeout(Duration::from_secs(30), c.checkpoints(16)).await
+        {
+            let valid: Vec<Checkpoint> = records
+                .iter()
+                .filter_map(|r| Checkpoint::decode(r).ok())
+                .filter(|c| ck.verify(&c.signed_bytes(), &c.signature))
+                .collect();
+            nr.newest_checkpoint = valid.iter().map(|c| c.seq).max().unwrap_or(0);
+            checkpoints.insert(id, valid);
+        }
         match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
             Ok(Ok((manifests, bad))) => {
                 nr.listed = true;
@@ -404,6 +466,14 @@ pub async fn recover(
                 for m in &manifests {
                     max_gateway = max_gateway.max(m.version.gateway.0);
                     gateway.apply_manifest(m)?;
+                    holders.entry((m.object, m.version)).or_default().push(id);
+                    if !m.bucket.contains('\u{1}') {
+                        let deleted = matches!(m.body, ManifestBody::Tombstone);
+                        let v = versions.entry(m.object).or_default();
+                        if !v.contains(&(m.version, deleted)) {
+                            v.push((m.version, deleted));
+                        }
+                    }
                 }
                 state.listed.push(id);
             }
@@ -413,6 +483,25 @@ pub async fn recover(
         state.nodes.retain(|n| n.node != id);
         state.nodes.push(nr);
         std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
+    }
+    // What each listed node lacks: versions others gave whose placement names it.
+    let mut placement: HashMap<ObjectId, Vec<u32>> = HashMap::new();
+    for ((object, _), held) in &holders {
+        let should = placement.entry(*object).or_insert_with(|| {
+            let mut n: Vec<u32> = objects
+                .placement_targets(object)
+                .iter()
+                .map(|t| t.node.0)
+                .collect();
+            n.sort_unstable();
+            n.dedup();
+            n
+        });
+        for nr in state.nodes.iter_mut().filter(|n| n.listed) {
+            if should.contains(&nr.node) && !held.contains(&nr.node) {
+                nr.lacking += 1;
+            }
+        }
     }
     if state.listed.is_empty() {
         bail!(
@@ -430,7 +519,57 @@ pub async fn recover(
         objects.observe(v);
     }
 
+    let newest = checkpoints
+        .values()
+        .flatten()
+        .max_by_key(|c| c.seq)
+        .cloned();
+    let checkpoint = newest.map(|c| {
+        let excluded: HashSet<ObjectId> = c.excluded.iter().copied().collect();
+        let mut keys_after = 0u64;
+        let mut entries = Vec::new();
+        for (object, vs) in &versions {
+            if vs.iter().any(|(v, _)| *v > c.cutoff) {
+                keys_after += 1;
+            }
+            if excluded.contains(object) {
+                continue;
+            }
+            if let Some((v, d)) = vs
+                .iter()
+                .filter(|(v, _)| *v <= c.cutoff)
+                .max_by_key(|(v, _)| *v)
+            {
+                entries.push((*object, *v, *d));
+            }
+        }
+        let (recovered_leaves, root) = root_of(entries);
+        CheckpointReport {
+            seq: c.seq,
+            created_ms: c.created_ms,
+            held_by: checkpoints
+                .iter()
+                .filter(|(_, cs)| cs.iter().any(|x| x.seq == c.seq))
+                .map(|(id, _)| site_of[id].clone())
+                .collect(),
+            leaves: c.leaves,
+            matches: root == c.root && recovered_leaves == c.leaves,
+            recovered_leaves,
+            keys_after,
+        }
+    });
+    let stale_sites: Vec<String> = match &checkpoint {
+        Some(c) => state
+            .nodes
+            .iter()
+            .filter(|n| n.listed && n.newest_checkpoint < c.seq)
+            .map(|n| n.site.clone())
+            .collect(),
+        None => Vec::new(),
+    };
     let mut report = Report {
+        checkpoint,
+        stale_sites,
         nodes: state.nodes.clone(),
         sites_missing: layout
             .sites
@@ -496,7 +635,7 @@ async fn read_whole(objects: &Arc<Objects>, bucket: &str, key: &str) -> anyhow::
     let Some(m) = objects.head(bucket, key).await? else {
         bail!("no manifest at a read quorum");
     };
-    let crate::core::format::ManifestBody::Object(meta) = &m.body else {
+    let ManifestBody::Object(meta) = &m.body else {
         return Ok(());
     };
     let mut r = objects.reader(&m, 0..meta.size)?;

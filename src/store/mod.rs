@@ -41,6 +41,10 @@ const FINDINGS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("scrub_
 const SCRUB_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("scrub_state");
 /// Manifest versions whose write never reached its quorum: kept, not served.
 const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");
+/// Catalog checkpoints by sequence number (the newest [`CHECKPOINTS_KEPT`]).
+const CHECKPOINTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("checkpoints");
+/// Checkpoints a node keeps.
+pub const CHECKPOINTS_KEPT: usize = 16;
 
 /// The disk id recorded for a shard held in the database rather than in a file.
 pub const INLINE_DISK: DiskId = DiskId(u32::MAX);
@@ -195,6 +199,7 @@ impl Store {
             txn.open_table(t).map_err(db_err)?;
         }
         txn.open_table(SCRUB_STATE).map_err(db_err)?;
+        txn.open_table(CHECKPOINTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             disks: map,
@@ -506,6 +511,37 @@ impl Store {
                 Ok(())
             }),
         )
+    }
+
+    /// Keeps a catalog checkpoint (checked for form; the node has no key to check its
+    /// signature), dropping all but the newest [`CHECKPOINTS_KEPT`].
+    pub fn put_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let c = crate::core::catalog::Checkpoint::decode(bytes)
+            .map_err(|e| StoreError::BadShard(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+            t.insert(c.seq, bytes).map_err(db_err)?;
+            while t.len().map_err(db_err)? > CHECKPOINTS_KEPT as u64 {
+                let Some(oldest) = t.first().map_err(db_err)?.map(|(k, _)| k.value()) else {
+                    break;
+                };
+                t.remove(oldest).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// The checkpoints kept, newest first.
+    pub fn checkpoints(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)?.rev().take(limit) {
+            let (_, v) = item.map_err(db_err)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// Every stored version of `object`'s manifest, oldest first.

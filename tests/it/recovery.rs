@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 
-use crate::support::{Rng, bin, free_ports, run, started_cluster};
+use crate::support::{Cluster, Rng, bin, free_ports, run, started_cluster};
 
 /// A process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -20,6 +20,28 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Asks the gateway for a catalog checkpoint now; returns its sequence number.
+fn checkpoint_now(cluster: &Cluster) -> u64 {
+    let (addr, token) = cluster.gateway_admin();
+    let (status, text) = tokio::task::block_in_place(|| {
+        crate::sigv4::send(
+            addr,
+            "POST",
+            "/v1/checkpoint",
+            &[
+                ("host".into(), addr.to_string()),
+                ("authorization".into(), format!("Bearer {token}")),
+            ],
+            b"",
+        )
+    });
+    assert_eq!(status, 200, "{text}");
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["stored_at"].as_u64(), Some(5), "{v}");
+    v["seq"].as_u64().unwrap()
 }
 
 fn exclave(args: &[&str], limit: Duration) -> Output {
@@ -151,6 +173,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
         model.len(),
         started.elapsed().as_secs_f64()
     );
+    let seq = checkpoint_now(&cluster);
 
     // The gateway refuses a wrong master key.
     let gw = cluster.root().join("gateway");
@@ -259,6 +282,21 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     assert_eq!(report["verified"].as_u64(), Some(model.len() as u64));
     assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
     assert_eq!(report["sites_missing"][0].as_str(), Some("home"));
+    assert_eq!(
+        report["checkpoint"]["seq"].as_u64(),
+        Some(seq),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checkpoint"]["matches"].as_bool(),
+        Some(true),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["checkpoint"]["held_by"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(report["stale_sites"].as_array().map(Vec::len), Some(0));
 
     // The recovered gateway serves every object through S3.
     let log = out.join("gateway").join("exclaved.log");
@@ -324,6 +362,199 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
             &got.body.collect().await.unwrap().into_bytes()[..],
             b"after the disaster"
         );
+    })
+    .await
+    .expect("reading through the recovered gateway timed out");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
+    let mut cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let bucket = "land-registry";
+    let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    let mut gone = Vec::new();
+    let key = |i: usize| format!("parcel/{i:04}.xml");
+    tokio::time::timeout(Duration::from_secs(300), async {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let items: Vec<_> = (0..300)
+            .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
+            .collect();
+        for (b, k, d) in &items {
+            model.insert((b.clone(), k.clone()), d.clone());
+        }
+        put_all(&s3, items).await;
+    })
+    .await
+    .expect("populating timed out");
+    let first = checkpoint_now(&cluster);
+
+    // Site 2's directory is copied (the node stopped for a moment), then life goes on.
+    let stale = 2;
+    let site_dir = cluster.root().join("sites").join(&cluster.sites[stale]);
+    let work = tempfile::tempdir().unwrap();
+    let old_copy = work.path().join("old-copy");
+    tokio::task::block_in_place(|| {
+        cluster.kill_node(stale);
+        copy_dir(&site_dir, &old_copy);
+        cluster.start_node(stale);
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut items = Vec::new();
+        for i in (0..300).step_by(3) {
+            let d = content(bucket, &key(i), 1);
+            model.insert((bucket.to_owned(), key(i)), d.clone());
+            items.push((bucket.to_owned(), key(i), d));
+        }
+        for i in 300..400 {
+            let d = content(bucket, &key(i), 0);
+            model.insert((bucket.to_owned(), key(i)), d.clone());
+            items.push((bucket.to_owned(), key(i), d));
+        }
+        put_all(&s3, items).await;
+        for i in (1..300).step_by(6) {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key(i))
+                .send()
+                .await
+                .unwrap();
+            model.remove(&(bucket.to_owned(), key(i)));
+            gone.push(key(i));
+        }
+    })
+    .await
+    .expect("writing timed out");
+    let second = checkpoint_now(&cluster);
+    assert!(second > first);
+
+    // The host restores the old copy over the site's directory.
+    tokio::task::block_in_place(|| {
+        cluster.kill_node(stale);
+        std::fs::remove_dir_all(&site_dir).unwrap();
+        copy_dir(&old_copy, &site_dir);
+        cluster.start_node(stale);
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The running gateway serves no stale version.
+    tokio::time::timeout(Duration::from_secs(300), async {
+        for i in (0..300).step_by(3) {
+            let got = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key(i))
+                .send()
+                .await
+                .unwrap();
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert!(
+                bytes == model[&(bucket.to_owned(), key(i))][..],
+                "{}: stale bytes",
+                key(i)
+            );
+        }
+    })
+    .await
+    .expect("reading timed out");
+
+    // The disaster; recovery from the four foreign sites, the stale one among them.
+    let gw = cluster.root().join("gateway");
+    let master = work.path().join("master.key");
+    std::fs::copy(gw.join("master.key"), &master).unwrap();
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.kill_node(0);
+    });
+    std::fs::remove_dir_all(&gw).unwrap();
+    let out = work.path().join("recovered");
+    let ports = free_ports(2);
+    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
+    let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
+    let done = exclave(
+        &[
+            "recover",
+            "--nodes",
+            &nodes.join(","),
+            "--master-key-file",
+            master.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--s3-listen",
+            &s3_addr.to_string(),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", ports + 1),
+            "--json",
+        ],
+        Duration::from_secs(600),
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&done)));
+    eprintln!("{}", serde_json::to_string(&report).unwrap());
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "a stale site must not pass silently"
+    );
+    let stale_site = cluster.sites[stale].clone();
+    assert_eq!(
+        report["stale_sites"],
+        serde_json::json!([stale_site]),
+        "{report:#}"
+    );
+    assert_eq!(report["checkpoint"]["seq"].as_u64(), Some(second));
+    assert_eq!(
+        report["checkpoint"]["matches"].as_bool(),
+        Some(true),
+        "{report:#}"
+    );
+    let node = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["site"] == stale_site.as_str())
+        .unwrap();
+    assert_eq!(node["newest_checkpoint"].as_u64(), Some(first));
+    assert!(node["lacking"].as_u64().unwrap() >= 250, "{node}");
+    assert_eq!(report["objects"].as_u64(), Some(model.len() as u64));
+    assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
+
+    // The recovered gateway serves the newest version of everything.
+    let log = out.join("gateway").join("exclaved.log");
+    let mut child = Command::new(bin("exclaved"))
+        .arg("--config")
+        .arg(out.join("gateway").join("gateway.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
+    let _gateway = Killed(child);
+    let s3 = cluster.s3_client_at(s3_addr, 3);
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let listed = list_all(&s3, bucket).await;
+        let want: Vec<String> = model.keys().map(|(_, k)| k.clone()).collect();
+        assert_eq!(listed, want);
+        for ((b, k), data) in &model {
+            let got = s3.get_object().bucket(b).key(k).send().await.unwrap();
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert!(bytes == data[..], "{b}/{k}: stale or wrong bytes");
+        }
+        for k in &gone {
+            assert!(s3.get_object().bucket(bucket).key(k).send().await.is_err());
+        }
     })
     .await
     .expect("reading through the recovered gateway timed out");

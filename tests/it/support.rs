@@ -24,17 +24,21 @@ pub fn bin(name: &str) -> PathBuf {
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// `n` consecutive free UDP ports on 127.0.0.1.
+/// `n` consecutive ports on 127.0.0.1 free for UDP and TCP, below Linux's ephemeral range
+/// (32768 and up), so no outgoing connection takes one before a test binds it.
 pub fn free_ports(n: u16) -> u16 {
     let _ = NEXT_PORT.compare_exchange(
         0,
-        20_000 + (std::process::id() % 400) as u16 * 100,
+        20_000 + (std::process::id() % 100) as u16 * 120,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
         let base = NEXT_PORT.fetch_add(n + 4, Ordering::SeqCst);
-        let all_free = (base..base + n).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        let all_free = (base..base + n + 2).all(|p| {
+            UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        });
         if all_free {
             return base;
         }

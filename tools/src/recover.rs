@@ -42,7 +42,10 @@ pub(crate) fn live(opts: &LiveOptions, json: bool) -> anyhow::Result<bool> {
         b.finish_and_clear();
     }
     let report = report?;
-    let ok = report.unreadable.is_empty() && report.nodes.iter().all(|n| n.error.is_none());
+    let ok = report.unreadable.is_empty()
+        && report.nodes.iter().all(|n| n.error.is_none())
+        && report.checkpoint.as_ref().is_none_or(|c| c.matches)
+        && report.stale_sites.is_empty();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
