@@ -30,18 +30,13 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use std::collections::{HashMap, HashSet};
-
+use super::census::Census;
 use super::record::ClusterRecord;
 use crate::coordinator::{NodeClient, Nodes, Objects};
-use crate::core::catalog::{Checkpoint, root_of};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
-use crate::core::hlc::Version;
-use crate::core::ids::ObjectId;
 use crate::core::ids::{GatewayId, NodeId, hex};
-use crate::core::keys::CheckpointKey;
-use crate::core::keys::{ManifestKey, MasterKey};
+use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
 use crate::gateway::Gateway;
 use crate::meta::Index;
 use crate::net::{Identity, Role};
@@ -299,7 +294,7 @@ fn write_gateway_files(
     Ok(())
 }
 
-fn parse_hex32(s: &str) -> anyhow::Result<[u8; 32]> {
+pub(super) fn parse_hex32(s: &str) -> anyhow::Result<[u8; 32]> {
     let s = s.trim();
     if s.len() != 64 {
         bail!("the record's manifest key is not 64 hex digits");
@@ -424,10 +419,7 @@ pub async fn recover(
         .unwrap_or_default();
     let mut max_gateway = 0u32;
     let total = given.len() as u64;
-    // Every (object, version) seen, with its node set; and what each key's versions are.
-    let mut holders: BTreeMap<(ObjectId, Version), Vec<u32>> = BTreeMap::new();
-    let mut versions: HashMap<ObjectId, Vec<(Version, bool)>> = HashMap::new();
-    let mut checkpoints: BTreeMap<u32, Vec<Checkpoint>> = BTreeMap::new();
+    let mut census = Census::default();
     let ck = CheckpointKey::of(&master);
     state.listed.clear();
     for (i, (&id, &addr)) in given.iter().enumerate() {
@@ -450,13 +442,7 @@ pub async fn recover(
             && let Ok(Ok(records)) =
                 tokio::time::timeout(Duration::from_secs(30), c.checkpoints(16)).await
         {
-            let valid: Vec<Checkpoint> = records
-                .iter()
-                .filter_map(|r| Checkpoint::decode(r).ok())
-                .filter(|c| ck.verify(&c.signed_bytes(), &c.signature))
-                .collect();
-            nr.newest_checkpoint = valid.iter().map(|c| c.seq).max().unwrap_or(0);
-            checkpoints.insert(id, valid);
+            nr.newest_checkpoint = census.add_checkpoints(id, &records, &ck);
         }
         match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
             Ok(Ok((manifests, bad))) => {
@@ -466,14 +452,7 @@ pub async fn recover(
                 for m in &manifests {
                     max_gateway = max_gateway.max(m.version.gateway.0);
                     gateway.apply_manifest(m)?;
-                    holders.entry((m.object, m.version)).or_default().push(id);
-                    if !m.bucket.contains('\u{1}') {
-                        let deleted = matches!(m.body, ManifestBody::Tombstone);
-                        let v = versions.entry(m.object).or_default();
-                        if !v.contains(&(m.version, deleted)) {
-                            v.push((m.version, deleted));
-                        }
-                    }
+                    census.add_manifest(id, m);
                 }
                 state.listed.push(id);
             }
@@ -485,23 +464,9 @@ pub async fn recover(
         std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
     }
     // What each listed node lacks: versions others gave whose placement names it.
-    let mut placement: HashMap<ObjectId, Vec<u32>> = HashMap::new();
-    for ((object, _), held) in &holders {
-        let should = placement.entry(*object).or_insert_with(|| {
-            let mut n: Vec<u32> = objects
-                .placement_targets(object)
-                .iter()
-                .map(|t| t.node.0)
-                .collect();
-            n.sort_unstable();
-            n.dedup();
-            n
-        });
-        for nr in state.nodes.iter_mut().filter(|n| n.listed) {
-            if should.contains(&nr.node) && !held.contains(&nr.node) {
-                nr.lacking += 1;
-            }
-        }
+    let lacking = census.lacking(&objects, &state.listed);
+    for nr in &mut state.nodes {
+        nr.lacking = lacking.get(&nr.node).copied().unwrap_or(0);
     }
     if state.listed.is_empty() {
         bail!(
@@ -519,54 +484,7 @@ pub async fn recover(
         objects.observe(v);
     }
 
-    let newest = checkpoints
-        .values()
-        .flatten()
-        .max_by_key(|c| c.seq)
-        .cloned();
-    let checkpoint = newest.map(|c| {
-        let excluded: HashSet<ObjectId> = c.excluded.iter().copied().collect();
-        let mut keys_after = 0u64;
-        let mut entries = Vec::new();
-        for (object, vs) in &versions {
-            if vs.iter().any(|(v, _)| *v > c.cutoff) {
-                keys_after += 1;
-            }
-            if excluded.contains(object) {
-                continue;
-            }
-            if let Some((v, d)) = vs
-                .iter()
-                .filter(|(v, _)| *v <= c.cutoff)
-                .max_by_key(|(v, _)| *v)
-            {
-                entries.push((*object, *v, *d));
-            }
-        }
-        let (recovered_leaves, root) = root_of(entries);
-        CheckpointReport {
-            seq: c.seq,
-            created_ms: c.created_ms,
-            held_by: checkpoints
-                .iter()
-                .filter(|(_, cs)| cs.iter().any(|x| x.seq == c.seq))
-                .map(|(id, _)| site_of[id].clone())
-                .collect(),
-            leaves: c.leaves,
-            matches: root == c.root && recovered_leaves == c.leaves,
-            recovered_leaves,
-            keys_after,
-        }
-    });
-    let stale_sites: Vec<String> = match &checkpoint {
-        Some(c) => state
-            .nodes
-            .iter()
-            .filter(|n| n.listed && n.newest_checkpoint < c.seq)
-            .map(|n| n.site.clone())
-            .collect(),
-        None => Vec::new(),
-    };
+    let (checkpoint, stale_sites) = census.verify(&site_of);
     let mut report = Report {
         checkpoint,
         stale_sites,

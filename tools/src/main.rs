@@ -83,26 +83,33 @@ enum Command {
     /// Rebuild a gateway (config, identity, keys, index) from the surviving nodes and the
     /// master key (or key shares) alone. Resumable: run it again with the same --out.
     Recover {
-        /// The surviving nodes' addresses (host:port, comma-separated; their admin port is
-        /// the same number over TCP).
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Live: the surviving nodes' addresses (host:port, comma-separated; their admin port
+        /// is the same number over TCP). With --out.
+        #[arg(long, value_delimiter = ',', required_unless_present = "from_dirs")]
         nodes: Vec<std::net::SocketAddr>,
+        /// Offline: copies of the surviving nodes' directories (comma-separated). With
+        /// --export.
+        #[arg(long, value_delimiter = ',', conflicts_with = "nodes")]
+        from_dirs: Vec<PathBuf>,
         /// The master key file (64 hex digits).
         #[arg(long)]
         master_key_file: Option<PathBuf>,
         /// A key share file (repeat, at least the threshold), instead of --master-key-file.
         #[arg(long = "key-share")]
         key_shares: Vec<PathBuf>,
-        /// The directory to write (new, or a previous run's to resume).
-        #[arg(long)]
-        out: PathBuf,
+        /// Live: the directory to write (new, or a previous run's to resume).
+        #[arg(long, required_unless_present = "from_dirs")]
+        out: Option<PathBuf>,
+        /// Offline: the directory to export every object into (resumable).
+        #[arg(long, required_unless_present = "nodes")]
+        export: Option<PathBuf>,
         /// Where the recovered gateway serves S3.
         #[arg(long, default_value = "127.0.0.1:9000")]
         s3_listen: std::net::SocketAddr,
         /// Where the recovered gateway serves its admin API.
         #[arg(long, default_value = "127.0.0.1:9001")]
         admin_listen: std::net::SocketAddr,
-        /// Skip reading every object back after the index is rebuilt.
+        /// Skip reading every object back after the index is rebuilt (live).
         #[arg(long)]
         no_verify: bool,
     },
@@ -271,23 +278,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Recover {
             nodes,
+            from_dirs,
             master_key_file,
             key_shares,
             out,
+            export,
             s3_listen,
             admin_listen,
             no_verify,
         } => {
             let master = keys::master_key(master_key_file.as_deref(), 1, &key_shares)?;
-            let opts = exclave::recovery::live::LiveOptions {
-                nodes,
-                master,
-                out,
-                s3_listen,
-                admin_listen,
-                verify: !no_verify,
+            let ok = if from_dirs.is_empty() {
+                let Some(out) = out else {
+                    anyhow::bail!("give --out DIR for the recovered gateway");
+                };
+                let opts = exclave::recovery::live::LiveOptions {
+                    nodes,
+                    master,
+                    out,
+                    s3_listen,
+                    admin_listen,
+                    verify: !no_verify,
+                };
+                recover::live(&opts, cli.json)?
+            } else {
+                let Some(export) = export else {
+                    anyhow::bail!("give --export DIR for the exported objects");
+                };
+                let opts = exclave::recovery::offline::OfflineOptions {
+                    dirs: from_dirs,
+                    master,
+                    export,
+                };
+                recover::offline(&opts, cli.json)?
             };
-            let ok = recover::live(&opts, cli.json)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

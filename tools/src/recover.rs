@@ -1,79 +1,151 @@
-//! `exclave recover`: runs the recovery with a progress bar, then prints the report (a table,
-//! or `--json`).
+//! `exclave recover`: runs a recovery (live) or an export (offline) with a progress bar, then
+//! prints the report (a table, or `--json`).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use exclave::recovery::live::{LiveOptions, Progress, Report};
+use exclave::recovery::live::{CheckpointReport, LiveOptions, Progress, Report};
+use exclave::recovery::offline::{ExportReport, OfflineOptions};
 
-/// Runs a live recovery; true when every object was recovered readable and no node failed.
+/// A progress bar (none with --json), and the phase it shows.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    phase: Mutex<String>,
+}
+
+impl Bar {
+    fn new(json: bool) -> Self {
+        let bar = (!json).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Self {
+            bar,
+            phase: Mutex::new(String::new()),
+        }
+    }
+
+    fn show(&self, p: Progress<'_>) {
+        let Some(b) = &self.bar else { return };
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if *phase != p.phase {
+            p.phase.clone_into(&mut phase);
+            let message = match p.phase {
+                "records" => "fetching the cluster record",
+                "manifests" => "listing manifests, node by node",
+                "verify" => "reading every object back",
+                "export" => "decoding and writing every object",
+                other => other,
+            };
+            b.set_message(message.to_owned());
+        }
+        b.set_length(p.total);
+        b.set_position(p.done);
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Runs a live recovery; true when every object was recovered readable, no node failed, the
+/// catalog matches its checkpoint and no site is stale.
 pub(crate) fn live(opts: &LiveOptions, json: bool) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let bar = (!json).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
-    let shown = Mutex::new(String::new());
-    let progress = |p: Progress<'_>| {
-        if let Some(b) = &bar {
-            let mut phase = shown.lock().unwrap_or_else(|e| e.into_inner());
-            if *phase != p.phase {
-                *phase = p.phase.to_owned();
-                b.set_message(match p.phase {
-                    "records" => "fetching the cluster record".to_owned(),
-                    "manifests" => "listing manifests, node by node".to_owned(),
-                    "verify" => "reading every object back".to_owned(),
-                    other => other.to_owned(),
-                });
-            }
-            b.set_length(p.total);
-            b.set_position(p.done);
-        }
-    };
-    let report = runtime.block_on(exclave::recovery::live::recover(opts, &progress));
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let report = report?;
-    let ok = report.unreadable.is_empty()
-        && report.nodes.iter().all(|n| n.error.is_none())
-        && report.checkpoint.as_ref().is_none_or(|c| c.matches)
-        && report.stale_sites.is_empty();
+    let bar = Bar::new(json);
+    let report = runtime.block_on(exclave::recovery::live::recover(opts, &|p| bar.show(p)));
+    bar.done();
+    let r = report?;
+    let ok = r.unreadable.is_empty()
+        && r.nodes.iter().all(|n| n.error.is_none())
+        && r.checkpoint.as_ref().is_none_or(|c| c.matches)
+        && r.stale_sites.is_empty();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        print_report(&report);
+        print_live(&r);
     }
     Ok(ok)
 }
 
-fn print_report(r: &Report) {
+/// Runs an offline export; true when every object was exported, the catalog matches its
+/// checkpoint and no site is stale.
+pub(crate) fn offline(opts: &OfflineOptions, json: bool) -> anyhow::Result<bool> {
+    let bar = Bar::new(json);
+    let report = exclave::recovery::offline::export(opts, &|p| bar.show(p));
+    bar.done();
+    let r = report?;
+    let ok = r.missing.is_empty()
+        && r.unreadable.is_empty()
+        && r.checkpoint.as_ref().is_none_or(|c| c.matches)
+        && r.stale_sites.is_empty();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_offline(&r);
+    }
+    Ok(ok)
+}
+
+fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String]) {
+    match c {
+        Some(c) => println!(
+            "checkpoint #{} (kept by {}): {} keys; the recovered catalog {} ({} keys as of it, \
+             {} keys written after it)",
+            c.seq,
+            c.held_by.join(", "),
+            c.leaves,
+            if c.matches {
+                "matches it"
+            } else {
+                "DOES NOT MATCH it"
+            },
+            c.recovered_leaves,
+            c.keys_after
+        ),
+        None => println!("no catalog checkpoint found: nothing to verify against"),
+    }
+    if !stale.is_empty() {
+        println!(
+            "stale sites (their newest checkpoint is older: restored from an old copy, or down \
+             since): {}. Newer versions from the other sites were used.",
+            stale.join(", ")
+        );
+    }
+}
+
+fn print_live(r: &Report) {
     println!(
-        "{:<10} {:<22} {:>7} {:>7} {:>10} {:>11}  note",
-        "site", "node", "record", "listed", "manifests", "unopenable"
+        "{:<10} {:<22} {:>6} {:>6} {:>9} {:>7} {:>10} {:>10}  note",
+        "site", "node", "record", "listed", "manifests", "lacking", "unopenable", "checkpoint"
     );
     for n in &r.nodes {
         println!(
-            "{:<10} {:<22} {:>7} {:>7} {:>10} {:>11}  {}",
+            "{:<10} {:<22} {:>6} {:>6} {:>9} {:>7} {:>10} {:>10}  {}",
             n.site,
             format!("{}@{}", n.node, n.addr),
             if n.record { "ok" } else { "-" },
             if n.listed { "yes" } else { "no" },
             n.manifests,
+            n.lacking,
             n.unopenable,
+            n.newest_checkpoint,
             n.error.clone().unwrap_or_default()
         );
     }
     if !r.sites_missing.is_empty() {
         println!("sites not used: {}", r.sites_missing.join(", "));
     }
+    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites);
     println!(
         "recovered {} buckets, {} objects, {} bytes in {:.1} s",
         r.buckets, r.objects, r.bytes, r.seconds
@@ -92,4 +164,33 @@ fn print_report(r: &Report) {
         "start the recovered gateway: exclaved --config {}",
         r.gateway_config.display()
     );
+}
+
+fn print_offline(r: &ExportReport) {
+    println!(
+        "{:<10} {:<40} {:>9} {:>7} {:>10} {:>10}",
+        "site", "directory", "manifests", "lacking", "unopenable", "checkpoint"
+    );
+    for d in &r.dirs {
+        println!(
+            "{:<10} {:<40} {:>9} {:>7} {:>10} {:>10}",
+            d.site,
+            d.dir.display(),
+            d.manifests,
+            d.lacking,
+            d.unopenable,
+            d.newest_checkpoint
+        );
+    }
+    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites);
+    println!(
+        "exported {} of {} objects ({} bytes; {} keys escaped, see manifest.jsonl) in {:.1} s",
+        r.exported, r.objects, r.bytes, r.escaped, r.seconds
+    );
+    for m in r.missing.iter().take(20) {
+        println!("  missing: {m}");
+    }
+    for u in r.unreadable.iter().take(20) {
+        println!("  unreadable: {u}");
+    }
 }

@@ -1,0 +1,133 @@
+//! What a recovery learns from the nodes' manifests and checkpoints, whichever way it reads
+//! them (over QUIC, or from copied data directories): who holds which version, each key's
+//! versions, the checkpoints whose signature holds; and from that, what each node lacks and
+//! whether the recovered catalog matches the newest checkpoint.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::live::CheckpointReport;
+use crate::coordinator::Objects;
+use crate::core::catalog::{Checkpoint, root_of};
+use crate::core::format::{Manifest, ManifestBody};
+use crate::core::hlc::Version;
+use crate::core::ids::ObjectId;
+use crate::core::keys::CheckpointKey;
+
+/// The census.
+#[derive(Debug, Default)]
+pub(crate) struct Census {
+    holders: BTreeMap<(ObjectId, Version), Vec<u32>>,
+    versions: HashMap<ObjectId, Vec<(Version, bool)>>,
+    checkpoints: BTreeMap<u32, Vec<Checkpoint>>,
+}
+
+impl Census {
+    /// Counts a manifest node `node` gave.
+    pub(crate) fn add_manifest(&mut self, node: u32, m: &Manifest) {
+        let held = self.holders.entry((m.object, m.version)).or_default();
+        if !held.contains(&node) {
+            held.push(node);
+        }
+        if !m.bucket.contains('\u{1}') {
+            let deleted = matches!(m.body, ManifestBody::Tombstone);
+            let v = self.versions.entry(m.object).or_default();
+            if !v.contains(&(m.version, deleted)) {
+                v.push((m.version, deleted));
+            }
+        }
+    }
+
+    /// Keeps the checkpoints node `node` gave whose signature holds; returns the newest's
+    /// sequence number (0: none).
+    pub(crate) fn add_checkpoints(
+        &mut self,
+        node: u32,
+        records: &[Vec<u8>],
+        key: &CheckpointKey,
+    ) -> u64 {
+        let valid: Vec<Checkpoint> = records
+            .iter()
+            .filter_map(|r| Checkpoint::decode(r).ok())
+            .filter(|c| key.verify(&c.signed_bytes(), &c.signature))
+            .collect();
+        let newest = valid.iter().map(|c| c.seq).max().unwrap_or(0);
+        self.checkpoints.insert(node, valid);
+        newest
+    }
+
+    /// Per node in `nodes`: versions others gave whose placement names it and it did not.
+    pub(crate) fn lacking(&self, objects: &Objects, nodes: &[u32]) -> BTreeMap<u32, u64> {
+        let mut out: BTreeMap<u32, u64> = nodes.iter().map(|&n| (n, 0)).collect();
+        let mut placement: HashMap<ObjectId, Vec<u32>> = HashMap::new();
+        for ((object, _), held) in &self.holders {
+            let should = placement.entry(*object).or_insert_with(|| {
+                let mut n: Vec<u32> = objects
+                    .placement_targets(object)
+                    .iter()
+                    .map(|t| t.node.0)
+                    .collect();
+                n.sort_unstable();
+                n.dedup();
+                n
+            });
+            for (node, lacking) in &mut out {
+                if should.contains(node) && !held.contains(node) {
+                    *lacking += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The recovered catalog checked against the newest checkpoint, and the sites whose newest
+    /// checkpoint is older (stale).
+    pub(crate) fn verify(
+        &self,
+        site_of: &BTreeMap<u32, String>,
+    ) -> (Option<CheckpointReport>, Vec<String>) {
+        let Some(c) = self.checkpoints.values().flatten().max_by_key(|c| c.seq) else {
+            return (None, Vec::new());
+        };
+        let excluded: HashSet<ObjectId> = c.excluded.iter().copied().collect();
+        let mut keys_after = 0u64;
+        let mut entries = Vec::new();
+        for (object, vs) in &self.versions {
+            if vs.iter().any(|(v, _)| *v > c.cutoff) {
+                keys_after += 1;
+            }
+            if excluded.contains(object) {
+                continue;
+            }
+            if let Some((v, d)) = vs
+                .iter()
+                .filter(|(v, _)| *v <= c.cutoff)
+                .max_by_key(|(v, _)| *v)
+            {
+                entries.push((*object, *v, *d));
+            }
+        }
+        let (recovered_leaves, root) = root_of(entries);
+        let site = |id: &u32| site_of.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let report = CheckpointReport {
+            seq: c.seq,
+            created_ms: c.created_ms,
+            held_by: self
+                .checkpoints
+                .iter()
+                .filter(|(_, cs)| cs.iter().any(|x| x.seq == c.seq))
+                .map(|(id, _)| site(id))
+                .collect(),
+            leaves: c.leaves,
+            matches: root == c.root && recovered_leaves == c.leaves,
+            recovered_leaves,
+            keys_after,
+        };
+        let stale = self
+            .checkpoints
+            .iter()
+            .filter(|(_, cs)| cs.iter().map(|x| x.seq).max().unwrap_or(0) < c.seq)
+            .map(|(id, _)| site(id))
+            .collect();
+        (Some(report), stale)
+    }
+}

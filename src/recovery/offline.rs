@@ -1,0 +1,469 @@
+//! `exclave recover --from-dirs ... --export DIR`: every current object written as a plain file,
+//! from node data directories copied off the surviving sites, with no process running.
+//!
+//! Each directory is a site's as `exclave init` laid it out (`node.toml`, `state/`, the data
+//! directories, `cluster.sealed`). The cluster record opens with the master key; the manifests
+//! come out of each node's database and open with the manifest key; the newest version of each
+//! key wins; every stripe is decoded from any k blocks that match their hashes and opened with
+//! the object's data key. The catalog is checked against the newest checkpoint, as a live
+//! recovery does.
+//!
+//! The export: `DIR/<bucket>/<key>` for keys that are safe paths; the others (`..`, empty or
+//! over-long segments, control characters, a key that is also another key's directory) under
+//! `DIR/<bucket>/.exclave-escaped/<hash>`. `DIR/manifest.jsonl` maps every object to its file;
+//! `DIR/export-report.json` says what was exported, missing and unreadable. Files are written
+//! to a temporary name and renamed, so a second run skips what is already there (resumable).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use super::census::Census;
+use super::live::{CheckpointReport, Progress};
+use super::record::ClusterRecord;
+use crate::coordinator::{Nodes, Objects};
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::hlc::{Hlc, Version};
+use crate::core::ids::{DiskId, GatewayId, ObjectId};
+use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
+use crate::core::stripe::{BlockHash, Codec, StripeContext, VerifiedBlock};
+use crate::core::wire::ShardKey;
+use crate::store::{BlockRead, Store};
+
+/// What to export, and where.
+#[derive(Debug)]
+pub struct OfflineOptions {
+    /// Copies of the surviving nodes' directories (each with its `node.toml`).
+    pub dirs: Vec<PathBuf>,
+    /// The master key.
+    pub master: MasterKey,
+    /// The export directory.
+    pub export: PathBuf,
+}
+
+/// What one node directory gave.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DirReport {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Node id and site.
+    pub node: u32,
+    /// Site name.
+    pub site: String,
+    /// Manifest records.
+    pub manifests: u64,
+    /// Records that did not open.
+    pub unopenable: u64,
+    /// Versions others gave whose placement names this node and it did not.
+    pub lacking: u64,
+    /// Newest checkpoint whose signature holds (0: none).
+    pub newest_checkpoint: u64,
+}
+
+/// What an export did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExportReport {
+    /// Per directory.
+    pub dirs: Vec<DirReport>,
+    /// Current objects found.
+    pub objects: u64,
+    /// Exported (now or by an earlier run), bytes included.
+    pub exported: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects whose keys were escaped (see `manifest.jsonl`).
+    pub escaped: u64,
+    /// Objects with fewer than k good blocks in some stripe among the directories given.
+    pub missing: Vec<String>,
+    /// Objects that failed otherwise (authentication, a bad manifest).
+    pub unreadable: Vec<String>,
+    /// The checkpoint checked against.
+    pub checkpoint: Option<CheckpointReport>,
+    /// Sites whose newest checkpoint is older than the newest.
+    pub stale_sites: Vec<String>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// One line of `manifest.jsonl`.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    path: String,
+    size: u64,
+    etag: &'a str,
+    version: String,
+    content_type: Option<&'a str>,
+}
+
+struct OpenedNode {
+    id: u32,
+    site: String,
+    store: Store,
+}
+
+/// Whether `key` can be a relative file path as is.
+fn safe_path(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.len() <= 200
+                && !seg.starts_with(".exclave")
+                && !seg.chars().any(|c| c.is_control() || c == '\\')
+        })
+}
+
+/// Runs an export.
+pub fn export(
+    o: &OfflineOptions,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<ExportReport> {
+    let started = Instant::now();
+    if o.dirs.is_empty() {
+        bail!("give the copied node directories: --from-dirs DIR,DIR,...");
+    }
+    // The nodes' stores and the newest cluster record that opens.
+    let mut nodes = Vec::new();
+    let mut record: Option<(ClusterRecord, u32)> = None;
+    let mut why = Vec::new();
+    for dir in &o.dirs {
+        let cfg_path = dir.join("node.toml");
+        let cfg = crate::config::read_daemon(&cfg_path)
+            .with_context(|| format!("{}: not a node directory", dir.display()))?;
+        let Some(n) = cfg.raw.node else {
+            bail!("{}: no [node] section", cfg_path.display());
+        };
+        let sealed_path = n
+            .cluster_record_file
+            .clone()
+            .unwrap_or_else(|| dir.join(super::record::FILE_NAME));
+        match std::fs::read(&sealed_path) {
+            Ok(sealed) => match ClusterRecord::open(&o.master, &sealed) {
+                Ok(r) => {
+                    if record
+                        .as_ref()
+                        .is_none_or(|b| b.0.written_ms < r.written_ms)
+                    {
+                        record = Some((r, ClusterRecord::sealed_key_id(&sealed).unwrap_or(0)));
+                    }
+                }
+                Err(e) => why.push(format!("{}: {e}", sealed_path.display())),
+            },
+            Err(e) => why.push(format!("{}: {e}", sealed_path.display())),
+        }
+        let disks: Vec<(DiskId, PathBuf)> = n
+            .disks
+            .iter()
+            .map(|d| (DiskId(d.id), d.path.clone()))
+            .collect();
+        let store = Store::open(&n.state_dir, &disks)
+            .with_context(|| format!("opening the node store in {}", dir.display()))?;
+        nodes.push(OpenedNode {
+            id: n.id,
+            site: n.site.clone(),
+            store,
+        });
+    }
+    let Some((record, key_id)) = record else {
+        bail!(
+            "no cluster record opens with this master key: {}",
+            why.join("; ")
+        );
+    };
+    let master = MasterKey::from_bytes(key_id, *o.master.secret_bytes());
+    let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
+    let plan = crate::core::layout::plan(&layout, rule)?;
+    let manifest_key = ManifestKey::from_bytes(super::live::parse_hex32(&record.manifest_key)?);
+    // Placement only: no node is dialled.
+    let objects = Objects::new(
+        Nodes::new(BTreeMap::new()),
+        layout,
+        plan,
+        master.clone(),
+        manifest_key.clone(),
+        Hlc::new(GatewayId(0)),
+        crate::gateway::BLOCK_SIZE,
+    );
+    let ck = CheckpointKey::of(&master);
+
+    // Every manifest, newest version per key.
+    let mut census = Census::default();
+    let mut current: BTreeMap<(String, String), Manifest> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        progress(Progress {
+            phase: "manifests",
+            done: i as u64,
+            total: nodes.len() as u64,
+        });
+        let mut r = DirReport {
+            dir: o.dirs[i].clone(),
+            node: n.id,
+            site: n.site.clone(),
+            ..DirReport::default()
+        };
+        r.newest_checkpoint = census.add_checkpoints(
+            n.id,
+            &n.store.checkpoints(crate::store::CHECKPOINTS_KEPT)?,
+            &ck,
+        );
+        let mut after: Option<(ObjectId, Version)> = None;
+        loop {
+            let page = n.store.list_manifests(after, 1000)?;
+            let Some(last) = page.last() else { break };
+            let env = crate::core::format::ManifestEnvelope::parse(last)?;
+            after = Some((env.object, env.version));
+            for rec in &page {
+                r.manifests += 1;
+                let Ok(m) = Manifest::open(&manifest_key, rec) else {
+                    r.unopenable += 1;
+                    continue;
+                };
+                census.add_manifest(n.id, &m);
+                if m.bucket.contains('\u{1}') || m.key.is_empty() {
+                    continue;
+                }
+                let k = (m.bucket.clone(), m.key.clone());
+                if current.get(&k).is_none_or(|c| c.version < m.version) {
+                    current.insert(k, m);
+                }
+            }
+        }
+        reports.push(r);
+    }
+    let ids: Vec<u32> = nodes.iter().map(|n| n.id).collect();
+    let lacking = census.lacking(&objects, &ids);
+    for r in &mut reports {
+        r.lacking = lacking.get(&r.node).copied().unwrap_or(0);
+    }
+    let site_of: BTreeMap<u32, String> = nodes.iter().map(|n| (n.id, n.site.clone())).collect();
+    let (checkpoint, stale_sites) = census.verify(&site_of);
+
+    // The files.
+    std::fs::create_dir_all(&o.export)
+        .with_context(|| format!("creating {}", o.export.display()))?;
+    let by_node: BTreeMap<u32, &Store> = nodes.iter().map(|n| (n.id, &n.store)).collect();
+    let mut report = ExportReport {
+        dirs: reports,
+        checkpoint,
+        stale_sites,
+        ..ExportReport::default()
+    };
+    let live: Vec<&Manifest> = current
+        .values()
+        .filter(|m| matches!(m.body, ManifestBody::Object(_)))
+        .collect();
+    report.objects = live.len() as u64;
+    let mut lines = std::fs::File::create(o.export.join("manifest.jsonl"))?;
+    // Paths taken as files and as directories, per bucket, to escape keys that collide.
+    let mut files: HashSet<PathBuf> = HashSet::new();
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    for (i, m) in live.iter().enumerate() {
+        if i % 50 == 0 {
+            progress(Progress {
+                phase: "export",
+                done: i as u64,
+                total: live.len() as u64,
+            });
+        }
+        let ManifestBody::Object(meta) = &m.body else {
+            continue;
+        };
+        let plain = PathBuf::from(&m.bucket).join(&m.key);
+        let collides =
+            plain.ancestors().skip(1).any(|a| files.contains(a)) || dirs.contains(&plain);
+        let rel = if safe_path(&m.bucket) && safe_path(&m.key) && !collides {
+            let mut p = plain.clone();
+            while let Some(parent) = p.parent() {
+                if parent.as_os_str().is_empty() {
+                    break;
+                }
+                dirs.insert(parent.to_path_buf());
+                p = parent.to_path_buf();
+            }
+            files.insert(plain.clone());
+            plain
+        } else {
+            report.escaped += 1;
+            let h = blake3::hash(format!("{}\0{}", m.bucket, m.key).as_bytes());
+            PathBuf::from(if safe_path(&m.bucket) {
+                m.bucket.clone()
+            } else {
+                ".exclave-escaped-buckets".into()
+            })
+            .join(".exclave-escaped")
+            .join(crate::core::ids::hex(&h.as_bytes()[..16]))
+        };
+        let path = o.export.join(&rel);
+        let done = std::fs::metadata(&path).is_ok_and(|md| md.len() == meta.size);
+        if !done {
+            match write_object(&master, &by_node, m, meta, &path) {
+                Ok(()) => {}
+                Err(Failure::Missing(e)) => {
+                    report.missing.push(format!("{}/{}: {e}", m.bucket, m.key));
+                    continue;
+                }
+                Err(Failure::Other(e)) => {
+                    report
+                        .unreadable
+                        .push(format!("{}/{}: {e:#}", m.bucket, m.key));
+                    continue;
+                }
+            }
+        }
+        report.exported += 1;
+        report.bytes += meta.size;
+        let line = Line {
+            bucket: &m.bucket,
+            key: &m.key,
+            path: rel.to_string_lossy().into_owned(),
+            size: meta.size,
+            etag: &meta.etag,
+            version: crate::core::ids::hex(&m.version.to_bytes()),
+            content_type: meta.content_type.as_deref(),
+        };
+        serde_json::to_writer(&mut lines, &line)?;
+        lines.write_all(b"\n")?;
+    }
+    lines.sync_all()?;
+    report.seconds = started.elapsed().as_secs_f64();
+    std::fs::write(
+        o.export.join("export-report.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    Ok(report)
+}
+
+enum Failure {
+    /// Fewer than k good blocks for a stripe.
+    Missing(String),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+/// Decodes the object from the stores and writes it to `path` (temporary name, fsync, rename).
+fn write_object(
+    master: &MasterKey,
+    stores: &BTreeMap<u32, &Store>,
+    m: &Manifest,
+    meta: &ObjectMeta,
+    path: &Path,
+) -> Result<(), Failure> {
+    let key = master.unwrap_data_key(&meta.dek, &m.object, m.version)?;
+    let g = meta.geometry()?;
+    let codec = Arc::new(Codec::new(g.profile));
+    let n = g.profile.n();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("exclave-partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    let total = if meta.size == 0 { 0 } else { g.stripe_count() };
+    const BATCH: u64 = 16;
+    let mut s = 0;
+    while s < total {
+        let count = BATCH.min(total - s);
+        // Per shard, this batch's blocks (None where the shard is not here or bad).
+        let mut per_shard: Vec<Vec<Option<bytes::Bytes>>> = Vec::with_capacity(n);
+        for (i, loc) in meta.placement.iter().enumerate() {
+            let blocks = stores
+                .get(&loc.node.0)
+                .and_then(|st| {
+                    st.read_blocks(
+                        &ShardKey {
+                            object: m.object,
+                            version: m.version,
+                            shard: i as u8,
+                        },
+                        s,
+                        count,
+                    )
+                    .ok()
+                })
+                .map(|bs| {
+                    bs.into_iter()
+                        .map(|b| match b {
+                            BlockRead::Ok(b) => Some(b),
+                            BlockRead::Corrupt => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![None; count as usize]);
+            per_shard.push(blocks);
+        }
+        for j in 0..count {
+            let stripe = s + j;
+            let offers: Vec<Option<VerifiedBlock>> = (0..n)
+                .map(|i| {
+                    let b = per_shard.get(i)?.get(j as usize)?.clone()?;
+                    let want: &BlockHash = meta.block_hashes.get(stripe as usize * n + i)?;
+                    VerifiedBlock::verify(b, want).ok()
+                })
+                .collect();
+            let good = offers.iter().filter(|o| o.is_some()).count();
+            if good < g.profile.k() {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Failure::Missing(format!(
+                    "stripe {stripe}: {good} good blocks of the {} needed",
+                    g.profile.k()
+                )));
+            }
+            let ctx = StripeContext {
+                object: m.object,
+                version: m.version,
+                index: stripe,
+                last: stripe + 1 == total,
+            };
+            let opened = codec
+                .open_verified(&key, &ctx, g.stripe_len(stripe), &offers)
+                .map_err(|e| anyhow::anyhow!("stripe {stripe}: {e}"))?;
+            f.write_all(&opened.plaintext)?;
+        }
+        s += count;
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_path;
+
+    #[test]
+    fn unsafe_keys_are_named() {
+        for ok in ["a", "a/b.xml", "land registry/ü.pdf", "x..y"] {
+            assert!(safe_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "..",
+            "a/../b",
+            "./a",
+            "a\\b",
+            "a\u{0}b",
+            "a\nb",
+            ".exclave-escaped/x",
+        ] {
+            assert!(!safe_path(bad), "{bad:?}");
+        }
+        assert!(!safe_path(&"x".repeat(201)));
+    }
+}
