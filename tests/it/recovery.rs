@@ -167,7 +167,12 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
         }
         // Keys that are not safe file paths, and a key that is also another key's directory.
         let mut odd = Vec::new();
-        for k in ["odd//double-slash", "odd/tab\there", "odd/dir", "odd/dir/inside"] {
+        for k in [
+            "odd//double-slash",
+            "odd/tab\there",
+            "odd/dir",
+            "odd/dir/inside",
+        ] {
             let data = content(buckets[0], k, 0);
             model.insert((buckets[0].to_owned(), k.to_owned()), data.clone());
             odd.push((buckets[0].to_owned(), k.to_owned(), data));
@@ -416,7 +421,11 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
         report["escaped"],
         report["checkpoint"]
     );
-    assert_eq!(report["exported"].as_u64(), Some(model.len() as u64), "{report:#}");
+    assert_eq!(
+        report["exported"].as_u64(),
+        Some(model.len() as u64),
+        "{report:#}"
+    );
     assert_eq!(report["checkpoint"]["matches"].as_bool(), Some(true));
     assert_eq!(report["escaped"].as_u64(), Some(3), "{report:#}");
     // Every object's file, by the manifest; nothing else.
@@ -425,7 +434,11 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     for line in lines.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let path = export.join(v["path"].as_str().unwrap());
-        assert!(path.starts_with(&export), "{} escapes the export", path.display());
+        assert!(
+            path.starts_with(&export),
+            "{} escapes the export",
+            path.display()
+        );
         exported.insert(
             (
                 v["bucket"].as_str().unwrap().to_owned(),
@@ -436,7 +449,10 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     }
     assert_eq!(exported.len(), model.len());
     for (k, data) in &model {
-        assert!(exported.get(k) == Some(data), "{k:?}: other bytes in the export");
+        assert!(
+            exported.get(k) == Some(data),
+            "{k:?}: other bytes in the export"
+        );
     }
     for (b, k) in &gone {
         assert!(!export.join(b).join(k).exists(), "deleted {b}/{k} exported");
@@ -637,4 +653,95 @@ async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
     })
     .await
     .expect("reading through the recovered gateway timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drill_under_light_load_recovers_everything_and_disturbs_nothing() {
+    let cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let bucket = "business-registry";
+    tokio::time::timeout(Duration::from_secs(300), async {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let items = (0..300)
+            .map(|i| {
+                let k = format!("company/{i:05}.json");
+                let d = content(bucket, &k, 0);
+                (bucket.to_owned(), k, d)
+            })
+            .collect();
+        put_all(&s3, items).await;
+    })
+    .await
+    .expect("populating timed out");
+
+    // A light load: a new object and a read every 50 ms, all through the drill.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed, mut i) = (0u64, Vec::new(), 0u64);
+            while !*stop_rx.borrow() {
+                let k = format!("load/{i:06}");
+                let data = content(bucket, &k, 0);
+                match s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&k)
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(format!("PUT {k}: {e:?}")),
+                }
+                let r = format!("company/{:05}.json", i % 300);
+                match s3.get_object().bucket(bucket).key(&r).send().await {
+                    Ok(o) => match o.body.collect().await.map(|b| b.into_bytes()) {
+                        Ok(b) if b == content(bucket, &r, 0)[..] => ok += 1,
+                        Ok(_) => failed.push(format!("GET {r}: other bytes")),
+                        Err(e) => failed.push(format!("GET {r}: {e:?}")),
+                    },
+                    Err(e) => failed.push(format!("GET {r}: {e:?}")),
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    let drill = cluster.exclave_cli(&["drill", "--json"], Duration::from_secs(300));
+    let took = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    let (ok, failed) = load.await.unwrap();
+    assert!(drill.status.success(), "{}", text(&drill));
+    let report: serde_json::Value = serde_json::from_slice(&drill.stdout).unwrap();
+    eprintln!(
+        "drill in {:.1} s: {}; load: {ok} ok, {} failed",
+        took.as_secs_f64(),
+        serde_json::to_string(&report).unwrap(),
+        failed.len()
+    );
+    assert_eq!(
+        report["ignored_sites"],
+        serde_json::json!(["home", "site-1"])
+    );
+    assert_eq!(
+        report["catalog_matches"].as_bool(),
+        Some(true),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["recovered_percent"].as_f64(),
+        Some(100.0),
+        "{report:#}"
+    );
+    assert!(report["objects"].as_u64().unwrap() >= 300);
+    assert!(
+        failed.is_empty(),
+        "the load saw errors during the drill: {failed:?}"
+    );
+    assert!(ok > 10, "the load did not run ({ok} requests)");
 }

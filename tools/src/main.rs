@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod drill;
 mod init;
 mod keys;
 mod layout;
@@ -112,6 +113,16 @@ enum Command {
         /// Skip reading every object back after the index is rebuilt (live).
         #[arg(long)]
         no_verify: bool,
+    },
+    /// Rehearse a disaster against the live cluster: a fresh checkpoint, then a recovery that
+    /// ignores home and one more site, into a temporary place, every object read back.
+    Drill {
+        /// The foreign site to ignore besides home (default: the first in the layout).
+        #[arg(long)]
+        ignore_site: Option<String>,
+        /// Keep the recovered directory here instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Master key custody: split into Shamir shares, join them again.
     #[command(subcommand)]
@@ -312,6 +323,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 recover::offline(&opts, cli.json)?
             };
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Drill { ignore_site, keep } => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the gateway's config: exclave --config PATH/gateway.toml drill"
+                );
+            };
+            let ok = drill::run(config, ignore_site.as_deref(), keep.as_deref(), cli.json)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

@@ -8,13 +8,13 @@ use exclave::recovery::live::{CheckpointReport, LiveOptions, Progress, Report};
 use exclave::recovery::offline::{ExportReport, OfflineOptions};
 
 /// A progress bar (none with --json), and the phase it shows.
-struct Bar {
+pub(crate) struct Bar {
     bar: Option<indicatif::ProgressBar>,
     phase: Mutex<String>,
 }
 
 impl Bar {
-    fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         let bar = (!json).then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
@@ -30,7 +30,7 @@ impl Bar {
         }
     }
 
-    fn show(&self, p: Progress<'_>) {
+    pub(crate) fn show(&self, p: Progress<'_>) {
         let Some(b) = &self.bar else { return };
         let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
         if *phase != p.phase {
@@ -48,7 +48,7 @@ impl Bar {
         b.set_position(p.done);
     }
 
-    fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
