@@ -274,6 +274,9 @@ pub struct RawGatewayRole {
     pub repair_mib_per_sec: Option<u64>,
     /// Seconds between catalog checkpoints (default 300), made only when the index changed.
     pub checkpoint_interval_secs: Option<u64>,
+    /// Earlier master keys (after `exclave keys rotate`), to open data keys not re-wrapped
+    /// yet. Secrets.
+    pub previous_master_key_files: Option<Vec<std::path::PathBuf>>,
 }
 
 /// `[tls]`.
@@ -440,6 +443,9 @@ pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
             &mut g.s3_credentials_file,
             &mut g.admin_token_file,
         ] {
+            resolve(&base, p);
+        }
+        for p in g.previous_master_key_files.iter_mut().flatten() {
             resolve(&base, p);
         }
     }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod coordinator;
 pub mod core;
+pub mod custody;
 pub mod dev;
 pub mod gateway;
 pub mod meta;

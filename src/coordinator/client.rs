@@ -334,6 +334,16 @@ impl NodeClient {
         }
     }
 
+    /// Replaces the sealed cluster record the node keeps.
+    pub async fn put_cluster_record(&self, sealed: Vec<u8>) -> Result<(), NetError> {
+        match self.call(&Request::PutClusterRecord { sealed }).await? {
+            Response::Ok => Ok(()),
+            r => Err(NetError::Protocol(format!(
+                "put_cluster_record answered {r:?}"
+            ))),
+        }
+    }
+
     /// The newest checkpoints the node keeps, newest first.
     pub async fn checkpoints(&self, limit: u32) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::Checkpoints { limit }).await? {

@@ -142,6 +142,7 @@ pub struct Objects {
     layout: Layout,
     plan: Plan,
     master: MasterKey,
+    previous_keys: Vec<[u8; 32]>,
     manifest_key: ManifestKey,
     hlc: Mutex<Hlc>,
     block_size: u32,
@@ -181,6 +182,7 @@ impl Objects {
             layout,
             plan,
             master,
+            previous_keys: Vec::new(),
             manifest_key,
             hlc: Mutex::new(hlc),
             block_size,
@@ -395,6 +397,28 @@ impl Objects {
             }
         }
         Ok((out, bad))
+    }
+
+    /// Earlier master keys (their secret bytes), for data keys a rotation has not re-wrapped
+    /// yet.
+    pub fn set_previous_keys(&mut self, keys: Vec<[u8; 32]>) {
+        self.previous_keys = keys;
+    }
+
+    /// The data key of an object version: unwrapped with the master key, or with the earlier
+    /// one whose check value the wrapped key names.
+    pub fn data_key(&self, meta: &ObjectMeta, m: &Manifest) -> Result<DataKey, ObjectError> {
+        if meta.dek.key_id != self.master.id() || meta.dek.kcv != self.master.check_value() {
+            for bytes in &self.previous_keys {
+                let old = MasterKey::from_bytes(meta.dek.key_id, *bytes);
+                if old.check_value() == meta.dek.kcv {
+                    return Ok(old.unwrap_data_key(&meta.dek, &m.object, m.version)?);
+                }
+            }
+        }
+        Ok(self
+            .master
+            .unwrap_data_key(&meta.dek, &m.object, m.version)?)
     }
 
     /// A fresh version: every version stamped after it is newer.
@@ -760,7 +784,16 @@ impl Objects {
                 let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
                     continue;
                 };
-                if m.object == object && newest.as_ref().is_none_or(|n| m.version > n.version) {
+                // Of two copies of one version, the one re-wrapped by a key rotation wins.
+                let key_gen = |m: &Manifest| match &m.body {
+                    ManifestBody::Object(o) => o.dek.key_id,
+                    ManifestBody::Tombstone => 0,
+                };
+                if m.object == object
+                    && newest
+                        .as_ref()
+                        .is_none_or(|n| (m.version, key_gen(&m)) > (n.version, key_gen(n)))
+                {
                     newest = Some(m);
                 }
             }
@@ -790,9 +823,7 @@ impl Objects {
         let ManifestBody::Object(meta) = &manifest.body else {
             return Err(ObjectError::Internal("a tombstone has no body".into()));
         };
-        let key = self
-            .master
-            .unwrap_data_key(&meta.dek, &manifest.object, manifest.version)?;
+        let key = self.data_key(meta, manifest)?;
         let geometry = meta.geometry()?;
         let range = range.start.min(meta.size)..range.end.min(meta.size);
         let stripes = if meta.size == 0 {

@@ -115,6 +115,12 @@ pub enum Request {
         /// Most to return.
         limit: u32,
     },
+    /// Replace the sealed cluster record the node keeps (a key rotation re-sealed it; gateway
+    /// only).
+    PutClusterRecord {
+        /// The sealed record.
+        sealed: Vec<u8>,
+    },
 }
 
 /// A data directory's file system: size and free space.

@@ -74,6 +74,43 @@ impl AccessKeys {
     }
 }
 
+/// The credentials file `path` with every secret re-sealed from `old` to `new` (a key
+/// rotation); secrets already sealed under `new` are kept.
+pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyhow::Result<String> {
+    let text = crate::net::tls::read_secret(path)?;
+    let text =
+        String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
+    let raw: RawCredentials =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut out = format!(
+        "# S3 access keys; each secret is sealed under the master key (generation {}).\n",
+        new.id()
+    );
+    for k in raw.keys {
+        let sealed = unhex(&k.secret_sealed)
+            .ok_or_else(|| anyhow::anyhow!("{}: secret_sealed is not hex", path.display()))?;
+        let secret = match new.open_secret(&k.access_key_id, &sealed) {
+            Ok(s) => s,
+            Err(_) => old.open_secret(&k.access_key_id, &sealed).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: the secret of {} does not open: {e}",
+                    path.display(),
+                    k.access_key_id
+                )
+            })?,
+        };
+        let mut nonce = [0u8; 12];
+        crate::setup::random(&mut nonce);
+        let resealed = new.seal_secret(&k.access_key_id, &secret, nonce);
+        out.push_str(&format!(
+            "[[keys]]\naccess_key_id = \"{}\"\nsecret_sealed = \"{}\"\n",
+            k.access_key_id,
+            crate::core::ids::hex(&resealed)
+        ));
+    }
+    Ok(out)
+}
+
 #[async_trait::async_trait]
 impl S3Auth for AccessKeys {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {

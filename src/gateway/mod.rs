@@ -37,7 +37,9 @@ use crate::meta::{Entry, Index, MetaError};
 use crate::net::Identity;
 
 pub use admin::serve_admin;
-pub use auth::{AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS};
+pub use auth::{
+    AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS, reseal_credentials,
+};
 pub use serve::{MAX_HEADER_BYTES, MAX_HEADERS, serve};
 
 /// Block size of objects written by the gateway.
@@ -175,6 +177,14 @@ impl Gateway {
         if let Some(limit) = g.inline_limit_bytes {
             objects.set_inline_limit(limit);
         }
+        let mut previous = Vec::new();
+        for f in g.previous_master_key_files.iter().flatten() {
+            previous.push(
+                read_key_file(f)
+                    .with_context(|| format!("an earlier master key ({})", f.display()))?,
+            );
+        }
+        objects.set_previous_keys(previous);
         let objects = Arc::new(objects);
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating {}", g.state_dir.display()))?;

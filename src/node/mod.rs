@@ -196,6 +196,26 @@ pub async fn scrub_loop(
     }
 }
 
+/// Replaces a small file durably: temporary file, fsync, rename, fsync of the directory.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write as _;
+    let io = |error: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -246,6 +266,7 @@ async fn stream(
             | Request::NodeStatus
             | Request::PutCheckpoint { .. }
             | Request::Checkpoints { .. }
+            | Request::PutClusterRecord { .. }
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
     );
@@ -387,6 +408,16 @@ async fn stream(
                 Err(e) => store_error(&e),
             }
         }
+        Request::PutClusterRecord { sealed } => match node.cluster_record_file.clone() {
+            None => error(
+                ErrorCode::NotFound,
+                "this node keeps no cluster record (cluster_record_file)",
+            ),
+            Some(path) => match blocking(move || replace_file(&path, &sealed)).await {
+                Ok(()) => Response::Ok,
+                Err(e) => store_error(&e),
+            },
+        },
         Request::Checkpoints { limit } => {
             let limit = (limit as usize).clamp(1, crate::store::CHECKPOINTS_KEPT);
             match blocking(move || store.checkpoints(limit)).await {

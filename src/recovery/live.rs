@@ -154,7 +154,7 @@ const STATE_FILE: &str = "recovery-state.json";
 pub const REPORT_FILE: &str = "recovery-report.json";
 
 /// GET `path` from `addr` (HTTP/1.1, no TLS: the admin port): status and body.
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         s.write_all(

@@ -745,3 +745,115 @@ async fn a_drill_under_light_load_recovers_everything_and_disturbs_nothing() {
     );
     assert!(ok > 10, "the load did not run ({ok} requests)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down() {
+    let mut cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let bucket = "population";
+    let mut model = BTreeMap::new();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let items: Vec<_> = (0..200)
+            .map(|i| {
+                let k = format!("person/{i:05}");
+                let d = content(bucket, &k, 0);
+                (bucket.to_owned(), k, d)
+            })
+            .collect();
+        for (b, k, d) in &items {
+            model.insert((b.clone(), k.clone()), d.clone());
+        }
+        put_all(&s3, items).await;
+    })
+    .await
+    .expect("populating timed out");
+    // 200 objects and the bucket's own record.
+    let rotate = |cluster: &Cluster| {
+        let out = cluster.exclave_cli(&["keys", "rotate", "--json"], Duration::from_secs(300));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out, v)
+    };
+    let (refused, _) = rotate(&cluster);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("stop it first"),
+        "{}",
+        text(&refused)
+    );
+
+    // The gateway stopped, and one site away: that site is named, the rest re-wrapped.
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.kill_node(4);
+    });
+    let (partial, v) = rotate(&cluster);
+    assert_eq!(partial.status.code(), Some(1), "{}", text(&partial));
+    assert_eq!(v["key_id"].as_u64(), Some(2), "{v:#}");
+    assert_eq!(v["complete"].as_bool(), Some(false));
+    for n in v["nodes"].as_array().unwrap() {
+        if n["site"] == "site-4" {
+            assert!(n["error"].is_string(), "{n}");
+        } else {
+            assert_eq!(n["rewrapped"].as_u64(), Some(201), "{n}");
+        }
+    }
+    let config = std::fs::read_to_string(cluster.root().join("gateway/gateway.toml")).unwrap();
+    assert!(config.contains("master_key_id = 2"), "{config}");
+    assert!(config.contains("previous_master_key_files"), "{config}");
+
+    // The gateway serves everything with both keys while site-4 is away.
+    let check_all = |s3: aws_sdk_s3::Client, model: BTreeMap<(String, String), Vec<u8>>| async move {
+        for ((b, k), data) in &model {
+            let got = s3.get_object().bucket(b).key(k).send().await.unwrap();
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert!(bytes == data[..], "{b}/{k}");
+        }
+    };
+    tokio::task::block_in_place(|| cluster.start_gateway());
+    tokio::time::timeout(
+        Duration::from_secs(300),
+        check_all(cluster.s3_client(3), model.clone()),
+    )
+    .await
+    .expect("reading timed out");
+
+    // Site-4 is back: a second run finishes it, and the old key leaves the config.
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.start_node(4);
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (done, v) = rotate(&cluster);
+    assert!(done.status.success(), "{}", text(&done));
+    assert_eq!(v["complete"].as_bool(), Some(true));
+    for n in v["nodes"].as_array().unwrap() {
+        if n["site"] == "site-4" {
+            assert_eq!(n["rewrapped"].as_u64(), Some(201), "{n}");
+        } else {
+            assert_eq!(n["rewrapped"].as_u64(), Some(0), "{n}");
+            assert_eq!(n["already"].as_u64(), Some(201), "{n}");
+        }
+        assert_eq!(n["record"].as_bool(), Some(true));
+    }
+    let config = std::fs::read_to_string(cluster.root().join("gateway/gateway.toml")).unwrap();
+    assert!(!config.contains("previous_master_key_files"), "{config}");
+
+    // The old key is destroyed; the gateway serves everything with the new one.
+    std::fs::remove_file(cluster.root().join("gateway/master.key")).unwrap();
+    tokio::task::block_in_place(|| cluster.start_gateway());
+    tokio::time::timeout(Duration::from_secs(300), async {
+        check_all(cluster.s3_client(3), model.clone()).await;
+        cluster
+            .s3_client(3)
+            .put_object()
+            .bucket(bucket)
+            .key("after-rotation")
+            .body(ByteStream::from_static(b"new key"))
+            .send()
+            .await
+            .unwrap();
+    })
+    .await
+    .expect("reading timed out");
+}

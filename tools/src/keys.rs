@@ -227,6 +227,53 @@ pub(crate) fn write_shares(out: &Path, files: &[ShareFile]) -> anyhow::Result<Ve
     Ok(paths)
 }
 
+/// `exclave keys rotate`: runs the rotation with a progress bar and prints what it did.
+pub(crate) fn rotate(config: &Path, json: bool) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let bar = crate::recover::Bar::new(json);
+    let result = runtime.block_on(exclave::custody::rotate(config, &|p| bar.show(p)));
+    bar.done();
+    let r = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(r.complete);
+    }
+    println!(
+        "{:<10} {:>10} {:>9} {:>7}  note",
+        "site", "re-wrapped", "already", "record"
+    );
+    for n in &r.nodes {
+        println!(
+            "{:<10} {:>10} {:>9} {:>7}  {}",
+            n.site,
+            n.rewrapped,
+            n.already,
+            if n.record { "ok" } else { "-" },
+            n.error.clone().unwrap_or_default()
+        );
+    }
+    println!(
+        "master key {} (check value {}) is current: {}",
+        r.key_id,
+        r.check_value,
+        r.key_file.display()
+    );
+    if r.complete {
+        println!(
+            "every site is done. Start the gateway; split the new key (`exclave keys split`) and \
+             have the old shares destroyed."
+        );
+    } else {
+        println!(
+            "not every site is done: the old key stays listed in the config. Start the gateway \
+             (it opens both), and run `exclave keys rotate` again once the sites above answer."
+        );
+    }
+    Ok(r.complete)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,9 @@ enum KeysCommand {
         #[arg(long, default_value_t = 1)]
         key_id: u32,
     },
+    /// Make a new master key and re-wrap every data key under it (manifests only, no shard
+    /// rewritten). Stop the gateway first; run again if a site was unreachable.
+    Rotate,
     /// Restore the master key from share files into a new key file (mode 0600).
     Join {
         /// A share file (repeat: at least the threshold).
@@ -384,6 +387,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("give each file to one official, and remove it from this machine.");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the gateway's config: exclave --config PATH/gateway.toml keys rotate"
+                );
+            };
+            let complete = keys::rotate(config, cli.json)?;
+            Ok(if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Keys(KeysCommand::Join { key_shares, out }) => {
             let master = keys::master_key(None, 0, &key_shares)?;

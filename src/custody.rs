@@ -1,0 +1,290 @@
+//! Master key rotation (`exclave keys rotate`): a new master key, and every data key re-wrapped
+//! under it in every manifest at every node (no shard is rewritten). Run with the gateway
+//! stopped; it acts as the gateway (its identity and keys) towards the nodes.
+//!
+//! 1. The new key: `master-<id>.key` next to the current one (kept if a previous run made it).
+//! 2. Per node, every manifest whose data key is wrapped under the old key is re-wrapped and
+//!    written back (same version, same object; only the wrapped key changes).
+//! 3. The S3 secrets are re-sealed, and the cluster record at every node.
+//! 4. The gateway config names the new key as current. While a node was unreachable, the old
+//!    key stays listed as previous, so what that node holds still opens; a later run finishes
+//!    it (resumable: what is done is skipped) and drops the old key from the config.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::coordinator::{NodeClient, Nodes, Objects};
+use crate::core::format::ManifestBody;
+use crate::core::hlc::Hlc;
+use crate::core::ids::{GatewayId, NodeId, hex};
+use crate::core::keys::{ManifestKey, MasterKey};
+use crate::recovery::live::Progress;
+use crate::recovery::record::ClusterRecord;
+
+/// What one node got.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeRotation {
+    /// Node id.
+    pub node: u32,
+    /// Site.
+    pub site: String,
+    /// Manifests re-wrapped now.
+    pub rewrapped: u64,
+    /// Manifests already under the new key (an earlier run).
+    pub already: u64,
+    /// The cluster record was re-sealed there.
+    pub record: bool,
+    /// What failed, if anything: run again once it is fixed.
+    pub error: Option<String>,
+}
+
+/// What a rotation did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Rotation {
+    /// The new master key's generation and check value.
+    pub key_id: u32,
+    /// Its check value (hex).
+    pub check_value: String,
+    /// Its file.
+    pub key_file: PathBuf,
+    /// Per node.
+    pub nodes: Vec<NodeRotation>,
+    /// Every node is done: the old key can be retired (and its shares destroyed).
+    pub complete: bool,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("rotating");
+    crate::setup::write_secret(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// Rotates the master key of the gateway `config` describes.
+pub async fn rotate(
+    config: &Path,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> anyhow::Result<Rotation> {
+    let c = crate::config::read_daemon(config)?;
+    let Some(g) = &c.raw.gateway else {
+        bail!("{}: no [gateway] section", config.display());
+    };
+    for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            bail!(
+                "the gateway still answers at {addr}: stop it first (systemctl stop exclaved-gateway), then rotate"
+            );
+        }
+    }
+    let current = MasterKey::from_bytes(
+        g.master_key_id,
+        crate::gateway::read_key_file(&g.master_key_file)?,
+    );
+    // A run that stopped after switching the config: the "current" key is already the new
+    // one; the old is the first previous key.
+    let new_file = g
+        .master_key_file
+        .with_file_name(format!("master-{}.key", g.master_key_id + 1));
+    let (old, new, old_file) = if new_file.exists() {
+        let bytes = crate::gateway::read_key_file(&new_file)?;
+        (
+            current,
+            MasterKey::from_bytes(g.master_key_id + 1, bytes),
+            g.master_key_file.clone(),
+        )
+    } else if let Some(prev) = g.previous_master_key_files.iter().flatten().next()
+        && g.master_key_file.file_name().and_then(|n| n.to_str())
+            == Some(&format!("master-{}.key", g.master_key_id))
+    {
+        let bytes = crate::gateway::read_key_file(prev)?;
+        (
+            MasterKey::from_bytes(g.master_key_id - 1, bytes),
+            current,
+            prev.clone(),
+        )
+    } else {
+        let mut bytes = [0u8; 32];
+        crate::setup::random(&mut bytes);
+        crate::setup::write_secret(&new_file, format!("{}\n", hex(&bytes)).as_bytes())?;
+        (
+            current,
+            MasterKey::from_bytes(g.master_key_id + 1, bytes),
+            g.master_key_file.clone(),
+        )
+    };
+    let new_file = if new.id() == g.master_key_id {
+        g.master_key_file.clone()
+    } else {
+        new_file
+    };
+
+    let identity = crate::net::Identity::load(
+        &c.raw.tls.ca_file,
+        &c.raw.tls.cert_file,
+        &c.raw.tls.key_file,
+    )?;
+    let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
+    let plan = crate::core::layout::plan(&layout, rule)?;
+    let addrs = crate::config::node_addresses(&g.layout_file)?;
+    let ep = crate::net::endpoint::endpoint(
+        SocketAddr::new(g.s3_listen.ip(), 0),
+        &identity,
+        &c.transport,
+        false,
+    )?;
+    let mut clients = BTreeMap::new();
+    let mut sites = BTreeMap::new();
+    for site in &layout.sites {
+        for n in &site.nodes {
+            let Some(addr) = addrs.get(&n.id.0) else {
+                continue;
+            };
+            clients.insert(
+                n.id,
+                Arc::new(NodeClient::new(ep.clone(), *addr, &site.name)),
+            );
+            sites.insert(n.id.0, (site.name.clone(), *addr));
+        }
+    }
+    let manifest_key =
+        ManifestKey::from_bytes(crate::gateway::read_key_file(&g.manifest_key_file)?);
+    let objects = Objects::new(
+        Nodes::new(clients),
+        layout,
+        plan,
+        old.clone(),
+        manifest_key.clone(),
+        Hlc::new(GatewayId(g.id)),
+        crate::gateway::BLOCK_SIZE,
+    );
+
+    // The cluster record, re-sealed under the new key.
+    let mut record: Option<ClusterRecord> = None;
+    for (_, addr) in sites.values() {
+        if let Ok((200, body)) = crate::recovery::live::http_get(*addr, "/v1/cluster-record").await
+            && let Ok(r) =
+                ClusterRecord::open(&new, &body).or_else(|_| ClusterRecord::open(&old, &body))
+            && record.as_ref().is_none_or(|b| b.written_ms < r.written_ms)
+        {
+            record = Some(r);
+        }
+    }
+    let Some(mut record) = record else {
+        bail!("no node gave a cluster record that opens with the old or the new key");
+    };
+    record.written_ms = crate::gateway::now_ms();
+    let creds = crate::gateway::reseal_credentials(&g.s3_credentials_file, &old, &new)?;
+    record.s3_credentials_toml = creds.clone();
+    let mut nonce = [0u8; 12];
+    crate::setup::random(&mut nonce);
+    let sealed_record = record.seal(&new, nonce);
+
+    let mut report = Rotation {
+        key_id: new.id(),
+        check_value: hex(&new.check_value()),
+        key_file: new_file.clone(),
+        ..Rotation::default()
+    };
+    let total = sites.len() as u64;
+    for (i, (&id, (site, _))) in sites.iter().enumerate() {
+        progress(Progress {
+            phase: "rewrap",
+            done: i as u64,
+            total,
+        });
+        let mut nr = NodeRotation {
+            node: id,
+            site: site.clone(),
+            ..NodeRotation::default()
+        };
+        let Some(client) = objects.nodes().client(NodeId(id)).cloned() else {
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
+            Ok(Ok((manifests, _))) => {
+                for mut m in manifests {
+                    let ManifestBody::Object(meta) = &mut m.body else {
+                        continue;
+                    };
+                    if meta.dek.key_id == new.id() && meta.dek.kcv == new.check_value() {
+                        nr.already += 1;
+                        continue;
+                    }
+                    let dek = match old.unwrap_data_key(&meta.dek, &m.object, m.version) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            nr.error =
+                                Some(format!("a data key does not open with the old key: {e}"));
+                            break;
+                        }
+                    };
+                    let mut nonce = [0u8; 12];
+                    crate::setup::random(&mut nonce);
+                    meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
+                    let mut nonce = [0u8; 12];
+                    crate::setup::random(&mut nonce);
+                    let sealed = m.seal(&manifest_key, nonce)?;
+                    if let Err(e) = client.put_manifest(sealed).await {
+                        nr.error = Some(format!("writing a manifest back: {e}"));
+                        break;
+                    }
+                    nr.rewrapped += 1;
+                }
+            }
+            Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
+            Err(_) => nr.error = Some("listing manifests: timed out".into()),
+        }
+        if nr.error.is_none() {
+            match client.put_cluster_record(sealed_record.clone()).await {
+                Ok(()) => nr.record = true,
+                Err(e) => nr.error = Some(format!("storing the cluster record: {e}")),
+            }
+        }
+        report.nodes.push(nr);
+    }
+    ep.close(0u32.into(), b"rotated");
+    report.complete = report.nodes.iter().all(|n| n.error.is_none());
+
+    // The gateway now uses the new key, and keeps the old one for what is not re-wrapped.
+    write_atomic(&g.s3_credentials_file, creds.as_bytes())?;
+    let text = std::fs::read_to_string(config)?;
+    let rel = |p: &Path| {
+        p.strip_prefix(config.parent().unwrap_or(Path::new(".")))
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        match key {
+            "master_key_id" => out.push_str(&format!("master_key_id = {}\n", new.id())),
+            "master_key_file" => {
+                out.push_str(&format!("master_key_file = \"{}\"\n", rel(&new_file)));
+                // Until every node is done, data keys under the old key must still open.
+                if !report.complete {
+                    out.push_str(&format!(
+                        "previous_master_key_files = [\"{}\"]\n",
+                        rel(&old_file)
+                    ));
+                }
+            }
+            "previous_master_key_files" => {}
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    std::fs::write(config, out).with_context(|| format!("updating {}", config.display()))?;
+    // The next checkpoint is signed with the new key: make the gateway take one.
+    let index = crate::meta::Index::open(&g.state_dir.join("index.redb"))?;
+    index.meta_set("checkpoint_max", b"")?;
+    Ok(report)
+}
