@@ -136,6 +136,14 @@ impl Gateway {
             Ok::<_, crate::meta::MetaError>((entries, excluded))
         })
         .await??;
+        if excluded.len() > crate::core::catalog::MAX_EXCLUDED {
+            anyhow::bail!(
+                "{} keys were written while the checkpoint was made (at most {}): trying again \
+                 next interval",
+                excluded.len(),
+                crate::core::catalog::MAX_EXCLUDED
+            );
+        }
         let (leaves, root) = root_of(entries);
         let mut c = Checkpoint {
             seq: prev.as_ref().map_or(1, |p| p.seq + 1),

@@ -45,4 +45,9 @@ pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
         "keep {} offline: it issues certificates for this cluster",
         o.dir.join("ca.key").display()
     );
+    println!(
+        "split the master key among officials before you rely on the cluster:\n  exclave \
+         --config {} keys split --threshold 3 --shares 5 --out ./shares",
+        done.gateway_config.display()
+    );
 }
