@@ -14,6 +14,13 @@ use super::Node;
 use crate::admin::{authorised, metrics_reply, reply, wants_openmetrics};
 use crate::metrics::SiteFacts;
 
+fn failed(e: impl std::fmt::Display) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"error": e.to_string()}),
+    )
+}
+
 async fn cluster_record(node: &Node) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let Some(path) = node.cluster_record_file.clone() else {
         return reply(
@@ -83,14 +90,8 @@ pub async fn serve_admin(
                     .await;
                     return match text {
                         Ok(Ok(text)) => metrics_reply(text, openmetrics),
-                        Ok(Err(e)) => reply(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            &json!({"error": e.to_string()}),
-                        ),
-                        Err(e) => reply(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            &json!({"error": e.to_string()}),
-                        ),
+                        Ok(Err(e)) => failed(e),
+                        Err(e) => failed(e),
                     };
                 }
                 (Method::GET, "/v1/status") => {
@@ -134,14 +135,8 @@ pub async fn serve_admin(
                     v["site"] = node.site.clone().into();
                     reply(StatusCode::OK, &v)
                 }
-                Ok(Err(e)) => reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": e.to_string()}),
-                ),
-                Err(e) => reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": e.to_string()}),
-                ),
+                Ok(Err(e)) => failed(e),
+                Err(e) => failed(e),
             }
         }
     })

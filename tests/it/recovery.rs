@@ -112,6 +112,21 @@ async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     }
 }
 
+/// Starts the gateway `exclave recover` wrote into `out` and waits until it serves S3.
+fn start_recovered(out: &Path, s3_addr: SocketAddr) -> Killed {
+    let log = out.join("gateway").join("exclaved.log");
+    let mut child = Command::new(bin("exclaved"))
+        .arg("--config")
+        .arg(out.join("gateway").join("gateway.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
+    Killed(child)
+}
+
 fn wait_for_port(addr: SocketAddr, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
@@ -312,17 +327,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     assert_eq!(report["stale_sites"].as_array().map(Vec::len), Some(0));
 
     // The recovered gateway serves every object through S3.
-    let log = out.join("gateway").join("exclaved.log");
-    let mut child = Command::new(bin("exclaved"))
-        .arg("--config")
-        .arg(out.join("gateway").join("gateway.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
-    let _gateway = Killed(child);
+    let _gateway = start_recovered(&out, s3_addr);
     let s3 = cluster.s3_client_at(s3_addr, 3);
     tokio::time::timeout(Duration::from_secs(600), async {
         for b in buckets {
@@ -626,17 +631,7 @@ async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
     assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
 
     // The recovered gateway serves the newest version of everything.
-    let log = out.join("gateway").join("exclaved.log");
-    let mut child = Command::new(bin("exclaved"))
-        .arg("--config")
-        .arg(out.join("gateway").join("gateway.toml"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
-    let _gateway = Killed(child);
+    let _gateway = start_recovered(&out, s3_addr);
     let s3 = cluster.s3_client_at(s3_addr, 3);
     tokio::time::timeout(Duration::from_secs(300), async {
         let listed = list_all(&s3, bucket).await;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use exclave::core::ids::hex;
+use exclave::core::ids::{hex, unhex};
 use exclave::core::keys::MasterKey;
 
 /// One official's share.
@@ -23,16 +23,6 @@ pub(crate) struct ShareFile {
     pub(crate) shares: u8,
     /// The share: x then the y bytes.
     pub(crate) share: Vec<u8>,
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl ShareFile {
