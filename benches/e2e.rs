@@ -148,6 +148,8 @@ fn main() {
     let big = mib << 20;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("dev");
+    // The dev process's log outlives the bench's temporary directory, for a failed run.
+    let dev_log = std::env::temp_dir().join("exclave-e2e-exclaved.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_exclaved"))
         .args([
             "dev",
@@ -158,7 +160,7 @@ fn main() {
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&dev_log).unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -200,6 +202,7 @@ fn main() {
 
     let body = bytes::Bytes::from(vec![0x5au8; big]);
     let rows: Vec<(String, f64)> = rt.block_on(async {
+        eprintln!("exclaved dev logs to {}", dev_log.display());
         s3.create_bucket().bucket("bench").send().await.unwrap();
         let mut rows = Vec::new();
         let put = |key: String| {

@@ -238,7 +238,7 @@ pub struct GatewayMetrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Time from a request's arrival to the end of its response body.
     pub duration: Family<OpLabels, Histogram>,
-    /// Request body bytes received.
+    /// Object and part payload bytes received (after aws-chunked decoding).
     pub received: Counter,
     /// Response body bytes sent.
     pub sent: Counter,
@@ -315,7 +315,7 @@ impl GatewayMetrics {
         );
         r.register_with_unit(
             "exclave_s3_received",
-            "S3 request body bytes received",
+            "S3 object and part payload bytes received (after aws-chunked decoding)",
             Unit::Bytes,
             m.received.clone(),
         );

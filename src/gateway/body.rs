@@ -18,14 +18,21 @@ pub(crate) struct BodyReader {
     blob: Option<StreamingBlob>,
     pending: Bytes,
     pub(crate) hasher: ChecksumHasher,
+    received: prometheus_client::metrics::counter::Counter,
 }
 
 impl BodyReader {
-    pub(crate) fn new(blob: Option<StreamingBlob>, hasher: ChecksumHasher) -> Self {
+    /// `received` counts the payload bytes as they arrive (`exclave_s3_received_bytes_total`).
+    pub(crate) fn new(
+        blob: Option<StreamingBlob>,
+        hasher: ChecksumHasher,
+        received: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         Self {
             blob,
             pending: Bytes::new(),
             hasher,
+            received,
         }
     }
 }
@@ -52,6 +59,7 @@ impl AsyncRead for BodyReader {
                     return Poll::Ready(Err(std::io::Error::other(e)));
                 }
                 Poll::Ready(Some(Ok(b))) => {
+                    this.received.inc_by(b.len() as u64);
                     this.hasher.update(&b);
                     this.pending = b;
                 }

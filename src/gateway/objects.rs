@@ -257,7 +257,7 @@ impl Gateway {
         content_md5: Option<&str>,
         trailers: Option<&s3s::TrailingHeaders>,
     ) -> S3Result<(crate::coordinator::object::Staged, s3s::dto::Checksum)> {
-        let mut body = BodyReader::new(body, wanted.hasher());
+        let mut body = BodyReader::new(body, wanted.hasher(), self.metrics.received.clone());
         let mut staged = self
             .objects
             .stage(input, &mut body)
