@@ -109,6 +109,62 @@ pub(crate) async fn serve<F, Fut>(
     }
 }
 
+/// One request to an admin API (HTTP/1.1, no TLS), with a bearer token if given: the status
+/// and the body. The client of both admin APIs: `exclave` (tools/), recovery, key rotation.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    limit: std::time::Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    use anyhow::Context as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut s = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to {addr}: timed out"))?
+        .with_context(|| format!("connecting to {addr}"))?;
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        s.write_all(
+            format!(
+                "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: 0\r\n\
+                 connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.take(64 << 20).read_to_end(&mut buf).await?;
+        anyhow::Ok(buf)
+    };
+    let buf = tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr}: no answer within {limit:?}"))??;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
+    let mut body = buf[split + 4..].to_vec();
+    if let Some(len) = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    }) {
+        body.truncate(len);
+    }
+    Ok((status, body))
+}
+
 /// Reads an admin token file: trimmed, at least 16 characters.
 pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     let raw = crate::net::tls::read_secret(path)?;

@@ -167,7 +167,14 @@ pub async fn rotate(
     // The cluster record, re-sealed under the new key.
     let mut record: Option<ClusterRecord> = None;
     for (_, addr) in sites.values() {
-        if let Ok((200, body)) = crate::recovery::live::http_get(*addr, "/v1/cluster-record").await
+        if let Ok((200, body)) = crate::admin::request(
+            *addr,
+            "GET",
+            "/v1/cluster-record",
+            None,
+            Duration::from_secs(10),
+        )
+        .await
             && let Ok(r) =
                 ClusterRecord::open(&new, &body).or_else(|_| ClusterRecord::open(&old, &body))
             && record.as_ref().is_none_or(|b| b.written_ms < r.written_ms)

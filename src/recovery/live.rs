@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::census::Census;
 use super::record::ClusterRecord;
@@ -150,44 +149,10 @@ struct State {
 }
 
 const STATE_FILE: &str = "recovery-state.json";
+/// How long a node gets to hand over its cluster record.
+const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// The report file, next to the gateway directory.
 pub const REPORT_FILE: &str = "recovery-report.json";
-
-/// GET `path` from `addr` (HTTP/1.1, no TLS: the admin port): status and body.
-pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut buf = Vec::new();
-        s.take(64 << 20).read_to_end(&mut buf).await?;
-        anyhow::Ok(buf)
-    };
-    let buf = tokio::time::timeout(Duration::from_secs(10), fetch)
-        .await
-        .map_err(|_| anyhow::anyhow!("{addr}: timed out"))??;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
-    let head = String::from_utf8_lossy(&buf[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("{addr}: not an HTTP answer"))?;
-    let mut body = buf[split + 4..].to_vec();
-    if let Some(len) = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    }) {
-        body.truncate(len);
-    }
-    Ok((status, body))
-}
 
 /// What each node answered for its cluster record.
 type RecordAnswers = BTreeMap<SocketAddr, Result<(), String>>;
@@ -201,19 +166,20 @@ async fn fetch_records(
     let mut best: Option<(ClusterRecord, u32)> = None;
     let mut per = BTreeMap::new();
     let asks = nodes.iter().map(|&a| async move {
-        let got = match http_get(a, "/v1/cluster-record").await {
-            Ok((200, body)) => ClusterRecord::open(master, &body)
-                .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
-                .map_err(|e| e.to_string()),
-            Ok((status, body)) => Err(format!(
-                "answered {status}: {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )),
-            Err(e) => Err(format!("{e:#}")),
-        };
+        let got =
+            match crate::admin::request(a, "GET", "/v1/cluster-record", None, RECORD_WAIT).await {
+                Ok((200, body)) => ClusterRecord::open(master, &body)
+                    .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
+                    .map_err(|e| e.to_string()),
+                Ok((status, body)) => Err(format!(
+                    "answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                )),
+                Err(e) => Err(format!("{e:#}")),
+            };
         (a, got)
     });
     for (a, got) in futures::future::join_all(asks).await {

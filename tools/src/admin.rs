@@ -2,8 +2,7 @@
 //! private network; bearer token from the gateway config's `admin_token_file`), and the
 //! tables people read.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -41,31 +40,24 @@ impl Admin {
 
     /// One request; the JSON answer.
     pub(crate) fn call(&self, method: &str, path: &str) -> anyhow::Result<Value> {
-        let mut s =
-            TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).with_context(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (status, body) = runtime
+            .block_on(exclave::admin::request(
+                self.addr,
+                method,
+                path,
+                Some(&self.token),
+                Duration::from_secs(600),
+            ))
+            .with_context(|| {
                 format!(
-                    "connecting to the admin API at {} (is the gateway running?)",
+                    "calling the admin API at {} (is the gateway running?)",
                     self.addr
                 )
             })?;
-        s.set_read_timeout(Some(Duration::from_secs(600)))?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            self.addr, self.token
-        );
-        s.write_all(req.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("the admin API sent a malformed answer")?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let value: Value = serde_json::from_str(body.trim())
+        let value: Value = serde_json::from_slice(&body)
             .with_context(|| format!("the admin API answered {status} with no JSON"))?;
         if status != 200 {
             bail!(
