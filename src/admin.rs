@@ -23,6 +23,14 @@ pub(crate) fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// A 500 answer naming what failed.
+pub(crate) fn failed(e: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &serde_json::json!({"error": e.to_string()}),
+    )
+}
+
 /// Whether the request's `Accept` header asks for OpenMetrics.
 pub(crate) fn wants_openmetrics<B>(req: &Request<B>) -> bool {
     req.headers()

@@ -135,6 +135,18 @@ impl Checkpoint {
     }
 }
 
+/// The checkpoints among `records` that decode and whose signature `key` verifies; forged,
+/// damaged or foreign ones are left out.
+pub fn verified<'a>(
+    records: &'a [Vec<u8>],
+    key: &'a crate::core::keys::CheckpointKey,
+) -> impl Iterator<Item = Checkpoint> + 'a {
+    records
+        .iter()
+        .filter_map(|r| Checkpoint::decode(r).ok())
+        .filter(|c| key.verify(&c.signed_bytes(), &c.signature))
+}
+
 /// The leaf of one key.
 pub fn leaf(object: &ObjectId, version: Version, deleted: bool) -> [u8; 32] {
     let mut h = blake3::Hasher::new();

@@ -152,6 +152,11 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A 32-byte key from 64 hex digits (whitespace around them ignored).
+pub fn key_from_hex(s: &str) -> Option<[u8; 32]> {
+    unhex(s.trim())?.try_into().ok()
+}
+
 /// Bytes from hex digits (either case); `None` if `s` is not an even run of them.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {

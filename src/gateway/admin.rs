@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Gateway;
-use crate::admin::{authorised, metrics_reply, query_param, reply, wants_openmetrics};
+use crate::admin::{authorised, failed, metrics_reply, query_param, reply, wants_openmetrics};
 use crate::core::ids::{ObjectId, hex};
 use crate::core::wire::ShardKey;
 use crate::meta::ListQuery;
@@ -262,10 +262,7 @@ impl Gateway {
             (Method::GET, "/metrics") => {
                 return match self.metrics().await {
                     Ok(text) => metrics_reply(text, openmetrics),
-                    Err(e) => reply(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &json!({"error": e.to_string()}),
-                    ),
+                    Err(e) => failed(e),
                 };
             }
             (Method::GET, "/v1/status") => self.status().await,
@@ -298,10 +295,7 @@ impl Gateway {
         };
         match result {
             Ok(v) => reply(StatusCode::OK, &v),
-            Err(e) => reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": e.to_string()}),
-            ),
+            Err(e) => failed(e),
         }
     }
 }

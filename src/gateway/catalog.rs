@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::Gateway;
 use super::buckets::HIDDEN;
-use crate::core::catalog::{Checkpoint, root_of};
+use crate::core::catalog::{Checkpoint, root_of, verified};
 use crate::core::hlc::Version;
 
 /// A write request in flight; its floor leaves the registry when it is dropped.
@@ -88,11 +88,8 @@ impl Gateway {
             else {
                 continue;
             };
-            for r in records {
-                if let Ok(cp) = Checkpoint::decode(&r)
-                    && key.verify(&cp.signed_bytes(), &cp.signature)
-                    && best.as_ref().is_none_or(|b| b.seq < cp.seq)
-                {
+            for cp in verified(&records, &key) {
+                if best.as_ref().is_none_or(|b| b.seq < cp.seq) {
                     best = Some(cp);
                 }
             }

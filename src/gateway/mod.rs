@@ -81,17 +81,10 @@ pub struct Gateway {
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
 pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     let raw = crate::net::tls::read_secret(path)?;
-    let text = std::str::from_utf8(&raw).map_err(|_| anyhow::anyhow!("not UTF-8"))?;
-    let text = text.trim();
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        anyhow::bail!("{}: expected 64 hex digits", path.display());
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-            .map_err(|_| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))?;
-    }
-    Ok(out)
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(crate::core::ids::key_from_hex)
+        .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
 
 /// What one repair pass did.

@@ -11,15 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Node;
-use crate::admin::{authorised, metrics_reply, reply, wants_openmetrics};
+use crate::admin::{authorised, failed, metrics_reply, reply, wants_openmetrics};
 use crate::metrics::SiteFacts;
-
-fn failed(e: impl std::fmt::Display) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-    reply(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({"error": e.to_string()}),
-    )
-}
 
 async fn cluster_record(node: &Node) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let Some(path) = node.cluster_record_file.clone() else {
@@ -37,10 +30,7 @@ async fn cluster_record(node: &Node) -> http::Response<http_body_util::Full<byte
             );
             r
         }
-        Err(e) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": format!("reading the cluster record: {e}")}),
-        ),
+        Err(e) => failed(format!("reading the cluster record: {e}")),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::live::CheckpointReport;
 use crate::coordinator::Objects;
-use crate::core::catalog::{Checkpoint, root_of};
+use crate::core::catalog::{Checkpoint, root_of, verified};
 use crate::core::format::{Manifest, ManifestBody};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
@@ -45,11 +45,7 @@ impl Census {
         records: &[Vec<u8>],
         key: &CheckpointKey,
     ) -> u64 {
-        let valid: Vec<Checkpoint> = records
-            .iter()
-            .filter_map(|r| Checkpoint::decode(r).ok())
-            .filter(|c| key.verify(&c.signed_bytes(), &c.signature))
-            .collect();
+        let valid: Vec<Checkpoint> = verified(records, key).collect();
         let newest = valid.iter().map(|c| c.seq).max().unwrap_or(0);
         self.checkpoints.insert(node, valid);
         newest

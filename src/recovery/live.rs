@@ -260,17 +260,30 @@ fn write_gateway_files(
     Ok(())
 }
 
-pub(super) fn parse_hex32(s: &str) -> anyhow::Result<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 {
-        bail!("the record's manifest key is not 64 hex digits");
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| anyhow::anyhow!("the record's manifest key is not hex"))?;
-    }
-    Ok(out)
+/// The object store a cluster record describes, over `nodes` (placement from its layout).
+pub(super) fn objects_of(
+    record: &ClusterRecord,
+    master: &MasterKey,
+    nodes: Nodes,
+) -> anyhow::Result<Objects> {
+    let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
+    let plan = crate::core::layout::plan(&layout, rule)?;
+    Ok(Objects::new(
+        nodes,
+        layout,
+        plan,
+        master.clone(),
+        manifest_key(record)?,
+        Hlc::new(GatewayId(0)),
+        crate::gateway::BLOCK_SIZE,
+    ))
+}
+
+/// The manifest key a cluster record carries.
+pub(super) fn manifest_key(record: &ClusterRecord) -> anyhow::Result<ManifestKey> {
+    crate::core::ids::key_from_hex(&record.manifest_key)
+        .map(ManifestKey::from_bytes)
+        .ok_or_else(|| anyhow::anyhow!("the cluster record's manifest key is not 64 hex digits"))
 }
 
 /// Runs a recovery.
@@ -305,8 +318,7 @@ pub async fn recover(
     write_gateway_files(&o.out, &record, &master)?;
 
     let layout_path = o.out.join("layout.toml");
-    let (layout, rule) = crate::config::read_layout(&layout_path)?;
-    let plan = crate::core::layout::plan(&layout, rule)?;
+    let (layout, _) = crate::config::read_layout(&layout_path)?;
     let addrs = crate::config::node_addresses(&layout_path)?;
     let by_addr: BTreeMap<SocketAddr, u32> = addrs.iter().map(|(id, a)| (*a, *id)).collect();
     let site_of: BTreeMap<u32, String> = layout
@@ -359,16 +371,7 @@ pub async fn recover(
             )
         })
         .collect();
-    let manifest_key = ManifestKey::from_bytes(parse_hex32(&record.manifest_key)?);
-    let objects = Arc::new(Objects::new(
-        Nodes::new(clients),
-        layout.clone(),
-        plan,
-        master.clone(),
-        manifest_key,
-        Hlc::new(GatewayId(0)),
-        crate::gateway::BLOCK_SIZE,
-    ));
+    let objects = Arc::new(objects_of(&record, &master, Nodes::new(clients))?);
     let index = Arc::new(Index::open(&gw.join("state").join("index.redb"))?);
     let gateway = Gateway::assemble(
         objects.clone(),

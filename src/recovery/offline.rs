@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use super::census::Census;
 use super::live::{CheckpointReport, Progress};
 use super::record::ClusterRecord;
-use crate::coordinator::{Nodes, Objects};
+use crate::coordinator::Nodes;
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
-use crate::core::hlc::{Hlc, Version};
-use crate::core::ids::{DiskId, GatewayId, ObjectId};
-use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
+use crate::core::hlc::Version;
+use crate::core::ids::{DiskId, ObjectId};
+use crate::core::keys::{CheckpointKey, MasterKey};
 use crate::core::stripe::{BlockHash, Codec, StripeContext, VerifiedBlock};
 use crate::core::wire::ShardKey;
 use crate::store::{BlockRead, Store};
@@ -179,19 +179,9 @@ pub fn export(
         );
     };
     let master = MasterKey::from_bytes(key_id, *o.master.secret_bytes());
-    let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
-    let plan = crate::core::layout::plan(&layout, rule)?;
-    let manifest_key = ManifestKey::from_bytes(super::live::parse_hex32(&record.manifest_key)?);
+    let manifest_key = super::live::manifest_key(&record)?;
     // Placement only: no node is dialled.
-    let objects = Objects::new(
-        Nodes::new(BTreeMap::new()),
-        layout,
-        plan,
-        master.clone(),
-        manifest_key.clone(),
-        Hlc::new(GatewayId(0)),
-        crate::gateway::BLOCK_SIZE,
-    );
+    let objects = super::live::objects_of(&record, &master, Nodes::new(BTreeMap::new()))?;
     let ck = CheckpointKey::of(&master);
 
     // Every manifest, newest version per key.
