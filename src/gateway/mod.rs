@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod body;
 mod buckets;
+pub(crate) use buckets::HIDDEN;
 mod catalog;
 pub use catalog::CheckpointMade;
 mod checksum;
@@ -275,7 +276,7 @@ impl Gateway {
         m: &crate::core::format::Manifest,
     ) -> Result<(), MetaError> {
         use crate::core::format::ManifestBody;
-        if m.bucket.contains(buckets::HIDDEN) {
+        if m.bucket.contains(HIDDEN) {
             return Ok(());
         }
         let (size, etag, deleted) = match &m.body {

@@ -134,6 +134,21 @@ fn check_read_conditions(
     }
 }
 
+/// The [`ReadAsk`] of a GetObject or HeadObject input (same field names in both).
+macro_rules! read_ask {
+    ($i:expr) => {
+        ReadAsk {
+            if_match: $i.if_match.as_ref(),
+            if_none_match: $i.if_none_match.as_ref(),
+            if_modified_since: $i.if_modified_since.as_ref(),
+            if_unmodified_since: $i.if_unmodified_since.as_ref(),
+            range: $i.range.as_ref(),
+            part_number: $i.part_number,
+            checksum_mode: $i.checksum_mode.as_ref(),
+        }
+    };
+}
+
 /// The conditions, range and checksum mode of a GET or HEAD.
 struct ReadAsk<'a> {
     if_match: Option<&'a ETagCondition>,
@@ -479,21 +494,7 @@ impl Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
-        let p = self
-            .plan_read(
-                &i.bucket,
-                &i.key,
-                ReadAsk {
-                    if_match: i.if_match.as_ref(),
-                    if_none_match: i.if_none_match.as_ref(),
-                    if_modified_since: i.if_modified_since.as_ref(),
-                    if_unmodified_since: i.if_unmodified_since.as_ref(),
-                    range: i.range.as_ref(),
-                    part_number: i.part_number,
-                    checksum_mode: i.checksum_mode.as_ref(),
-                },
-            )
-            .await?;
+        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
         let reader = self
             .objects
             .reader(&p.m, p.range.clone())
@@ -536,21 +537,7 @@ impl Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = req.input;
-        let p = self
-            .plan_read(
-                &i.bucket,
-                &i.key,
-                ReadAsk {
-                    if_match: i.if_match.as_ref(),
-                    if_none_match: i.if_none_match.as_ref(),
-                    if_modified_since: i.if_modified_since.as_ref(),
-                    if_unmodified_since: i.if_unmodified_since.as_ref(),
-                    range: i.range.as_ref(),
-                    part_number: i.part_number,
-                    checksum_mode: i.checksum_mode.as_ref(),
-                },
-            )
-            .await?;
+        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
         let stored = |name| header(&p.meta, name).cloned();
         let out = HeadObjectOutput {
             accept_ranges: Some("bytes".into()),

@@ -28,7 +28,7 @@ impl Census {
         if !held.contains(&node) {
             held.push(node);
         }
-        if !m.bucket.contains('\u{1}') {
+        if !m.bucket.contains(crate::gateway::HIDDEN) {
             let deleted = matches!(m.body, ManifestBody::Tombstone);
             let v = self.versions.entry(m.object).or_default();
             if !v.contains(&(m.version, deleted)) {

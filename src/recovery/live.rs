@@ -467,7 +467,7 @@ pub async fn recover(
         ..Report::default()
     };
     for (b, n, bytes) in index.counts()? {
-        if b.contains('\u{1}') {
+        if b.contains(crate::gateway::HIDDEN) {
             continue;
         }
         report.objects += n;

@@ -218,7 +218,7 @@ pub fn export(
                     continue;
                 };
                 census.add_manifest(n.id, &m);
-                if m.bucket.contains('\u{1}') || m.key.is_empty() {
+                if m.bucket.contains(crate::gateway::HIDDEN) || m.key.is_empty() {
                     continue;
                 }
                 let k = (m.bucket.clone(), m.key.clone());

@@ -204,53 +204,55 @@ impl Store {
     fn quarantine_any(&self, key: &ShardKey, reason: &str, now_ms: u64) -> Result<(), StoreError> {
         match self.header(key) {
             Ok((disk, _)) if disk == INLINE_DISK => {
-                let txn = self.db.begin_write().map_err(db_err)?;
-                {
-                    let mut h = txn.open_table(HEADERS).map_err(db_err)?;
-                    let record = h
-                        .remove(&key.to_bytes()[..])
-                        .map_err(db_err)?
-                        .map(|v| v.value().to_vec())
-                        .unwrap_or_default();
-                    let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-                    let data = inl
-                        .remove(&key.to_bytes()[..])
-                        .map_err(db_err)?
-                        .map(|v| v.value().to_vec())
-                        .unwrap_or_default();
-                    let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-                    let mut qkey = key.to_bytes().to_vec();
-                    qkey.extend_from_slice(&now_ms.to_be_bytes());
-                    let mut rec = format!("at_ms = {now_ms}\ninline = true\nreason = {reason}\n")
-                        .into_bytes();
-                    rec.extend_from_slice(&record);
-                    rec.extend_from_slice(&data);
-                    q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
-                }
-                txn.commit().map_err(db_err)
+                self.quarantine_record(key, reason, now_ms, true)
             }
             Ok(_) => self.quarantine(key, reason, now_ms).map(|_| ()),
             // A header that does not decode: the record itself goes to the ledger.
             Err(StoreError::Format(_)) | Err(StoreError::BadShard(_)) => {
-                let txn = self.db.begin_write().map_err(db_err)?;
-                {
-                    let mut h = txn.open_table(HEADERS).map_err(db_err)?;
-                    let record = h
-                        .remove(&key.to_bytes()[..])
-                        .map_err(db_err)?
-                        .map(|v| v.value().to_vec())
-                        .unwrap_or_default();
-                    let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-                    let mut qkey = key.to_bytes().to_vec();
-                    qkey.extend_from_slice(&now_ms.to_be_bytes());
-                    let mut rec = format!("at_ms = {now_ms}\nreason = {reason}\n").into_bytes();
-                    rec.extend_from_slice(&record);
-                    q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
-                }
-                txn.commit().map_err(db_err)
+                self.quarantine_record(key, reason, now_ms, false)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Moves a shard's header record (and, for an inline shard, its bytes) into the
+    /// quarantine ledger in one commit.
+    fn quarantine_record(
+        &self,
+        key: &ShardKey,
+        reason: &str,
+        now_ms: u64,
+        inline: bool,
+    ) -> Result<(), StoreError> {
+        let k = key.to_bytes();
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut h = txn.open_table(HEADERS).map_err(db_err)?;
+            let record = h
+                .remove(&k[..])
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec())
+                .unwrap_or_default();
+            let data = if inline {
+                let mut inl = txn.open_table(INLINE).map_err(db_err)?;
+                inl.remove(&k[..])
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_vec())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+            let mut qkey = k.to_vec();
+            qkey.extend_from_slice(&now_ms.to_be_bytes());
+            let inline_line = if inline { "inline = true\n" } else { "" };
+            let mut rec =
+                format!("at_ms = {now_ms}\n{inline_line}reason = {reason}\n").into_bytes();
+            rec.extend_from_slice(&record);
+            rec.extend_from_slice(&data);
+            q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
     }
 
     fn record_finding(&self, key: &ShardKey) -> Result<(), StoreError> {

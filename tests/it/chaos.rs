@@ -158,17 +158,7 @@ async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
                 c.start_node(i);
             }
         }
-        let cli = |args: &[&str]| c.exclave_cli(args, Duration::from_secs(300));
-        let heal = cli(&["heal", "--wait", "--json"]);
-        assert!(
-            heal.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&heal.stdout),
-            String::from_utf8_lossy(&heal.stderr)
-        );
-        let status = cli(&["status", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-        assert!(status.status.success(), "{v:#}");
+        c.heal_and_status();
 
         // No acknowledged write lost: every key reads back as its last acked body (or a later
         // failed attempt that took effect), with every site up.

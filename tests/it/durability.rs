@@ -12,7 +12,7 @@ use exclave::core::wire::ShardKey;
 use exclave::store::Store;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng, started_cluster};
+use crate::support::{Cluster, Rng, put_sized, started_cluster};
 
 const BUCKET: &str = "registry";
 
@@ -79,18 +79,8 @@ async fn injected_rot_and_tampering_is_detected_never_served_and_repaired() {
         let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let mut rng = Rng::new(77);
-        let mut model = BTreeMap::new();
-        for i in 0..16 {
-            let data = rng.bytes(600_000 + i * 7_777);
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(format!("parcel-{i}"))
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await
-                .unwrap();
-            model.insert(format!("parcel-{i}"), data);
-        }
+        let sizes = (0..16).map(|i| 600_000 + i * 7_777);
+        let model = put_sized(&s3, BUCKET, "parcel", sizes, &mut rng).await;
 
         // Every node stopped: bytes are changed under them, as a host or a disk would.
         for i in 0..5 {
@@ -293,16 +283,7 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
         );
         assert_eq!(v["buckets"][0]["degraded"], 6, "{v:#}");
 
-        let heal = cli(&["heal", "--wait", "--json"]);
-        assert!(
-            heal.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&heal.stdout),
-            String::from_utf8_lossy(&heal.stderr)
-        );
-        let after = cli(&["status", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
-        assert!(after.status.success(), "{v:#}");
+        let (_, v) = cluster.heal_and_status();
         assert_eq!(v["buckets"][0]["whole"], 6, "{v:#}");
         assert_eq!(v["buckets"][0]["degraded"], 0);
         assert_eq!(v["repair_backlog"], 0);
@@ -384,18 +365,8 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         let s3 = cluster.s3_client(3);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let mut rng = Rng::new(8);
-        let mut model = BTreeMap::new();
-        for i in 0..10 {
-            let data = rng.bytes(200_000 + i * 150_000);
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(format!("title-{i}"))
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await
-                .unwrap();
-            model.insert(format!("title-{i}"), data);
-        }
+        let sizes = (0..10).map(|i| 200_000 + i * 150_000);
+        let model = put_sized(&s3, BUCKET, "title", sizes, &mut rng).await;
         // Site 2 loses everything but its identity: disk re-initialised, database gone.
         let wiped = 2;
         cluster.kill_node(wiped);
@@ -426,9 +397,7 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         assert!(!again.status.success(), "disk init over a prepared directory");
         cluster.start_node(wiped);
 
-        let heal = cluster.exclave_cli(&["heal", "--wait", "--json"], Duration::from_secs(120));
-        assert!(heal.status.success(), "{}", String::from_utf8_lossy(&heal.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&heal.stdout).unwrap();
+        let (v, _) = cluster.heal_and_status();
         let written = v["total_bytes_written"].as_u64().unwrap_or_else(|| panic!("{v:#}"));
         let read = v["total_bytes_read"].as_u64().unwrap();
         eprintln!(

@@ -272,6 +272,23 @@ impl Cluster {
             .to_owned()
     }
 
+    /// `exclave heal --wait`, then `exclave status --json`; both must succeed (every object
+    /// whole). Returns the heal report and the status.
+    #[allow(dead_code)]
+    pub fn heal_and_status(&self) -> (serde_json::Value, serde_json::Value) {
+        let heal = self.exclave_cli(&["heal", "--wait", "--json"], Duration::from_secs(300));
+        assert!(
+            heal.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&heal.stdout),
+            String::from_utf8_lossy(&heal.stderr)
+        );
+        let status = self.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+        let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert!(status.status.success(), "{v:#}");
+        (serde_json::from_slice(&heal.stdout).unwrap(), v)
+    }
+
     /// The cluster directory.
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("c")
@@ -441,6 +458,32 @@ impl Rng {
         v.truncate(n);
         v
     }
+}
+
+/// PUTs `prefix-0`, `prefix-1`, ... of the given sizes (random bytes from `rng`) one after
+/// another; returns key -> bytes.
+#[allow(dead_code)]
+pub async fn put_sized(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    sizes: impl IntoIterator<Item = usize>,
+    rng: &mut Rng,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut model = std::collections::BTreeMap::new();
+    for (i, n) in sizes.into_iter().enumerate() {
+        let key = format!("{prefix}-{i}");
+        let data = rng.bytes(n);
+        s3.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        model.insert(key, data);
+    }
+    model
 }
 
 /// A 3+2 cluster of five node processes and a gateway (with `gateway_options` added to its
