@@ -15,8 +15,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use exclave::core::hlc::Version;
 use exclave::core::ids::ObjectId;
@@ -174,22 +172,7 @@ fn main() {
         }
     }
     assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
-    let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
-    let field = |name: &str| common::credential(&creds, name);
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&endpoint_url)
-        .credentials_provider(Credentials::new(
-            field("aws_access_key_id"),
-            field("aws_secret_access_key"),
-            None,
-            None,
-            "bench",
-        ))
-        .force_path_style(true)
-        .build();
-    let s3 = Client::from_conf(conf);
+    let s3 = common::s3_client(&root, &endpoint_url);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 
 const PRELOAD: usize = 600;
@@ -148,27 +147,11 @@ fn main() {
         assert!(Instant::now() < deadline, "gateway did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
-    let field = |name: &str| common::credential(&creds, name);
     let token = std::fs::read_to_string(root.join("gateway/admin.token"))
         .unwrap()
         .trim()
         .to_owned();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://{s3_addr}"))
-            .credentials_provider(Credentials::new(
-                field("aws_access_key_id"),
-                field("aws_secret_access_key"),
-                None,
-                None,
-                "bench",
-            ))
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = common::s3_client(&root, &format!("http://{s3_addr}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
