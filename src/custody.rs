@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::coordinator::{NodeClient, Nodes, Objects};
@@ -58,6 +59,9 @@ pub struct Rotation {
     /// Every node is done: the old key can be retired (and its shares destroyed).
     pub complete: bool,
 }
+
+/// Manifest writes in flight per node during a rotation.
+const WRITES_IN_FLIGHT: usize = 32;
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("rotating");
@@ -215,6 +219,8 @@ pub async fn rotate(
         };
         match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
             Ok(Ok((manifests, _))) => {
+                // Re-wrap here, then write back with a few requests in flight.
+                let mut sealed = Vec::new();
                 for mut m in manifests {
                     let ManifestBody::Object(meta) = &mut m.body else {
                         continue;
@@ -236,12 +242,20 @@ pub async fn rotate(
                     meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
                     let mut nonce = [0u8; 12];
                     crate::setup::random(&mut nonce);
-                    let sealed = m.seal(&manifest_key, nonce)?;
-                    if let Err(e) = client.put_manifest(sealed).await {
-                        nr.error = Some(format!("writing a manifest back: {e}"));
-                        break;
-                    }
-                    nr.rewrapped += 1;
+                    sealed.push(m.seal(&manifest_key, nonce)?);
+                }
+                let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
+                    .map(|bytes| {
+                        let client = client.clone();
+                        async move { client.put_manifest(bytes).await.map_err(|e| e.to_string()) }
+                    })
+                    .buffer_unordered(WRITES_IN_FLIGHT)
+                    .collect()
+                    .await;
+                nr.rewrapped = results.iter().filter(|r| r.is_ok()).count() as u64;
+                if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+                    nr.error
+                        .get_or_insert_with(|| format!("writing a manifest back: {e}"));
                 }
             }
             Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
