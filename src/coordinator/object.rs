@@ -784,15 +784,10 @@ impl Objects {
                 let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
                     continue;
                 };
-                // Of two copies of one version, the one re-wrapped by a key rotation wins.
-                let key_gen = |m: &Manifest| match &m.body {
-                    ManifestBody::Object(o) => o.dek.key_id,
-                    ManifestBody::Tombstone => 0,
-                };
                 if m.object == object
                     && newest
                         .as_ref()
-                        .is_none_or(|n| (m.version, key_gen(&m)) > (n.version, key_gen(n)))
+                        .is_none_or(|n| m.precedence() > n.precedence())
                 {
                     newest = Some(m);
                 }

@@ -211,6 +211,16 @@ fn check_geometry(g: &Geometry) -> Result<(), FormatError> {
 }
 
 impl Manifest {
+    /// How two copies of manifests order: by version, and of two copies of one version, the
+    /// one a key rotation re-wrapped (the newer master key generation) wins.
+    pub fn precedence(&self) -> (Version, u32) {
+        let generation = match &self.body {
+            ManifestBody::Object(o) => o.dek.key_id,
+            ManifestBody::Tombstone => 0,
+        };
+        (self.version, generation)
+    }
+
     /// Serializes and seals the manifest. `nonce` must be fresh random bytes.
     pub fn seal(&self, key: &ManifestKey, nonce: [u8; 12]) -> Result<Vec<u8>, FormatError> {
         let archive = rkyv::to_bytes::<rancor::Error>(self)

@@ -222,14 +222,9 @@ pub fn export(
                     continue;
                 }
                 let k = (m.bucket.clone(), m.key.clone());
-                // Of two copies of one version, the one re-wrapped by a key rotation wins.
-                let key_gen = |m: &Manifest| match &m.body {
-                    ManifestBody::Object(o) => o.dek.key_id,
-                    ManifestBody::Tombstone => 0,
-                };
                 if current
                     .get(&k)
-                    .is_none_or(|c| (c.version, key_gen(c)) < (m.version, key_gen(&m)))
+                    .is_none_or(|c| c.precedence() < m.precedence())
                 {
                     current.insert(k, m);
                 }
