@@ -105,7 +105,7 @@ fn store_error(e: &StoreError) -> Response {
     let code = match e {
         StoreError::NotFound => ErrorCode::NotFound,
         StoreError::NoSuchDisk(_) => ErrorCode::NoSuchDisk,
-        StoreError::BadShard(_) => ErrorCode::BadRequest,
+        StoreError::BadShard(_) | StoreError::Withdrawn => ErrorCode::BadRequest,
         StoreError::Format(_) => ErrorCode::Corrupt,
         _ => ErrorCode::Internal,
     };

@@ -14,7 +14,7 @@ pub(super) type Apply = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreErr
 
 struct Slot {
     apply: Option<Apply>,
-    result: Option<Result<(), String>>,
+    result: Option<Result<(), StoreError>>,
 }
 
 #[derive(Default)]
@@ -59,11 +59,9 @@ impl GroupCommit {
                 .position(|(i, s)| *i == id && s.result.is_some())
             {
                 let (_, slot) = st.slots.remove(pos);
-                return match slot.result {
-                    Some(Ok(())) => Ok(()),
-                    Some(Err(e)) => Err(StoreError::Db(e)),
-                    None => Err(StoreError::Db("lost commit result".into())),
-                };
+                return slot
+                    .result
+                    .unwrap_or_else(|| Err(StoreError::Db("lost commit result".into())));
             }
             if st.leader {
                 st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -99,25 +97,25 @@ impl GroupCommit {
 
     /// One transaction over the batch. A write whose own apply fails gets its error; the
     /// others still commit. If the commit itself fails, every write in it gets that error.
-    fn commit(db: &Database, batch: Vec<(u64, Apply)>) -> Vec<(u64, Result<(), String>)> {
+    fn commit(db: &Database, batch: Vec<(u64, Apply)>) -> Vec<(u64, Result<(), StoreError>)> {
         let txn = match db.begin_write() {
             Ok(t) => t,
             Err(e) => {
                 return batch
                     .into_iter()
-                    .map(|(i, _)| (i, Err(e.to_string())))
+                    .map(|(i, _)| (i, Err(db_err(&e))))
                     .collect();
             }
         };
         let mut results = Vec::with_capacity(batch.len());
         for (i, apply) in batch {
-            results.push((i, apply(&txn).map_err(|e| e.to_string())));
+            results.push((i, apply(&txn)));
         }
         if let Err(e) = txn.commit().map_err(db_err) {
             let msg = e.to_string();
             for (_, r) in &mut results {
                 if r.is_ok() {
-                    *r = Err(msg.clone());
+                    *r = Err(StoreError::Db(msg.clone()));
                 }
             }
         }

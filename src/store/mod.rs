@@ -96,6 +96,9 @@ pub enum StoreError {
     /// A stored record does not decode.
     #[error("stored record: {0}")]
     Format(#[from] FormatError),
+    /// A manifest write of a version that was withdrawn here (its writer gave up on it).
+    #[error("this manifest version was withdrawn")]
+    Withdrawn,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -107,6 +110,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
+}
+
+/// Refuses a manifest write of a version this node was told to withdraw (the withdrawal
+/// overtook the write).
+fn refuse_withdrawn(txn: &redb::WriteTransaction, key: &[u8]) -> Result<(), StoreError> {
+    let a = txn.open_table(ABORTED).map_err(db_err)?;
+    if a.get(key).map_err(db_err)?.is_some() {
+        return Err(StoreError::Withdrawn);
+    }
+    Ok(())
 }
 
 /// One block read from a shard.
@@ -421,7 +434,8 @@ impl Store {
         t.len().map_err(db_err)
     }
 
-    /// Stores a sealed manifest under its (object, version).
+    /// Stores a sealed manifest under its (object, version), unless that version was
+    /// withdrawn here.
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let key = manifest_key(&env.object, env.version);
@@ -429,6 +443,7 @@ impl Store {
         self.group.write(
             &self.db,
             Box::new(move |txn| {
+                refuse_withdrawn(txn, &key)?;
                 let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
                 t.insert(&key[..], &sealed[..]).map_err(db_err)?;
                 Ok(())
@@ -479,6 +494,7 @@ impl Store {
         self.group.write(
             &self.db,
             Box::new(move |txn| {
+                refuse_withdrawn(txn, &key)?;
                 let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
                 m.insert(&key[..], &sealed[..]).map_err(db_err)?;
                 let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
@@ -493,7 +509,8 @@ impl Store {
     }
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
-    /// not served). Nothing happens if the node does not hold it.
+    /// not served). If the node does not hold it (yet), the ledger keeps an empty record, so
+    /// that the write, should it arrive late, is refused.
     pub fn abort_manifest(&self, object: &ObjectId, version: Version) -> Result<(), StoreError> {
         let key = manifest_key(object, version);
         self.group.write(
@@ -504,9 +521,16 @@ impl Store {
                     .remove(&key[..])
                     .map_err(db_err)?
                     .map(|v| v.value().to_vec());
-                if let Some(sealed) = removed {
-                    let mut a = txn.open_table(ABORTED).map_err(db_err)?;
-                    a.insert(&key[..], &sealed[..]).map_err(db_err)?;
+                let mut a = txn.open_table(ABORTED).map_err(db_err)?;
+                match removed {
+                    Some(sealed) => {
+                        a.insert(&key[..], &sealed[..]).map_err(db_err)?;
+                    }
+                    None => {
+                        if a.get(&key[..]).map_err(db_err)?.is_none() {
+                            a.insert(&key[..], &[][..]).map_err(db_err)?;
+                        }
+                    }
                 }
                 Ok(())
             }),
@@ -815,7 +839,7 @@ mod tests {
         store
             .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
             .unwrap();
-        assert_eq!(store.manifests(&h.object).unwrap(), vec![sealed]);
+        assert_eq!(store.manifests(&h.object).unwrap(), vec![sealed.clone()]);
         let key = ShardKey {
             object: h.object,
             version: h.version,
@@ -827,6 +851,44 @@ mod tests {
         }
         store.abort_manifest(&h.object, h.version).unwrap();
         assert!(store.manifests(&h.object).unwrap().is_empty());
+        // Once withdrawn, the version is refused if written again.
+        assert!(matches!(
+            store.put_manifest_inline(&sealed, &[(h.clone(), data)]),
+            Err(StoreError::Withdrawn)
+        ));
+        assert!(store.manifests(&h.object).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("d1");
+        init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+        let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+        let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+        let m = |ms| crate::core::format::Manifest {
+            bucket: "b".into(),
+            key: "k".into(),
+            object: ObjectId([9; 32]),
+            version: Version {
+                physical_ms: ms,
+                logical: 0,
+                gateway: GatewayId(1),
+            },
+            created_ms: 1,
+            body: crate::core::format::ManifestBody::Tombstone,
+        };
+        let (late, other) = (m(5), m(6));
+        store.abort_manifest(&late.object, late.version).unwrap();
+        // Twice is the same as once.
+        store.abort_manifest(&late.object, late.version).unwrap();
+        assert!(matches!(
+            store.put_manifest(&late.seal(&mk, [0; 12]).unwrap()),
+            Err(StoreError::Withdrawn)
+        ));
+        let sealed = other.seal(&mk, [0; 12]).unwrap();
+        store.put_manifest(&sealed).unwrap();
+        assert_eq!(store.manifests(&late.object).unwrap(), vec![sealed]);
     }
 
     #[test]
