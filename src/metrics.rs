@@ -246,6 +246,7 @@ pub struct GatewayMetrics {
     bucket_objects: Family<BucketLabels, Gauge>,
     bucket_bytes: Family<BucketLabels, Gauge>,
     backlog: Gauge,
+    withdrawals: Gauge,
     /// Site gauges (read over QUIC at scrape time).
     pub sites: SiteGauges,
     peer_rtt: Family<SiteLabels, FloatGauge>,
@@ -277,6 +278,8 @@ pub struct GatewayState {
     pub unreadable: u64,
     /// Object versions waiting for repair.
     pub backlog: u64,
+    /// Failed writes not yet withdrawn from every node.
+    pub withdrawals: u64,
     /// Per node connection: (site, round-trip time, packets sent, packets lost), for
     /// connections that are open.
     pub peers: Vec<(String, std::time::Duration, u64, u64)>,
@@ -295,6 +298,7 @@ impl GatewayMetrics {
             bucket_objects: Family::default(),
             bucket_bytes: Family::default(),
             backlog: Gauge::default(),
+            withdrawals: Gauge::default(),
             sites: SiteGauges::default(),
             peer_rtt: Family::default(),
             peer_sent: Family::default(),
@@ -345,6 +349,11 @@ impl GatewayMetrics {
             "exclave_repair_backlog",
             "Object versions with shards waiting to be rebuilt",
             m.backlog.clone(),
+        );
+        r.register(
+            "exclave_withdrawals_pending",
+            "Failed writes some node has not yet confirmed withdrawing",
+            m.withdrawals.clone(),
         );
         m.sites.register(r);
         r.register_with_unit(
@@ -399,6 +408,7 @@ impl GatewayMetrics {
             self.bucket_bytes.get_or_create(&l).set(as_gauge(*bytes));
         }
         self.backlog.set(as_gauge(state.backlog));
+        self.withdrawals.set(as_gauge(state.withdrawals));
         self.sites.set(sites);
         self.peer_rtt.clear();
         self.peer_sent.clear();

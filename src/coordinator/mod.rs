@@ -5,6 +5,7 @@ pub mod client;
 mod drive;
 pub mod object;
 pub mod repair;
+pub mod withdraw;
 
 pub use client::{BlockResult, NodeClient, ShardUpload};
 pub use drive::{Nodes, PutError, PutReport, ReadError, ShardTarget, StripeSink};

@@ -151,6 +151,8 @@ pub struct Objects {
     inline_limit: u64,
     /// Shards reads found bad (hash mismatch, CRC, missing), for repair.
     bad_reports: Mutex<Vec<(ObjectId, Version, Vec<usize>)>>,
+    /// Failed writes whose withdrawal some nodes have not confirmed (see `withdraw.rs`).
+    pub(super) withdrawals: Mutex<crate::coordinator::withdraw::Pending>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -190,6 +192,7 @@ impl Objects {
             write_timeout: Duration::from_secs(60),
             inline_limit: DEFAULT_INLINE_LIMIT,
             bad_reports: Mutex::new(Vec::new()),
+            withdrawals: Mutex::default(),
         }
     }
 
@@ -229,7 +232,7 @@ impl Objects {
         hlc.stamp(wall_ms())
     }
 
-    fn manifest_nodes(targets: &[ShardTarget]) -> Vec<NodeId> {
+    pub(super) fn manifest_nodes(targets: &[ShardTarget]) -> Vec<NodeId> {
         targets
             .iter()
             .map(|t| t.node)
@@ -738,26 +741,6 @@ impl Objects {
         Ok(())
     }
 
-    /// After a manifest write below its quorum: withdraws the version from every node that
-    /// may hold it, so a write answered with an error does not surface later.
-    async fn withdraw(&self, manifest: &Manifest, targets: &[ShardTarget]) {
-        let mut set = tokio::task::JoinSet::new();
-        for n in Self::manifest_nodes(targets) {
-            let client = self.nodes.client(n).cloned();
-            let (object, version) = (manifest.object, manifest.version);
-            set.spawn(async move {
-                if let Some(c) = client {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        c.abort_manifest(object, version),
-                    )
-                    .await;
-                }
-            });
-        }
-        while set.join_next().await.is_some() {}
-    }
-
     /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is
     /// returned as such).
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<Manifest>, ObjectError> {
@@ -784,7 +767,9 @@ impl Objects {
                 let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
                     continue;
                 };
+                // A failed write some node has not withdrawn yet is not a version.
                 if m.object == object
+                    && !self.withdrawing(&m.object, m.version)
                     && newest
                         .as_ref()
                         .is_none_or(|n| m.precedence() > n.precedence())

@@ -107,6 +107,7 @@ impl Gateway {
             degraded: backlog.iter().filter(|(_, _, s)| s.len() <= m).count() as u64,
             unreadable: backlog.iter().filter(|(_, _, s)| s.len() > m).count() as u64,
             backlog: backlog.len() as u64,
+            withdrawals: self.objects.withdrawals().len() as u64,
             peers: self
                 .objects
                 .node_ids()
@@ -174,6 +175,7 @@ impl Gateway {
         Ok(json!({
             "sites": sites,
             "repair_backlog": backlog.len(),
+            "withdrawals_pending": self.objects.withdrawals().len(),
             "buckets": buckets.into_iter().map(|(name, (whole, degraded, unreadable))| json!({
                 "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
             })).collect::<Vec<_>>(),
@@ -228,6 +230,7 @@ impl Gateway {
         Ok(json!({
             "checked": checked, "found_degraded": found, "shards_unverified": unverified,
             "repaired": pass.repaired, "pending": pass.pending,
+            "withdrawals_pending": pass.withdrawals_pending,
             "bytes_read": pass.bytes_read, "bytes_written": pass.bytes_written,
         }))
     }

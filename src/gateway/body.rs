@@ -72,9 +72,12 @@ impl AsyncRead for BodyReader {
 }
 
 /// An object reader as a response body stream.
-pub(crate) fn object_stream(reader: ObjectReader) -> StreamingBlob {
+pub(crate) async fn object_stream(mut reader: ObjectReader) -> Result<StreamingBlob, ObjectError> {
+    // The first batch is read before the answer starts: an object that cannot be read at all
+    // gets an error status, not a 200 with a short body.
+    let first = reader.next().await.transpose()?;
     // After an error the stream ends: the client sees a short body, never bytes past a gap.
-    let s = futures::stream::unfold(Some(reader), |state| async move {
+    let rest = futures::stream::unfold(Some(reader), |state| async move {
         let mut r = state?;
         match r.next().await {
             None => None,
@@ -85,5 +88,9 @@ pub(crate) fn object_stream(reader: ObjectReader) -> StreamingBlob {
             }
         }
     });
-    StreamingBlob::wrap(s)
+    let s = futures::StreamExt::chain(
+        futures::stream::iter(first.map(Ok::<Bytes, ObjectError>)),
+        rest,
+    );
+    Ok(StreamingBlob::wrap(s))
 }

@@ -101,8 +101,7 @@ impl Gateway {
             ));
         }
         let m = self
-            .objects
-            .delete(&bucket, "")
+            .delete_manifest(&bucket, "")
             .await
             .map_err(object_error)?;
         self.index.apply(

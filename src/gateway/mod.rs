@@ -99,6 +99,8 @@ pub struct RepairPass {
     pub bytes_read: u64,
     /// Bytes of rebuilt shards written.
     pub bytes_written: u64,
+    /// Failed writes not yet withdrawn from every node.
+    pub withdrawals_pending: usize,
 }
 
 /// The admin API's bearer token (never printed).
@@ -192,6 +194,9 @@ impl Gateway {
             g.repair_mib_per_sec.unwrap_or(64) << 20,
             Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
         );
+        gateway
+            .objects
+            .restore_withdrawals(gateway.index.withdrawals()?);
         if fresh || gateway.index.is_blank()? {
             gateway.rebuild_index().await?;
         }
@@ -264,6 +269,9 @@ impl Gateway {
             }
             for m in manifests {
                 seen += 1;
+                if self.objects.withdrawing(&m.object, m.version) {
+                    continue;
+                }
                 self.apply_manifest(&m)?;
             }
         }
@@ -306,6 +314,16 @@ impl Gateway {
         Ok(())
     }
 
+    /// Records the withdrawals of failed writes not yet confirmed by every node, so that a
+    /// restarted gateway still finishes them (and still skips those versions).
+    pub(crate) fn keep_withdrawals(&self) -> Result<(), MetaError> {
+        let now = self.objects.withdrawals();
+        if self.index.withdrawals()? != now {
+            self.index.set_withdrawals(&now)?;
+        }
+        Ok(())
+    }
+
     /// One pass over the repair backlog: every recorded object version with missing shards is
     /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
     /// (repaired, still pending).
@@ -314,9 +332,19 @@ impl Gateway {
         for (object, version, shards) in self.objects.take_bad_reports() {
             self.index.record_repair(&object, version, &shards)?;
         }
+        let pending = self.objects.retry_withdrawals().await;
+        self.keep_withdrawals()?;
         let backlog = self.index.repairs()?;
-        let mut pass = RepairPass::default();
+        let mut pass = RepairPass {
+            withdrawals_pending: pending,
+            ..RepairPass::default()
+        };
         for (object, version, shards) in backlog {
+            if self.objects.withdrawing(&object, version) {
+                // A failed write: nothing to rebuild.
+                self.index.repair_done(&object, version)?;
+                continue;
+            }
             match self
                 .objects
                 .repair(object, version, &shards, self.repair_bytes_per_sec)

@@ -145,8 +145,7 @@ impl Gateway {
             && old.object_key != rec.object_key
         {
             let _ = self
-                .objects
-                .delete(&hidden_bucket(bucket), &old.object_key)
+                .delete_manifest(&hidden_bucket(bucket), &old.object_key)
                 .await;
         }
         Ok(rec)
@@ -433,7 +432,7 @@ impl Gateway {
         self.index.delete_upload(id)?;
         let hidden = hidden_bucket(bucket);
         for (_, rec) in parts {
-            if let Err(e) = self.objects.delete(&hidden, &rec.object_key).await {
+            if let Err(e) = self.delete_manifest(&hidden, &rec.object_key).await {
                 tracing::warn!(upload = id, error = %e, "a part's delete did not reach its quorum");
             }
         }

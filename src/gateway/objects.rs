@@ -290,11 +290,13 @@ impl Gateway {
         &self,
         staged: crate::coordinator::object::Staged,
     ) -> S3Result<Manifest> {
-        let (m, missing) = self
-            .objects
-            .commit_reporting(staged)
-            .await
-            .map_err(object_error)?;
+        let (m, missing) = match self.objects.commit_reporting(staged).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.after_failed_write();
+                return Err(object_error(e));
+            }
+        };
         if !missing.is_empty() {
             tracing::warn!(
                 object = %crate::core::ids::hex(&m.object.0),
@@ -304,6 +306,26 @@ impl Gateway {
             self.index.record_repair(&m.object, m.version, &missing)?;
         }
         Ok(m)
+    }
+
+    /// Writes a tombstone for (bucket, key).
+    pub(crate) async fn delete_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Manifest, crate::coordinator::object::ObjectError> {
+        let r = self.objects.delete(bucket, key).await;
+        if r.is_err() {
+            self.after_failed_write();
+        }
+        r
+    }
+
+    /// After a write answered with an error: records the withdrawals it left pending.
+    fn after_failed_write(&self) {
+        if let Err(e) = self.keep_withdrawals() {
+            tracing::error!(error = %e, "recording pending withdrawals");
+        }
     }
 
     pub(crate) fn record(&self, m: &Manifest) -> S3Result<()> {
@@ -499,9 +521,10 @@ impl Gateway {
             .objects
             .reader(&p.m, p.range.clone())
             .map_err(object_error)?;
+        let body = object_stream(reader).await.map_err(object_error)?;
         let stored = |name| header(&p.meta, name).cloned();
         let out = GetObjectOutput {
-            body: Some(object_stream(reader)),
+            body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range.clone(),
@@ -563,8 +586,7 @@ impl Gateway {
 
     async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
         let m = self
-            .objects
-            .delete(bucket, key)
+            .delete_manifest(bucket, key)
             .await
             .map_err(object_error)?;
         self.record(&m)

@@ -18,6 +18,9 @@ const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects
 const UPLOADS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("parts");
 const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs");
+/// Failed writes not yet withdrawn from every node: (object id, version) → the node ids still
+/// to confirm, u32 little-endian each.
+const WITHDRAWALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("withdrawals");
 /// Facts about the index: `max_version`, the newest version ever applied (a recovered or
 /// restarted gateway's clock starts past it).
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
@@ -166,6 +169,7 @@ impl Index {
         txn.open_table(UPLOADS).map_err(db_err)?;
         txn.open_table(PARTS).map_err(db_err)?;
         txn.open_table(REPAIRS).map_err(db_err)?;
+        txn.open_table(WITHDRAWALS).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
         let counted = txn
             .list_tables()
@@ -338,6 +342,52 @@ impl Index {
                 Version::from_bytes(ver),
                 v.value().iter().map(|&b| usize::from(b)).collect(),
             ));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the record of withdrawals still pending with `pending`.
+    pub fn set_withdrawals(
+        &self,
+        pending: &crate::coordinator::withdraw::Pending,
+    ) -> Result<(), MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
+            t.retain(|_, _| false).map_err(db_err)?;
+            for ((object, version), nodes) in pending {
+                let mut k = object.0.to_vec();
+                k.extend_from_slice(&version.to_bytes());
+                let v: Vec<u8> = nodes.iter().flat_map(|n| n.0.to_le_bytes()).collect();
+                t.insert(&k[..], &v[..]).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// The withdrawals still pending, as `set_withdrawals` last recorded them.
+    pub fn withdrawals(&self) -> Result<crate::coordinator::withdraw::Pending, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
+        let mut out = crate::coordinator::withdraw::Pending::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let (k, v) = (k.value(), v.value());
+            if k.len() != 48 || v.len() % 4 != 0 {
+                return Err(MetaError::Malformed);
+            }
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&k[..32]);
+            let mut ver = [0u8; 16];
+            ver.copy_from_slice(&k[32..]);
+            let nodes = v
+                .chunks_exact(4)
+                .map(|c| crate::core::ids::NodeId(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect();
+            out.insert(
+                (crate::core::ids::ObjectId(id), Version::from_bytes(ver)),
+                nodes,
+            );
         }
         Ok(out)
     }

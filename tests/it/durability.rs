@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use exclave::core::ids::{DiskId, ObjectId};
+use exclave::core::ids::ObjectId;
 use exclave::core::stripe::BlockHash;
 use exclave::core::wire::ShardKey;
-use exclave::store::Store;
 
 use crate::sigv4::sha256_hex;
 use crate::support::{Cluster, Rng, put_sized, started_cluster};
@@ -21,26 +20,11 @@ fn unhex<const N: usize>(s: &str) -> [u8; N] {
     v.try_into().unwrap()
 }
 
-/// The data directory of site `i`: (disk id, path).
-fn disk_of(cluster: &Cluster, i: usize) -> (DiskId, PathBuf) {
-    let data = cluster
-        .root()
-        .join("sites")
-        .join(&cluster.sites[i])
-        .join("data");
-    let d = std::fs::read_dir(&data).unwrap().flatten().next().unwrap();
-    let name = d.file_name().to_string_lossy().into_owned();
-    (
-        DiskId(name.trim_start_matches("disk-").parse().unwrap()),
-        d.path(),
-    )
-}
-
 /// A shard file: (site index, path, key).
 fn shard_files(cluster: &Cluster) -> Vec<(usize, PathBuf, ShardKey)> {
     let mut out = Vec::new();
     for i in 0..cluster.sites.len() {
-        let dir = disk_of(cluster, i).1.join("shards");
+        let dir = cluster.disk_of(i).1.join("shards");
         let Ok(subdirs) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -130,10 +114,7 @@ async fn injected_rot_and_tampering_is_detected_never_served_and_repaired() {
                     }
                     _ => {
                         // A host that rewrites bytes and fixes the CRCs in its own records.
-                        let site_dir = cluster.root().join("sites").join(&cluster.sites[*site]);
-                        let store =
-                            Store::open(&site_dir.join("state"), &[disk_of(&cluster, *site)])
-                                .unwrap();
+                        let store = cluster.site_store(*site);
                         let (disk, header) = store.header(key).unwrap();
                         let mut data = std::fs::read(path).unwrap();
                         data[10] ^= 0xff;
@@ -375,7 +356,7 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
             .filter(|(s, _, _)| *s == wiped)
             .map(|(_, p, _)| std::fs::metadata(p).unwrap().len())
             .sum();
-        let (disk, path) = disk_of(&cluster, wiped);
+        let (disk, path) = cluster.disk_of(wiped);
         let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
         std::fs::remove_dir_all(&path).unwrap();
         std::fs::remove_dir_all(site_dir.join("state")).unwrap();
@@ -439,7 +420,7 @@ async fn a_disk_without_its_marker_is_refused_and_starts_no_repair_storm() {
         // The disk "is not mounted": its marker is gone.
         let site = 1;
         cluster.kill_node(site);
-        let (_, path) = disk_of(&cluster, site);
+        let (_, path) = cluster.disk_of(site);
         std::fs::remove_file(path.join(exclave::store::MARKER)).unwrap();
         cluster.start_node(site);
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1018,3 +1018,81 @@ async fn writes_that_missed_a_site_are_repaired_when_it_returns() {
     .await
     .expect("test took too long");
 }
+
+/// A failed write stranded at a node: the node stored the small object's manifest (with its
+/// one shard), then died before the gateway could withdraw it. When it returns, the record
+/// must not hide the acknowledged version, and the gateway finishes the withdrawal, even
+/// across its own restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_write_stranded_at_a_killed_node_never_hides_the_acknowledged_version() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut cluster = started_cluster("repair_interval_secs = 1").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let mut rng = Rng::new(77);
+        let v1 = rng.bytes(1000);
+        put(&s3, "parcel", &v1).await;
+
+        // Sites 2 and 3 down, site 4 silent: the next write reaches sites 0 and 1 only.
+        cluster.kill_node(2);
+        cluster.kill_node(3);
+        cluster.signal_node(4, "STOP");
+        let write = {
+            let (s3, v2) = (s3.clone(), rng.bytes(1000));
+            tokio::spawn(async move {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("parcel")
+                    .body(ByteStream::from(v2))
+                    .send()
+                    .await
+            })
+        };
+        // Site 1 stores it and dies before it can be told to withdraw it.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.kill_node(1);
+        let err = write.await.unwrap().unwrap_err();
+        assert_eq!(status(&err), 503, "{err:?}");
+        cluster.kill_node(4);
+        let records = |c: &Cluster, i| c.site_store(i).list_manifests(None, 10_000).unwrap().len();
+        assert_eq!(
+            records(&cluster, 1),
+            records(&cluster, 2) + 1,
+            "site 1 holds the failed write's record"
+        );
+
+        // The gateway restarts (it must remember what is left to withdraw), then every site.
+        cluster.kill_gateway();
+        cluster.start_gateway();
+        for i in 1..5 {
+            cluster.start_node(i);
+        }
+        let reader = cluster.s3_client(5);
+        for _ in 0..20 {
+            assert_eq!(get(&reader, "parcel").await, v1, "the acknowledged version");
+        }
+        cluster.heal_and_status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if v["withdrawals_pending"] == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{v:#}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Withdrawn at site 1 itself: read with sites 0 and 2 down, through a gateway that
+        // remembers nothing of it.
+        cluster.kill_gateway();
+        std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
+        cluster.start_gateway();
+        cluster.kill_node(0);
+        cluster.kill_node(2);
+        for _ in 0..10 {
+            assert_eq!(get(&reader, "parcel").await, v1);
+        }
+    })
+    .await
+    .expect("test took too long");
+}

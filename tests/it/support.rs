@@ -276,13 +276,20 @@ impl Cluster {
     /// whole). Returns the heal report and the status.
     #[allow(dead_code)]
     pub fn heal_and_status(&self) -> (serde_json::Value, serde_json::Value) {
-        let heal = self.exclave_cli(&["heal", "--wait", "--json"], Duration::from_secs(300));
-        assert!(
-            heal.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&heal.stdout),
-            String::from_utf8_lossy(&heal.stderr)
+        let heal = self.exclave_cli(
+            &["heal", "--wait", "--timeout", "240", "--json"],
+            Duration::from_secs(300),
         );
+        if !heal.status.success() {
+            // What is left, to tell a stuck repair from a slow one.
+            let status = self.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+            panic!(
+                "heal: {}{}\nstatus: {}",
+                String::from_utf8_lossy(&heal.stdout),
+                String::from_utf8_lossy(&heal.stderr),
+                String::from_utf8_lossy(&status.stdout)
+            );
+        }
         let status = self.exclave_cli(&["status", "--json"], Duration::from_secs(60));
         let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
         assert!(status.status.success(), "{v:#}");
@@ -310,6 +317,25 @@ impl Cluster {
             .join("sites")
             .join(&self.sites[i])
             .join("exclaved.log")
+    }
+
+    /// The data directory of site `i`: (disk id, path).
+    #[allow(dead_code)]
+    pub fn disk_of(&self, i: usize) -> (exclave::core::ids::DiskId, PathBuf) {
+        let data = self.root().join("sites").join(&self.sites[i]).join("data");
+        let d = std::fs::read_dir(&data).unwrap().flatten().next().unwrap();
+        let name = d.file_name().to_string_lossy().into_owned();
+        (
+            exclave::core::ids::DiskId(name.trim_start_matches("disk-").parse().unwrap()),
+            d.path(),
+        )
+    }
+
+    /// Site `i`'s store, opened in this process (its node must not be running).
+    #[allow(dead_code)]
+    pub fn site_store(&self, i: usize) -> exclave::store::Store {
+        let state = self.root().join("sites").join(&self.sites[i]).join("state");
+        exclave::store::Store::open(&state, &[self.disk_of(i)]).unwrap()
     }
 
     /// Starts node `i` as a process (stderr appended to its log).

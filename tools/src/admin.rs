@@ -146,8 +146,12 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         );
     }
     println!(
-        "\nrepair backlog: {} object version(s)\n",
+        "\nrepair backlog: {} object version(s)",
         v["repair_backlog"]
+    );
+    println!(
+        "failed writes still being withdrawn: {}\n",
+        v["withdrawals_pending"]
     );
     println!(
         "{:<32} {:>10} {:>10} {:>11}",
@@ -231,8 +235,7 @@ pub(crate) fn heal(
                 b.finish_and_clear();
             }
             bail!(
-                "still {pending} object version(s) waiting after {:?}: check `exclave --config FILE status` for unreachable sites",
-                timeout
+                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair, {unverified} shard(s) at unreachable sites; check `exclave --config FILE status`"
             );
         }
         std::thread::sleep(Duration::from_secs(1));
