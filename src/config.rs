@@ -268,6 +268,9 @@ pub struct RawGatewayRole {
     /// Objects smaller than this many bytes ride inside the manifest records (default
     /// 131072; 0 turns it off).
     pub inline_limit_bytes: Option<u64>,
+    /// Shards durable at distinct sites before a write is acknowledged (k + 1 by default, at
+    /// most k + m).
+    pub write_quorum: Option<usize>,
     /// Seconds between passes over the repair backlog (default 10).
     pub repair_interval_secs: Option<u64>,
     /// Repair traffic (bytes read plus written) in MiB/s at most (default 64; 0: unlimited).

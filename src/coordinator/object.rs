@@ -3,8 +3,9 @@
 //! fetch stripes (hedged), decode and open, streamed batch by batch.
 //!
 //! Manifest quorums: a manifest goes to every distinct node of the placement (N of them);
-//! a write needs W = min(k + 1, N) acknowledgements, a read asks until R = N - W + 1 have
-//! answered, so every read quorum overlaps every write quorum (read-after-write).
+//! a write needs W = min(w, N) acknowledgements (w: the write quorum, k + 1 unless configured
+//! higher), a read asks until R = N - W + 1 have answered, so every read quorum overlaps every
+//! write quorum (read-after-write).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -148,6 +149,8 @@ pub struct Objects {
     block_size: u32,
     codec: Arc<Codec>,
     write_timeout: Duration,
+    /// Shards durable at distinct sites (and manifest copies) before a write is acknowledged.
+    write_quorum: usize,
     inline_limit: u64,
     /// Shards reads found bad (hash mismatch, CRC, missing), for repair.
     bad_reports: Mutex<Vec<(ObjectId, Version, Vec<usize>)>>,
@@ -179,6 +182,7 @@ impl Objects {
         block_size: u32,
     ) -> Self {
         let codec = Arc::new(Codec::new(layout.profile));
+        let write_quorum = layout.profile.k() + 1;
         Self {
             nodes,
             layout,
@@ -190,6 +194,7 @@ impl Objects {
             block_size,
             codec,
             write_timeout: Duration::from_secs(60),
+            write_quorum,
             inline_limit: DEFAULT_INLINE_LIMIT,
             bad_reports: Mutex::new(Vec::new()),
             withdrawals: Mutex::default(),
@@ -242,7 +247,29 @@ impl Objects {
     }
 
     fn write_quorum(&self, n_nodes: usize) -> usize {
-        (self.layout.profile.k() + 1).min(n_nodes)
+        self.write_quorum.min(n_nodes)
+    }
+
+    /// Distinct sites that must hold a durable shard before a write to `targets` is
+    /// acknowledged.
+    fn site_quorum(&self, targets: &[ShardTarget]) -> usize {
+        let sites: BTreeSet<_> = targets.iter().map(|t| t.site).collect();
+        self.write_quorum.min(sites.len())
+    }
+
+    /// Acknowledges writes only once `w` shards are durable at distinct sites (k + 1 by
+    /// default; at most k + m, when every shard must be).
+    pub fn set_write_quorum(&mut self, w: usize) -> Result<(), String> {
+        let p = self.layout.profile;
+        if w <= p.k() || w > p.n() {
+            return Err(format!(
+                "write_quorum {w} is outside {}..={} (k + 1 ..= k + m)",
+                p.k() + 1,
+                p.n()
+            ));
+        }
+        self.write_quorum = w;
+        Ok(())
     }
 
     /// Stores an object read from `body` (exactly `input.size` bytes) and commits it.
@@ -293,7 +320,7 @@ impl Objects {
     }
 
     /// Sends each node the manifest with its shards; needs a manifest quorum of nodes and
-    /// k + 1 shards at distinct sites.
+    /// write-quorum shards at distinct sites.
     async fn write_inline(
         &self,
         manifest: &Manifest,
@@ -330,8 +357,7 @@ impl Objects {
                 (ok, indices)
             });
         }
-        let all_sites: BTreeSet<_> = targets.iter().map(|t| t.site).collect();
-        let sites_needed = (self.layout.profile.k() + 1).min(all_sites.len());
+        let sites_needed = self.site_quorum(targets);
         let durable_of = |answers: &[(bool, Vec<usize>)]| {
             let ok: Vec<&Vec<usize>> = answers.iter().filter(|a| a.0).map(|a| &a.1).collect();
             let shards: Vec<usize> = ok.iter().flat_map(|v| v.iter().copied()).collect();
@@ -490,7 +516,7 @@ impl Objects {
             block_size,
             size: input.size,
         };
-        let needed = self.write_quorum(targets.len());
+        let needed = self.site_quorum(targets);
         let mut sink = StripeSink::start(
             &self.nodes,
             targets,

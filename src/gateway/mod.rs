@@ -173,6 +173,11 @@ impl Gateway {
         if let Some(limit) = g.inline_limit_bytes {
             objects.set_inline_limit(limit);
         }
+        if let Some(w) = g.write_quorum {
+            objects
+                .set_write_quorum(w)
+                .map_err(|e| anyhow::anyhow!("[gateway] {e}"))?;
+        }
         let mut previous = Vec::new();
         for f in g.previous_master_key_files.iter().flatten() {
             previous.push(
