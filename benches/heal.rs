@@ -3,7 +3,9 @@
 //! and GET of 1 MiB objects; mid-way one site is wiped (disk re-initialised, database gone)
 //! and `POST /v1/heal` rebuilds it at the configured `repair_mib_per_sec` (default 64).
 //!
-//! `cargo bench --bench heal` (`EXCLAVE_HEAL_MIB=N` sets `repair_mib_per_sec`, default 64)
+//! `cargo bench --bench heal` (`EXCLAVE_HEAL_MIB=N` sets `repair_mib_per_sec`, default 64;
+//! `EXCLAVE_HEAL_BUSY_MIB=N` sets `repair_busy_mib_per_sec`, the rate while S3 requests are in
+//! flight, default 8)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -127,13 +129,19 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
+    let busy: u64 = std::env::var("EXCLAVE_HEAL_BUSY_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     let text = std::fs::read_to_string(&gw_cfg).unwrap();
     // Only heal repairs here, so the idle window is idle.
     std::fs::write(
         &gw_cfg,
         text.replace(
             "[gateway]\n",
-            &format!("[gateway]\nrepair_interval_secs = 100000\nrepair_mib_per_sec = {rate}\n"),
+            &format!(
+                "[gateway]\nrepair_interval_secs = 100000\nrepair_mib_per_sec = {rate}\nrepair_busy_mib_per_sec = {busy}\n"
+            ),
         ),
     )
     .unwrap();
@@ -157,7 +165,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "exclave heal bench: 5 node processes + gateway, 3+2, {PRELOAD} MiB preloaded, repair_mib_per_sec = {rate}"
+        "exclave heal bench: 5 node processes + gateway, 3+2, {PRELOAD} MiB preloaded, repair_mib_per_sec = {rate}, repair_busy_mib_per_sec = {busy}"
     );
     rt.block_on(async {
         s3.create_bucket().bucket("bench").send().await.unwrap();
@@ -201,6 +209,10 @@ fn main() {
     nodes[wiped] = spawn(&node_cfg(wiped));
     std::thread::sleep(Duration::from_millis(500));
 
+    // The same load with the site wiped and no heal: what the heal itself costs is the
+    // difference between this window and the next.
+    let wiped_idle = rt.block_on(load(&s3, "wiped"));
+
     let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let heal_started = Instant::now();
     let heal = std::thread::spawn(move || admin_post(admin, &token, "/v1/heal"));
@@ -218,8 +230,13 @@ fn main() {
     println!("\n| measure | value |");
     println!("|---|---|");
     println!("| foreground PUT+GET 1 MiB, 2 clients, idle (MB/s) | {idle:.0} |");
-    println!("| the same while heal rebuilds a wiped site (MB/s) | {during:.0} |");
+    println!("| the same after a site was wiped, before heal (MB/s) | {wiped_idle:.0} |");
+    println!("| the same while heal rebuilds the wiped site (MB/s) | {during:.0} |");
     println!("| ratio during heal / idle | {:.2} |", during / idle);
+    println!(
+        "| ratio during heal / wiped before heal | {:.2} |",
+        during / wiped_idle
+    );
     println!("| heal wall time (s, from its start) | {heal_secs:.1} |");
     println!("\nheal answered: {body}");
 }

@@ -242,6 +242,9 @@ pub struct GatewayMetrics {
     pub received: Counter,
     /// Response body bytes sent.
     pub sent: Counter,
+    /// S3 requests arrived and not yet answered to the end of their body (repair slows down
+    /// while there are any).
+    pub in_flight: Gauge,
     objects: Family<HealthLabels, Gauge>,
     bucket_objects: Family<BucketLabels, Gauge>,
     bucket_bytes: Family<BucketLabels, Gauge>,
@@ -293,6 +296,7 @@ impl GatewayMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             received: Counter::default(),
+            in_flight: Gauge::default(),
             sent: Counter::default(),
             objects: Family::default(),
             bucket_objects: Family::default(),
@@ -310,6 +314,11 @@ impl GatewayMetrics {
             "exclave_s3_requests",
             "S3 requests by operation and HTTP status",
             m.requests.clone(),
+        );
+        r.register(
+            "exclave_s3_requests_in_flight",
+            "S3 requests being served",
+            m.in_flight.clone(),
         );
         r.register_with_unit(
             "exclave_s3_request_duration",

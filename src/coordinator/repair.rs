@@ -81,15 +81,15 @@ impl Objects {
     }
 
     /// Rebuilds shards `missing` of (object, version) from k good shards and writes each to
-    /// its place. Uses only the shard headers: no key.
+    /// its place. Uses only the shard headers: no key. `pace` says, before each batch, how
+    /// many bytes per second (read plus written) the repair may move now (0: no limit).
     pub async fn repair(
         &self,
         object: ObjectId,
         version: Version,
         missing: &[usize],
-        bytes_per_sec: u64,
+        pace: &(dyn Fn() -> u64 + Sync),
     ) -> Result<Repaired, ObjectError> {
-        let started = std::time::Instant::now();
         let headers = self.headers(object, version, missing).await;
         // The description most holders agree on (a lone lying host is outvoted; a forged
         // block is still caught by the manifest's hashes at read time).
@@ -150,6 +150,8 @@ impl Objects {
         let stripes = geometry.stripe_count();
         let mut first = 0;
         while first < stripes {
+            let batch_started = std::time::Instant::now();
+            let moved_before = done.bytes_read + done.bytes_written;
             let count = REPAIR_BATCH.min(stripes - first);
             let (offers, _bad) = self
                 .nodes()
@@ -191,13 +193,13 @@ impl Objects {
                 }
             }
             first += count;
-            // Throttle: reads and writes together at most `bytes_per_sec`, so foreground
-            // traffic keeps most of the sites' bandwidth and disks.
-            if bytes_per_sec > 0 {
-                let due = std::time::Duration::from_secs_f64(
-                    (done.bytes_read + done.bytes_written) as f64 / bytes_per_sec as f64,
-                );
-                if let Some(rest) = due.checked_sub(started.elapsed()) {
+            // Throttle: this batch's reads and writes at the rate allowed now, so foreground
+            // traffic keeps most of the sites' bandwidth, disks and the gateway's cores.
+            let rate = pace();
+            if rate > 0 {
+                let moved = done.bytes_read + done.bytes_written - moved_before;
+                let due = std::time::Duration::from_secs_f64(moved as f64 / rate as f64);
+                if let Some(rest) = due.checked_sub(batch_started.elapsed()) {
                     tokio::time::sleep(rest).await;
                 }
             }

@@ -67,7 +67,8 @@ pub struct Gateway {
     index: Arc<Index>,
     locks: Mutex<HashMap<(String, String), KeyLock>>,
     repair_interval: Duration,
-    repair_bytes_per_sec: u64,
+    /// Repair traffic limits in bytes/s (0: none): with no S3 request in flight, and with some.
+    repair_pace: RepairPace,
     metrics: crate::metrics::GatewayMetrics,
     /// Write requests in flight: (last id, id -> floor version).
     writes: Mutex<(
@@ -101,6 +102,15 @@ pub struct RepairPass {
     pub bytes_written: u64,
     /// Failed writes not yet withdrawn from every node.
     pub withdrawals_pending: usize,
+}
+
+/// How fast repair may move bytes (read plus written), per second; 0 is no limit.
+#[derive(Clone, Copy, Debug)]
+pub struct RepairPace {
+    /// While no S3 request is in flight.
+    pub idle: u64,
+    /// While some are: foreground traffic comes first.
+    pub busy: u64,
 }
 
 /// The admin API's bearer token (never printed).
@@ -196,7 +206,10 @@ impl Gateway {
             objects,
             index,
             Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
-            g.repair_mib_per_sec.unwrap_or(64) << 20,
+            RepairPace {
+                idle: g.repair_mib_per_sec.unwrap_or(64) << 20,
+                busy: g.repair_busy_mib_per_sec.unwrap_or(8) << 20,
+            },
             Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
         );
         gateway
@@ -229,7 +242,7 @@ impl Gateway {
         objects: Arc<Objects>,
         index: Arc<Index>,
         repair_interval: Duration,
-        repair_bytes_per_sec: u64,
+        repair_pace: RepairPace,
         checkpoint_interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -237,7 +250,7 @@ impl Gateway {
             index,
             locks: Mutex::new(HashMap::new()),
             repair_interval,
-            repair_bytes_per_sec,
+            repair_pace,
             metrics: crate::metrics::GatewayMetrics::new(),
             writes: Mutex::new((0, std::collections::BTreeMap::new())),
             checkpointing: tokio::sync::Mutex::new(()),
@@ -319,6 +332,15 @@ impl Gateway {
         Ok(())
     }
 
+    /// The repair rate allowed now: lower while S3 requests are being served.
+    fn repair_rate(&self) -> u64 {
+        if self.metrics.in_flight.get() > 0 {
+            self.repair_pace.busy
+        } else {
+            self.repair_pace.idle
+        }
+    }
+
     /// Records the withdrawals of failed writes not yet confirmed by every node, so that a
     /// restarted gateway still finishes them (and still skips those versions).
     pub(crate) fn keep_withdrawals(&self) -> Result<(), MetaError> {
@@ -352,7 +374,7 @@ impl Gateway {
             }
             match self
                 .objects
-                .repair(object, version, &shards, self.repair_bytes_per_sec)
+                .repair(object, version, &shards, &|| self.repair_rate())
                 .await
             {
                 Ok(done) => {

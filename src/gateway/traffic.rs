@@ -79,8 +79,25 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// One request in flight, counted until dropped.
+struct InFlight(Arc<Gateway>);
+
+impl InFlight {
+    fn start(gateway: &Arc<Gateway>) -> Self {
+        gateway.metrics.in_flight.inc();
+        Self(gateway.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
 /// What is recorded when a response body ends.
 pub(crate) struct Finish {
+    _in_flight: InFlight,
     gateway: Arc<Gateway>,
     op: OpSlot,
     status: u16,
@@ -163,6 +180,7 @@ pub(crate) async fn handle(
 ) -> Result<http::Response<Counted<s3s::Body>>, s3s::HttpError> {
     use tracing::Instrument as _;
     let started = Instant::now();
+    let in_flight = InFlight::start(&gateway);
     let id = ids.next();
     let span = tracing::info_span!("s3", id = %id);
     let op = OpSlot::default();
@@ -177,6 +195,7 @@ pub(crate) async fn handle(
         parts.headers.insert("x-amz-request-id", v);
     }
     let finish = Finish {
+        _in_flight: in_flight,
         gateway: gateway.clone(),
         op,
         status: parts.status.as_u16(),

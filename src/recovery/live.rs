@@ -377,7 +377,7 @@ pub async fn recover(
         objects.clone(),
         index.clone(),
         Duration::from_secs(10),
-        0,
+        crate::gateway::RepairPace { idle: 0, busy: 0 },
         Duration::from_secs(300),
     );
 
