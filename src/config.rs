@@ -282,6 +282,9 @@ pub struct RawGatewayRole {
     /// Earlier master keys (after `exclave keys rotate`), to open data keys not re-wrapped
     /// yet. Secrets.
     pub previous_master_key_files: Option<Vec<std::path::PathBuf>>,
+    /// Earlier layouts (after `exclave layout apply`): keys last written under them are found
+    /// where those layouts placed them.
+    pub previous_layout_files: Option<Vec<std::path::PathBuf>>,
 }
 
 /// `[tls]`.
@@ -450,7 +453,12 @@ pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
         ] {
             resolve(&base, p);
         }
-        for p in g.previous_master_key_files.iter_mut().flatten() {
+        for p in g
+            .previous_master_key_files
+            .iter_mut()
+            .chain(g.previous_layout_files.iter_mut())
+            .flatten()
+        {
             resolve(&base, p);
         }
     }

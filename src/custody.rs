@@ -63,11 +63,69 @@ pub struct Rotation {
 /// Manifest writes in flight per node during a rotation.
 const WRITES_IN_FLIGHT: usize = 32;
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("rotating");
     crate::setup::write_secret(&tmp, bytes)?;
     std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
+}
+
+/// Refuses to go on while the gateway of `g` answers (`doing`: what would be refused).
+pub(crate) async fn gateway_stopped(
+    g: &crate::config::RawGatewayRole,
+    doing: &str,
+) -> anyhow::Result<()> {
+    for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            bail!(
+                "the gateway still answers at {addr}: stop it first (systemctl stop exclaved-gateway), then {doing}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A QUIC endpoint with the identity of the gateway `c` describes (whose gateway section is
+/// `g`), for a tool that acts as that gateway towards the nodes while it is stopped.
+pub(crate) fn gateway_endpoint(
+    c: &crate::config::DaemonConfig,
+    g: &crate::config::RawGatewayRole,
+) -> anyhow::Result<quinn::Endpoint> {
+    let identity = crate::net::Identity::load(
+        &c.raw.tls.ca_file,
+        &c.raw.tls.cert_file,
+        &c.raw.tls.key_file,
+    )?;
+    Ok(crate::net::endpoint::endpoint(
+        SocketAddr::new(g.s3_listen.ip(), 0),
+        &identity,
+        &c.transport,
+        false,
+    )?)
+}
+
+/// The newest cluster record the nodes at `addresses` serve that opens with one of `keys`.
+pub(crate) async fn newest_record(
+    addresses: &[SocketAddr],
+    keys: &[&MasterKey],
+) -> Option<ClusterRecord> {
+    let mut record: Option<ClusterRecord> = None;
+    for addr in addresses {
+        if let Ok((200, body)) = crate::admin::request(
+            *addr,
+            "GET",
+            "/v1/cluster-record",
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+            && let Some(r) = keys.iter().find_map(|k| ClusterRecord::open(k, &body).ok())
+            && record.as_ref().is_none_or(|b| b.written_ms < r.written_ms)
+        {
+            record = Some(r);
+        }
+    }
+    record
 }
 
 /// Rotates the master key of the gateway `config` describes.
@@ -79,13 +137,7 @@ pub async fn rotate(
     let Some(g) = &c.raw.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
-    for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            bail!(
-                "the gateway still answers at {addr}: stop it first (systemctl stop exclaved-gateway), then rotate"
-            );
-        }
-    }
+    gateway_stopped(g, "rotate").await?;
     let current = MasterKey::from_bytes(
         g.master_key_id,
         crate::gateway::read_key_file(&g.master_key_file)?,
@@ -128,20 +180,10 @@ pub async fn rotate(
         new_file
     };
 
-    let identity = crate::net::Identity::load(
-        &c.raw.tls.ca_file,
-        &c.raw.tls.cert_file,
-        &c.raw.tls.key_file,
-    )?;
     let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
     let plan = crate::core::layout::plan(&layout, rule)?;
     let addrs = crate::config::node_addresses(&g.layout_file)?;
-    let ep = crate::net::endpoint::endpoint(
-        SocketAddr::new(g.s3_listen.ip(), 0),
-        &identity,
-        &c.transport,
-        false,
-    )?;
+    let ep = gateway_endpoint(&c, g)?;
     let mut clients = BTreeMap::new();
     let mut sites = BTreeMap::new();
     for site in &layout.sites {
@@ -169,24 +211,8 @@ pub async fn rotate(
     );
 
     // The cluster record, re-sealed under the new key.
-    let mut record: Option<ClusterRecord> = None;
-    for (_, addr) in sites.values() {
-        if let Ok((200, body)) = crate::admin::request(
-            *addr,
-            "GET",
-            "/v1/cluster-record",
-            None,
-            Duration::from_secs(10),
-        )
-        .await
-            && let Ok(r) =
-                ClusterRecord::open(&new, &body).or_else(|_| ClusterRecord::open(&old, &body))
-            && record.as_ref().is_none_or(|b| b.written_ms < r.written_ms)
-        {
-            record = Some(r);
-        }
-    }
-    let Some(mut record) = record else {
+    let addresses: Vec<SocketAddr> = sites.values().map(|(_, a)| *a).collect();
+    let Some(mut record) = newest_record(&addresses, &[&new, &old]).await else {
         bail!("no node gave a cluster record that opens with the old or the new key");
     };
     record.written_ms = crate::gateway::now_ms();

@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod notify;
 pub mod recovery;
+pub mod relayout;
 pub mod setup;
 pub mod store;
 

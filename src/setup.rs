@@ -170,6 +170,53 @@ fn build_layout(o: &InitOptions) -> Result<Layout, InitError> {
     })
 }
 
+/// Writes the directory of one node: its certificate (issued by `ca`), admin token, initialised
+/// data directories and `node.toml` (which names the CA certificate as `ca_file`, relative to
+/// `dir`). Returns the config's path.
+pub fn write_node_dir(
+    dir: &Path,
+    ca: &Ca,
+    site: &str,
+    node: &Node,
+    listen: SocketAddr,
+    ca_file: &str,
+) -> Result<PathBuf, InitError> {
+    fs::create_dir_all(dir.join("state")).map_err(io(dir))?;
+    let issued = ca.issue(Role::Node, site, node.id.0)?;
+    write_file(&dir.join("node.pem"), &issued.cert_pem)?;
+    write_secret(&dir.join("node.key"), issued.key_pem.as_bytes())?;
+    write_secret(
+        &dir.join("admin.token"),
+        format!("{}\n", random_hex(32)).as_bytes(),
+    )?;
+    let mut disks = Vec::new();
+    for d in &node.disks {
+        let path = dir.join("data").join(format!("disk-{}", d.id.0));
+        crate::store::init_disk(&path, node.id, d.id)?;
+        disks.push(format!(
+            "{{ id = {}, path = \"data/disk-{}\" }}",
+            d.id.0, d.id.0
+        ));
+    }
+    let cfg = format!(
+        "# Node {id} at site {site}. Start: exclaved --config {path}\n\
+         [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
+         disks = [{disks}]\n\
+         # The node's admin API (TCP, same port number as the QUIC listener).\n\
+         admin_listen = \"{listen}\"\nadmin_token_file = \"admin.token\"\n\
+         # The cluster record, sealed under the master key, for `exclave recover`.\n\
+         cluster_record_file = \"{record}\"\n\n[tls]\nca_file = \"{ca_file}\"\ncert_file = \"node.pem\"\n\
+         key_file = \"node.key\"\n",
+        id = node.id.0,
+        path = dir.join("node.toml").display(),
+        disks = disks.join(", "),
+        record = crate::recovery::record::FILE_NAME,
+    );
+    let path = dir.join("node.toml");
+    write_file(&path, &cfg)?;
+    Ok(path)
+}
+
 /// Sets up a cluster in `o.dir`.
 pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     if o.sites.is_empty() {
@@ -252,43 +299,14 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     let mut node_configs = Vec::new();
     for (i, site) in layout.sites.iter().enumerate() {
         let dir = o.dir.join("sites").join(&site.name);
-        fs::create_dir_all(dir.join("state")).map_err(io(&dir))?;
-        let node = &site.nodes[0];
-        let issued = ca.issue(Role::Node, &site.name, node.id.0)?;
-        write_file(&dir.join("node.pem"), &issued.cert_pem)?;
-        write_secret(&dir.join("node.key"), issued.key_pem.as_bytes())?;
-        write_secret(
-            &dir.join("admin.token"),
-            format!("{}\n", random_hex(32)).as_bytes(),
-        )?;
-        let mut disks = Vec::new();
-        for d in &node.disks {
-            let path = dir.join("data").join(format!("disk-{}", d.id.0));
-            crate::store::init_disk(&path, node.id, d.id)?;
-            disks.push(format!(
-                "{{ id = {}, path = \"data/disk-{}\" }}",
-                d.id.0, d.id.0
-            ));
-        }
-        let cfg = format!(
-            "# Node {id} at site {site}. Start: exclaved --config {path}\n\
-             [node]\nid = {id}\nsite = \"{site}\"\nlisten = \"{listen}\"\nstate_dir = \"state\"\n\
-             disks = [{disks}]\n\
-             # The node's admin API (TCP, same port number as the QUIC listener).\n\
-             admin_listen = \"{listen}\"\nadmin_token_file = \"admin.token\"\n\
-             # The cluster record, sealed under the master key, for `exclave recover`.\n\
-             cluster_record_file = \"{record}\"\n\n[tls]\nca_file = \"../../ca.pem\"\ncert_file = \"node.pem\"\n\
-             key_file = \"node.key\"\n",
-            id = node.id.0,
-            site = site.name,
-            path = dir.join("node.toml").display(),
-            listen = addr(i),
-            disks = disks.join(", "),
-            record = crate::recovery::record::FILE_NAME,
-        );
-        let path = dir.join("node.toml");
-        write_file(&path, &cfg)?;
-        node_configs.push(path);
+        node_configs.push(write_node_dir(
+            &dir,
+            &ca,
+            &site.name,
+            &site.nodes[0],
+            addr(i),
+            "../../ca.pem",
+        )?);
     }
 
     let gw = o.dir.join("gateway");
@@ -335,6 +353,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
             .map_or(0, |d| d.as_millis() as u64),
         home: o.sites[0].clone(),
         layout_toml: lt.clone(),
+        previous_layouts_toml: Vec::new(),
         manifest_key,
         ca_cert_pem: ca.issued().cert_pem.clone(),
         ca_key_pem: ca.issued().key_pem.clone(),

@@ -154,6 +154,8 @@ pub struct Objects {
     inline_limit: u64,
     /// Shards reads found bad (hash mismatch, CRC, missing), for repair.
     bad_reports: Mutex<Vec<(ObjectId, Version, Vec<usize>)>>,
+    /// Earlier layouts, newest first: keys last written under them are found there.
+    history: Vec<(Layout, Plan)>,
     /// Failed writes whose withdrawal some nodes have not confirmed (see `withdraw.rs`).
     pub(super) withdrawals: Mutex<crate::coordinator::withdraw::Pending>,
 }
@@ -197,6 +199,7 @@ impl Objects {
             write_quorum,
             inline_limit: DEFAULT_INLINE_LIMIT,
             bad_reports: Mutex::new(Vec::new()),
+            history: Vec::new(),
             withdrawals: Mutex::default(),
         }
     }
@@ -205,9 +208,27 @@ impl Objects {
         to_targets(&layout::place(&self.layout, &self.plan, object))
     }
 
-    /// Where an object's shards go under the current layout.
-    pub fn placement_targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
-        self.targets(object)
+    /// Where an object's shards go under the current layout, then under each earlier one
+    /// (newest first).
+    pub fn placements(&self, object: &ObjectId) -> Vec<Vec<ShardTarget>> {
+        std::iter::once(self.targets(object))
+            .chain(
+                self.history
+                    .iter()
+                    .map(|(l, p)| to_targets(&layout::place(l, p, object))),
+            )
+            .collect()
+    }
+
+    /// Earlier layouts (checked into plans), newest first: objects placed under them stay
+    /// where they are and are found there.
+    pub fn set_history(&mut self, history: Vec<(Layout, Plan)>) {
+        self.history = history;
+    }
+
+    /// The epoch of the current layout.
+    pub fn layout_epoch(&self) -> u64 {
+        self.layout.epoch
     }
 
     /// The erasure profile of the layout.
@@ -484,10 +505,11 @@ impl Objects {
 
     /// The nodes of the layout.
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.layout
-            .sites
-            .iter()
-            .flat_map(|s| s.nodes.iter().map(|n| n.id))
+        std::iter::once(&self.layout)
+            .chain(self.history.iter().map(|(l, _)| l))
+            .flat_map(|l| l.sites.iter().flat_map(|s| s.nodes.iter().map(|n| n.id)))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect()
     }
 
@@ -768,10 +790,35 @@ impl Objects {
     }
 
     /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is
-    /// returned as such).
+    /// returned as such). Looked up under the current layout first: a read quorum there
+    /// overlaps every write made since it took effect, so if it holds no version at all the
+    /// key was last written under an earlier layout, which is asked next (newest first).
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<Manifest>, ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
-        let nodes = Self::manifest_nodes(&self.targets(&object));
+        let mut newest = self.head_at(object, &self.targets(&object)).await?;
+        for (layout, plan) in &self.history {
+            if newest.is_some() {
+                break;
+            }
+            let targets = to_targets(&layout::place(layout, plan, &object));
+            newest = self.head_at(object, &targets).await?;
+        }
+        if let Some(m) = &newest {
+            self.hlc
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(m.version);
+        }
+        Ok(newest)
+    }
+
+    /// The newest manifest of `object` at a read quorum of the manifest nodes of `targets`.
+    async fn head_at(
+        &self,
+        object: ObjectId,
+        targets: &[ShardTarget],
+    ) -> Result<Option<Manifest>, ObjectError> {
+        let nodes = Self::manifest_nodes(targets);
         let needed = nodes.len() - self.write_quorum(nodes.len()) + 1;
         let mut set = tokio::task::JoinSet::new();
         for n in nodes {
@@ -810,12 +857,6 @@ impl Objects {
         }
         if answered < needed {
             return Err(ObjectError::ReadQuorum { answered, needed });
-        }
-        if let Some(m) = &newest {
-            self.hlc
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .observe(m.version);
         }
         Ok(newest)
     }

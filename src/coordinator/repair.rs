@@ -40,20 +40,26 @@ fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
 
 impl Objects {
     /// The headers the good shards of (object, version) carry, by shard index: asked of every
-    /// shard holder under the current layout except `skip`.
+    /// shard holder under the current and the earlier layouts (the version was placed under
+    /// one of them) except `skip`.
     async fn headers(
         &self,
         object: ObjectId,
         version: Version,
         skip: &[usize],
     ) -> BTreeMap<usize, ShardHeader> {
-        let targets = self.placement_targets(&object);
+        let mut asks = std::collections::BTreeSet::new();
+        for targets in self.placements(&object) {
+            for (i, t) in targets.iter().enumerate() {
+                asks.insert((i, t.node));
+            }
+        }
         let mut set = tokio::task::JoinSet::new();
-        for (i, t) in targets.iter().enumerate() {
+        for (i, node) in asks {
             if skip.contains(&i) {
                 continue;
             }
-            let client = self.nodes().client(t.node).cloned();
+            let client = self.nodes().client(node).cloned();
             let key = ShardKey {
                 object,
                 version,

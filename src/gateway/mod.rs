@@ -104,6 +104,22 @@ pub struct RepairPass {
     pub withdrawals_pending: usize,
 }
 
+/// Earlier layouts from their texts ((origin, TOML)), each checked into its plan, newest
+/// epoch first.
+pub(crate) fn layout_history(
+    texts: &[(String, String)],
+) -> anyhow::Result<Vec<(crate::core::layout::Layout, crate::core::layout::Plan)>> {
+    let mut out = Vec::new();
+    for (origin, text) in texts {
+        let (layout, rule) = crate::config::parse_layout(text, origin)?;
+        let plan = crate::core::layout::plan(&layout, rule)
+            .with_context(|| format!("the earlier layout {origin}"))?;
+        out.push((layout, plan));
+    }
+    out.sort_by_key(|(l, _)| std::cmp::Reverse(l.epoch));
+    Ok(out)
+}
+
 /// How fast repair may move bytes (read plus written), per second; 0 is no limit.
 #[derive(Clone, Copy, Debug)]
 pub struct RepairPace {
@@ -183,6 +199,13 @@ impl Gateway {
         if let Some(limit) = g.inline_limit_bytes {
             objects.set_inline_limit(limit);
         }
+        let mut earlier = Vec::new();
+        for f in g.previous_layout_files.iter().flatten() {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("an earlier layout ({})", f.display()))?;
+            earlier.push((f.display().to_string(), text));
+        }
+        objects.set_history(layout_history(&earlier)?);
         if let Some(w) = g.write_quorum {
             objects
                 .set_write_quorum(w)

@@ -51,20 +51,25 @@ impl Census {
         newest
     }
 
-    /// Per node in `nodes`: versions others gave whose placement names it and it did not.
+    /// Per node in `nodes`: versions others gave whose placement names it (under every
+    /// layout) and it did not.
     pub(crate) fn lacking(&self, objects: &Objects, nodes: &[u32]) -> BTreeMap<u32, u64> {
         let mut out: BTreeMap<u32, u64> = nodes.iter().map(|&n| (n, 0)).collect();
         let mut placement: HashMap<ObjectId, Vec<u32>> = HashMap::new();
         for ((object, _), held) in &self.holders {
+            // The nodes every layout (current and earlier) places the object on: a version
+            // belongs there whichever layout it was written under.
             let should = placement.entry(*object).or_insert_with(|| {
-                let mut n: Vec<u32> = objects
-                    .placement_targets(object)
-                    .iter()
-                    .map(|t| t.node.0)
-                    .collect();
-                n.sort_unstable();
-                n.dedup();
-                n
+                let mut sets = objects.placements(object).into_iter().map(|targets| {
+                    targets
+                        .iter()
+                        .map(|t| t.node.0)
+                        .collect::<std::collections::BTreeSet<u32>>()
+                });
+                let first = sets.next().unwrap_or_default();
+                sets.fold(first, |a, b| a.intersection(&b).copied().collect())
+                    .into_iter()
+                    .collect()
             });
             for (node, lacking) in &mut out {
                 if should.contains(node) && !held.contains(node) {

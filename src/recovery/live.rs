@@ -228,6 +228,13 @@ fn write_gateway_files(
         record.layout_toml.as_bytes(),
         false,
     )?;
+    for (i, text) in record.previous_layouts_toml.iter().enumerate() {
+        write_new(
+            &out.join(format!("layout-previous-{i}.toml")),
+            text.as_bytes(),
+            false,
+        )?;
+    }
     if !gw.join("gateway.key").exists() {
         let ca =
             crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
@@ -268,7 +275,7 @@ pub(super) fn objects_of(
 ) -> anyhow::Result<Objects> {
     let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
     let plan = crate::core::layout::plan(&layout, rule)?;
-    Ok(Objects::new(
+    let mut objects = Objects::new(
         nodes,
         layout,
         plan,
@@ -276,7 +283,19 @@ pub(super) fn objects_of(
         manifest_key(record)?,
         Hlc::new(GatewayId(0)),
         crate::gateway::BLOCK_SIZE,
-    ))
+    );
+    let earlier: Vec<(String, String)> = record
+        .previous_layouts_toml
+        .iter()
+        .map(|t| {
+            (
+                "an earlier layout in the cluster record".to_owned(),
+                t.clone(),
+            )
+        })
+        .collect();
+    objects.set_history(crate::gateway::layout_history(&earlier)?);
+    Ok(objects)
 }
 
 /// The manifest key a cluster record carries.
@@ -500,8 +519,16 @@ pub async fn recover(
          [gateway]\nid = {id}\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
          layout_file = \"../layout.toml\"\nmaster_key_id = {kid}\nmaster_key_file = \"master.key\"\n\
          manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
-         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
+         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n{previous}\n[tls]\nca_file = \"../ca.pem\"\n\
          cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
+        previous = if record.previous_layouts_toml.is_empty() {
+            String::new()
+        } else {
+            let files: Vec<String> = (0..record.previous_layouts_toml.len())
+                .map(|i| format!("\"../layout-previous-{i}.toml\""))
+                .collect();
+            format!("previous_layout_files = [{}]\n", files.join(", "))
+        },
         path = config.display(),
         id = max_gateway + 1,
         site = record.home,

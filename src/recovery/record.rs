@@ -24,6 +24,10 @@ pub struct ClusterRecord {
     pub home: String,
     /// The layout file, as written.
     pub layout_toml: String,
+    /// Earlier layouts (after `exclave layout apply`), newest first: objects written under
+    /// them are found where they placed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_layouts_toml: Vec<String>,
     /// The manifest key, 64 hex digits.
     pub manifest_key: String,
     /// The cluster CA's certificate (PEM).
@@ -80,6 +84,7 @@ mod tests {
             written_ms: 5,
             home: "home".into(),
             layout_toml: "k = 3".into(),
+            previous_layouts_toml: Vec::new(),
             manifest_key: "00".repeat(32),
             ca_cert_pem: "cert".into(),
             ca_key_pem: "key".into(),

@@ -11,6 +11,7 @@
 mod chaos;
 mod coordinator;
 mod durability;
+mod grow;
 mod nodes;
 mod objects;
 mod ops;

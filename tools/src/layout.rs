@@ -42,3 +42,53 @@ pub(crate) fn check(file_layout: &Layout, rule: Rule, as_json: bool) -> ExitCode
         ExitCode::FAILURE
     }
 }
+
+/// `layout apply`: prints what changed; true when every node stored the new cluster record.
+pub(crate) fn apply(
+    config: &std::path::Path,
+    file: &std::path::Path,
+    out: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let r = runtime.block_on(exclave::relayout::apply(config, file, out))?;
+    let complete = r.record_missing.is_empty();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(complete);
+    }
+    if r.already_current {
+        println!("layout epoch {} was already current", r.epoch);
+    } else {
+        println!("layout epoch {} is current", r.epoch);
+    }
+    if let Some(p) = &r.previous_layout_file {
+        println!("the earlier layout is kept in {}", p.display());
+    }
+    for n in &r.new_nodes {
+        println!(
+            "new node {} at site {} ({}): copy {} to its host, then `exclaved --config {}/node.toml`",
+            n.node,
+            n.site,
+            n.addr,
+            n.dir.display(),
+            n.dir.display()
+        );
+    }
+    println!(
+        "cluster record stored at {} node(s){}",
+        r.record_stored.len(),
+        if complete {
+            String::new()
+        } else {
+            format!(
+                "; NOT at nodes {:?}: run `layout apply` again once they answer",
+                r.record_missing
+            )
+        }
+    );
+    println!("start the new nodes, then the gateway");
+    Ok(complete)
+}

@@ -189,6 +189,17 @@ enum LayoutCommand {
         #[arg(long)]
         survive: Option<usize>,
     },
+    /// Make a new layout current (the next epoch; it may add nodes, disks and sites, never
+    /// remove them). Run with the gateway stopped, `--config` naming its config. Nothing
+    /// moves: new writes use the new layout, earlier objects are found where they are.
+    Apply {
+        /// The new layout file (TOML), epoch one past the current.
+        #[arg(long)]
+        file: PathBuf,
+        /// Where to write each new node's directory, to copy to its host.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Writes the marker of disk `disk` of the node `config` describes, into an empty directory.
@@ -442,6 +453,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Layout(LayoutCommand::Apply { file, out }) => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the gateway's config: exclave --config PATH/gateway.toml layout apply ..."
+                );
+            };
+            let complete = layout::apply(config, &file, &out, cli.json)?;
+            Ok(if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Layout(LayoutCommand::Check { file, survive }) => {
             let (layout, mut rule) = exclave::config::read_layout(&file)
