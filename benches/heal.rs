@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench heal` (`EXCLAVE_HEAL_MIB=N` sets `repair_mib_per_sec`, default 64;
 //! `EXCLAVE_HEAL_BUSY_MIB=N` sets `repair_busy_mib_per_sec`, the rate while S3 requests are in
-//! flight, default 8)
+//! flight, default 32)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,7 +132,7 @@ fn main() {
     let busy: u64 = std::env::var("EXCLAVE_HEAL_BUSY_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(32);
     let text = std::fs::read_to_string(&gw_cfg).unwrap();
     // Only heal repairs here, so the idle window is idle.
     std::fs::write(

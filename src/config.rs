@@ -275,7 +275,7 @@ pub struct RawGatewayRole {
     pub repair_interval_secs: Option<u64>,
     /// Repair traffic (bytes read plus written) in MiB/s at most (default 64; 0: unlimited).
     pub repair_mib_per_sec: Option<u64>,
-    /// The same while S3 requests are in flight (default 8; 0: unlimited).
+    /// The same while S3 requests are in flight (default 32; 0: unlimited).
     pub repair_busy_mib_per_sec: Option<u64>,
     /// Seconds between catalog checkpoints (default 300), made only when the index changed.
     pub checkpoint_interval_secs: Option<u64>,

@@ -231,7 +231,7 @@ impl Gateway {
             Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
             RepairPace {
                 idle: g.repair_mib_per_sec.unwrap_or(64) << 20,
-                busy: g.repair_busy_mib_per_sec.unwrap_or(8) << 20,
+                busy: g.repair_busy_mib_per_sec.unwrap_or(32) << 20,
             },
             Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
         );

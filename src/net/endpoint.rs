@@ -120,7 +120,12 @@ pub fn endpoint(
     };
     let runtime =
         quinn::default_runtime().ok_or_else(|| EndpointError::Quic("no async runtime".into()))?;
-    let mut ep = Endpoint::new(EndpointConfig::default(), server, socket, runtime)
+    let (reset_key, cid_key) = identity.quic_restart_keys();
+    let mut config = EndpointConfig::new(Arc::new(reset_key));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let mut ep = Endpoint::new(config, server, socket, runtime)
         .map_err(|error| EndpointError::Socket { addr, error })?;
     let crypto = QuicClientConfig::try_from(identity.client_config()?)
         .map_err(|e| EndpointError::Quic(e.to_string()))?;

@@ -147,6 +147,26 @@ impl Identity {
         })
     }
 
+    /// Secrets for QUIC that stay the same across restarts of this identity's process,
+    /// derived from its private key: an HMAC key for stateless resets, and a key for the
+    /// connection-id generator. A peer whose connection outlived a restart (a node SIGKILLed
+    /// and started again on the same port) then gets a valid stateless reset for its next
+    /// packet and reconnects at once, instead of sending into a connection the new process
+    /// drops (its ids no longer validate) until the idle timeout.
+    pub fn quic_restart_keys(&self) -> (aws_lc_rs::hmac::Key, u64) {
+        // HMAC keyed with the private key, over a label per use.
+        let secret = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.key.secret_der());
+        let derive = |label: &[u8]| aws_lc_rs::hmac::sign(&secret, label);
+        let reset = derive(b"exclave quic stateless reset v1");
+        let cid = derive(b"exclave quic connection ids v1");
+        let mut cid_key = [0u8; 8];
+        cid_key.copy_from_slice(&cid.as_ref()[..8]);
+        (
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, reset.as_ref()),
+            u64::from_le_bytes(cid_key),
+        )
+    }
+
     /// An identity from DER parts (as `pki` issues them); checks the chain and role.
     pub fn from_der(
         ca: CertificateDer<'static>,
