@@ -209,26 +209,26 @@ impl Objects {
     }
 
     /// Where an object's shards go under the current layout, then under each earlier one
+    /// (newest first), computed as they are taken.
+    fn placements_of<'a>(
+        &'a self,
+        object: &'a ObjectId,
+    ) -> impl Iterator<Item = Vec<ShardTarget>> + 'a {
+        std::iter::once((&self.layout, &self.plan))
+            .chain(self.history.iter().map(|(l, p)| (l, p)))
+            .map(move |(l, p)| to_targets(&layout::place(l, p, object)))
+    }
+
+    /// Where an object's shards go under the current layout, then under each earlier one
     /// (newest first).
     pub fn placements(&self, object: &ObjectId) -> Vec<Vec<ShardTarget>> {
-        std::iter::once(self.targets(object))
-            .chain(
-                self.history
-                    .iter()
-                    .map(|(l, p)| to_targets(&layout::place(l, p, object))),
-            )
-            .collect()
+        self.placements_of(object).collect()
     }
 
     /// Earlier layouts (checked into plans), newest first: objects placed under them stay
     /// where they are and are found there.
     pub fn set_history(&mut self, history: Vec<(Layout, Plan)>) {
         self.history = history;
-    }
-
-    /// The epoch of the current layout.
-    pub fn layout_epoch(&self) -> u64 {
-        self.layout.epoch
     }
 
     /// The erasure profile of the layout.
@@ -795,13 +795,12 @@ impl Objects {
     /// key was last written under an earlier layout, which is asked next (newest first).
     pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<Manifest>, ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
-        let mut newest = self.head_at(object, &self.targets(&object)).await?;
-        for (layout, plan) in &self.history {
+        let mut newest = None;
+        for targets in self.placements_of(&object) {
+            newest = self.head_at(object, &targets).await?;
             if newest.is_some() {
                 break;
             }
-            let targets = to_targets(&layout::place(layout, plan, &object));
-            newest = self.head_at(object, &targets).await?;
         }
         if let Some(m) = &newest {
             self.hlc
@@ -842,10 +841,10 @@ impl Objects {
                 };
                 // A failed write some node has not withdrawn yet is not a version.
                 if m.object == object
-                    && !self.withdrawing(&m.object, m.version)
                     && newest
                         .as_ref()
                         .is_none_or(|n| m.precedence() > n.precedence())
+                    && !self.withdrawing(&m.object, m.version)
                 {
                     newest = Some(m);
                 }

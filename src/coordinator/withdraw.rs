@@ -26,10 +26,10 @@ impl Objects {
     /// After a manifest write below its quorum: withdraws the version from every node that
     /// may hold it; the nodes that do not confirm are kept pending.
     pub(super) async fn withdraw(&self, manifest: &Manifest, targets: &[ShardTarget]) {
-        let nodes = Self::manifest_nodes(targets).into_iter().collect();
-        self.pending()
-            .insert((manifest.object, manifest.version), nodes);
-        self.retry_withdrawal(manifest.object, manifest.version)
+        let version = (manifest.object, manifest.version);
+        let nodes: BTreeSet<NodeId> = Self::manifest_nodes(targets).into_iter().collect();
+        self.pending().insert(version, nodes.clone());
+        self.confirm(nodes.into_iter().map(|n| (n, vec![version])).collect())
             .await;
     }
 
@@ -49,60 +49,34 @@ impl Objects {
         self.pending().clone()
     }
 
+    /// How many failed writes are not yet withdrawn from every node.
+    pub fn withdrawals_pending(&self) -> usize {
+        self.pending().len()
+    }
+
     /// Takes over withdrawals recorded before a restart.
     pub fn restore_withdrawals(&self, pending: Pending) {
         self.pending().extend(pending);
     }
 
-    /// Asks every node still pending to withdraw (object, version); forgets the nodes that
-    /// confirm, and the version once none is left.
-    async fn retry_withdrawal(&self, object: ObjectId, version: Version) {
-        let Some(nodes) = self.pending().get(&(object, version)).cloned() else {
-            return;
-        };
-        let mut set = tokio::task::JoinSet::new();
-        for n in nodes {
-            let client = self.nodes().client(n).cloned();
-            set.spawn(async move {
-                let ok = match client {
-                    Some(c) => matches!(
-                        tokio::time::timeout(ABORT_TIMEOUT, c.abort_manifest(object, version))
-                            .await,
-                        Ok(Ok(()))
-                    ),
-                    None => false,
-                };
-                (n, ok)
-            });
-        }
-        let mut confirmed = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok((n, true)) = r {
-                confirmed.push(n);
-            }
-        }
-        let mut pending = self.pending();
-        if let Some(left) = pending.get_mut(&(object, version)) {
-            for n in confirmed {
-                left.remove(&n);
-            }
-            if left.is_empty() {
-                pending.remove(&(object, version));
-            }
-        }
-    }
-
-    /// Retries every pending withdrawal once, node by node (a node that fails one is left
-    /// for the next pass); returns how many versions are still pending.
+    /// Retries every pending withdrawal once; returns how many versions are still pending.
     pub async fn retry_withdrawals(&self) -> usize {
-        let mut by_node: BTreeMap<NodeId, Vec<(ObjectId, Version)>> = BTreeMap::new();
+        let mut asks: BTreeMap<NodeId, Vec<(ObjectId, Version)>> = BTreeMap::new();
         for (v, nodes) in self.pending().iter() {
             for n in nodes {
-                by_node.entry(*n).or_default().push(*v);
+                asks.entry(*n).or_default().push(*v);
             }
         }
+        self.confirm(asks).await;
+        self.withdrawals_pending()
+    }
+
+    /// Asks each node to withdraw its versions, the nodes in parallel and each node's versions
+    /// in turn (a node that fails one is left for the next pass); forgets each (node, version)
+    /// confirmed, and a version once no node is left.
+    async fn confirm(&self, asks: BTreeMap<NodeId, Vec<(ObjectId, Version)>>) {
         let mut set = tokio::task::JoinSet::new();
-        for (n, versions) in by_node {
+        for (n, versions) in asks {
             let client = self.nodes().client(n).cloned();
             set.spawn(async move {
                 let mut confirmed = Vec::new();
@@ -132,6 +106,5 @@ impl Objects {
                 }
             }
         }
-        self.pending().len()
     }
 }

@@ -107,7 +107,7 @@ impl Gateway {
             degraded: backlog.iter().filter(|(_, _, s)| s.len() <= m).count() as u64,
             unreadable: backlog.iter().filter(|(_, _, s)| s.len() > m).count() as u64,
             backlog: backlog.len() as u64,
-            withdrawals: self.objects.withdrawals().len() as u64,
+            withdrawals: self.objects.withdrawals_pending() as u64,
             peers: self
                 .objects
                 .node_ids()
@@ -175,7 +175,7 @@ impl Gateway {
         Ok(json!({
             "sites": sites,
             "repair_backlog": backlog.len(),
-            "withdrawals_pending": self.objects.withdrawals().len(),
+            "withdrawals_pending": self.objects.withdrawals_pending(),
             "buckets": buckets.into_iter().map(|(name, (whole, degraded, unreadable))| json!({
                 "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
             })).collect::<Vec<_>>(),

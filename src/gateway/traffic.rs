@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use super::Gateway;
 
@@ -79,19 +80,19 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// One request in flight, counted until dropped.
-struct InFlight(Arc<Gateway>);
+/// One request in flight, counted in the gauge until dropped.
+struct InFlight(Gauge);
 
 impl InFlight {
-    fn start(gateway: &Arc<Gateway>) -> Self {
-        gateway.metrics.in_flight.inc();
-        Self(gateway.clone())
+    fn start(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.metrics.in_flight.dec();
+        self.0.dec();
     }
 }
 
@@ -180,7 +181,7 @@ pub(crate) async fn handle(
 ) -> Result<http::Response<Counted<s3s::Body>>, s3s::HttpError> {
     use tracing::Instrument as _;
     let started = Instant::now();
-    let in_flight = InFlight::start(&gateway);
+    let in_flight = InFlight::start(&gateway.metrics.in_flight);
     let id = ids.next();
     let span = tracing::info_span!("s3", id = %id);
     let op = OpSlot::default();

@@ -159,6 +159,27 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The key of an object version in the `repairs` and `withdrawals` tables: object id (32) ‖
+/// version (16).
+fn version_key(object: &crate::core::ids::ObjectId, version: Version) -> [u8; 48] {
+    let mut k = [0u8; 48];
+    k[..32].copy_from_slice(&object.0);
+    k[32..].copy_from_slice(&version.to_bytes());
+    k
+}
+
+/// The object version a `version_key` names.
+fn parse_version_key(k: &[u8]) -> Result<(crate::core::ids::ObjectId, Version), MetaError> {
+    if k.len() != 48 {
+        return Err(MetaError::Malformed);
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&k[..32]);
+    let mut ver = [0u8; 16];
+    ver.copy_from_slice(&k[32..]);
+    Ok((crate::core::ids::ObjectId(id), Version::from_bytes(ver)))
+}
+
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
@@ -285,8 +306,7 @@ impl Index {
         version: Version,
         shards: &[usize],
     ) -> Result<(), MetaError> {
-        let mut k = object.0.to_vec();
-        k.extend_from_slice(&version.to_bytes());
+        let k = version_key(object, version);
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(REPAIRS).map_err(db_err)?;
@@ -310,8 +330,7 @@ impl Index {
         object: &crate::core::ids::ObjectId,
         version: Version,
     ) -> Result<(), MetaError> {
-        let mut k = object.0.to_vec();
-        k.extend_from_slice(&version.to_bytes());
+        let k = version_key(object, version);
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(REPAIRS).map_err(db_err)?;
@@ -329,17 +348,10 @@ impl Index {
         let mut out = Vec::new();
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
-            let k = k.value();
-            if k.len() != 48 {
-                return Err(MetaError::Malformed);
-            }
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&k[..32]);
-            let mut ver = [0u8; 16];
-            ver.copy_from_slice(&k[32..]);
+            let (object, version) = parse_version_key(k.value())?;
             out.push((
-                crate::core::ids::ObjectId(id),
-                Version::from_bytes(ver),
+                object,
+                version,
                 v.value().iter().map(|&b| usize::from(b)).collect(),
             ));
         }
@@ -356,10 +368,9 @@ impl Index {
             let mut t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
             t.retain(|_, _| false).map_err(db_err)?;
             for ((object, version), nodes) in pending {
-                let mut k = object.0.to_vec();
-                k.extend_from_slice(&version.to_bytes());
                 let v: Vec<u8> = nodes.iter().flat_map(|n| n.0.to_le_bytes()).collect();
-                t.insert(&k[..], &v[..]).map_err(db_err)?;
+                t.insert(&version_key(object, *version)[..], &v[..])
+                    .map_err(db_err)?;
             }
         }
         txn.commit().map_err(db_err)
@@ -372,22 +383,15 @@ impl Index {
         let mut out = crate::coordinator::withdraw::Pending::new();
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
-            let (k, v) = (k.value(), v.value());
-            if k.len() != 48 || v.len() % 4 != 0 {
+            let v = v.value();
+            if v.len() % 4 != 0 {
                 return Err(MetaError::Malformed);
             }
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&k[..32]);
-            let mut ver = [0u8; 16];
-            ver.copy_from_slice(&k[32..]);
             let nodes = v
                 .chunks_exact(4)
                 .map(|c| crate::core::ids::NodeId(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                 .collect();
-            out.insert(
-                (crate::core::ids::ObjectId(id), Version::from_bytes(ver)),
-                nodes,
-            );
+            out.insert(parse_version_key(k.value())?, nodes);
         }
         Ok(out)
     }

@@ -201,3 +201,35 @@ fn counts_follow_puts_overwrites_deletes_and_reopen() {
     }
     assert_eq!(Index::open(&path).unwrap().counts().unwrap(), want);
 }
+
+#[test]
+fn repairs_and_withdrawals_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.redb");
+    let (a, b) = (
+        crate::core::ids::ObjectId([1; 32]),
+        crate::core::ids::ObjectId([2; 32]),
+    );
+    let mut pending = crate::coordinator::withdraw::Pending::new();
+    pending.insert(
+        (a, v(7)),
+        [
+            crate::core::ids::NodeId(3),
+            crate::core::ids::NodeId(70_000),
+        ]
+        .into(),
+    );
+    {
+        let index = Index::open(&path).unwrap();
+        index.record_repair(&b, v(9), &[4, 1]).unwrap();
+        index.record_repair(&b, v(9), &[1, 2]).unwrap();
+        index.set_withdrawals(&pending).unwrap();
+    }
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.repairs().unwrap(), vec![(b, v(9), vec![1, 2, 4])]);
+    assert_eq!(index.withdrawals().unwrap(), pending);
+    index.repair_done(&b, v(9)).unwrap();
+    index.set_withdrawals(&Default::default()).unwrap();
+    assert!(index.repairs().unwrap().is_empty());
+    assert!(index.withdrawals().unwrap().is_empty());
+}

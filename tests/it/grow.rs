@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-
 use crate::sigv4::sha256_hex;
-use crate::support::{Rng, bin, free_ports, started_cluster};
+use crate::support::{Rng, bin, free_ports, put_sized, started_cluster};
 
 const BUCKET: &str = "registry";
 
@@ -21,26 +19,6 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// PUTs a body of `size` for each key, recording it in the model.
-async fn put_all(
-    s3: &aws_sdk_s3::Client,
-    rng: &mut Rng,
-    model: &mut BTreeMap<String, Option<Vec<u8>>>,
-    keys: impl Iterator<Item = (String, usize)>,
-) {
-    for (key, size) in keys {
-        let body = rng.bytes(size);
-        s3.put_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
-        model.insert(key, Some(body));
     }
 }
 
@@ -71,13 +49,15 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
         let mut rng = Rng::new(61);
         let mut model: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let sizes = [1000usize, 300_000, 1_200_000];
-        put_all(
+        let written = put_sized(
             &s3,
+            BUCKET,
+            "before",
+            (0..45).map(|i| sizes[i % 3]),
             &mut rng,
-            &mut model,
-            (0..45).map(|i| (format!("before/{i}"), sizes[i % 3])),
         )
         .await;
+        model.extend(written.into_iter().map(|(k, v)| (k, Some(v))));
 
         // The new layout: the next epoch, and a sixth site with one node and one disk.
         let root = cluster.root();
@@ -187,22 +167,26 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
 
         // Everything written before reads back; new writes, overwrites and deletes.
         read_all(&s3, &model).await;
-        put_all(
+        let written = put_sized(
             &s3,
+            BUCKET,
+            "after",
+            (0..45).map(|i| sizes[i % 3]),
             &mut rng,
-            &mut model,
-            (0..45).map(|i| (format!("after/{i}"), sizes[i % 3])),
         )
         .await;
-        put_all(
+        model.extend(written.into_iter().map(|(k, v)| (k, Some(v))));
+        let written = put_sized(
             &s3,
+            BUCKET,
+            "before",
+            (0..10).map(|i| sizes[i % 3]),
             &mut rng,
-            &mut model,
-            (0..10).map(|i| (format!("before/{i}"), sizes[i % 3])),
         )
         .await;
+        model.extend(written.into_iter().map(|(k, v)| (k, Some(v))));
         for i in 10..15 {
-            let key = format!("before/{i}");
+            let key = format!("before-{i}");
             s3.delete_object()
                 .bucket(BUCKET)
                 .key(&key)
