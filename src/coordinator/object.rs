@@ -48,6 +48,18 @@ pub enum ObjectError {
         /// Needed.
         needed: usize,
     },
+    /// The nodes that answered hold no version as new as the one the caller knows to be
+    /// current (withheld, or rolled back at too many sites): an older one is never served.
+    #[error(
+        "the current version ({floor:?}) is not held by any node that answered (newest found: \
+         {found:?})"
+    )]
+    Behind {
+        /// The newest version found.
+        found: Option<Version>,
+        /// The version known to be current.
+        floor: Version,
+    },
     /// Reading the body failed.
     #[error("reading the body: {0}")]
     Body(#[from] std::io::Error),
@@ -793,13 +805,35 @@ impl Objects {
     /// returned as such). Looked up under the current layout first: a read quorum there
     /// overlaps every write made since it took effect, so if it holds no version at all the
     /// key was last written under an earlier layout, which is asked next (newest first).
-    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<Manifest>, ObjectError> {
+    ///
+    /// `floor` is the version the caller knows to be current (the gateway's index). While the
+    /// newest found is older, the nodes beyond the read quorum are waited for too (a site that
+    /// withholds manifests or was rolled back is outvoted by the others); if none of them holds
+    /// it, the answer is [`ObjectError::Behind`], never the older version.
+    pub async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        floor: Option<Version>,
+    ) -> Result<Option<Manifest>, ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
-        let mut newest = None;
+        let mut newest: Option<Manifest> = None;
         for targets in self.placements_of(&object) {
-            newest = self.head_at(object, &targets).await?;
-            if newest.is_some() {
+            if let Some(m) = self.head_at(object, &targets, floor).await?
+                && newest
+                    .as_ref()
+                    .is_none_or(|n| m.precedence() > n.precedence())
+            {
+                newest = Some(m);
+            }
+            if newest.is_some() && newest.as_ref().map(|m| m.version) >= floor {
                 break;
+            }
+        }
+        if let Some(floor) = floor {
+            let found = newest.as_ref().map(|m| m.version);
+            if found < Some(floor) {
+                return Err(ObjectError::Behind { found, floor });
             }
         }
         if let Some(m) = &newest {
@@ -811,11 +845,13 @@ impl Objects {
         Ok(newest)
     }
 
-    /// The newest manifest of `object` at a read quorum of the manifest nodes of `targets`.
+    /// The newest manifest of `object` at a read quorum of the manifest nodes of `targets`
+    /// (at all of those that answer while it is older than `floor`).
     async fn head_at(
         &self,
         object: ObjectId,
         targets: &[ShardTarget],
+        floor: Option<Version>,
     ) -> Result<Option<Manifest>, ObjectError> {
         let nodes = Self::manifest_nodes(targets);
         let needed = nodes.len() - self.write_quorum(nodes.len()) + 1;
@@ -849,8 +885,9 @@ impl Objects {
                     newest = Some(m);
                 }
             }
-            if answered >= needed {
-                // Any read quorum overlaps every write quorum: the newest acked version is here.
+            // Any read quorum overlaps every write quorum: the newest acked version is here,
+            // unless hosts withheld it (then the caller's floor says so, and the rest are asked).
+            if answered >= needed && newest.as_ref().map(|m| m.version) >= floor {
                 break;
             }
         }

@@ -190,7 +190,8 @@ impl Gateway {
         let mut found = 0u64;
         let mut unverified = 0u64;
         for (b, k) in &keys {
-            let Ok(Some(m)) = self.objects.head(b, k).await else {
+            let known = self.index.get(b, k)?.map(|e| e.version);
+            let Ok(Some(m)) = self.objects.head(b, k, known).await else {
                 continue;
             };
             let crate::core::format::ManifestBody::Object(meta) = &m.body else {

@@ -518,7 +518,8 @@ pub(crate) fn object_error(e: ObjectError) -> S3Error {
     match e {
         ObjectError::Put(_)
         | ObjectError::ManifestQuorum { .. }
-        | ObjectError::ReadQuorum { .. } => {
+        | ObjectError::ReadQuorum { .. }
+        | ObjectError::Behind { .. } => {
             tracing::warn!(error = %e, "quorum not reached");
             S3Error::with_message(
                 S3ErrorCode::ServiceUnavailable,

@@ -13,7 +13,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::{BodyReader, object_stream};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
-use crate::coordinator::object::PutInput;
+use crate::coordinator::object::{ObjectError, PutInput};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
 use crate::meta::Entry;
 
@@ -241,18 +241,25 @@ fn select(
 }
 
 impl Gateway {
-    /// The current object of (bucket, key) at a read quorum of the nodes.
+    /// The current object of (bucket, key) at a read quorum of the nodes, never older than
+    /// the version the index holds (a withholding or rolled-back site is outvoted).
     pub(crate) async fn current(
         &self,
         bucket: &str,
         key: &str,
     ) -> S3Result<(Manifest, ObjectMeta)> {
-        let m = self
+        let known = self.index.get(bucket, key)?;
+        let m = match self
             .objects
-            .head(bucket, key)
+            .head(bucket, key, known.as_ref().map(|e| e.version))
             .await
-            .map_err(object_error)?
-            .ok_or_else(no_such_key)?;
+        {
+            // The index's current version is a delete the nodes do not show: deleted.
+            Err(ObjectError::Behind { .. }) if known.as_ref().is_some_and(|e| e.deleted) => {
+                return Err(no_such_key());
+            }
+            r => r.map_err(object_error)?.ok_or_else(no_such_key)?,
+        };
         match &m.body {
             ManifestBody::Object(meta) => {
                 let meta = meta.clone();
@@ -313,7 +320,7 @@ impl Gateway {
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<Manifest, crate::coordinator::object::ObjectError> {
+    ) -> Result<Manifest, ObjectError> {
         let r = self.objects.delete(bucket, key).await;
         if r.is_err() {
             self.after_failed_write();

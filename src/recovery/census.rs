@@ -80,6 +80,25 @@ impl Census {
         out
     }
 
+    /// The sites, in node order, of the nodes in `lacking` that lack anything: they withheld
+    /// manifests, missed writes while down, or were rolled back.
+    pub(crate) fn lacking_sites(
+        lacking: &BTreeMap<u32, u64>,
+        site_of: &BTreeMap<u32, String>,
+    ) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (node, n) in lacking {
+            let site = site_of
+                .get(node)
+                .cloned()
+                .unwrap_or_else(|| node.to_string());
+            if *n > 0 && !out.contains(&site) {
+                out.push(site);
+            }
+        }
+        out
+    }
+
     /// The recovered catalog checked against the newest checkpoint, and the sites whose newest
     /// checkpoint is older (stale).
     pub(crate) fn verify(

@@ -33,7 +33,7 @@ use super::census::Census;
 use super::record::ClusterRecord;
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
-use crate::core::hlc::Hlc;
+use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{GatewayId, NodeId, hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
 use crate::gateway::Gateway;
@@ -127,6 +127,10 @@ pub struct Report {
     /// Sites whose newest checkpoint is older than the newest: restored from an old copy (or
     /// down since). What they hold is outvoted by the others: newer versions win.
     pub stale_sites: Vec<String>,
+    /// Sites lacking manifest versions that the others gave and their placement says they
+    /// hold (withheld, missed while down, or lost to a rollback): outvoted, the others' copies
+    /// were used. Counts per node in `nodes`.
+    pub lacking_sites: Vec<String>,
     /// Buckets recovered.
     pub buckets: u64,
     /// Current objects recovered.
@@ -476,6 +480,7 @@ pub async fn recover(
     let mut report = Report {
         checkpoint,
         stale_sites,
+        lacking_sites: Census::lacking_sites(&lacking, &site_of),
         nodes: state.nodes.clone(),
         sites_missing: layout
             .sites
@@ -505,7 +510,8 @@ pub async fn recover(
                     total,
                 });
             }
-            match read_whole(&objects, b, k).await {
+            let known = index.get(b, k)?.map(|e| e.version);
+            match read_whole(&objects, b, k, known).await {
                 Ok(()) => report.verified += 1,
                 Err(e) => report.unreadable.push(format!("{b}/{k}: {e}")),
             }
@@ -544,9 +550,15 @@ pub async fn recover(
     Ok(report)
 }
 
-/// Reads (bucket, key)'s current version whole: every stripe decoded and authenticated.
-async fn read_whole(objects: &Arc<Objects>, bucket: &str, key: &str) -> anyhow::Result<()> {
-    let Some(m) = objects.head(bucket, key).await? else {
+/// Reads (bucket, key)'s current version (`known`, the recovered index's) whole: every
+/// stripe decoded and authenticated.
+async fn read_whole(
+    objects: &Arc<Objects>,
+    bucket: &str,
+    key: &str,
+    known: Option<Version>,
+) -> anyhow::Result<()> {
+    let Some(m) = objects.head(bucket, key, known).await? else {
         bail!("no manifest at a read quorum");
     };
     let ManifestBody::Object(meta) = &m.body else {

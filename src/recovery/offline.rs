@@ -86,6 +86,9 @@ pub struct ExportReport {
     pub checkpoint: Option<CheckpointReport>,
     /// Sites whose newest checkpoint is older than the newest.
     pub stale_sites: Vec<String>,
+    /// Sites lacking manifest versions that the others had (withheld, missed while down, or
+    /// rolled back); counts per directory in `dirs`.
+    pub lacking_sites: Vec<String>,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -248,6 +251,7 @@ pub fn export(
         dirs: reports,
         checkpoint,
         stale_sites,
+        lacking_sites: Census::lacking_sites(&lacking, &site_of),
         ..ExportReport::default()
     };
     let live: Vec<&Manifest> = current

@@ -60,7 +60,7 @@ async fn get(
     key: &str,
     range: std::ops::Range<u64>,
 ) -> Option<Vec<u8>> {
-    let m = o.head(bucket, key).await.unwrap()?;
+    let m = o.head(bucket, key, None).await.unwrap()?;
     let mut r = o.reader(&m, range).unwrap();
     let mut out = Vec::new();
     while let Some(piece) = r.next().await {

@@ -491,8 +491,35 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
 
+/// The host of site `i` withholds manifests: every `every`-th record is taken out of its node's
+/// database (the node must be stopped). Returns how many.
+fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
+    let path = cluster
+        .root()
+        .join("sites")
+        .join(&cluster.sites[i])
+        .join("state/node.redb");
+    use redb::ReadableTable as _;
+    let db = redb::Database::open(&path).unwrap();
+    let table: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("manifests");
+    let txn = db.begin_write().unwrap();
+    let mut t = txn.open_table(table).unwrap();
+    let keys: Vec<Vec<u8>> = t
+        .iter()
+        .unwrap()
+        .step_by(every)
+        .map(|e| e.unwrap().0.value().to_vec())
+        .collect();
+    for k in &keys {
+        assert!(t.remove(&k[..]).unwrap().is_some());
+    }
+    drop(t);
+    txn.commit().unwrap();
+    keys.len() as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
+async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     let mut cluster = started_cluster("").await;
     let s3 = cluster.s3_client(3);
     let bucket = "land-registry";
@@ -553,36 +580,44 @@ async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
     let second = checkpoint_now(&cluster);
     assert!(second > first);
 
-    // The host restores the old copy over the site's directory.
-    tokio::task::block_in_place(|| {
+    // The host restores the old copy over the site's directory, and the host of site 3
+    // withholds a fifth of its manifests.
+    let withholding = 3;
+    let withheld = tokio::task::block_in_place(|| {
         cluster.kill_node(stale);
         std::fs::remove_dir_all(&site_dir).unwrap();
         copy_dir(&old_copy, &site_dir);
         cluster.start_node(stale);
+        cluster.kill_node(withholding);
+        let n = withhold_manifests(&cluster, withholding, 5);
+        cluster.start_node(withholding);
+        n
     });
+    assert!(withheld >= 80, "only {withheld} manifests withheld");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // The running gateway serves no stale version.
+    // The running gateway serves no stale version and no deleted object, though the two of
+    // them make a read quorum: what its index holds as current is waited for.
     tokio::time::timeout(Duration::from_secs(300), async {
-        for i in (0..300).step_by(3) {
-            let got = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key(i))
-                .send()
-                .await
-                .unwrap();
+        for ((b, k), data) in &model {
+            let got = s3.get_object().bucket(b).key(k).send().await;
+            let got = got.unwrap_or_else(|e| panic!("GET {k}: {e:?}"));
             let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert!(bytes == data[..], "{k}: stale bytes");
+        }
+        for k in &gone {
+            let e = s3.get_object().bucket(bucket).key(k).send().await;
+            let e = e.expect_err("a deleted object came back");
             assert!(
-                bytes == model[&(bucket.to_owned(), key(i))][..],
-                "{}: stale bytes",
-                key(i)
+                format!("{e:?}").contains("NoSuchKey"),
+                "GET of deleted {k}: {e:?}"
             );
         }
     })
     .await
     .expect("reading timed out");
 
-    // The disaster; recovery from the four foreign sites, the stale one among them.
+    // The disaster; recovery from the four foreign sites, the stale and the withholding one
+    // among them.
     let gw = cluster.root().join("gateway");
     let master = work.path().join("master.key");
     std::fs::copy(gw.join("master.key"), &master).unwrap();
@@ -640,6 +675,26 @@ async fn a_site_restored_from_an_old_copy_is_named_and_serves_nothing_stale() {
         .unwrap();
     assert_eq!(node["newest_checkpoint"].as_u64(), Some(first));
     assert!(node["lacking"].as_u64().unwrap() >= 250, "{node}");
+    // The withholding site is named, with at least what it withheld; the others' copies won.
+    let withholding_site = cluster.sites[withholding].clone();
+    let node = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["site"] == withholding_site.as_str())
+        .unwrap();
+    assert!(node["lacking"].as_u64().unwrap() >= withheld, "{node}");
+    let lacking_sites: Vec<&str> = report["lacking_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(
+        lacking_sites.contains(&stale_site.as_str())
+            && lacking_sites.contains(&withholding_site.as_str()),
+        "{report:#}"
+    );
     assert_eq!(report["objects"].as_u64(), Some(model.len() as u64));
     assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
 

@@ -96,7 +96,7 @@ pub(crate) fn offline(opts: &OfflineOptions, json: bool) -> anyhow::Result<bool>
     Ok(ok)
 }
 
-fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String]) {
+fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String], lacking: &[String]) {
     match c {
         Some(c) => println!(
             "checkpoint #{} (kept by {}): {} keys; the recovered catalog {} ({} keys as of it, \
@@ -119,6 +119,13 @@ fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String]) {
             "stale sites (their newest checkpoint is older: restored from an old copy, or down \
              since): {}. Newer versions from the other sites were used.",
             stale.join(", ")
+        );
+    }
+    if !lacking.is_empty() {
+        println!(
+            "sites lacking manifests the others gave (withheld, missed while down, or rolled \
+             back; counts above): {}. They were outvoted: the others' copies were used.",
+            lacking.join(", ")
         );
     }
 }
@@ -145,7 +152,7 @@ fn print_live(r: &Report) {
     if !r.sites_missing.is_empty() {
         println!("sites not used: {}", r.sites_missing.join(", "));
     }
-    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites);
+    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites, &r.lacking_sites);
     println!(
         "recovered {} buckets, {} objects, {} bytes in {:.1} s",
         r.buckets, r.objects, r.bytes, r.seconds
@@ -182,7 +189,7 @@ fn print_offline(r: &ExportReport) {
             d.newest_checkpoint
         );
     }
-    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites);
+    print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites, &r.lacking_sites);
     println!(
         "exported {} of {} objects ({} bytes; {} keys escaped, see manifest.jsonl) in {:.1} s",
         r.exported, r.objects, r.bytes, r.escaped, r.seconds
