@@ -27,6 +27,24 @@ use crate::core::stripe::{Codec, DecodeError, EncodedStripe, Geometry, StripeCon
 const READ_BATCH: u64 = 8;
 
 /// Errors of object operations.
+/// What an acknowledged write went without, for repair: shards not durable at their nodes,
+/// and whether some manifest node did not take the record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Missed {
+    /// Shard indices not durable.
+    pub shards: Vec<usize>,
+    /// Some node of the placement lacks the manifest record.
+    pub manifest: bool,
+}
+
+impl Missed {
+    /// Anything to repair.
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.manifest || !self.shards.is_empty()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The shard write quorum was not reached.
@@ -253,6 +271,11 @@ impl Objects {
         self.manifest_key.object_id(bucket, key)
     }
 
+    /// Opens a sealed manifest record with the manifest key.
+    pub(crate) fn open_manifest(&self, sealed: &[u8]) -> Result<Manifest, FormatError> {
+        Manifest::open(&self.manifest_key, sealed)
+    }
+
     /// Shards that reads found bad since the last call, for repair.
     pub fn take_bad_reports(&self) -> Vec<(ObjectId, Version, Vec<usize>)> {
         std::mem::take(&mut *self.bad_reports.lock().unwrap_or_else(|e| e.into_inner()))
@@ -325,12 +348,11 @@ impl Objects {
         self.commit_reporting(staged).await.map(|(m, _)| m)
     }
 
-    /// As [`Self::commit`], also returning the shard indices that are not durable (for
-    /// repair).
+    /// As [`Self::commit`], also returning what the write went without (for repair).
     pub async fn commit_reporting(
         &self,
         staged: Staged,
-    ) -> Result<(Manifest, Vec<usize>), ObjectError> {
+    ) -> Result<(Manifest, Missed), ObjectError> {
         let manifest = Manifest {
             bucket: staged.bucket,
             key: staged.key,
@@ -339,17 +361,17 @@ impl Objects {
             created_ms: wall_ms(),
             body: ManifestBody::Object(staged.meta),
         };
-        let missing = match staged.inline {
-            None => {
-                self.write_manifest(&manifest, &staged.targets).await?;
-                staged.missing
-            }
+        let missed = match staged.inline {
+            None => Missed {
+                manifest: !self.write_manifest(&manifest, &staged.targets).await?,
+                shards: staged.missing,
+            },
             Some(shards) => {
                 self.write_inline(&manifest, &staged.targets, shards)
                     .await?
             }
         };
-        Ok((manifest, missing))
+        Ok((manifest, missed))
     }
 
     /// Sends each node the manifest with its shards; needs a manifest quorum of nodes and
@@ -359,10 +381,11 @@ impl Objects {
         manifest: &Manifest,
         targets: &[ShardTarget],
         shards: Vec<(ShardHeader, Vec<u8>)>,
-    ) -> Result<Vec<usize>, ObjectError> {
+    ) -> Result<Missed, ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
-        let needed = self.write_quorum(nodes.len());
+        let all = nodes.len();
+        let needed = self.write_quorum(all);
         let mut per_node: BTreeMap<NodeId, Vec<(usize, crate::core::wire::InlineShard)>> =
             BTreeMap::new();
         for (i, (h, data)) in shards.into_iter().enumerate() {
@@ -415,11 +438,15 @@ impl Objects {
                 needed,
             });
         }
-        Ok(missing)
+        Ok(Missed {
+            shards: missing,
+            manifest: durable_nodes < all,
+        })
     }
 
-    /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum.
-    pub async fn delete(&self, bucket: &str, key: &str) -> Result<Manifest, ObjectError> {
+    /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum; also
+    /// says whether some manifest node did not take it (for repair).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, bool), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
         let targets = self.targets(&object);
         let manifest = Manifest {
@@ -430,8 +457,8 @@ impl Objects {
             created_ms: wall_ms(),
             body: ManifestBody::Tombstone,
         };
-        self.write_manifest(&manifest, &targets).await?;
-        Ok(manifest)
+        let complete = self.write_manifest(&manifest, &targets).await?;
+        Ok((manifest, !complete))
     }
 
     /// Every manifest record a node holds, opened (records that do not open are skipped and
@@ -774,11 +801,13 @@ impl Objects {
         let shards = headers.into_iter().zip(blocks).collect();
         Ok(self.staged(p, input, etag, hashes, Vec::new(), Some(shards)))
     }
+
+    /// Writes a manifest record to a quorum of its nodes; true when every one of them took it.
     async fn write_manifest(
         &self,
         manifest: &Manifest,
         targets: &[ShardTarget],
-    ) -> Result<(), ObjectError> {
+    ) -> Result<bool, ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
         let needed = self.write_quorum(nodes.len());
@@ -792,13 +821,14 @@ impl Objects {
                 }
             });
         }
+        let all = set.len();
         let answers = until_quorum(set, |a| a.iter().filter(|ok| **ok).count() >= needed).await;
         let durable = answers.iter().filter(|ok| **ok).count();
         if durable < needed {
             self.withdraw(manifest, targets).await;
             return Err(ObjectError::ManifestQuorum { durable, needed });
         }
-        Ok(())
+        Ok(durable == all)
     }
 
     /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is

@@ -2,6 +2,10 @@
 //! written to its placement. Everything needed is in the cleartext shard headers (geometry,
 //! placement, every block's hash): no data key, master key or manifest is touched, so any
 //! holder of a gateway identity, or later a node, can run it.
+//!
+//! A manifest record a node lacks (missed while it was down, lost with its disk, withheld or
+//! rolled back) is restored by copying the sealed record another node holds: it is checked to
+//! open under the manifest key, and copied as it is.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +13,9 @@ use bytes::Bytes;
 
 use crate::coordinator::drive::ShardTarget;
 use crate::coordinator::object::{ObjectError, Objects};
-use crate::core::format::ShardHeader;
+use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
-use crate::core::ids::{ObjectId, ShardIndex};
+use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
 use crate::core::wire::ShardKey;
 
@@ -28,6 +32,20 @@ pub struct Repaired {
     /// Bytes written to the rebuilt shards.
     pub bytes_written: u64,
 }
+
+/// What a manifest restoration did.
+#[derive(Clone, Debug)]
+pub struct ManifestRestored {
+    /// The version's manifest, opened.
+    pub manifest: Manifest,
+    /// Nodes the record was copied to.
+    pub written: usize,
+    /// Nodes that should hold it and did not answer (or refused the copy): for a later pass.
+    pub unanswered: usize,
+}
+
+/// How long a node gets to list or take a manifest record during restoration.
+const MANIFEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
     a.k == b.k
@@ -84,6 +102,112 @@ impl Objects {
             }
         }
         out
+    }
+
+    /// Copies the sealed manifest record of (object, version) to every node that should hold it
+    /// (its shards' nodes; for a delete, the current placement's) and answers without a record
+    /// of that version that opens. The record copied is one that opens under the manifest key
+    /// (a forged one is never spread; a rotated copy wins). Fails when no node answers with it.
+    pub async fn restore_manifest(
+        &self,
+        object: ObjectId,
+        version: Version,
+    ) -> Result<ManifestRestored, ObjectError> {
+        let mut asks = std::collections::BTreeSet::new();
+        for targets in self.placements(&object) {
+            asks.extend(Self::manifest_nodes(&targets));
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for node in asks {
+            let client = self.nodes().client(node).cloned();
+            set.spawn(async move {
+                let records = match client {
+                    Some(c) => tokio::time::timeout(MANIFEST_WAIT, c.manifests(object))
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                (node, records)
+            });
+        }
+        // Per node: None when it did not answer, else whether it holds the version.
+        let mut holds: BTreeMap<NodeId, Option<bool>> = BTreeMap::new();
+        let mut best: Option<(Manifest, Vec<u8>)> = None;
+        while let Some(r) = set.join_next().await {
+            let Ok((node, records)) = r else { continue };
+            let Some(records) = records else {
+                holds.insert(node, None);
+                continue;
+            };
+            let mut has = false;
+            for rec in records {
+                let Ok(m) = self.open_manifest(&rec) else {
+                    continue;
+                };
+                if m.object != object || m.version != version {
+                    continue;
+                }
+                has = true;
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _)| m.precedence() > b.precedence())
+                {
+                    best = Some((m, rec));
+                }
+            }
+            holds.insert(node, Some(has));
+        }
+        let Some((manifest, sealed)) = best else {
+            return Err(ObjectError::Internal(
+                "no node that answered holds the manifest record".into(),
+            ));
+        };
+        let should: Vec<NodeId> = match &manifest.body {
+            ManifestBody::Object(meta) => meta.placement.iter().map(|l| l.node).collect(),
+            ManifestBody::Tombstone => Self::manifest_nodes(
+                &self
+                    .placements(&object)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+            ),
+        };
+        let mut restored = ManifestRestored {
+            manifest,
+            written: 0,
+            unanswered: 0,
+        };
+        let mut puts = tokio::task::JoinSet::new();
+        let mut done = std::collections::BTreeSet::new();
+        for node in should {
+            if !done.insert(node) {
+                continue;
+            }
+            match holds.get(&node) {
+                Some(Some(true)) => {}
+                Some(Some(false)) => {
+                    let client = self.nodes().client(node).cloned();
+                    let sealed = sealed.clone();
+                    puts.spawn(async move {
+                        let Some(c) = client else { return false };
+                        matches!(
+                            tokio::time::timeout(MANIFEST_WAIT, c.put_manifest(sealed)).await,
+                            Ok(Ok(()))
+                        )
+                    });
+                }
+                _ => restored.unanswered += 1,
+            }
+        }
+        while let Some(r) = puts.join_next().await {
+            if matches!(r, Ok(true)) {
+                restored.written += 1;
+            } else {
+                restored.unanswered += 1;
+            }
+        }
+        Ok(restored)
     }
 
     /// Rebuilds shards `missing` of (object, version) from k good shards and writes each to

@@ -11,6 +11,7 @@
 //! - `POST /v1/checkpoint`         make a catalog checkpoint now (if the index changed)
 //! - `GET  /metrics`               Prometheus (OpenMetrics) text, `crate::metrics`
 
+use crate::core::hlc::Version;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,17 +183,43 @@ impl Gateway {
         }))
     }
 
-    /// Finds objects of `bucket` (or all) whose shards are not all present at their sites,
-    /// records them for repair and runs a repair pass.
+    /// Every index entry of `bucket` (or all), deletes and bucket records included:
+    /// (bucket, key, version, deleted).
+    fn entries(
+        &self,
+        bucket: Option<&str>,
+    ) -> Result<Vec<(String, String, Version, bool)>, crate::meta::MetaError> {
+        let mut out = Vec::new();
+        self.index.for_each_entry(|b, k, v, deleted| {
+            if bucket.is_none_or(|want| want == b) {
+                out.push((b.to_owned(), k.to_owned(), v, deleted));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// For every current version the index holds of `bucket` (or all): restores its manifest
+    /// record at the nodes that should hold it and lack it, and records for repair the shards
+    /// its sites say they lack; then runs a repair pass.
     pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, crate::meta::MetaError> {
-        let keys = self.keys(bucket)?;
+        let entries = self.entries(bucket)?;
         let mut checked = 0u64;
         let mut found = 0u64;
         let mut unverified = 0u64;
-        for (b, k) in &keys {
-            let known = self.index.get(b, k)?.map(|e| e.version);
-            let Ok(Some(m)) = self.objects.head(b, k, known).await else {
-                continue;
+        let (mut manifests_restored, mut manifests_unverified) = (0u64, 0u64);
+        for (b, k, version, _) in &entries {
+            let object = self.objects.object_id(b, k);
+            let m = match self.objects.restore_manifest(object, *version).await {
+                Ok(r) => {
+                    manifests_restored += r.written as u64;
+                    manifests_unverified += r.unanswered as u64;
+                    r.manifest
+                }
+                Err(e) => {
+                    tracing::debug!(bucket = %b, error = %e, "manifest not found for heal");
+                    manifests_unverified += 1;
+                    continue;
+                }
             };
             let crate::core::format::ManifestBody::Object(meta) = &m.body else {
                 continue;
@@ -230,6 +257,8 @@ impl Gateway {
         let pass = self.repair_pass().await?;
         Ok(json!({
             "checked": checked, "found_degraded": found, "shards_unverified": unverified,
+            "manifests_restored": manifests_restored + pass.manifests_restored as u64,
+            "manifests_unverified": manifests_unverified,
             "repaired": pass.repaired, "pending": pass.pending,
             "withdrawals_pending": pass.withdrawals_pending,
             "bytes_read": pass.bytes_read, "bytes_written": pass.bytes_written,

@@ -102,6 +102,8 @@ pub struct RepairPass {
     pub bytes_written: u64,
     /// Failed writes not yet withdrawn from every node.
     pub withdrawals_pending: usize,
+    /// Manifest records copied to nodes that lacked them.
+    pub manifests_restored: usize,
 }
 
 /// Earlier layouts from their texts ((origin, TOML)), each checked into its plan, newest
@@ -395,13 +397,32 @@ impl Gateway {
                 self.index.repair_done(&object, version)?;
                 continue;
             }
-            match self
-                .objects
-                .repair(object, version, &shards, &|| self.repair_rate())
-                .await
-            {
+            let shards_done = if shards.is_empty() {
+                Ok(crate::coordinator::repair::Repaired::default())
+            } else {
+                self.objects
+                    .repair(object, version, &shards, &|| self.repair_rate())
+                    .await
+            };
+            match shards_done {
                 Ok(done) => {
+                    // The manifest record too, at the nodes that missed it.
                     self.index.repair_done(&object, version)?;
+                    match self.objects.restore_manifest(object, version).await {
+                        Ok(r) if r.unanswered == 0 => pass.manifests_restored += r.written,
+                        Ok(r) => {
+                            pass.manifests_restored += r.written;
+                            self.index.record_repair(&object, version, &[])?;
+                            pass.pending += 1;
+                        }
+                        Err(_) => {
+                            self.index.record_repair(&object, version, &[])?;
+                            pass.pending += 1;
+                        }
+                    }
+                    if shards.is_empty() {
+                        continue;
+                    }
                     pass.repaired += 1;
                     pass.bytes_read += done.bytes_read;
                     pass.bytes_written += done.bytes_written;

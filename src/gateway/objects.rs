@@ -292,40 +292,52 @@ impl Gateway {
         Ok((staged, sums))
     }
 
-    /// Commits a staged object; shards the write quorum went without are recorded for repair.
+    /// Commits a staged object; what the write quorum went without (shards, the manifest at
+    /// some node) is recorded for repair.
     pub(crate) async fn commit(
         &self,
         staged: crate::coordinator::object::Staged,
     ) -> S3Result<Manifest> {
-        let (m, missing) = match self.objects.commit_reporting(staged).await {
+        let (m, missed) = match self.objects.commit_reporting(staged).await {
             Ok(r) => r,
             Err(e) => {
                 self.after_failed_write();
                 return Err(object_error(e));
             }
         };
-        if !missing.is_empty() {
+        if missed.any() {
             tracing::warn!(
                 object = %crate::core::ids::hex(&m.object.0),
-                shards = ?missing,
-                "acknowledged without every shard; recorded for repair"
+                shards = ?missed.shards,
+                manifest = missed.manifest,
+                "acknowledged without every shard or manifest copy; recorded for repair"
             );
-            self.index.record_repair(&m.object, m.version, &missing)?;
+            self.index
+                .record_repair(&m.object, m.version, &missed.shards)?;
         }
         Ok(m)
     }
 
-    /// Writes a tombstone for (bucket, key).
+    /// Writes a tombstone for (bucket, key); a manifest node that missed it is recorded for
+    /// repair.
     pub(crate) async fn delete_manifest(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Manifest, ObjectError> {
-        let r = self.objects.delete(bucket, key).await;
-        if r.is_err() {
-            self.after_failed_write();
+        match self.objects.delete(bucket, key).await {
+            Ok((m, missed)) => {
+                if missed && let Err(e) = self.index.record_repair(&m.object, m.version, &[]) {
+                    // The delete is durable at a quorum; heal finds the missing copy.
+                    tracing::warn!(error = %e, "recording a missed tombstone copy failed");
+                }
+                Ok(m)
+            }
+            Err(e) => {
+                self.after_failed_write();
+                Err(e)
+            }
         }
-        r
     }
 
     /// After a write answered with an error: records the withdrawals it left pending.

@@ -334,9 +334,37 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
                 .unwrap();
             out.body.collect().await.unwrap();
         }
+        // The site that missed the writes holds their manifest records too.
+        cluster.kill_node(3);
+        cluster.kill_node(2);
+        assert_eq!(cluster.manifest_count(3), cluster.manifest_count(2));
     })
     .await
     .expect("test took too long");
+}
+
+/// Bytes of every shard site `i`'s node holds, in files and inside its database, by their
+/// headers (the node must be stopped).
+fn shard_bytes(cluster: &Cluster, i: usize) -> u64 {
+    use redb::{ReadableDatabase as _, ReadableTable as _};
+    let path = cluster
+        .root()
+        .join("sites")
+        .join(&cluster.sites[i])
+        .join("state/node.redb");
+    let db = redb::Database::open(&path).unwrap();
+    let table: redb::TableDefinition<'_, &[u8], &[u8]> =
+        redb::TableDefinition::new("shard_headers");
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(table).unwrap();
+    t.iter()
+        .unwrap()
+        .map(|e| {
+            let (_, v) = e.unwrap();
+            let h = exclave::core::format::ShardHeader::decode(&v.value()[4..]).unwrap();
+            h.geometry().unwrap().shard_len()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -351,11 +379,14 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         // Site 2 loses everything but its identity: disk re-initialised, database gone.
         let wiped = 2;
         cluster.kill_node(wiped);
-        let lost: u64 = shard_files(&cluster)
+        let lost = shard_bytes(&cluster, wiped);
+        let in_files: u64 = shard_files(&cluster)
             .iter()
             .filter(|(s, _, _)| *s == wiped)
             .map(|(_, p, _)| std::fs::metadata(p).unwrap().len())
             .sum();
+        // The bucket's own record is a small object kept inside the database.
+        assert!(lost > in_files, "{lost} {in_files}");
         let (disk, path) = cluster.disk_of(wiped);
         let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
         std::fs::remove_dir_all(&path).unwrap();
@@ -386,7 +417,14 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
             (written + read) as f64 / lost as f64
         );
         assert_eq!(written, lost, "heal rebuilds exactly what was lost");
-        assert_eq!(v["total_repaired"].as_u64(), Some(model.len() as u64));
+        // Every object and the bucket's own record.
+        assert_eq!(v["total_repaired"].as_u64(), Some(model.len() as u64 + 1));
+        // Every object's manifest record and the bucket's, copied from the others.
+        assert_eq!(
+            v["total_manifests_restored"].as_u64(),
+            Some(model.len() as u64 + 1),
+            "{v:#}"
+        );
 
         // The rebuilt site carries its share: two other sites down, all reads back.
         cluster.kill_node(0);
@@ -396,6 +434,10 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
             let body = out.body.collect().await.unwrap().into_bytes();
             assert_eq!(sha256_hex(&body), sha256_hex(want), "{k}");
         }
+        // And it holds every manifest record again, as a site that lost nothing does.
+        cluster.kill_node(wiped);
+        cluster.kill_node(1);
+        assert_eq!(cluster.manifest_count(wiped), cluster.manifest_count(1));
     })
     .await
     .expect("test took too long");

@@ -338,6 +338,15 @@ impl Cluster {
         exclave::store::Store::open(&state, &[self.disk_of(i)]).unwrap()
     }
 
+    /// The manifest records site `i`'s node holds (its node must not be running).
+    #[allow(dead_code)]
+    pub fn manifest_count(&self, i: usize) -> usize {
+        self.site_store(i)
+            .list_manifests(None, usize::MAX)
+            .unwrap()
+            .len()
+    }
+
     /// Starts node `i` as a process (stderr appended to its log).
     pub fn start_node(&mut self, i: usize) {
         let log = std::fs::OpenOptions::new()

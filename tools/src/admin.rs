@@ -193,23 +193,25 @@ pub(crate) fn heal(
     });
     let started = Instant::now();
     let mut repaired_total = 0u64;
-    let (mut read_total, mut written_total) = (0u64, 0u64);
+    let (mut read_total, mut written_total, mut manifests_total) = (0u64, 0u64, 0u64);
     loop {
         let v = admin.call("POST", &path)?;
         repaired_total += v["repaired"].as_u64().unwrap_or(0);
         read_total += v["bytes_read"].as_u64().unwrap_or(0);
         written_total += v["bytes_written"].as_u64().unwrap_or(0);
+        manifests_total += v["manifests_restored"].as_u64().unwrap_or(0);
+        let manifests_unverified = v["manifests_unverified"].as_u64().unwrap_or(0);
         let pending = v["pending"].as_u64().unwrap_or(0);
         let degraded = v["found_degraded"].as_u64().unwrap_or(0);
         let unverified = v["shards_unverified"].as_u64().unwrap_or(0);
         if let Some(b) = &bar {
             b.set_message(format!(
-                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {pending} waiting for their sites, {unverified} shards at unreachable sites",
+                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {manifests_total} manifest copies restored, {pending} waiting for their sites, {unverified} shards and {manifests_unverified} manifest copies at unreachable sites",
                 v["checked"]
             ));
         }
-        // Whole only when every site answered for every shard.
-        let done = degraded == 0 && pending == 0 && unverified == 0;
+        // Whole only when every site answered for every shard and manifest.
+        let done = degraded == 0 && pending == 0 && unverified == 0 && manifests_unverified == 0;
         if !wait || done {
             if let Some(b) = &bar {
                 b.finish_and_clear();
@@ -219,10 +221,11 @@ pub(crate) fn heal(
                 out["total_repaired"] = repaired_total.into();
                 out["total_bytes_read"] = read_total.into();
                 out["total_bytes_written"] = written_total.into();
+                out["total_manifests_restored"] = manifests_total.into();
                 println!("{out:#}");
             } else {
                 println!(
-                    "checked {} objects: {} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {pending} waiting for their sites{}",
+                    "checked {} objects: {} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {pending} waiting for their sites{}",
                     v["checked"],
                     degraded,
                     if done { " — everything is whole" } else { "" }
@@ -235,7 +238,7 @@ pub(crate) fn heal(
                 b.finish_and_clear();
             }
             bail!(
-                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair, {unverified} shard(s) at unreachable sites; check `exclave --config FILE status`"
+                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair, {unverified} shard(s) and {manifests_unverified} manifest copies at unreachable sites; check `exclave --config FILE status`"
             );
         }
         std::thread::sleep(Duration::from_secs(1));
