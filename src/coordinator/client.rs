@@ -38,10 +38,39 @@ pub struct NodeClient {
     conn: Mutex<Option<Connection>>,
     /// After a failed connect, calls fail at once until this instant (then one retry).
     down_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// What the open connection has been heard from.
+    heard: std::sync::Mutex<Heard>,
+}
+
+/// The open connection's datagram counters when last looked at, and when it was last seen to
+/// receive one.
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    rx: u64,
+    tx_then: u64,
+    at: std::time::Instant,
+}
+
+impl Heard {
+    fn now() -> Self {
+        Self {
+            rx: 0,
+            tx_then: 0,
+            at: std::time::Instant::now(),
+        }
+    }
 }
 
 /// How long a node that could not be reached is not dialled again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// An open connection that has sent datagrams and received none for this long is taken for
+/// dead: new calls fail at once instead of waiting on it. QUIC's own idle timeout does not
+/// close such a connection while requests keep it sending (its probe timeout backs off), so a
+/// SIGKILLed node would otherwise hold every read a hedge delay, and every control call until
+/// its own timeout. Longer than the keep-alive interval plus a round trip, so an idle, healthy
+/// link (whose keep-alive pings are acknowledged) is never taken for dead.
+const SILENT_AFTER: Duration = Duration::from_secs(4);
 
 impl NodeClient {
     /// A client of the node of `site` at `addr`, dialled through `endpoint`.
@@ -52,7 +81,25 @@ impl NodeClient {
             site: site.to_string(),
             conn: Mutex::new(None),
             down_until: std::sync::Mutex::new(None),
+            heard: std::sync::Mutex::new(Heard::now()),
         }
+    }
+
+    /// Whether the open connection `c` has sent datagrams but heard none for
+    /// [`SILENT_AFTER`].
+    fn silent(&self, c: &Connection) -> bool {
+        let stats = c.stats();
+        let (rx, tx) = (stats.udp_rx.datagrams, stats.udp_tx.datagrams);
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        if rx != heard.rx {
+            *heard = Heard {
+                rx,
+                tx_then: tx,
+                at: std::time::Instant::now(),
+            };
+            return false;
+        }
+        tx > heard.tx_then && heard.at.elapsed() > SILENT_AFTER
     }
 
     /// The node's address.
@@ -95,6 +142,14 @@ impl NodeClient {
         if let Some(c) = guard.as_ref()
             && c.close_reason().is_none()
         {
+            if self.silent(c) {
+                // Kept open: if the node was only stalled it answers on it again; if it
+                // restarted, its stateless reset closes it and the next call dials.
+                return Err(fail(format!(
+                    "no datagram heard for over {} s on the open connection",
+                    SILENT_AFTER.as_secs()
+                )));
+            }
             return Ok(c.clone());
         }
         if self.down() {
@@ -123,6 +178,7 @@ impl NodeClient {
             Err(_) => Some(std::time::Instant::now() + RETRY_AFTER),
         };
         let conn = result?;
+        *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Heard::now();
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -431,6 +487,23 @@ impl ShardUpload {
             Response::Ok => Ok(()),
             Response::Error { code, message } => Err(NetError::Remote { code, message }),
             r => Err(NetError::Protocol(format!("put_shard answered {r:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_healthy_idle_link_is_heard_before_it_counts_as_silent() {
+        // Keep-alive pings are answered within a round trip: the silence threshold must
+        // exceed the longest keep-alive interval by more than a long-haul round trip.
+        for s in [
+            crate::net::TransportSettings::default(),
+            crate::net::TransportSettings::loopback(),
+        ] {
+            assert!(SILENT_AFTER >= s.keep_alive + Duration::from_millis(900));
         }
     }
 }
