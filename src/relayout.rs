@@ -1,4 +1,5 @@
-//! `exclave layout apply`: a new layout epoch that adds nodes, disks or sites. Nothing moves:
+//! `exclave layout apply`: a new layout epoch that adds nodes, disks or sites, or gives a lost
+//! node a new address (`--replace-node`). Nothing moves:
 //! objects written under an earlier layout stay where it placed them and are found there (the
 //! gateway keeps the earlier layouts, newest first, and looks a key up under the current one
 //! first); new writes are placed under the new one, so new capacity fills with new data.
@@ -7,8 +8,10 @@
 //! 1. the new layout is checked against the current one (next epoch, same profile, every
 //!    site, node and disk still there with the same ids and addresses) and the jurisdiction
 //!    rule;
-//! 2. each new node gets a directory to ship to its host (certificate from the cluster CA in
-//!    the cluster record, initialised data directories, `node.toml`, the CA certificate);
+//! 2. each new node, and each node replaced (lost with its disks: after a disaster, the home
+//!    node), gets a directory to ship to its host (certificate from the cluster CA in the
+//!    cluster record, initialised empty data directories, `node.toml`, the CA certificate);
+//!    a replaced node starts empty and `exclave heal` refills it;
 //! 3. the cluster record, with the new layout and the earlier ones, is sealed and stored at
 //!    every node and in each new node's directory;
 //! 4. the current layout is kept as `layout-epoch-<n>.toml` and named in the gateway config's
@@ -49,6 +52,9 @@ pub struct Applied {
     pub already_current: bool,
     /// Nodes added, with their directories.
     pub new_nodes: Vec<NewNode>,
+    /// Nodes replaced (same id, site and disks; empty, perhaps at a new address), with their
+    /// directories.
+    pub replaced_nodes: Vec<NewNode>,
     /// Nodes that stored the new cluster record.
     pub record_stored: Vec<u32>,
     /// Nodes that did not (unreachable): run `apply` again once they answer.
@@ -58,12 +64,14 @@ pub struct Applied {
 }
 
 /// Checks that `new` only adds to `cur`: next epoch, same profile, every site, node and disk
-/// of `cur` still there under the same ids (and nodes at the same addresses).
+/// of `cur` still there under the same ids (and nodes at the same addresses, except those in
+/// `replaced`).
 pub fn check_growth(
     cur: &Layout,
     cur_addrs: &BTreeMap<u32, SocketAddr>,
     new: &Layout,
     new_addrs: &BTreeMap<u32, SocketAddr>,
+    replaced: &[u32],
 ) -> Result<(), String> {
     if new.epoch != cur.epoch + 1 {
         return Err(format!(
@@ -102,10 +110,13 @@ pub fn check_growth(
                     node.id.0, site.name
                 ));
             };
-            if cur_addrs.get(&node.id.0) != new_addrs.get(&node.id.0) {
+            if cur_addrs.get(&node.id.0) != new_addrs.get(&node.id.0)
+                && !replaced.contains(&node.id.0)
+            {
                 return Err(format!(
-                    "node {} changes its address: not supported in a layout change",
-                    node.id.0
+                    "node {} changes its address: only a node being replaced may \
+                     (--replace-node {})",
+                    node.id.0, node.id.0
                 ));
             }
             for d in &node.disks {
@@ -132,9 +143,15 @@ pub fn check_growth(
     Ok(())
 }
 
-/// Applies the layout in `new_file` to the gateway `config` describes; new nodes' directories
-/// go under `out`.
-pub async fn apply(config: &Path, new_file: &Path, out: &Path) -> anyhow::Result<Applied> {
+/// Applies the layout in `new_file` to the gateway `config` describes; new and replaced nodes'
+/// directories go under `out`. `replace`: nodes of the current layout that are lost and get a
+/// new, empty server (their address may change).
+pub async fn apply(
+    config: &Path,
+    new_file: &Path,
+    out: &Path,
+    replace: &[u32],
+) -> anyhow::Result<Applied> {
     let c = crate::config::read_daemon(config)?;
     let Some(g) = &c.raw.gateway else {
         bail!("{}: no [gateway] section", config.display());
@@ -152,9 +169,15 @@ pub async fn apply(config: &Path, new_file: &Path, out: &Path) -> anyhow::Result
     let (new, rule) = crate::config::parse_layout(&new_text, &new_file.display().to_string())?;
     let cur_addrs = crate::config::node_addresses(&g.layout_file)?;
     let new_addrs = crate::config::node_addresses(new_file)?;
+    for id in replace {
+        if !cur_addrs.contains_key(id) {
+            bail!("--replace-node {id}: not a node of the current layout");
+        }
+    }
     let already_current = cur_text == new_text;
     if !already_current {
-        check_growth(&cur, &cur_addrs, &new, &new_addrs).map_err(|e| anyhow::anyhow!(e))?;
+        check_growth(&cur, &cur_addrs, &new, &new_addrs, replace)
+            .map_err(|e| anyhow::anyhow!(e))?;
         crate::core::layout::check(&new, rule)
             .with_context(|| format!("the new layout {}", new_file.display()))?;
     }
@@ -182,11 +205,12 @@ pub async fn apply(config: &Path, new_file: &Path, out: &Path) -> anyhow::Result
         already_current,
         ..Applied::default()
     };
-    // Directories for the new nodes.
+    // Directories for the new nodes and the replaced ones.
     let ca = crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
     for site in &new.sites {
         for node in &site.nodes {
-            if cur_addrs.contains_key(&node.id.0) {
+            let replaced = replace.contains(&node.id.0);
+            if cur_addrs.contains_key(&node.id.0) && !replaced {
                 continue;
             }
             let addr = *new_addrs
@@ -198,22 +222,30 @@ pub async fn apply(config: &Path, new_file: &Path, out: &Path) -> anyhow::Result
                 std::fs::write(dir.join("ca.pem"), &record.ca_cert_pem)?;
             }
             std::fs::write(dir.join(crate::recovery::record::FILE_NAME), &sealed)?;
-            applied.new_nodes.push(NewNode {
+            let n = NewNode {
                 node: node.id.0,
                 site: site.name.clone(),
                 addr,
                 dir,
-            });
+            };
+            if replaced {
+                applied.replaced_nodes.push(n);
+            } else {
+                applied.new_nodes.push(n);
+            }
         }
     }
 
-    // The record at every node already running.
+    // The record at every node already running (a replaced one is lost: its directory has it).
     let ep = crate::custody::gateway_endpoint(&c, g)?;
     for site in &cur.sites {
         for node in &site.nodes {
             let Some(addr) = cur_addrs.get(&node.id.0) else {
                 continue;
             };
+            if replace.contains(&node.id.0) {
+                continue;
+            }
             let client = Arc::new(NodeClient::new(ep.clone(), *addr, &site.name));
             let stored = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
@@ -292,7 +324,7 @@ mod tests {
 
     fn growth(new: &str) -> Result<(), String> {
         let none = BTreeMap::new();
-        check_growth(&layout(BASE), &none, &layout(new), &none)
+        check_growth(&layout(BASE), &none, &layout(new), &none, &[])
     }
 
     const SITE: &str = "\n[[sites]]\nid = 9\nname = \"embassy-new\"\n\
@@ -335,5 +367,24 @@ mod tests {
         );
         let cut = next.find("[[sites]]\nid = 4").unwrap();
         refused(next[..cut].to_owned(), "removing a site is not supported");
+    }
+
+    #[test]
+    fn only_a_replaced_node_may_change_its_address() {
+        let next = layout(&BASE.replace("epoch = 1", "epoch = 2"));
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let cur: BTreeMap<u32, SocketAddr> = (1..=5)
+            .map(|i| (i, addr(&format!("10.0.{i}.7:7001"))))
+            .collect();
+        let mut moved = cur.clone();
+        moved.insert(1, addr("192.0.2.9:7001"));
+        let e = check_growth(&layout(BASE), &cur, &next, &moved, &[]).unwrap_err();
+        assert!(e.contains("--replace-node 1"), "{e}");
+        assert_eq!(
+            check_growth(&layout(BASE), &cur, &next, &moved, &[1]),
+            Ok(())
+        );
+        // Replacing node 2 does not let node 1 move.
+        assert!(check_growth(&layout(BASE), &cur, &next, &moved, &[2]).is_err());
     }
 }

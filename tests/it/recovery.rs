@@ -920,3 +920,190 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
     .await
     .expect("reading timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_again() {
+    let mut cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let bucket = "land-registry";
+    let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
+    let key = |i: usize| format!("deed/{i:04}.xml");
+    tokio::time::timeout(Duration::from_secs(300), async {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let items: Vec<_> = (0..120)
+            .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
+            .collect();
+        for (b, k, d) in &items {
+            model.insert((b.clone(), k.clone()), d.clone());
+        }
+        put_all(&s3, items).await;
+        for i in (0..120).step_by(12) {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key(i))
+                .send()
+                .await
+                .unwrap();
+            model.remove(&(bucket.to_owned(), key(i)));
+        }
+    })
+    .await
+    .expect("populating timed out");
+
+    // The disaster: the gateway and the home node are gone, disks and all.
+    let work = tempfile::tempdir().unwrap();
+    let master = work.path().join("master.key");
+    std::fs::copy(cluster.root().join("gateway/master.key"), &master).unwrap();
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.kill_node(0);
+    });
+    std::fs::remove_dir_all(cluster.root().join("gateway")).unwrap();
+    std::fs::remove_dir_all(cluster.root().join("sites").join(&cluster.sites[0])).unwrap();
+    let out = work.path().join("recovered");
+    let ports = free_ports(3);
+    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
+    let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
+    let done = exclave(
+        &[
+            "recover",
+            "--nodes",
+            &nodes.join(","),
+            "--master-key-file",
+            master.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--s3-listen",
+            &s3_addr.to_string(),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", ports + 1),
+            "--json",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(done.status.success(), "{}", text(&done));
+
+    // A new home server, at a new address: the next layout epoch names it, and `layout apply
+    // --replace-node` writes its directory.
+    let new_home = SocketAddr::from(([127, 0, 0, 1], ports + 2));
+    let layout = std::fs::read_to_string(out.join("layout.toml")).unwrap();
+    let old = format!("\"{}\"", cluster.node_addr(0));
+    assert!(layout.contains(&old) && layout.contains("epoch = 1"));
+    let next = layout
+        .replace(&old, &format!("\"{new_home}\""))
+        .replace("epoch = 1", "epoch = 2");
+    let next_file = work.path().join("layout-2.toml");
+    std::fs::write(&next_file, next).unwrap();
+    let config = out.join("gateway/gateway.toml");
+    let dirs = work.path().join("new-nodes");
+    let apply = |replace: bool| {
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "layout",
+            "apply",
+            "--file",
+            next_file.to_str().unwrap(),
+            "--out",
+            dirs.to_str().unwrap(),
+            "--json",
+        ];
+        if replace {
+            args.extend(["--replace-node", "1"]);
+        }
+        exclave(&args, Duration::from_secs(120))
+    };
+    // Without --replace-node, a node may not move.
+    let refused = apply(false);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("--replace-node 1"),
+        "{}",
+        text(&refused)
+    );
+    let applied = apply(true);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let v: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(v["replaced_nodes"][0]["node"].as_u64(), Some(1), "{v:#}");
+    assert_eq!(
+        v["record_stored"].as_array().map(Vec::len),
+        Some(4),
+        "{v:#}"
+    );
+    let home_dir = std::path::PathBuf::from(v["replaced_nodes"][0]["dir"].as_str().unwrap());
+
+    let log = work.path().join("new-home.log");
+    let mut child = Command::new(bin("exclaved"))
+        .arg("--config")
+        .arg(home_dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    tokio::task::block_in_place(|| wait_for_port(new_home, &mut child, &log));
+    let _home = Killed(child);
+    let _gateway = start_recovered(&out, s3_addr);
+
+    // Heal refills the new home node: every shard and manifest record it should hold.
+    let t = Instant::now();
+    let heal = exclave(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "heal",
+            "--wait",
+            "--timeout",
+            "240",
+            "--json",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(heal.status.success(), "{}", text(&heal));
+    let h: serde_json::Value = serde_json::from_slice(&heal.stdout).unwrap();
+    eprintln!(
+        "new home node refilled in {:.1} s: {} object versions, {} bytes written, {} manifest records",
+        t.elapsed().as_secs_f64(),
+        h["total_repaired"],
+        h["total_bytes_written"],
+        h["total_manifests_restored"]
+    );
+    // Every current object and the bucket record; every delete's record too.
+    assert_eq!(
+        h["total_repaired"].as_u64(),
+        Some(model.len() as u64 + 1),
+        "{h:#}"
+    );
+    assert_eq!(
+        h["total_manifests_restored"].as_u64(),
+        Some(120 + 1),
+        "{h:#}"
+    );
+    let status = exclave(
+        &["--config", config.to_str().unwrap(), "status", "--json"],
+        Duration::from_secs(60),
+    );
+    assert!(status.status.success(), "{}", text(&status));
+
+    // Whole for real: two foreign sites down, every object reads from the new home and the rest.
+    tokio::task::block_in_place(|| {
+        cluster.kill_node(1);
+        cluster.kill_node(2);
+    });
+    let s3 = cluster.s3_client_at(s3_addr, 3);
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        for ((b, k), data) in &model {
+            let got = s3.get_object().bucket(b).key(k).send().await;
+            let got = got.unwrap_or_else(|e| panic!("GET {k}: {e:?}"));
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            assert!(bytes == data[..], "{k}: other bytes");
+        }
+    })
+    .await
+    .expect("reading timed out");
+    eprintln!(
+        "{} objects read back with two foreign sites down in {:.1} s",
+        model.len(),
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -48,12 +48,13 @@ pub(crate) fn apply(
     config: &std::path::Path,
     file: &std::path::Path,
     out: &std::path::Path,
+    replace: &[u32],
     json: bool,
 ) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let r = runtime.block_on(exclave::relayout::apply(config, file, out))?;
+    let r = runtime.block_on(exclave::relayout::apply(config, file, out, replace))?;
     let complete = r.record_missing.is_empty();
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -70,6 +71,17 @@ pub(crate) fn apply(
     for n in &r.new_nodes {
         println!(
             "new node {} at site {} ({}): copy {} to its host, then `exclaved --config {}/node.toml`",
+            n.node,
+            n.site,
+            n.addr,
+            n.dir.display(),
+            n.dir.display()
+        );
+    }
+    for n in &r.replaced_nodes {
+        println!(
+            "replaced node {} at site {} ({}): copy {} to its new host, start \
+             `exclaved --config {}/node.toml` there, then `exclave heal --wait` refills it",
             n.node,
             n.site,
             n.addr,

@@ -190,15 +190,22 @@ enum LayoutCommand {
         survive: Option<usize>,
     },
     /// Make a new layout current (the next epoch; it may add nodes, disks and sites, never
-    /// remove them). Run with the gateway stopped, `--config` naming its config. Nothing
-    /// moves: new writes use the new layout, earlier objects are found where they are.
+    /// remove them, and give a replaced node a new address). Run with the gateway stopped,
+    /// `--config` naming its config. Nothing moves: new writes use the new layout, earlier
+    /// objects are found where they are.
     Apply {
         /// The new layout file (TOML), epoch one past the current.
         #[arg(long)]
         file: PathBuf,
-        /// Where to write each new node's directory, to copy to its host.
+        /// Where to write each new (or replaced) node's directory, to copy to its host.
         #[arg(long)]
         out: PathBuf,
+        /// A node of the current layout that is lost (its server and disks; after a disaster,
+        /// the home node): a directory is written for an empty replacement, which may listen
+        /// at a new address in the new layout. `exclave heal --wait` refills it. Repeat for
+        /// several.
+        #[arg(long = "replace-node", value_name = "NODE_ID")]
+        replace: Vec<u32>,
     },
 }
 
@@ -454,13 +461,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Layout(LayoutCommand::Apply { file, out }) => {
+        Command::Layout(LayoutCommand::Apply { file, out, replace }) => {
             let Some(config) = &cli.config else {
                 anyhow::bail!(
                     "give the gateway's config: exclave --config PATH/gateway.toml layout apply ..."
                 );
             };
-            let complete = layout::apply(config, &file, &out, cli.json)?;
+            let complete = layout::apply(config, &file, &out, &replace, cli.json)?;
             Ok(if complete {
                 ExitCode::SUCCESS
             } else {
