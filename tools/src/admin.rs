@@ -136,7 +136,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         println!(
             "{:<16} {:>5}  {:<10} {:>8} {:>21} {:<14} {:>9} {:>11}",
             s["site"].as_str().unwrap_or("?"),
-            s["node"],
+            s["node"].to_string(),
             if reachable { "yes" } else { "NO" },
             or_dash(s["shards"].to_string()),
             or_dash(format!("{} / {}", size(used), size(free))),
@@ -161,15 +161,30 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         println!(
             "{:<32} {:>10} {:>10} {:>11}",
             b["name"].as_str().unwrap_or("?"),
-            b["whole"],
-            b["degraded"],
-            b["unreadable"]
+            // A JSON value ignores width and alignment: its text does not.
+            b["whole"].to_string(),
+            b["degraded"].to_string(),
+            b["unreadable"].to_string()
         );
     }
     if !healthy {
         println!(
             "\nnot everything is whole: `exclave --config FILE heal --wait` rebuilds what is missing once its sites answer"
         );
+        let away: Vec<&str> = v["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["reachable"] != true)
+            .filter_map(|s| s["site"].as_str())
+            .collect();
+        if !away.is_empty() {
+            println!(
+                "not reachable: {}. A node lost for good (its server and disks) is replaced with \
+                 `exclave layout apply --replace-node ID` (docs/operations.md, \"Disaster recovery\", step 5)",
+                away.join(", ")
+            );
+        }
     }
     Ok(healthy)
 }
@@ -255,7 +270,7 @@ pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             println!(
                 "{:<16} node {:>3}: {}",
                 n["site"].as_str().unwrap_or("?"),
-                n["node"],
+                n["node"].to_string(),
                 if n["started"] == true {
                     "scrub started"
                 } else {
