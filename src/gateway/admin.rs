@@ -11,7 +11,6 @@
 //! - `POST /v1/checkpoint`         make a catalog checkpoint now (if the index changed)
 //! - `GET  /metrics`               Prometheus (OpenMetrics) text, `crate::metrics`
 
-use crate::core::hlc::Version;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +25,25 @@ use tokio::sync::watch;
 
 use super::Gateway;
 use crate::admin::{authorised, failed, metrics_reply, query_param, reply, wants_openmetrics};
+use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::core::wire::ShardKey;
 use crate::meta::ListQuery;
 use crate::metrics::{GatewayState, SiteFacts};
+
+/// Index entries heal checks at the same time.
+const HEAL_CONCURRENCY: usize = 16;
+
+/// What heal found for one index entry.
+#[derive(Debug, Default)]
+struct HealOne {
+    checked: bool,
+    manifests_restored: u64,
+    manifests_unverified: u64,
+    shards_unverified: u64,
+    absent: Vec<usize>,
+    version: Option<(ObjectId, Version)>,
+}
 
 impl Gateway {
     /// Per site, asked concurrently (3 s each): reachable, shards, disks, scrub state.
@@ -198,60 +212,83 @@ impl Gateway {
         Ok(out)
     }
 
-    /// For every current version the index holds of `bucket` (or all): restores its manifest
-    /// record at the nodes that should hold it and lack it, and records for repair the shards
-    /// its sites say they lack; then runs a repair pass.
-    pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, crate::meta::MetaError> {
-        let entries = self.entries(bucket)?;
-        let mut checked = 0u64;
-        let mut found = 0u64;
-        let mut unverified = 0u64;
-        let (mut manifests_restored, mut manifests_unverified) = (0u64, 0u64);
-        for (b, k, version, _) in &entries {
-            let object = self.objects.object_id(b, k);
-            let m = match self.objects.restore_manifest(object, *version).await {
-                Ok(r) => {
-                    manifests_restored += r.written as u64;
-                    manifests_unverified += r.unanswered as u64;
-                    r.manifest
-                }
-                Err(e) => {
-                    tracing::debug!(bucket = %b, error = %e, "manifest not found for heal");
-                    manifests_unverified += 1;
-                    continue;
-                }
+    /// One index entry for heal: restores its manifest record where it is lacking and asks
+    /// its shards' sites whether they hold them.
+    async fn heal_one(&self, bucket: &str, key: &str, version: Version) -> HealOne {
+        let mut out = HealOne::default();
+        let object = self.objects.object_id(bucket, key);
+        let m = match self.objects.restore_manifest(object, version).await {
+            Ok(r) => {
+                out.manifests_restored = r.written as u64;
+                out.manifests_unverified = r.unanswered as u64;
+                r.manifest
+            }
+            Err(e) => {
+                tracing::debug!(bucket, error = %e, "manifest not found for heal");
+                out.manifests_unverified = 1;
+                return out;
+            }
+        };
+        let crate::core::format::ManifestBody::Object(meta) = &m.body else {
+            return out;
+        };
+        out.checked = true;
+        let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
+            let key = ShardKey {
+                object: m.object,
+                version: m.version,
+                shard: i as u8,
             };
-            let crate::core::format::ManifestBody::Object(meta) = &m.body else {
-                continue;
-            };
-            checked += 1;
-            let mut absent = Vec::new();
-            for (i, loc) in meta.placement.iter().enumerate() {
-                let key = ShardKey {
-                    object: m.object,
-                    version: m.version,
-                    shard: i as u8,
-                };
-                // Only a site that answers "not here" counts: an unreachable one is not
-                // rebuilt elsewhere (no repair storm when a site or a disk is away).
-                let answer = match self.objects.nodes().client(loc.node) {
+            let client = self.objects.nodes().client(loc.node).cloned();
+            async move {
+                let answer = match client {
                     Some(c) => tokio::time::timeout(Duration::from_secs(3), c.shard_header(key))
                         .await
                         .ok(),
                     None => None,
                 };
-                match answer {
-                    Some(Ok(_)) => {}
-                    Some(Err(crate::net::frame::NetError::Remote {
-                        code: crate::core::wire::ErrorCode::NotFound,
-                        ..
-                    })) => absent.push(i),
-                    _ => unverified += 1,
-                }
+                (i, answer)
             }
-            if !absent.is_empty() {
+        });
+        for (i, answer) in futures::future::join_all(asks).await {
+            // Only a site that answers "not here" counts: an unreachable one is not rebuilt
+            // elsewhere (no repair storm when a site or a disk is away).
+            match answer {
+                Some(Ok(_)) => {}
+                Some(Err(crate::net::frame::NetError::Remote {
+                    code: crate::core::wire::ErrorCode::NotFound,
+                    ..
+                })) => out.absent.push(i),
+                _ => out.shards_unverified += 1,
+            }
+        }
+        out.version = Some((m.object, m.version));
+        out
+    }
+
+    /// For every current version the index holds of `bucket` (or all), [`HEAL_CONCURRENCY`]
+    /// at a time: restores its manifest record at the nodes that should hold it and lack it,
+    /// and records for repair the shards its sites say they lack; then runs a repair pass.
+    pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, crate::meta::MetaError> {
+        use futures::StreamExt as _;
+        let entries = self.entries(bucket)?;
+        let mut checked = 0u64;
+        let mut found = 0u64;
+        let mut unverified = 0u64;
+        let (mut manifests_restored, mut manifests_unverified) = (0u64, 0u64);
+        let mut results = futures::stream::iter(entries)
+            .map(|(b, k, version, _)| async move { self.heal_one(&b, &k, version).await })
+            .buffer_unordered(HEAL_CONCURRENCY);
+        while let Some(one) = results.next().await {
+            manifests_restored += one.manifests_restored;
+            manifests_unverified += one.manifests_unverified;
+            unverified += one.shards_unverified;
+            checked += u64::from(one.checked);
+            if let Some((object, version)) = one.version
+                && !one.absent.is_empty()
+            {
                 found += 1;
-                self.index.record_repair(&m.object, m.version, &absent)?;
+                self.index.record_repair(&object, version, &one.absent)?;
             }
         }
         let pass = self.repair_pass().await?;

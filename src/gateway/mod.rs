@@ -89,6 +89,24 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
 
+/// Backlog entries a repair pass works on at the same time.
+const REPAIR_CONCURRENCY: usize = 4;
+
+/// What repairing one backlog entry came to.
+enum RepairOutcome {
+    /// A failed write being withdrawn: nothing to rebuild.
+    Withdrawn,
+    /// Its shards were rebuilt (if any were missing).
+    Done {
+        done: crate::coordinator::repair::Repaired,
+        manifests_restored: usize,
+        /// Every node that should hold the manifest record does.
+        manifests_complete: bool,
+    },
+    /// Its sites did not answer: for a later pass.
+    Deferred(ObjectError),
+}
+
 /// What one repair pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RepairPass {
@@ -376,6 +394,38 @@ impl Gateway {
         Ok(())
     }
 
+    /// Repairs one backlog entry: its missing shards (none: only manifest copies), then its
+    /// manifest record at the nodes that lack it.
+    async fn repair_entry(
+        &self,
+        object: crate::core::ids::ObjectId,
+        version: crate::core::hlc::Version,
+        shards: &[usize],
+    ) -> RepairOutcome {
+        if self.objects.withdrawing(&object, version) {
+            return RepairOutcome::Withdrawn;
+        }
+        let done = if shards.is_empty() {
+            crate::coordinator::repair::Repaired::default()
+        } else {
+            let pace = || self.repair_rate() / REPAIR_CONCURRENCY as u64;
+            match self.objects.repair(object, version, shards, &pace).await {
+                Ok(done) => done,
+                Err(e) => return RepairOutcome::Deferred(e),
+            }
+        };
+        let (manifests_restored, manifests_complete) =
+            match self.objects.restore_manifest(object, version).await {
+                Ok(r) => (r.written, r.unanswered == 0),
+                Err(_) => (0, false),
+            };
+        RepairOutcome::Done {
+            done,
+            manifests_restored,
+            manifests_complete,
+        }
+    }
+
     /// One pass over the repair backlog: every recorded object version with missing shards is
     /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
     /// (repaired, still pending).
@@ -391,34 +441,32 @@ impl Gateway {
             withdrawals_pending: pending,
             ..RepairPass::default()
         };
-        for (object, version, shards) in backlog {
-            if self.objects.withdrawing(&object, version) {
-                // A failed write: nothing to rebuild.
-                self.index.repair_done(&object, version)?;
-                continue;
-            }
-            let shards_done = if shards.is_empty() {
-                Ok(crate::coordinator::repair::Repaired::default())
-            } else {
-                self.objects
-                    .repair(object, version, &shards, &|| self.repair_rate())
-                    .await
-            };
-            match shards_done {
-                Ok(done) => {
-                    // The manifest record too, at the nodes that missed it.
+        // A few versions at a time (each at its share of the rate): small objects are bound
+        // by round trips to the sites, not by bandwidth.
+        use futures::StreamExt as _;
+        let mut outcomes = futures::stream::iter(backlog)
+            .map(|(object, version, shards)| async move {
+                let outcome = self.repair_entry(object, version, &shards).await;
+                (object, version, shards, outcome)
+            })
+            .buffer_unordered(REPAIR_CONCURRENCY);
+        while let Some((object, version, shards, outcome)) = outcomes.next().await {
+            match outcome {
+                RepairOutcome::Withdrawn => {
+                    // A failed write: nothing to rebuild.
                     self.index.repair_done(&object, version)?;
-                    match self.objects.restore_manifest(object, version).await {
-                        Ok(r) if r.unanswered == 0 => pass.manifests_restored += r.written,
-                        Ok(r) => {
-                            pass.manifests_restored += r.written;
-                            self.index.record_repair(&object, version, &[])?;
-                            pass.pending += 1;
-                        }
-                        Err(_) => {
-                            self.index.record_repair(&object, version, &[])?;
-                            pass.pending += 1;
-                        }
+                }
+                RepairOutcome::Done {
+                    done,
+                    manifests_restored,
+                    manifests_complete,
+                } => {
+                    self.index.repair_done(&object, version)?;
+                    pass.manifests_restored += manifests_restored;
+                    if !manifests_complete {
+                        // Shards done; the manifest copies wait for their nodes.
+                        self.index.record_repair(&object, version, &[])?;
+                        pass.pending += 1;
                     }
                     if shards.is_empty() {
                         continue;
@@ -434,7 +482,7 @@ impl Gateway {
                         "repaired"
                     );
                 }
-                Err(e) => {
+                RepairOutcome::Deferred(e) => {
                     pass.pending += 1;
                     tracing::debug!(
                         object = %crate::core::ids::hex(&object.0),
