@@ -209,6 +209,7 @@ pub(crate) fn heal(
     let started = Instant::now();
     let mut repaired_total = 0u64;
     let (mut read_total, mut written_total, mut manifests_total) = (0u64, 0u64, 0u64);
+    let mut degraded_total = 0u64;
     loop {
         let v = admin.call("POST", &path)?;
         repaired_total += v["repaired"].as_u64().unwrap_or(0);
@@ -218,6 +219,10 @@ pub(crate) fn heal(
         let manifests_unverified = v["manifests_unverified"].as_u64().unwrap_or(0);
         let pending = v["pending"].as_u64().unwrap_or(0);
         let degraded = v["found_degraded"].as_u64().unwrap_or(0);
+        if degraded_total == 0 {
+            // The first pass finds them; later passes find what is still missing.
+            degraded_total = degraded;
+        }
         let unverified = v["shards_unverified"].as_u64().unwrap_or(0);
         if let Some(b) = &bar {
             b.set_message(format!(
@@ -240,9 +245,8 @@ pub(crate) fn heal(
                 println!("{out:#}");
             } else {
                 println!(
-                    "checked {} objects: {} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {pending} waiting for their sites{}",
+                    "checked {} objects: {degraded_total} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {pending} waiting for their sites{}",
                     v["checked"],
-                    degraded,
                     if done { " — everything is whole" } else { "" }
                 );
             }
