@@ -347,14 +347,7 @@ async fn heal_wait_makes_every_object_whole_and_status_says_so() {
 /// headers (the node must be stopped).
 fn shard_bytes(cluster: &Cluster, i: usize) -> u64 {
     use redb::{ReadableDatabase as _, ReadableTable as _};
-    let path = cluster
-        .root()
-        .join("sites")
-        .join(&cluster.sites[i])
-        .join("state/node.redb");
-    let db = redb::Database::open(&path).unwrap();
-    let table: redb::TableDefinition<'_, &[u8], &[u8]> =
-        redb::TableDefinition::new("shard_headers");
+    let (db, table) = cluster.node_db(i, "shard_headers");
     let txn = db.begin_read().unwrap();
     let t = txn.open_table(table).unwrap();
     t.iter()

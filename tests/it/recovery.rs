@@ -491,17 +491,56 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
 
+/// The disaster: the gateway's directory is deleted and the home node SIGKILLed (its site
+/// directory deleted too with `disks`); then `exclave recover --json` from the four foreign
+/// sites and the master key. Returns its output, the directory it wrote, and the recovered
+/// gateway's S3 address (its admin API on the next port, then `extra` more free ports).
+fn lose_home_and_recover(
+    cluster: &mut Cluster,
+    work: &Path,
+    disks: bool,
+    extra: u16,
+) -> (Output, std::path::PathBuf, SocketAddr) {
+    let gw = cluster.root().join("gateway");
+    let master = work.join("master.key");
+    std::fs::copy(gw.join("master.key"), &master).unwrap();
+    tokio::task::block_in_place(|| {
+        cluster.kill_gateway();
+        cluster.kill_node(0);
+    });
+    std::fs::remove_dir_all(&gw).unwrap();
+    if disks {
+        std::fs::remove_dir_all(cluster.root().join("sites").join(&cluster.sites[0])).unwrap();
+    }
+    let out = work.join("recovered");
+    let ports = free_ports(2 + extra);
+    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
+    let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
+    let done = exclave(
+        &[
+            "recover",
+            "--nodes",
+            &nodes.join(","),
+            "--master-key-file",
+            master.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--s3-listen",
+            &s3_addr.to_string(),
+            "--admin-listen",
+            &format!("127.0.0.1:{}", ports + 1),
+            "--json",
+        ],
+        Duration::from_secs(600),
+    );
+    (done, out, s3_addr)
+}
+
 /// The host of site `i` withholds manifests: every `every`-th record is taken out of its node's
 /// database (the node must be stopped). Returns how many.
 fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
-    let path = cluster
-        .root()
-        .join("sites")
-        .join(&cluster.sites[i])
-        .join("state/node.redb");
     use redb::ReadableTable as _;
-    let db = redb::Database::open(&path).unwrap();
-    let table: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("manifests");
+    let (db, table) = cluster.node_db(i, "manifests");
     let txn = db.begin_write().unwrap();
     let mut t = txn.open_table(table).unwrap();
     let keys: Vec<Vec<u8>> = t
@@ -618,35 +657,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
 
     // The disaster; recovery from the four foreign sites, the stale and the withholding one
     // among them.
-    let gw = cluster.root().join("gateway");
-    let master = work.path().join("master.key");
-    std::fs::copy(gw.join("master.key"), &master).unwrap();
-    tokio::task::block_in_place(|| {
-        cluster.kill_gateway();
-        cluster.kill_node(0);
-    });
-    std::fs::remove_dir_all(&gw).unwrap();
-    let out = work.path().join("recovered");
-    let ports = free_ports(2);
-    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
-    let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
-    let done = exclave(
-        &[
-            "recover",
-            "--nodes",
-            &nodes.join(","),
-            "--master-key-file",
-            master.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--s3-listen",
-            &s3_addr.to_string(),
-            "--admin-listen",
-            &format!("127.0.0.1:{}", ports + 1),
-            "--json",
-        ],
-        Duration::from_secs(600),
-    );
+    let (done, out, s3_addr) = lose_home_and_recover(&mut cluster, work.path(), false, 0);
     let report: serde_json::Value =
         serde_json::from_slice(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&done)));
     eprintln!("{}", serde_json::to_string(&report).unwrap());
@@ -952,40 +963,12 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
 
     // The disaster: the gateway and the home node are gone, disks and all.
     let work = tempfile::tempdir().unwrap();
-    let master = work.path().join("master.key");
-    std::fs::copy(cluster.root().join("gateway/master.key"), &master).unwrap();
-    tokio::task::block_in_place(|| {
-        cluster.kill_gateway();
-        cluster.kill_node(0);
-    });
-    std::fs::remove_dir_all(cluster.root().join("gateway")).unwrap();
-    std::fs::remove_dir_all(cluster.root().join("sites").join(&cluster.sites[0])).unwrap();
-    let out = work.path().join("recovered");
-    let ports = free_ports(3);
-    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
-    let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
-    let done = exclave(
-        &[
-            "recover",
-            "--nodes",
-            &nodes.join(","),
-            "--master-key-file",
-            master.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--s3-listen",
-            &s3_addr.to_string(),
-            "--admin-listen",
-            &format!("127.0.0.1:{}", ports + 1),
-            "--json",
-        ],
-        Duration::from_secs(300),
-    );
+    let (done, out, s3_addr) = lose_home_and_recover(&mut cluster, work.path(), true, 1);
     assert!(done.status.success(), "{}", text(&done));
 
     // A new home server, at a new address: the next layout epoch names it, and `layout apply
     // --replace-node` writes its directory.
-    let new_home = SocketAddr::from(([127, 0, 0, 1], ports + 2));
+    let new_home = SocketAddr::from(([127, 0, 0, 1], s3_addr.port() + 2));
     let layout = std::fs::read_to_string(out.join("layout.toml")).unwrap();
     let old = format!("\"{}\"", cluster.node_addr(0));
     assert!(layout.contains(&old) && layout.contains("epoch = 1"));

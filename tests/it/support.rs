@@ -338,6 +338,28 @@ impl Cluster {
         exclave::store::Store::open(&state, &[self.disk_of(i)]).unwrap()
     }
 
+    /// Site `i`'s node database opened directly, as a host could (its node must not be
+    /// running), and the table `name` of it (byte keys and values).
+    #[allow(dead_code)]
+    pub fn node_db(
+        &self,
+        i: usize,
+        name: &'static str,
+    ) -> (
+        redb::Database,
+        redb::TableDefinition<'static, &'static [u8], &'static [u8]>,
+    ) {
+        let path = self
+            .root()
+            .join("sites")
+            .join(&self.sites[i])
+            .join("state/node.redb");
+        (
+            redb::Database::open(&path).unwrap(),
+            redb::TableDefinition::new(name),
+        )
+    }
+
     /// The manifest records site `i`'s node holds (its node must not be running).
     #[allow(dead_code)]
     pub fn manifest_count(&self, i: usize) -> usize {
