@@ -88,6 +88,29 @@ async fn put_all(s3: &aws_sdk_s3::Client, items: Vec<(String, String, Vec<u8>)>)
         .await;
 }
 
+/// Creates `bucket` and writes objects `key(0..n)` (their `content`); returns the model.
+async fn populate(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    n: usize,
+    key: impl Fn(usize) -> String,
+) -> BTreeMap<(String, String), Vec<u8>> {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        let items: Vec<_> = (0..n)
+            .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
+            .collect();
+        let model = items
+            .iter()
+            .map(|(b, k, d)| ((b.clone(), k.clone()), d.clone()))
+            .collect();
+        put_all(s3, items).await;
+        model
+    })
+    .await
+    .expect("populating timed out")
+}
+
 async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = None;
@@ -562,21 +585,9 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     let mut cluster = started_cluster("").await;
     let s3 = cluster.s3_client(3);
     let bucket = "land-registry";
-    let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
     let mut gone = Vec::new();
     let key = |i: usize| format!("parcel/{i:04}.xml");
-    tokio::time::timeout(Duration::from_secs(300), async {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-        let items: Vec<_> = (0..300)
-            .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
-            .collect();
-        for (b, k, d) in &items {
-            model.insert((b.clone(), k.clone()), d.clone());
-        }
-        put_all(&s3, items).await;
-    })
-    .await
-    .expect("populating timed out");
+    let mut model = populate(&s3, bucket, 300, key).await;
     let first = checkpoint_now(&cluster);
 
     // Site 2's directory is copied (the node stopped for a moment), then life goes on.
@@ -937,17 +948,9 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     let mut cluster = started_cluster("").await;
     let s3 = cluster.s3_client(3);
     let bucket = "land-registry";
-    let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
     let key = |i: usize| format!("deed/{i:04}.xml");
+    let mut model = populate(&s3, bucket, 120, key).await;
     tokio::time::timeout(Duration::from_secs(300), async {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-        let items: Vec<_> = (0..120)
-            .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
-            .collect();
-        for (b, k, d) in &items {
-            model.insert((b.clone(), k.clone()), d.clone());
-        }
-        put_all(&s3, items).await;
         for i in (0..120).step_by(12) {
             s3.delete_object()
                 .bucket(bucket)
