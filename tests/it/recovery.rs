@@ -111,6 +111,27 @@ async fn populate(
     .expect("populating timed out")
 }
 
+/// Deletes `keys` of `bucket` and takes them out of the model; returns them.
+async fn delete_all(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: impl Iterator<Item = String>,
+    model: &mut BTreeMap<(String, String), Vec<u8>>,
+) -> Vec<String> {
+    let mut gone = Vec::new();
+    for k in keys {
+        s3.delete_object()
+            .bucket(bucket)
+            .key(&k)
+            .send()
+            .await
+            .unwrap();
+        model.remove(&(bucket.to_owned(), k.clone()));
+        gone.push(k);
+    }
+    gone
+}
+
 async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = None;
@@ -614,16 +635,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
             items.push((bucket.to_owned(), key(i), d));
         }
         put_all(&s3, items).await;
-        for i in (1..300).step_by(6) {
-            s3.delete_object()
-                .bucket(bucket)
-                .key(key(i))
-                .send()
-                .await
-                .unwrap();
-            model.remove(&(bucket.to_owned(), key(i)));
-            gone.push(key(i));
-        }
+        gone = delete_all(&s3, bucket, (1..300).step_by(6).map(key), &mut model).await;
     })
     .await
     .expect("writing timed out");
@@ -951,15 +963,7 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     let key = |i: usize| format!("deed/{i:04}.xml");
     let mut model = populate(&s3, bucket, 120, key).await;
     tokio::time::timeout(Duration::from_secs(300), async {
-        for i in (0..120).step_by(12) {
-            s3.delete_object()
-                .bucket(bucket)
-                .key(key(i))
-                .send()
-                .await
-                .unwrap();
-            model.remove(&(bucket.to_owned(), key(i)));
-        }
+        delete_all(&s3, bucket, (0..120).step_by(12).map(key), &mut model).await;
     })
     .await
     .expect("populating timed out");
