@@ -164,13 +164,16 @@ fn main() {
     let pid = child.id();
     let mut endpoint_url = String::new();
     let stdout = child.stdout.take().unwrap();
-    for line in std::io::BufReader::new(stdout).lines() {
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
             endpoint_url = url.trim().to_owned();
             break;
         }
     }
+    // Keep reading, so the rest of the banner never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
     let s3 = common::s3_client(&root, &endpoint_url);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,6 @@
 //! `exclaved`: args -> config -> telemetry -> roles -> shutdown. Nothing else lives here.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -161,7 +161,10 @@ async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
     let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
     tasks.push(task);
     let admin = config.raw.gateway.as_ref().and_then(|g| g.admin_listen);
-    println!(
+    // For a person: a stdout whose reader went away is no reason to stop serving (println!
+    // would panic on the broken pipe and take the whole cluster down).
+    let _ = writeln!(
+        std::io::stdout(),
         "{}",
         exclave::dev::banner(endpoint, admin, &cluster, &o.dir)
     );

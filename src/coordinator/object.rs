@@ -26,7 +26,6 @@ use crate::core::stripe::{Codec, DecodeError, EncodedStripe, Geometry, StripeCon
 /// Stripes fetched per read request.
 const READ_BATCH: u64 = 8;
 
-/// Errors of object operations.
 /// What an acknowledged write went without, for repair: shards not durable at their nodes,
 /// and whether some manifest node did not take the record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +44,7 @@ impl Missed {
     }
 }
 
+/// Errors of object operations.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
     /// The shard write quorum was not reached.

@@ -540,3 +540,40 @@ async fn no_secret_reaches_the_logs_at_trace() {
     );
     assert!(hits.is_empty(), "secrets in the logs: {hits:?}");
 }
+
+#[test]
+fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_ports(1);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = dir.path().join("dev.log");
+    let mut child = Command::new(crate::support::bin("exclaved"))
+        .args(["dev", "--dir"])
+        .arg(dir.path().join("dev"))
+        .args(["--listen", &addr.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the banner is written: the write meets a broken pipe.
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exclaved dev did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let exited = child.try_wait().unwrap();
+    let serving = std::net::TcpStream::connect(addr).is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exited.is_none() && serving,
+        "exclaved dev exited ({exited:?}): {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
