@@ -153,6 +153,8 @@ struct State {
 }
 
 const STATE_FILE: &str = "recovery-state.json";
+/// Objects read back at the same time when verifying.
+const VERIFY_CONCURRENCY: usize = 16;
 /// How long a node gets to hand over its cluster record.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 /// The report file, next to the gateway directory.
@@ -500,22 +502,40 @@ pub async fn recover(
     report.buckets = index.buckets()?.len() as u64;
 
     if o.verify {
+        use futures::StreamExt as _;
         let keys = gateway.keys(None)?;
         let total = keys.len() as u64;
-        for (i, (b, k)) in keys.iter().enumerate() {
-            if i % 50 == 0 {
-                progress(Progress {
-                    phase: "verify",
-                    done: i as u64,
-                    total,
-                });
-            }
-            let known = index.get(b, k)?.map(|e| e.version);
-            match read_whole(&objects, b, k, known).await {
+        let mut asks = Vec::with_capacity(keys.len());
+        for (b, k) in keys {
+            let known = index.get(&b, &k)?.map(|e| e.version);
+            asks.push((b, k, known));
+        }
+        // Several objects at a time: a read is mostly waiting on the sites.
+        let mut reads = futures::stream::iter(asks)
+            .map(|(b, k, known)| {
+                let objects = &objects;
+                async move {
+                    let r = read_whole(objects, &b, &k, known).await;
+                    (b, k, r)
+                }
+            })
+            .buffer_unordered(VERIFY_CONCURRENCY);
+        let mut done = 0u64;
+        while let Some((b, k, r)) = reads.next().await {
+            match r {
                 Ok(()) => report.verified += 1,
                 Err(e) => report.unreadable.push(format!("{b}/{k}: {e}")),
             }
+            done += 1;
+            if done.is_multiple_of(50) {
+                progress(Progress {
+                    phase: "verify",
+                    done,
+                    total,
+                });
+            }
         }
+        report.unreadable.sort();
     }
 
     // The recovered gateway stamps versions with an id of its own, past every one seen.
