@@ -543,20 +543,30 @@ async fn no_secret_reaches_the_logs_at_trace() {
 
 #[test]
 fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
+    /// Kills the process however the test ends.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_ports(1);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log = dir.path().join("dev.log");
-    let mut child = Command::new(crate::support::bin("exclaved"))
-        .args(["dev", "--dir"])
-        .arg(dir.path().join("dev"))
-        .args(["--listen", &addr.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(crate::support::bin("exclaved"))
+            .args(["dev", "--dir"])
+            .arg(dir.path().join("dev"))
+            .args(["--listen", &addr.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     // The reader goes away before the banner is written: the write meets a broken pipe.
-    drop(child.stdout.take());
+    drop(child.0.stdout.take());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(
@@ -567,10 +577,8 @@ fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let exited = child.try_wait().unwrap();
+    let exited = child.0.try_wait().unwrap();
     let serving = std::net::TcpStream::connect(addr).is_ok();
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         exited.is_none() && serving,
         "exclaved dev exited ({exited:?}): {}",

@@ -159,7 +159,7 @@ async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
 /// Starts the gateway `exclave recover` wrote into `out` and waits until it serves S3.
 fn start_recovered(out: &Path, s3_addr: SocketAddr) -> Killed {
     let log = out.join("gateway").join("exclaved.log");
-    let mut child = Command::new(bin("exclaved"))
+    let child = Command::new(bin("exclaved"))
         .arg("--config")
         .arg(out.join("gateway").join("gateway.toml"))
         .env("RUST_LOG", "info")
@@ -167,8 +167,9 @@ fn start_recovered(out: &Path, s3_addr: SocketAddr) -> Killed {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut child, &log));
-    Killed(child)
+    let mut gateway = Killed(child);
+    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut gateway.0, &log));
+    gateway
 }
 
 fn wait_for_port(addr: SocketAddr, child: &mut Child, log: &Path) {
@@ -1023,15 +1024,16 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     let home_dir = std::path::PathBuf::from(v["replaced_nodes"][0]["dir"].as_str().unwrap());
 
     let log = work.path().join("new-home.log");
-    let mut child = Command::new(bin("exclaved"))
-        .arg("--config")
-        .arg(home_dir.join("node.toml"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    tokio::task::block_in_place(|| wait_for_port(new_home, &mut child, &log));
-    let _home = Killed(child);
+    let mut home = Killed(
+        Command::new(bin("exclaved"))
+            .arg("--config")
+            .arg(home_dir.join("node.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::task::block_in_place(|| wait_for_port(new_home, &mut home.0, &log));
     let _gateway = start_recovered(&out, s3_addr);
 
     // Heal refills the new home node: every shard and manifest record it should hold.
