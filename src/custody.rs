@@ -109,23 +109,10 @@ pub(crate) async fn newest_record(
     addresses: &[SocketAddr],
     keys: &[&MasterKey],
 ) -> Option<ClusterRecord> {
-    let mut record: Option<ClusterRecord> = None;
-    for addr in addresses {
-        if let Ok((200, body)) = crate::admin::request(
-            *addr,
-            "GET",
-            "/v1/cluster-record",
-            None,
-            Duration::from_secs(10),
-        )
+    crate::recovery::live::fetch_records(addresses, keys)
         .await
-            && let Some(r) = keys.iter().find_map(|k| ClusterRecord::open(k, &body).ok())
-            && record.as_ref().is_none_or(|b| b.written_ms < r.written_ms)
-        {
-            record = Some(r);
-        }
-    }
-    record
+        .0
+        .map(|(record, _)| record)
 }
 
 /// Rotates the master key of the gateway `config` describes.

@@ -163,20 +163,30 @@ pub const REPORT_FILE: &str = "recovery-report.json";
 /// What each node answered for its cluster record.
 type RecordAnswers = BTreeMap<SocketAddr, Result<(), String>>;
 
-/// Fetches and opens the cluster record from every node: the newest that opens (with the
-/// master key generation that sealed it), and per node whether it did.
-async fn fetch_records(
+/// Fetches the cluster record from every node at once and opens it with the first of `keys`
+/// that opens it: the newest that opens (with the master key generation that sealed it), and
+/// per node whether it did.
+pub(crate) async fn fetch_records(
     nodes: &[SocketAddr],
-    master: &MasterKey,
+    keys: &[&MasterKey],
 ) -> (Option<(ClusterRecord, u32)>, RecordAnswers) {
     let mut best: Option<(ClusterRecord, u32)> = None;
     let mut per = BTreeMap::new();
     let asks = nodes.iter().map(|&a| async move {
         let got =
             match crate::admin::request(a, "GET", "/v1/cluster-record", None, RECORD_WAIT).await {
-                Ok((200, body)) => ClusterRecord::open(master, &body)
-                    .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
-                    .map_err(|e| e.to_string()),
+                Ok((200, body)) => {
+                    let mut opened = Err("no key given".to_owned());
+                    for key in keys {
+                        opened = ClusterRecord::open(key, &body)
+                            .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
+                            .map_err(|e| e.to_string());
+                        if opened.is_ok() {
+                            break;
+                        }
+                    }
+                    opened
+                }
                 Ok((status, body)) => Err(format!(
                     "answered {status}: {}",
                     String::from_utf8_lossy(&body)
@@ -325,7 +335,7 @@ pub async fn recover(
         done: 0,
         total: o.nodes.len() as u64,
     });
-    let (record, per_node) = fetch_records(&o.nodes, &o.master).await;
+    let (record, per_node) = fetch_records(&o.nodes, &[&o.master]).await;
     let Some(record) = record else {
         let why: Vec<String> = per_node
             .iter()
