@@ -234,13 +234,13 @@ impl Objects {
         }
     }
 
-    fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
+    pub(super) fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {
         to_targets(&layout::place(&self.layout, &self.plan, object))
     }
 
     /// Where an object's shards go under the current layout, then under each earlier one
     /// (newest first), computed as they are taken.
-    fn placements_of<'a>(
+    pub(super) fn placements_of<'a>(
         &'a self,
         object: &'a ObjectId,
     ) -> impl Iterator<Item = Vec<ShardTarget>> + 'a {
@@ -446,7 +446,7 @@ impl Objects {
 
     /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum; also
     /// says whether some manifest node did not take it (for repair).
-    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, bool), ObjectError> {
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, Missed), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
         let targets = self.targets(&object);
         let manifest = Manifest {
@@ -457,8 +457,11 @@ impl Objects {
             created_ms: wall_ms(),
             body: ManifestBody::Tombstone,
         };
-        let complete = self.write_manifest(&manifest, &targets).await?;
-        Ok((manifest, !complete))
+        let missed = Missed {
+            shards: Vec::new(),
+            manifest: !self.write_manifest(&manifest, &targets).await?,
+        };
+        Ok((manifest, missed))
     }
 
     /// Every manifest record a node holds, opened (records that do not open are skipped and

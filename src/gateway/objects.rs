@@ -13,7 +13,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::{BodyReader, object_stream};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
-use crate::coordinator::object::{ObjectError, PutInput};
+use crate::coordinator::object::{Missed, ObjectError, PutInput};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
 use crate::meta::Entry;
 
@@ -298,24 +298,8 @@ impl Gateway {
         &self,
         staged: crate::coordinator::object::Staged,
     ) -> S3Result<Manifest> {
-        let (m, missed) = match self.objects.commit_reporting(staged).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.after_failed_write();
-                return Err(object_error(e));
-            }
-        };
-        if missed.any() {
-            tracing::warn!(
-                object = %crate::core::ids::hex(&m.object.0),
-                shards = ?missed.shards,
-                manifest = missed.manifest,
-                "acknowledged without every shard or manifest copy; recorded for repair"
-            );
-            self.index
-                .record_repair(&m.object, m.version, &missed.shards)?;
-        }
-        Ok(m)
+        self.acknowledged(self.objects.commit_reporting(staged).await)
+            .map_err(object_error)
     }
 
     /// Writes a tombstone for (bucket, key); a manifest node that missed it is recorded for
@@ -325,19 +309,33 @@ impl Gateway {
         bucket: &str,
         key: &str,
     ) -> Result<Manifest, ObjectError> {
-        match self.objects.delete(bucket, key).await {
-            Ok((m, missed)) => {
-                if missed && let Err(e) = self.index.record_repair(&m.object, m.version, &[]) {
-                    // The delete is durable at a quorum; heal finds the missing copy.
-                    tracing::warn!(error = %e, "recording a missed tombstone copy failed");
-                }
-                Ok(m)
-            }
-            Err(e) => {
-                self.after_failed_write();
-                Err(e)
+        self.acknowledged(self.objects.delete(bucket, key).await)
+    }
+
+    /// After a manifest write: a failed one leaves withdrawals pending (recorded); an
+    /// acknowledged one may have gone without some shards or manifest copies (recorded for
+    /// repair). The write is durable at its quorum either way: a record that cannot be written
+    /// is logged, and heal finds the gap.
+    fn acknowledged(
+        &self,
+        written: Result<(Manifest, Missed), ObjectError>,
+    ) -> Result<Manifest, ObjectError> {
+        let (m, missed) = written.inspect_err(|_| self.after_failed_write())?;
+        if missed.any() {
+            tracing::warn!(
+                object = %crate::core::ids::hex(&m.object.0),
+                shards = ?missed.shards,
+                manifest = missed.manifest,
+                "acknowledged without every shard or manifest copy; recorded for repair"
+            );
+            if let Err(e) = self
+                .index
+                .record_repair(&m.object, m.version, &missed.shards)
+            {
+                tracing::warn!(error = %e, "recording a write for repair failed; heal finds it");
             }
         }
+        Ok(m)
     }
 
     /// After a write answered with an error: records the withdrawals it left pending.
