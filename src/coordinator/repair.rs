@@ -33,11 +33,21 @@ pub struct Repaired {
     pub bytes_written: u64,
 }
 
-/// What a manifest restoration did.
+/// A version's manifest record as the nodes hold it.
 #[derive(Clone, Debug)]
-pub struct ManifestRestored {
-    /// The version's manifest, opened.
+pub struct FoundManifest {
+    /// The manifest, opened.
     pub manifest: Manifest,
+    /// The sealed record it was opened from (copied as it is).
+    sealed: Vec<u8>,
+    /// Per node asked: whether it holds a record of the version that opens (None: it did not
+    /// answer).
+    holds: BTreeMap<NodeId, Option<bool>>,
+}
+
+/// What copying a manifest record to the nodes that lack it did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ManifestRestored {
     /// Nodes the record was copied to.
     pub written: usize,
     /// Nodes that should hold it and did not answer (or refused the copy): for a later pass.
@@ -104,17 +114,16 @@ impl Objects {
         out
     }
 
-    /// Copies the sealed manifest record of (object, version) to every node that should hold it
-    /// (its shards' nodes; for a delete, the current placement's) and answers without a record
-    /// of that version that opens. The record copied is one that opens under the manifest key
-    /// (a forged one is never spread; a rotated copy wins). Fails when no node answers with it.
-    pub async fn restore_manifest(
+    /// Asks every node any layout places `object` on for its records of `version`. The record
+    /// kept is one that opens under the manifest key (a forged one is never spread; a rotated
+    /// copy wins). Fails when no node that answered holds one.
+    pub async fn find_manifest(
         &self,
         object: ObjectId,
         version: Version,
-    ) -> Result<ManifestRestored, ObjectError> {
+    ) -> Result<FoundManifest, ObjectError> {
         let mut asks = std::collections::BTreeSet::new();
-        for targets in self.placements(&object) {
+        for targets in self.placements_of(&object) {
             asks.extend(Self::manifest_nodes(&targets));
         }
         let mut set = tokio::task::JoinSet::new();
@@ -131,8 +140,7 @@ impl Objects {
                 (node, records)
             });
         }
-        // Per node: None when it did not answer, else whether it holds the version.
-        let mut holds: BTreeMap<NodeId, Option<bool>> = BTreeMap::new();
+        let mut holds = BTreeMap::new();
         let mut best: Option<(Manifest, Vec<u8>)> = None;
         while let Some(r) = set.join_next().await {
             let Ok((node, records)) = r else { continue };
@@ -158,37 +166,34 @@ impl Objects {
             }
             holds.insert(node, Some(has));
         }
-        let Some((manifest, sealed)) = best else {
-            return Err(ObjectError::Internal(
-                "no node that answered holds the manifest record".into(),
-            ));
-        };
-        let should: Vec<NodeId> = match &manifest.body {
-            ManifestBody::Object(meta) => meta.placement.iter().map(|l| l.node).collect(),
-            ManifestBody::Tombstone => Self::manifest_nodes(
-                &self
-                    .placements(&object)
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default(),
-            ),
-        };
-        let mut restored = ManifestRestored {
+        let (manifest, sealed) = best.ok_or_else(|| {
+            ObjectError::Internal("no node that answered holds the manifest record".into())
+        })?;
+        Ok(FoundManifest {
             manifest,
-            written: 0,
-            unanswered: 0,
+            sealed,
+            holds,
+        })
+    }
+
+    /// Copies `found`'s sealed record to every node that should hold it (its shards' nodes;
+    /// for a delete, the current placement's) and answered without it.
+    pub async fn copy_manifest(&self, found: &FoundManifest) -> ManifestRestored {
+        let object = found.manifest.object;
+        let should: std::collections::BTreeSet<NodeId> = match &found.manifest.body {
+            ManifestBody::Object(meta) => meta.placement.iter().map(|l| l.node).collect(),
+            ManifestBody::Tombstone => Self::manifest_nodes(&self.targets(&object))
+                .into_iter()
+                .collect(),
         };
+        let mut restored = ManifestRestored::default();
         let mut puts = tokio::task::JoinSet::new();
-        let mut done = std::collections::BTreeSet::new();
         for node in should {
-            if !done.insert(node) {
-                continue;
-            }
-            match holds.get(&node) {
+            match found.holds.get(&node) {
                 Some(Some(true)) => {}
                 Some(Some(false)) => {
                     let client = self.nodes().client(node).cloned();
-                    let sealed = sealed.clone();
+                    let sealed = found.sealed.clone();
                     puts.spawn(async move {
                         let Some(c) = client else { return false };
                         matches!(
@@ -207,7 +212,17 @@ impl Objects {
                 restored.unanswered += 1;
             }
         }
-        Ok(restored)
+        restored
+    }
+
+    /// [`Self::find_manifest`], then [`Self::copy_manifest`].
+    pub async fn restore_manifest(
+        &self,
+        object: ObjectId,
+        version: Version,
+    ) -> Result<ManifestRestored, ObjectError> {
+        let found = self.find_manifest(object, version).await?;
+        Ok(self.copy_manifest(&found).await)
     }
 
     /// Rebuilds shards `missing` of (object, version) from k good shards and writes each to

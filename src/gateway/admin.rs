@@ -198,69 +198,73 @@ impl Gateway {
     }
 
     /// Every index entry of `bucket` (or all), deletes and bucket records included:
-    /// (bucket, key, version, deleted).
+    /// (bucket, key, current version).
     fn entries(
         &self,
         bucket: Option<&str>,
-    ) -> Result<Vec<(String, String, Version, bool)>, crate::meta::MetaError> {
+    ) -> Result<Vec<(String, String, Version)>, crate::meta::MetaError> {
         let mut out = Vec::new();
-        self.index.for_each_entry(|b, k, v, deleted| {
+        self.index.for_each_entry(|b, k, v, _| {
             if bucket.is_none_or(|want| want == b) {
-                out.push((b.to_owned(), k.to_owned(), v, deleted));
+                out.push((b.to_owned(), k.to_owned(), v));
             }
         })?;
         Ok(out)
     }
 
-    /// One index entry for heal: restores its manifest record where it is lacking and asks
-    /// its shards' sites whether they hold them.
+    /// One index entry for heal: asks its shards' sites whether they hold them, and its
+    /// manifest nodes for the record. Copies the record where it is lacking now when every
+    /// shard is there; otherwise the repair pass copies it after rebuilding the shards.
     async fn heal_one(&self, bucket: &str, key: &str, version: Version) -> HealOne {
         let mut out = HealOne::default();
         let object = self.objects.object_id(bucket, key);
-        let m = match self.objects.restore_manifest(object, version).await {
-            Ok(r) => {
-                out.manifests_restored = r.written as u64;
-                out.manifests_unverified = r.unanswered as u64;
-                r.manifest
-            }
+        let found = match self.objects.find_manifest(object, version).await {
+            Ok(found) => found,
             Err(e) => {
                 tracing::debug!(bucket, error = %e, "manifest not found for heal");
                 out.manifests_unverified = 1;
                 return out;
             }
         };
-        let crate::core::format::ManifestBody::Object(meta) = &m.body else {
-            return out;
-        };
-        out.checked = true;
-        let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
-            let key = ShardKey {
-                object: m.object,
-                version: m.version,
-                shard: i as u8,
-            };
-            let client = self.objects.nodes().client(loc.node).cloned();
-            async move {
-                let answer = match client {
-                    Some(c) => tokio::time::timeout(Duration::from_secs(3), c.shard_header(key))
-                        .await
-                        .ok(),
-                    None => None,
+        let m = &found.manifest;
+        if let crate::core::format::ManifestBody::Object(meta) = &m.body {
+            out.checked = true;
+            let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
+                let key = ShardKey {
+                    object: m.object,
+                    version: m.version,
+                    shard: i as u8,
                 };
-                (i, answer)
+                let client = self.objects.nodes().client(loc.node).cloned();
+                async move {
+                    let answer = match client {
+                        Some(c) => {
+                            tokio::time::timeout(Duration::from_secs(3), c.shard_header(key))
+                                .await
+                                .ok()
+                        }
+                        None => None,
+                    };
+                    (i, answer)
+                }
+            });
+            for (i, answer) in futures::future::join_all(asks).await {
+                // Only a site that answers "not here" counts: an unreachable one is not
+                // rebuilt elsewhere (no repair storm when a site or a disk is away).
+                match answer {
+                    Some(Ok(_)) => {}
+                    Some(Err(crate::net::frame::NetError::Remote {
+                        code: crate::core::wire::ErrorCode::NotFound,
+                        ..
+                    })) => out.absent.push(i),
+                    _ => out.shards_unverified += 1,
+                }
             }
-        });
-        for (i, answer) in futures::future::join_all(asks).await {
-            // Only a site that answers "not here" counts: an unreachable one is not rebuilt
-            // elsewhere (no repair storm when a site or a disk is away).
-            match answer {
-                Some(Ok(_)) => {}
-                Some(Err(crate::net::frame::NetError::Remote {
-                    code: crate::core::wire::ErrorCode::NotFound,
-                    ..
-                })) => out.absent.push(i),
-                _ => out.shards_unverified += 1,
-            }
+        }
+        if out.absent.is_empty() {
+            let copied = self.objects.copy_manifest(&found).await;
+            out.manifests_restored = copied.written as u64;
+            out.manifests_unverified = copied.unanswered as u64;
         }
         out.version = Some((m.object, m.version));
         out
@@ -277,7 +281,7 @@ impl Gateway {
         let mut unverified = 0u64;
         let (mut manifests_restored, mut manifests_unverified) = (0u64, 0u64);
         let mut results = futures::stream::iter(entries)
-            .map(|(b, k, version, _)| async move { self.heal_one(&b, &k, version).await })
+            .map(|(b, k, version)| async move { self.heal_one(&b, &k, version).await })
             .buffer_unordered(HEAL_CONCURRENCY);
         while let Some(one) = results.next().await {
             manifests_restored += one.manifests_restored;
