@@ -122,6 +122,7 @@ fn main() {
         disk_capacity: 1 << 40,
         node_ports: ports,
         admin_port,
+        s3: exclave::setup::S3Transport::PlainHttp,
     })
     .unwrap();
     let gw_cfg = root.join("gateway/gateway.toml");

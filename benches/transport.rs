@@ -123,6 +123,7 @@ fn main() {
         disk_capacity: 1 << 40,
         node_ports: Vec::new(),
         admin_port: 0,
+        s3: exclave::setup::S3Transport::PlainHttp,
     })
     .unwrap();
 

@@ -282,6 +282,21 @@ pub struct RawGatewayRole {
     /// Earlier master keys (after `exclave keys rotate`), to open data keys not re-wrapped
     /// yet. Secrets.
     pub previous_master_key_files: Option<Vec<std::path::PathBuf>>,
+    /// The region S3 clients sign for (default `us-east-1`). A request signed for another
+    /// region is refused with `AuthorizationHeaderMalformed`, naming this one.
+    pub s3_region: Option<String>,
+    /// Seconds a request body may send nothing before the request fails with `RequestTimeout`
+    /// and the connection closes (default 30, at least 1).
+    pub s3_body_idle_timeout_secs: Option<u64>,
+    /// PEM certificate chain the S3 endpoint serves over TLS (`exclave init` issues one from
+    /// the cluster CA; an operator's own works too). Read at start and again on SIGHUP.
+    pub s3_tls_cert_file: Option<std::path::PathBuf>,
+    /// The private key of `s3_tls_cert_file` (PEM). A secret.
+    pub s3_tls_key_file: Option<std::path::PathBuf>,
+    /// Serve S3 as plain HTTP on an address other than loopback (default false): requests,
+    /// signatures and registry data then cross the network in clear. Without TLS files the
+    /// gateway refuses to start on such an address unless this is set.
+    pub danger_plaintext_s3_off_loopback: Option<bool>,
     /// Earlier layouts (after `exclave layout apply`): keys last written under them are found
     /// where those layouts placed them.
     pub previous_layout_files: Option<Vec<std::path::PathBuf>>,
@@ -452,6 +467,48 @@ pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
             &mut g.admin_token_file,
         ] {
             resolve(&base, p);
+        }
+        for p in [&mut g.s3_tls_cert_file, &mut g.s3_tls_key_file]
+            .into_iter()
+            .flatten()
+        {
+            resolve(&base, p);
+        }
+        let bad = |key: &str, message: &str| ConfigError::Value {
+            path: origin.clone(),
+            key: format!("gateway.{key}"),
+            message: message.into(),
+        };
+        if g.s3_tls_cert_file.is_some() != g.s3_tls_key_file.is_some() {
+            return Err(bad(
+                "s3_tls_cert_file",
+                "s3_tls_cert_file and s3_tls_key_file go together",
+            ));
+        }
+        if g.s3_tls_cert_file.is_none()
+            && !g.s3_listen.ip().is_loopback()
+            && g.danger_plaintext_s3_off_loopback != Some(true)
+        {
+            return Err(bad(
+                "s3_listen",
+                "S3 off loopback needs TLS: set s3_tls_cert_file and s3_tls_key_file (exclave \
+                 init writes them), or danger_plaintext_s3_off_loopback = true to send \
+                 requests and data in clear",
+            ));
+        }
+        if g.s3_body_idle_timeout_secs == Some(0) {
+            return Err(bad("s3_body_idle_timeout_secs", "must be at least 1"));
+        }
+        if let Some(r) = &g.s3_region
+            && (r.is_empty()
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(bad(
+                "s3_region",
+                "a region name: lower-case letters, digits and '-'",
+            ));
         }
         for p in g
             .previous_master_key_files

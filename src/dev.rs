@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::setup::{InitOptions, init};
+use crate::setup::{InitOptions, S3Transport, init};
 
 /// What `exclaved dev` runs.
 #[derive(Clone, Debug)]
@@ -20,6 +20,8 @@ pub struct DevOptions {
     pub k: usize,
     /// Parity shards.
     pub m: usize,
+    /// Serve S3 over TLS (certificate from the cluster CA).
+    pub tls: bool,
 }
 
 /// The files of a dev cluster.
@@ -33,6 +35,8 @@ pub struct DevCluster {
     pub credentials: PathBuf,
     /// Whether this start created it.
     pub created: bool,
+    /// The CA bundle S3 clients pass, when S3 is served over TLS.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 fn free_udp_port(ip: IpAddr) -> anyhow::Result<u16> {
@@ -55,11 +59,23 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
             .collect();
         let mut node_configs = node_configs;
         node_configs.sort();
+        let text = std::fs::read_to_string(&gateway_config)
+            .with_context(|| format!("reading {}", gateway_config.display()))?;
+        let has_tls = text.contains("s3_tls_cert_file");
+        if has_tls != o.tls {
+            anyhow::bail!(
+                "{} was set up {} TLS; start it {} --tls, or give another --dir for a new cluster",
+                o.dir.display(),
+                if has_tls { "with" } else { "without" },
+                if has_tls { "with" } else { "without" },
+            );
+        }
         return Ok(DevCluster {
             node_configs,
             gateway_config,
             credentials,
             created: false,
+            ca_bundle: has_tls.then(|| o.dir.join("ca.pem")),
         });
     }
     if o.sites == 0 || o.k == 0 || o.m == 0 {
@@ -91,6 +107,11 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
             disk_capacity: 1 << 40,
             node_ports: ports.clone(),
             admin_port,
+            s3: if o.tls {
+                S3Transport::Tls { names: Vec::new() }
+            } else {
+                S3Transport::PlainHttp
+            },
         };
         match init(&opts) {
             Ok(done) => {
@@ -99,6 +120,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
                     gateway_config: done.gateway_config,
                     credentials: done.client_credentials,
                     created: true,
+                    ca_bundle: done.s3_ca_bundle,
                 });
             }
             Err(crate::setup::InitError::Layout(e)) => last_err = Some(e.to_string()),
@@ -127,15 +149,28 @@ pub fn banner(
             token = dir.join("gateway").join("admin.token").display()
         )
     });
+    let (url, ca) = match &cluster.ca_bundle {
+        Some(ca) => (
+            format!("https://{endpoint}"),
+            format!(
+                "\nTLS: clients trust the cluster CA {ca} (aws --ca-bundle, AWS_CA_BUNDLE)",
+                ca = ca.display()
+            ),
+        ),
+        None => (format!("http://{endpoint}"), String::new()),
+    };
+    let ca_env = cluster.ca_bundle.as_ref().map_or(String::new(), |ca| {
+        format!(" AWS_CA_BUNDLE={}", ca.display())
+    });
     format!(
-        "exclave dev is serving S3 at http://{endpoint}\n\
+        "exclave dev is serving S3 at {url}{ca}\n\
          cluster directory: {dir}\n\
          credentials (AWS shared-credentials file, [default] profile): {creds}\n\
          try:\n  \
-         export AWS_SHARED_CREDENTIALS_FILE={creds} AWS_DEFAULT_REGION=us-east-1\n  \
-         aws --endpoint-url http://{endpoint} s3 mb s3://registry\n  \
-         aws --endpoint-url http://{endpoint} s3 cp ./some-file s3://registry/\n  \
-         aws --endpoint-url http://{endpoint} s3 ls s3://registry/\n\
+         export AWS_SHARED_CREDENTIALS_FILE={creds} AWS_DEFAULT_REGION=us-east-1{ca_env}\n  \
+         aws --endpoint-url {url} s3 mb s3://registry\n  \
+         aws --endpoint-url {url} s3 cp ./some-file s3://registry/\n  \
+         aws --endpoint-url {url} s3 ls s3://registry/\n\
          health: exclave --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
          stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.{metrics}",
         gw = cluster.gateway_config.display(),

@@ -45,6 +45,10 @@ enum Command {
         /// Parity shards per stripe (first start only).
         #[arg(long, default_value_t = 2)]
         m: usize,
+        /// Serve S3 over TLS only, with a certificate from the cluster's own CA (the banner
+        /// names the CA bundle clients pass). First start only.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         sites,
         k,
         m,
+        tls,
     }) = args.command
     {
         let opts = exclave::dev::DevOptions {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
             sites,
             k,
             m,
+            tls,
         };
         telemetry("info", None);
         let Some(rt) = runtime() else {
@@ -281,9 +287,14 @@ async fn start_gateway(
             stop.clone(),
         ));
     }
+    if let Some(tls) = opened.front.tls.clone() {
+        tracing::info!(cert = %tls.cert_file().display(), "S3 served over TLS");
+        tokio::spawn(reload_on_hangup(tls, stop.clone()));
+    }
     let task = tokio::spawn(exclave::gateway::serve(
         opened.gateway,
         opened.keys,
+        opened.front,
         listener,
         stop,
     ));
@@ -336,6 +347,27 @@ async fn serve_until_signal(
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+/// On SIGHUP, reads the S3 endpoint's certificate and key again (connections stay open).
+async fn reload_on_hangup(tls: Arc<exclave::gateway::S3Tls>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the S3 certificate is read at start only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.cert_file().display(), "S3 certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "S3 certificate not reloaded; the old one stays"),
+            },
+            _ = stop.changed() => return,
+        }
     }
 }
 

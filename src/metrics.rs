@@ -65,6 +65,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Why a request was refused before it reached an operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `anonymous`, `sigv2`, `unsigned_header`, `wrong_region`, ... (see `gateway::guard`).
+    pub reason: &'static str,
+}
+
 /// An S3 operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
@@ -242,6 +249,11 @@ pub struct GatewayMetrics {
     pub received: Counter,
     /// Response body bytes sent.
     pub sent: Counter,
+    /// S3 requests refused at the gate (before `s3s` saw them), by reason.
+    pub refused: Family<RefusalLabels, Counter>,
+    /// Connections closed because a request body stopped arriving for longer than the body
+    /// idle timeout.
+    pub body_stalls: Counter,
     /// S3 requests arrived and not yet answered to the end of their body (repair slows down
     /// while there are any).
     pub in_flight: Gauge,
@@ -297,6 +309,8 @@ impl GatewayMetrics {
             duration: Family::new_with_constructor(latency_histogram),
             received: Counter::default(),
             in_flight: Gauge::default(),
+            refused: Family::default(),
+            body_stalls: Counter::default(),
             sent: Counter::default(),
             objects: Family::default(),
             bucket_objects: Family::default(),
@@ -337,6 +351,18 @@ impl GatewayMetrics {
             "S3 response body bytes sent",
             Unit::Bytes,
             m.sent.clone(),
+        );
+        r.register(
+            "exclave_s3_refused",
+            "S3 requests refused before they reached an operation (no or unusable SigV4 \
+             authentication), by reason",
+            m.refused.clone(),
+        );
+        r.register(
+            "exclave_s3_body_stalls",
+            "S3 request bodies that stopped arriving for longer than the idle timeout (the \
+             connection is closed)",
+            m.body_stalls.clone(),
         );
         r.register(
             "exclave_objects",

@@ -8,6 +8,8 @@
 //! DIR/<site>/node.toml  node.pem  node.key (0600)  state/  data/disk-<id>/EXCLAVE-DISK
 //! DIR/gateway/gateway.toml  gateway.pem  gateway.key  master.key  manifest.key
 //!             s3-credentials.toml  admin.token   (secrets 0600)
+//!             s3-tls.pem  s3-tls.key (0600)   the S3 endpoint's certificate (unless plain HTTP)
+//! DIR/credentials   an AWS shared-credentials file for S3 clients (0600)
 //! ```
 
 use std::fmt::Write as _;
@@ -22,6 +24,27 @@ use crate::core::layout::{self, Disk, Layout, Node, Rule, Site};
 use crate::core::stripe::Profile;
 use crate::net::pki::{Ca, PkiError};
 use crate::net::tls::{Role, valid_site_name};
+
+/// How the gateway serves S3.
+#[derive(Clone, Debug)]
+pub enum S3Transport {
+    /// Plain HTTP: only on a loopback address.
+    PlainHttp,
+    /// TLS with a certificate the cluster CA issues for `localhost`, the loopback addresses,
+    /// the bind address and these extra names (DNS names or IP addresses).
+    Tls {
+        /// Names clients reach the gateway by.
+        names: Vec<String>,
+    },
+    /// TLS with the operator's own certificate chain and key (PEM), copied into the gateway's
+    /// directory.
+    OwnTls {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+}
 
 /// What to set up.
 #[derive(Clone, Debug)]
@@ -50,6 +73,8 @@ pub struct InitOptions {
     pub node_ports: Vec<u16>,
     /// Admin API port of the gateway (0: `s3_port + 1`).
     pub admin_port: u16,
+    /// How S3 is served.
+    pub s3: S3Transport,
 }
 
 /// Errors of set-up.
@@ -88,6 +113,11 @@ pub struct Initialized {
     pub s3_credentials: PathBuf,
     /// An AWS shared-credentials file with a `[default]` profile for clients.
     pub client_credentials: PathBuf,
+    /// The S3 endpoint URL clients use (`https://...` unless plain HTTP).
+    pub s3_endpoint: String,
+    /// The CA bundle S3 clients pass (`--ca-bundle`, `AWS_CA_BUNDLE`) when the cluster CA
+    /// issued the endpoint's certificate.
+    pub s3_ca_bundle: Option<PathBuf>,
     /// What the layout check reports.
     pub report: layout::CheckReport,
 }
@@ -235,6 +265,13 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     if seen.len() != o.sites.len() {
         return Err(InitError::Options("site names must differ".into()));
     }
+    if matches!(o.s3, S3Transport::PlainHttp) && !o.bind.is_loopback() {
+        return Err(InitError::Options(format!(
+            "plain-HTTP S3 on {} would send requests and data in clear: serve TLS (the \
+             default), or bind a loopback address",
+            o.bind
+        )));
+    }
     let layout = build_layout(o)?;
     let rule = Rule {
         survive_foreign_losses: o.survive_foreign_losses,
@@ -379,17 +416,27 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         &gw.join("admin.token"),
         format!("{}\n", random_hex(32)).as_bytes(),
     )?;
+    let s3_addr = SocketAddr::new(o.bind, o.s3_port);
+    let (tls_lines, s3_ca_bundle) = s3_tls_files(o, &ca, &gw)?;
+    let s3_endpoint = format!(
+        "{}://{s3_addr}",
+        if tls_lines.is_empty() {
+            "http"
+        } else {
+            "https"
+        }
+    );
     let gateway_config = gw.join("gateway.toml");
     let cfg = format!(
         "# The gateway. Start: exclaved --config {path}\n\
          [gateway]\nid = 1\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
          layout_file = \"../layout.toml\"\nmaster_key_id = 1\nmaster_key_file = \"master.key\"\n\
          manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
-         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n\n[tls]\nca_file = \"../ca.pem\"\n\
+         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n{tls_lines}\n[tls]\nca_file = \"../ca.pem\"\n\
          cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
         path = gateway_config.display(),
         site = o.sites[0],
-        s3 = SocketAddr::new(o.bind, o.s3_port),
+        s3 = s3_addr,
         admin = SocketAddr::new(
             o.bind,
             if o.admin_port == 0 {
@@ -405,6 +452,50 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         gateway_config,
         s3_credentials: creds,
         client_credentials,
+        s3_endpoint,
+        s3_ca_bundle,
         report,
     })
+}
+
+/// The S3 endpoint's certificate and key in `gw`, as `o.s3` asks: the `gateway.toml` lines
+/// that name them (empty for plain HTTP) and the CA bundle clients need, if ours.
+fn s3_tls_files(
+    o: &InitOptions,
+    ca: &Ca,
+    gw: &Path,
+) -> Result<(String, Option<PathBuf>), InitError> {
+    let (cert, key, bundle) = match &o.s3 {
+        S3Transport::PlainHttp => return Ok((String::new(), None)),
+        S3Transport::Tls { names } => {
+            let mut all: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+            if !o.bind.is_unspecified() {
+                all.push(o.bind.to_string());
+            }
+            for n in names {
+                if !all.contains(n) {
+                    all.push(n.clone());
+                }
+            }
+            let issued = ca.issue_s3_server(&all)?;
+            (
+                issued.cert_pem.into_bytes(),
+                issued.key_pem.into_bytes(),
+                Some(o.dir.join("ca.pem")),
+            )
+        }
+        S3Transport::OwnTls { cert, key } => (
+            fs::read(cert).map_err(io(cert))?,
+            fs::read(key).map_err(io(key))?,
+            None,
+        ),
+    };
+    fs::write(gw.join("s3-tls.pem"), cert).map_err(io(gw))?;
+    write_secret(&gw.join("s3-tls.key"), &key)?;
+    Ok((
+        "# S3 over TLS; the certificate is read again on SIGHUP.\n\
+         s3_tls_cert_file = \"s3-tls.pem\"\ns3_tls_key_file = \"s3-tls.key\"\n"
+            .into(),
+        bundle,
+    ))
 }

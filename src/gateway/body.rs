@@ -1,24 +1,45 @@
 //! Request bodies as `AsyncRead`, hashed on the way through for the S3 checksums the client
 //! asked for; and object readers as response streams.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use crate::coordinator::ObjectReader;
 use crate::coordinator::object::ObjectError;
 
-/// A request body read as bytes, feeding a checksum hasher.
+/// A request body stopped arriving: nothing came for longer than the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent nothing for {0:?}")]
+pub(crate) struct BodyStalled(pub(crate) Duration);
+
+/// How long a request body may send nothing, and the count of bodies that did.
+#[derive(Debug, Clone)]
+pub(crate) struct IdleLimit {
+    pub(crate) idle: Duration,
+    pub(crate) stalls: prometheus_client::metrics::counter::Counter,
+}
+
+/// A request body read as bytes, feeding a checksum hasher; a body that sends nothing for
+/// longer than its idle limit ends in [`BodyStalled`].
 pub(crate) struct BodyReader {
     blob: Option<StreamingBlob>,
     pending: Bytes,
     pub(crate) hasher: ChecksumHasher,
     received: prometheus_client::metrics::counter::Counter,
+    limit: IdleLimit,
+    /// Armed when the reader starts waiting for the client (not while the gateway itself is
+    /// slow to read: back-pressure from the sites is no fault of the client's).
+    timer: Pin<Box<Sleep>>,
+    waiting: bool,
 }
 
 impl BodyReader {
@@ -27,12 +48,17 @@ impl BodyReader {
         blob: Option<StreamingBlob>,
         hasher: ChecksumHasher,
         received: prometheus_client::metrics::counter::Counter,
+        limit: IdleLimit,
     ) -> Self {
+        let timer = Box::pin(tokio::time::sleep(limit.idle));
         Self {
             blob,
             pending: Bytes::new(),
             hasher,
             received,
+            limit,
+            timer,
+            waiting: false,
         }
     }
 }
@@ -49,7 +75,21 @@ impl AsyncRead for BodyReader {
                 return Poll::Ready(Ok(()));
             };
             match Pin::new(blob).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if !this.waiting {
+                        this.waiting = true;
+                        this.timer.as_mut().reset(Instant::now() + this.limit.idle);
+                    }
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        this.blob = None;
+                        this.limit.stalls.inc();
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            BodyStalled(this.limit.idle),
+                        )));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(None) => {
                     this.blob = None;
                     return Poll::Ready(Ok(()));
@@ -59,6 +99,7 @@ impl AsyncRead for BodyReader {
                     return Poll::Ready(Err(std::io::Error::other(e)));
                 }
                 Poll::Ready(Some(Ok(b))) => {
+                    this.waiting = false;
                     this.received.inc_by(b.len() as u64);
                     this.hasher.update(&b);
                     this.pending = b;

@@ -11,11 +11,14 @@ pub(crate) use buckets::HIDDEN;
 mod catalog;
 pub use catalog::CheckpointMade;
 mod checksum;
+mod guard;
 mod list;
 mod multipart;
 mod objects;
 mod s3;
 mod serve;
+mod small_body;
+mod tls;
 mod traffic;
 
 use std::collections::HashMap;
@@ -31,6 +34,7 @@ use s3s::{S3Error, S3ErrorCode};
 use crate::config::DaemonConfig;
 use crate::coordinator::object::ObjectError;
 use crate::coordinator::{NodeClient, Nodes, Objects};
+use crate::coordinator::{PutError, ReadError};
 use crate::core::hlc::Hlc;
 use crate::core::ids::GatewayId;
 use crate::core::keys::{ManifestKey, MasterKey};
@@ -41,7 +45,8 @@ pub use admin::serve_admin;
 pub use auth::{
     AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS, reseal_credentials,
 };
-pub use serve::{MAX_HEADER_BYTES, MAX_HEADERS, serve};
+pub use serve::{Front, MAX_HEADER_BYTES, MAX_HEADERS, serve};
+pub use tls::S3Tls;
 
 /// Block size of objects written by the gateway.
 pub const BLOCK_SIZE: u32 = 256 * 1024;
@@ -78,6 +83,8 @@ pub struct Gateway {
     /// One checkpoint at a time.
     checkpointing: tokio::sync::Mutex<()>,
     checkpoint_interval: Duration,
+    /// How long a request body may send nothing before the request fails.
+    body_idle: Duration,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
@@ -88,6 +95,26 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
         .and_then(crate::core::ids::key_from_hex)
         .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
+
+/// A request head for unit tests of the request-side checks.
+#[cfg(test)]
+pub(crate) fn test_parts(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> http::request::Parts {
+    let mut b = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+/// The region S3 clients sign for unless `s3_region` says otherwise.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Seconds a request body may send nothing (`s3_body_idle_timeout_secs`).
+pub const DEFAULT_BODY_IDLE_SECS: u64 = 30;
 
 /// Backlog entries a repair pass works on at the same time.
 const REPAIR_CONCURRENCY: usize = 4;
@@ -170,6 +197,8 @@ pub struct Opened {
     pub keys: AccessKeys,
     /// S3 listen address.
     pub listen: SocketAddr,
+    /// The region and TLS of the S3 endpoint.
+    pub front: Front,
 }
 
 impl Gateway {
@@ -254,6 +283,10 @@ impl Gateway {
                 busy: g.repair_busy_mib_per_sec.unwrap_or(32) << 20,
             },
             Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
+            Duration::from_secs(
+                g.s3_body_idle_timeout_secs
+                    .unwrap_or(DEFAULT_BODY_IDLE_SECS),
+            ),
         );
         gateway
             .objects
@@ -271,11 +304,25 @@ impl Gateway {
             )),
             None => None,
         };
+        let tls = match (&g.s3_tls_cert_file, &g.s3_tls_key_file) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                S3Tls::load(cert, key).context("the S3 endpoint's TLS certificate")?,
+            )),
+            _ => None,
+        };
+        let front = Front {
+            region: g
+                .s3_region
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            tls,
+        };
         Ok(Opened {
             admin,
             gateway,
             keys,
             listen: g.s3_listen,
+            front,
         })
     }
 
@@ -287,6 +334,7 @@ impl Gateway {
         repair_interval: Duration,
         repair_pace: RepairPace,
         checkpoint_interval: Duration,
+        body_idle: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             objects,
@@ -298,6 +346,7 @@ impl Gateway {
             writes: Mutex::new((0, std::collections::BTreeMap::new())),
             checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_interval,
+            body_idle,
         })
     }
 
@@ -583,28 +632,42 @@ impl From<MetaError> for S3Error {
     }
 }
 
+/// The S3 error for a failed object operation. Messages for clients count sites and shards;
+/// they never carry node addresses or peer errors (those go to the log).
 pub(crate) fn object_error(e: ObjectError) -> S3Error {
-    match e {
-        ObjectError::Put(_)
-        | ObjectError::ManifestQuorum { .. }
-        | ObjectError::ReadQuorum { .. }
-        | ObjectError::Behind { .. } => {
-            tracing::warn!(error = %e, "quorum not reached");
-            S3Error::with_message(
-                S3ErrorCode::ServiceUnavailable,
-                format!("not enough sites reachable: {e}"),
-            )
+    let unavailable = |message: String| {
+        tracing::warn!(error = %e, "quorum not reached");
+        S3Error::with_message(S3ErrorCode::ServiceUnavailable, message)
+    };
+    match &e {
+        ObjectError::Put(PutError::NoQuorum {
+            durable, needed, ..
+        }) => unavailable(format!(
+            "not enough sites reachable: the write was durable at {durable} of the {needed} sites \
+             it needs"
+        )),
+        ObjectError::Put(PutError::SourceEnded) => {
+            unavailable("not enough sites reachable: the write could not finish".into())
         }
-        ObjectError::Read(_) => S3Error::with_message(
-            S3ErrorCode::ServiceUnavailable,
-            format!("not enough intact shards reachable: {e}"),
-        ),
+        ObjectError::ManifestQuorum { .. }
+        | ObjectError::ReadQuorum { .. }
+        | ObjectError::Behind { .. } => unavailable(format!("not enough sites reachable: {e}")),
+        ObjectError::Read(ReadError::NotEnough {
+            good,
+            needed,
+            first,
+            end,
+            ..
+        }) => unavailable(format!(
+            "not enough intact shards reachable: {good} good of the {needed} needed for stripes \
+             {first}..{end}"
+        )),
         ObjectError::ShortBody { got, expected } => S3Error::with_message(
             S3ErrorCode::IncompleteBody,
             format!("the body ended after {got} of {expected} bytes"),
         ),
-        ObjectError::Body(io) => body_error(&io),
-        other => internal(other),
+        ObjectError::Body(io) => body_error(io),
+        _ => internal(e),
     }
 }
 
@@ -613,6 +676,20 @@ fn body_error(io: &std::io::Error) -> S3Error {
     let msg = io
         .get_ref()
         .map_or_else(|| io.to_string(), ToString::to_string);
+    if let Some(e) = io
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<body::BodyStalled>())
+    {
+        tracing::info!(reason = "body_stalled", "request body stopped arriving");
+        return S3Error::with_message(
+            S3ErrorCode::RequestTimeout,
+            format!(
+                "Your socket connection to the server was not read from or written to within \
+                 the timeout period ({} s).",
+                e.0.as_secs()
+            ),
+        );
+    }
     if let Some(e) = io.get_ref().and_then(|e| e.downcast_ref::<S3Error>()) {
         let mut out = S3Error::new(e.code().clone());
         if let Some(m) = e.message() {

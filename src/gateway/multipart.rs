@@ -161,10 +161,7 @@ impl Gateway {
         let n = check_part_number(i.part_number)?;
         self.require_bucket(&i.bucket)?;
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        let size = match i.content_length {
-            Some(s) if s >= 0 => s as u64,
-            _ => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
-        };
+        let size = super::objects::body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
             return Err(S3Error::with_message(
                 S3ErrorCode::EntityTooLarge,

@@ -10,7 +10,7 @@ use s3s::dto::{
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::body::{BodyReader, object_stream};
+use super::body::{BodyReader, IdleLimit, object_stream};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput};
@@ -279,7 +279,11 @@ impl Gateway {
         content_md5: Option<&str>,
         trailers: Option<&s3s::TrailingHeaders>,
     ) -> S3Result<(crate::coordinator::object::Staged, s3s::dto::Checksum)> {
-        let mut body = BodyReader::new(body, wanted.hasher(), self.metrics.received.clone());
+        let limit = IdleLimit {
+            idle: self.body_idle,
+            stalls: self.metrics.body_stalls.clone(),
+        };
+        let mut body = BodyReader::new(body, wanted.hasher(), self.metrics.received.clone(), limit);
         let mut staged = self
             .objects
             .stage(input, &mut body)
@@ -416,24 +420,7 @@ impl Gateway {
         let headers = req.headers.clone();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
-        let size = match i.content_length {
-            Some(n) if n >= 0 => n as u64,
-            Some(_) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidArgument,
-                    "negative Content-Length",
-                ));
-            }
-            None => i
-                .body
-                .as_ref()
-                .and_then(|b| {
-                    use s3s::stream::ByteStream as _;
-                    b.remaining_length().exact()
-                })
-                .map(|n| n as u64)
-                .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?,
-        };
+        let size = body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
             return Err(S3Error::with_message(
                 S3ErrorCode::EntityTooLarge,
@@ -836,5 +823,27 @@ impl Gateway {
             }),
             ..Default::default()
         }))
+    }
+}
+
+/// The payload length of an upload: its Content-Length, or (an aws-chunked body sent with
+/// chunked transfer encoding, as botocore does over HTTPS) the decoded length `s3s` knows.
+pub(crate) fn body_size(
+    content_length: Option<i64>,
+    body: Option<&s3s::dto::StreamingBlob>,
+) -> S3Result<u64> {
+    match content_length {
+        Some(n) if n >= 0 => Ok(n as u64),
+        Some(_) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "negative Content-Length",
+        )),
+        None => body
+            .and_then(|b| {
+                use s3s::stream::ByteStream as _;
+                b.remaining_length().exact()
+            })
+            .map(|n| n as u64)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength)),
     }
 }

@@ -9,6 +9,8 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::guard::Gate;
+use super::tls::S3Tls;
 use super::{AccessKeys, Gatekeeper, Gateway, MAX_XML_BODY};
 
 /// Largest request head (request line and headers), bytes. S3 allows 8 KiB of PUT headers;
@@ -17,11 +19,25 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most header fields in a request.
 pub const MAX_HEADERS: usize = 100;
 
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the S3 endpoint is reached: the region requests must be signed for, and TLS (none:
+/// plain HTTP, which the config allows only on loopback unless told otherwise).
+#[derive(Debug, Clone)]
+pub struct Front {
+    /// The region clients sign for.
+    pub region: String,
+    /// The endpoint's certificate, when S3 is served over TLS.
+    pub tls: Option<Arc<S3Tls>>,
+}
+
 /// Serves S3 on `listener` until `stop` turns true, then lets requests in flight finish
 /// (at most 30 s).
 pub async fn serve(
     gateway: Arc<Gateway>,
     keys: AccessKeys,
+    front: Front,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -34,6 +50,8 @@ pub async fn serve(
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
     let service = builder.build();
     let ids = Arc::new(super::traffic::RequestIds::new());
+    let gate = Arc::new(Gate::new(front.region.clone()));
+    let acceptor = front.tls.as_ref().map(|t| t.acceptor());
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -41,7 +59,10 @@ pub async fn serve(
         .max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(30))
+        // A client that shuts its write side after the whole request still gets the answer.
+        .half_close(true);
+    let http = Arc::new(http);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -54,14 +75,46 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let (gateway, ids, service) = (gateway.clone(), ids.clone(), service.clone());
+                let (gateway, ids, gate, service) =
+                    (gateway.clone(), ids.clone(), gate.clone(), service.clone());
                 let service = hyper::service::service_fn(move |req| {
-                    super::traffic::handle(gateway.clone(), ids.clone(), service.clone(), req)
+                    super::traffic::handle(
+                        gateway.clone(),
+                        ids.clone(),
+                        gate.clone(),
+                        service.clone(),
+                        req,
+                    )
                 });
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (http, watcher, acceptor) = (http.clone(), graceful.watcher(), acceptor.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let done = match acceptor {
+                        None => {
+                            let conn = http.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Some(acceptor) => {
+                            let tls = match tokio::time::timeout(
+                                HANDSHAKE_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(tls)) => tls,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let conn = http.serve_connection(TokioIo::new(tls), service);
+                            watcher.watch(conn).await
+                        }
+                    };
+                    if let Err(e) = done {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

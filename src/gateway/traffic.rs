@@ -14,6 +14,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::Gateway;
+use super::guard::Gate;
+use super::{MAX_XML_BODY, small_body};
+use crate::metrics::RefusalLabels;
 
 /// The S3 operation a request was dispatched to, filled in by the `S3` trait methods.
 #[derive(Clone, Debug, Default)]
@@ -117,7 +120,6 @@ impl Finish {
         let ms = (seconds * 1000.0).round() as u64;
         match self.status {
             500.. => tracing::warn!(op, status = self.status, ms, complete, "request failed"),
-            401 | 403 => tracing::info!(op, status = self.status, ms, "request refused"),
             _ => tracing::debug!(op, status = self.status, ms, complete, "request done"),
         }
     }
@@ -172,10 +174,12 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
     }
 }
 
-/// Serves one S3 request through `service` with an id, a span, counts and metrics.
+/// Serves one S3 request through `service` with an id, a span, counts and metrics; requests
+/// the gate refuses never reach `service`.
 pub(crate) async fn handle(
     gateway: Arc<Gateway>,
     ids: Arc<RequestIds>,
+    gate: Arc<Gate>,
     service: s3s::service::S3Service,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<Counted<s3s::Body>>, s3s::HttpError> {
@@ -186,11 +190,32 @@ pub(crate) async fn handle(
     let span = tracing::info_span!("s3", id = %id);
     let op = OpSlot::default();
     let (mut parts, body) = req.into_parts();
-    parts.extensions.insert(op.clone());
-    // The request body goes to s3s as hyper gave it; its payload is counted where the gateway
-    // reads it (`body::BodyReader`): wrapping it here cost PUTs a third more CPU.
-    let req = http::Request::from_parts(parts, s3s::Body::from(body));
-    let resp = service.call(req).instrument(span.clone()).await?;
+    let resp = match admit(&gateway, &gate, &parts, body).await {
+        Ok(body) => {
+            parts.extensions.insert(op.clone());
+            let req = http::Request::from_parts(parts, body);
+            let resp = service.call(req).instrument(span.clone()).await?;
+            if resp.status().is_client_error() {
+                log_refusal(&span, &op, &resp);
+            }
+            resp
+        }
+        Err((reason, mut error)) => {
+            span.in_scope(|| {
+                tracing::info!(
+                    reason,
+                    method = %parts.method,
+                    status = error.status_code().map_or(0, |s| s.as_u16()),
+                    message = error.message().unwrap_or(""),
+                    "request refused before its operation"
+                );
+            });
+            error.set_request_id(id.clone());
+            error
+                .to_http_response()
+                .map_err(|e| s3s::HttpError::new(Box::new(e)))?
+        }
+    };
     let (mut parts, body) = resp.into_parts();
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         parts.headers.insert("x-amz-request-id", v);
@@ -206,4 +231,69 @@ pub(crate) async fn handle(
     };
     let body = Counted::new(body, gateway.metrics.sent.clone(), span, Some(finish));
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// The request's body for `s3s`, once the gate lets the request in and a small body (see
+/// `small_body`) has arrived whole and matches its hashes; otherwise the refusal's label for the
+/// log and the error the client gets.
+async fn admit(
+    gateway: &Gateway,
+    gate: &Gate,
+    parts: &http::request::Parts,
+    body: hyper::body::Incoming,
+) -> Result<s3s::Body, (&'static str, s3s::S3Error)> {
+    if let Err(refusal) = gate.screen(parts) {
+        let reason = refusal.reason.label();
+        gateway
+            .metrics
+            .refused
+            .get_or_create(&RefusalLabels { reason })
+            .inc();
+        return Err((reason, refusal.error));
+    }
+    if !small_body::is_small(parts) {
+        // The body goes to s3s as hyper gave it; its payload is counted where the gateway
+        // reads it (`body::BodyReader`): wrapping it here cost PUTs a third more CPU.
+        return Ok(s3s::Body::from(body));
+    }
+    match small_body::read_checked(parts, body, MAX_XML_BODY, gateway.body_idle).await {
+        Ok(bytes) => Ok(s3s::Body::from(bytes)),
+        Err(r) => {
+            if r.stalled {
+                gateway.metrics.body_stalls.inc();
+            }
+            Err((
+                if r.stalled {
+                    "body_stalled"
+                } else {
+                    "body_mismatch"
+                },
+                r.error,
+            ))
+        }
+    }
+}
+
+/// Logs why `s3s` refused a request (signature mismatch, unknown key, expired, a bad request):
+/// the S3 error code from the response, never a secret or a signature.
+fn log_refusal(span: &tracing::Span, op: &OpSlot, resp: &http::Response<s3s::Body>) {
+    let body = resp.body().bytes().unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let code = text
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map_or("unknown", |(code, _)| code);
+    let status = resp.status().as_u16();
+    span.in_scope(|| {
+        if matches!(status, 401 | 403) {
+            tracing::info!(op = op.get(), status, code, "request refused");
+        } else {
+            tracing::debug!(
+                op = op.get(),
+                status,
+                code,
+                "request answered with a client error"
+            );
+        }
+    });
 }

@@ -25,6 +25,9 @@ pub enum PkiError {
     /// The site name cannot be a DNS label.
     #[error("site name {0:?} must be lower-case letters, digits and '-' (at most 63)")]
     SiteName(String),
+    /// A name for the S3 endpoint's certificate is neither a DNS name nor an IP address.
+    #[error("{0:?} is neither a DNS name nor an IP address")]
+    ServerName(String),
 }
 
 /// The cluster CA.
@@ -84,6 +87,44 @@ impl Ca {
         &self.issued
     }
 
+    /// Signs an end-entity certificate for `key`, valid 2025 to 2045.
+    fn sign(&self, mut params: CertificateParams, key: &KeyPair) -> Result<Issued, PkiError> {
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(key, &issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues the S3 endpoint's TLS server certificate for `names` (DNS names or IP
+    /// addresses). It is for TLS servers only and names no role, so no node or gateway takes
+    /// it for a peer of the cluster.
+    pub fn issue_s3_server(&self, names: &[String]) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "exclave S3 endpoint");
+        params.distinguished_name = dn;
+        let mut sans = Vec::new();
+        for n in names {
+            sans.push(match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    n.clone()
+                        .try_into()
+                        .map_err(|_| PkiError::ServerName(n.clone()))?,
+                ),
+            });
+        }
+        params.subject_alt_names = sans;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, &key)
+    }
+
     /// Issues a certificate for a node or gateway at `site`.
     pub fn issue(&self, role: Role, site: &str, id: u32) -> Result<Issued, PkiError> {
         if !valid_site_name(site) {
@@ -108,13 +149,6 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok(Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.sign(params, &key)
     }
 }

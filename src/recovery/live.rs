@@ -55,6 +55,9 @@ pub struct LiveOptions {
     pub admin_listen: SocketAddr,
     /// Read every current object back.
     pub verify: bool,
+    /// Serve S3 as plain HTTP (only on a loopback `s3_listen`); otherwise over TLS, with a
+    /// certificate the cluster CA (from the cluster record) issues for the listen address.
+    pub s3_plain_http: bool,
 }
 
 /// Progress of a long phase.
@@ -229,6 +232,24 @@ fn write_new(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The recovered gateway's S3 certificate, issued by the cluster CA for `localhost`, the
+/// loopback addresses and `listen`'s address (kept if a previous run wrote it); returns the
+/// `gateway.toml` lines that name it.
+fn write_s3_tls(gw: &Path, record: &ClusterRecord, listen: SocketAddr) -> anyhow::Result<String> {
+    if !gw.join("s3-tls.key").exists() {
+        let ca =
+            crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+        if !listen.ip().is_unspecified() && !names.contains(&listen.ip().to_string()) {
+            names.push(listen.ip().to_string());
+        }
+        let issued = ca.issue_s3_server(&names)?;
+        std::fs::write(gw.join("s3-tls.pem"), &issued.cert_pem)?;
+        crate::setup::write_secret(&gw.join("s3-tls.key"), issued.key_pem.as_bytes())?;
+    }
+    Ok("s3_tls_cert_file = \"s3-tls.pem\"\ns3_tls_key_file = \"s3-tls.key\"\n".into())
+}
+
 /// Writes what the recovery gateway needs (kept if a previous run wrote it).
 fn write_gateway_files(
     out: &Path,
@@ -350,7 +371,19 @@ pub async fn recover(
     let (record, key_id) = record;
     // The generation that sealed the record is the current one.
     let master = MasterKey::from_bytes(key_id, *o.master.secret_bytes());
+    if o.s3_plain_http && !o.s3_listen.ip().is_loopback() {
+        anyhow::bail!(
+            "plain-HTTP S3 on {} would send requests and data in clear: leave out \
+             --s3-plain-http (TLS), or listen on a loopback address",
+            o.s3_listen
+        );
+    }
     write_gateway_files(&o.out, &record, &master)?;
+    let tls_lines = if o.s3_plain_http {
+        String::new()
+    } else {
+        write_s3_tls(&o.out.join("gateway"), &record, o.s3_listen)?
+    };
 
     let layout_path = o.out.join("layout.toml");
     let (layout, _) = crate::config::read_layout(&layout_path)?;
@@ -414,6 +447,7 @@ pub async fn recover(
         Duration::from_secs(10),
         crate::gateway::RepairPace { idle: 0, busy: 0 },
         Duration::from_secs(300),
+        Duration::from_secs(crate::gateway::DEFAULT_BODY_IDLE_SECS),
     );
 
     let state_path = o.out.join(STATE_FILE);
@@ -555,7 +589,7 @@ pub async fn recover(
          [gateway]\nid = {id}\nsite = \"{site}\"\ns3_listen = \"{s3}\"\nstate_dir = \"state\"\n\
          layout_file = \"../layout.toml\"\nmaster_key_id = {kid}\nmaster_key_file = \"master.key\"\n\
          manifest_key_file = \"manifest.key\"\ns3_credentials_file = \"s3-credentials.toml\"\n\
-         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n{previous}\n[tls]\nca_file = \"../ca.pem\"\n\
+         admin_token_file = \"admin.token\"\nadmin_listen = \"{admin}\"\n{previous}{tls_lines}\n[tls]\nca_file = \"../ca.pem\"\n\
          cert_file = \"gateway.pem\"\nkey_file = \"gateway.key\"\n",
         previous = if record.previous_layouts_toml.is_empty() {
             String::new()

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod attacks;
 mod chaos;
 mod coordinator;
 mod durability;
@@ -19,3 +20,4 @@ mod recovery;
 mod s3;
 mod sigv4;
 mod support;
+mod tls;

@@ -389,10 +389,7 @@ async fn no_secret_reaches_the_logs_at_trace() {
     // Hand-signed requests: a good one, a forged one, a presigned URL.
     let addr = cluster.s3_addr();
     let host = addr.to_string();
-    let signer = Signer {
-        access: access.clone(),
-        secret: secret.clone(),
-    };
+    let signer = Signer::new(access.clone(), secret.clone());
     let date = sigv4::amz_date(0);
     let empty = sigv4::sha256_hex(b"");
     let good = signer.sign(&host, "GET", "/traced/large", &[], &[], &empty, &date);
@@ -400,10 +397,7 @@ async fn no_secret_reaches_the_logs_at_trace() {
         sigv4::send(addr, "GET", "/traced/large", &good.headers, b"")
     });
     assert_eq!(status, 200);
-    let forger = Signer {
-        access: access.clone(),
-        secret: "not-the-secret-at-all-0123456789abcdef".into(),
-    };
+    let forger = Signer::new(access.clone(), "not-the-secret-at-all-0123456789abcdef");
     let forged = forger.sign(&host, "GET", "/traced/large", &[], &[], &empty, &date);
     let (status, _) = tokio::task::block_in_place(|| {
         sigv4::send(addr, "GET", "/traced/large", &forged.headers, b"")

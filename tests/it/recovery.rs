@@ -322,6 +322,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
             s3_addr.to_string(),
             "--admin-listen".into(),
             admin_addr.to_string(),
+            "--s3-plain-http".into(),
             "--json".into(),
         ];
         for s in share_files {
@@ -574,6 +575,7 @@ fn lose_home_and_recover(
             &s3_addr.to_string(),
             "--admin-listen",
             &format!("127.0.0.1:{}", ports + 1),
+            "--s3-plain-http",
             "--json",
         ],
         Duration::from_secs(600),

@@ -764,10 +764,7 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
         let (access, secret) = cluster.credentials();
         let addr = cluster.s3_addr();
         let host = addr.to_string();
-        let good = Signer {
-            access: access.clone(),
-            secret: secret.clone(),
-        };
+        let good = Signer::new(access.clone(), secret.clone());
         let body = b"a registry entry".to_vec();
         let path = |k: &str| format!("/{BUCKET}/{k}");
         let signed_put = |signer: &Signer, key: &str, payload_hash: &str, date: &str| {
@@ -779,17 +776,11 @@ async fn s3_names_and_bytes_never_reach_the_sites_and_forgeries_store_nothing() 
         assert_eq!(code, 200, "{text}");
         assert!(exists(&s3, "raw-good").await);
 
-        let forged = Signer {
-            access: access.clone(),
-            secret: "not-the-secret".into(),
-        };
+        let forged = Signer::new(access.clone(), "not-the-secret");
         let s = signed_put(&forged, "forged", &sha256_hex(&body), &amz_date(0));
         let (code, _) = send(addr, "PUT", &path("forged"), &s.headers, &body);
         assert_eq!(code, 403);
-        let stranger = Signer {
-            access: "AKIASTRANGER000000000".into(),
-            secret: secret.clone(),
-        };
+        let stranger = Signer::new("AKIASTRANGER000000000", secret.clone());
         let s = signed_put(&stranger, "stranger", &sha256_hex(&body), &amz_date(0));
         let (code, _) = send(addr, "PUT", &path("stranger"), &s.headers, &body);
         assert_eq!(code, 403);

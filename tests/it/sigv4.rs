@@ -50,6 +50,9 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
 pub struct Signer {
     pub access: String,
     pub secret: String,
+    /// The credential scope's region and service.
+    pub region: String,
+    pub service: String,
 }
 
 pub struct Signed {
@@ -59,15 +62,36 @@ pub struct Signed {
 }
 
 impl Signer {
+    /// A signer for `us-east-1` and `s3`.
+    pub fn new(access: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            access: access.into(),
+            secret: secret.into(),
+            region: REGION.into(),
+            service: "s3".into(),
+        }
+    }
+
+    /// The same keys, signing for another region and service.
+    #[allow(dead_code)]
+    pub fn scoped(&self, region: &str, service: &str) -> Self {
+        Self {
+            access: self.access.clone(),
+            secret: self.secret.clone(),
+            region: region.into(),
+            service: service.into(),
+        }
+    }
+
     fn key(&self, day: &str) -> Vec<u8> {
         let k = hmac(format!("AWS4{}", self.secret).as_bytes(), day.as_bytes());
-        let k = hmac(&k, REGION.as_bytes());
-        let k = hmac(&k, b"s3");
+        let k = hmac(&k, self.region.as_bytes());
+        let k = hmac(&k, self.service.as_bytes());
         hmac(&k, b"aws4_request")
     }
 
-    fn scope(day: &str) -> String {
-        format!("{day}/{REGION}/s3/aws4_request")
+    fn scope(&self, day: &str) -> String {
+        format!("{day}/{}/{}/aws4_request", self.region, self.service)
     }
 
     fn canonical(
@@ -131,7 +155,7 @@ impl Signer {
         let day = &date[..8];
         let sts = format!(
             "AWS4-HMAC-SHA256\n{date}\n{}\n{}",
-            Self::scope(day),
+            self.scope(day),
             sha256_hex(canon.as_bytes())
         );
         let signature = exclave::core::ids::hex(&hmac(&self.key(day), sts.as_bytes()));
@@ -140,7 +164,7 @@ impl Signer {
             format!(
                 "AWS4-HMAC-SHA256 Credential={}/{},SignedHeaders={signed},Signature={signature}",
                 self.access,
-                Self::scope(day)
+                self.scope(day)
             ),
         ));
         Signed {
@@ -159,30 +183,52 @@ impl Signer {
         expires: u64,
         date: &str,
     ) -> String {
+        self.presign_with(host, method, path, &[], &[], expires, date)
+    }
+
+    /// A presigned URL's path and query, with `query` parameters of the operation and `headers`
+    /// (besides host) signed in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn presign_with(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        headers: &[(&str, &str)],
+        expires: u64,
+        date: &str,
+    ) -> String {
         let day = &date[..8];
-        let mut query = vec![
+        let mut all = vec![("host".to_string(), host.to_string())];
+        for (k, v) in headers {
+            all.push(((*k).to_ascii_lowercase(), (*v).to_string()));
+        }
+        let mut names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        let mut q: Vec<(String, String)> = query.to_vec();
+        q.extend([
             (
                 "X-Amz-Algorithm".to_string(),
                 "AWS4-HMAC-SHA256".to_string(),
             ),
             (
                 "X-Amz-Credential".into(),
-                format!("{}/{}", self.access, Self::scope(day)),
+                format!("{}/{}", self.access, self.scope(day)),
             ),
             ("X-Amz-Date".into(), date.into()),
             ("X-Amz-Expires".into(), expires.to_string()),
-            ("X-Amz-SignedHeaders".into(), "host".into()),
-        ];
-        let headers = vec![("host".to_string(), host.to_string())];
-        let (canon, _) = Self::canonical(method, path, &query, &headers, "UNSIGNED-PAYLOAD");
+            ("X-Amz-SignedHeaders".into(), names.join(";")),
+        ]);
+        let (canon, _) = Self::canonical(method, path, &q, &all, "UNSIGNED-PAYLOAD");
         let sts = format!(
             "AWS4-HMAC-SHA256\n{date}\n{}\n{}",
-            Self::scope(day),
+            self.scope(day),
             sha256_hex(canon.as_bytes())
         );
         let sig = exclave::core::ids::hex(&hmac(&self.key(day), sts.as_bytes()));
-        query.push(("X-Amz-Signature".into(), sig));
-        let q = query
+        q.push(("X-Amz-Signature".into(), sig));
+        let q = q
             .iter()
             .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
             .collect::<Vec<_>>()
@@ -203,7 +249,7 @@ impl Signer {
             let sts = format!(
                 "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{prev}\n{empty}\n{}",
                 seed.date,
-                Self::scope(day),
+                self.scope(day),
                 sha256_hex(c)
             );
             let sig = exclave::core::ids::hex(&hmac(&key, sts.as_bytes()));

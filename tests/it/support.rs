@@ -45,6 +45,16 @@ pub fn free_ports(n: u16) -> u16 {
     }
 }
 
+/// `kill -SIGNAL pid`, which must succeed.
+fn send_signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
 /// Runs a command to completion with a time bound.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     let mut child = cmd
@@ -77,8 +87,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `exclave init` for `sites` sites with profile k+m.
+    /// `exclave init` for `sites` sites with profile k+m, S3 as plain HTTP on loopback.
     pub fn init(sites: usize, k: usize, m: usize) -> Self {
+        Self::init_with(sites, k, m, &["--s3-plain-http"])
+    }
+
+    /// `exclave init` for `sites` sites with profile k+m and `s3_args` (TLS options).
+    pub fn init_with(sites: usize, k: usize, m: usize, s3_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let names: Vec<String> = (0..sites)
             .map(|i| {
@@ -91,21 +106,23 @@ impl Cluster {
             .collect();
         let base_port = free_ports(sites as u16 + 1);
         let out = run(
-            Command::new(bin("exclave")).args([
-                "init",
-                "--dir",
-                dir.path().join("c").to_str().unwrap(),
-                "--sites",
-                &names.join(","),
-                "--k",
-                &k.to_string(),
-                "--m",
-                &m.to_string(),
-                "--base-port",
-                &base_port.to_string(),
-                "--s3-port",
-                &(base_port + sites as u16).to_string(),
-            ]),
+            Command::new(bin("exclave"))
+                .args([
+                    "init",
+                    "--dir",
+                    dir.path().join("c").to_str().unwrap(),
+                    "--sites",
+                    &names.join(","),
+                    "--k",
+                    &k.to_string(),
+                    "--m",
+                    &m.to_string(),
+                    "--base-port",
+                    &base_port.to_string(),
+                    "--s3-port",
+                    &(base_port + sites as u16).to_string(),
+                ])
+                .args(s3_args),
             Duration::from_secs(30),
         );
         assert!(
@@ -401,15 +418,49 @@ impl Cluster {
         }
     }
 
+    /// Sends a signal (`HUP`, ...) to the gateway's process.
+    #[allow(dead_code)]
+    pub fn signal_gateway(&mut self, signal: &str) {
+        send_signal(self.gateway.as_ref().expect("gateway running").id(), signal);
+    }
+
+    /// An AWS SDK client of the gateway over TLS, trusting only the CA certificates in
+    /// `ca_pem`.
+    #[allow(dead_code)]
+    pub fn s3_client_tls(&self, ca_pem: &[u8]) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::retry::RetryConfig;
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(ca_pem.to_vec());
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(
+                tls::TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .unwrap(),
+            )
+            .build_https();
+        let (access, secret) = self.credentials();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("https://{}", self.s3_addr()))
+            .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+            .force_path_style(true)
+            .http_client(http)
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
     /// Sends a signal (`STOP`, `CONT`, ...) to node `i`'s process.
     pub fn signal_node(&mut self, i: usize, signal: &str) {
-        let pid = self.nodes[i].as_ref().expect("node running").id();
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal} {pid}");
+        send_signal(self.nodes[i].as_ref().expect("node running").id(), signal);
     }
 
     /// Whether node `i`'s process is still running.

@@ -103,6 +103,8 @@ pub(crate) fn run(
         s3_listen: "127.0.0.1:0".parse()?,
         admin_listen: "127.0.0.1:0".parse()?,
         verify: true,
+        // The drill's gateway is never started.
+        s3_plain_http: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,7 +18,10 @@ pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
                 "config": done.gateway_config,
                 "command": format!("{exclaved} --config {}", done.gateway_config.display()),
             },
-            "s3_credentials": done.s3_credentials,
+            "s3_endpoint": done.s3_endpoint,
+            "s3_ca_bundle": done.s3_ca_bundle,
+            "client_credentials": done.client_credentials,
+            "s3_credentials_sealed": done.s3_credentials,
             "survives_home_plus": done.report.survives_home_plus,
             "largest_blind_coalition": done.report.largest_blind_coalition,
         });
@@ -40,7 +43,17 @@ pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
         "\nthen the gateway:\n  {exclaved} --config {}",
         done.gateway_config.display()
     );
-    println!("\nS3 credentials: {}", done.s3_credentials.display());
+    println!("\nS3 endpoint: {}", done.s3_endpoint);
+    if let Some(ca) = &done.s3_ca_bundle {
+        println!(
+            "  over TLS: clients trust the cluster CA {} (aws --ca-bundle, AWS_CA_BUNDLE)",
+            ca.display()
+        );
+    }
+    println!(
+        "S3 client credentials (AWS shared-credentials file, [default] profile): {}",
+        done.client_credentials.display()
+    );
     println!(
         "keep {} offline: it issues certificates for this cluster",
         o.dir.join("ca.key").display()

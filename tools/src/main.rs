@@ -58,6 +58,20 @@ enum Command {
         /// Data directories per node.
         #[arg(long, default_value_t = 1)]
         disks_per_node: u32,
+        /// A name clients reach the gateway's S3 endpoint by (DNS name or IP address; repeat).
+        /// The cluster CA issues the endpoint's TLS certificate for these, localhost and the
+        /// loopback and bind addresses.
+        #[arg(long = "s3-name")]
+        s3_names: Vec<String>,
+        /// Serve S3 with this certificate chain (PEM) instead of one from the cluster CA.
+        #[arg(long, requires = "s3_key", conflicts_with = "s3_plain_http")]
+        s3_cert: Option<PathBuf>,
+        /// The private key of --s3-cert (PEM).
+        #[arg(long, requires = "s3_cert")]
+        s3_key: Option<PathBuf>,
+        /// Serve S3 as plain HTTP (only with a loopback --bind).
+        #[arg(long)]
+        s3_plain_http: bool,
     },
     /// Inspect and check cluster layouts.
     #[command(subcommand)]
@@ -113,6 +127,10 @@ enum Command {
         /// Skip reading every object back after the index is rebuilt (live).
         #[arg(long)]
         no_verify: bool,
+        /// The recovered gateway serves S3 as plain HTTP (only on a loopback --s3-listen);
+        /// otherwise over TLS with a certificate from the cluster CA.
+        #[arg(long)]
+        s3_plain_http: bool,
     },
     /// Rehearse a disaster against the live cluster: a fresh checkpoint, then a recovery that
     /// ignores home and one more site, into a temporary place, every object read back.
@@ -260,7 +278,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             base_port,
             s3_port,
             disks_per_node,
+            s3_names,
+            s3_cert,
+            s3_key,
+            s3_plain_http,
         } => {
+            let s3 = match (s3_plain_http, s3_cert, s3_key) {
+                (true, _, _) => exclave::setup::S3Transport::PlainHttp,
+                (false, Some(cert), Some(key)) => exclave::setup::S3Transport::OwnTls { cert, key },
+                _ => exclave::setup::S3Transport::Tls { names: s3_names },
+            };
             let options = exclave::setup::InitOptions {
                 dir,
                 sites,
@@ -274,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 disk_capacity: 1 << 40,
                 node_ports: Vec::new(),
                 admin_port: 0,
+                s3,
             };
             let done = exclave::setup::init(&options).context("exclave init")?;
             init::print(&options, &done, cli.json);
@@ -318,6 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             s3_listen,
             admin_listen,
             no_verify,
+            s3_plain_http,
         } => {
             let master = keys::master_key(master_key_file.as_deref(), 1, &key_shares)?;
             let ok = if from_dirs.is_empty() {
@@ -331,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     s3_listen,
                     admin_listen,
                     verify: !no_verify,
+                    s3_plain_http,
                 };
                 recover::live(&opts, cli.json)?
             } else {
