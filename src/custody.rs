@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
-use crate::core::ids::{GatewayId, NodeId, hex};
+use crate::core::ids::{GatewayId, NodeId, hex, unhex};
 use crate::core::keys::{ManifestKey, MasterKey};
 use crate::recovery::live::Progress;
 use crate::recovery::record::ClusterRecord;
@@ -321,4 +321,92 @@ pub async fn rotate(
     let index = crate::meta::Index::open(&g.state_dir.join("index.redb"))?;
     index.meta_set("checkpoint_max", b"")?;
     Ok(report)
+}
+
+/// One official's share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareFile {
+    /// Generation of the master key it belongs to.
+    pub key_id: u32,
+    /// The master key's check value (hex).
+    pub kcv: String,
+    /// Shares needed to restore the key.
+    pub threshold: u8,
+    /// Shares made.
+    pub shares: u8,
+    /// The share: x then the y bytes.
+    pub share: Vec<u8>,
+}
+
+impl ShareFile {
+    fn body(&self) -> String {
+        format!(
+            "master_key_id = {}\nmaster_key_check = {}\nthreshold = {}\nshares = {}\nshare = {}\n",
+            self.key_id,
+            self.kcv,
+            self.threshold,
+            self.shares,
+            hex(&self.share)
+        )
+    }
+
+    fn checksum(body: &str) -> String {
+        hex(&blake3::hash(body.as_bytes()).as_bytes()[..8])
+    }
+
+    /// The share file's text.
+    pub fn render(&self) -> String {
+        let body = self.body();
+        format!(
+            "# exclave master key share {} of {} (any {} of them restore the key).\n\
+             # Keep it offline; `exclave keys join` or `exclave recover --key-share` read it.\n\
+             {body}checksum = {}\n",
+            self.share.first().copied().unwrap_or(0),
+            self.shares,
+            self.threshold,
+            Self::checksum(&body)
+        )
+    }
+
+    /// Reads a share file's text (`path` names it in errors); a damaged or mistyped file is
+    /// refused by its checksum.
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
+        let mut fields = BTreeMap::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("{}: not a share file (line {line:?})", path.display());
+            };
+            fields.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .cloned()
+                .with_context(|| format!("{}: no {k} (not a share file?)", path.display()))
+        };
+        let bad = |k: &str| anyhow::anyhow!("{}: {k} is malformed", path.display());
+        let s = Self {
+            key_id: get("master_key_id")?
+                .parse()
+                .map_err(|_| bad("master_key_id"))?,
+            kcv: get("master_key_check")?,
+            threshold: get("threshold")?.parse().map_err(|_| bad("threshold"))?,
+            shares: get("shares")?.parse().map_err(|_| bad("shares"))?,
+            share: unhex(&get("share")?).ok_or_else(|| bad("share"))?,
+        };
+        if Self::checksum(&s.body()) != get("checksum")? {
+            bail!(
+                "{}: the checksum does not match: the file was damaged or mistyped",
+                path.display()
+            );
+        }
+        if s.share.len() != 1 + 32 || s.share[0] == 0 {
+            return Err(bad("share"));
+        }
+        Ok(s)
+    }
 }

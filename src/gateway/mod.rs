@@ -96,6 +96,24 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
 
+/// The checks every S3 request meets before `s3s` sees it: the gate (`guard`), then, for a body
+/// `s3s` reads whole, its hashes (`small_body`). `Ok` when the request may go on, else the S3
+/// error code it is refused with. The server runs the same code; this entry point lets the fuzz
+/// targets drive it with request heads and bodies made from arbitrary bytes.
+pub fn screen_request(
+    region: &str,
+    head: &http::request::Parts,
+    body: &[u8],
+) -> Result<(), String> {
+    guard::Gate::new(region.to_owned())
+        .screen(head)
+        .map_err(|r| r.error.code().as_str().to_owned())?;
+    if small_body::is_small(head) {
+        small_body::check(head, body).map_err(|r| r.error.code().as_str().to_owned())?;
+    }
+    Ok(())
+}
+
 /// A request head for unit tests of the request-side checks.
 #[cfg(test)]
 pub(crate) fn test_parts(

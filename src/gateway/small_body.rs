@@ -123,7 +123,7 @@ fn header<'a>(req: &'a Parts, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn check(req: &Parts, body: &[u8]) -> Result<(), Refused> {
+pub(crate) fn check(req: &Parts, body: &[u8]) -> Result<(), Refused> {
     if let Some(want) = header(req, "x-amz-content-sha256")
         && want.len() == 64
         && want.bytes().all(|b| b.is_ascii_hexdigit())

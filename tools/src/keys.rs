@@ -11,89 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use exclave::core::ids::{hex, unhex};
+use exclave::core::ids::hex;
 use exclave::core::keys::MasterKey;
-
-/// One official's share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShareFile {
-    pub(crate) key_id: u32,
-    pub(crate) kcv: String,
-    pub(crate) threshold: u8,
-    pub(crate) shares: u8,
-    /// The share: x then the y bytes.
-    pub(crate) share: Vec<u8>,
-}
-
-impl ShareFile {
-    fn body(&self) -> String {
-        format!(
-            "master_key_id = {}\nmaster_key_check = {}\nthreshold = {}\nshares = {}\nshare = {}\n",
-            self.key_id,
-            self.kcv,
-            self.threshold,
-            self.shares,
-            hex(&self.share)
-        )
-    }
-
-    fn checksum(body: &str) -> String {
-        hex(&blake3::hash(body.as_bytes()).as_bytes()[..8])
-    }
-
-    pub(crate) fn render(&self) -> String {
-        let body = self.body();
-        format!(
-            "# exclave master key share {} of {} (any {} of them restore the key).\n\
-             # Keep it offline; `exclave keys join` or `exclave recover --key-share` read it.\n\
-             {body}checksum = {}\n",
-            self.share.first().copied().unwrap_or(0),
-            self.shares,
-            self.threshold,
-            Self::checksum(&body)
-        )
-    }
-
-    pub(crate) fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
-        let mut fields = BTreeMap::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                bail!("{}: not a share file (line {line:?})", path.display());
-            };
-            fields.insert(k.trim().to_owned(), v.trim().to_owned());
-        }
-        let get = |k: &str| {
-            fields
-                .get(k)
-                .cloned()
-                .with_context(|| format!("{}: no {k} (not a share file?)", path.display()))
-        };
-        let bad = |k: &str| anyhow::anyhow!("{}: {k} is malformed", path.display());
-        let s = Self {
-            key_id: get("master_key_id")?
-                .parse()
-                .map_err(|_| bad("master_key_id"))?,
-            kcv: get("master_key_check")?,
-            threshold: get("threshold")?.parse().map_err(|_| bad("threshold"))?,
-            shares: get("shares")?.parse().map_err(|_| bad("shares"))?,
-            share: unhex(&get("share")?).ok_or_else(|| bad("share"))?,
-        };
-        if Self::checksum(&s.body()) != get("checksum")? {
-            bail!(
-                "{}: the checksum does not match: the file was damaged or mistyped",
-                path.display()
-            );
-        }
-        if s.share.len() != 1 + 32 || s.share[0] == 0 {
-            return Err(bad("share"));
-        }
-        Ok(s)
-    }
-}
+pub(crate) use exclave::custody::ShareFile;
 
 /// Cuts `master` into `shares` shares, any `threshold` of which restore it.
 pub(crate) fn split(
