@@ -222,3 +222,43 @@ fn plain_http_off_loopback_is_refused_unless_the_operator_says_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in clear"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn init_serves_the_operators_own_certificate_instead_of_one_from_the_cluster_ca() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let own = tempfile::tempdir().unwrap();
+        let operator_ca = exclave::net::pki::Ca::new("operator").unwrap();
+        let issued = operator_ca.issue_s3_server(&["127.0.0.1".into()]).unwrap();
+        let (cert, key) = (own.path().join("s3.pem"), own.path().join("s3.key"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        let args = [
+            "--s3-cert".to_owned(),
+            cert.display().to_string(),
+            "--s3-key".to_owned(),
+            key.display().to_string(),
+        ];
+        let cluster = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut c = Cluster::init_with(5, 3, 2, &args);
+            c.start_all();
+            c.start_gateway();
+            c
+        })
+        .await
+        .unwrap();
+        let s3 = cluster.s3_client_tls(operator_ca.issued().cert_pem.as_bytes());
+        s3.create_bucket().bucket("own").send().await.unwrap();
+        let cluster_ca = std::fs::read(cluster.root().join("ca.pem")).unwrap();
+        let wrong = cluster.s3_client_tls(&cluster_ca);
+        assert!(wrong.list_buckets().send().await.is_err());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(cluster.root().join("gateway/s3-tls.key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o077, 0, "the copied key is readable by others");
+    })
+    .await
+    .expect("test took too long");
+}
