@@ -109,7 +109,7 @@ fn main() {
         .unwrap()
         .port();
     let admin_port = free_port();
-    exclave::setup::init(&exclave::setup::InitOptions {
+    exclave::ops::init::init(&exclave::ops::init::InitOptions {
         dir: root.clone(),
         sites: sites.clone(),
         k: 3,
@@ -122,7 +122,7 @@ fn main() {
         disk_capacity: 1 << 40,
         node_ports: ports,
         admin_port,
-        s3: exclave::setup::S3Transport::PlainHttp,
+        s3: exclave::ops::init::S3Transport::PlainHttp,
     })
     .unwrap();
     let gw_cfg = root.join("gateway/gateway.toml");

@@ -110,7 +110,7 @@ fn main() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    exclave::setup::init(&exclave::setup::InitOptions {
+    exclave::ops::init::init(&exclave::ops::init::InitOptions {
         dir: root.clone(),
         sites: sites.clone(),
         k: 3,
@@ -123,7 +123,7 @@ fn main() {
         disk_capacity: 1 << 40,
         node_ports: Vec::new(),
         admin_port: 0,
-        s3: exclave::setup::S3Transport::PlainHttp,
+        s3: exclave::ops::init::S3Transport::PlainHttp,
     })
     .unwrap();
 

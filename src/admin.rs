@@ -175,7 +175,7 @@ pub async fn request(
 
 /// Reads an admin token file: trimmed, at least 16 characters.
 pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
-    let raw = crate::net::tls::read_secret(path)?;
+    let raw = crate::sys::read_secret(path)?;
     let token = String::from_utf8(raw)
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?
         .trim()

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         tls,
     }) = args.command
     {
-        let opts = exclave::dev::DevOptions {
+        let opts = exclave::ops::dev::DevOptions {
             dir,
             listen,
             sites,
@@ -150,8 +150,11 @@ fn telemetry(level: &str, format: Option<&str>) {
     }
 }
 
-async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
-    let cluster = exclave::dev::prepare(&o)?;
+async fn dev(o: exclave::ops::dev::DevOptions) -> anyhow::Result<()> {
+    let cluster = exclave::ops::dev::prepare(&o)?;
+    if let Some(n) = &cluster.notice {
+        eprintln!("exclaved dev: {n}");
+    }
     if cluster.created {
         tracing::info!(dir = %o.dir.display(), "set up a new dev cluster");
     }
@@ -172,7 +175,7 @@ async fn dev(o: exclave::dev::DevOptions) -> anyhow::Result<()> {
     let _ = writeln!(
         std::io::stdout(),
         "{}",
-        exclave::dev::banner(endpoint, admin, &cluster, &o.dir)
+        exclave::ops::dev::banner(endpoint, admin, &cluster, &o.dir)
     );
     serve_until_signal(stop_tx, stop_rx, tasks).await;
     Ok(())

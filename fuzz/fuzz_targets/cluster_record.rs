@@ -2,7 +2,7 @@
 #![no_main]
 
 use exclave::core::keys::MasterKey;
-use exclave::recovery::record::ClusterRecord;
+use exclave::core::record::ClusterRecord;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

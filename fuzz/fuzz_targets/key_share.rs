@@ -1,7 +1,7 @@
 //! Key share files as an official hands them in (typed, scanned, damaged).
 #![no_main]
 
-use exclave::custody::ShareFile;
+use exclave::ops::keys::ShareFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -40,6 +40,8 @@ pub struct NodeClient {
     down_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the open connection has been heard from.
     heard: std::sync::Mutex<Heard>,
+    /// When a connect last failed, until one succeeds.
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The open connection's datagram counters when last looked at, and when it was last seen to
@@ -64,6 +66,10 @@ impl Heard {
 /// How long a node that could not be reached is not dialled again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a failed connect (with none succeeding since) counts as the node being down, for
+/// refusing writes that could not reach their quorum before their body is read.
+const KNOWN_DOWN_FOR: Duration = Duration::from_secs(5);
+
 /// An open connection that has sent datagrams and received none for this long is taken for
 /// dead: new calls fail at once instead of waiting on it. QUIC's own idle timeout does not
 /// close such a connection while requests keep it sending (its probe timeout backs off), so a
@@ -82,6 +88,7 @@ impl NodeClient {
             conn: Mutex::new(None),
             down_until: std::sync::Mutex::new(None),
             heard: std::sync::Mutex::new(Heard::now()),
+            failed_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -121,6 +128,21 @@ impl NodeClient {
         Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
     }
 
+    /// Whether the node is known to be unreachable now: a connect failed in the last
+    /// [`KNOWN_DOWN_FOR`] and none succeeded since, or the open connection went silent.
+    pub fn known_down(&self) -> bool {
+        let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if self.down() || failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR) {
+            return true;
+        }
+        // A closed connection does not count: only the next dial can tell whether the node is
+        // back, and nothing would dial if writes were refused for it.
+        self.conn.try_lock().is_ok_and(|g| {
+            g.as_ref()
+                .is_some_and(|c| c.close_reason().is_none() && self.silent(c))
+        })
+    }
+
     fn down(&self) -> bool {
         let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         down.is_some_and(|t| std::time::Instant::now() < t)
@@ -145,6 +167,8 @@ impl NodeClient {
             if self.silent(c) {
                 // Kept open: if the node was only stalled it answers on it again; if it
                 // restarted, its stateless reset closes it and the next call dials.
+                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now());
                 return Err(fail(format!(
                     "no datagram heard for over {} s on the open connection",
                     SILENT_AFTER.as_secs()
@@ -177,6 +201,8 @@ impl NodeClient {
             Ok(_) => None,
             Err(_) => Some(std::time::Instant::now() + RETRY_AFTER),
         };
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.is_err().then(std::time::Instant::now);
         let conn = result?;
         *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Heard::now();
         *guard = Some(conn.clone());

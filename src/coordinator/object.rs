@@ -81,6 +81,15 @@ pub enum ObjectError {
     /// Reading the body failed.
     #[error("reading the body: {0}")]
     Body(#[from] std::io::Error),
+    /// Too few of the object's sites are reachable for its write quorum, as far as is known
+    /// now: the write is refused before its body is read.
+    #[error("only {reachable} of the {needed} sites a write needs are reachable")]
+    SitesDown {
+        /// Distinct sites of the placement not known to be down.
+        reachable: usize,
+        /// The write quorum in sites.
+        needed: usize,
+    },
     /// The body was not as long as announced.
     #[error("the body ended after {got} of {expected} bytes")]
     ShortBody {
@@ -187,12 +196,12 @@ pub struct Objects {
     /// Earlier layouts, newest first: keys last written under them are found there.
     history: Vec<(Layout, Plan)>,
     /// Failed writes whose withdrawal some nodes have not confirmed (see `withdraw.rs`).
-    pub(super) withdrawals: Mutex<crate::coordinator::withdraw::Pending>,
+    pub(super) withdrawals: Mutex<crate::core::ops::Pending>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    crate::setup::random(&mut b);
+    crate::sys::random(&mut b);
     b
 }
 
@@ -563,6 +572,20 @@ impl Objects {
         mut body: impl AsyncRead + Unpin,
     ) -> Result<Staged, ObjectError> {
         let p = self.prelude(&input);
+        // Known down now: refused at once, not after every upload to them timed out.
+        let needed = self.site_quorum(&p.targets);
+        let reachable: BTreeSet<_> = p
+            .targets
+            .iter()
+            .filter(|t| self.nodes.client(t.node).is_some_and(|c| !c.known_down()))
+            .map(|t| t.site)
+            .collect();
+        if reachable.len() < needed {
+            return Err(ObjectError::SitesDown {
+                reachable: reachable.len(),
+                needed,
+            });
+        }
         if input.size < self.inline_limit {
             return self.stage_inline(p, input, body).await;
         }

@@ -15,12 +15,10 @@ use crate::coordinator::object::Objects;
 use crate::core::format::Manifest;
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
+use crate::core::ops::Pending;
 
 /// How long one node may take to confirm a withdrawal.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Withdrawals not yet confirmed: (object, version) to the nodes still to confirm.
-pub type Pending = BTreeMap<(ObjectId, Version), BTreeSet<NodeId>>;
 
 impl Objects {
     /// After a manifest write below its quorum: withdraws the version from every node that

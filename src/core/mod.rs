@@ -10,6 +10,7 @@ pub mod ids;
 pub mod keys;
 pub mod layout;
 pub mod ops;
+pub mod record;
 pub mod stripe;
 pub mod wire;
 

@@ -2,9 +2,14 @@
 //! a stripe range. Drivers (`coordinator`) feed them events and carry out their commands;
 //! time is an argument (`now`, in milliseconds of any monotonic clock).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::core::ids::SiteId;
+use crate::core::hlc::Version;
+use crate::core::ids::{NodeId, ObjectId, SiteId};
+
+/// Withdrawals of failed writes not yet confirmed: (object, version) to the nodes still to
+/// confirm. The coordinator keeps it; the gateway's index persists it.
+pub type Pending = BTreeMap<(ObjectId, Version), BTreeSet<NodeId>>;
 
 /// Where a write stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -228,7 +228,9 @@ impl Gateway {
         };
         let m = &found.manifest;
         if let crate::core::format::ManifestBody::Object(meta) = &m.body {
-            out.checked = true;
+            // Bucket records and the parts of uploads in progress are checked too, but they
+            // are not objects to the person reading the count.
+            out.checked = !key.is_empty() && !bucket.contains(super::HIDDEN);
             let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
                 let key = ShardKey {
                     object: m.object,

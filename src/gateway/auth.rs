@@ -47,7 +47,7 @@ impl std::fmt::Debug for AccessKeys {
 impl AccessKeys {
     /// Reads the credentials file and opens every secret with the master key.
     pub fn load(path: &Path, master: &MasterKey) -> anyhow::Result<Self> {
-        let text = crate::net::tls::read_secret(path)?;
+        let text = crate::sys::read_secret(path)?;
         let text = String::from_utf8(text)
             .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
         let raw: RawCredentials =
@@ -77,7 +77,7 @@ impl AccessKeys {
 /// The credentials file `path` with every secret re-sealed from `old` to `new` (a key
 /// rotation); secrets already sealed under `new` are kept.
 pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyhow::Result<String> {
-    let text = crate::net::tls::read_secret(path)?;
+    let text = crate::sys::read_secret(path)?;
     let text =
         String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
     let raw: RawCredentials =
@@ -100,7 +100,7 @@ pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyh
             })?,
         };
         let mut nonce = [0u8; 12];
-        crate::setup::random(&mut nonce);
+        crate::sys::random(&mut nonce);
         let resealed = new.seal_secret(&k.access_key_id, &secret, nonce);
         out.push_str(&format!(
             "[[keys]]\naccess_key_id = \"{}\"\nsecret_sealed = \"{}\"\n",

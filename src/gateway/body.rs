@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::Stream;
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt as _, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::coordinator::ObjectReader;
@@ -134,4 +134,28 @@ pub(crate) async fn object_stream(mut reader: ObjectReader) -> Result<StreamingB
         rest,
     );
     Ok(StreamingBlob::wrap(s))
+}
+
+/// A pipe fed by object readers in order: the read half, and the task feeding it.
+pub(crate) fn pipe_from(
+    readers: Vec<ObjectReader>,
+) -> (
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<Result<(), ObjectError>>,
+) {
+    let (rx, mut tx) = tokio::io::duplex(1 << 20);
+    let feed = tokio::spawn(async move {
+        for mut r in readers {
+            while let Some(piece) = r.next().await {
+                let piece: Bytes = piece?;
+                // The reader side gone means the put failed; it reports why.
+                if tx.write_all(&piece).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let _ = tx.shutdown().await;
+        Ok(())
+    });
+    (rx, feed)
 }

@@ -89,7 +89,7 @@ pub struct Gateway {
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
 pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
-    let raw = crate::net::tls::read_secret(path)?;
+    let raw = crate::sys::read_secret(path)?;
     std::str::from_utf8(&raw)
         .ok()
         .and_then(crate::core::ids::key_from_hex)
@@ -127,6 +127,9 @@ pub(crate) fn test_parts(
     }
     b.body(()).unwrap().into_parts().0
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) when a write's sites are down.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// The region S3 clients sign for unless `s3_region` says otherwise.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -680,6 +683,27 @@ pub(crate) fn object_error(e: ObjectError) -> S3Error {
             "not enough intact shards reachable: {good} good of the {needed} needed for stripes \
              {first}..{end}"
         )),
+        ObjectError::SitesDown { reachable, needed } => {
+            tracing::warn!(error = %e, "write refused: sites down");
+            let mut err = S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                format!(
+                    "not enough sites reachable: {reachable} of the {needed} sites a write \
+                     needs answer; retry once they are back"
+                ),
+            );
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/xml"),
+            );
+            headers.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            err.set_headers(headers);
+            err
+        }
         ObjectError::ShortBody { got, expected } => S3Error::with_message(
             S3ErrorCode::IncompleteBody,
             format!("the body ended after {got} of {expected} bytes"),

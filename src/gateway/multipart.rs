@@ -11,41 +11,16 @@ use s3s::dto::{
     UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
-use tokio::io::AsyncWriteExt;
 
+use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::objects::{stored_headers, user_metadata};
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, now_ms, object_error, timestamp};
-use crate::coordinator::ObjectReader;
-use crate::coordinator::object::{ObjectError, PutInput};
+use crate::coordinator::object::PutInput;
 use crate::core::format::{ManifestBody, Part as StoredPart};
 use crate::core::ids::unhex;
 use crate::meta::{PartRecord, UploadRecord};
-
-/// A pipe fed by object readers in order: the read half, and the task feeding it.
-pub(crate) fn pipe_from(
-    readers: Vec<ObjectReader>,
-) -> (
-    tokio::io::DuplexStream,
-    tokio::task::JoinHandle<Result<(), ObjectError>>,
-) {
-    let (rx, mut tx) = tokio::io::duplex(1 << 20);
-    let feed = tokio::spawn(async move {
-        for mut r in readers {
-            while let Some(piece) = r.next().await {
-                let piece: bytes::Bytes = piece?;
-                // The reader side gone means the put failed; it reports why.
-                if tx.write_all(&piece).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        let _ = tx.shutdown().await;
-        Ok(())
-    });
-    (rx, feed)
-}
 
 fn hidden_bucket(bucket: &str) -> String {
     format!("{bucket}{HIDDEN}uploads")
@@ -84,7 +59,7 @@ impl Gateway {
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         let mut raw = [0u8; 16];
-        crate::setup::random(&mut raw);
+        crate::sys::random(&mut raw);
         let id = crate::core::ids::hex(&raw);
         let rec = UploadRecord {
             bucket: i.bucket.clone(),

@@ -740,7 +740,7 @@ impl Gateway {
         input: PutInput,
     ) -> S3Result<crate::coordinator::object::Staged> {
         let reader = self.objects.reader(src, range).map_err(object_error)?;
-        let (pipe, feed) = super::multipart::pipe_from(vec![reader]);
+        let (pipe, feed) = super::body::pipe_from(vec![reader]);
         let staged = self.objects.stage(input, pipe).await;
         let fed = feed.await;
         let staged = staged.map_err(object_error)?;

@@ -14,7 +14,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::net::tls::{TlsError, read_secret};
+use crate::net::tls::TlsError;
+use crate::sys::read_secret;
 
 /// The S3 endpoint's certificate, reloadable.
 pub struct S3Tls {

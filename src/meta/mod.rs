@@ -359,10 +359,7 @@ impl Index {
     }
 
     /// Replaces the record of withdrawals still pending with `pending`.
-    pub fn set_withdrawals(
-        &self,
-        pending: &crate::coordinator::withdraw::Pending,
-    ) -> Result<(), MetaError> {
+    pub fn set_withdrawals(&self, pending: &crate::core::ops::Pending) -> Result<(), MetaError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
@@ -377,10 +374,10 @@ impl Index {
     }
 
     /// The withdrawals still pending, as `set_withdrawals` last recorded them.
-    pub fn withdrawals(&self) -> Result<crate::coordinator::withdraw::Pending, MetaError> {
+    pub fn withdrawals(&self) -> Result<crate::core::ops::Pending, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
-        let mut out = crate::coordinator::withdraw::Pending::new();
+        let mut out = crate::core::ops::Pending::new();
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
             let v = v.value();

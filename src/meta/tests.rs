@@ -210,7 +210,7 @@ fn repairs_and_withdrawals_survive_a_reopen() {
         crate::core::ids::ObjectId([1; 32]),
         crate::core::ids::ObjectId([2; 32]),
     );
-    let mut pending = crate::coordinator::withdraw::Pending::new();
+    let mut pending = crate::core::ops::Pending::new();
     pending.insert(
         (a, v(7)),
         [

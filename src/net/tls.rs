@@ -7,7 +7,6 @@
 //! CA-verified certificate is valid for.
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -60,16 +59,9 @@ pub enum TlsError {
         /// Why.
         error: std::io::Error,
     },
-    /// A secret file can be read by others.
-    #[error(
-        "secret file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    SecretExposed {
-        /// The file.
-        path: PathBuf,
-        /// Its mode bits.
-        mode: u32,
-    },
+    /// A secret file could not be read, or others may read it.
+    #[error(transparent)]
+    File(#[from] crate::sys::FileError),
     /// A file holds no usable certificate or key.
     #[error("{path}: {what}")]
     Pem {
@@ -108,23 +100,6 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// Reads a secret file, refusing it if group or others may read it.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let read = |error| TlsError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
-    let meta = std::fs::metadata(path).map_err(read)?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TlsError::SecretExposed {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    std::fs::read(path).map_err(read)
-}
-
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -135,7 +110,7 @@ impl Identity {
     pub fn load(ca_file: &Path, cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
         let ca = read_cert(ca_file)?;
         let cert = read_cert(cert_file)?;
-        let key_pem = read_secret(key_file)?;
+        let key_pem = crate::sys::read_secret(key_file)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
             path: key_file.to_path_buf(),
             what: format!("no private key: {e}"),

@@ -297,7 +297,7 @@ async fn strangers_are_refused_and_nodes_may_not_write() {
 }
 
 fn write_secret(path: &std::path::Path, contents: &str) {
-    exclave::setup::write_secret(path, contents.as_bytes()).unwrap();
+    exclave::sys::write_secret(path, contents.as_bytes()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,7 @@ fn promtool_check(dir: &std::path::Path, name: &str, text: &str) {
         .unwrap();
     assert!(
         found.status.success(),
-        "promtool is missing: install Debian's prometheus package (.ci/run does)"
+        "promtool is missing: install Debian's prometheus package (./check does)"
     );
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
@@ -578,4 +578,72 @@ fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
         "exclaved dev exited ({exited:?}): {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+}
+
+/// Issue 20, item 7: `exclave ... | head` ends quietly when `head` goes away, as Unix tools do.
+#[test]
+fn exclave_ends_quietly_when_its_reader_goes_away() {
+    use std::process::Stdio;
+    let layout =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/layout-5-sites.toml");
+    for _ in 0..5 {
+        let mut child = Command::new(crate::support::bin("exclave"))
+            .args(["layout", "check", "--file"])
+            .arg(&layout)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command prints its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(out.status.success(), "{:?}: {err}", out.status);
+    }
+}
+
+/// Issue 20, item 8: with too few sites for the write quorum known to be down, a write is
+/// refused at once, with `Retry-After`, instead of after every upload timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_sites_are_known_down_is_refused_at_once_with_retry_after() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket("quorum").send().await.unwrap();
+        // 3+2 on five sites: a write needs four; two SIGKILLed leave three.
+        for i in [1, 2] {
+            cluster.kill_node(i);
+        }
+        let put = |key: &'static str| {
+            let s3 = s3.clone();
+            async move {
+                s3.put_object()
+                    .bucket("quorum")
+                    .key(key)
+                    .body(ByteStream::from(vec![1u8; 300_000]))
+                    .send()
+                    .await
+                    .unwrap_err()
+            }
+        };
+        // A write finds the sites gone (a silent connection, or a dial that fails); within
+        // the next few, one is refused before its body is used.
+        let mut refused = None;
+        for key in ["w0", "w1", "w2", "w3"] {
+            let err = put(key).await;
+            let raw = err.raw_response().unwrap();
+            assert_eq!(raw.status().as_u16(), 503);
+            if raw.headers().get("retry-after") == Some("5") {
+                refused = Some(err);
+                break;
+            }
+        }
+        let err = refused.expect("no write was refused at once with Retry-After");
+        let raw = err.raw_response().unwrap();
+        let text = String::from_utf8_lossy(raw.body().bytes().unwrap()).into_owned();
+        assert!(text.contains("3 of the 4 sites"), "{text}");
+    })
+    .await
+    .expect("test took too long");
 }

@@ -105,16 +105,16 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             .as_array()
             .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0));
     if json {
-        println!("{v:#}");
+        outln!("{v:#}");
         return Ok(healthy);
     }
-    println!(
-        "{:<16} {:>5}  {:<10} {:>8} {:>21} {:<14} {:>9} {:>11}",
+    outln!(
+        "{:<16} {:>5}  {:<10} {:>11} {:>21} {:<14} {:>9} {:>11}",
         "SITE",
         "NODE",
         "REACHABLE",
-        "SHARDS",
-        "USED / FREE",
+        "SHARD FILES",
+        "DISK USED / FREE",
         "LAST SCRUB",
         "FINDINGS",
         "QUARANTINED"
@@ -133,8 +133,8 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
                     )
                 });
         let or_dash = |v: String| if reachable { v } else { "-".into() };
-        println!(
-            "{:<16} {:>5}  {:<10} {:>8} {:>21} {:<14} {:>9} {:>11}",
+        outln!(
+            "{:<16} {:>5}  {:<10} {:>11} {:>21} {:<14} {:>9} {:>11}",
             s["site"].as_str().unwrap_or("?"),
             s["node"].to_string(),
             if reachable { "yes" } else { "NO" },
@@ -145,20 +145,28 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             or_dash(s["scrub"]["quarantined"].to_string()),
         );
     }
-    println!(
+    outln!(
+        "(SHARD FILES: every shard file the site holds, those of deleted or overwritten versions \
+         included; DISK USED / FREE: the filesystems of its data directories, other files \
+         included)"
+    );
+    outln!(
         "\nrepair backlog: {} object version(s)",
         v["repair_backlog"]
     );
-    println!(
+    outln!(
         "failed writes still being withdrawn: {}\n",
         v["withdrawals_pending"]
     );
-    println!(
+    outln!(
         "{:<32} {:>10} {:>10} {:>11}",
-        "BUCKET", "WHOLE", "DEGRADED", "UNREADABLE"
+        "BUCKET",
+        "WHOLE",
+        "DEGRADED",
+        "UNREADABLE"
     );
     for b in v["buckets"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "{:<32} {:>10} {:>10} {:>11}",
             b["name"].as_str().unwrap_or("?"),
             // A JSON value ignores width and alignment: its text does not.
@@ -168,7 +176,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         );
     }
     if !healthy {
-        println!(
+        outln!(
             "\nnot everything is whole: `exclave --config FILE heal --wait` rebuilds what is missing once its sites answer"
         );
         let away: Vec<&str> = v["sites"]
@@ -179,7 +187,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             .filter_map(|s| s["site"].as_str())
             .collect();
         if !away.is_empty() {
-            println!(
+            outln!(
                 "not reachable: {}. A node lost for good (its server and disks) is replaced with \
                  `exclave layout apply --replace-node ID` (docs/operations.md, \"Disaster recovery\", step 5)",
                 away.join(", ")
@@ -242,9 +250,9 @@ pub(crate) fn heal(
                 out["total_bytes_read"] = read_total.into();
                 out["total_bytes_written"] = written_total.into();
                 out["total_manifests_restored"] = manifests_total.into();
-                println!("{out:#}");
+                outln!("{out:#}");
             } else {
-                println!(
+                outln!(
                     "checked {} objects: {degraded_total} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {pending} waiting for their sites{}",
                     v["checked"],
                     if done { " — everything is whole" } else { "" }
@@ -268,10 +276,10 @@ pub(crate) fn heal(
 pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("POST", "/v1/scrub")?;
     if json {
-        println!("{v:#}");
+        outln!("{v:#}");
     } else {
         for n in v["nodes"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "{:<16} node {:>3}: {}",
                 n["site"].as_str().unwrap_or("?"),
                 n["node"].to_string(),
@@ -292,12 +300,13 @@ pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
 pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/workers")?;
     if json {
-        println!("{v:#}");
+        outln!("{v:#}");
         return Ok(true);
     }
-    println!(
+    outln!(
         "repair: {} object version(s) in the backlog, a pass every {} s",
-        v["repair"]["backlog"], v["repair"]["interval_secs"]
+        v["repair"]["backlog"],
+        v["repair"]["interval_secs"]
     );
     for s in v["scrub"].as_array().into_iter().flatten() {
         let line = if s["reachable"] == true {
@@ -313,7 +322,7 @@ pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         } else {
             "NOT reachable".into()
         };
-        println!("scrub {:<16} {line}", s["site"].as_str().unwrap_or("?"));
+        outln!("scrub {:<16} {line}", s["site"].as_str().unwrap_or("?"));
     }
     Ok(true)
 }

@@ -96,7 +96,7 @@ pub(crate) fn run(
             true,
         ),
     };
-    let opts = exclave::recovery::live::LiveOptions {
+    let opts = exclave::ops::recover::live::LiveOptions {
         nodes,
         master,
         out: out.clone(),
@@ -110,7 +110,9 @@ pub(crate) fn run(
         .enable_all()
         .build()?;
     let bar = crate::recover::Bar::new(json);
-    let result = runtime.block_on(exclave::recovery::live::recover(&opts, &|p| bar.show(p)));
+    let result = runtime.block_on(exclave::ops::recover::live::recover(&opts, &|p| {
+        bar.show(p);
+    }));
     bar.done();
     if remove {
         remove_tree(&out);
@@ -136,14 +138,14 @@ pub(crate) fn run(
     };
     let ok = report.catalog_matches && report.unreadable.is_empty() && r.verified == r.objects;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "drill: home and one more site ignored ({}); recovered from {}",
             report.ignored_sites.join(", "),
             report.used_sites.join(", ")
         );
-        println!(
+        outln!(
             "catalog checkpoint #{}: the recovered catalog {}",
             report.checkpoint,
             if report.catalog_matches {
@@ -152,7 +154,7 @@ pub(crate) fn run(
                 "DOES NOT MATCH it"
             }
         );
-        println!(
+        outln!(
             "{:.1}% recovered: {} of {} objects read back whole ({} bytes), {} unreadable, in {:.1} s",
             report.recovered_percent,
             report.read_back,
@@ -162,10 +164,10 @@ pub(crate) fn run(
             report.seconds
         );
         for u in report.unreadable.iter().take(20) {
-            println!("  unreadable: {u}");
+            outln!("  unreadable: {u}");
         }
         if !report.stale_sites.is_empty() {
-            println!("stale sites: {}", report.stale_sites.join(", "));
+            outln!("stale sites: {}", report.stale_sites.join(", "));
         }
     }
     Ok(ok)

@@ -1,6 +1,6 @@
 //! `exclave init`: what was written and how to start it.
 
-use exclave::setup::{InitOptions, Initialized};
+use exclave::ops::init::{InitOptions, Initialized};
 use serde_json::json;
 
 pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
@@ -25,40 +25,40 @@ pub(crate) fn print(o: &InitOptions, done: &Initialized, as_json: bool) {
             "survives_home_plus": done.report.survives_home_plus,
             "largest_blind_coalition": done.report.largest_blind_coalition,
         });
-        println!("{v:#}");
+        outln!("{v:#}");
         return;
     }
-    println!(
+    outln!(
         "cluster written to {} (profile {}+{})\n",
         o.dir.display(),
         o.k,
         o.m
     );
-    println!("{}\n", done.report);
-    println!("start each node (one per site):");
+    outln!("{}\n", done.report);
+    outln!("start each node (one per site):");
     for c in &done.node_configs {
-        println!("  {exclaved} --config {}", c.display());
+        outln!("  {exclaved} --config {}", c.display());
     }
-    println!(
+    outln!(
         "\nthen the gateway:\n  {exclaved} --config {}",
         done.gateway_config.display()
     );
-    println!("\nS3 endpoint: {}", done.s3_endpoint);
+    outln!("\nS3 endpoint: {}", done.s3_endpoint);
     if let Some(ca) = &done.s3_ca_bundle {
-        println!(
+        outln!(
             "  over TLS: clients trust the cluster CA {} (aws --ca-bundle, AWS_CA_BUNDLE)",
             ca.display()
         );
     }
-    println!(
+    outln!(
         "S3 client credentials (AWS shared-credentials file, [default] profile): {}",
         done.client_credentials.display()
     );
-    println!(
+    outln!(
         "keep {} offline: it issues certificates for this cluster",
         o.dir.join("ca.key").display()
     );
-    println!(
+    outln!(
         "split the master key among officials before you rely on the cluster:\n  exclave \
          --config {} keys split --threshold 3 --shares 5 --out ./shares",
         done.gateway_config.display()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use exclave::core::ids::hex;
 use exclave::core::keys::MasterKey;
-pub(crate) use exclave::custody::ShareFile;
+pub(crate) use exclave::ops::keys::ShareFile;
 
 /// Cuts `master` into `shares` shares, any `threshold` of which restore it.
 pub(crate) fn split(
@@ -93,14 +93,40 @@ pub(crate) fn join(files: &[ShareFile]) -> anyhow::Result<MasterKey> {
 
 /// Reads share files.
 pub(crate) fn read_shares(paths: &[PathBuf]) -> anyhow::Result<Vec<ShareFile>> {
-    paths
-        .iter()
-        .map(|p| {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            ShareFile::parse(p, &text)
-        })
-        .collect()
+    let (shares, bad) = sort_shares(paths);
+    for b in &bad {
+        eprintln!("warning: a share left out: {b}");
+    }
+    if bad.is_empty()
+        || shares.len()
+            >= shares
+                .first()
+                .map_or(usize::MAX, |s| usize::from(s.threshold))
+    {
+        return Ok(shares);
+    }
+    bail!(
+        "{} of the {} share files cannot be used, and the rest do not reach the threshold:\n  {}",
+        bad.len(),
+        paths.len(),
+        bad.join("\n  ")
+    )
+}
+
+/// The share files that read and check out, and why each of the others does not.
+fn sort_shares(paths: &[PathBuf]) -> (Vec<ShareFile>, Vec<String>) {
+    let mut shares = Vec::new();
+    let mut bad = Vec::new();
+    for p in paths {
+        let read = std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))
+            .and_then(|text| ShareFile::parse(p, &text));
+        match read {
+            Ok(s) => shares.push(s),
+            Err(e) => bad.push(format!("{e:#}")),
+        }
+    }
+    (shares, bad)
 }
 
 /// The master key from `--master-key-file` (with its id) or from `--key-share` files.
@@ -131,7 +157,7 @@ pub(crate) fn write_shares(out: &Path, files: &[ShareFile]) -> anyhow::Result<Ve
     let mut paths = Vec::new();
     for f in files {
         let path = out.join(format!("master-key-{}.share-{}.txt", f.key_id, f.share[0]));
-        exclave::setup::write_secret(&path, f.render().as_bytes())?;
+        exclave::sys::write_secret(&path, f.render().as_bytes())?;
         paths.push(path);
     }
     Ok(paths)
@@ -143,19 +169,22 @@ pub(crate) fn rotate(config: &Path, json: bool) -> anyhow::Result<bool> {
         .enable_all()
         .build()?;
     let bar = crate::recover::Bar::new(json);
-    let result = runtime.block_on(exclave::custody::rotate(config, &|p| bar.show(p)));
+    let result = runtime.block_on(exclave::ops::keys::rotate(config, &|p| bar.show(p)));
     bar.done();
     let r = result?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(r.complete);
     }
-    println!(
+    outln!(
         "{:<10} {:>10} {:>9} {:>7}  note",
-        "site", "re-wrapped", "already", "record"
+        "site",
+        "re-wrapped",
+        "already",
+        "record"
     );
     for n in &r.nodes {
-        println!(
+        outln!(
             "{:<10} {:>10} {:>9} {:>7}  {}",
             n.site,
             n.rewrapped,
@@ -164,19 +193,19 @@ pub(crate) fn rotate(config: &Path, json: bool) -> anyhow::Result<bool> {
             n.error.clone().unwrap_or_default()
         );
     }
-    println!(
+    outln!(
         "master key {} (check value {}) is current: {}",
         r.key_id,
         r.check_value,
         r.key_file.display()
     );
     if r.complete {
-        println!(
+        outln!(
             "every site is done. Start the gateway; split the new key (`exclave keys split`) and \
              have the old shares destroyed."
         );
     } else {
-        println!(
+        outln!(
             "not every site is done: the old key stays listed in the config. Start the gateway \
              (it opens both), and run `exclave keys rotate` again once the sites above answer."
         );
@@ -187,6 +216,25 @@ pub(crate) fn rotate(config: &Path, json: bool) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_share_is_named_and_left_out_when_the_others_reach_the_threshold() {
+        let master = MasterKey::from_bytes(1, [5; 32]);
+        let dir = std::env::temp_dir().join(format!("exclave-shares-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let paths = write_shares(&dir, &split(&master, 3, 5).unwrap()).unwrap();
+        let mut text = std::fs::read_to_string(&paths[1]).unwrap();
+        text = text.replacen("share = ", "share = 00", 1);
+        std::fs::write(&paths[1], text).unwrap();
+        // Four given, one damaged: the three good ones restore the key.
+        let shares = read_shares(&paths[..4]).unwrap();
+        assert_eq!(shares.len(), 3);
+        assert_eq!(join(&shares).unwrap().secret_bytes(), master.secret_bytes());
+        // Three given, one damaged: refused, naming the damaged file.
+        let e = read_shares(&paths[..3]).unwrap_err().to_string();
+        assert!(e.contains(&paths[1].display().to_string()), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn key() -> MasterKey {
         MasterKey::from_bytes(3, [7u8; 32])

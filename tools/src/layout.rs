@@ -26,12 +26,13 @@ pub(crate) fn check(file_layout: &Layout, rule: Rule, as_json: bool) -> ExitCode
             }),
             Err(e) => json!({ "ok": false, "epoch": file_layout.epoch, "reason": e.to_string() }),
         };
-        println!("{value:#}");
+        outln!("{value:#}");
     } else {
         match &result {
-            Ok(r) => println!(
+            Ok(r) => outln!(
                 "layout epoch {} keeps the rule (f = {})\n{r}",
-                file_layout.epoch, rule.survive_foreign_losses
+                file_layout.epoch,
+                rule.survive_foreign_losses
             ),
             Err(e) => eprintln!("layout epoch {} refused: {e}", file_layout.epoch),
         }
@@ -54,22 +55,22 @@ pub(crate) fn apply(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let r = runtime.block_on(exclave::relayout::apply(config, file, out, replace))?;
+    let r = runtime.block_on(exclave::ops::layout::apply(config, file, out, replace))?;
     let complete = r.record_missing.is_empty();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(complete);
     }
     if r.already_current {
-        println!("layout epoch {} was already current", r.epoch);
+        outln!("layout epoch {} was already current", r.epoch);
     } else {
-        println!("layout epoch {} is current", r.epoch);
+        outln!("layout epoch {} is current", r.epoch);
     }
     if let Some(p) = &r.previous_layout_file {
-        println!("the earlier layout is kept in {}", p.display());
+        outln!("the earlier layout is kept in {}", p.display());
     }
     for n in &r.new_nodes {
-        println!(
+        outln!(
             "new node {} at site {} ({}): copy {} to its host, then `exclaved --config {}/node.toml`",
             n.node,
             n.site,
@@ -79,7 +80,7 @@ pub(crate) fn apply(
         );
     }
     for n in &r.replaced_nodes {
-        println!(
+        outln!(
             "replaced node {} at site {} ({}): copy {} to its new host, start \
              `exclaved --config {}/node.toml` there, then `exclave heal --wait` refills it",
             n.node,
@@ -89,7 +90,7 @@ pub(crate) fn apply(
             n.dir.display()
         );
     }
-    println!(
+    outln!(
         "cluster record stored at {} node(s){}",
         r.record_stored.len(),
         if complete {
@@ -101,6 +102,6 @@ pub(crate) fn apply(
             )
         }
     );
-    println!("start the new nodes, then the gateway");
+    outln!("start the new nodes, then the gateway");
     Ok(complete)
 }

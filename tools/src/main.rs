@@ -6,6 +6,26 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// `println!` for what the CLI prints: when the reader went away (`exclave status | head`)
+/// the command ends quietly, as Unix tools do, instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
+/// Standard output failed: a closed pipe ends the command quietly, anything else with an error.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(2);
+}
+
 mod admin;
 mod drill;
 mod init;
@@ -284,11 +304,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             s3_plain_http,
         } => {
             let s3 = match (s3_plain_http, s3_cert, s3_key) {
-                (true, _, _) => exclave::setup::S3Transport::PlainHttp,
-                (false, Some(cert), Some(key)) => exclave::setup::S3Transport::OwnTls { cert, key },
-                _ => exclave::setup::S3Transport::Tls { names: s3_names },
+                (true, _, _) => exclave::ops::init::S3Transport::PlainHttp,
+                (false, Some(cert), Some(key)) => {
+                    exclave::ops::init::S3Transport::OwnTls { cert, key }
+                }
+                _ => exclave::ops::init::S3Transport::Tls { names: s3_names },
             };
-            let options = exclave::setup::InitOptions {
+            let options = exclave::ops::init::InitOptions {
                 dir,
                 sites,
                 k,
@@ -303,7 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 admin_port: 0,
                 s3,
             };
-            let done = exclave::setup::init(&options).context("exclave init")?;
+            let done = exclave::ops::init::init(&options).context("exclave init")?;
             init::print(&options, &done, cli.json);
             Ok(ExitCode::SUCCESS)
         }
@@ -353,7 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let Some(out) = out else {
                     anyhow::bail!("give --out DIR for the recovered gateway");
                 };
-                let opts = exclave::recovery::live::LiveOptions {
+                let opts = exclave::ops::recover::live::LiveOptions {
                     nodes,
                     master,
                     out,
@@ -367,7 +389,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let Some(export) = export else {
                     anyhow::bail!("give --export DIR for the exported objects");
                 };
-                let opts = exclave::recovery::offline::OfflineOptions {
+                let opts = exclave::ops::recover::offline::OfflineOptions {
                     dirs: from_dirs,
                     master,
                     export,
@@ -416,23 +438,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let files = keys::split(&master, threshold, shares)?;
             let paths = keys::write_shares(&out, &files)?;
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"master_key_id": master.id(),
                         "check_value": exclave::core::ids::hex(&master.check_value()),
                         "threshold": threshold, "files": paths})
                 );
             } else {
-                println!(
+                outln!(
                     "master key {} (check value {}) cut into {shares} shares; any {threshold} \
                      restore it:",
                     master.id(),
                     exclave::core::ids::hex(&master.check_value())
                 );
                 for p in &paths {
-                    println!("  {}", p.display());
+                    outln!("  {}", p.display());
                 }
-                println!("give each file to one official, and remove it from this machine.");
+                outln!("give each file to one official, and remove it from this machine.");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -454,18 +476,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if out.exists() {
                 anyhow::bail!("{} exists: refusing to overwrite a key file", out.display());
             }
-            exclave::setup::write_secret(
+            exclave::sys::write_secret(
                 &out,
                 format!("{}\n", exclave::core::ids::hex(master.secret_bytes())).as_bytes(),
             )?;
             let kcv = exclave::core::ids::hex(&master.check_value());
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"master_key_id": master.id(), "check_value": kcv, "file": out})
                 );
             } else {
-                println!(
+                outln!(
                     "master key {} restored (check value {kcv}) into {}",
                     master.id(),
                     out.display()
@@ -481,9 +503,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let path = disk_init(config, disk)?;
             if cli.json {
-                println!("{}", serde_json::json!({"disk": disk, "path": path}));
+                outln!("{}", serde_json::json!({"disk": disk, "path": path}));
             } else {
-                println!(
+                outln!(
                     "disk {disk} at {} is ready; start the node, then run `exclave heal` at the \
                      gateway to refill it",
                     path.display()

@@ -4,8 +4,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use exclave::recovery::live::{CheckpointReport, LiveOptions, Progress, Report};
-use exclave::recovery::offline::{ExportReport, OfflineOptions};
+use exclave::ops::recover::census::CheckpointReport;
+use exclave::ops::recover::live::{LiveOptions, Progress, Report};
+use exclave::ops::recover::offline::{ExportReport, OfflineOptions};
 
 /// A progress bar (none with --json), and the phase it shows.
 pub(crate) struct Bar {
@@ -62,7 +63,7 @@ pub(crate) fn live(opts: &LiveOptions, json: bool) -> anyhow::Result<bool> {
         .enable_all()
         .build()?;
     let bar = Bar::new(json);
-    let report = runtime.block_on(exclave::recovery::live::recover(opts, &|p| bar.show(p)));
+    let report = runtime.block_on(exclave::ops::recover::live::recover(opts, &|p| bar.show(p)));
     bar.done();
     let r = report?;
     let ok = r.unreadable.is_empty()
@@ -70,7 +71,7 @@ pub(crate) fn live(opts: &LiveOptions, json: bool) -> anyhow::Result<bool> {
         && r.checkpoint.as_ref().is_none_or(|c| c.matches)
         && r.stale_sites.is_empty();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         print_live(&r);
     }
@@ -81,7 +82,7 @@ pub(crate) fn live(opts: &LiveOptions, json: bool) -> anyhow::Result<bool> {
 /// checkpoint and no site is stale.
 pub(crate) fn offline(opts: &OfflineOptions, json: bool) -> anyhow::Result<bool> {
     let bar = Bar::new(json);
-    let report = exclave::recovery::offline::export(opts, &|p| bar.show(p));
+    let report = exclave::ops::recover::offline::export(opts, &|p| bar.show(p));
     bar.done();
     let r = report?;
     let ok = r.missing.is_empty()
@@ -89,7 +90,7 @@ pub(crate) fn offline(opts: &OfflineOptions, json: bool) -> anyhow::Result<bool>
         && r.checkpoint.as_ref().is_none_or(|c| c.matches)
         && r.stale_sites.is_empty();
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         print_offline(&r);
     }
@@ -98,7 +99,7 @@ pub(crate) fn offline(opts: &OfflineOptions, json: bool) -> anyhow::Result<bool>
 
 fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String], lacking: &[String]) {
     match c {
-        Some(c) => println!(
+        Some(c) => outln!(
             "checkpoint #{} (kept by {}): {} keys; the recovered catalog {} ({} keys as of it, \
              {} keys written after it)",
             c.seq,
@@ -112,17 +113,17 @@ fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String], lacking: &[S
             c.recovered_leaves,
             c.keys_after
         ),
-        None => println!("no catalog checkpoint found: nothing to verify against"),
+        None => outln!("no catalog checkpoint found: nothing to verify against"),
     }
     if !stale.is_empty() {
-        println!(
+        outln!(
             "stale sites (their newest checkpoint is older: restored from an old copy, or down \
              since): {}. Newer versions from the other sites were used.",
             stale.join(", ")
         );
     }
     if !lacking.is_empty() {
-        println!(
+        outln!(
             "sites lacking manifests the others gave (withheld, missed while down, or rolled \
              back; counts above): {}. They were outvoted: the others' copies were used.",
             lacking.join(", ")
@@ -131,12 +132,19 @@ fn print_checkpoint(c: Option<&CheckpointReport>, stale: &[String], lacking: &[S
 }
 
 fn print_live(r: &Report) {
-    println!(
+    outln!(
         "{:<10} {:<22} {:>6} {:>6} {:>9} {:>7} {:>10} {:>10}  note",
-        "site", "node", "record", "listed", "manifests", "lacking", "unopenable", "checkpoint"
+        "site",
+        "node",
+        "record",
+        "listed",
+        "manifests",
+        "lacking",
+        "unopenable",
+        "checkpoint"
     );
     for n in &r.nodes {
-        println!(
+        outln!(
             "{:<10} {:<22} {:>6} {:>6} {:>9} {:>7} {:>10} {:>10}  {}",
             n.site,
             format!("{}@{}", n.node, n.addr),
@@ -150,36 +158,44 @@ fn print_live(r: &Report) {
         );
     }
     if !r.sites_missing.is_empty() {
-        println!("sites not used: {}", r.sites_missing.join(", "));
+        outln!("sites not used: {}", r.sites_missing.join(", "));
     }
     print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites, &r.lacking_sites);
-    println!(
+    outln!(
         "recovered {} buckets, {} objects, {} bytes in {:.1} s",
-        r.buckets, r.objects, r.bytes, r.seconds
+        r.buckets,
+        r.objects,
+        r.bytes,
+        r.seconds
     );
     if r.verified > 0 || !r.unreadable.is_empty() {
-        println!(
+        outln!(
             "read back: {} whole, {} unreadable",
             r.verified,
             r.unreadable.len()
         );
         for u in r.unreadable.iter().take(20) {
-            println!("  unreadable: {u}");
+            outln!("  unreadable: {u}");
         }
     }
-    println!(
+    outln!(
         "start the recovered gateway: exclaved --config {}",
         r.gateway_config.display()
     );
 }
 
 fn print_offline(r: &ExportReport) {
-    println!(
+    outln!(
         "{:<10} {:<40} {:>9} {:>7} {:>10} {:>10}",
-        "site", "directory", "manifests", "lacking", "unopenable", "checkpoint"
+        "site",
+        "directory",
+        "manifests",
+        "lacking",
+        "unopenable",
+        "checkpoint"
     );
     for d in &r.dirs {
-        println!(
+        outln!(
             "{:<10} {:<40} {:>9} {:>7} {:>10} {:>10}",
             d.site,
             d.dir.display(),
@@ -190,14 +206,18 @@ fn print_offline(r: &ExportReport) {
         );
     }
     print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites, &r.lacking_sites);
-    println!(
+    outln!(
         "exported {} of {} objects ({} bytes; {} keys escaped, see manifest.jsonl) in {:.1} s",
-        r.exported, r.objects, r.bytes, r.escaped, r.seconds
+        r.exported,
+        r.objects,
+        r.bytes,
+        r.escaped,
+        r.seconds
     );
     for m in r.missing.iter().take(20) {
-        println!("  missing: {m}");
+        outln!("  missing: {m}");
     }
     for u in r.unreadable.iter().take(20) {
-        println!("  unreadable: {u}");
+        outln!("  unreadable: {u}");
     }
 }

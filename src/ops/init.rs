@@ -13,10 +13,8 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::core::ids::{DiskId, NodeId, SiteId, hex};
@@ -89,6 +87,9 @@ pub enum InitError {
     /// Certificates.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// A new file could not be written.
+    #[error(transparent)]
+    File(crate::sys::FileError),
     /// Files.
     #[error("{path}: {error}")]
     Io {
@@ -129,38 +130,23 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
     }
 }
 
-/// Fills `buf` from the system's secure random generator.
-pub fn random(buf: &mut [u8]) {
-    // aws-lc's generator does not fail on Linux; if it ever did, a zero key must not be used.
-    if aws_lc_rs::rand::fill(buf).is_err() {
-        std::process::abort();
-    }
-}
-
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    random(&mut b);
+    crate::sys::random(&mut b);
     hex(&b)
 }
 
 fn random_alnum(n: usize, alphabet: &[u8]) -> String {
     let mut b = vec![0u8; n];
-    random(&mut b);
+    crate::sys::random(&mut b);
     b.iter()
         .map(|x| alphabet[usize::from(*x) % alphabet.len()] as char)
         .collect()
 }
 
-/// Writes a file readable by the owner only.
-pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), InitError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(contents).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+/// Writes a new file readable by the owner only.
+fn write_secret(path: &Path, contents: &[u8]) -> Result<(), InitError> {
+    crate::sys::write_secret(path, contents).map_err(InitError::File)
 }
 
 fn write_file(path: &Path, contents: &str) -> Result<(), InitError> {
@@ -240,7 +226,7 @@ pub fn write_node_dir(
         id = node.id.0,
         path = dir.join("node.toml").display(),
         disks = disks.join(", "),
-        record = crate::recovery::record::FILE_NAME,
+        record = crate::core::record::FILE_NAME,
     );
     let path = dir.join("node.toml");
     write_file(&path, &cfg)?;
@@ -352,7 +338,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     write_file(&gw.join("gateway.pem"), &issued.cert_pem)?;
     write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
     let mut master = [0u8; 32];
-    random(&mut master);
+    crate::sys::random(&mut master);
     write_secret(
         &gw.join("master.key"),
         format!("{}\n", hex(&master)).as_bytes(),
@@ -373,7 +359,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     );
     let creds = gw.join("s3-credentials.toml");
     let mut nonce = [0u8; 12];
-    random(&mut nonce);
+    crate::sys::random(&mut nonce);
     let sealed = master.seal_secret(&access, secret.as_bytes(), nonce);
     let creds_text = format!(
         "# S3 access keys; each secret is sealed under the master key (generation {}).\n\
@@ -383,7 +369,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     );
     write_secret(&creds, creds_text.as_bytes())?;
     // Every site keeps what a recovery needs besides the master key, sealed under it.
-    let record = crate::recovery::record::ClusterRecord {
+    let record = crate::core::record::ClusterRecord {
         format: 1,
         written_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -398,12 +384,12 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     };
     for site in &layout.sites {
         let mut nonce = [0u8; 12];
-        random(&mut nonce);
+        crate::sys::random(&mut nonce);
         let path = o
             .dir
             .join("sites")
             .join(&site.name)
-            .join(crate::recovery::record::FILE_NAME);
+            .join(crate::core::record::FILE_NAME);
         fs::write(&path, record.seal(&master, nonce)).map_err(io(&path))?;
     }
     let client_credentials = o.dir.join("credentials");

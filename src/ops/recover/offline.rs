@@ -24,13 +24,14 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::census::Census;
-use super::live::{CheckpointReport, Progress};
-use super::record::ClusterRecord;
+use super::census::CheckpointReport;
+use super::live::Progress;
 use crate::coordinator::Nodes;
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::keys::{CheckpointKey, MasterKey};
+use crate::core::record::ClusterRecord;
 use crate::core::stripe::{BlockHash, Codec, StripeContext, VerifiedBlock};
 use crate::core::wire::ShardKey;
 use crate::store::{BlockRead, Store};
@@ -147,7 +148,7 @@ pub fn export(
         let sealed_path = n
             .cluster_record_file
             .clone()
-            .unwrap_or_else(|| dir.join(super::record::FILE_NAME));
+            .unwrap_or_else(|| dir.join(crate::core::record::FILE_NAME));
         match std::fs::read(&sealed_path) {
             Ok(sealed) => match ClusterRecord::open(&o.master, &sealed) {
                 Ok(r) => {

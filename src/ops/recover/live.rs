@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::census::Census;
-use super::record::ClusterRecord;
+use super::census::{Census, CheckpointReport};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{GatewayId, NodeId, hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
+use crate::core::record::ClusterRecord;
 use crate::gateway::Gateway;
 use crate::meta::Index;
 use crate::net::{Identity, Role};
@@ -95,25 +95,6 @@ pub struct NodeReport {
     pub newest_checkpoint: u64,
     /// What went wrong, if anything.
     pub error: Option<String>,
-}
-
-/// The catalog checkpoint a recovery checked against.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CheckpointReport {
-    /// Its sequence number (the newest whose signature holds).
-    pub seq: u64,
-    /// When the gateway made it, ms since the epoch.
-    pub created_ms: u64,
-    /// Sites that keep it.
-    pub held_by: Vec<String>,
-    /// Keys it covers.
-    pub leaves: u64,
-    /// The recovered catalog, as of the checkpoint, has the same root.
-    pub matches: bool,
-    /// Keys the recovery found as of the checkpoint (equal to `leaves` when it matches).
-    pub recovered_leaves: u64,
-    /// Keys with versions newer than the checkpoint (written after it).
-    pub keys_after: u64,
 }
 
 /// What a recovery did.
@@ -225,7 +206,7 @@ fn write_new(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if secret {
-        crate::setup::write_secret(path, contents)?;
+        crate::sys::write_secret(path, contents)?;
     } else {
         std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -245,7 +226,7 @@ fn write_s3_tls(gw: &Path, record: &ClusterRecord, listen: SocketAddr) -> anyhow
         }
         let issued = ca.issue_s3_server(&names)?;
         std::fs::write(gw.join("s3-tls.pem"), &issued.cert_pem)?;
-        crate::setup::write_secret(&gw.join("s3-tls.key"), issued.key_pem.as_bytes())?;
+        crate::sys::write_secret(&gw.join("s3-tls.key"), issued.key_pem.as_bytes())?;
     }
     Ok("s3_tls_cert_file = \"s3-tls.pem\"\ns3_tls_key_file = \"s3-tls.key\"\n".into())
 }
@@ -277,7 +258,7 @@ fn write_gateway_files(
             crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
         let issued = ca.issue(Role::Gateway, &record.home, 0)?;
         std::fs::write(gw.join("gateway.pem"), &issued.cert_pem)?;
-        crate::setup::write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
+        crate::sys::write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
     }
     write_new(
         &gw.join("master.key"),
@@ -295,7 +276,7 @@ fn write_gateway_files(
         true,
     )?;
     let mut token = [0u8; 32];
-    crate::setup::random(&mut token);
+    crate::sys::random(&mut token);
     write_new(
         &gw.join("admin.token"),
         format!("{}\n", hex(&token)).as_bytes(),

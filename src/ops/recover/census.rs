@@ -5,13 +5,33 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::live::CheckpointReport;
+use serde::{Deserialize, Serialize};
+
 use crate::coordinator::Objects;
 use crate::core::catalog::{Checkpoint, root_of, verified};
 use crate::core::format::{Manifest, ManifestBody};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 use crate::core::keys::CheckpointKey;
+
+/// The catalog checkpoint a recovery checked against.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Its sequence number (the newest whose signature holds).
+    pub seq: u64,
+    /// When the gateway made it, ms since the epoch.
+    pub created_ms: u64,
+    /// Sites that keep it.
+    pub held_by: Vec<String>,
+    /// Keys it covers.
+    pub leaves: u64,
+    /// The recovered catalog, as of the checkpoint, has the same root.
+    pub matches: bool,
+    /// Keys the recovery found as of the checkpoint (equal to `leaves` when it matches).
+    pub recovered_leaves: u64,
+    /// Keys with versions newer than the checkpoint (written after it).
+    pub keys_after: u64,
+}
 
 /// The census.
 #[derive(Debug, Default)]

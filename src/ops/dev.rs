@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::setup::{InitOptions, S3Transport, init};
+use crate::ops::init::{InitOptions, S3Transport, init};
 
 /// What `exclaved dev` runs.
 #[derive(Clone, Debug)]
@@ -37,11 +37,23 @@ pub struct DevCluster {
     pub created: bool,
     /// The CA bundle S3 clients pass, when S3 is served over TLS.
     pub ca_bundle: Option<PathBuf>,
+    /// What the person starting it should know (options that do not apply to an existing
+    /// directory).
+    pub notice: Option<String>,
 }
 
-fn free_udp_port(ip: IpAddr) -> anyhow::Result<u16> {
-    let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).context("finding a free port")?;
-    Ok(s.local_addr()?.port())
+/// A port free for both UDP (a node's QUIC) and TCP (its admin API, same number), so a node
+/// never fails to start because another program holds the TCP twin of its UDP port.
+pub fn free_port_pair(ip: IpAddr) -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let udp =
+            std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).context("finding a free port")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(SocketAddr::new(ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no port on {ip} is free for both UDP and TCP")
 }
 
 /// Sets the cluster up in `o.dir` unless it is there already.
@@ -61,6 +73,16 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         node_configs.sort();
         let text = std::fs::read_to_string(&gateway_config)
             .with_context(|| format!("reading {}", gateway_config.display()))?;
+        let (layout, _) = crate::config::read_layout(&o.dir.join("layout.toml"))?;
+        let (k, m) = (layout.profile.k(), layout.profile.m());
+        let notice = ((layout.sites.len(), k, m) != (o.sites, o.k, o.m)).then(|| {
+            format!(
+                "{} holds a cluster of {} sites at {k}+{m}; --sites, --k and --m apply only to \
+                 a new directory, so it starts as it is (give another --dir for a new cluster)",
+                o.dir.display(),
+                layout.sites.len(),
+            )
+        });
         let has_tls = text.contains("s3_tls_cert_file");
         if has_tls != o.tls {
             anyhow::bail!(
@@ -76,6 +98,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
             credentials,
             created: false,
             ca_bundle: has_tls.then(|| o.dir.join("ca.pem")),
+            notice,
         });
     }
     if o.sites == 0 || o.k == 0 || o.m == 0 {
@@ -89,7 +112,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
     };
     let mut ports = Vec::new();
     for _ in 0..o.sites {
-        ports.push(free_udp_port(ip)?);
+        ports.push(free_port_pair(ip)?);
     }
     // The most foreign site losses (besides home) the layout can survive, at least 0.
     let mut last_err = None;
@@ -121,9 +144,10 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
                     credentials: done.client_credentials,
                     created: true,
                     ca_bundle: done.s3_ca_bundle,
+                    notice: None,
                 });
             }
-            Err(crate::setup::InitError::Layout(e)) => last_err = Some(e.to_string()),
+            Err(crate::ops::init::InitError::Layout(e)) => last_err = Some(e.to_string()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -143,6 +167,9 @@ pub fn banner(
     cluster: &DevCluster,
     dir: &Path,
 ) -> String {
+    // Absolute, so that every line works when pasted in any directory.
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = &abs(dir);
     let metrics = admin.map_or(String::new(), |a| {
         format!(
             "\nmetrics: curl -H \"Authorization: Bearer $(cat {token})\" http://{a}/metrics",
@@ -154,13 +181,13 @@ pub fn banner(
             format!("https://{endpoint}"),
             format!(
                 "\nTLS: clients trust the cluster CA {ca} (aws --ca-bundle, AWS_CA_BUNDLE)",
-                ca = ca.display()
+                ca = abs(ca).display()
             ),
         ),
         None => (format!("http://{endpoint}"), String::new()),
     };
     let ca_env = cluster.ca_bundle.as_ref().map_or(String::new(), |ca| {
-        format!(" AWS_CA_BUNDLE={}", ca.display())
+        format!(" AWS_CA_BUNDLE={}", abs(ca).display())
     });
     format!(
         "exclave dev is serving S3 at {url}{ca}\n\
@@ -173,8 +200,24 @@ pub fn banner(
          aws --endpoint-url {url} s3 ls s3://registry/\n\
          health: exclave --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
          stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.{metrics}",
-        gw = cluster.gateway_config.display(),
+        gw = abs(&cluster.gateway_config).display(),
         dir = dir.display(),
-        creds = cluster.credentials.display(),
+        creds = abs(&cluster.credentials).display(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_port_is_free_for_both_udp_and_tcp() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..20 {
+            let port = free_port_pair(ip).unwrap();
+            let udp = std::net::UdpSocket::bind(SocketAddr::new(ip, port));
+            let tcp = std::net::TcpListener::bind(SocketAddr::new(ip, port));
+            assert!(udp.is_ok() && tcp.is_ok(), "port {port}");
+        }
+    }
 }

@@ -1,6 +1,5 @@
 //! Disaster recovery: a new gateway from the surviving foreign sites and the master key.
 
-mod census;
+pub mod census;
 pub mod live;
 pub mod offline;
-pub mod record;

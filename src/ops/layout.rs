@@ -156,7 +156,7 @@ pub async fn apply(
     let Some(g) = &c.raw.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
-    crate::custody::gateway_stopped(g, "apply the layout").await?;
+    crate::ops::keys::gateway_stopped(g, "apply the layout").await?;
     let master = MasterKey::from_bytes(
         g.master_key_id,
         crate::gateway::read_key_file(&g.master_key_file)?,
@@ -184,7 +184,7 @@ pub async fn apply(
 
     // The cluster record, from the nodes.
     let addresses: Vec<SocketAddr> = cur_addrs.values().copied().collect();
-    let Some(mut record) = crate::custody::newest_record(&addresses, &[&master]).await else {
+    let Some(mut record) = crate::ops::keys::newest_record(&addresses, &[&master]).await else {
         bail!("no node gave a cluster record that opens with the master key");
     };
     if !already_current {
@@ -197,7 +197,7 @@ pub async fn apply(
     }
     record.written_ms = crate::gateway::now_ms();
     let mut nonce = [0u8; 12];
-    crate::setup::random(&mut nonce);
+    crate::sys::random(&mut nonce);
     let sealed = record.seal(&master, nonce);
 
     let mut applied = Applied {
@@ -218,10 +218,10 @@ pub async fn apply(
                 .ok_or_else(|| anyhow::anyhow!("node {} has no addr", node.id.0))?;
             let dir = out.join(format!("{}-node-{}", site.name, node.id.0));
             if !dir.join("node.toml").exists() {
-                crate::setup::write_node_dir(&dir, &ca, &site.name, node, addr, "ca.pem")?;
+                crate::ops::init::write_node_dir(&dir, &ca, &site.name, node, addr, "ca.pem")?;
                 std::fs::write(dir.join("ca.pem"), &record.ca_cert_pem)?;
             }
-            std::fs::write(dir.join(crate::recovery::record::FILE_NAME), &sealed)?;
+            std::fs::write(dir.join(crate::core::record::FILE_NAME), &sealed)?;
             let n = NewNode {
                 node: node.id.0,
                 site: site.name.clone(),
@@ -237,7 +237,7 @@ pub async fn apply(
     }
 
     // The record at every node already running (a replaced one is lost: its directory has it).
-    let ep = crate::custody::gateway_endpoint(&c, g)?;
+    let ep = crate::ops::keys::gateway_endpoint(&c, g)?;
     for site in &cur.sites {
         for node in &site.nodes {
             let Some(addr) = cur_addrs.get(&node.id.0) else {
@@ -266,13 +266,13 @@ pub async fn apply(
         let kept = g
             .layout_file
             .with_file_name(format!("layout-epoch-{}.toml", cur.epoch));
-        crate::custody::write_atomic(&kept, cur_text.as_bytes())?;
+        crate::sys::write_atomic(&kept, cur_text.as_bytes())?;
         let mut previous: Vec<PathBuf> = g.previous_layout_files.clone().unwrap_or_default();
         if !previous.contains(&kept) {
             previous.insert(0, kept.clone());
         }
         rewrite_previous_layouts(config, &previous)?;
-        crate::custody::write_atomic(&g.layout_file, new_text.as_bytes())?;
+        crate::sys::write_atomic(&g.layout_file, new_text.as_bytes())?;
         applied.previous_layout_file = Some(kept);
     }
     Ok(applied)
@@ -309,14 +309,14 @@ fn rewrite_previous_layouts(config: &Path, files: &[PathBuf]) -> anyhow::Result<
             config.display()
         );
     }
-    crate::custody::write_atomic(config, out.as_bytes())
+    Ok(crate::sys::write_atomic(config, out.as_bytes())?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const BASE: &str = include_str!("../examples/layout-5-sites.toml");
+    const BASE: &str = include_str!("../../examples/layout-5-sites.toml");
 
     fn layout(text: &str) -> Layout {
         crate::config::parse_layout(text, "test").unwrap().0

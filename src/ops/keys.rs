@@ -25,8 +25,8 @@ use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
 use crate::core::ids::{GatewayId, NodeId, hex, unhex};
 use crate::core::keys::{ManifestKey, MasterKey};
-use crate::recovery::live::Progress;
-use crate::recovery::record::ClusterRecord;
+use crate::core::record::ClusterRecord;
+use crate::ops::recover::live::Progress;
 
 /// What one node got.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -62,13 +62,6 @@ pub struct Rotation {
 
 /// Manifest writes in flight per node during a rotation.
 const WRITES_IN_FLIGHT: usize = 32;
-
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("rotating");
-    crate::setup::write_secret(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
-}
 
 /// Refuses to go on while the gateway of `g` answers (`doing`: what would be refused).
 pub(crate) async fn gateway_stopped(
@@ -109,7 +102,7 @@ pub(crate) async fn newest_record(
     addresses: &[SocketAddr],
     keys: &[&MasterKey],
 ) -> Option<ClusterRecord> {
-    crate::recovery::live::fetch_records(addresses, keys)
+    crate::ops::recover::live::fetch_records(addresses, keys)
         .await
         .0
         .map(|(record, _)| record)
@@ -153,8 +146,8 @@ pub async fn rotate(
         )
     } else {
         let mut bytes = [0u8; 32];
-        crate::setup::random(&mut bytes);
-        crate::setup::write_secret(&new_file, format!("{}\n", hex(&bytes)).as_bytes())?;
+        crate::sys::random(&mut bytes);
+        crate::sys::write_secret(&new_file, format!("{}\n", hex(&bytes)).as_bytes())?;
         (
             current,
             MasterKey::from_bytes(g.master_key_id + 1, bytes),
@@ -206,7 +199,7 @@ pub async fn rotate(
     let creds = crate::gateway::reseal_credentials(&g.s3_credentials_file, &old, &new)?;
     record.s3_credentials_toml = creds.clone();
     let mut nonce = [0u8; 12];
-    crate::setup::random(&mut nonce);
+    crate::sys::random(&mut nonce);
     let sealed_record = record.seal(&new, nonce);
 
     let mut report = Rotation {
@@ -251,10 +244,10 @@ pub async fn rotate(
                         }
                     };
                     let mut nonce = [0u8; 12];
-                    crate::setup::random(&mut nonce);
+                    crate::sys::random(&mut nonce);
                     meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
                     let mut nonce = [0u8; 12];
-                    crate::setup::random(&mut nonce);
+                    crate::sys::random(&mut nonce);
                     sealed.push(m.seal(&manifest_key, nonce)?);
                 }
                 let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
@@ -286,7 +279,7 @@ pub async fn rotate(
     report.complete = report.nodes.iter().all(|n| n.error.is_none());
 
     // The gateway now uses the new key, and keeps the old one for what is not re-wrapped.
-    write_atomic(&g.s3_credentials_file, creds.as_bytes())?;
+    crate::sys::write_atomic(&g.s3_credentials_file, creds.as_bytes())?;
     let text = std::fs::read_to_string(config)?;
     let rel = |p: &Path| {
         p.strip_prefix(config.parent().unwrap_or(Path::new(".")))

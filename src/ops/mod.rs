@@ -1,0 +1,10 @@
+//! The operator commands, named after the CLI (`tools/` is a thin argument layer over them):
+//! `init` (a new cluster), `dev` (the embedded default), `keys` (share files; `keys rotate`),
+//! `layout` (`layout apply`), `recover` (a gateway, or an export, from the foreign sites).
+//! They sit above every layer and may use any of them; no layer imports them.
+
+pub mod dev;
+pub mod init;
+pub mod keys;
+pub mod layout;
+pub mod recover;

@@ -1,0 +1,99 @@
+//! Machine access that any layer but `core` may use: randomness, the wall clock, and files
+//! written whole (atomically, or as secrets only the owner reads) or read as secrets (their
+//! permissions checked). It imports nothing from the crate. `core` takes none of it: time and
+//! randomness are its callers' arguments there.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A file could not be read or written as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Reading or writing failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A secret file can be read by others.
+    #[error(
+        "secret file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |error| FileError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Fills `buf` from the system's secure random generator.
+pub fn random(buf: &mut [u8]) {
+    // aws-lc's generator does not fail on Linux; if it ever did, a zero key must not be used.
+    if aws_lc_rs::rand::fill(buf).is_err() {
+        std::process::abort();
+    }
+}
+
+/// Milliseconds since the Unix epoch by the wall clock (0 before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Creates `path` (it must not exist) readable by the owner only, with `contents`, synced.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(contents).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Replaces `path` with `contents` whole or not at all: a temporary file beside it (owner-only,
+/// synced), renamed over it, the directory synced.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    let tmp = path.with_extension("writing");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(contents).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Reads a secret file, refusing it if group or others may read it.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, FileError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(FileError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    std::fs::read(path).map_err(io(path))
+}
