@@ -8,28 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-work=$(mktemp -d)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A Python with boto3 and the aws CLI: the machine's if it has both, else a venv.
-python_with_clients() {
-    if python3 -c 'import boto3' 2>/dev/null && command -v aws >/dev/null 2>&1 && aws --version >/dev/null 2>&1; then
-        echo "python3 aws"
-        return
-    fi
-    python3 -m venv "$work/venv" >/dev/null 2>&1 \
-        && "$work/venv/bin/pip" install --quiet awscli boto3 >/dev/null 2>&1 \
-        && { echo "$work/venv/bin/python $work/venv/bin/aws"; return; }
-    python3 -m pip install --quiet --user awscli boto3 >/dev/null 2>&1 \
-        || python3 -m pip install --quiet --user --break-system-packages awscli boto3 >/dev/null
-    echo "python3 $(python3 -m site --user-base)/bin/aws"
-}
-read -r PY AWS <<<"$(python_with_clients)"
+. tests/cli/lib.sh
 if ! command -v rclone >/dev/null 2>&1; then
     SUDO=$(command -v sudo || true)
     $SUDO apt-get update -q >/dev/null
@@ -38,19 +17,8 @@ fi
 "$AWS" --version
 rclone version | head -1
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-exclaved=${EXCLAVED:-${CARGO_TARGET_DIR:-target}/debug/exclaved}
-"$exclaved" dev --tls --dir "$work/dev" --listen "127.0.0.1:$port" >"$work/dev.out" 2>>"$work/dev.log" &
-pid=$!
-for _ in $(seq 1 300); do
-    if grep -q "serving S3" "$work/dev.out" 2>/dev/null; then break; fi
-    if ! kill -0 "$pid" 2>/dev/null; then cat "$work/dev.log" >&2; exit 1; fi
-    sleep 0.1
-done
-
-passed=0
-check() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { echo "FAILED: $*" >&2; exit 1; }
+port=$(free_port)
+start_dev "$work/dev" "$port" --tls
 
 endpoint="https://127.0.0.1:$port"
 grep -q "serving S3 at $endpoint" "$work/dev.out" || fail "the banner does not name $endpoint: $(cat "$work/dev.out")"
@@ -140,7 +108,5 @@ diff -r "$work/tree" "$work/tree.back" || fail "rclone read back other files"
 r check "$work/tree" ex:registry/rclone >/dev/null 2>&1 || fail "rclone check found differences"
 check "rclone: copy up and down, list, check"
 
-kill -TERM "$pid"
-wait "$pid" || true
-pid=
-echo "test result: ok. $passed passed; 0 failed; 0 ignored; 0 measured; 0 filtered out"
+stop_dev
+result
