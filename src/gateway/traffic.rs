@@ -193,10 +193,11 @@ pub(crate) async fn handle(
     let resp = match admit(&gateway, &gate, &parts, body).await {
         Ok(body) => {
             parts.extensions.insert(op.clone());
+            let shape = shape(&parts);
             let req = http::Request::from_parts(parts, body);
             let resp = service.call(req).instrument(span.clone()).await?;
             if resp.status().is_client_error() {
-                log_refusal(&span, &op, &resp);
+                log_refusal(&span, &op, &shape, &resp);
             }
             resp
         }
@@ -204,7 +205,7 @@ pub(crate) async fn handle(
             span.in_scope(|| {
                 tracing::info!(
                     reason,
-                    method = %parts.method,
+                    request = %shape(&parts),
                     status = error.status_code().map_or(0, |s| s.as_u16()),
                     message = error.message().unwrap_or(""),
                     "request refused before its operation"
@@ -231,6 +232,33 @@ pub(crate) async fn handle(
     };
     let body = Counted::new(body, gateway.metrics.sent.clone(), span, Some(finish));
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// What a request asks, for the log of a refusal (the operation is chosen only after the
+/// checks): its method, whether it names the service, a bucket or an object, and its query
+/// parameters' names (`PUT object ?partNumber&uploadId`). Never a bucket or key name, nor a
+/// parameter value (a signature, a credential).
+fn shape(parts: &http::request::Parts) -> String {
+    let path = parts.uri.path().trim_start_matches('/');
+    let target = match path.split_once('/') {
+        _ if path.is_empty() => "service",
+        Some((_, key)) if !key.is_empty() => "object",
+        _ => "bucket",
+    };
+    let names: Vec<&str> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or(p, |(k, _)| k))
+        .filter(|k| k.len() <= 40)
+        .collect();
+    if names.is_empty() {
+        format!("{} {target}", parts.method)
+    } else {
+        format!("{} {target} ?{}", parts.method, names.join("&"))
+    }
 }
 
 /// The request's body for `s3s`, once the gate lets the request in and a small body (see
@@ -276,7 +304,7 @@ async fn admit(
 
 /// Logs why `s3s` refused a request (signature mismatch, unknown key, expired, a bad request):
 /// the S3 error code from the response, never a secret or a signature.
-fn log_refusal(span: &tracing::Span, op: &OpSlot, resp: &http::Response<s3s::Body>) {
+fn log_refusal(span: &tracing::Span, op: &OpSlot, shape: &str, resp: &http::Response<s3s::Body>) {
     let body = resp.body().bytes().unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
     let code = text
@@ -286,10 +314,17 @@ fn log_refusal(span: &tracing::Span, op: &OpSlot, resp: &http::Response<s3s::Bod
     let status = resp.status().as_u16();
     span.in_scope(|| {
         if matches!(status, 401 | 403) {
-            tracing::info!(op = op.get(), status, code, "request refused");
+            tracing::info!(
+                op = op.get(),
+                request = shape,
+                status,
+                code,
+                "request refused"
+            );
         } else {
             tracing::debug!(
                 op = op.get(),
+                request = shape,
                 status,
                 code,
                 "request answered with a client error"
