@@ -412,6 +412,8 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
         assert_eq!(written, lost, "heal rebuilds exactly what was lost");
         // Every object and the bucket's own record.
         assert_eq!(v["total_repaired"].as_u64(), Some(model.len() as u64 + 1));
+        // Issue 20, item 8: heal counts objects, not the bucket's record.
+        assert_eq!(v["checked"].as_u64(), Some(model.len() as u64), "{v:#}");
         // Every object's manifest record and the bucket's, copied from the others.
         assert_eq!(
             v["total_manifests_restored"].as_u64(),

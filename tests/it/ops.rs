@@ -647,3 +647,29 @@ async fn a_write_whose_sites_are_known_down_is_refused_at_once_with_retry_after(
     .await
     .expect("test took too long");
 }
+
+/// Issue 20, item 8: `exclaved dev --sites 7` on an existing five-site directory says that the
+/// option applies only to a new directory, instead of keeping the old layout silently.
+#[test]
+fn dev_says_when_its_layout_options_do_not_apply_to_an_existing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = |sites: usize| exclave::ops::dev::DevOptions {
+        dir: dir.path().join("dev"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sites,
+        k: 3,
+        m: 2,
+        tls: false,
+    };
+    let first = exclave::ops::dev::prepare(&options(5)).unwrap();
+    assert!(first.created && first.notice.is_none());
+    let same = exclave::ops::dev::prepare(&options(5)).unwrap();
+    assert!(!same.created && same.notice.is_none());
+    let other = exclave::ops::dev::prepare(&options(7)).unwrap();
+    let notice = other.notice.expect("no notice");
+    assert!(
+        notice.contains("5 sites at 3+2") && notice.contains("apply only to a new directory"),
+        "{notice}"
+    );
+    assert_eq!(other.node_configs.len(), 5);
+}
