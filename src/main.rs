@@ -175,10 +175,19 @@ async fn dev(o: exclave::ops::dev::DevOptions) -> anyhow::Result<()> {
     let _ = writeln!(
         std::io::stdout(),
         "{}",
-        exclave::ops::dev::banner(endpoint, admin, &cluster, &o.dir)
+        exclave::ops::dev::banner(endpoint, admin, &cluster, &o.dir, &cli_path())
     );
     serve_until_signal(stop_tx, stop_rx, tasks).await;
     Ok(())
+}
+
+/// The admin CLI built beside this binary, when it is there; else its name.
+fn cli_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name("exclave"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("exclave"))
 }
 
 fn identity(config: &DaemonConfig) -> anyhow::Result<Identity> {

@@ -66,9 +66,10 @@ impl Heard {
 /// How long a node that could not be reached is not dialled again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How long a failed connect (with none succeeding since) counts as the node being down, for
-/// refusing writes that could not reach their quorum before their body is read.
-const KNOWN_DOWN_FOR: Duration = Duration::from_secs(5);
+/// How long an unanswered call or failed connect (with no call answered since) counts as the
+/// node being down, for refusing writes that could not reach their quorum before their body is
+/// read. Longer than a client's usual retry back-off, so its retries are refused at once too.
+const KNOWN_DOWN_FOR: Duration = Duration::from_secs(10);
 
 /// An open connection that has sent datagrams and received none for this long is taken for
 /// dead: new calls fail at once instead of waiting on it. QUIC's own idle timeout does not
@@ -128,8 +129,9 @@ impl NodeClient {
         Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
     }
 
-    /// Whether the node is known to be unreachable now: a connect failed in the last
-    /// [`KNOWN_DOWN_FOR`] and none succeeded since, or the open connection went silent.
+    /// Whether the node is known to be unreachable now: a connect failed or a call went
+    /// unanswered in the last [`KNOWN_DOWN_FOR`] and no call was answered since, or the open
+    /// connection went silent.
     pub fn known_down(&self) -> bool {
         let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
         if self.down() || failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR) {
@@ -222,13 +224,30 @@ impl NodeClient {
     }
 
     async fn call(&self, request: &Request) -> Result<Response, NetError> {
-        let (mut send, mut recv) = self.open().await?;
-        frame::write_frame(&mut send, request).await?;
-        let _ = send.finish();
-        match frame::read_frame::<Response>(&mut recv).await? {
-            Response::Error { code, message } => Err(NetError::Remote { code, message }),
-            r => Ok(r),
+        let result = async {
+            let (mut send, mut recv) = self.open().await?;
+            frame::write_frame(&mut send, request).await?;
+            let _ = send.finish();
+            match frame::read_frame::<Response>(&mut recv).await? {
+                Response::Error { code, message } => Err(NetError::Remote { code, message }),
+                r => Ok(r),
+            }
         }
+        .await;
+        match &result {
+            // The node answered, if only to say no.
+            Ok(_) | Err(NetError::Remote { .. }) => {
+                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            Err(_) => self.note_unanswered(),
+        }
+        result
+    }
+
+    /// A call to the node went unanswered (a transport error, or a caller's timeout): for
+    /// [`KNOWN_DOWN_FOR`] it counts as down for refusing writes, unless a call is answered.
+    pub fn note_unanswered(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     /// Asks the node who it is: (node id, site).

@@ -157,10 +157,16 @@ impl StripeSink {
                     }
                     Err(NetError::Protocol("write abandoned".into()))
                 };
-                match tokio::time::timeout(timeout, result).await {
-                    Ok(r) => (i, r),
-                    Err(_) => (i, Err(NetError::Timeout)),
+                let r = match tokio::time::timeout(timeout, result).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NetError::Timeout),
+                };
+                if let Err(e) = &r
+                    && !matches!(e, NetError::Remote { .. })
+                {
+                    client.note_unanswered();
                 }
+                (i, r)
             });
         }
         Self {

@@ -413,10 +413,16 @@ impl Objects {
                 let indices: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
                 let records = mine.into_iter().map(|(_, s)| s).collect();
                 let ok = match client {
-                    Some(c) => matches!(
-                        tokio::time::timeout(timeout, c.put_manifest_inline(sealed, records)).await,
-                        Ok(Ok(()))
-                    ),
+                    Some(c) => {
+                        let put = c.put_manifest_inline(sealed, records);
+                        match tokio::time::timeout(timeout, put).await {
+                            Ok(r) => r.is_ok(),
+                            Err(_) => {
+                                c.note_unanswered();
+                                false
+                            }
+                        }
+                    }
                     None => false,
                 };
                 (ok, indices)

@@ -166,6 +166,7 @@ pub fn banner(
     admin: Option<SocketAddr>,
     cluster: &DevCluster,
     dir: &Path,
+    cli: &Path,
 ) -> String {
     // Absolute, so that every line works when pasted in any directory.
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -193,16 +194,18 @@ pub fn banner(
         "exclave dev is serving S3 at {url}{ca}\n\
          cluster directory: {dir}\n\
          credentials (AWS shared-credentials file, [default] profile): {creds}\n\
-         try:\n  \
+         try (in any directory):\n  \
          export AWS_SHARED_CREDENTIALS_FILE={creds} AWS_DEFAULT_REGION=us-east-1{ca_env}\n  \
+         printf 'parcel,owner\\n7/12,Jane Roe\\n' > parcels.csv\n  \
          aws --endpoint-url {url} s3 mb s3://registry\n  \
-         aws --endpoint-url {url} s3 cp ./some-file s3://registry/\n  \
+         aws --endpoint-url {url} s3 cp parcels.csv s3://registry/\n  \
          aws --endpoint-url {url} s3 ls s3://registry/\n\
-         health: exclave --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
+         health: {cli} --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
          stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.{metrics}",
         gw = abs(&cluster.gateway_config).display(),
         dir = dir.display(),
         creds = abs(&cluster.credentials).display(),
+        cli = cli.display(),
     )
 }
 

@@ -31,5 +31,16 @@ grep -q "the same bytes came back" <<<"$out" || fail "the object did not come ba
 grep -q "7/12,Jane Roe,812" <<<"$out" || fail "the presigned GET did not return the object"
 grep -q "land-registry" <<<"$out" || fail "status does not show the bucket"
 check "the README's first session runs as pasted"
+
+# The banner's own "try" lines, as pasted, from another directory.
+banner=$(sed -n '/^try (in any directory):/,/^health:/p' "$work/dev.out" | sed '1d;$d; s/^  //')
+[ -n "$banner" ] || fail "the banner has no try lines: $(cat "$work/dev.out")"
+mkdir -p "$work/elsewhere"
+if ! out=$(cd "$work/elsewhere" && timeout 300 bash -euo pipefail -c "$banner" 2>&1); then
+    printf '%s\n' "$out" >&2
+    fail "the banner's try lines stopped at an error"
+fi
+grep -q "parcels.csv" <<<"$out" || fail "the banner's listing does not show the copied file: $out"
+check "the banner's try lines run as pasted"
 stop_dev
 result
