@@ -122,8 +122,9 @@ impl S3Auth for AccessKeys {
 }
 
 /// The choke point every request passes once its signature (header, presigned or streaming)
-/// has been checked: signed requests only, presigned URLs of at most 7 days, keys of at most
-/// 1,024 bytes.
+/// has been checked: signed requests only, keys of at most 1,024 bytes. The presigned
+/// lifetime, the authentication form and the signed headers are the gate's (`guard`), before
+/// `s3s` sees the request.
 #[derive(Debug)]
 pub struct Gatekeeper;
 
@@ -136,21 +137,6 @@ impl S3Access for Gatekeeper {
                 "anonymous requests are not accepted"
             ));
         }
-        if let Some(q) = cx.uri().query() {
-            for (k, v) in url_pairs(q) {
-                if k.eq_ignore_ascii_case("X-Amz-Expires") {
-                    match v.parse::<u64>() {
-                        Ok(secs) if secs <= MAX_PRESIGNED_EXPIRY_SECS => {}
-                        _ => {
-                            return Err(s3_error!(
-                                AuthorizationQueryParametersError,
-                                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
         if let S3Path::Object { key, .. } = cx.s3_path()
             && key.len() > MAX_KEY_BYTES
         {
@@ -161,10 +147,4 @@ impl S3Access for Gatekeeper {
         }
         Ok(())
     }
-}
-
-fn url_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
 }

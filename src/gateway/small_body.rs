@@ -139,13 +139,11 @@ pub(crate) fn check(req: &Parts, body: &[u8]) -> Result<(), Refused> {
     if md5.is_some() {
         let got = hex(&md5::Md5::digest(body));
         check_content_md5(md5, &got).map_err(|e| {
-            let mut r = refuse(
+            refuse(
                 e.code().clone(),
                 StatusCode::BAD_REQUEST,
                 e.message().unwrap_or("Content-MD5"),
-            );
-            r.error.set_status_code(StatusCode::BAD_REQUEST);
-            r
+            )
         })?;
     }
     let delete_objects = req.method == Method::POST
