@@ -107,10 +107,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry(
-        config.raw.log.level.as_deref().unwrap_or("info"),
-        config.raw.log.format.as_deref(),
-    );
+    telemetry(&config.log.level, config.log.format.as_deref());
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -169,7 +166,7 @@ async fn dev(o: exclave::ops::dev::DevOptions) -> anyhow::Result<()> {
     let config = read_daemon(&cluster.gateway_config)?;
     let (task, endpoint) = start_gateway(&config, Some(o.listen), stop_rx.clone()).await?;
     tasks.push(task);
-    let admin = config.raw.gateway.as_ref().and_then(|g| g.admin_listen);
+    let admin = config.gateway.as_ref().and_then(|g| g.admin_listen);
     // For a person: a stdout whose reader went away is no reason to stop serving (println!
     // would panic on the broken pipe and take the whole cluster down).
     let _ = writeln!(
@@ -191,7 +188,7 @@ fn cli_path() -> PathBuf {
 }
 
 fn identity(config: &DaemonConfig) -> anyhow::Result<Identity> {
-    let tls = &config.raw.tls;
+    let tls = &config.tls;
     Identity::load(&tls.ca_file, &tls.cert_file, &tls.key_file)
         .with_context(|| format!("loading the identity named in {}", config.path.display()))
 }
@@ -203,7 +200,7 @@ async fn start_node(
     check_only: bool,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Task>> {
-    let Some(node) = &config.raw.node else {
+    let Some(node) = &config.node else {
         return Ok(None);
     };
     let identity = identity(config)?;
@@ -211,7 +208,7 @@ async fn start_node(
         bail!(
             "{}: the node role needs a node certificate, but {} is a {:?} certificate",
             config.path.display(),
-            config.raw.tls.cert_file.display(),
+            config.tls.cert_file.display(),
             identity.role()
         );
     }
@@ -240,15 +237,12 @@ async fn start_node(
         metrics: exclave::metrics::NodeMetrics::new(),
         cluster_record_file: node.cluster_record_file.clone(),
     });
-    let mut schedule = exclave::node::ScrubSchedule::default();
-    if let Some(h) = node.scrub_interval_hours {
-        schedule.interval = std::time::Duration::try_from_secs_f64((h * 3600.0).max(1.0))
-            .unwrap_or(schedule.interval);
-    }
-    if let Some(r) = node.scrub_mib_per_sec {
-        schedule.bytes_per_sec = r.max(1) << 20;
-    }
-    if let (Some(addr), Some(token_file)) = (node.admin_listen, &node.admin_token_file) {
+    let schedule = exclave::node::ScrubSchedule {
+        interval: node.scrub_interval,
+        bytes_per_sec: node.scrub_bytes_per_sec,
+    };
+    if let Some((addr, token_file)) = &node.admin {
+        let addr = *addr;
         let token = exclave::admin::read_token(token_file)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -274,7 +268,7 @@ async fn start_gateway(
         bail!(
             "{}: the gateway role needs a gateway certificate, but {} is a {:?} certificate",
             config.path.display(),
-            config.raw.tls.cert_file.display(),
+            config.tls.cert_file.display(),
             identity.role()
         );
     }
@@ -319,7 +313,7 @@ async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {
     if let Some(t) = start_node(&config, check_only, stop_rx.clone()).await? {
         tasks.push(t);
     }
-    if config.raw.gateway.is_some() {
+    if config.gateway.is_some() {
         if check_only {
             let identity = identity(&config)?;
             let _ = exclave::gateway::Gateway::open(&config, &identity).await?;

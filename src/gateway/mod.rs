@@ -31,8 +31,9 @@ use anyhow::Context as _;
 use s3s::dto::Timestamp;
 use s3s::{S3Error, S3ErrorCode};
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, GatewaySettings};
 use crate::coordinator::object::ObjectError;
+use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::coordinator::{PutError, ReadError};
 use crate::core::hlc::Hlc;
@@ -131,11 +132,7 @@ pub(crate) fn test_parts(
 /// Seconds a client is asked to wait (`Retry-After`) when a write's sites are down.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// The region S3 clients sign for unless `s3_region` says otherwise.
-pub const DEFAULT_REGION: &str = "us-east-1";
-
-/// Seconds a request body may send nothing (`s3_body_idle_timeout_secs`).
-pub const DEFAULT_BODY_IDLE_SECS: u64 = 30;
+pub use crate::config::{DEFAULT_BODY_IDLE_SECS, DEFAULT_REGION};
 
 /// Backlog entries a repair pass works on at the same time.
 const REPAIR_CONCURRENCY: usize = 4;
@@ -197,6 +194,34 @@ pub struct RepairPace {
     pub busy: u64,
 }
 
+/// The gateway's own timings and rates, from its config.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// Time between passes over the repair backlog.
+    pub repair_interval: Duration,
+    /// Repair traffic limits.
+    pub repair_pace: RepairPace,
+    /// Time between catalog checkpoints.
+    pub checkpoint_interval: Duration,
+    /// How long a request body may send nothing.
+    pub body_idle: Duration,
+}
+
+impl Tuning {
+    /// The values of a gateway's config.
+    pub fn of(g: &GatewaySettings) -> Self {
+        Self {
+            repair_interval: g.repair_interval,
+            repair_pace: RepairPace {
+                idle: g.repair_bytes_per_sec,
+                busy: g.repair_busy_bytes_per_sec,
+            },
+            checkpoint_interval: g.checkpoint_interval,
+            body_idle: g.s3_body_idle_timeout,
+        }
+    }
+}
+
 /// The admin API's bearer token (never printed).
 #[derive(Clone)]
 pub struct AdminToken(pub String);
@@ -227,12 +252,11 @@ impl Gateway {
     /// (rebuilt from the nodes' manifests when it is new).
     pub async fn open(config: &DaemonConfig, identity: &Identity) -> anyhow::Result<Opened> {
         let g = config
-            .raw
             .gateway
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("no [gateway] section"))?;
         let master = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
-        let manifest_key = ManifestKey::from_bytes(read_key_file(&g.manifest_key_file)?);
+        let manifest = ManifestKey::from_bytes(read_key_file(&g.manifest_key_file)?);
         let keys = AccessKeys::load(&g.s3_credentials_file, &master)?;
         let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
         let plan = crate::core::layout::plan(&layout, rule)
@@ -256,59 +280,47 @@ impl Gateway {
                 );
             }
         }
-        let nodes = Nodes::new(clients);
-        let mut objects = Objects::new(
-            nodes,
-            layout,
-            plan,
-            master,
-            manifest_key,
-            Hlc::new(GatewayId(g.id)),
-            BLOCK_SIZE,
-        );
-        if let Some(limit) = g.inline_limit_bytes {
-            objects.set_inline_limit(limit);
-        }
         let mut earlier = Vec::new();
-        for f in g.previous_layout_files.iter().flatten() {
+        for f in &g.previous_layout_files {
             let text = std::fs::read_to_string(f)
                 .with_context(|| format!("an earlier layout ({})", f.display()))?;
             earlier.push((f.display().to_string(), text));
         }
-        objects.set_history(layout_history(&earlier)?);
-        if let Some(w) = g.write_quorum {
-            objects
-                .set_write_quorum(w)
-                .map_err(|e| anyhow::anyhow!("[gateway] {e}"))?;
-        }
         let mut previous = Vec::new();
-        for f in g.previous_master_key_files.iter().flatten() {
+        for f in &g.previous_master_key_files {
             previous.push(
                 read_key_file(f)
                     .with_context(|| format!("an earlier master key ({})", f.display()))?,
             );
         }
-        objects.set_previous_keys(previous);
+        let objects = Objects::new(
+            Nodes::new(clients),
+            Layouts {
+                layout,
+                plan,
+                history: layout_history(&earlier)?,
+            },
+            ObjectKeys {
+                master,
+                previous,
+                manifest,
+            },
+            Hlc::new(GatewayId(g.id)),
+            ObjectSettings {
+                block_size: BLOCK_SIZE,
+                write_quorum: g.write_quorum,
+                inline_limit: g.inline_limit_bytes,
+                write_timeout: g.write_timeout,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{}: [gateway] {e}", config.path.display()))?;
         let objects = Arc::new(objects);
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating {}", g.state_dir.display()))?;
         let index_path = g.state_dir.join("index.redb");
         let fresh = !index_path.exists();
         let index = Arc::new(Index::open(&index_path)?);
-        let gateway = Self::assemble(
-            objects,
-            index,
-            Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
-            RepairPace {
-                idle: g.repair_mib_per_sec.unwrap_or(64) << 20,
-                busy: g.repair_busy_mib_per_sec.unwrap_or(32) << 20,
-            },
-            Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
-            Duration::from_secs(
-                g.s3_body_idle_timeout_secs
-                    .unwrap_or(DEFAULT_BODY_IDLE_SECS),
-            ),
-        );
+        let gateway = Self::assemble(objects, index, Tuning::of(g));
         gateway
             .objects
             .restore_withdrawals(gateway.index.withdrawals()?);
@@ -325,17 +337,14 @@ impl Gateway {
             )),
             None => None,
         };
-        let tls = match (&g.s3_tls_cert_file, &g.s3_tls_key_file) {
-            (Some(cert), Some(key)) => Some(Arc::new(
+        let tls = match &g.s3_tls {
+            Some((cert, key)) => Some(Arc::new(
                 S3Tls::load(cert, key).context("the S3 endpoint's TLS certificate")?,
             )),
-            _ => None,
+            None => None,
         };
         let front = Front {
-            region: g
-                .s3_region
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            region: g.s3_region.clone(),
             tls,
         };
         Ok(Opened {
@@ -349,25 +358,18 @@ impl Gateway {
 
     /// A gateway over `objects` and `index` (`open` reads them from a config; recovery builds
     /// them itself).
-    pub(crate) fn assemble(
-        objects: Arc<Objects>,
-        index: Arc<Index>,
-        repair_interval: Duration,
-        repair_pace: RepairPace,
-        checkpoint_interval: Duration,
-        body_idle: Duration,
-    ) -> Arc<Self> {
+    pub(crate) fn assemble(objects: Arc<Objects>, index: Arc<Index>, tuning: Tuning) -> Arc<Self> {
         Arc::new(Self {
             objects,
             index,
             locks: Mutex::new(HashMap::new()),
-            repair_interval,
-            repair_pace,
+            repair_interval: tuning.repair_interval,
+            repair_pace: tuning.repair_pace,
             metrics: crate::metrics::GatewayMetrics::new(),
             writes: Mutex::new((0, std::collections::BTreeMap::new())),
             checkpointing: tokio::sync::Mutex::new(()),
-            checkpoint_interval,
-            body_idle,
+            checkpoint_interval: tuning.checkpoint_interval,
+            body_idle: tuning.body_idle,
         })
     }
 

@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt as _;
 use serde::Serialize;
 
+use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
@@ -65,7 +66,7 @@ const WRITES_IN_FLIGHT: usize = 32;
 
 /// Refuses to go on while the gateway of `g` answers (`doing`: what would be refused).
 pub(crate) async fn gateway_stopped(
-    g: &crate::config::RawGatewayRole,
+    g: &crate::config::GatewaySettings,
     doing: &str,
 ) -> anyhow::Result<()> {
     for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
@@ -82,13 +83,9 @@ pub(crate) async fn gateway_stopped(
 /// `g`), for a tool that acts as that gateway towards the nodes while it is stopped.
 pub(crate) fn gateway_endpoint(
     c: &crate::config::DaemonConfig,
-    g: &crate::config::RawGatewayRole,
+    g: &crate::config::GatewaySettings,
 ) -> anyhow::Result<quinn::Endpoint> {
-    let identity = crate::net::Identity::load(
-        &c.raw.tls.ca_file,
-        &c.raw.tls.cert_file,
-        &c.raw.tls.key_file,
-    )?;
+    let identity = crate::net::Identity::load(&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file)?;
     Ok(crate::net::endpoint::endpoint(
         SocketAddr::new(g.s3_listen.ip(), 0),
         &identity,
@@ -114,7 +111,7 @@ pub async fn rotate(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<Rotation> {
     let c = crate::config::read_daemon(config)?;
-    let Some(g) = &c.raw.gateway else {
+    let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
     gateway_stopped(g, "rotate").await?;
@@ -134,7 +131,7 @@ pub async fn rotate(
             MasterKey::from_bytes(g.master_key_id + 1, bytes),
             g.master_key_file.clone(),
         )
-    } else if let Some(prev) = g.previous_master_key_files.iter().flatten().next()
+    } else if let Some(prev) = g.previous_master_key_files.first()
         && g.master_key_file.file_name().and_then(|n| n.to_str())
             == Some(&format!("master-{}.key", g.master_key_id))
     {
@@ -182,13 +179,19 @@ pub async fn rotate(
         ManifestKey::from_bytes(crate::gateway::read_key_file(&g.manifest_key_file)?);
     let objects = Objects::new(
         Nodes::new(clients),
-        layout,
-        plan,
-        old.clone(),
-        manifest_key.clone(),
+        Layouts {
+            layout,
+            plan,
+            history: Vec::new(),
+        },
+        ObjectKeys {
+            master: old.clone(),
+            previous: Vec::new(),
+            manifest: manifest_key.clone(),
+        },
         Hlc::new(GatewayId(g.id)),
-        crate::gateway::BLOCK_SIZE,
-    );
+        ObjectSettings::default(),
+    )?;
 
     // The cluster record, re-sealed under the new key.
     let addresses: Vec<SocketAddr> = sites.values().map(|(_, a)| *a).collect();

@@ -153,7 +153,7 @@ pub async fn apply(
     replace: &[u32],
 ) -> anyhow::Result<Applied> {
     let c = crate::config::read_daemon(config)?;
-    let Some(g) = &c.raw.gateway else {
+    let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
     crate::ops::keys::gateway_stopped(g, "apply the layout").await?;
@@ -267,7 +267,7 @@ pub async fn apply(
             .layout_file
             .with_file_name(format!("layout-epoch-{}.toml", cur.epoch));
         crate::sys::write_atomic(&kept, cur_text.as_bytes())?;
-        let mut previous: Vec<PathBuf> = g.previous_layout_files.clone().unwrap_or_default();
+        let mut previous: Vec<PathBuf> = g.previous_layout_files.clone();
         if !previous.contains(&kept) {
             previous.insert(0, kept.clone());
         }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use exclave::coordinator::object::{ObjectError, Objects, PutInput};
+use exclave::coordinator::object::{
+    Layouts, ObjectError, ObjectKeys, ObjectSettings, Objects, PutInput,
+};
 use exclave::coordinator::{Nodes, PutError};
 use exclave::core::hlc::Hlc;
 use exclave::core::ids::{GatewayId, NodeId};
@@ -43,15 +45,27 @@ fn objects(
     let mut nodes = Nodes::new(map);
     nodes.hedge_after = Duration::from_millis(200);
     let gw = root.join("gateway");
-    std::sync::Arc::new(Objects::new(
-        nodes,
-        layout,
-        plan,
-        MasterKey::from_bytes(1, key_file(&gw.join("master.key"))),
-        ManifestKey::from_bytes(key_file(&gw.join("manifest.key"))),
-        Hlc::new(GatewayId(1)),
-        256 * 1024,
-    ))
+    std::sync::Arc::new(
+        Objects::new(
+            nodes,
+            Layouts {
+                layout,
+                plan,
+                history: Vec::new(),
+            },
+            ObjectKeys {
+                master: MasterKey::from_bytes(1, key_file(&gw.join("master.key"))),
+                previous: Vec::new(),
+                manifest: ManifestKey::from_bytes(key_file(&gw.join("manifest.key"))),
+            },
+            Hlc::new(GatewayId(1)),
+            ObjectSettings {
+                block_size: 256 * 1024,
+                ..ObjectSettings::default()
+            },
+        )
+        .unwrap(),
+    )
 }
 
 async fn get(

@@ -19,7 +19,7 @@ impl Admin {
     pub(crate) fn from_config(path: &Path) -> anyhow::Result<Self> {
         let config = exclave::config::read_daemon(path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let Some(g) = config.raw.gateway else {
+        let Some(g) = config.gateway else {
             bail!(
                 "{} has no [gateway] section: give the gateway's config (the admin API lives there)",
                 path.display()

@@ -37,7 +37,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<bool> {
     let started = Instant::now();
     let c = exclave::config::read_daemon(config)?;
-    let Some(g) = &c.raw.gateway else {
+    let Some(g) = &c.gateway else {
         bail!(
             "{}: no [gateway] section: give the gateway's config",
             config.display()

@@ -250,7 +250,7 @@ enum LayoutCommand {
 /// Writes the marker of disk `disk` of the node `config` describes, into an empty directory.
 fn disk_init(config: &std::path::Path, disk: u32) -> anyhow::Result<PathBuf> {
     let c = exclave::config::read_daemon(config)?;
-    let Some(node) = &c.raw.node else {
+    let Some(node) = &c.node else {
         anyhow::bail!("{}: no [node] section", config.display());
     };
     let Some(d) = node.disks.iter().find(|d| d.id == disk) else {
@@ -426,7 +426,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Some(f), _) => keys::master_key(Some(f), key_id, &[])?,
                 (None, Some(config)) => {
                     let c = exclave::config::read_daemon(config)?;
-                    let Some(g) = c.raw.gateway else {
+                    let Some(g) = c.gateway else {
                         anyhow::bail!("{}: no [gateway] section", config.display());
                     };
                     keys::master_key(Some(&g.master_key_file), g.master_key_id, &[])?

@@ -30,13 +30,14 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::census::{Census, CheckpointReport};
+use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{GatewayId, NodeId, hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
 use crate::core::record::ClusterRecord;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, RepairPace, Tuning};
 use crate::meta::Index;
 use crate::net::{Identity, Role};
 
@@ -293,15 +294,6 @@ pub(super) fn objects_of(
 ) -> anyhow::Result<Objects> {
     let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
     let plan = crate::core::layout::plan(&layout, rule)?;
-    let mut objects = Objects::new(
-        nodes,
-        layout,
-        plan,
-        master.clone(),
-        manifest_key(record)?,
-        Hlc::new(GatewayId(0)),
-        crate::gateway::BLOCK_SIZE,
-    );
     let earlier: Vec<(String, String)> = record
         .previous_layouts_toml
         .iter()
@@ -312,8 +304,24 @@ pub(super) fn objects_of(
             )
         })
         .collect();
-    objects.set_history(crate::gateway::layout_history(&earlier)?);
-    Ok(objects)
+    Ok(Objects::new(
+        nodes,
+        Layouts {
+            layout,
+            plan,
+            history: crate::gateway::layout_history(&earlier)?,
+        },
+        ObjectKeys {
+            master: master.clone(),
+            previous: Vec::new(),
+            manifest: manifest_key(record)?,
+        },
+        Hlc::new(GatewayId(0)),
+        ObjectSettings {
+            block_size: crate::gateway::BLOCK_SIZE,
+            ..ObjectSettings::default()
+        },
+    )?)
 }
 
 /// The manifest key a cluster record carries.
@@ -422,13 +430,16 @@ pub async fn recover(
         .collect();
     let objects = Arc::new(objects_of(&record, &master, Nodes::new(clients))?);
     let index = Arc::new(Index::open(&gw.join("state").join("index.redb"))?);
+    // Recovery repairs at full speed: no client is served yet.
     let gateway = Gateway::assemble(
         objects.clone(),
         index.clone(),
-        Duration::from_secs(10),
-        crate::gateway::RepairPace { idle: 0, busy: 0 },
-        Duration::from_secs(300),
-        Duration::from_secs(crate::gateway::DEFAULT_BODY_IDLE_SECS),
+        Tuning {
+            repair_interval: Duration::from_secs(10),
+            repair_pace: RepairPace { idle: 0, busy: 0 },
+            checkpoint_interval: Duration::from_secs(300),
+            body_idle: Duration::from_secs(crate::gateway::DEFAULT_BODY_IDLE_SECS),
+        },
     );
 
     let state_path = o.out.join(STATE_FILE);

@@ -142,7 +142,7 @@ pub fn export(
         let cfg_path = dir.join("node.toml");
         let cfg = crate::config::read_daemon(&cfg_path)
             .with_context(|| format!("{}: not a node directory", dir.display()))?;
-        let Some(n) = cfg.raw.node else {
+        let Some(n) = cfg.node else {
             bail!("{}: no [node] section", cfg_path.display());
         };
         let sealed_path = n

@@ -1,0 +1,253 @@
+//! The read path: the newest manifest at a read quorum, then the object's stripes fetched
+//! (hedged), checked, decoded and opened, a batch at a time.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{ObjectError, Objects, to_targets};
+use crate::coordinator::drive::ShardTarget;
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::hlc::Version;
+use crate::core::ids::{NodeId, ObjectId};
+use crate::core::keys::DataKey;
+use crate::core::stripe::{Geometry, StripeContext};
+
+/// Stripes fetched per read request.
+const READ_BATCH: u64 = 8;
+
+impl Objects {
+    /// Every manifest record a node holds, opened (records that do not open are skipped and
+    /// counted). For rebuilding the index and for recovery.
+    pub async fn scan_node(&self, node: NodeId) -> Result<(Vec<Manifest>, usize), ObjectError> {
+        let client = self
+            .nodes
+            .client(node)
+            .cloned()
+            .ok_or_else(|| ObjectError::Internal(format!("no client for node {}", node.0)))?;
+        let (mut out, mut bad, mut after) = (Vec::new(), 0usize, None);
+        loop {
+            let page = client
+                .list_manifests(after, 1000)
+                .await
+                .map_err(|e| ObjectError::Internal(format!("node {}: {e}", node.0)))?;
+            let Some(last) = page.last() else { break };
+            let env = crate::core::format::ManifestEnvelope::parse(last)?;
+            after = Some((env.object, env.version));
+            for rec in &page {
+                match Manifest::open(&self.manifest_key, rec) {
+                    Ok(m) => out.push(m),
+                    Err(_) => bad += 1,
+                }
+            }
+        }
+        Ok((out, bad))
+    }
+
+    /// The newest manifest of (bucket, key) found at a read quorum, if any (a tombstone is
+    /// returned as such). Looked up under the current layout first: a read quorum there
+    /// overlaps every write made since it took effect, so if it holds no version at all the
+    /// key was last written under an earlier layout, which is asked next (newest first).
+    ///
+    /// `floor` is the version the caller knows to be current (the gateway's index). While the
+    /// newest found is older, the nodes beyond the read quorum are waited for too (a site that
+    /// withholds manifests or was rolled back is outvoted by the others); if none of them holds
+    /// it, the answer is [`ObjectError::Behind`], never the older version.
+    pub async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        floor: Option<Version>,
+    ) -> Result<Option<Manifest>, ObjectError> {
+        let object = self.manifest_key.object_id(bucket, key);
+        let mut newest: Option<Manifest> = None;
+        for targets in self.placements_of(&object) {
+            if let Some(m) = self.head_at(object, &targets, floor).await?
+                && newest
+                    .as_ref()
+                    .is_none_or(|n| m.precedence() > n.precedence())
+            {
+                newest = Some(m);
+            }
+            if newest.is_some() && newest.as_ref().map(|m| m.version) >= floor {
+                break;
+            }
+        }
+        if let Some(floor) = floor {
+            let found = newest.as_ref().map(|m| m.version);
+            if found < Some(floor) {
+                return Err(ObjectError::Behind { found, floor });
+            }
+        }
+        if let Some(m) = &newest {
+            self.hlc
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(m.version);
+        }
+        Ok(newest)
+    }
+
+    /// The newest manifest of `object` at a read quorum of the manifest nodes of `targets`
+    /// (at all of those that answer while it is older than `floor`).
+    async fn head_at(
+        &self,
+        object: ObjectId,
+        targets: &[ShardTarget],
+        floor: Option<Version>,
+    ) -> Result<Option<Manifest>, ObjectError> {
+        let nodes = Self::manifest_nodes(targets);
+        let needed = nodes.len() - self.write_quorum(nodes.len()) + 1;
+        let mut set = tokio::task::JoinSet::new();
+        for n in nodes {
+            let client = self.nodes.client(n).cloned();
+            set.spawn(async move {
+                match client {
+                    Some(c) => c.manifests(object).await.ok(),
+                    None => None,
+                }
+            });
+        }
+        let mut answered = 0;
+        let mut newest: Option<Manifest> = None;
+        while let Some(r) = set.join_next().await {
+            let Ok(Some(records)) = r else { continue };
+            answered += 1;
+            for rec in records {
+                // A record that does not open (forged, rolled back into another id) is ignored.
+                let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
+                    continue;
+                };
+                // A failed write some node has not withdrawn yet is not a version.
+                if m.object == object
+                    && newest
+                        .as_ref()
+                        .is_none_or(|n| m.precedence() > n.precedence())
+                    && !self.withdrawing(&m.object, m.version)
+                {
+                    newest = Some(m);
+                }
+            }
+            // Any read quorum overlaps every write quorum: the newest acked version is here,
+            // unless hosts withheld it (then the caller's floor says so, and the rest are asked).
+            if answered >= needed && newest.as_ref().map(|m| m.version) >= floor {
+                break;
+            }
+        }
+        if answered < needed {
+            return Err(ObjectError::ReadQuorum { answered, needed });
+        }
+        Ok(newest)
+    }
+
+    /// A reader of `range` (plaintext bytes) of the object `manifest` describes.
+    pub fn reader(
+        self: &Arc<Self>,
+        manifest: &Manifest,
+        range: Range<u64>,
+    ) -> Result<ObjectReader, ObjectError> {
+        let ManifestBody::Object(meta) = &manifest.body else {
+            return Err(ObjectError::Internal("a tombstone has no body".into()));
+        };
+        let key = self.data_key(meta, manifest)?;
+        let geometry = meta.geometry()?;
+        let range = range.start.min(meta.size)..range.end.min(meta.size);
+        let stripes = if meta.size == 0 {
+            0..0
+        } else {
+            geometry.stripes_for(range.clone())
+        };
+        let targets = to_targets(&meta.placement);
+        Ok(ObjectReader {
+            objects: self.clone(),
+            object: manifest.object,
+            version: manifest.version,
+            meta: meta.clone(),
+            key,
+            geometry,
+            targets,
+            range,
+            next: stripes.start,
+            end: stripes.end,
+        })
+    }
+}
+
+/// Streams an object's plaintext, a batch of stripes at a time.
+#[derive(Debug)]
+pub struct ObjectReader {
+    objects: Arc<Objects>,
+    object: ObjectId,
+    version: Version,
+    meta: ObjectMeta,
+    key: DataKey,
+    geometry: Geometry,
+    targets: Vec<ShardTarget>,
+    range: Range<u64>,
+    next: u64,
+    end: u64,
+}
+
+impl ObjectReader {
+    /// The next piece of plaintext, or `None` at the end of the range.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let first = self.next;
+        let count = READ_BATCH.min(self.end - first);
+        self.next += count;
+        Some(self.batch(first, count).await)
+    }
+
+    async fn batch(&self, first: u64, count: u64) -> Result<Bytes, ObjectError> {
+        let k = self.geometry.profile.k();
+        let (stripes, bad) = self
+            .objects
+            .nodes
+            .read_range(
+                &self.targets,
+                self.object,
+                self.version,
+                k,
+                &self.meta.block_hashes,
+                first,
+                count,
+            )
+            .await?;
+        if !bad.is_empty() {
+            tracing::warn!(shards = ?bad, "a read met bad shards; reported for repair");
+            self.objects
+                .bad_reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.object, self.version, bad));
+        }
+        let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
+        let (object, version, range) = (self.object, self.version, self.range.clone());
+        let total = geometry.stripe_count();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (j, offer) in stripes.iter().enumerate() {
+                let s = first + j as u64;
+                let ctx = StripeContext {
+                    object,
+                    version,
+                    index: s,
+                    last: s + 1 == total,
+                };
+                let opened = codec
+                    .open_verified(&key, &ctx, geometry.stripe_len(s), offer)
+                    .map_err(|error| ObjectError::Decode { stripe: s, error })?;
+                let sr = geometry.stripe_range(s);
+                let lo = range.start.max(sr.start) - sr.start;
+                let hi = range.end.min(sr.end) - sr.start;
+                out.extend_from_slice(&opened.plaintext[lo as usize..hi as usize]);
+            }
+            Ok(Bytes::from(out))
+        })
+        .await
+        .map_err(|e| ObjectError::Internal(e.to_string()))?
+    }
+}
