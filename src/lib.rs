@@ -19,6 +19,7 @@ pub mod notify;
 pub mod ops;
 pub mod store;
 pub mod sys;
+pub mod worker;
 
 #[cfg(test)]
 mod fixtures;

@@ -236,6 +236,7 @@ async fn start_node(
         store: Arc::new(store),
         metrics: exclave::metrics::NodeMetrics::new(),
         cluster_record_file: node.cluster_record_file.clone(),
+        workers: exclave::worker::Workers::default(),
     });
     let schedule = exclave::node::ScrubSchedule {
         interval: node.scrub_interval,
@@ -254,7 +255,7 @@ async fn start_node(
             stop.clone(),
         ));
     }
-    tokio::spawn(exclave::node::scrub_loop(n.clone(), schedule, stop.clone()));
+    exclave::node::start_workers(&n, schedule, &stop);
     Ok(Some(tokio::spawn(exclave::node::serve(n, ep, stop))))
 }
 
@@ -279,8 +280,7 @@ async fn start_gateway(
         .with_context(|| format!("listening for S3 on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "S3 gateway listening");
-    tokio::spawn(opened.gateway.clone().repair_loop(stop.clone()));
-    tokio::spawn(opened.gateway.clone().checkpoint_loop(stop.clone()));
+    opened.gateway.start_workers(&stop);
     if let Some((addr, token)) = opened.admin.clone() {
         let admin = tokio::net::TcpListener::bind(addr)
             .await

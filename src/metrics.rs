@@ -267,6 +267,7 @@ pub struct GatewayMetrics {
     peer_rtt: Family<SiteLabels, FloatGauge>,
     peer_sent: Family<SiteLabels, Gauge>,
     peer_lost: Family<SiteLabels, Gauge>,
+    workers: WorkerGauges,
     /// One scrape refreshes the state gauges at a time.
     pub(crate) scrape: tokio::sync::Mutex<()>,
 }
@@ -321,9 +322,11 @@ impl GatewayMetrics {
             peer_rtt: Family::default(),
             peer_sent: Family::default(),
             peer_lost: Family::default(),
+            workers: WorkerGauges::default(),
             scrape: tokio::sync::Mutex::new(()),
         };
         let r = &mut m.registry;
+        m.workers.register(r);
         r.register(
             "exclave_s3_requests",
             "S3 requests by operation and HTTP status",
@@ -421,7 +424,13 @@ impl GatewayMetrics {
     }
 
     /// Sets the state gauges and renders everything.
-    pub fn render(&self, state: &GatewayState, sites: &[SiteFacts]) -> String {
+    pub fn render(
+        &self,
+        state: &GatewayState,
+        sites: &[SiteFacts],
+        workers: &[crate::worker::Report],
+    ) -> String {
+        self.workers.set(workers);
         let total: u64 = state.buckets.iter().map(|b| b.1).sum();
         let whole = total.saturating_sub(state.degraded + state.unreadable);
         for (health, n) in [
@@ -458,6 +467,67 @@ impl GatewayMetrics {
     }
 }
 
+/// Labels of a background worker's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    /// The worker's name (`crate::worker`).
+    pub worker: String,
+}
+
+/// What the background workers did, read from their reports at scrape time.
+#[derive(Debug, Default)]
+pub struct WorkerGauges {
+    rounds: Family<WorkerLabels, Counter>,
+    failures: Family<WorkerLabels, Counter>,
+    last_ok: Family<WorkerLabels, Gauge>,
+    working: Family<WorkerLabels, Gauge>,
+}
+
+impl WorkerGauges {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "exclave_worker_rounds",
+            "Rounds a background worker ran, by worker",
+            self.rounds.clone(),
+        );
+        r.register(
+            "exclave_worker_failures",
+            "Rounds of a background worker that failed, by worker",
+            self.failures.clone(),
+        );
+        r.register_with_unit(
+            "exclave_worker_last_success_timestamp",
+            "Unix time when a worker's last round that did not fail ended (0: none yet)",
+            Unit::Seconds,
+            self.last_ok.clone(),
+        );
+        r.register(
+            "exclave_worker_working",
+            "1 while a worker is in a round, else 0",
+            self.working.clone(),
+        );
+    }
+
+    /// Brings the families up to the workers' reports.
+    pub fn set(&self, reports: &[crate::worker::Report]) {
+        for w in reports {
+            let l = WorkerLabels {
+                worker: w.name.to_owned(),
+            };
+            let rounds = self.rounds.get_or_create(&l);
+            rounds.inc_by(w.rounds.saturating_sub(rounds.get()));
+            let failures = self.failures.get_or_create(&l);
+            failures.inc_by(w.failures.saturating_sub(failures.get()));
+            self.last_ok
+                .get_or_create(&l)
+                .set(as_gauge(w.last_ok_ms.unwrap_or(0) / 1000));
+            self.working
+                .get_or_create(&l)
+                .set(i64::from(w.state == "working"));
+        }
+    }
+}
+
 /// A node's metrics: its own site gauges and scrub work.
 #[derive(Debug)]
 pub struct NodeMetrics {
@@ -466,6 +536,7 @@ pub struct NodeMetrics {
     scrubbed_shards: Counter,
     scrubbed_bytes: Counter,
     scrub_bad: Counter,
+    workers: WorkerGauges,
     /// One scrape at a time.
     pub(crate) scrape: std::sync::Mutex<()>,
 }
@@ -485,10 +556,12 @@ impl NodeMetrics {
             scrubbed_shards: Counter::default(),
             scrubbed_bytes: Counter::default(),
             scrub_bad: Counter::default(),
+            workers: WorkerGauges::default(),
             scrape: std::sync::Mutex::new(()),
         };
         let r = &mut m.registry;
         m.sites.register(r);
+        m.workers.register(r);
         r.register(
             "exclave_scrub_checked_shards",
             "Shards checked by scrub since the node started",
@@ -515,10 +588,11 @@ impl NodeMetrics {
         self.scrub_bad.inc_by(bad);
     }
 
-    /// Sets the site gauges and renders everything.
-    pub fn render(&self, facts: &SiteFacts) -> String {
+    /// Sets the site and worker gauges and renders everything.
+    pub fn render(&self, facts: &SiteFacts, workers: &[crate::worker::Report]) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.sites.set(std::slice::from_ref(facts));
+        self.workers.set(workers);
         encode(&self.registry)
     }
 }

@@ -134,7 +134,7 @@ impl Gateway {
                 })
                 .collect(),
         };
-        Ok(self.metrics.render(&state, &sites))
+        Ok(self.metrics.render(&state, &sites, &self.worker_reports()))
     }
 
     /// Every current (bucket, key) of `bucket` (or of all buckets).
@@ -311,6 +311,7 @@ impl Gateway {
     async fn workers(&self) -> Result<Value, crate::meta::MetaError> {
         let backlog = self.index.repairs()?;
         Ok(json!({
+            "workers": self.worker_reports(),
             "repair": {
                 "backlog": backlog.len(),
                 "interval_secs": self.repair_interval.as_secs(),

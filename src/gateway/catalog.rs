@@ -6,10 +6,7 @@
 //! versions below the oldest floor, so a version committed after the checkpoint can never be
 //! one it should have covered.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::watch;
 
 use super::Gateway;
 use super::buckets::HIDDEN;
@@ -144,7 +141,7 @@ impl Gateway {
         let (leaves, root) = root_of(entries);
         let mut c = Checkpoint {
             seq: prev.as_ref().map_or(1, |p| p.seq + 1),
-            created_ms: super::now_ms(),
+            created_ms: crate::sys::now_ms(),
             cutoff,
             leaves,
             root,
@@ -186,18 +183,5 @@ impl Gateway {
             stored_at,
             new: true,
         })
-    }
-
-    /// Makes checkpoints every `checkpoint_interval` until `stop` turns true.
-    pub async fn checkpoint_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.checkpoint_interval) => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.checkpoint().await {
-                tracing::warn!(error = %e, "catalog checkpoint failed");
-            }
-        }
     }
 }

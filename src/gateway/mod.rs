@@ -20,12 +20,14 @@ mod serve;
 mod small_body;
 mod tls;
 mod traffic;
+mod workers;
+pub use workers::{CheckpointWorker, RepairPass, RepairWorker};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use s3s::dto::Timestamp;
@@ -86,6 +88,8 @@ pub struct Gateway {
     checkpoint_interval: Duration,
     /// How long a request body may send nothing before the request fails.
     body_idle: Duration,
+    /// The background workers (`workers.rs`).
+    workers: crate::worker::Workers,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
@@ -133,41 +137,6 @@ pub(crate) fn test_parts(
 const RETRY_AFTER_SECS: &str = "5";
 
 pub use crate::config::{DEFAULT_BODY_IDLE_SECS, DEFAULT_REGION};
-
-/// Backlog entries a repair pass works on at the same time.
-const REPAIR_CONCURRENCY: usize = 4;
-
-/// What repairing one backlog entry came to.
-enum RepairOutcome {
-    /// A failed write being withdrawn: nothing to rebuild.
-    Withdrawn,
-    /// Its shards were rebuilt (if any were missing).
-    Done {
-        done: crate::coordinator::repair::Repaired,
-        manifests_restored: usize,
-        /// Every node that should hold the manifest record does.
-        manifests_complete: bool,
-    },
-    /// Its sites did not answer: for a later pass.
-    Deferred(ObjectError),
-}
-
-/// What one repair pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RepairPass {
-    /// Object versions made whole.
-    pub repaired: usize,
-    /// Object versions left for a later pass (their sites did not answer).
-    pub pending: usize,
-    /// Bytes read from good shards.
-    pub bytes_read: u64,
-    /// Bytes of rebuilt shards written.
-    pub bytes_written: u64,
-    /// Failed writes not yet withdrawn from every node.
-    pub withdrawals_pending: usize,
-    /// Manifest records copied to nodes that lacked them.
-    pub manifests_restored: usize,
-}
 
 /// Earlier layouts from their texts ((origin, TOML)), each checked into its plan, newest
 /// epoch first.
@@ -370,6 +339,7 @@ impl Gateway {
             checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_interval: tuning.checkpoint_interval,
             body_idle: tuning.body_idle,
+            workers: crate::worker::Workers::default(),
         })
     }
 
@@ -447,176 +417,6 @@ impl Gateway {
         Ok(())
     }
 
-    /// The repair rate allowed now: lower while S3 requests are being served.
-    fn repair_rate(&self) -> u64 {
-        if self.metrics.in_flight.get() > 0 {
-            self.repair_pace.busy
-        } else {
-            self.repair_pace.idle
-        }
-    }
-
-    /// Records the withdrawals of failed writes not yet confirmed by every node, so that a
-    /// restarted gateway still finishes them (and still skips those versions).
-    pub(crate) fn keep_withdrawals(&self) -> Result<(), MetaError> {
-        let now = self.objects.withdrawals();
-        if self.index.withdrawals()? != now {
-            self.index.set_withdrawals(&now)?;
-        }
-        Ok(())
-    }
-
-    /// Repairs one backlog entry: its missing shards (none: only manifest copies), then its
-    /// manifest record at the nodes that lack it.
-    async fn repair_entry(
-        &self,
-        object: crate::core::ids::ObjectId,
-        version: crate::core::hlc::Version,
-        shards: &[usize],
-    ) -> RepairOutcome {
-        if self.objects.withdrawing(&object, version) {
-            return RepairOutcome::Withdrawn;
-        }
-        let done = if shards.is_empty() {
-            crate::coordinator::repair::Repaired::default()
-        } else {
-            let pace = || self.repair_rate() / REPAIR_CONCURRENCY as u64;
-            match self.objects.repair(object, version, shards, &pace).await {
-                Ok(done) => done,
-                Err(e) => return RepairOutcome::Deferred(e),
-            }
-        };
-        let (manifests_restored, manifests_complete) =
-            match self.objects.restore_manifest(object, version).await {
-                Ok(r) => (r.written, r.unanswered == 0),
-                Err(_) => (0, false),
-            };
-        RepairOutcome::Done {
-            done,
-            manifests_restored,
-            manifests_complete,
-        }
-    }
-
-    /// One pass over the repair backlog: every recorded object version with missing shards is
-    /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
-    /// (repaired, still pending).
-    pub async fn repair_pass(&self) -> Result<RepairPass, MetaError> {
-        self.collect_findings().await?;
-        for (object, version, shards) in self.objects.take_bad_reports() {
-            self.index.record_repair(&object, version, &shards)?;
-        }
-        let pending = self.objects.retry_withdrawals().await;
-        self.keep_withdrawals()?;
-        let backlog = self.index.repairs()?;
-        let mut pass = RepairPass {
-            withdrawals_pending: pending,
-            ..RepairPass::default()
-        };
-        // A few versions at a time (each at its share of the rate): small objects are bound
-        // by round trips to the sites, not by bandwidth.
-        use futures::StreamExt as _;
-        let mut outcomes = futures::stream::iter(backlog)
-            .map(|(object, version, shards)| async move {
-                let outcome = self.repair_entry(object, version, &shards).await;
-                (object, version, shards, outcome)
-            })
-            .buffer_unordered(REPAIR_CONCURRENCY);
-        while let Some((object, version, shards, outcome)) = outcomes.next().await {
-            match outcome {
-                RepairOutcome::Withdrawn => {
-                    // A failed write: nothing to rebuild.
-                    self.index.repair_done(&object, version)?;
-                }
-                RepairOutcome::Done {
-                    done,
-                    manifests_restored,
-                    manifests_complete,
-                } => {
-                    self.index.repair_done(&object, version)?;
-                    pass.manifests_restored += manifests_restored;
-                    if !manifests_complete {
-                        // Shards done; the manifest copies wait for their nodes.
-                        self.index.record_repair(&object, version, &[])?;
-                        pass.pending += 1;
-                    }
-                    if shards.is_empty() {
-                        continue;
-                    }
-                    pass.repaired += 1;
-                    pass.bytes_read += done.bytes_read;
-                    pass.bytes_written += done.bytes_written;
-                    tracing::info!(
-                        object = %crate::core::ids::hex(&object.0),
-                        shards = ?done.shards,
-                        bytes_read = done.bytes_read,
-                        bytes_written = done.bytes_written,
-                        "repaired"
-                    );
-                }
-                RepairOutcome::Deferred(e) => {
-                    pass.pending += 1;
-                    tracing::debug!(
-                        object = %crate::core::ids::hex(&object.0),
-                        error = %e,
-                        "repair deferred"
-                    );
-                }
-            }
-        }
-        if pass.repaired > 0 || pass.pending > 0 {
-            tracing::info!(
-                repaired = pass.repaired,
-                pending = pass.pending,
-                bytes_read = pass.bytes_read,
-                bytes_written = pass.bytes_written,
-                "repair pass"
-            );
-        }
-        Ok(pass)
-    }
-
-    /// Moves the nodes' scrub findings into the repair backlog.
-    async fn collect_findings(&self) -> Result<(), MetaError> {
-        for node in self.objects.node_ids() {
-            let Some(client) = self.objects.nodes().client(node).cloned() else {
-                continue;
-            };
-            let Ok(Ok(keys)) =
-                tokio::time::timeout(Duration::from_secs(5), client.findings(1000)).await
-            else {
-                continue;
-            };
-            if keys.is_empty() {
-                continue;
-            }
-            for k in &keys {
-                self.index
-                    .record_repair(&k.object, k.version, &[usize::from(k.shard)])?;
-            }
-            tracing::info!(
-                node = node.0,
-                shards = keys.len(),
-                "scrub findings recorded for repair"
-            );
-            let _ = client.clear_findings(keys).await;
-        }
-        Ok(())
-    }
-
-    /// Runs repair passes until `stop` turns true.
-    pub async fn repair_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(self.repair_interval) => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.repair_pass().await {
-                tracing::warn!(error = %e, "repair pass failed");
-            }
-        }
-    }
-
     /// The lock serialising conditional writes of one key.
     fn key_lock(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
@@ -626,12 +426,6 @@ impl Gateway {
             .or_default()
             .clone()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {

@@ -16,11 +16,12 @@ use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::objects::{stored_headers, user_metadata};
-use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, now_ms, object_error, timestamp};
+use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::PutInput;
 use crate::core::format::{ManifestBody, Part as StoredPart};
 use crate::core::ids::unhex;
 use crate::meta::{PartRecord, UploadRecord};
+use crate::sys::now_ms;
 
 fn hidden_bucket(bucket: &str) -> String {
     format!("{bucket}{HIDDEN}uploads")

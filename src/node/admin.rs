@@ -1,6 +1,6 @@
 //! A node's own admin API (HTTP/1.1, JSON, bearer token): `GET /v1/cluster-record` (the
 //! sealed record for recovery; no token), `GET /v1/status` (shards, disks,
-//! scrub), `GET /metrics` (Prometheus text) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
+//! scrub), `GET /v1/workers` (what each background worker did), `GET /metrics` (Prometheus text) and `POST /v1/scrub` (a full pass now). For a site's operators; the gateway reaches
 //! the same facts over QUIC.
 
 use std::sync::Arc;
@@ -75,7 +75,7 @@ pub async fn serve_admin(
                                 s.quarantined,
                             )),
                         };
-                        Ok::<_, crate::store::StoreError>(n.metrics.render(&facts))
+                        Ok::<_, crate::store::StoreError>(n.metrics.render(&facts, &n.workers.reports()))
                     })
                     .await;
                     return match text {
@@ -104,6 +104,9 @@ pub async fn serve_admin(
                     })
                     .await
                 }
+                (Method::GET, "/v1/workers") => {
+                    Ok(Ok(json!({"workers": node.workers.reports()})))
+                }
                 (Method::POST, "/v1/scrub") => {
                     tokio::task::spawn_blocking(move || {
                         store.restart_scrub()?;
@@ -115,7 +118,7 @@ pub async fn serve_admin(
                     return reply(
                         StatusCode::NOT_FOUND,
                         &json!({"error": "no such admin route",
-                                "routes": ["GET /metrics", "GET /v1/status", "POST /v1/scrub"]}),
+                                "routes": ["GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub"]}),
                     );
                 }
             };

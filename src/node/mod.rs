@@ -5,10 +5,12 @@
 //! A malformed request gets an error frame or a closed stream; the node keeps serving.
 
 mod admin;
+mod workers;
 pub use admin::serve_admin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+pub use workers::{ScrubWorker, start_workers};
 
 use bytes::BytesMut;
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
@@ -43,6 +45,8 @@ pub struct Node {
     pub metrics: crate::metrics::NodeMetrics,
     /// The sealed cluster record this node keeps for recovery, if configured.
     pub cluster_record_file: Option<std::path::PathBuf>,
+    /// The background workers (`workers.rs`).
+    pub workers: crate::worker::Workers,
 }
 
 /// Serves `endpoint` until `shutdown` turns true, then closes connections and returns.
@@ -130,72 +134,6 @@ impl Default for ScrubSchedule {
     }
 }
 
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Scrubs the store in the background: a full pass every `interval`, or at once when asked
-/// (`Request::Scrub`), throttled to `bytes_per_sec`, resuming after a restart where it
-/// stopped. Runs until `shutdown` turns true.
-pub async fn scrub_loop(
-    node: Arc<Node>,
-    schedule: ScrubSchedule,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let store = node.store.clone();
-    // Steps of about 1/10 s of the allowed rate, so the throttle is smooth.
-    let budget = (schedule.bytes_per_sec / 10).max(1 << 20);
-    loop {
-        let st = store.clone();
-        let due = blocking(move || {
-            let requested = st.take_scrub_request()?;
-            let state = st.scrub_state()?;
-            let interval_ms = schedule.interval.as_millis() as u64;
-            Ok(requested
-                || state.in_progress
-                || wall_ms().saturating_sub(state.last_complete_ms) >= interval_ms)
-        })
-        .await
-        .unwrap_or(false);
-        if due {
-            let started = std::time::Instant::now();
-            let st = store.clone();
-            match blocking(move || st.scrub_step(budget, wall_ms())).await {
-                Ok(step) => {
-                    node.metrics
-                        .scrubbed(step.shards, step.bytes, step.bad.len() as u64);
-                    if !step.bad.is_empty() {
-                        warn!(bad = step.bad.len(), "scrub found bad shards");
-                    }
-                    if step.finished {
-                        info!("scrub pass complete");
-                    }
-                    // Throttle: this step's bytes at the allowed rate.
-                    let should = Duration::from_secs_f64(
-                        step.bytes as f64 / schedule.bytes_per_sec.max(1) as f64,
-                    );
-                    if let Some(rest) = should.checked_sub(started.elapsed()) {
-                        tokio::select! {
-                            () = tokio::time::sleep(rest) => {}
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                    if !step.finished {
-                        continue;
-                    }
-                }
-                Err(e) => warn!(error = %e, "scrub step failed"),
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
 /// Replaces a small file durably: temporary file, fsync, rename, fsync of the directory.
 fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write as _;
@@ -216,7 +154,7 @@ fn replace_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> 
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)

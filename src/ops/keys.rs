@@ -198,7 +198,7 @@ pub async fn rotate(
     let Some(mut record) = newest_record(&addresses, &[&new, &old]).await else {
         bail!("no node gave a cluster record that opens with the old or the new key");
     };
-    record.written_ms = crate::gateway::now_ms();
+    record.written_ms = crate::sys::now_ms();
     let creds = crate::gateway::reseal_credentials(&g.s3_credentials_file, &old, &new)?;
     record.s3_credentials_toml = creds.clone();
     let mut nonce = [0u8; 12];

@@ -195,7 +195,7 @@ pub async fn apply(
     } else if record.layout_toml != new_text {
         bail!("the layout is current at the gateway but not in the nodes' cluster record");
     }
-    record.written_ms = crate::gateway::now_ms();
+    record.written_ms = crate::sys::now_ms();
     let mut nonce = [0u8; 12];
     crate::sys::random(&mut nonce);
     let sealed = record.seal(&master, nonce);

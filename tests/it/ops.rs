@@ -673,3 +673,90 @@ fn dev_says_when_its_layout_options_do_not_apply_to_an_existing_directory() {
     );
     assert_eq!(other.node_configs.len(), 5);
 }
+
+/// Issue 14: the background workers have names, and every place that shows them uses those
+/// names: `exclave workers` (table and `--json`), the gateway's and a node's `/v1/workers`,
+/// and the `exclave_worker_*` metrics; each counts its rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_are_shown_by_name_with_their_rounds() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let cluster =
+            started_cluster("repair_interval_secs = 1\ncheckpoint_interval_secs = 1").await;
+        let s3 = cluster.s3_client(3);
+        s3.create_bucket().bucket("named").send().await.unwrap();
+        s3.put_object()
+            .bucket("named")
+            .key("deed")
+            .body(ByteStream::from(vec![7u8; 5000]))
+            .send()
+            .await
+            .unwrap();
+        let cli = |args: &[&str]| cluster.exclave_cli(args, Duration::from_secs(60));
+        // Both gateway workers run a round within a few seconds; the checkpoint says what it
+        // signed.
+        let mut seen = serde_json::Value::Null;
+        for _ in 0..60 {
+            let out = cli(&["workers", "--json"]);
+            assert!(out.status.success(), "{out:?}");
+            seen = serde_json::from_slice(&out.stdout).unwrap();
+            let rounds = |name: &str| {
+                seen["workers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|w| w["name"] == name)
+                    .and_then(|w| w["rounds"].as_u64())
+            };
+            if rounds("repair") >= Some(1) && rounds("checkpoint") >= Some(1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let names: Vec<&str> = seen["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["repair", "checkpoint"], "{seen:#}");
+        let checkpoint = &seen["workers"][1];
+        assert!(checkpoint["rounds"].as_u64() >= Some(1), "{seen:#}");
+        assert_eq!(checkpoint["failures"], 0, "{seen:#}");
+        assert!(
+            checkpoint["last_summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("checkpoint ")),
+            "{seen:#}"
+        );
+
+        let table = cli(&["workers"]);
+        assert!(table.status.success());
+        let text = String::from_utf8_lossy(&table.stdout);
+        assert!(text.starts_with("WORKER"), "{text}");
+        for name in ["repair ", "checkpoint "] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{text}");
+        }
+
+        let (admin, token) = cluster.gateway_admin();
+        let (code, metrics) = admin_get(admin, "/metrics", &token);
+        assert_eq!(code, 200);
+        assert!(
+            sample(
+                &metrics,
+                "exclave_worker_rounds_total{worker=\"checkpoint\"}"
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+
+        // A node runs its scrub as a worker of that name.
+        let node = cluster.node_addr(0);
+        let (code, body) = admin_get(node, "/v1/workers", &cluster.node_admin_token(0));
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["workers"][0]["name"], "scrub", "{v:#}");
+        assert!(v["workers"][0]["rounds"].as_u64() >= Some(1), "{v:#}");
+    })
+    .await
+    .expect("test took too long");
+}

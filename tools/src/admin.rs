@@ -296,13 +296,57 @@ pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         .is_some_and(|n| n.iter().all(|x| x["started"] == true)))
 }
 
-/// `workers`: the repair backlog and each site's scrub.
+/// When a round is due, from now.
+fn due_in(ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let s = ms.saturating_sub(now).div_ceil(1000);
+    match s {
+        0..=119 => format!("in {s} s"),
+        120..=7199 => format!("in {} min", s / 60),
+        _ => format!("in {} h", s / 3600),
+    }
+}
+
+/// `workers`: the gateway's workers by name, the repair backlog and each site's scrub. Exits
+/// 1 when a worker's last round failed.
 pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/workers")?;
+    let list = v["workers"].as_array().cloned().unwrap_or_default();
+    let healthy = list.iter().all(|w| w["last_error"].is_null());
     if json {
         outln!("{v:#}");
-        return Ok(true);
+        return Ok(healthy);
     }
+    outln!(
+        "{:<12} {:<8} {:>7} {:>7} {:<12} {:<10} LAST",
+        "WORKER",
+        "STATE",
+        "ROUNDS",
+        "FAILED",
+        "LAST OK",
+        "NEXT"
+    );
+    for w in &list {
+        let last = match (w["last_error"].as_str(), w["last_summary"].as_str()) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, Some(s)) => s.to_owned(),
+            (None, None) => "-".to_owned(),
+        };
+        outln!(
+            "{:<12} {:<8} {:>7} {:>7} {:<12} {:<10} {last}",
+            w["name"].as_str().unwrap_or("?"),
+            w["state"].as_str().unwrap_or("?"),
+            w["rounds"],
+            w["failures"],
+            ago(w["last_ok_ms"].as_u64().unwrap_or(0)),
+            w["next_round_ms"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), due_in),
+        );
+    }
+    outln!();
     outln!(
         "repair: {} object version(s) in the backlog, a pass every {} s",
         v["repair"]["backlog"],
@@ -324,5 +368,5 @@ pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         };
         outln!("scrub {:<16} {line}", s["site"].as_str().unwrap_or("?"));
     }
-    Ok(true)
+    Ok(healthy)
 }

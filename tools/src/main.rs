@@ -113,7 +113,8 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
-    /// The background workers: repair backlog and scrub at each site.
+    /// The background workers by name (repair, checkpoint; scrub at each site): state,
+    /// rounds, failures, last success. Exits 1 when a worker's last round failed.
     Workers,
     /// Rebuild a gateway (config, identity, keys, index) from the surviving nodes and the
     /// master key (or key shares) alone. Resumable: run it again with the same --out.

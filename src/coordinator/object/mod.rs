@@ -213,12 +213,6 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Objects {
     /// An object store over `nodes`, under `layouts`, with `keys` and `settings`; refused when
     /// the settings do not fit the layout's profile.
@@ -311,7 +305,7 @@ impl Objects {
             .hlc
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hlc.stamp(wall_ms())
+        hlc.stamp(crate::sys::now_ms())
     }
 
     pub(super) fn manifest_nodes(targets: &[ShardTarget]) -> Vec<NodeId> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{Missed, ObjectError, Objects, random, to_targets, wall_ms};
+use super::{Missed, ObjectError, Objects, random, to_targets};
 use crate::coordinator::drive::{ShardTarget, StripeSink};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader};
 use crate::core::hlc::Version;
@@ -15,6 +15,7 @@ use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::keys::DataKey;
 use crate::core::layout::{self, ShardLocation};
 use crate::core::stripe::{EncodedStripe, Geometry, StripeContext};
+use crate::sys::now_ms as wall_ms;
 
 /// What to store with an object.
 #[derive(Clone, Debug, Default)]
