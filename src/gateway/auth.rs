@@ -7,9 +7,10 @@ use std::path::Path;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
-use s3s::{S3Result, s3_error};
+use s3s::{S3Error, S3Result};
 use serde::Deserialize;
 
+use super::error::S3Fault;
 use crate::core::ids::unhex;
 use crate::core::keys::MasterKey;
 
@@ -117,7 +118,7 @@ impl S3Auth for AccessKeys {
         self.keys
             .get(access_key)
             .cloned()
-            .ok_or_else(|| s3_error!(InvalidAccessKeyId, "the access key id is not known here"))
+            .ok_or_else(|| S3Error::from(S3Fault::InvalidAccessKeyId))
     }
 }
 
@@ -132,18 +133,12 @@ pub struct Gatekeeper;
 impl S3Access for Gatekeeper {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         if cx.credentials().is_none() {
-            return Err(s3_error!(
-                AccessDenied,
-                "anonymous requests are not accepted"
-            ));
+            return Err(S3Fault::AccessDenied("anonymous requests are not accepted".into()).into());
         }
         if let S3Path::Object { key, .. } = cx.s3_path()
             && key.len() > MAX_KEY_BYTES
         {
-            return Err(s3_error!(
-                KeyTooLongError,
-                "keys are at most 1024 bytes of UTF-8"
-            ));
+            return Err(S3Fault::KeyTooLong.into());
         }
         Ok(())
     }

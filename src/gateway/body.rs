@@ -16,10 +16,46 @@ use tokio::time::{Instant, Sleep};
 use crate::coordinator::ObjectReader;
 use crate::coordinator::object::ObjectError;
 
-/// A request body stopped arriving: nothing came for longer than the idle timeout.
+/// Why reading a request body failed, typed where it happens (the S3 error each becomes is
+/// decided in `error.rs`).
 #[derive(Debug, thiserror::Error)]
-#[error("the request body sent nothing for {0:?}")]
-pub(crate) struct BodyStalled(pub(crate) Duration);
+pub(crate) enum BodyError {
+    /// Nothing came for longer than the idle timeout.
+    #[error("the request body sent nothing for {0:?}")]
+    Stalled(Duration),
+    /// A chunk signature of an aws-chunked body did not verify.
+    #[error("a chunk signature of the request body does not verify")]
+    ChunkSignature,
+    /// The body does not match its signed `x-amz-content-sha256`.
+    #[error("the request body does not match its signed SHA-256")]
+    Sha256Mismatch,
+    /// The aws-chunked framing is malformed, or the body is not as long as announced.
+    #[error("the request body is malformed: {0}")]
+    Malformed(String),
+    /// The client's connection failed.
+    #[error("{0}")]
+    Client(String),
+}
+
+impl BodyError {
+    /// An error of the body stream `s3s` hands over. Its own types for these
+    /// (`AwsChunkedStreamError`, `UploadStreamError`) are private to `s3s`, so they are told
+    /// apart here, and only here, by the exact variant each prints (`Type: Variant`, the
+    /// innermost last), for the `s3s` version `Cargo.toml` pins; `tests/it/s3.rs` sends each
+    /// kind of bad body and checks the S3 error it gets.
+    fn of_stream(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Self {
+        let text = e.to_string();
+        let inner = text.rsplit("Underlying: ").next().unwrap_or(&text);
+        match inner.split_once(": ") {
+            Some(("AwsChunkedStreamError", "SignatureMismatch")) => Self::ChunkSignature,
+            Some(("UploadStreamError", "Sha256Mismatch")) => Self::Sha256Mismatch,
+            Some(("AwsChunkedStreamError" | "UploadStreamError", variant)) => {
+                Self::Malformed(variant.to_owned())
+            }
+            _ => Self::Client(text),
+        }
+    }
+}
 
 /// How long a request body may send nothing, and the count of bodies that did.
 #[derive(Debug, Clone)]
@@ -29,7 +65,7 @@ pub(crate) struct IdleLimit {
 }
 
 /// A request body read as bytes, feeding a checksum hasher; a body that sends nothing for
-/// longer than its idle limit ends in [`BodyStalled`].
+/// longer than its idle limit ends in [`BodyError::Stalled`].
 pub(crate) struct BodyReader {
     blob: Option<StreamingBlob>,
     pending: Bytes,
@@ -85,7 +121,7 @@ impl AsyncRead for BodyReader {
                         this.limit.stalls.inc();
                         return Poll::Ready(Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
-                            BodyStalled(this.limit.idle),
+                            BodyError::Stalled(this.limit.idle),
                         )));
                     }
                     return Poll::Pending;
@@ -96,7 +132,7 @@ impl AsyncRead for BodyReader {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.blob = None;
-                    return Poll::Ready(Err(std::io::Error::other(e)));
+                    return Poll::Ready(Err(std::io::Error::other(BodyError::of_stream(&*e))));
                 }
                 Poll::Ready(Some(Ok(b))) => {
                     this.waiting = false;

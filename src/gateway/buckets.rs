@@ -7,8 +7,9 @@ use s3s::dto::{
     GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput, HeadBucketOutput,
     ListBucketsInput, ListBucketsOutput, Owner,
 };
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3Error, S3Request, S3Response, S3Result};
 
+use super::error::S3Fault;
 use super::{Gateway, object_error, timestamp};
 use crate::coordinator::object::PutInput;
 use crate::meta::{Entry, ListQuery};
@@ -26,12 +27,9 @@ pub(crate) fn owner() -> Owner {
 impl Gateway {
     /// NoSuchBucket unless the bucket exists.
     pub(crate) fn require_bucket(&self, bucket: &str) -> S3Result<u64> {
-        self.index.bucket(bucket)?.ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::NoSuchBucket,
-                "The specified bucket does not exist",
-            )
-        })
+        self.index
+            .bucket(bucket)?
+            .ok_or_else(|| S3Error::from(S3Fault::NoSuchBucket))
     }
 
     pub(crate) async fn create_bucket_op(
@@ -44,10 +42,7 @@ impl Gateway {
         let lock = self.key_lock(&bucket, "");
         let _held = lock.lock().await;
         if self.index.bucket(&bucket)?.is_some() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::BucketAlreadyOwnedByYou,
-                "Your previous request to create the named bucket succeeded and you already own it.",
-            ));
+            return Err(S3Fault::BucketAlreadyOwnedByYou.into());
         }
         let input = PutInput {
             bucket: bucket.clone(),
@@ -95,10 +90,7 @@ impl Gateway {
             },
         )?;
         if !page.contents.is_empty() || !page.common_prefixes.is_empty() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::BucketNotEmpty,
-                "The bucket you tried to delete is not empty",
-            ));
+            return Err(S3Fault::BucketNotEmpty.into());
         }
         let m = self
             .delete_manifest(&bucket, "")

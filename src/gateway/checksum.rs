@@ -5,8 +5,8 @@ use base64_simd::STANDARD as B64;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
 use s3s::dto::Checksum as Sums;
-use s3s::{S3Error, S3ErrorCode, S3Result};
 
+use super::error::S3Fault;
 use crate::core::format::{Checksum, ChecksumAlgorithm};
 
 /// The [`Wanted`] checksums of a PutObject or UploadPart input (same field names in both).
@@ -56,17 +56,14 @@ impl Wanted {
         algorithm: Option<&str>,
         given: Sums,
         headers: &http::HeaderMap,
-    ) -> S3Result<Self> {
+    ) -> Result<Self, S3Fault> {
         let mut w = Self {
             given,
             ..Self::default()
         };
         if let Some(a) = algorithm {
             let a = canonical(a).ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidRequest,
-                    format!("unsupported checksum algorithm {a}"),
-                )
+                S3Fault::InvalidRequest(format!("unsupported checksum algorithm {a}"))
             })?;
             w.algorithms.push(a);
         }
@@ -83,22 +80,15 @@ impl Wanted {
             }
         }
         if let Some(t) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
-            let a = from_header_name(t).ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidRequest,
-                    format!("unsupported trailer {t}"),
-                )
-            })?;
+            let a = from_header_name(t)
+                .ok_or_else(|| S3Fault::InvalidRequest(format!("unsupported trailer {t}")))?;
             if !w.algorithms.contains(&a) {
                 w.algorithms.push(a);
             }
             w.trailer = Some(t.trim().to_ascii_lowercase());
         }
         if w.algorithms.len() > 1 {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
-            ));
+            return Err(S3Fault::InvalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.".into()));
         }
         Ok(w)
     }
@@ -123,7 +113,7 @@ impl Wanted {
         &self,
         computed: &Sums,
         trailers: Option<&s3s::TrailingHeaders>,
-    ) -> S3Result<()> {
+    ) -> Result<(), S3Fault> {
         let mut expected = self.given.clone();
         if let (Some(name), Some(t)) = (&self.trailer, trailers) {
             let value = t
@@ -134,10 +124,9 @@ impl Wanted {
                         .map(str::to_owned)
                 })
                 .ok_or_else(|| {
-                    S3Error::with_message(
-                        S3ErrorCode::InvalidRequest,
-                        format!("the trailer {name} was announced but not sent"),
-                    )
+                    S3Fault::InvalidRequest(format!(
+                        "the trailer {name} was announced but not sent"
+                    ))
                 })?;
             match from_header_name(name) {
                 Some("CRC32") => expected.checksum_crc32 = Some(value),
@@ -169,10 +158,9 @@ impl Wanted {
             if let Some(w) = want
                 && Some(w) != got.as_ref()
             {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::BadDigest,
-                    format!("The {name} you specified did not match the calculated checksum."),
-                ));
+                return Err(S3Fault::BadDigest(format!(
+                    "The {name} you specified did not match the calculated checksum."
+                )));
             }
         }
         Ok(())
@@ -180,24 +168,17 @@ impl Wanted {
 }
 
 /// Checks a Content-MD5 header (base64) against the body's hex MD5.
-pub(crate) fn check_content_md5(header: Option<&str>, etag_hex: &str) -> S3Result<()> {
+pub(crate) fn check_content_md5(header: Option<&str>, etag_hex: &str) -> Result<(), S3Fault> {
     let Some(h) = header else { return Ok(()) };
-    let raw = B64.decode_to_vec(h.trim()).map_err(|_| {
-        S3Error::with_message(
-            S3ErrorCode::InvalidDigest,
-            "The Content-MD5 you specified was invalid.",
-        )
-    })?;
+    let raw = B64
+        .decode_to_vec(h.trim())
+        .map_err(|_| S3Fault::InvalidDigest)?;
     if raw.len() != 16 {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidDigest,
-            "The Content-MD5 you specified was invalid.",
-        ));
+        return Err(S3Fault::InvalidDigest);
     }
     if crate::core::ids::hex(&raw) != etag_hex {
-        return Err(S3Error::with_message(
-            S3ErrorCode::BadDigest,
-            "The Content-MD5 you specified did not match what we received.",
+        return Err(S3Fault::BadDigest(
+            "The Content-MD5 you specified did not match what we received.".into(),
         ));
     }
     Ok(())

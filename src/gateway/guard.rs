@@ -16,10 +16,11 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use http::request::Parts;
-use http::{HeaderMap, Method, StatusCode};
-use s3s::{S3Error, S3ErrorCode};
+use http::{HeaderMap, Method};
+use s3s::S3Error;
 
 use super::auth::MAX_PRESIGNED_EXPIRY_SECS;
+use super::error::S3Fault;
 
 /// `x-amz-*` headers a request may carry unsigned: they inform, and change nothing that is
 /// stored or returned. SDKs leave them out of presigned signatures.
@@ -79,10 +80,11 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn new(reason: Reason, code: S3ErrorCode, status: StatusCode, message: String) -> Self {
-        let mut error = S3Error::with_message(code, message);
-        error.set_status_code(status);
-        Self { reason, error }
+    fn new(reason: Reason, fault: S3Fault) -> Self {
+        Self {
+            reason,
+            error: fault.into(),
+        }
     }
 }
 
@@ -100,14 +102,9 @@ impl Gate {
     /// Lets `req` through, or says why not.
     pub(crate) fn screen(&self, req: &Parts) -> Result<(), Refusal> {
         if req.method == Method::POST && is_form(&req.headers) {
-            return Err(Refusal::new(
-                Reason::FormUpload,
-                S3ErrorCode::NotImplemented,
-                StatusCode::NOT_IMPLEMENTED,
-                "POST form uploads (browser-based uploads) are not supported here; upload with a \
+            return Err(Refusal::new(Reason::FormUpload, S3Fault::NotImplemented("POST form uploads (browser-based uploads) are not supported here; upload with a \
                  SigV4-signed or presigned PUT"
-                    .into(),
-            ));
+                    .into())));
         }
         let query = decoded_query(req.uri.query().unwrap_or(""));
         let header = match req.headers.get(http::header::AUTHORIZATION) {
@@ -122,11 +119,11 @@ impl Gate {
         if header.is_some() && (v4_query || v2_query) {
             return Err(Refusal::new(
                 Reason::MixedAuth,
-                S3ErrorCode::InvalidArgument,
-                StatusCode::BAD_REQUEST,
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
+                S3Fault::InvalidArgument(
+                    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
                  Signature query string parameter or the Authorization header should be specified"
-                    .into(),
+                        .into(),
+                ),
             ));
         }
         if v2_query && !v4_query {
@@ -138,11 +135,11 @@ impl Gate {
             None => {
                 return Err(Refusal::new(
                     Reason::Anonymous,
-                    S3ErrorCode::AccessDenied,
-                    StatusCode::FORBIDDEN,
-                    "anonymous requests are not accepted: sign requests with AWS Signature \
+                    S3Fault::AccessDenied(
+                        "anonymous requests are not accepted: sign requests with AWS Signature \
                      Version 4"
-                        .into(),
+                            .into(),
+                    ),
                 ));
             }
         };
@@ -161,12 +158,10 @@ impl Gate {
             unsigned.dedup();
             return Err(Refusal::new(
                 Reason::UnsignedHeader,
-                S3ErrorCode::AccessDenied,
-                StatusCode::FORBIDDEN,
-                format!(
+                S3Fault::AccessDenied(format!(
                     "There were headers present in the request which were not signed: {}",
                     unsigned.join(", ")
-                ),
+                )),
             ));
         }
         check_bucket_name(req)
@@ -181,9 +176,9 @@ impl Gate {
             }
             return Err(Refusal::new(
                 Reason::UnknownScheme,
-                S3ErrorCode::InvalidArgument,
-                StatusCode::BAD_REQUEST,
-                "Unsupported Authorization Type: use AWS4-HMAC-SHA256".into(),
+                S3Fault::InvalidArgument(
+                    "Unsupported Authorization Type: use AWS4-HMAC-SHA256".into(),
+                ),
             ));
         };
         let mut credential = None;
@@ -222,11 +217,11 @@ impl Gate {
                 _ => {
                     return Err(Refusal::new(
                         Reason::ExpiryTooLong,
-                        S3ErrorCode::AuthorizationQueryParametersError,
-                        StatusCode::BAD_REQUEST,
-                        "X-Amz-Expires must be less than a week (in seconds); that is, the \
+                        S3Fault::AuthorizationQueryParametersError(
+                            "X-Amz-Expires must be less than a week (in seconds); that is, the \
                          given X-Amz-Expires must be less than 604800 seconds"
-                            .into(),
+                                .into(),
+                        ),
                     ));
                 }
             }
@@ -250,34 +245,32 @@ impl Gate {
                 malformed_header(&msg)
             });
         };
-        let (code, lead) = if presigned {
-            (
-                S3ErrorCode::AuthorizationQueryParametersError,
-                "Error parsing the X-Amz-Credential parameter",
-            )
-        } else {
-            (
-                S3ErrorCode::AuthorizationHeaderMalformed,
-                "The authorization header is malformed",
-            )
+        let fault = |message: String| {
+            if presigned {
+                S3Fault::AuthorizationQueryParametersError(format!(
+                    "Error parsing the X-Amz-Credential parameter; {message}"
+                ))
+            } else {
+                S3Fault::AuthorizationHeaderMalformed(format!(
+                    "The authorization header is malformed; {message}"
+                ))
+            }
         };
         if region != self.region {
             return Err(Refusal::new(
                 Reason::WrongRegion,
-                code,
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{lead}; the region '{region}' is wrong; expecting '{}'",
+                fault(format!(
+                    "the region '{region}' is wrong; expecting '{}'",
                     self.region
-                ),
+                )),
             ));
         }
         if service != "s3" {
             return Err(Refusal::new(
                 Reason::WrongService,
-                code,
-                StatusCode::BAD_REQUEST,
-                format!("{lead}; incorrect service '{service}'. This endpoint belongs to 's3'."),
+                fault(format!(
+                    "incorrect service '{service}'. This endpoint belongs to 's3'."
+                )),
             ));
         }
         Ok(())
@@ -298,9 +291,7 @@ fn check_bucket_name(req: &Parts) -> Result<(), Refusal> {
         None => Ok(()),
         Some(rule) => Err(Refusal::new(
             Reason::BucketName,
-            S3ErrorCode::InvalidBucketName,
-            StatusCode::BAD_REQUEST,
-            format!("The specified bucket is not valid: {rule}"),
+            S3Fault::InvalidBucketName(format!("The specified bucket is not valid: {rule}")),
         )),
     }
 }
@@ -351,30 +342,30 @@ pub(crate) fn bucket_name_problem(name: &str, creating: bool) -> Option<&'static
 fn sigv2() -> Refusal {
     Refusal::new(
         Reason::SigV2,
-        S3ErrorCode::InvalidRequest,
-        StatusCode::BAD_REQUEST,
-        "The authorization mechanism you have provided is not supported. Please use \
+        S3Fault::InvalidRequest(
+            "The authorization mechanism you have provided is not supported. Please use \
          AWS4-HMAC-SHA256 (Signature Version 4; for presigned URLs set the client's \
          signature_version to s3v4)."
-            .into(),
+                .into(),
+        ),
     )
 }
 
 fn malformed_header(what: &str) -> Refusal {
     Refusal::new(
         Reason::Malformed,
-        S3ErrorCode::AuthorizationHeaderMalformed,
-        StatusCode::BAD_REQUEST,
-        format!("The authorization header is malformed: it {what}"),
+        S3Fault::AuthorizationHeaderMalformed(format!(
+            "The authorization header is malformed: it {what}"
+        )),
     )
 }
 
 fn malformed_query(what: String) -> Refusal {
     Refusal::new(
         Reason::Malformed,
-        S3ErrorCode::AuthorizationQueryParametersError,
-        StatusCode::BAD_REQUEST,
-        format!("The presigned parameters are malformed: {what}"),
+        S3Fault::AuthorizationQueryParametersError(format!(
+            "The presigned parameters are malformed: {what}"
+        )),
     )
 }
 
@@ -535,7 +526,10 @@ mod tests {
         let r = g.screen(&parts("GET", "/bucket/k", &[("authorization", &us)]));
         let e = r.unwrap_err();
         assert_eq!(e.reason, Reason::WrongRegion);
-        assert_eq!(e.error.code(), &S3ErrorCode::AuthorizationHeaderMalformed);
+        assert_eq!(
+            e.error.code(),
+            &s3s::S3ErrorCode::AuthorizationHeaderMalformed
+        );
         assert!(
             e.error
                 .message()

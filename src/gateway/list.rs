@@ -5,19 +5,19 @@ use s3s::dto::{
     CommonPrefix, ETag, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput,
     ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectVersion,
 };
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::buckets::owner;
+use super::error::S3Fault;
 use super::{Gateway, timestamp};
 use crate::meta::{Entry, ListPage, ListQuery};
 
 fn max_keys(m: Option<i32>) -> S3Result<usize> {
     match m {
         None => Ok(1000),
-        Some(n) if n < 0 => Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "max-keys must be a non-negative integer",
-        )),
+        Some(n) if n < 0 => {
+            Err(S3Fault::InvalidArgument("max-keys must be a non-negative integer".into()).into())
+        }
         Some(n) => Ok((n as usize).min(1000)),
     }
 }
@@ -30,10 +30,10 @@ impl Enc {
         match e.map(s3s::dto::EncodingType::as_str) {
             None => Ok(Self(false)),
             Some(s) if s.eq_ignore_ascii_case("url") => Ok(Self(true)),
-            Some(_) => Err(S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "Invalid Encoding Method specified in Request",
-            )),
+            Some(_) => Err(S3Fault::InvalidArgument(
+                "Invalid Encoding Method specified in Request".into(),
+            )
+            .into()),
         }
     }
 

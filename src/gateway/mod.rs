@@ -11,6 +11,8 @@ pub(crate) use buckets::HIDDEN;
 mod catalog;
 pub use catalog::CheckpointMade;
 mod checksum;
+mod error;
+pub(crate) use error::{internal, object_error};
 mod guard;
 mod list;
 mod multipart;
@@ -31,13 +33,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use s3s::dto::Timestamp;
-use s3s::{S3Error, S3ErrorCode};
 
 use crate::config::{DaemonConfig, GatewaySettings};
-use crate::coordinator::object::ObjectError;
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
-use crate::coordinator::{PutError, ReadError};
 use crate::core::hlc::Hlc;
 use crate::core::ids::GatewayId;
 use crate::core::keys::{ManifestKey, MasterKey};
@@ -134,8 +133,6 @@ pub(crate) fn test_parts(
 }
 
 /// Seconds a client is asked to wait (`Retry-After`) when a write's sites are down.
-const RETRY_AFTER_SECS: &str = "5";
-
 pub use crate::config::{DEFAULT_BODY_IDLE_SECS, DEFAULT_REGION};
 
 /// Earlier layouts from their texts ((origin, TOML)), each checked into its plan, newest
@@ -430,120 +427,4 @@ impl Gateway {
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> S3Error {
-    tracing::error!(error = %e, "internal error");
-    S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
-}
-
-impl From<MetaError> for S3Error {
-    fn from(e: MetaError) -> Self {
-        match e {
-            MetaError::BadToken => Self::with_message(
-                S3ErrorCode::InvalidArgument,
-                "The continuation token provided is incorrect",
-            ),
-            other => internal(other),
-        }
-    }
-}
-
-/// The S3 error for a failed object operation. Messages for clients count sites and shards;
-/// they never carry node addresses or peer errors (those go to the log).
-pub(crate) fn object_error(e: ObjectError) -> S3Error {
-    let unavailable = |message: String| {
-        tracing::warn!(error = %e, "quorum not reached");
-        S3Error::with_message(S3ErrorCode::ServiceUnavailable, message)
-    };
-    match &e {
-        ObjectError::Put(PutError::NoQuorum {
-            durable, needed, ..
-        }) => unavailable(format!(
-            "not enough sites reachable: the write was durable at {durable} of the {needed} sites \
-             it needs"
-        )),
-        ObjectError::Put(PutError::SourceEnded) => {
-            unavailable("not enough sites reachable: the write could not finish".into())
-        }
-        ObjectError::ManifestQuorum { .. }
-        | ObjectError::ReadQuorum { .. }
-        | ObjectError::Behind { .. } => unavailable(format!("not enough sites reachable: {e}")),
-        ObjectError::Read(ReadError::NotEnough {
-            good,
-            needed,
-            first,
-            end,
-            ..
-        }) => unavailable(format!(
-            "not enough intact shards reachable: {good} good of the {needed} needed for stripes \
-             {first}..{end}"
-        )),
-        ObjectError::SitesDown { reachable, needed } => {
-            tracing::warn!(error = %e, "write refused: sites down");
-            let mut err = S3Error::with_message(
-                S3ErrorCode::ServiceUnavailable,
-                format!(
-                    "not enough sites reachable: {reachable} of the {needed} sites a write \
-                     needs answer; retry once they are back"
-                ),
-            );
-            let mut headers = http::HeaderMap::new();
-            headers.insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/xml"),
-            );
-            headers.insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
-            err.set_headers(headers);
-            err
-        }
-        ObjectError::ShortBody { got, expected } => S3Error::with_message(
-            S3ErrorCode::IncompleteBody,
-            format!("the body ended after {got} of {expected} bytes"),
-        ),
-        ObjectError::Body(io) => body_error(io),
-        _ => internal(e),
-    }
-}
-
-/// A failure while reading the request body: a signature or hash check by s3s, or the client.
-fn body_error(io: &std::io::Error) -> S3Error {
-    let msg = io
-        .get_ref()
-        .map_or_else(|| io.to_string(), ToString::to_string);
-    if let Some(e) = io
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<body::BodyStalled>())
-    {
-        tracing::info!(reason = "body_stalled", "request body stopped arriving");
-        return S3Error::with_message(
-            S3ErrorCode::RequestTimeout,
-            format!(
-                "Your socket connection to the server was not read from or written to within \
-                 the timeout period ({} s).",
-                e.0.as_secs()
-            ),
-        );
-    }
-    if let Some(e) = io.get_ref().and_then(|e| e.downcast_ref::<S3Error>()) {
-        let mut out = S3Error::new(e.code().clone());
-        if let Some(m) = e.message() {
-            out.set_message(m.to_owned());
-        }
-        return out;
-    }
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("signature") {
-        return S3Error::with_message(S3ErrorCode::SignatureDoesNotMatch, msg);
-    }
-    if lower.contains("sha256") || lower.contains("checksum") || lower.contains("hash") {
-        return S3Error::with_message(S3ErrorCode::BadDigest, msg);
-    }
-    S3Error::with_message(
-        S3ErrorCode::IncompleteBody,
-        format!("reading the body: {msg}"),
-    )
 }

@@ -15,6 +15,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
+use super::error::S3Fault;
 use super::objects::{stored_headers, user_metadata};
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::PutInput;
@@ -28,20 +29,14 @@ fn hidden_bucket(bucket: &str) -> String {
 }
 
 fn no_such_upload() -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::NoSuchUpload,
-        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-    )
+    S3Error::from(S3Fault::NoSuchUpload)
 }
 
 fn check_part_number(n: i32) -> S3Result<u32> {
     if (1..=MAX_PARTS).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive",
-        ))
+        Err(S3Fault::InvalidPartNumber.into())
     }
 }
 
@@ -139,10 +134,7 @@ impl Gateway {
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
         let size = super::objects::body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
-            return Err(S3Error::with_message(
-                S3ErrorCode::EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed size",
-            ));
+            return Err(S3Fault::EntityTooLarge.into());
         }
         let wanted = wanted_of!(i, &headers)?;
         let input = PutInput {
@@ -199,10 +191,7 @@ impl Gateway {
                 let a: u64 = a.parse().map_err(|_| bad_copy_range())?;
                 let b: u64 = b.parse().map_err(|_| bad_copy_range())?;
                 if a > b || b >= meta.size {
-                    return Err(S3Error::with_message(
-                        S3ErrorCode::InvalidRange,
-                        "The requested range is not satisfiable",
-                    ));
+                    return Err(S3Fault::RangeNotSatisfiable.into());
                 }
                 a..b + 1
             }
@@ -241,10 +230,7 @@ impl Gateway {
             .and_then(|m| m.parts)
             .unwrap_or_default();
         if asked.is_empty() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::MalformedXML,
-                "You must specify at least one part",
-            ));
+            return Err(S3Fault::MalformedXml("You must specify at least one part".into()).into());
         }
         let stored: std::collections::BTreeMap<u32, PartRecord> =
             self.index.parts(&i.upload_id)?.into_iter().collect();
@@ -253,10 +239,7 @@ impl Gateway {
         for p in &asked {
             let n = check_part_number(p.part_number.unwrap_or(0))?;
             if n <= last {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidPartOrder,
-                    "The list of parts was not in ascending order. Parts must be ordered by part number.",
-                ));
+                return Err(S3Fault::InvalidPartOrder.into());
             }
             last = n;
             let rec = stored.get(&n).filter(|r| {
@@ -265,19 +248,13 @@ impl Gateway {
                     .is_none_or(|e| e.value().trim_matches('"') == r.etag)
             });
             let Some(rec) = rec else {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidPart,
-                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-                ));
+                return Err(S3Fault::InvalidPart("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.".into()).into());
             };
             chosen.push((n, rec.clone()));
         }
         for (_, rec) in &chosen[..chosen.len() - 1] {
             if rec.size < MIN_PART_SIZE {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::EntityTooSmall,
-                    "Your proposed upload is smaller than the minimum allowed object size.",
-                ));
+                return Err(S3Fault::EntityTooSmall.into());
             }
         }
         let lock = self.key_lock(&i.bucket, &i.key);
@@ -307,16 +284,13 @@ impl Gateway {
         for (_, rec) in &chosen {
             let (m, meta) = self.current(&hidden, &rec.object_key).await.map_err(|e| {
                 if *e.code() == S3ErrorCode::NoSuchKey {
-                    S3Error::with_message(S3ErrorCode::InvalidPart, "a part is missing")
+                    S3Error::from(S3Fault::InvalidPart("a part is missing".into()))
                 } else {
                     e
                 }
             })?;
             if meta.etag != rec.etag {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::InvalidPart,
-                    "a part changed while completing",
-                ));
+                return Err(S3Fault::InvalidPart("a part changed while completing".into()).into());
             }
             total += meta.size;
             readers.push(
@@ -375,12 +349,7 @@ impl Gateway {
             Err(e) if *e.code() == S3ErrorCode::NoSuchKey => None,
             Err(e) => return Err(e),
         };
-        let failed = || {
-            S3Error::with_message(
-                S3ErrorCode::PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold",
-            )
-        };
+        let failed = || S3Error::from(S3Fault::PreconditionFailed);
         if let Some(c) = &i.if_none_match
             && let Some(etag) = &current
             && (c.is_any() || c.as_etag().is_some_and(|e| e.value() == etag))
@@ -551,8 +520,7 @@ impl Gateway {
 }
 
 fn bad_copy_range() -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::InvalidArgument,
-        "The x-amz-copy-source-range value must be of the form bytes=first-last",
-    )
+    S3Error::from(S3Fault::InvalidArgument(
+        "The x-amz-copy-source-range value must be of the form bytes=first-last".into(),
+    ))
 }

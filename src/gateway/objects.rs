@@ -12,6 +12,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::{BodyReader, IdleLimit, object_stream};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
+use super::error::S3Fault;
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
@@ -71,10 +72,7 @@ pub(crate) fn user_metadata(m: Option<Metadata>) -> S3Result<Vec<(String, String
     v.sort();
     let size: usize = v.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > super::MAX_USER_METADATA {
-        return Err(S3Error::with_message(
-            S3ErrorCode::MetadataTooLarge,
-            "Your metadata headers exceed the maximum allowed metadata size (2 KiB).",
-        ));
+        return Err(S3Fault::MetadataTooLarge.into());
     }
     Ok(v)
 }
@@ -107,28 +105,22 @@ fn check_read_conditions(
     let modified = (modified_ms / 1000) as i64;
     match if_match {
         Some(c) if !matches(c, etag) => {
-            return Err(S3Error::with_message(
-                S3ErrorCode::PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold",
-            ));
+            return Err(S3Fault::PreconditionFailed.into());
         }
         Some(_) => {}
         None => {
             if let Some(t) = if_unmodified_since
                 && modified > secs(t)
             {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold",
-                ));
+                return Err(S3Fault::PreconditionFailed.into());
             }
         }
     }
     match if_none_match {
-        Some(c) if matches(c, etag) => Err(S3Error::new(S3ErrorCode::NotModified)),
+        Some(c) if matches(c, etag) => Err(S3Fault::NotModified.into()),
         Some(_) => Ok(()),
         None => match if_modified_since {
-            Some(t) if modified <= secs(t) => Err(S3Error::new(S3ErrorCode::NotModified)),
+            Some(t) if modified <= secs(t) => Err(S3Fault::NotModified.into()),
             _ => Ok(()),
         },
     }
@@ -189,7 +181,7 @@ fn content_type(meta: &ObjectMeta) -> String {
 }
 
 pub(crate) fn no_such_key() -> S3Error {
-    S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+    S3Error::from(S3Fault::NoSuchKey)
 }
 
 /// The byte range a GET/HEAD asks for (Range or partNumber), and the Content-Range to answer.
@@ -201,22 +193,16 @@ fn select(
     let size = meta.size;
     if let Some(r) = range {
         if part_number.is_some() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter",
-            ));
-        }
-        let r = r.check(size).map_err(|_| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidRange,
-                "The requested range is not satisfiable",
+            return Err(S3Fault::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter".into(),
             )
-        })?;
+            .into());
+        }
+        let r = r
+            .check(size)
+            .map_err(|_| S3Error::from(S3Fault::RangeNotSatisfiable))?;
         if r.start >= size {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRange,
-                "The requested range is not satisfiable",
-            ));
+            return Err(S3Fault::RangeNotSatisfiable.into());
         }
         let cr = format!("bytes {}-{}/{}", r.start, r.end - 1, size);
         return Ok((r, Some(cr)));
@@ -224,10 +210,7 @@ fn select(
     if let Some(n) = part_number {
         let count = meta.parts.len().max(1);
         if n < 1 || n as usize > count {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidPart,
-                "The requested partnumber is not satisfiable",
-            ));
+            return Err(S3Fault::PartNotSatisfiable.into());
         }
         if meta.parts.is_empty() {
             return Ok((0..size, None));
@@ -390,19 +373,13 @@ impl Gateway {
             && let Some(etag) = &current
             && matches(c, etag)
         {
-            return Err(S3Error::with_message(
-                S3ErrorCode::PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold",
-            ));
+            return Err(S3Fault::PreconditionFailed.into());
         }
         if let Some(c) = if_match {
             match &current {
                 None => return Err(no_such_key()),
                 Some(etag) if !matches(c, etag) => {
-                    return Err(S3Error::with_message(
-                        S3ErrorCode::PreconditionFailed,
-                        "At least one of the pre-conditions you specified did not hold",
-                    ));
+                    return Err(S3Fault::PreconditionFailed.into());
                 }
                 Some(_) => {}
             }
@@ -422,10 +399,7 @@ impl Gateway {
         self.require_bucket(&i.bucket)?;
         let size = body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
-            return Err(S3Error::with_message(
-                S3ErrorCode::EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed size",
-            ));
+            return Err(S3Fault::EntityTooLarge.into());
         }
         let wanted = wanted_of!(i, &headers)?;
         let conditional = i.if_match.is_some() || i.if_none_match.is_some();
@@ -607,20 +581,16 @@ impl Gateway {
         if let Some(v) = &i.version_id
             && v != "null"
         {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "object versions are not supported yet",
-            ));
+            return Err(
+                S3Fault::NotImplemented("object versions are not supported yet".into()).into(),
+            );
         }
         if let Some(c) = &i.if_match {
             let lock = self.key_lock(&i.bucket, &i.key);
             let _held = lock.lock().await;
             let (_, meta) = self.current(&i.bucket, &i.key).await?;
             if !matches(c, &meta.etag) {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold",
-                ));
+                return Err(S3Fault::PreconditionFailed.into());
             }
             self.delete_one(&i.bucket, &i.key).await?;
         } else {
@@ -640,10 +610,10 @@ impl Gateway {
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         if i.delete.objects.len() > MAX_DELETE_KEYS {
-            return Err(S3Error::with_message(
-                S3ErrorCode::MalformedXML,
-                "a DeleteObjects request names at most 1000 keys",
-            ));
+            return Err(S3Fault::MalformedXml(
+                "a DeleteObjects request names at most 1000 keys".into(),
+            )
+            .into());
         }
         let quiet = i.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
@@ -697,16 +667,15 @@ impl Gateway {
             version_id,
         } = source
         else {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "access point copy sources are not supported",
-            ));
+            return Err(S3Fault::NotImplemented(
+                "access point copy sources are not supported".into(),
+            )
+            .into());
         };
         if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "object versions are not supported yet",
-            ));
+            return Err(
+                S3Fault::NotImplemented("object versions are not supported yet".into()).into(),
+            );
         }
         self.require_bucket(bucket)?;
         let (m, meta) = self.current(bucket, key).await?;
@@ -721,10 +690,7 @@ impl Gateway {
         )
         .map_err(|e| {
             if *e.code() == S3ErrorCode::NotModified {
-                S3Error::with_message(
-                    S3ErrorCode::PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold",
-                )
+                S3Error::from(S3Fault::PreconditionFailed)
             } else {
                 e
             }
@@ -773,10 +739,7 @@ impl Gateway {
             .as_ref()
             .is_some_and(|d| d.as_str() == "REPLACE");
         if !replace && src.bucket == i.bucket && src.key == i.key {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
-            ));
+            return Err(S3Fault::InvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into()).into());
         }
         let (content_type, user_meta, headers) = if replace {
             (
@@ -834,16 +797,13 @@ pub(crate) fn body_size(
 ) -> S3Result<u64> {
     match content_length {
         Some(n) if n >= 0 => Ok(n as u64),
-        Some(_) => Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "negative Content-Length",
-        )),
+        Some(_) => Err(S3Fault::InvalidArgument("negative Content-Length".into()).into()),
         None => body
             .and_then(|b| {
                 use s3s::stream::ByteStream as _;
                 b.remaining_length().exact()
             })
             .map(|n| n as u64)
-            .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength)),
+            .ok_or_else(|| S3Error::from(S3Fault::MissingContentLength)),
     }
 }

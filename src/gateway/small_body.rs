@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use bytes::{Bytes, BytesMut};
+use http::Method;
 use http::request::Parts;
-use http::{Method, StatusCode};
 use http_body_util::BodyExt as _;
 use md5::Digest as _;
+use s3s::S3Error;
 use s3s::dto::Checksum as Sums;
-use s3s::{S3Error, S3ErrorCode};
 
 use super::checksum::{Wanted, check_content_md5};
+use super::error::S3Fault;
 use crate::core::ids::hex;
 
 /// Whether `req` carries a body `s3s` reads whole: every POST, and a PUT on a bucket or on an
@@ -59,12 +60,10 @@ pub(crate) struct Refused {
     pub(crate) stalled: bool,
 }
 
-fn refuse(code: S3ErrorCode, status: StatusCode, message: impl Into<String>) -> Refused {
-    let mut error = S3Error::with_message(code, message.into());
-    error.set_status_code(status);
+fn refuse(fault: S3Fault) -> Refused {
     Refused {
-        error,
-        stalled: false,
+        stalled: matches!(fault, S3Fault::RequestTimeout(_)),
+        error: fault.into(),
     }
 }
 
@@ -79,37 +78,21 @@ pub(crate) async fn read_checked(
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => {
-                let mut r = refuse(
-                    S3ErrorCode::RequestTimeout,
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "Your socket connection to the server was not read from or written to \
-                         within the timeout period ({} s).",
-                        idle.as_secs()
-                    ),
-                );
-                r.stalled = true;
-                return Err(r);
+                return Err(refuse(S3Fault::RequestTimeout(idle)));
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                return Err(refuse(
-                    S3ErrorCode::IncompleteBody,
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the request body: {e}"),
-                ));
+                return Err(refuse(S3Fault::IncompleteBody(format!(
+                    "reading the request body: {e}"
+                ))));
             }
             Ok(Some(Ok(f))) => f,
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
-                return Err(refuse(
-                    S3ErrorCode::MaxMessageLengthExceeded,
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "Your request was too big: this request's body is at most {limit} bytes."
-                    ),
-                ));
+                return Err(refuse(S3Fault::MaxMessageLengthExceeded(format!(
+                    "Your request was too big: this request's body is at most {limit} bytes."
+                ))));
             }
             buf.extend_from_slice(&data);
         }
@@ -129,22 +112,12 @@ pub(crate) fn check(req: &Parts, body: &[u8]) -> Result<(), Refused> {
         && want.bytes().all(|b| b.is_ascii_hexdigit())
         && !want.eq_ignore_ascii_case(&hex(digest::digest(&digest::SHA256, body).as_ref()))
     {
-        return Err(refuse(
-            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-            StatusCode::BAD_REQUEST,
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
-        ));
+        return Err(refuse(S3Fault::ContentSha256Mismatch));
     }
     let md5 = header(req, "content-md5");
     if md5.is_some() {
         let got = hex(&md5::Md5::digest(body));
-        check_content_md5(md5, &got).map_err(|e| {
-            refuse(
-                e.code().clone(),
-                StatusCode::BAD_REQUEST,
-                e.message().unwrap_or("Content-MD5"),
-            )
-        })?;
+        check_content_md5(md5, &got).map_err(refuse)?;
     }
     let delete_objects = req.method == Method::POST
         && req
@@ -168,24 +141,15 @@ pub(crate) fn check(req: &Parts, body: &[u8]) -> Result<(), Refused> {
             || given.checksum_sha256.is_some()
             || given.checksum_crc64nvme.is_some();
         if md5.is_none() && !has_sum {
-            return Err(refuse(
-                S3ErrorCode::InvalidRequest,
-                StatusCode::BAD_REQUEST,
-                "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
-            ));
+            return Err(refuse(S3Fault::InvalidRequest(
+                "Missing required header for this request: Content-MD5 or x-amz-checksum-*".into(),
+            )));
         }
         if has_sum {
-            let bad = |e: S3Error| {
-                refuse(
-                    e.code().clone(),
-                    StatusCode::BAD_REQUEST,
-                    e.message().unwrap_or("checksum"),
-                )
-            };
-            let wanted = Wanted::new(None, given, &http::HeaderMap::new()).map_err(bad)?;
+            let wanted = Wanted::new(None, given, &http::HeaderMap::new()).map_err(refuse)?;
             let mut hasher = wanted.hasher();
             hasher.update(body);
-            wanted.verify(&hasher.finalize(), None).map_err(bad)?;
+            wanted.verify(&hasher.finalize(), None).map_err(refuse)?;
         }
     }
     Ok(())
@@ -232,7 +196,7 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(e.error.code(), &S3ErrorCode::BadDigest);
+        assert_eq!(e.error.code(), &s3s::S3ErrorCode::BadDigest);
         let crc = base64_simd::STANDARD.encode_to_string(crc32fast::hash(body).to_be_bytes());
         let ok = parts("POST", "/b?delete", &[("x-amz-checksum-crc32", &crc)]);
         assert!(check(&ok, body).is_ok());
@@ -254,7 +218,7 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(e.error.status_code(), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(e.error.status_code(), Some(http::StatusCode::BAD_REQUEST));
         let right = hex(digest::digest(&digest::SHA256, body).as_ref());
         assert!(
             check(

@@ -1123,3 +1123,90 @@ async fn a_node_restarted_on_its_port_does_not_stall_the_gateway() {
     .await
     .expect("test took too long");
 }
+
+/// Issue 14: a bad request body gets the S3 error of its kind, decided by the type of the
+/// failure (not by words in a message): a body that does not match its signed SHA-256, a
+/// chunk whose signature does not verify, an aws-chunked body cut short. Nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_kind_of_bad_body_gets_its_own_s3_error() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let (cluster, s3) = started().await;
+        let (access, secret) = cluster.credentials();
+        let addr = cluster.s3_addr();
+        let host = addr.to_string();
+        let good = Signer::new(access, secret);
+        let path = |k: &str| format!("/{BUCKET}/{k}");
+        let code_of = |text: &str| {
+            text.split("<Code>")
+                .nth(1)
+                .and_then(|r| r.split("</Code>").next())
+                .unwrap_or("")
+                .to_owned()
+        };
+
+        // Signed for one body (large enough to be streamed, not read whole), sent another.
+        let body = vec![5u8; 300_000];
+        let mut other = body.clone();
+        other[150_000] ^= 1;
+        let s = good.sign(
+            &host,
+            "PUT",
+            &path("swapped"),
+            &[],
+            &[],
+            &sha256_hex(&body),
+            &amz_date(0),
+        );
+        let (code, text) = send(addr, "PUT", &path("swapped"), &s.headers, &other);
+        assert_eq!(
+            (code, code_of(&text).as_str()),
+            (400, "XAmzContentSHA256Mismatch"),
+            "{text}"
+        );
+
+        let chunks: [&[u8]; 2] = [&[1u8; 70_000], &[2u8; 500]];
+        let dl = chunks.iter().map(|c| c.len()).sum::<usize>().to_string();
+        let extra = [
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", dl.as_str()),
+        ];
+        let streamed = |key: &str| {
+            good.sign(
+                &host,
+                "PUT",
+                &path(key),
+                &[],
+                &extra,
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                &amz_date(0),
+            )
+        };
+        // A byte of the first chunk changed after signing.
+        let seed = streamed("tampered");
+        let mut wire = good.chunked(&seed, &chunks);
+        let at = wire.len() / 2;
+        wire[at] ^= 0x01;
+        let (code, text) = send(addr, "PUT", &path("tampered"), &seed.headers, &wire);
+        assert_eq!(
+            (code, code_of(&text).as_str()),
+            (403, "SignatureDoesNotMatch"),
+            "{text}"
+        );
+        // The framing broken: a chunk-size line that is not hex.
+        let seed = streamed("garbled");
+        let mut wire = good.chunked(&seed, &chunks);
+        wire[0] = b'z';
+        let (code, text) = send(addr, "PUT", &path("garbled"), &seed.headers, &wire);
+        assert_eq!(
+            (code, code_of(&text).as_str()),
+            (400, "IncompleteBody"),
+            "{text}"
+        );
+
+        for k in ["swapped", "tampered", "garbled"] {
+            assert!(!exists(&s3, k).await, "{k} was stored");
+        }
+    })
+    .await
+    .expect("test took too long");
+}
