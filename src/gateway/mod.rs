@@ -17,6 +17,7 @@ mod guard;
 mod list;
 mod multipart;
 mod objects;
+mod reads;
 mod s3;
 mod serve;
 mod small_body;

@@ -358,7 +358,7 @@ impl Gateway {
         }
         if let Some(c) = &i.if_match {
             match &current {
-                None => return Err(super::objects::no_such_key()),
+                None => return Err(S3Fault::NoSuchKey.into()),
                 Some(etag) if !(c.is_any() || c.as_etag().is_some_and(|e| e.value() == etag)) => {
                     return Err(failed());
                 }

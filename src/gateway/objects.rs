@@ -5,14 +5,14 @@ use std::ops::Range;
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
     DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag,
-    ETagCondition, Error as S3ItemError, GetObjectInput, GetObjectOutput, HeadObjectInput,
-    HeadObjectOutput, Metadata, PutObjectInput, PutObjectOutput, Timestamp,
+    ETagCondition, Error as S3ItemError, Metadata, PutObjectInput, PutObjectOutput, Timestamp,
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::body::{BodyReader, IdleLimit, object_stream};
+use super::body::{BodyReader, IdleLimit};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::error::S3Fault;
+use super::reads::check_read_conditions;
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
@@ -51,17 +51,6 @@ pub(crate) fn stored_headers(
     h
 }
 
-fn header<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a String> {
-    meta.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
-}
-
-fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
-    if meta.user_metadata.is_empty() {
-        return None;
-    }
-    Some(meta.user_metadata.iter().cloned().collect())
-}
-
 /// User metadata as stored (names lower-case, sorted); S3's limit is 2 KiB of names and values.
 pub(crate) fn user_metadata(m: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
     let mut v: Vec<(String, String)> = m
@@ -77,11 +66,11 @@ pub(crate) fn user_metadata(m: Option<Metadata>) -> S3Result<Vec<(String, String
     Ok(v)
 }
 
-fn etag_of(meta: &ObjectMeta) -> ETag {
+pub(super) fn etag_of(meta: &ObjectMeta) -> ETag {
     ETag::Strong(meta.etag.clone())
 }
 
-fn matches(cond: &ETagCondition, etag: &str) -> bool {
+pub(super) fn matches(cond: &ETagCondition, etag: &str) -> bool {
     match cond {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value() == etag,
@@ -89,138 +78,8 @@ fn matches(cond: &ETagCondition, etag: &str) -> bool {
 }
 
 /// Whole seconds, as HTTP dates compare.
-fn secs(t: &Timestamp) -> i64 {
+pub(super) fn secs(t: &Timestamp) -> i64 {
     time::OffsetDateTime::from(t.clone()).unix_timestamp()
-}
-
-/// Conditional GET/HEAD (RFC 9110 as S3 applies it): Err(412) or Err(304).
-fn check_read_conditions(
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-    etag: &str,
-    modified_ms: u64,
-) -> S3Result<()> {
-    let modified = (modified_ms / 1000) as i64;
-    match if_match {
-        Some(c) if !matches(c, etag) => {
-            return Err(S3Fault::PreconditionFailed.into());
-        }
-        Some(_) => {}
-        None => {
-            if let Some(t) = if_unmodified_since
-                && modified > secs(t)
-            {
-                return Err(S3Fault::PreconditionFailed.into());
-            }
-        }
-    }
-    match if_none_match {
-        Some(c) if matches(c, etag) => Err(S3Fault::NotModified.into()),
-        Some(_) => Ok(()),
-        None => match if_modified_since {
-            Some(t) if modified <= secs(t) => Err(S3Fault::NotModified.into()),
-            _ => Ok(()),
-        },
-    }
-}
-
-/// The [`ReadAsk`] of a GetObject or HeadObject input (same field names in both).
-macro_rules! read_ask {
-    ($i:expr) => {
-        ReadAsk {
-            if_match: $i.if_match.as_ref(),
-            if_none_match: $i.if_none_match.as_ref(),
-            if_modified_since: $i.if_modified_since.as_ref(),
-            if_unmodified_since: $i.if_unmodified_since.as_ref(),
-            range: $i.range.as_ref(),
-            part_number: $i.part_number,
-            checksum_mode: $i.checksum_mode.as_ref(),
-        }
-    };
-}
-
-/// The conditions, range and checksum mode of a GET or HEAD.
-struct ReadAsk<'a> {
-    if_match: Option<&'a ETagCondition>,
-    if_none_match: Option<&'a ETagCondition>,
-    if_modified_since: Option<&'a Timestamp>,
-    if_unmodified_since: Option<&'a Timestamp>,
-    range: Option<&'a s3s::dto::Range>,
-    part_number: Option<i32>,
-    checksum_mode: Option<&'a s3s::dto::ChecksumMode>,
-}
-
-/// A GET or HEAD that passed its conditions: the version, the bytes to send and what to say.
-struct ReadPlan {
-    m: Manifest,
-    meta: ObjectMeta,
-    range: Range<u64>,
-    content_range: Option<String>,
-    sums: s3s::dto::Checksum,
-    parts_count: Option<i32>,
-}
-
-impl ReadPlan {
-    /// 206 for a range or a part, 200 otherwise.
-    fn respond<T>(&self, out: T) -> S3Response<T> {
-        let mut resp = S3Response::new(out);
-        if self.content_range.is_some() {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
-        resp
-    }
-}
-
-/// Content-Type as stored, or S3's default.
-fn content_type(meta: &ObjectMeta) -> String {
-    meta.content_type
-        .clone()
-        .unwrap_or_else(|| "binary/octet-stream".into())
-}
-
-pub(crate) fn no_such_key() -> S3Error {
-    S3Error::from(S3Fault::NoSuchKey)
-}
-
-/// The byte range a GET/HEAD asks for (Range or partNumber), and the Content-Range to answer.
-fn select(
-    meta: &ObjectMeta,
-    range: Option<&s3s::dto::Range>,
-    part_number: Option<i32>,
-) -> S3Result<(Range<u64>, Option<String>)> {
-    let size = meta.size;
-    if let Some(r) = range {
-        if part_number.is_some() {
-            return Err(S3Fault::InvalidRequest(
-                "Cannot specify both Range header and partNumber query parameter".into(),
-            )
-            .into());
-        }
-        let r = r
-            .check(size)
-            .map_err(|_| S3Error::from(S3Fault::RangeNotSatisfiable))?;
-        if r.start >= size {
-            return Err(S3Fault::RangeNotSatisfiable.into());
-        }
-        let cr = format!("bytes {}-{}/{}", r.start, r.end - 1, size);
-        return Ok((r, Some(cr)));
-    }
-    if let Some(n) = part_number {
-        let count = meta.parts.len().max(1);
-        if n < 1 || n as usize > count {
-            return Err(S3Fault::PartNotSatisfiable.into());
-        }
-        if meta.parts.is_empty() {
-            return Ok((0..size, None));
-        }
-        let start: u64 = meta.parts[..n as usize - 1].iter().map(|p| p.size).sum();
-        let end = start + meta.parts[n as usize - 1].size;
-        let cr = (end > start).then(|| format!("bytes {}-{}/{}", start, end - 1, size));
-        return Ok((start..end, cr));
-    }
-    Ok((0..size, None))
 }
 
 impl Gateway {
@@ -239,16 +98,16 @@ impl Gateway {
         {
             // The index's current version is a delete the nodes do not show: deleted.
             Err(ObjectError::Behind { .. }) if known.as_ref().is_some_and(|e| e.deleted) => {
-                return Err(no_such_key());
+                return Err(S3Fault::NoSuchKey.into());
             }
-            r => r.map_err(object_error)?.ok_or_else(no_such_key)?,
+            r => r.map_err(object_error)?.ok_or(S3Fault::NoSuchKey)?,
         };
         match &m.body {
             ManifestBody::Object(meta) => {
                 let meta = meta.clone();
                 Ok((m, meta))
             }
-            ManifestBody::Tombstone => Err(no_such_key()),
+            ManifestBody::Tombstone => Err(S3Fault::NoSuchKey.into()),
         }
     }
 
@@ -377,7 +236,7 @@ impl Gateway {
         }
         if let Some(c) = if_match {
             match &current {
-                None => return Err(no_such_key()),
+                None => return Err(S3Fault::NoSuchKey.into()),
                 Some(etag) if !matches(c, etag) => {
                     return Err(S3Fault::PreconditionFailed.into());
                 }
@@ -458,110 +317,6 @@ impl Gateway {
     }
 
     /// What a GET or HEAD of (bucket, key) answers with, after its conditions and range.
-    async fn plan_read(&self, bucket: &str, key: &str, ask: ReadAsk<'_>) -> S3Result<ReadPlan> {
-        self.require_bucket(bucket)?;
-        let (m, meta) = self.current(bucket, key).await?;
-        check_read_conditions(
-            ask.if_match,
-            ask.if_none_match,
-            ask.if_modified_since,
-            ask.if_unmodified_since,
-            &meta.etag,
-            m.created_ms,
-        )?;
-        let (range, content_range) = select(&meta, ask.range, ask.part_number)?;
-        let sums = if content_range.is_none()
-            && ask.checksum_mode.is_some_and(|c| c.as_str() == "ENABLED")
-        {
-            from_stored(&meta.checksums)
-        } else {
-            s3s::dto::Checksum::default()
-        };
-        let parts_count = (!meta.parts.is_empty() && ask.part_number.is_some())
-            .then_some(meta.parts.len() as i32);
-        Ok(ReadPlan {
-            m,
-            meta,
-            range,
-            content_range,
-            sums,
-            parts_count,
-        })
-    }
-
-    pub(crate) async fn get_object_op(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
-        let i = req.input;
-        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
-        let reader = self
-            .objects
-            .reader(&p.m, p.range.clone())
-            .map_err(object_error)?;
-        let body = object_stream(reader).await.map_err(object_error)?;
-        let stored = |name| header(&p.meta, name).cloned();
-        let out = GetObjectOutput {
-            body: Some(body),
-            accept_ranges: Some("bytes".into()),
-            content_length: Some((p.range.end - p.range.start) as i64),
-            content_range: p.content_range.clone(),
-            content_type: Some(
-                i.response_content_type
-                    .unwrap_or_else(|| content_type(&p.meta)),
-            ),
-            cache_control: i.response_cache_control.or_else(|| stored("cache-control")),
-            content_disposition: i
-                .response_content_disposition
-                .or_else(|| stored("content-disposition")),
-            content_encoding: i
-                .response_content_encoding
-                .or_else(|| stored("content-encoding")),
-            content_language: i
-                .response_content_language
-                .or_else(|| stored("content-language")),
-            e_tag: Some(etag_of(&p.meta)),
-            last_modified: Some(timestamp(p.m.created_ms)),
-            metadata: metadata(&p.meta),
-            parts_count: p.parts_count,
-            checksum_crc32: p.sums.checksum_crc32.clone(),
-            checksum_crc32c: p.sums.checksum_crc32c.clone(),
-            checksum_sha1: p.sums.checksum_sha1.clone(),
-            checksum_sha256: p.sums.checksum_sha256.clone(),
-            ..Default::default()
-        };
-        Ok(p.respond(out))
-    }
-
-    pub(crate) async fn head_object_op(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let i = req.input;
-        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
-        let stored = |name| header(&p.meta, name).cloned();
-        let out = HeadObjectOutput {
-            accept_ranges: Some("bytes".into()),
-            content_length: Some((p.range.end - p.range.start) as i64),
-            content_range: p.content_range.clone(),
-            content_type: Some(content_type(&p.meta)),
-            cache_control: stored("cache-control"),
-            content_disposition: stored("content-disposition"),
-            content_encoding: stored("content-encoding"),
-            content_language: stored("content-language"),
-            e_tag: Some(etag_of(&p.meta)),
-            last_modified: Some(timestamp(p.m.created_ms)),
-            metadata: metadata(&p.meta),
-            parts_count: p.parts_count,
-            checksum_crc32: p.sums.checksum_crc32.clone(),
-            checksum_crc32c: p.sums.checksum_crc32c.clone(),
-            checksum_sha1: p.sums.checksum_sha1.clone(),
-            checksum_sha256: p.sums.checksum_sha256.clone(),
-            ..Default::default()
-        };
-        Ok(p.respond(out))
-    }
-
     async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
         let m = self
             .delete_manifest(bucket, key)

@@ -1,0 +1,264 @@
+//! The store's unit tests: shards, manifests, inline shards, quarantine.
+
+use super::*;
+use crate::core::format::ShardHeader;
+use crate::core::hlc::Version;
+use crate::core::ids::{GatewayId, ShardIndex};
+use crate::core::stripe::Profile;
+
+fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
+    ShardHeader {
+        object: ObjectId([4; 32]),
+        version: Version {
+            physical_ms: 1,
+            logical: 0,
+            gateway: GatewayId(1),
+        },
+        shard_index: ShardIndex(0),
+        k: 2,
+        m: 1,
+        block_size: 64,
+        size,
+        layout_epoch: 1,
+        placement: vec![
+            crate::core::layout::ShardLocation {
+                site: crate::core::ids::SiteId(0),
+                node: NodeId(1),
+                disk: DiskId(1),
+            };
+            3
+        ],
+        crcs,
+        block_hashes: vec![crate::core::stripe::BlockHash([0; 32]); 3 * 2],
+    }
+}
+
+#[test]
+fn a_quarantined_shard_is_moved_aside_recorded_and_no_longer_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    // 150 bytes with k = 2, B = 64: a stripe holds 112 -> one full stripe and one short one.
+    let g = Geometry {
+        profile: Profile::new(2, 1).unwrap(),
+        block_size: 64,
+        size: 150,
+    };
+    assert_eq!(g.stripe_count(), 2);
+    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+    let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+    let h = header(crcs, 150);
+    let key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+    w.write(&data).unwrap();
+    w.finish(&store, &h).unwrap();
+    assert!(matches!(
+        store.read_blocks(&key, 0, 2).unwrap()[..],
+        [BlockRead::Ok(_), BlockRead::Ok(_)]
+    ));
+
+    let moved = store
+        .quarantine(&key, "scrub: CRC mismatch in stripe 1", 42)
+        .unwrap();
+    assert!(moved.starts_with(disk.join("quarantine")));
+    assert_eq!(
+        fs::read(&moved).unwrap(),
+        data,
+        "quarantine keeps the bytes"
+    );
+    assert_eq!(store.quarantined().unwrap(), 1);
+    assert!(matches!(
+        store.read_blocks(&key, 0, 1),
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[test]
+fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let g = Geometry {
+        profile: Profile::new(2, 1).unwrap(),
+        block_size: 64,
+        size: 150,
+    };
+    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+    let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+    let h = header(crcs, 150);
+    let manifest = crate::core::format::Manifest {
+        bucket: "b".into(),
+        key: "k".into(),
+        object: h.object,
+        version: h.version,
+        created_ms: 1,
+        body: crate::core::format::ManifestBody::Tombstone,
+    };
+    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+    let sealed = manifest.seal(&mk, [0; 12]).unwrap();
+
+    let mut bad = data.clone();
+    bad[70] ^= 1;
+    assert!(
+        store
+            .put_manifest_inline(&sealed, &[(h.clone(), bad)])
+            .is_err()
+    );
+    let mut other = h.clone();
+    other.object = ObjectId([5; 32]);
+    assert!(
+        store
+            .put_manifest_inline(&sealed, &[(other, data.clone())])
+            .is_err()
+    );
+    assert!(
+        store
+            .put_manifest_inline(&sealed, &[(h.clone(), data[..data.len() - 1].to_vec())])
+            .is_err()
+    );
+    assert!(
+        store.manifests(&h.object).unwrap().is_empty(),
+        "a refused write stores nothing"
+    );
+
+    store
+        .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
+        .unwrap();
+    assert_eq!(store.manifests(&h.object).unwrap(), vec![sealed.clone()]);
+    let key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    match &store.read_blocks(&key, 1, 1).unwrap()[..] {
+        [BlockRead::Ok(b)] => assert_eq!(&b[..], &data[64..]),
+        other => panic!("{other:?}"),
+    }
+    store.abort_manifest(&h.object, h.version).unwrap();
+    assert!(store.manifests(&h.object).unwrap().is_empty());
+    // Once withdrawn, the version is refused if written again.
+    assert!(matches!(
+        store.put_manifest_inline(&sealed, &[(h.clone(), data)]),
+        Err(StoreError::Withdrawn)
+    ));
+    assert!(store.manifests(&h.object).unwrap().is_empty());
+}
+
+#[test]
+fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+    let m = |ms| crate::core::format::Manifest {
+        bucket: "b".into(),
+        key: "k".into(),
+        object: ObjectId([9; 32]),
+        version: Version {
+            physical_ms: ms,
+            logical: 0,
+            gateway: GatewayId(1),
+        },
+        created_ms: 1,
+        body: crate::core::format::ManifestBody::Tombstone,
+    };
+    let (late, other) = (m(5), m(6));
+    store.abort_manifest(&late.object, late.version).unwrap();
+    // Twice is the same as once.
+    store.abort_manifest(&late.object, late.version).unwrap();
+    assert!(matches!(
+        store.put_manifest(&late.seal(&mk, [0; 12]).unwrap()),
+        Err(StoreError::Withdrawn)
+    ));
+    let sealed = other.seal(&mk, [0; 12]).unwrap();
+    store.put_manifest(&sealed).unwrap();
+    assert_eq!(store.manifests(&late.object).unwrap(), vec![sealed]);
+}
+
+#[test]
+fn concurrent_manifest_writes_share_commits_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store =
+        std::sync::Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap());
+    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+    let (threads, each) = (16u64, 25u64);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, mk) = (store.clone(), mk.clone());
+            std::thread::spawn(move || {
+                for i in 0..each {
+                    let m = crate::core::format::Manifest {
+                        bucket: "b".into(),
+                        key: format!("{t}/{i}"),
+                        object: ObjectId([t as u8; 32]),
+                        version: Version {
+                            physical_ms: i + 1,
+                            logical: 0,
+                            gateway: GatewayId(1),
+                        },
+                        created_ms: 1,
+                        body: crate::core::format::ManifestBody::Tombstone,
+                    };
+                    store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for t in 0..threads {
+        assert_eq!(
+            store.manifests(&ObjectId([t as u8; 32])).unwrap().len() as u64,
+            each
+        );
+    }
+    let commits = store.group.commits();
+    assert!(
+        commits < threads * each,
+        "{commits} commits for {} writes",
+        threads * each
+    );
+}
+
+#[test]
+fn a_disk_without_its_marker_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    fs::create_dir_all(&disk).unwrap();
+    let err = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap_err();
+    assert!(matches!(err, StoreError::NoMarker { .. }), "{err}");
+}
+
+#[test]
+fn a_shard_whose_crcs_differ_from_its_header_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    let g = Geometry {
+        profile: Profile::new(2, 1).unwrap(),
+        block_size: 64,
+        size: 150,
+    };
+    let h = header(vec![1, 2], 150);
+    let key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+    w.write(&vec![0u8; g.shard_len() as usize]).unwrap();
+    assert!(matches!(w.finish(&store, &h), Err(StoreError::BadShard(_))));
+    assert!(matches!(store.header(&key), Err(StoreError::NotFound)));
+    assert_eq!(fs::read_dir(disk.join("tmp")).unwrap().count(), 0);
+}

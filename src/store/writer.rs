@@ -1,0 +1,103 @@
+//! Shard files being written: bytes to a temporary file, block CRCs computed on the way, then
+//! fsync, rename into place and fsync of the directory before the header is committed.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::core::format::ShardHeader;
+use crate::core::ids::DiskId;
+use crate::core::stripe::Geometry;
+use crate::core::wire::ShardKey;
+
+use super::{Store, StoreError, fsync_dir, io};
+
+/// A shard being written: bytes go to a temp file, block CRCs are computed on the way.
+#[derive(Debug)]
+pub struct ShardWriter {
+    pub(super) file: File,
+    pub(super) tmp_path: PathBuf,
+    pub(super) final_path: PathBuf,
+    pub(super) key: ShardKey,
+    pub(super) disk: DiskId,
+    pub(super) geometry: Geometry,
+    pub(super) written: u64,
+    pub(super) crcs: Vec<u32>,
+    pub(super) block: crc32fast::Hasher,
+    pub(super) block_filled: usize,
+}
+
+impl ShardWriter {
+    /// Bytes the shard must have in all.
+    pub fn expected_len(&self) -> u64 {
+        self.geometry.shard_len()
+    }
+
+    /// Appends bytes.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        if self.written + data.len() as u64 > self.expected_len() {
+            return Err(StoreError::BadShard(
+                "more bytes than the shard holds".into(),
+            ));
+        }
+        self.file.write_all(data).map_err(io(&self.tmp_path))?;
+        self.written += data.len() as u64;
+        while !data.is_empty() {
+            let s = self.crcs.len() as u64;
+            let want = self.geometry.block_len(s) - self.block_filled;
+            let take = want.min(data.len());
+            self.block.update(&data[..take]);
+            self.block_filled += take;
+            data = &data[take..];
+            if self.block_filled == self.geometry.block_len(s) {
+                let h = std::mem::take(&mut self.block);
+                self.crcs.push(h.finalize());
+                self.block_filled = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the header against what was written, makes the shard durable and commits it.
+    pub fn finish(self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
+        let result = self.finish_inner(store, header);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+        result
+    }
+
+    fn finish_inner(&self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
+        let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
+        if self.written != self.expected_len() {
+            return bad("fewer bytes than the shard holds");
+        }
+        if header.object != self.key.object
+            || header.version != self.key.version
+            || header.shard_index.0 != self.key.shard
+        {
+            return bad("header names another shard");
+        }
+        if header.geometry()? != self.geometry {
+            return bad("header geometry differs from the request");
+        }
+        if header.crcs != self.crcs {
+            return bad("block CRCs differ from the header (corrupted in transit?)");
+        }
+        self.file.sync_all().map_err(io(&self.tmp_path))?;
+        let dir = self.final_path.parent().unwrap_or(Path::new("."));
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            // The new directory's own entry must be durable too.
+            fsync_dir(dir.parent().unwrap_or(Path::new(".")))?;
+        }
+        fs::rename(&self.tmp_path, &self.final_path).map_err(io(&self.final_path))?;
+        fsync_dir(dir)?;
+        store.commit_header(self.disk, header)
+    }
+
+    /// Gives up on the shard (the peer went away): the temp file is removed.
+    pub fn abort(self) {
+        let _ = fs::remove_file(&self.tmp_path);
+    }
+}
