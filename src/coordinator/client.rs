@@ -254,7 +254,10 @@ impl NodeClient {
     pub async fn ping(&self) -> Result<(u32, String), NetError> {
         match self.call(&Request::Ping).await? {
             Response::Pong { node, site } => Ok((node, site)),
-            r => Err(NetError::Protocol(format!("ping answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "ping",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -292,9 +295,7 @@ impl NodeClient {
             version: header.version,
             shard: header.shard_index.0,
         };
-        let geometry = header
-            .geometry()
-            .map_err(|e| NetError::Protocol(e.to_string()))?;
+        let geometry = header.geometry().map_err(NetError::from)?;
         let mut up = self.begin_shard(key, disk, geometry).await?;
         for b in blocks {
             up.send(b.clone()).await?;
@@ -323,14 +324,20 @@ impl NodeClient {
         let n = match frame::read_frame::<Response>(&mut recv).await? {
             Response::Blocks { count: n } if n == count => n,
             Response::Error { code, message } => return Err(NetError::Remote { code, message }),
-            r => return Err(NetError::Protocol(format!("get_blocks answered {r:?}"))),
+            r => {
+                return Err(NetError::Unexpected {
+                    request: "get_blocks",
+                    answer: format!("{r:?}"),
+                });
+            }
         };
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let mut head = [0u8; 5];
             frame::read_exact(&mut recv, &mut head).await?;
             let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            match BlockStatus::from_byte(head[0]) {
+            let status = head[0];
+            match BlockStatus::from_byte(status) {
                 Some(BlockStatus::Ok) if len <= crate::core::format::MAX_BLOCK_SIZE as usize => {
                     let mut buf = vec![0u8; len];
                     frame::read_exact(&mut recv, &mut buf).await?;
@@ -338,7 +345,12 @@ impl NodeClient {
                 }
                 Some(BlockStatus::Corrupt) if len == 0 => out.push(BlockResult::Corrupt),
                 Some(BlockStatus::Missing) if len == 0 => out.push(BlockResult::Missing),
-                _ => return Err(NetError::Protocol("bad block status".into())),
+                _ => {
+                    return Err(NetError::Unexpected {
+                        request: "get_blocks",
+                        answer: format!("block status {status} with length {len}"),
+                    });
+                }
             }
         }
         Ok(out)
@@ -347,10 +359,11 @@ impl NodeClient {
     /// A shard's header.
     pub async fn shard_header(&self, key: ShardKey) -> Result<ShardHeader, NetError> {
         match self.call(&Request::GetShardHeader { key }).await? {
-            Response::Header { header } => {
-                ShardHeader::decode(&header).map_err(|e| NetError::Protocol(e.to_string()))
-            }
-            r => Err(NetError::Protocol(format!("shard_header answered {r:?}"))),
+            Response::Header { header } => Ok(ShardHeader::decode(&header)?),
+            r => Err(NetError::Unexpected {
+                request: "shard_header",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -358,7 +371,10 @@ impl NodeClient {
     pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!("put_manifest answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "put_manifest",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -373,9 +389,10 @@ impl NodeClient {
             .await?
         {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!(
-                "put_manifest_inline answered {r:?}"
-            ))),
+            r => Err(NetError::Unexpected {
+                request: "put_manifest_inline",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -386,7 +403,10 @@ impl NodeClient {
             .await?
         {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!("abort_manifest answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "abort_manifest",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -394,7 +414,10 @@ impl NodeClient {
     pub async fn scrub(&self) -> Result<(), NetError> {
         match self.call(&Request::Scrub).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!("scrub answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "scrub",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -402,7 +425,10 @@ impl NodeClient {
     pub async fn findings(&self, limit: u32) -> Result<Vec<ShardKey>, NetError> {
         match self.call(&Request::Findings { limit }).await? {
             Response::Findings { keys } => Ok(keys),
-            r => Err(NetError::Protocol(format!("findings answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "findings",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -410,7 +436,10 @@ impl NodeClient {
     pub async fn clear_findings(&self, keys: Vec<ShardKey>) -> Result<(), NetError> {
         match self.call(&Request::ClearFindings { keys }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!("clear_findings answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "clear_findings",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -423,7 +452,10 @@ impl NodeClient {
                 findings,
                 quarantined,
             } => Ok((last_complete_ms, in_progress, findings, quarantined)),
-            r => Err(NetError::Protocol(format!("scrub_status answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "scrub_status",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -431,7 +463,10 @@ impl NodeClient {
     pub async fn put_checkpoint(&self, bytes: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutCheckpoint { bytes }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!("put_checkpoint answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "put_checkpoint",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -439,9 +474,10 @@ impl NodeClient {
     pub async fn put_cluster_record(&self, sealed: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutClusterRecord { sealed }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Protocol(format!(
-                "put_cluster_record answered {r:?}"
-            ))),
+            r => Err(NetError::Unexpected {
+                request: "put_cluster_record",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -449,7 +485,10 @@ impl NodeClient {
     pub async fn checkpoints(&self, limit: u32) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::Checkpoints { limit }).await? {
             Response::Checkpoints { records } => Ok(records),
-            r => Err(NetError::Protocol(format!("checkpoints answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "checkpoints",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -457,7 +496,10 @@ impl NodeClient {
     pub async fn node_status(&self) -> Result<(u64, Vec<crate::core::wire::DiskUsage>), NetError> {
         match self.call(&Request::NodeStatus).await? {
             Response::NodeStatus { shards, disks } => Ok((shards, disks)),
-            r => Err(NetError::Protocol(format!("node_status answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "node_status",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -465,7 +507,10 @@ impl NodeClient {
     pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::GetManifests { object }).await? {
             Response::Manifests { records } => Ok(records),
-            r => Err(NetError::Protocol(format!("manifests answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "manifests",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -477,7 +522,10 @@ impl NodeClient {
     ) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::ListManifests { after, limit }).await? {
             Response::Manifests { records } => Ok(records),
-            r => Err(NetError::Protocol(format!("list_manifests answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "list_manifests",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 
@@ -486,9 +534,7 @@ impl NodeClient {
         let (mut send, mut recv) = self.open().await?;
         send.write_all(bytes).await?;
         let _ = send.finish();
-        recv.read_to_end(1 << 20)
-            .await
-            .map_err(|e| NetError::Read(e.to_string()))
+        recv.read_to_end(1 << 20).await.map_err(NetError::from)
     }
 }
 
@@ -513,16 +559,17 @@ impl ShardUpload {
     async fn reason(&mut self) -> NetError {
         match frame::read_frame::<Response>(&mut self.recv).await {
             Ok(Response::Error { code, message }) => NetError::Remote { code, message },
-            Ok(r) => NetError::Protocol(format!("put_shard answered {r:?} while refusing data")),
+            Ok(r) => NetError::Unexpected {
+                request: "put_shard (refusing data)",
+                answer: format!("{r:?}"),
+            },
             Err(e) => e,
         }
     }
 
     /// Sends the header and waits until the node says the shard is durable.
     pub async fn finish(mut self, header: &ShardHeader) -> Result<(), NetError> {
-        let bytes = header
-            .encode()
-            .map_err(|e| NetError::Protocol(e.to_string()))?;
+        let bytes = header.encode().map_err(NetError::from)?;
         match frame::write_frame(&mut self.send, &Trailer { header: bytes }).await {
             Err(NetError::Write(quinn::WriteError::Stopped(_))) => return Err(self.reason().await),
             r => r?,
@@ -531,7 +578,10 @@ impl ShardUpload {
         match frame::read_frame::<Response>(&mut self.recv).await? {
             Response::Ok => Ok(()),
             Response::Error { code, message } => Err(NetError::Remote { code, message }),
-            r => Err(NetError::Protocol(format!("put_shard answered {r:?}"))),
+            r => Err(NetError::Unexpected {
+                request: "put_shard",
+                answer: format!("{r:?}"),
+            }),
         }
     }
 }

@@ -136,16 +136,10 @@ impl StripeSink {
                 version,
                 shard: i as u8,
             };
-            let disk = t.disk;
+            let (disk, node) = (t.disk, t.node);
             tasks.spawn(async move {
                 let Some(client) = client else {
-                    return (
-                        i,
-                        Err(NetError::Protocol(format!(
-                            "no client for node {:?}",
-                            key.shard
-                        ))),
-                    );
+                    return (i, Err(NetError::NoClient(node.0)));
                 };
                 let result = async {
                     let mut up = client.begin_shard(key, disk, geometry).await?;
@@ -155,7 +149,7 @@ impl StripeSink {
                             ShardMsg::Finish(h) => return up.finish(&h).await,
                         }
                     }
-                    Err(NetError::Protocol("write abandoned".into()))
+                    Err(NetError::Abandoned)
                 };
                 let r = match tokio::time::timeout(timeout, result).await {
                     Ok(r) => r,
@@ -318,7 +312,8 @@ impl Nodes {
         };
         loop {
             for ReadCommand::Fetch(i) in read.poll_commands(now()) {
-                let client = self.client(targets[i].node).cloned();
+                let node = targets[i].node;
+                let client = self.client(node).cloned();
                 let key = ShardKey {
                     object,
                     version,
@@ -328,7 +323,7 @@ impl Nodes {
                 fetches.spawn(async move {
                     let blocks = match client {
                         Some(c) => c.get_blocks(key, first, count).await,
-                        None => Err(NetError::Protocol("no client for the node".into())),
+                        None => Err(NetError::NoClient(node.0)),
                     };
                     let blocks = match blocks {
                         Ok(b) => b,

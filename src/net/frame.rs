@@ -2,6 +2,7 @@
 
 use quinn::{RecvStream, SendStream};
 
+use crate::core::format::FormatError;
 use crate::core::wire::{self, ErrorCode, MAX_FRAME, Message, WireError};
 
 /// Errors of the transport.
@@ -21,9 +22,12 @@ pub enum NetError {
     /// Writing to a stream failed.
     #[error("write: {0}")]
     Write(#[from] quinn::WriteError),
-    /// Reading from a stream failed.
+    /// Reading a frame from a stream failed.
     #[error("read: {0}")]
-    Read(String),
+    Read(#[from] quinn::ReadExactError),
+    /// Reading a whole stream failed.
+    #[error("read: {0}")]
+    ReadToEnd(#[from] quinn::ReadToEndError),
     /// The peer sent a frame we cannot decode.
     #[error("frame: {0}")]
     Frame(#[from] WireError),
@@ -36,8 +40,22 @@ pub enum NetError {
         message: String,
     },
     /// The peer answered something that does not fit the request.
-    #[error("protocol violation: {0}")]
-    Protocol(String),
+    #[error("protocol violation: {request} answered {answer}")]
+    Unexpected {
+        /// The request.
+        request: &'static str,
+        /// What came back (its kind, for the log).
+        answer: String,
+    },
+    /// A shard header or geometry that does not encode or decode.
+    #[error("shard header: {0}")]
+    Format(#[from] FormatError),
+    /// No client is configured for the node a placement names.
+    #[error("no client for node {0}")]
+    NoClient(u32),
+    /// A shard upload ended before its header was sent (the write gave up).
+    #[error("the write was abandoned")]
+    Abandoned,
     /// The operation took too long.
     #[error("timed out")]
     Timeout,
@@ -45,9 +63,7 @@ pub enum NetError {
 
 /// Reads exactly `buf.len()` bytes.
 pub async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
-    recv.read_exact(buf)
-        .await
-        .map_err(|e| NetError::Read(e.to_string()))
+    Ok(recv.read_exact(buf).await?)
 }
 
 /// Reads one frame body (version + archive), refusing lengths beyond [`MAX_FRAME`].
