@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::metrics::{OPENMETRICS, TEXT_FORMAT, text_format};
+use crate::sys::read_secret;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -43,12 +45,9 @@ pub(crate) fn wants_openmetrics<B>(req: &Request<B>) -> bool {
 /// scraper asked for it and in the classic text format otherwise.
 pub(crate) fn metrics_reply(openmetrics: String, as_openmetrics: bool) -> Response<Full<Bytes>> {
     let (body, content_type) = if as_openmetrics {
-        (openmetrics, crate::metrics::OPENMETRICS)
+        (openmetrics, OPENMETRICS)
     } else {
-        (
-            crate::metrics::text_format(&openmetrics),
-            crate::metrics::TEXT_FORMAT,
-        )
+        (text_format(&openmetrics), TEXT_FORMAT)
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
@@ -175,7 +174,7 @@ pub async fn request(
 
 /// Reads an admin token file: trimmed, at least 16 characters.
 pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
-    let raw = crate::sys::read_secret(path)?;
+    let raw = read_secret(path)?;
     let token = String::from_utf8(raw)
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?
         .trim()

@@ -6,6 +6,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use crate::worker::Report;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -424,12 +425,7 @@ impl GatewayMetrics {
     }
 
     /// Sets the state gauges and renders everything.
-    pub fn render(
-        &self,
-        state: &GatewayState,
-        sites: &[SiteFacts],
-        workers: &[crate::worker::Report],
-    ) -> String {
+    pub fn render(&self, state: &GatewayState, sites: &[SiteFacts], workers: &[Report]) -> String {
         self.workers.set(workers);
         let total: u64 = state.buckets.iter().map(|b| b.1).sum();
         let whole = total.saturating_sub(state.degraded + state.unreadable);
@@ -509,7 +505,7 @@ impl WorkerGauges {
     }
 
     /// Brings the families up to the workers' reports.
-    pub fn set(&self, reports: &[crate::worker::Report]) {
+    pub fn set(&self, reports: &[Report]) {
         for w in reports {
             let l = WorkerLabels {
                 worker: w.name.to_owned(),
@@ -589,7 +585,7 @@ impl NodeMetrics {
     }
 
     /// Sets the site and worker gauges and renders everything.
-    pub fn render(&self, facts: &SiteFacts, workers: &[crate::worker::Report]) -> String {
+    pub fn render(&self, facts: &SiteFacts, workers: &[Report]) -> String {
         let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.sites.set(std::slice::from_ref(facts));
         self.workers.set(workers);

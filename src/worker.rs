@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::sys::now_ms;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -110,7 +111,7 @@ impl Workers {
             loop {
                 edit(&mut |r| {
                     r.state = "waiting";
-                    r.next_round_ms = Some(crate::sys::now_ms() + wait.as_millis() as u64);
+                    r.next_round_ms = Some(now_ms() + wait.as_millis() as u64);
                 });
                 if !wait.is_zero() {
                     tokio::select! {
@@ -126,7 +127,7 @@ impl Workers {
                     r.next_round_ms = None;
                 });
                 let round = worker.round().await;
-                let now = crate::sys::now_ms();
+                let now = now_ms();
                 edit(&mut |r| {
                     r.rounds += 1;
                     r.last_round_ms = Some(now);

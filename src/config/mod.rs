@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 mod layout;
 
+use crate::net::TransportSettings;
+use crate::net::tls::valid_site_name;
 pub use layout::{node_addresses, parse_layout, read_layout};
 
 /// Errors reading a configuration file.
@@ -221,7 +223,7 @@ pub struct DaemonConfig {
     /// This process's certificates.
     pub tls: TlsFiles,
     /// Transport settings.
-    pub transport: crate::net::TransportSettings,
+    pub transport: TransportSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -339,9 +341,9 @@ pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
 
 impl RawTransport {
-    fn settings(&self, origin: &str) -> Result<crate::net::TransportSettings, ConfigError> {
-        let d = crate::net::TransportSettings::default();
-        let s = crate::net::TransportSettings {
+    fn settings(&self, origin: &str) -> Result<TransportSettings, ConfigError> {
+        let d = TransportSettings::default();
+        let s = TransportSettings {
             initial_mtu: self.initial_mtu.unwrap_or(d.initial_mtu),
             mtu_upper_bound: self.mtu_upper_bound.unwrap_or(d.mtu_upper_bound),
             udp_buffer_bytes: self.udp_buffer_bytes.unwrap_or(d.udp_buffer_bytes),
@@ -440,7 +442,7 @@ fn node_settings(n: RawNodeRole, base: &Path, origin: &str) -> Result<NodeSettin
         key: format!("node.{key}"),
         message: message.into(),
     };
-    if !crate::net::tls::valid_site_name(&n.site) {
+    if !valid_site_name(&n.site) {
         return Err(bad("site", "lower-case letters, digits and '-' only"));
     }
     if n.disks.is_empty() {

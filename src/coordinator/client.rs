@@ -8,10 +8,13 @@ use bytes::Bytes;
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use tokio::sync::Mutex;
 
-use crate::core::format::ShardHeader;
+use crate::core::format::{MAX_BLOCK_SIZE, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
-use crate::core::wire::{BlockStatus, Request, Response, ShardKey, Trailer};
+use crate::core::stripe::Geometry;
+use crate::core::wire::{
+    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer,
+};
 use crate::net::frame::{self, NetError};
 use crate::net::tls::site_name;
 
@@ -267,7 +270,7 @@ impl NodeClient {
         &self,
         key: ShardKey,
         disk: DiskId,
-        geometry: crate::core::stripe::Geometry,
+        geometry: Geometry,
     ) -> Result<ShardUpload, NetError> {
         let (mut send, recv) = self.open().await?;
         let request = Request::PutShard {
@@ -338,7 +341,7 @@ impl NodeClient {
             let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
             let status = head[0];
             match BlockStatus::from_byte(status) {
-                Some(BlockStatus::Ok) if len <= crate::core::format::MAX_BLOCK_SIZE as usize => {
+                Some(BlockStatus::Ok) if len <= MAX_BLOCK_SIZE as usize => {
                     let mut buf = vec![0u8; len];
                     frame::read_exact(&mut recv, &mut buf).await?;
                     out.push(BlockResult::Ok(Bytes::from(buf)));
@@ -382,7 +385,7 @@ impl NodeClient {
     pub async fn put_manifest_inline(
         &self,
         sealed: Vec<u8>,
-        shards: Vec<crate::core::wire::InlineShard>,
+        shards: Vec<InlineShard>,
     ) -> Result<(), NetError> {
         match self
             .call(&Request::PutManifestInline { sealed, shards })
@@ -493,7 +496,7 @@ impl NodeClient {
     }
 
     /// Shards held and each disk's (id, size, free bytes).
-    pub async fn node_status(&self) -> Result<(u64, Vec<crate::core::wire::DiskUsage>), NetError> {
+    pub async fn node_status(&self) -> Result<(u64, Vec<DiskUsage>), NetError> {
         match self.call(&Request::NodeStatus).await? {
             Response::NodeStatus { shards, disks } => Ok((shards, disks)),
             r => Err(NetError::Unexpected {

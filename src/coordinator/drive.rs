@@ -10,7 +10,8 @@ use tokio::task::JoinSet;
 
 use crate::coordinator::client::{BlockResult, NodeClient};
 use crate::core::format::ShardHeader;
-use crate::core::ids::{DiskId, NodeId, SiteId};
+use crate::core::hlc::Version;
+use crate::core::ids::{DiskId, NodeId, ObjectId, SiteId};
 use crate::core::ops::{
     FetchResult, HedgedRead, ReadCommand, ReadOutcome, WriteOutcome, WriteQuorum,
 };
@@ -116,8 +117,8 @@ impl StripeSink {
     pub fn start(
         nodes: &Nodes,
         targets: &[ShardTarget],
-        object: crate::core::ids::ObjectId,
-        version: crate::core::hlc::Version,
+        object: ObjectId,
+        version: Version,
         geometry: Geometry,
         needed: usize,
         timeout: Duration,
@@ -286,8 +287,8 @@ impl Nodes {
     pub async fn read_range(
         &self,
         targets: &[ShardTarget],
-        object: crate::core::ids::ObjectId,
-        version: crate::core::hlc::Version,
+        object: ObjectId,
+        version: Version,
         k: usize,
         hashes: &[BlockHash],
         first: u64,

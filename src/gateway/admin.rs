@@ -24,12 +24,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Gateway;
-use crate::admin::{authorised, failed, metrics_reply, query_param, reply, wants_openmetrics};
+use crate::admin::{
+    authorised, failed, metrics_reply, query_param, reply, serve, wants_openmetrics,
+};
+use crate::core::format::ManifestBody;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
-use crate::core::wire::ShardKey;
-use crate::meta::ListQuery;
+use crate::core::wire::{ErrorCode, ShardKey};
+use crate::meta::{ListQuery, MetaError};
 use crate::metrics::{GatewayState, SiteFacts};
+use crate::net::frame::NetError;
 
 /// Index entries heal checks at the same time.
 const HEAL_CONCURRENCY: usize = 16;
@@ -104,16 +108,16 @@ impl Gateway {
     }
 
     /// The Prometheus exposition: traffic counted so far, state read now.
-    async fn metrics(&self) -> Result<String, crate::meta::MetaError> {
+    async fn metrics(&self) -> Result<String, MetaError> {
         let _one = self.metrics.scrape.lock().await;
         let sites: Vec<SiteFacts> = self.site_facts().await.into_iter().map(|f| f.2).collect();
         let index = self.index.clone();
         let m = self.objects.profile().m();
         let (buckets, backlog) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::meta::MetaError>((index.counts()?, index.repairs()?))
+            Ok::<_, MetaError>((index.counts()?, index.repairs()?))
         })
         .await
-        .map_err(|e| crate::meta::MetaError::Db(e.to_string()))??;
+        .map_err(|e| MetaError::Db(e.to_string()))??;
         let state = GatewayState {
             buckets: buckets
                 .into_iter()
@@ -138,10 +142,7 @@ impl Gateway {
     }
 
     /// Every current (bucket, key) of `bucket` (or of all buckets).
-    pub(crate) fn keys(
-        &self,
-        bucket: Option<&str>,
-    ) -> Result<Vec<(String, String)>, crate::meta::MetaError> {
+    pub(crate) fn keys(&self, bucket: Option<&str>) -> Result<Vec<(String, String)>, MetaError> {
         let buckets: Vec<String> = match bucket {
             Some(b) => vec![b.to_owned()],
             None => self.index.buckets()?.into_iter().map(|(b, _)| b).collect(),
@@ -168,7 +169,7 @@ impl Gateway {
         Ok(out)
     }
 
-    async fn status(&self) -> Result<Value, crate::meta::MetaError> {
+    async fn status(&self) -> Result<Value, MetaError> {
         let sites = self.sites_status().await;
         let backlog = self.index.repairs()?;
         let m = self.objects.profile().m();
@@ -199,10 +200,7 @@ impl Gateway {
 
     /// Every index entry of `bucket` (or all), deletes and bucket records included:
     /// (bucket, key, current version).
-    fn entries(
-        &self,
-        bucket: Option<&str>,
-    ) -> Result<Vec<(String, String, Version)>, crate::meta::MetaError> {
+    fn entries(&self, bucket: Option<&str>) -> Result<Vec<(String, String, Version)>, MetaError> {
         let mut out = Vec::new();
         self.index.for_each_entry(|b, k, v, _| {
             if bucket.is_none_or(|want| want == b) {
@@ -227,7 +225,7 @@ impl Gateway {
             }
         };
         let m = &found.manifest;
-        if let crate::core::format::ManifestBody::Object(meta) = &m.body {
+        if let ManifestBody::Object(meta) = &m.body {
             // Bucket records and the parts of uploads in progress are checked too, but they
             // are not objects to the person reading the count.
             out.checked = !key.is_empty() && !bucket.contains(super::HIDDEN);
@@ -255,8 +253,8 @@ impl Gateway {
                 // rebuilt elsewhere (no repair storm when a site or a disk is away).
                 match answer {
                     Some(Ok(_)) => {}
-                    Some(Err(crate::net::frame::NetError::Remote {
-                        code: crate::core::wire::ErrorCode::NotFound,
+                    Some(Err(NetError::Remote {
+                        code: ErrorCode::NotFound,
                         ..
                     })) => out.absent.push(i),
                     _ => out.shards_unverified += 1,
@@ -275,7 +273,7 @@ impl Gateway {
     /// For every current version the index holds of `bucket` (or all), [`HEAL_CONCURRENCY`]
     /// at a time: restores its manifest record at the nodes that should hold it and lack it,
     /// and records for repair the shards its sites say they lack; then runs a repair pass.
-    pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, crate::meta::MetaError> {
+    pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, MetaError> {
         use futures::StreamExt as _;
         let entries = self.entries(bucket)?;
         let mut checked = 0u64;
@@ -308,7 +306,7 @@ impl Gateway {
         }))
     }
 
-    async fn workers(&self) -> Result<Value, crate::meta::MetaError> {
+    async fn workers(&self) -> Result<Value, MetaError> {
         let backlog = self.index.repairs()?;
         Ok(json!({
             "workers": self.worker_reports(),
@@ -346,7 +344,7 @@ impl Gateway {
             (Method::GET, "/v1/workers") => self.workers().await,
             (Method::POST, "/v1/checkpoint") => match self.checkpoint().await {
                 Ok(made) => Ok(serde_json::to_value(made).unwrap_or_default()),
-                Err(e) => Err(crate::meta::MetaError::Db(format!("checkpoint: {e:#}"))),
+                Err(e) => Err(MetaError::Db(format!("checkpoint: {e:#}"))),
             },
             (Method::POST, "/v1/heal") => self.heal(bucket.as_deref()).await,
             (Method::POST, "/v1/scrub") => {
@@ -384,7 +382,7 @@ pub async fn serve_admin(
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) {
-    crate::admin::serve(listener, stop, move |req| {
+    serve(listener, stop, move |req| {
         let (gw, token) = (gateway.clone(), token.clone());
         async move { gw.admin(req, &token).await }
     })

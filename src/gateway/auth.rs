@@ -11,8 +11,9 @@ use s3s::{S3Error, S3Result};
 use serde::Deserialize;
 
 use super::error::S3Fault;
-use crate::core::ids::unhex;
+use crate::core::ids::{hex, unhex};
 use crate::core::keys::MasterKey;
+use crate::sys::{random, read_secret};
 
 /// Longest presigned URL lifetime S3 accepts: 7 days.
 pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -48,7 +49,7 @@ impl std::fmt::Debug for AccessKeys {
 impl AccessKeys {
     /// Reads the credentials file and opens every secret with the master key.
     pub fn load(path: &Path, master: &MasterKey) -> anyhow::Result<Self> {
-        let text = crate::sys::read_secret(path)?;
+        let text = read_secret(path)?;
         let text = String::from_utf8(text)
             .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
         let raw: RawCredentials =
@@ -78,7 +79,7 @@ impl AccessKeys {
 /// The credentials file `path` with every secret re-sealed from `old` to `new` (a key
 /// rotation); secrets already sealed under `new` are kept.
 pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyhow::Result<String> {
-    let text = crate::sys::read_secret(path)?;
+    let text = read_secret(path)?;
     let text =
         String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
     let raw: RawCredentials =
@@ -101,12 +102,12 @@ pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyh
             })?,
         };
         let mut nonce = [0u8; 12];
-        crate::sys::random(&mut nonce);
+        random(&mut nonce);
         let resealed = new.seal_secret(&k.access_key_id, &secret, nonce);
         out.push_str(&format!(
             "[[keys]]\naccess_key_id = \"{}\"\nsecret_sealed = \"{}\"\n",
             k.access_key_id,
-            crate::core::ids::hex(&resealed)
+            hex(&resealed)
         ));
     }
     Ok(out)

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use super::Gateway;
 use super::buckets::HIDDEN;
-use crate::core::catalog::{Checkpoint, root_of, verified};
+use crate::core::catalog::{Checkpoint, MAX_EXCLUDED, root_of, verified};
 use crate::core::hlc::Version;
+use crate::meta::MetaError;
+use crate::sys::now_ms;
 
 /// A write request in flight; its floor leaves the registry when it is dropped.
 #[derive(Debug)]
@@ -127,21 +129,21 @@ impl Gateway {
                     excluded.push(id);
                 }
             })?;
-            Ok::<_, crate::meta::MetaError>((entries, excluded))
+            Ok::<_, MetaError>((entries, excluded))
         })
         .await??;
-        if excluded.len() > crate::core::catalog::MAX_EXCLUDED {
+        if excluded.len() > MAX_EXCLUDED {
             anyhow::bail!(
                 "{} keys were written while the checkpoint was made (at most {}): trying again \
                  next interval",
                 excluded.len(),
-                crate::core::catalog::MAX_EXCLUDED
+                MAX_EXCLUDED
             );
         }
         let (leaves, root) = root_of(entries);
         let mut c = Checkpoint {
             seq: prev.as_ref().map_or(1, |p| p.seq + 1),
-            created_ms: crate::sys::now_ms(),
+            created_ms: now_ms(),
             cutoff,
             leaves,
             root,

@@ -26,6 +26,7 @@ macro_rules! wanted_of {
         )
     };
 }
+use crate::core::ids::hex;
 pub(crate) use wanted_of;
 
 /// The checksums of a request: algorithms to compute and values to match.
@@ -176,7 +177,7 @@ pub(crate) fn check_content_md5(header: Option<&str>, etag_hex: &str) -> Result<
     if raw.len() != 16 {
         return Err(S3Fault::InvalidDigest);
     }
-    if crate::core::ids::hex(&raw) != etag_hex {
+    if hex(&raw) != etag_hex {
         return Err(S3Fault::BadDigest(
             "The Content-MD5 you specified did not match what we received.".into(),
         ));

@@ -35,14 +35,21 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context as _;
 use s3s::dto::Timestamp;
 
-use crate::config::{DaemonConfig, GatewaySettings};
+use crate::admin::read_token;
+use crate::config::{DaemonConfig, GatewaySettings, node_addresses, parse_layout, read_layout};
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
-use crate::core::hlc::Hlc;
-use crate::core::ids::GatewayId;
+use crate::core::format::Manifest;
+use crate::core::hlc::{Hlc, Version};
+use crate::core::ids::{GatewayId, key_from_hex};
 use crate::core::keys::{ManifestKey, MasterKey};
+use crate::core::layout::{Layout, Plan, plan};
 use crate::meta::{Entry, Index, MetaError};
+use crate::metrics::GatewayMetrics;
 use crate::net::Identity;
+use crate::net::endpoint::endpoint;
+use crate::sys::read_secret;
+use crate::worker::Workers;
 
 pub use admin::serve_admin;
 pub use auth::{
@@ -77,27 +84,24 @@ pub struct Gateway {
     repair_interval: Duration,
     /// Repair traffic limits in bytes/s (0: none): with no S3 request in flight, and with some.
     repair_pace: RepairPace,
-    metrics: crate::metrics::GatewayMetrics,
+    metrics: GatewayMetrics,
     /// Write requests in flight: (last id, id -> floor version).
-    writes: Mutex<(
-        u64,
-        std::collections::BTreeMap<u64, crate::core::hlc::Version>,
-    )>,
+    writes: Mutex<(u64, std::collections::BTreeMap<u64, Version>)>,
     /// One checkpoint at a time.
     checkpointing: tokio::sync::Mutex<()>,
     checkpoint_interval: Duration,
     /// How long a request body may send nothing before the request fails.
     body_idle: Duration,
     /// The background workers (`workers.rs`).
-    workers: crate::worker::Workers,
+    workers: Workers,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
 pub fn read_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
-    let raw = crate::sys::read_secret(path)?;
+    let raw = read_secret(path)?;
     std::str::from_utf8(&raw)
         .ok()
-        .and_then(crate::core::ids::key_from_hex)
+        .and_then(key_from_hex)
         .ok_or_else(|| anyhow::anyhow!("{}: expected 64 hex digits", path.display()))
 }
 
@@ -138,14 +142,11 @@ pub use crate::config::{DEFAULT_BODY_IDLE_SECS, DEFAULT_REGION};
 
 /// Earlier layouts from their texts ((origin, TOML)), each checked into its plan, newest
 /// epoch first.
-pub(crate) fn layout_history(
-    texts: &[(String, String)],
-) -> anyhow::Result<Vec<(crate::core::layout::Layout, crate::core::layout::Plan)>> {
+pub(crate) fn layout_history(texts: &[(String, String)]) -> anyhow::Result<Vec<(Layout, Plan)>> {
     let mut out = Vec::new();
     for (origin, text) in texts {
-        let (layout, rule) = crate::config::parse_layout(text, origin)?;
-        let plan = crate::core::layout::plan(&layout, rule)
-            .with_context(|| format!("the earlier layout {origin}"))?;
+        let (layout, rule) = parse_layout(text, origin)?;
+        let plan = plan(&layout, rule).with_context(|| format!("the earlier layout {origin}"))?;
         out.push((layout, plan));
     }
     out.sort_by_key(|(l, _)| std::cmp::Reverse(l.epoch));
@@ -225,11 +226,11 @@ impl Gateway {
         let master = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
         let manifest = ManifestKey::from_bytes(read_key_file(&g.manifest_key_file)?);
         let keys = AccessKeys::load(&g.s3_credentials_file, &master)?;
-        let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
-        let plan = crate::core::layout::plan(&layout, rule)
+        let (layout, rule) = read_layout(&g.layout_file)?;
+        let plan = plan(&layout, rule)
             .with_context(|| format!("the layout {}", g.layout_file.display()))?;
-        let addrs = crate::config::node_addresses(&g.layout_file)?;
-        let ep = crate::net::endpoint::endpoint(
+        let addrs = node_addresses(&g.layout_file)?;
+        let ep = endpoint(
             SocketAddr::new(g.s3_listen.ip(), 0),
             identity,
             &config.transport,
@@ -298,10 +299,7 @@ impl Gateway {
             gateway.objects.observe(v);
         }
         let admin = match g.admin_listen {
-            Some(addr) => Some((
-                addr,
-                AdminToken(crate::admin::read_token(&g.admin_token_file)?),
-            )),
+            Some(addr) => Some((addr, AdminToken(read_token(&g.admin_token_file)?))),
             None => None,
         };
         let tls = match &g.s3_tls {
@@ -332,12 +330,12 @@ impl Gateway {
             locks: Mutex::new(HashMap::new()),
             repair_interval: tuning.repair_interval,
             repair_pace: tuning.repair_pace,
-            metrics: crate::metrics::GatewayMetrics::new(),
+            metrics: GatewayMetrics::new(),
             writes: Mutex::new((0, std::collections::BTreeMap::new())),
             checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_interval: tuning.checkpoint_interval,
             body_idle: tuning.body_idle,
-            workers: crate::worker::Workers::default(),
+            workers: Workers::default(),
         })
     }
 
@@ -380,10 +378,7 @@ impl Gateway {
         Ok(())
     }
 
-    pub(crate) fn apply_manifest(
-        &self,
-        m: &crate::core::format::Manifest,
-    ) -> Result<(), MetaError> {
+    pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {
         use crate::core::format::ManifestBody;
         if m.bucket.contains(HIDDEN) {
             return Ok(());

@@ -18,11 +18,11 @@ use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
 use super::objects::{stored_headers, user_metadata};
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
-use crate::coordinator::object::PutInput;
+use crate::coordinator::object::{PutInput, Staged};
 use crate::core::format::{ManifestBody, Part as StoredPart};
-use crate::core::ids::unhex;
+use crate::core::ids::{hex, unhex};
 use crate::meta::{PartRecord, UploadRecord};
-use crate::sys::now_ms;
+use crate::sys::{now_ms, random};
 
 fn hidden_bucket(bucket: &str) -> String {
     format!("{bucket}{HIDDEN}uploads")
@@ -55,8 +55,8 @@ impl Gateway {
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         let mut raw = [0u8; 16];
-        crate::sys::random(&mut raw);
-        let id = crate::core::ids::hex(&raw);
+        random(&mut raw);
+        let id = hex(&raw);
         let rec = UploadRecord {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
@@ -87,7 +87,7 @@ impl Gateway {
         id: &str,
         bucket: &str,
         n: u32,
-        staged: crate::coordinator::object::Staged,
+        staged: Staged,
     ) -> S3Result<PartRecord> {
         let m = self.commit(staged).await?;
         let ManifestBody::Object(meta) = &m.body else {
@@ -272,11 +272,7 @@ impl Gateway {
         }
         let etag = {
             use md5::Digest as _;
-            format!(
-                "{}-{}",
-                crate::core::ids::hex(&md5::Md5::digest(&md5s)),
-                chosen.len()
-            )
+            format!("{}-{}", hex(&md5::Md5::digest(&md5s)), chosen.len())
         };
         let hidden = hidden_bucket(&i.bucket);
         let mut readers = Vec::with_capacity(chosen.len());

@@ -14,8 +14,9 @@ use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_
 use super::error::S3Fault;
 use super::reads::check_read_conditions;
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
-use crate::coordinator::object::{Missed, ObjectError, PutInput};
+use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::ids::hex;
 use crate::meta::Entry;
 
 /// Headers stored with an object besides Content-Type and user metadata.
@@ -120,7 +121,7 @@ impl Gateway {
         wanted: &Wanted,
         content_md5: Option<&str>,
         trailers: Option<&s3s::TrailingHeaders>,
-    ) -> S3Result<(crate::coordinator::object::Staged, s3s::dto::Checksum)> {
+    ) -> S3Result<(Staged, s3s::dto::Checksum)> {
         let limit = IdleLimit {
             idle: self.body_idle,
             stalls: self.metrics.body_stalls.clone(),
@@ -140,10 +141,7 @@ impl Gateway {
 
     /// Commits a staged object; what the write quorum went without (shards, the manifest at
     /// some node) is recorded for repair.
-    pub(crate) async fn commit(
-        &self,
-        staged: crate::coordinator::object::Staged,
-    ) -> S3Result<Manifest> {
+    pub(crate) async fn commit(&self, staged: Staged) -> S3Result<Manifest> {
         self.acknowledged(self.objects.commit_reporting(staged).await)
             .map_err(object_error)
     }
@@ -169,7 +167,7 @@ impl Gateway {
         let (m, missed) = written.inspect_err(|_| self.after_failed_write())?;
         if missed.any() {
             tracing::warn!(
-                object = %crate::core::ids::hex(&m.object.0),
+                object = %hex(&m.object.0),
                 shards = ?missed.shards,
                 manifest = missed.manifest,
                 "acknowledged without every shard or manifest copy; recorded for repair"
@@ -459,7 +457,7 @@ impl Gateway {
         src: &Manifest,
         range: Range<u64>,
         input: PutInput,
-    ) -> S3Result<crate::coordinator::object::Staged> {
+    ) -> S3Result<Staged> {
         let reader = self.objects.reader(src, range).map_err(object_error)?;
         let (pipe, feed) = super::body::pipe_from(vec![reader]);
         let staged = self.objects.stage(input, pipe).await;

@@ -17,7 +17,7 @@ use crate::coordinator::repair::Repaired;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::meta::MetaError;
-use crate::worker::{Round, Worker};
+use crate::worker::{Report, Round, Worker};
 
 /// Backlog entries a repair pass works on at the same time.
 const REPAIR_CONCURRENCY: usize = 4;
@@ -283,7 +283,7 @@ impl Gateway {
     }
 
     /// What each worker has done.
-    pub fn worker_reports(&self) -> Vec<crate::worker::Report> {
+    pub fn worker_reports(&self) -> Vec<Report> {
         self.workers.reports()
     }
 }

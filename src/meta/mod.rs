@@ -29,6 +29,9 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
 mod uploads;
+use crate::core::ids::NodeId;
+use crate::core::ids::ObjectId;
+use crate::core::ops::Pending;
 pub use uploads::{PartRecord, UploadRecord};
 
 /// Errors of the index.
@@ -161,7 +164,7 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
 
 /// The key of an object version in the `repairs` and `withdrawals` tables: object id (32) ‖
 /// version (16).
-fn version_key(object: &crate::core::ids::ObjectId, version: Version) -> [u8; 48] {
+fn version_key(object: &ObjectId, version: Version) -> [u8; 48] {
     let mut k = [0u8; 48];
     k[..32].copy_from_slice(&object.0);
     k[32..].copy_from_slice(&version.to_bytes());
@@ -169,7 +172,7 @@ fn version_key(object: &crate::core::ids::ObjectId, version: Version) -> [u8; 48
 }
 
 /// The object version a `version_key` names.
-fn parse_version_key(k: &[u8]) -> Result<(crate::core::ids::ObjectId, Version), MetaError> {
+fn parse_version_key(k: &[u8]) -> Result<(ObjectId, Version), MetaError> {
     if k.len() != 48 {
         return Err(MetaError::Malformed);
     }
@@ -177,7 +180,7 @@ fn parse_version_key(k: &[u8]) -> Result<(crate::core::ids::ObjectId, Version), 
     id.copy_from_slice(&k[..32]);
     let mut ver = [0u8; 16];
     ver.copy_from_slice(&k[32..]);
-    Ok((crate::core::ids::ObjectId(id), Version::from_bytes(ver)))
+    Ok((ObjectId(id), Version::from_bytes(ver)))
 }
 
 impl Index {
@@ -302,7 +305,7 @@ impl Index {
     /// met without them), for repair to rebuild.
     pub fn record_repair(
         &self,
-        object: &crate::core::ids::ObjectId,
+        object: &ObjectId,
         version: Version,
         shards: &[usize],
     ) -> Result<(), MetaError> {
@@ -325,11 +328,7 @@ impl Index {
     }
 
     /// Forgets a repair record (the shards were rebuilt).
-    pub fn repair_done(
-        &self,
-        object: &crate::core::ids::ObjectId,
-        version: Version,
-    ) -> Result<(), MetaError> {
+    pub fn repair_done(&self, object: &ObjectId, version: Version) -> Result<(), MetaError> {
         let k = version_key(object, version);
         let txn = self.db.begin_write().map_err(db_err)?;
         {
@@ -340,9 +339,7 @@ impl Index {
     }
 
     /// Object versions with missing shards: (object id, version, shard indices).
-    pub fn repairs(
-        &self,
-    ) -> Result<Vec<(crate::core::ids::ObjectId, Version, Vec<usize>)>, MetaError> {
+    pub fn repairs(&self) -> Result<Vec<(ObjectId, Version, Vec<usize>)>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(REPAIRS).map_err(db_err)?;
         let mut out = Vec::new();
@@ -359,7 +356,7 @@ impl Index {
     }
 
     /// Replaces the record of withdrawals still pending with `pending`.
-    pub fn set_withdrawals(&self, pending: &crate::core::ops::Pending) -> Result<(), MetaError> {
+    pub fn set_withdrawals(&self, pending: &Pending) -> Result<(), MetaError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
@@ -374,10 +371,10 @@ impl Index {
     }
 
     /// The withdrawals still pending, as `set_withdrawals` last recorded them.
-    pub fn withdrawals(&self) -> Result<crate::core::ops::Pending, MetaError> {
+    pub fn withdrawals(&self) -> Result<Pending, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(WITHDRAWALS).map_err(db_err)?;
-        let mut out = crate::core::ops::Pending::new();
+        let mut out = Pending::new();
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
             let v = v.value();
@@ -386,7 +383,7 @@ impl Index {
             }
             let nodes = v
                 .chunks_exact(4)
-                .map(|c| crate::core::ids::NodeId(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .map(|c| NodeId(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                 .collect();
             out.insert(parse_version_key(k.value())?, nodes);
         }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::core::ids::GatewayId;
+use crate::core::ids::{GatewayId, NodeId, ObjectId};
+use crate::core::ops::Pending;
 
 fn v(n: u64) -> Version {
     Version {
@@ -206,19 +207,9 @@ fn counts_follow_puts_overwrites_deletes_and_reopen() {
 fn repairs_and_withdrawals_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.redb");
-    let (a, b) = (
-        crate::core::ids::ObjectId([1; 32]),
-        crate::core::ids::ObjectId([2; 32]),
-    );
-    let mut pending = crate::core::ops::Pending::new();
-    pending.insert(
-        (a, v(7)),
-        [
-            crate::core::ids::NodeId(3),
-            crate::core::ids::NodeId(70_000),
-        ]
-        .into(),
-    );
+    let (a, b) = (ObjectId([1; 32]), ObjectId([2; 32]));
+    let mut pending = Pending::new();
+    pending.insert((a, v(7)), [NodeId(3), NodeId(70_000)].into());
     {
         let index = Index::open(&path).unwrap();
         index.record_repair(&b, v(9), &[4, 1]).unwrap();

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::sys::{FileError, read_secret};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -61,7 +62,7 @@ pub enum TlsError {
     },
     /// A secret file could not be read, or others may read it.
     #[error(transparent)]
-    File(#[from] crate::sys::FileError),
+    File(#[from] FileError),
     /// A file holds no usable certificate or key.
     #[error("{path}: {what}")]
     Pem {
@@ -110,7 +111,7 @@ impl Identity {
     pub fn load(ca_file: &Path, cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
         let ca = read_cert(ca_file)?;
         let cert = read_cert(cert_file)?;
-        let key_pem = crate::sys::read_secret(key_file)?;
+        let key_pem = read_secret(key_file)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
             path: key_file.to_path_buf(),
             what: format!("no private key: {e}"),

@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::Node;
-use crate::admin::{authorised, failed, metrics_reply, reply, wants_openmetrics};
+use crate::admin::{authorised, failed, metrics_reply, reply, serve, wants_openmetrics};
 use crate::metrics::SiteFacts;
+use crate::store::StoreError;
 
 async fn cluster_record(node: &Node) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let Some(path) = node.cluster_record_file.clone() else {
@@ -41,7 +42,7 @@ pub async fn serve_admin(
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) {
-    crate::admin::serve(listener, stop, move |req| {
+    serve(listener, stop, move |req| {
         let (node, token) = (node.clone(), token.clone());
         async move {
             // The sealed cluster record needs no token: it opens only with the master key,
@@ -75,7 +76,7 @@ pub async fn serve_admin(
                                 s.quarantined,
                             )),
                         };
-                        Ok::<_, crate::store::StoreError>(n.metrics.render(&facts, &n.workers.reports()))
+                        Ok::<_, StoreError>(n.metrics.render(&facts, &n.workers.reports()))
                     })
                     .await;
                     return match text {
@@ -88,7 +89,7 @@ pub async fn serve_admin(
                     tokio::task::spawn_blocking(move || {
                         let (shards, disks) = store.usage()?;
                         let scrub = store.scrub_state()?;
-                        Ok::<_, crate::store::StoreError>(json!({
+                        Ok::<_, StoreError>(json!({
                             "shards": shards,
                             "disks": disks.iter().map(|d| json!({
                                 "id": d.id, "bytes": d.bytes, "free": d.free,

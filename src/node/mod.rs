@@ -18,12 +18,14 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::core::format::{MAX_BLOCK_SIZE, MAX_OBJECT_SIZE, MIN_BLOCK_SIZE, ShardHeader};
-use crate::core::ids::NodeId;
+use crate::core::ids::{DiskId, NodeId};
 use crate::core::stripe::{Geometry, Profile};
 use crate::core::wire::{self, BlockStatus, ErrorCode, Request, Response, Trailer, WireError};
+use crate::metrics::NodeMetrics;
 use crate::net::frame::{self, NetError};
 use crate::net::tls::{Role, peer_role};
-use crate::store::{BlockRead, Store, StoreError};
+use crate::store::{BlockRead, CHECKPOINTS_KEPT, Store, StoreError};
+use crate::worker::Workers;
 
 /// Time a peer gets to send a request frame.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,11 +44,11 @@ pub struct Node {
     /// The store.
     pub store: Arc<Store>,
     /// Scrub counters and the site gauges (`GET /metrics` on the admin port).
-    pub metrics: crate::metrics::NodeMetrics,
+    pub metrics: NodeMetrics,
     /// The sealed cluster record this node keeps for recovery, if configured.
     pub cluster_record_file: Option<std::path::PathBuf>,
     /// The background workers (`workers.rs`).
-    pub workers: crate::worker::Workers,
+    pub workers: Workers,
 }
 
 /// Serves `endpoint` until `shutdown` turns true, then closes connections and returns.
@@ -357,7 +359,7 @@ async fn stream(
             },
         },
         Request::Checkpoints { limit } => {
-            let limit = (limit as usize).clamp(1, crate::store::CHECKPOINTS_KEPT);
+            let limit = (limit as usize).clamp(1, CHECKPOINTS_KEPT);
             match blocking(move || store.checkpoints(limit)).await {
                 Ok(records) => Response::Checkpoints { records },
                 Err(e) => store_error(&e),
@@ -393,7 +395,7 @@ async fn reply(send: &mut SendStream, response: &Response) -> Result<(), NetErro
 async fn put_shard(
     store: &Arc<Store>,
     recv: &mut RecvStream,
-    disk: crate::core::ids::DiskId,
+    disk: DiskId,
     key: wire::ShardKey,
     geometry: Geometry,
 ) -> Response {

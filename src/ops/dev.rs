@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::ops::init::{InitOptions, S3Transport, init};
+use crate::config::read_layout;
+use crate::ops::init::{InitError, InitOptions, S3Transport, init};
 
 /// What `exclaved dev` runs.
 #[derive(Clone, Debug)]
@@ -73,7 +74,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         node_configs.sort();
         let text = std::fs::read_to_string(&gateway_config)
             .with_context(|| format!("reading {}", gateway_config.display()))?;
-        let (layout, _) = crate::config::read_layout(&o.dir.join("layout.toml"))?;
+        let (layout, _) = read_layout(&o.dir.join("layout.toml"))?;
         let (k, m) = (layout.profile.k(), layout.profile.m());
         let notice = ((layout.sites.len(), k, m) != (o.sites, o.k, o.m)).then(|| {
             format!(
@@ -147,7 +148,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
                     notice: None,
                 });
             }
-            Err(crate::ops::init::InitError::Layout(e)) => last_err = Some(e.to_string()),
+            Err(InitError::Layout(e)) => last_err = Some(e.to_string()),
             Err(e) => return Err(e.into()),
         }
     }

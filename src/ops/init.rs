@@ -18,10 +18,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::core::ids::{DiskId, NodeId, SiteId, hex};
+use crate::core::keys::MasterKey;
 use crate::core::layout::{self, Disk, Layout, Node, Rule, Site};
+use crate::core::record::{ClusterRecord, FILE_NAME};
 use crate::core::stripe::Profile;
 use crate::net::pki::{Ca, PkiError};
 use crate::net::tls::{Role, valid_site_name};
+use crate::store::{StoreError, init_disk};
+use crate::sys::{FileError, random};
 
 /// How the gateway serves S3.
 #[derive(Clone, Debug)]
@@ -89,7 +93,7 @@ pub enum InitError {
     Pki(#[from] PkiError),
     /// A new file could not be written.
     #[error(transparent)]
-    File(crate::sys::FileError),
+    File(FileError),
     /// Files.
     #[error("{path}: {error}")]
     Io {
@@ -100,7 +104,7 @@ pub enum InitError {
     },
     /// Data directories.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
 }
 
 /// What was written.
@@ -132,13 +136,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    crate::sys::random(&mut b);
+    random(&mut b);
     hex(&b)
 }
 
 fn random_alnum(n: usize, alphabet: &[u8]) -> String {
     let mut b = vec![0u8; n];
-    crate::sys::random(&mut b);
+    random(&mut b);
     b.iter()
         .map(|x| alphabet[usize::from(*x) % alphabet.len()] as char)
         .collect()
@@ -208,7 +212,7 @@ pub fn write_node_dir(
     let mut disks = Vec::new();
     for d in &node.disks {
         let path = dir.join("data").join(format!("disk-{}", d.id.0));
-        crate::store::init_disk(&path, node.id, d.id)?;
+        init_disk(&path, node.id, d.id)?;
         disks.push(format!(
             "{{ id = {}, path = \"data/disk-{}\" }}",
             d.id.0, d.id.0
@@ -226,7 +230,7 @@ pub fn write_node_dir(
         id = node.id.0,
         path = dir.join("node.toml").display(),
         disks = disks.join(", "),
-        record = crate::core::record::FILE_NAME,
+        record = FILE_NAME,
     );
     let path = dir.join("node.toml");
     write_file(&path, &cfg)?;
@@ -338,12 +342,12 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     write_file(&gw.join("gateway.pem"), &issued.cert_pem)?;
     write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
     let mut master = [0u8; 32];
-    crate::sys::random(&mut master);
+    random(&mut master);
     write_secret(
         &gw.join("master.key"),
         format!("{}\n", hex(&master)).as_bytes(),
     )?;
-    let master = crate::core::keys::MasterKey::from_bytes(1, master);
+    let master = MasterKey::from_bytes(1, master);
     let manifest_key = random_hex(32);
     write_secret(
         &gw.join("manifest.key"),
@@ -359,7 +363,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     );
     let creds = gw.join("s3-credentials.toml");
     let mut nonce = [0u8; 12];
-    crate::sys::random(&mut nonce);
+    random(&mut nonce);
     let sealed = master.seal_secret(&access, secret.as_bytes(), nonce);
     let creds_text = format!(
         "# S3 access keys; each secret is sealed under the master key (generation {}).\n\
@@ -369,7 +373,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     );
     write_secret(&creds, creds_text.as_bytes())?;
     // Every site keeps what a recovery needs besides the master key, sealed under it.
-    let record = crate::core::record::ClusterRecord {
+    let record = ClusterRecord {
         format: 1,
         written_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -384,12 +388,8 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
     };
     for site in &layout.sites {
         let mut nonce = [0u8; 12];
-        crate::sys::random(&mut nonce);
-        let path = o
-            .dir
-            .join("sites")
-            .join(&site.name)
-            .join(crate::core::record::FILE_NAME);
+        random(&mut nonce);
+        let path = o.dir.join("sites").join(&site.name).join(FILE_NAME);
         fs::write(&path, record.seal(&master, nonce)).map_err(io(&path))?;
     }
     let client_credentials = o.dir.join("credentials");

@@ -20,14 +20,21 @@ use anyhow::{Context, bail};
 use futures::StreamExt as _;
 use serde::Serialize;
 
+use crate::config::{DaemonConfig, GatewaySettings, node_addresses, read_daemon, read_layout};
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::Hlc;
 use crate::core::ids::{GatewayId, NodeId, hex, unhex};
 use crate::core::keys::{ManifestKey, MasterKey};
+use crate::core::layout::plan;
 use crate::core::record::ClusterRecord;
-use crate::ops::recover::live::Progress;
+use crate::gateway::{read_key_file, reseal_credentials};
+use crate::meta::Index;
+use crate::net::Identity;
+use crate::net::endpoint::endpoint;
+use crate::ops::recover::live::{Progress, fetch_records};
+use crate::sys::{now_ms, random, write_atomic, write_secret};
 
 /// What one node got.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -65,10 +72,7 @@ pub struct Rotation {
 const WRITES_IN_FLIGHT: usize = 32;
 
 /// Refuses to go on while the gateway of `g` answers (`doing`: what would be refused).
-pub(crate) async fn gateway_stopped(
-    g: &crate::config::GatewaySettings,
-    doing: &str,
-) -> anyhow::Result<()> {
+pub(crate) async fn gateway_stopped(g: &GatewaySettings, doing: &str) -> anyhow::Result<()> {
     for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             bail!(
@@ -82,11 +86,11 @@ pub(crate) async fn gateway_stopped(
 /// A QUIC endpoint with the identity of the gateway `c` describes (whose gateway section is
 /// `g`), for a tool that acts as that gateway towards the nodes while it is stopped.
 pub(crate) fn gateway_endpoint(
-    c: &crate::config::DaemonConfig,
-    g: &crate::config::GatewaySettings,
+    c: &DaemonConfig,
+    g: &GatewaySettings,
 ) -> anyhow::Result<quinn::Endpoint> {
-    let identity = crate::net::Identity::load(&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file)?;
-    Ok(crate::net::endpoint::endpoint(
+    let identity = Identity::load(&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file)?;
+    Ok(endpoint(
         SocketAddr::new(g.s3_listen.ip(), 0),
         &identity,
         &c.transport,
@@ -99,7 +103,7 @@ pub(crate) async fn newest_record(
     addresses: &[SocketAddr],
     keys: &[&MasterKey],
 ) -> Option<ClusterRecord> {
-    crate::ops::recover::live::fetch_records(addresses, keys)
+    fetch_records(addresses, keys)
         .await
         .0
         .map(|(record, _)| record)
@@ -110,22 +114,19 @@ pub async fn rotate(
     config: &Path,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> anyhow::Result<Rotation> {
-    let c = crate::config::read_daemon(config)?;
+    let c = read_daemon(config)?;
     let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
     gateway_stopped(g, "rotate").await?;
-    let current = MasterKey::from_bytes(
-        g.master_key_id,
-        crate::gateway::read_key_file(&g.master_key_file)?,
-    );
+    let current = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
     // A run that stopped after switching the config: the "current" key is already the new
     // one; the old is the first previous key.
     let new_file = g
         .master_key_file
         .with_file_name(format!("master-{}.key", g.master_key_id + 1));
     let (old, new, old_file) = if new_file.exists() {
-        let bytes = crate::gateway::read_key_file(&new_file)?;
+        let bytes = read_key_file(&new_file)?;
         (
             current,
             MasterKey::from_bytes(g.master_key_id + 1, bytes),
@@ -135,7 +136,7 @@ pub async fn rotate(
         && g.master_key_file.file_name().and_then(|n| n.to_str())
             == Some(&format!("master-{}.key", g.master_key_id))
     {
-        let bytes = crate::gateway::read_key_file(prev)?;
+        let bytes = read_key_file(prev)?;
         (
             MasterKey::from_bytes(g.master_key_id - 1, bytes),
             current,
@@ -143,8 +144,8 @@ pub async fn rotate(
         )
     } else {
         let mut bytes = [0u8; 32];
-        crate::sys::random(&mut bytes);
-        crate::sys::write_secret(&new_file, format!("{}\n", hex(&bytes)).as_bytes())?;
+        random(&mut bytes);
+        write_secret(&new_file, format!("{}\n", hex(&bytes)).as_bytes())?;
         (
             current,
             MasterKey::from_bytes(g.master_key_id + 1, bytes),
@@ -157,9 +158,9 @@ pub async fn rotate(
         new_file
     };
 
-    let (layout, rule) = crate::config::read_layout(&g.layout_file)?;
-    let plan = crate::core::layout::plan(&layout, rule)?;
-    let addrs = crate::config::node_addresses(&g.layout_file)?;
+    let (layout, rule) = read_layout(&g.layout_file)?;
+    let plan = plan(&layout, rule)?;
+    let addrs = node_addresses(&g.layout_file)?;
     let ep = gateway_endpoint(&c, g)?;
     let mut clients = BTreeMap::new();
     let mut sites = BTreeMap::new();
@@ -175,8 +176,7 @@ pub async fn rotate(
             sites.insert(n.id.0, (site.name.clone(), *addr));
         }
     }
-    let manifest_key =
-        ManifestKey::from_bytes(crate::gateway::read_key_file(&g.manifest_key_file)?);
+    let manifest_key = ManifestKey::from_bytes(read_key_file(&g.manifest_key_file)?);
     let objects = Objects::new(
         Nodes::new(clients),
         Layouts {
@@ -198,11 +198,11 @@ pub async fn rotate(
     let Some(mut record) = newest_record(&addresses, &[&new, &old]).await else {
         bail!("no node gave a cluster record that opens with the old or the new key");
     };
-    record.written_ms = crate::sys::now_ms();
-    let creds = crate::gateway::reseal_credentials(&g.s3_credentials_file, &old, &new)?;
+    record.written_ms = now_ms();
+    let creds = reseal_credentials(&g.s3_credentials_file, &old, &new)?;
     record.s3_credentials_toml = creds.clone();
     let mut nonce = [0u8; 12];
-    crate::sys::random(&mut nonce);
+    random(&mut nonce);
     let sealed_record = record.seal(&new, nonce);
 
     let mut report = Rotation {
@@ -247,10 +247,10 @@ pub async fn rotate(
                         }
                     };
                     let mut nonce = [0u8; 12];
-                    crate::sys::random(&mut nonce);
+                    random(&mut nonce);
                     meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
                     let mut nonce = [0u8; 12];
-                    crate::sys::random(&mut nonce);
+                    random(&mut nonce);
                     sealed.push(m.seal(&manifest_key, nonce)?);
                 }
                 let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
@@ -282,7 +282,7 @@ pub async fn rotate(
     report.complete = report.nodes.iter().all(|n| n.error.is_none());
 
     // The gateway now uses the new key, and keeps the old one for what is not re-wrapped.
-    crate::sys::write_atomic(&g.s3_credentials_file, creds.as_bytes())?;
+    write_atomic(&g.s3_credentials_file, creds.as_bytes())?;
     let text = std::fs::read_to_string(config)?;
     let rel = |p: &Path| {
         p.strip_prefix(config.parent().unwrap_or(Path::new(".")))
@@ -314,7 +314,7 @@ pub async fn rotate(
     }
     std::fs::write(config, out).with_context(|| format!("updating {}", config.display()))?;
     // The next checkpoint is signed with the new key: make the gateway take one.
-    let index = crate::meta::Index::open(&g.state_dir.join("index.redb"))?;
+    let index = Index::open(&g.state_dir.join("index.redb"))?;
     index.meta_set("checkpoint_max", b"")?;
     Ok(report)
 }

@@ -25,9 +25,16 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use crate::config::{node_addresses, parse_layout, read_daemon};
 use crate::coordinator::NodeClient;
 use crate::core::keys::MasterKey;
-use crate::core::layout::Layout;
+use crate::core::layout::{Layout, check};
+use crate::core::record::FILE_NAME;
+use crate::gateway::read_key_file;
+use crate::net::pki::Ca;
+use crate::ops::init::write_node_dir;
+use crate::ops::keys::{gateway_endpoint, gateway_stopped, newest_record};
+use crate::sys::{now_ms, random, write_atomic};
 
 /// A node the new layout adds.
 #[derive(Clone, Debug, Serialize)]
@@ -152,23 +159,20 @@ pub async fn apply(
     out: &Path,
     replace: &[u32],
 ) -> anyhow::Result<Applied> {
-    let c = crate::config::read_daemon(config)?;
+    let c = read_daemon(config)?;
     let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
-    crate::ops::keys::gateway_stopped(g, "apply the layout").await?;
-    let master = MasterKey::from_bytes(
-        g.master_key_id,
-        crate::gateway::read_key_file(&g.master_key_file)?,
-    );
+    gateway_stopped(g, "apply the layout").await?;
+    let master = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
     let cur_text = std::fs::read_to_string(&g.layout_file)
         .with_context(|| format!("reading {}", g.layout_file.display()))?;
     let new_text = std::fs::read_to_string(new_file)
         .with_context(|| format!("reading {}", new_file.display()))?;
-    let (cur, _) = crate::config::parse_layout(&cur_text, &g.layout_file.display().to_string())?;
-    let (new, rule) = crate::config::parse_layout(&new_text, &new_file.display().to_string())?;
-    let cur_addrs = crate::config::node_addresses(&g.layout_file)?;
-    let new_addrs = crate::config::node_addresses(new_file)?;
+    let (cur, _) = parse_layout(&cur_text, &g.layout_file.display().to_string())?;
+    let (new, rule) = parse_layout(&new_text, &new_file.display().to_string())?;
+    let cur_addrs = node_addresses(&g.layout_file)?;
+    let new_addrs = node_addresses(new_file)?;
     for id in replace {
         if !cur_addrs.contains_key(id) {
             bail!("--replace-node {id}: not a node of the current layout");
@@ -178,13 +182,12 @@ pub async fn apply(
     if !already_current {
         check_growth(&cur, &cur_addrs, &new, &new_addrs, replace)
             .map_err(|e| anyhow::anyhow!(e))?;
-        crate::core::layout::check(&new, rule)
-            .with_context(|| format!("the new layout {}", new_file.display()))?;
+        check(&new, rule).with_context(|| format!("the new layout {}", new_file.display()))?;
     }
 
     // The cluster record, from the nodes.
     let addresses: Vec<SocketAddr> = cur_addrs.values().copied().collect();
-    let Some(mut record) = crate::ops::keys::newest_record(&addresses, &[&master]).await else {
+    let Some(mut record) = newest_record(&addresses, &[&master]).await else {
         bail!("no node gave a cluster record that opens with the master key");
     };
     if !already_current {
@@ -195,9 +198,9 @@ pub async fn apply(
     } else if record.layout_toml != new_text {
         bail!("the layout is current at the gateway but not in the nodes' cluster record");
     }
-    record.written_ms = crate::sys::now_ms();
+    record.written_ms = now_ms();
     let mut nonce = [0u8; 12];
-    crate::sys::random(&mut nonce);
+    random(&mut nonce);
     let sealed = record.seal(&master, nonce);
 
     let mut applied = Applied {
@@ -206,7 +209,7 @@ pub async fn apply(
         ..Applied::default()
     };
     // Directories for the new nodes and the replaced ones.
-    let ca = crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
+    let ca = Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
     for site in &new.sites {
         for node in &site.nodes {
             let replaced = replace.contains(&node.id.0);
@@ -218,10 +221,10 @@ pub async fn apply(
                 .ok_or_else(|| anyhow::anyhow!("node {} has no addr", node.id.0))?;
             let dir = out.join(format!("{}-node-{}", site.name, node.id.0));
             if !dir.join("node.toml").exists() {
-                crate::ops::init::write_node_dir(&dir, &ca, &site.name, node, addr, "ca.pem")?;
+                write_node_dir(&dir, &ca, &site.name, node, addr, "ca.pem")?;
                 std::fs::write(dir.join("ca.pem"), &record.ca_cert_pem)?;
             }
-            std::fs::write(dir.join(crate::core::record::FILE_NAME), &sealed)?;
+            std::fs::write(dir.join(FILE_NAME), &sealed)?;
             let n = NewNode {
                 node: node.id.0,
                 site: site.name.clone(),
@@ -237,7 +240,7 @@ pub async fn apply(
     }
 
     // The record at every node already running (a replaced one is lost: its directory has it).
-    let ep = crate::ops::keys::gateway_endpoint(&c, g)?;
+    let ep = gateway_endpoint(&c, g)?;
     for site in &cur.sites {
         for node in &site.nodes {
             let Some(addr) = cur_addrs.get(&node.id.0) else {
@@ -266,13 +269,13 @@ pub async fn apply(
         let kept = g
             .layout_file
             .with_file_name(format!("layout-epoch-{}.toml", cur.epoch));
-        crate::sys::write_atomic(&kept, cur_text.as_bytes())?;
+        write_atomic(&kept, cur_text.as_bytes())?;
         let mut previous: Vec<PathBuf> = g.previous_layout_files.clone();
         if !previous.contains(&kept) {
             previous.insert(0, kept.clone());
         }
         rewrite_previous_layouts(config, &previous)?;
-        crate::sys::write_atomic(&g.layout_file, new_text.as_bytes())?;
+        write_atomic(&g.layout_file, new_text.as_bytes())?;
         applied.previous_layout_file = Some(kept);
     }
     Ok(applied)
@@ -309,7 +312,7 @@ fn rewrite_previous_layouts(config: &Path, files: &[PathBuf]) -> anyhow::Result<
             config.display()
         );
     }
-    Ok(crate::sys::write_atomic(config, out.as_bytes())?)
+    Ok(write_atomic(config, out.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -319,7 +322,7 @@ mod tests {
     const BASE: &str = include_str!("../../examples/layout-5-sites.toml");
 
     fn layout(text: &str) -> Layout {
-        crate::config::parse_layout(text, "test").unwrap().0
+        parse_layout(text, "test").unwrap().0
     }
 
     fn growth(new: &str) -> Result<(), String> {

@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use crate::core::catalog::Checkpoint;
 use crate::core::format::{FormatError, ManifestEnvelope, ShardHeader};
 use crate::core::hlc::Version;
-use crate::core::ids::{DiskId, NodeId, ObjectId};
+use crate::core::ids::{DiskId, NodeId, ObjectId, hex};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{DiskUsage, ShardKey};
 
@@ -235,7 +236,7 @@ impl Store {
         let oid = key.object.to_hex();
         Ok(root.join("shards").join(&oid[..2]).join(format!(
             "{oid}-{}-{}",
-            crate::core::ids::hex(&key.version.to_bytes()),
+            hex(&key.version.to_bytes()),
             key.shard
         )))
     }
@@ -543,8 +544,7 @@ impl Store {
     /// Keeps a catalog checkpoint (checked for form; the node has no key to check its
     /// signature), dropping all but the newest [`CHECKPOINTS_KEPT`].
     pub fn put_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let c = crate::core::catalog::Checkpoint::decode(bytes)
-            .map_err(|e| StoreError::BadShard(e.to_string()))?;
+        let c = Checkpoint::decode(bytes).map_err(|e| StoreError::BadShard(e.to_string()))?;
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;

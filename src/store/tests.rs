@@ -1,10 +1,12 @@
 //! The store's unit tests: shards, manifests, inline shards, quarantine.
 
 use super::*;
-use crate::core::format::ShardHeader;
+use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
-use crate::core::ids::{GatewayId, ShardIndex};
-use crate::core::stripe::Profile;
+use crate::core::ids::{GatewayId, ShardIndex, SiteId};
+use crate::core::keys::ManifestKey;
+use crate::core::layout::ShardLocation;
+use crate::core::stripe::{BlockHash, Profile};
 
 fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
     ShardHeader {
@@ -21,15 +23,15 @@ fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
         size,
         layout_epoch: 1,
         placement: vec![
-            crate::core::layout::ShardLocation {
-                site: crate::core::ids::SiteId(0),
+            ShardLocation {
+                site: SiteId(0),
                 node: NodeId(1),
                 disk: DiskId(1),
             };
             3
         ],
         crcs,
-        block_hashes: vec![crate::core::stripe::BlockHash([0; 32]); 3 * 2],
+        block_hashes: vec![BlockHash([0; 32]); 3 * 2],
     }
 }
 
@@ -92,15 +94,15 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
     let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
     let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
     let h = header(crcs, 150);
-    let manifest = crate::core::format::Manifest {
+    let manifest = Manifest {
         bucket: "b".into(),
         key: "k".into(),
         object: h.object,
         version: h.version,
         created_ms: 1,
-        body: crate::core::format::ManifestBody::Tombstone,
+        body: ManifestBody::Tombstone,
     };
-    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+    let mk = ManifestKey::from_bytes([3; 32]);
     let sealed = manifest.seal(&mk, [0; 12]).unwrap();
 
     let mut bad = data.clone();
@@ -156,8 +158,8 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
     let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
-    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
-    let m = |ms| crate::core::format::Manifest {
+    let mk = ManifestKey::from_bytes([3; 32]);
+    let m = |ms| Manifest {
         bucket: "b".into(),
         key: "k".into(),
         object: ObjectId([9; 32]),
@@ -167,7 +169,7 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
             gateway: GatewayId(1),
         },
         created_ms: 1,
-        body: crate::core::format::ManifestBody::Tombstone,
+        body: ManifestBody::Tombstone,
     };
     let (late, other) = (m(5), m(6));
     store.abort_manifest(&late.object, late.version).unwrap();
@@ -189,14 +191,14 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
     let store =
         std::sync::Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap());
-    let mk = crate::core::keys::ManifestKey::from_bytes([3; 32]);
+    let mk = ManifestKey::from_bytes([3; 32]);
     let (threads, each) = (16u64, 25u64);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (store, mk) = (store.clone(), mk.clone());
             std::thread::spawn(move || {
                 for i in 0..each {
-                    let m = crate::core::format::Manifest {
+                    let m = Manifest {
                         bucket: "b".into(),
                         key: format!("{t}/{i}"),
                         object: ObjectId([t as u8; 32]),
@@ -206,7 +208,7 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
                             gateway: GatewayId(1),
                         },
                         created_ms: 1,
-                        body: crate::core::format::ManifestBody::Tombstone,
+                        body: ManifestBody::Tombstone,
                     };
                     store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
                 }

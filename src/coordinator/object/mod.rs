@@ -21,12 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::coordinator::drive::{Nodes, PutError, ReadError, ShardTarget};
-use crate::core::format::{FormatError, Manifest, ObjectMeta};
+use crate::core::format::{FormatError, MIN_BLOCK_SIZE, Manifest, ObjectMeta};
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{NodeId, ObjectId};
-use crate::core::keys::{DataKey, KeyError, ManifestKey, MasterKey};
+use crate::core::keys::{CheckpointKey, DataKey, KeyError, ManifestKey, MasterKey};
 use crate::core::layout::{self, Layout, Plan, ShardLocation};
-use crate::core::stripe::{Codec, DecodeError};
+use crate::core::ops::Pending;
+use crate::core::stripe::{Codec, DEFAULT_BLOCK_SIZE, DecodeError, Profile};
+use crate::sys::now_ms;
 
 /// What an acknowledged write went without, for repair: shards not durable at their nodes,
 /// and whether some manifest node did not take the record.
@@ -160,7 +162,7 @@ pub struct ObjectSettings {
 impl Default for ObjectSettings {
     fn default() -> Self {
         Self {
-            block_size: crate::core::stripe::DEFAULT_BLOCK_SIZE,
+            block_size: DEFAULT_BLOCK_SIZE,
             write_quorum: None,
             inline_limit: 128 * 1024,
             write_timeout: Duration::from_secs(60),
@@ -204,7 +206,7 @@ pub struct Objects {
     /// Earlier layouts, newest first: keys last written under them are found there.
     history: Vec<(Layout, Plan)>,
     /// Failed writes whose withdrawal some nodes have not confirmed (see `withdraw.rs`).
-    pub(super) withdrawals: Mutex<crate::core::ops::Pending>,
+    pub(super) withdrawals: Mutex<Pending>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -276,7 +278,7 @@ impl Objects {
     }
 
     /// The erasure profile of the layout.
-    pub fn profile(&self) -> crate::core::stripe::Profile {
+    pub fn profile(&self) -> Profile {
         self.layout.profile
     }
 
@@ -305,7 +307,7 @@ impl Objects {
             .hlc
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hlc.stamp(crate::sys::now_ms())
+        hlc.stamp(now_ms())
     }
 
     pub(super) fn manifest_nodes(targets: &[ShardTarget]) -> Vec<NodeId> {
@@ -350,8 +352,8 @@ impl Objects {
     }
 
     /// The key that signs catalog checkpoints, derived from the master key.
-    pub fn checkpoint_key(&self) -> crate::core::keys::CheckpointKey {
-        crate::core::keys::CheckpointKey::of(&self.master)
+    pub fn checkpoint_key(&self) -> CheckpointKey {
+        CheckpointKey::of(&self.master)
     }
 
     /// Moves the clock past `seen` (a version found in the index or at the nodes), so new
@@ -373,7 +375,7 @@ impl Objects {
             return self.block_size;
         }
         let need = (size + 16).div_ceil(k).div_ceil(64) * 64;
-        need.max(u64::from(crate::core::format::MIN_BLOCK_SIZE)) as u32
+        need.max(u64::from(MIN_BLOCK_SIZE)) as u32
     }
 
     /// The nodes of the layout.

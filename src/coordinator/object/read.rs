@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{ObjectError, Objects, to_targets};
 use crate::coordinator::drive::ShardTarget;
-use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
 use crate::core::keys::DataKey;
@@ -33,7 +33,7 @@ impl Objects {
                 .await
                 .map_err(|e| ObjectError::Internal(format!("node {}: {e}", node.0)))?;
             let Some(last) = page.last() else { break };
-            let env = crate::core::format::ManifestEnvelope::parse(last)?;
+            let env = ManifestEnvelope::parse(last)?;
             after = Some((env.object, env.version));
             for rec in &page {
                 match Manifest::open(&self.manifest_key, rec) {

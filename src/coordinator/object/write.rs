@@ -11,10 +11,11 @@ use super::{Missed, ObjectError, Objects, random, to_targets};
 use crate::coordinator::drive::{ShardTarget, StripeSink};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader};
 use crate::core::hlc::Version;
-use crate::core::ids::{NodeId, ObjectId, ShardIndex};
-use crate::core::keys::DataKey;
+use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
+use crate::core::keys::{DataKey, WrappedKey};
 use crate::core::layout::{self, ShardLocation};
-use crate::core::stripe::{EncodedStripe, Geometry, StripeContext};
+use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, StripeContext, encode_object};
+use crate::core::wire::InlineShard;
 use crate::sys::now_ms as wall_ms;
 
 /// What to store with an object.
@@ -59,7 +60,7 @@ struct Prelude {
     object: ObjectId,
     version: Version,
     dek: DataKey,
-    wrapped: crate::core::keys::WrappedKey,
+    wrapped: WrappedKey,
     block_size: u32,
     placement: Vec<ShardLocation>,
     targets: Vec<ShardTarget>,
@@ -123,14 +124,13 @@ impl Objects {
         let nodes = Self::manifest_nodes(targets);
         let all = nodes.len();
         let needed = self.write_quorum(all);
-        let mut per_node: BTreeMap<NodeId, Vec<(usize, crate::core::wire::InlineShard)>> =
-            BTreeMap::new();
+        let mut per_node: BTreeMap<NodeId, Vec<(usize, InlineShard)>> = BTreeMap::new();
         for (i, (h, data)) in shards.into_iter().enumerate() {
             let header = h.encode()?;
             per_node
                 .entry(targets[i].node)
                 .or_default()
-                .push((i, crate::core::wire::InlineShard { header, data }));
+                .push((i, InlineShard { header, data }));
         }
         let mut set = tokio::task::JoinSet::new();
         for n in nodes {
@@ -268,7 +268,7 @@ impl Objects {
             while let Some(b) = md5_rx.blocking_recv() {
                 h.update(&b);
             }
-            crate::core::ids::hex(&h.finalize())
+            hex(&h.finalize())
         });
         // One stripe is encoded on a blocking thread while the previous one is sent.
         let mut pending: Option<tokio::task::JoinHandle<Result<EncodedStripe, ObjectError>>> = None;
@@ -360,7 +360,7 @@ impl Objects {
         p: &Prelude,
         size: u64,
         mut crcs: Vec<Vec<u32>>,
-        hashes: &[crate::core::stripe::BlockHash],
+        hashes: &[BlockHash],
     ) -> Vec<ShardHeader> {
         let profile = self.layout.profile;
         (0..profile.n())
@@ -385,7 +385,7 @@ impl Objects {
         p: Prelude,
         input: PutInput,
         etag: String,
-        hashes: Vec<crate::core::stripe::BlockHash>,
+        hashes: Vec<BlockHash>,
         missing: Vec<usize>,
         inline: Option<Vec<(ShardHeader, Vec<u8>)>>,
     ) -> Staged {
@@ -445,9 +445,9 @@ impl Objects {
         }
         let etag = {
             use md5::Digest as _;
-            crate::core::ids::hex(&md5::Md5::digest(&data))
+            hex(&md5::Md5::digest(&data))
         };
-        let stripes = crate::core::stripe::encode_object(
+        let stripes = encode_object(
             &self.codec,
             &p.dek,
             p.object,
@@ -531,11 +531,7 @@ async fn until_quorum<T: Send + 'static>(
     answers
 }
 
-fn collect(
-    stripe: &EncodedStripe,
-    crcs: &mut [Vec<u32>],
-    hashes: &mut Vec<crate::core::stripe::BlockHash>,
-) {
+fn collect(stripe: &EncodedStripe, crcs: &mut [Vec<u32>], hashes: &mut Vec<BlockHash>) {
     for (i, c) in stripe.crcs.iter().enumerate() {
         crcs[i].push(*c);
     }

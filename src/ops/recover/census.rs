@@ -13,6 +13,7 @@ use crate::core::format::{Manifest, ManifestBody};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 use crate::core::keys::CheckpointKey;
+use crate::gateway::HIDDEN;
 
 /// The catalog checkpoint a recovery checked against.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl Census {
         if !held.contains(&node) {
             held.push(node);
         }
-        if !m.bucket.contains(crate::gateway::HIDDEN) {
+        if !m.bucket.contains(HIDDEN) {
             let deleted = matches!(m.body, ManifestBody::Tombstone);
             let v = self.versions.entry(m.object).or_default();
             if !v.contains(&(m.version, deleted)) {

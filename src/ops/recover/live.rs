@@ -30,16 +30,24 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::census::{Census, CheckpointReport};
+use crate::admin::request;
+use crate::config::{node_addresses, parse_layout, read_layout};
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::ManifestBody;
 use crate::core::hlc::{Hlc, Version};
-use crate::core::ids::{GatewayId, NodeId, hex};
+use crate::core::ids::{GatewayId, NodeId, hex, key_from_hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
+use crate::core::layout::plan;
 use crate::core::record::ClusterRecord;
-use crate::gateway::{Gateway, RepairPace, Tuning};
+use crate::gateway::{
+    BLOCK_SIZE, DEFAULT_BODY_IDLE_SECS, Gateway, HIDDEN, RepairPace, Tuning, layout_history,
+};
 use crate::meta::Index;
-use crate::net::{Identity, Role};
+use crate::net::endpoint::endpoint;
+use crate::net::pki::Ca;
+use crate::net::{Identity, Role, TransportSettings};
+use crate::sys::{random, write_secret};
 
 /// What to recover, and where to.
 #[derive(Debug)]
@@ -158,29 +166,28 @@ pub(crate) async fn fetch_records(
     let mut best: Option<(ClusterRecord, u32)> = None;
     let mut per = BTreeMap::new();
     let asks = nodes.iter().map(|&a| async move {
-        let got =
-            match crate::admin::request(a, "GET", "/v1/cluster-record", None, RECORD_WAIT).await {
-                Ok((200, body)) => {
-                    let mut opened = Err("no key given".to_owned());
-                    for key in keys {
-                        opened = ClusterRecord::open(key, &body)
-                            .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
-                            .map_err(|e| e.to_string());
-                        if opened.is_ok() {
-                            break;
-                        }
+        let got = match request(a, "GET", "/v1/cluster-record", None, RECORD_WAIT).await {
+            Ok((200, body)) => {
+                let mut opened = Err("no key given".to_owned());
+                for key in keys {
+                    opened = ClusterRecord::open(key, &body)
+                        .map(|r| (r, ClusterRecord::sealed_key_id(&body).unwrap_or(0)))
+                        .map_err(|e| e.to_string());
+                    if opened.is_ok() {
+                        break;
                     }
-                    opened
                 }
-                Ok((status, body)) => Err(format!(
-                    "answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                )),
-                Err(e) => Err(format!("{e:#}")),
-            };
+                opened
+            }
+            Ok((status, body)) => Err(format!(
+                "answered {status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+            Err(e) => Err(format!("{e:#}")),
+        };
         (a, got)
     });
     for (a, got) in futures::future::join_all(asks).await {
@@ -207,7 +214,7 @@ fn write_new(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if secret {
-        crate::sys::write_secret(path, contents)?;
+        write_secret(path, contents)?;
     } else {
         std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -219,15 +226,14 @@ fn write_new(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
 /// `gateway.toml` lines that name it.
 fn write_s3_tls(gw: &Path, record: &ClusterRecord, listen: SocketAddr) -> anyhow::Result<String> {
     if !gw.join("s3-tls.key").exists() {
-        let ca =
-            crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
+        let ca = Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
         if !listen.ip().is_unspecified() && !names.contains(&listen.ip().to_string()) {
             names.push(listen.ip().to_string());
         }
         let issued = ca.issue_s3_server(&names)?;
         std::fs::write(gw.join("s3-tls.pem"), &issued.cert_pem)?;
-        crate::sys::write_secret(&gw.join("s3-tls.key"), issued.key_pem.as_bytes())?;
+        write_secret(&gw.join("s3-tls.key"), issued.key_pem.as_bytes())?;
     }
     Ok("s3_tls_cert_file = \"s3-tls.pem\"\ns3_tls_key_file = \"s3-tls.key\"\n".into())
 }
@@ -255,11 +261,10 @@ fn write_gateway_files(
         )?;
     }
     if !gw.join("gateway.key").exists() {
-        let ca =
-            crate::net::pki::Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
+        let ca = Ca::from_pem(&record.home, &record.ca_cert_pem, &record.ca_key_pem)?;
         let issued = ca.issue(Role::Gateway, &record.home, 0)?;
         std::fs::write(gw.join("gateway.pem"), &issued.cert_pem)?;
-        crate::sys::write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
+        write_secret(&gw.join("gateway.key"), issued.key_pem.as_bytes())?;
     }
     write_new(
         &gw.join("master.key"),
@@ -277,7 +282,7 @@ fn write_gateway_files(
         true,
     )?;
     let mut token = [0u8; 32];
-    crate::sys::random(&mut token);
+    random(&mut token);
     write_new(
         &gw.join("admin.token"),
         format!("{}\n", hex(&token)).as_bytes(),
@@ -292,8 +297,8 @@ pub(super) fn objects_of(
     master: &MasterKey,
     nodes: Nodes,
 ) -> anyhow::Result<Objects> {
-    let (layout, rule) = crate::config::parse_layout(&record.layout_toml, "the cluster record")?;
-    let plan = crate::core::layout::plan(&layout, rule)?;
+    let (layout, rule) = parse_layout(&record.layout_toml, "the cluster record")?;
+    let plan = plan(&layout, rule)?;
     let earlier: Vec<(String, String)> = record
         .previous_layouts_toml
         .iter()
@@ -309,7 +314,7 @@ pub(super) fn objects_of(
         Layouts {
             layout,
             plan,
-            history: crate::gateway::layout_history(&earlier)?,
+            history: layout_history(&earlier)?,
         },
         ObjectKeys {
             master: master.clone(),
@@ -318,7 +323,7 @@ pub(super) fn objects_of(
         },
         Hlc::new(GatewayId(0)),
         ObjectSettings {
-            block_size: crate::gateway::BLOCK_SIZE,
+            block_size: BLOCK_SIZE,
             ..ObjectSettings::default()
         },
     )?)
@@ -326,7 +331,7 @@ pub(super) fn objects_of(
 
 /// The manifest key a cluster record carries.
 pub(super) fn manifest_key(record: &ClusterRecord) -> anyhow::Result<ManifestKey> {
-    crate::core::ids::key_from_hex(&record.manifest_key)
+    key_from_hex(&record.manifest_key)
         .map(ManifestKey::from_bytes)
         .ok_or_else(|| anyhow::anyhow!("the cluster record's manifest key is not 64 hex digits"))
 }
@@ -375,8 +380,8 @@ pub async fn recover(
     };
 
     let layout_path = o.out.join("layout.toml");
-    let (layout, _) = crate::config::read_layout(&layout_path)?;
-    let addrs = crate::config::node_addresses(&layout_path)?;
+    let (layout, _) = read_layout(&layout_path)?;
+    let addrs = node_addresses(&layout_path)?;
     let by_addr: BTreeMap<SocketAddr, u32> = addrs.iter().map(|(id, a)| (*a, *id)).collect();
     let site_of: BTreeMap<u32, String> = layout
         .sites
@@ -412,12 +417,7 @@ pub async fn recover(
         },
         0,
     );
-    let ep = crate::net::endpoint::endpoint(
-        bind,
-        &identity,
-        &crate::net::TransportSettings::default(),
-        false,
-    )?;
+    let ep = endpoint(bind, &identity, &TransportSettings::default(), false)?;
     // Clients only for the nodes given: the others are lost (or, in a drill, ignored).
     let clients: BTreeMap<NodeId, Arc<NodeClient>> = given
         .iter()
@@ -438,7 +438,7 @@ pub async fn recover(
             repair_interval: Duration::from_secs(10),
             repair_pace: RepairPace { idle: 0, busy: 0 },
             checkpoint_interval: Duration::from_secs(300),
-            body_idle: Duration::from_secs(crate::gateway::DEFAULT_BODY_IDLE_SECS),
+            body_idle: Duration::from_secs(DEFAULT_BODY_IDLE_SECS),
         },
     );
 
@@ -529,7 +529,7 @@ pub async fn recover(
         ..Report::default()
     };
     for (b, n, bytes) in index.counts()? {
-        if b.contains(crate::gateway::HIDDEN) {
+        if b.contains(HIDDEN) {
             continue;
         }
         report.objects += n;

@@ -26,15 +26,17 @@ use serde::{Deserialize, Serialize};
 use super::census::Census;
 use super::census::CheckpointReport;
 use super::live::Progress;
+use crate::config::read_daemon;
 use crate::coordinator::Nodes;
-use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
 use crate::core::hlc::Version;
-use crate::core::ids::{DiskId, ObjectId};
+use crate::core::ids::{DiskId, ObjectId, hex};
 use crate::core::keys::{CheckpointKey, MasterKey};
-use crate::core::record::ClusterRecord;
+use crate::core::record::{ClusterRecord, FILE_NAME};
 use crate::core::stripe::{BlockHash, Codec, StripeContext, VerifiedBlock};
 use crate::core::wire::ShardKey;
-use crate::store::{BlockRead, Store};
+use crate::gateway::HIDDEN;
+use crate::store::{BlockRead, CHECKPOINTS_KEPT, Store};
 
 /// What to export, and where.
 #[derive(Debug)]
@@ -140,7 +142,7 @@ pub fn export(
     let mut why = Vec::new();
     for dir in &o.dirs {
         let cfg_path = dir.join("node.toml");
-        let cfg = crate::config::read_daemon(&cfg_path)
+        let cfg = read_daemon(&cfg_path)
             .with_context(|| format!("{}: not a node directory", dir.display()))?;
         let Some(n) = cfg.node else {
             bail!("{}: no [node] section", cfg_path.display());
@@ -148,7 +150,7 @@ pub fn export(
         let sealed_path = n
             .cluster_record_file
             .clone()
-            .unwrap_or_else(|| dir.join(crate::core::record::FILE_NAME));
+            .unwrap_or_else(|| dir.join(FILE_NAME));
         match std::fs::read(&sealed_path) {
             Ok(sealed) => match ClusterRecord::open(&o.master, &sealed) {
                 Ok(r) => {
@@ -204,16 +206,13 @@ pub fn export(
             site: n.site.clone(),
             ..DirReport::default()
         };
-        r.newest_checkpoint = census.add_checkpoints(
-            n.id,
-            &n.store.checkpoints(crate::store::CHECKPOINTS_KEPT)?,
-            &ck,
-        );
+        r.newest_checkpoint =
+            census.add_checkpoints(n.id, &n.store.checkpoints(CHECKPOINTS_KEPT)?, &ck);
         let mut after: Option<(ObjectId, Version)> = None;
         loop {
             let page = n.store.list_manifests(after, 1000)?;
             let Some(last) = page.last() else { break };
-            let env = crate::core::format::ManifestEnvelope::parse(last)?;
+            let env = ManifestEnvelope::parse(last)?;
             after = Some((env.object, env.version));
             for rec in &page {
                 r.manifests += 1;
@@ -222,7 +221,7 @@ pub fn export(
                     continue;
                 };
                 census.add_manifest(n.id, &m);
-                if m.bucket.contains(crate::gateway::HIDDEN) || m.key.is_empty() {
+                if m.bucket.contains(HIDDEN) || m.key.is_empty() {
                     continue;
                 }
                 let k = (m.bucket.clone(), m.key.clone());
@@ -298,7 +297,7 @@ pub fn export(
                 ".exclave-escaped-buckets".into()
             })
             .join(".exclave-escaped")
-            .join(crate::core::ids::hex(&h.as_bytes()[..16]))
+            .join(hex(&h.as_bytes()[..16]))
         };
         let path = o.export.join(&rel);
         let done = std::fs::metadata(&path).is_ok_and(|md| md.len() == meta.size);
@@ -325,7 +324,7 @@ pub fn export(
             path: rel.to_string_lossy().into_owned(),
             size: meta.size,
             etag: &meta.etag,
-            version: crate::core::ids::hex(&m.version.to_bytes()),
+            version: hex(&m.version.to_bytes()),
             content_type: meta.content_type.as_deref(),
         };
         serde_json::to_writer(&mut lines, &line)?;
