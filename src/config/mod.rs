@@ -389,12 +389,18 @@ fn resolve(base: &Path, p: &mut PathBuf) {
 
 /// Reads an `exclaved` config file.
 pub fn read_daemon(path: &Path) -> Result<DaemonConfig, ConfigError> {
-    let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: origin.clone(),
+        path: path.display().to_string(),
         error,
     })?;
-    let raw: RawDaemon = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_daemon(&text, path)
+}
+
+/// Parses the text of an `exclaved` config file that lives at `path` (relative paths in it are
+/// resolved against its directory).
+pub fn parse_daemon(text: &str, path: &Path) -> Result<DaemonConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let raw: RawDaemon = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: origin.clone(),
         message: e.to_string(),
     })?;

@@ -14,6 +14,7 @@ use crate::core::ids::{ObjectId, ShardIndex};
 use crate::core::keys::{ManifestKey, TAG_LEN, WrappedKey};
 use crate::core::layout::ShardLocation;
 use crate::core::stripe::{BlockHash, Geometry, Profile};
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// Magic of a sealed manifest.
 pub const MANIFEST_MAGIC: [u8; 4] = *b"EXCM";
@@ -63,7 +64,7 @@ pub enum FormatError {
 }
 
 /// One version of an object: the record from which the gateway reads it back.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct Manifest {
     /// Bucket name.
     pub bucket: String,
@@ -83,7 +84,7 @@ pub struct Manifest {
 // Tombstones are rare and manifests are not moved in hot loops; boxing would add a pointer to
 // the archived layout for nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum ManifestBody {
     /// An object version with data.
     Object(ObjectMeta),
@@ -92,7 +93,7 @@ pub enum ManifestBody {
 }
 
 /// Everything needed to serve and verify an object version.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct ObjectMeta {
     /// Plaintext size in bytes.
     pub size: u64,
@@ -128,7 +129,7 @@ pub struct ObjectMeta {
 }
 
 /// A checksum of the whole object.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct Checksum {
     /// Algorithm.
     pub algorithm: ChecksumAlgorithm,
@@ -137,7 +138,7 @@ pub struct Checksum {
 }
 
 /// S3 checksum algorithms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum ChecksumAlgorithm {
     /// CRC-32 (ISO-HDLC).
     Crc32,
@@ -150,7 +151,7 @@ pub enum ChecksumAlgorithm {
 }
 
 /// One part of a multipart object.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct Part {
     /// Part size in bytes.
     pub size: u64,
@@ -329,7 +330,7 @@ fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
 }
 
 /// The cleartext header a node keeps for each shard it stores.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct ShardHeader {
     /// Opaque object id.
     pub object: ObjectId,

@@ -5,20 +5,11 @@
 //! backwards: when the wall clock stalls or steps back, the logical counter advances instead.
 
 use crate::core::ids::GatewayId;
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// One version of an object, as stamped by [`Hlc::stamp`].
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Archive, Serialize, Deserialize,
 )]
 pub struct Version {
     /// Milliseconds since the Unix epoch, as the clock believed them.

@@ -10,6 +10,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 
 use crate::core::hlc::Version;
 use crate::core::ids::{NamingKey, ObjectId};
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// Length of every symmetric key here (AES-256).
 pub const KEY_LEN: usize = 32;
@@ -234,7 +235,7 @@ fn wrap_aad(id: u32, kcv: [u8; KCV_LEN], purpose: &[u8]) -> Vec<u8> {
 }
 
 /// A key wrapped by a master key.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct WrappedKey {
     /// Generation of the master key that wrapped it.
     pub key_id: u32,

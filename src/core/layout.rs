@@ -20,6 +20,7 @@ use std::fmt;
 
 use crate::core::ids::{DiskId, NodeId, ObjectId, SiteId};
 use crate::core::stripe::Profile;
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// The cluster layout at one epoch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +72,7 @@ pub struct Rule {
 }
 
 /// Where one shard of a stripe lives.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
 pub struct ShardLocation {
     /// Site.
     pub site: SiteId,

@@ -22,6 +22,7 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, ShardIndex};
 use crate::core::keys::{DataKey, TAG_LEN};
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// Default block size B: blocks that fit a core's L2 cache code faster than 1 MiB ones.
 pub const DEFAULT_BLOCK_SIZE: u32 = 256 * 1024;
@@ -177,7 +178,7 @@ impl StripeContext {
 }
 
 /// BLAKE3 hash of one block.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
 pub struct BlockHash(pub [u8; 32]);
 
 impl BlockHash {

@@ -13,6 +13,7 @@
 
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// Protocol version spoken by this build.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -20,7 +21,7 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_FRAME: usize = 16 << 20;
 
 /// A request from a gateway (or, for reads, a repairing node).
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum Request {
     /// Liveness and identity.
     Ping,
@@ -124,7 +125,7 @@ pub enum Request {
 }
 
 /// A data directory's file system: size and free space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct DiskUsage {
     /// Disk id.
     pub id: u32,
@@ -135,7 +136,7 @@ pub struct DiskUsage {
 }
 
 /// One shard carried inside a `PutManifestInline`.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct InlineShard {
     /// The encoded shard header (names the shard and its block CRCs).
     pub header: Vec<u8>,
@@ -145,17 +146,7 @@ pub struct InlineShard {
 
 /// Which shard: object, version and index.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Archive, Serialize, Deserialize,
 )]
 pub struct ShardKey {
     /// Object.
@@ -178,14 +169,14 @@ impl ShardKey {
 }
 
 /// Follows the raw bytes of a `PutShard`.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct Trailer {
     /// The encoded `ShardHeader`.
     pub header: Vec<u8>,
 }
 
 /// A node's answer.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum Response {
     /// Done (a write is durable).
     Ok,
@@ -249,7 +240,7 @@ pub enum Response {
 }
 
 /// Kinds of failure a node reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum ErrorCode {
     /// The peer's role may not do this.
     Forbidden,
@@ -310,14 +301,11 @@ pub enum WireError {
 
 /// What can travel in a frame: serializable, and checkable when it arrives.
 pub trait Message:
-    rkyv::Archive<
+    Archive<
         Archived: for<'a> rkyv::bytecheck::CheckBytes<
             rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>,
-        > + rkyv::Deserialize<
-            Self,
-            rkyv::api::high::HighDeserializer<rkyv::rancor::Error>,
-        >,
-    > + for<'a> rkyv::Serialize<
+        > + Deserialize<Self, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+    > + for<'a> Serialize<
         rkyv::api::high::HighSerializer<
             rkyv::util::AlignedVec,
             rkyv::ser::allocator::ArenaHandle<'a>,
