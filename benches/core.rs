@@ -115,14 +115,14 @@ fn stages(c: &mut Criterion) {
                 bench.iter(|| {
                     all.iter()
                         .map(|s| crc32fast::hash(black_box(s)))
-                        .sum::<u32>()
+                        .fold(0u32, |a, h| a ^ h)
                 });
             });
             g.bench_function(id("blake3-all-blocks"), |bench| {
                 bench.iter(|| {
                     all.iter()
                         .map(|s| BlockHash::of(black_box(s)).0[0])
-                        .sum::<u8>()
+                        .fold(0u8, |a, h| a ^ h)
                 });
             });
 

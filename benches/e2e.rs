@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::cpu_seconds;
+use common::{bounded, cpu_seconds, size};
 
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
@@ -142,7 +142,7 @@ fn main() {
     let mib: usize = std::env::var("EXCLAVE_E2E_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(size(256, 2));
     let big = mib << 20;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("dev");
@@ -162,18 +162,21 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let mut endpoint_url = String::new();
     let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
-            endpoint_url = url.trim().to_owned();
-            break;
+    // The banner names the endpoint; it is read on a thread (kept reading, so the rest of the
+    // banner never meets a closed pipe) and waited for with a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
         }
-    }
-    // Keep reading, so the rest of the banner never meets a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    });
+    let endpoint_url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
     assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
     let s3 = common::s3_client(&root, &endpoint_url);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,11 +186,11 @@ fn main() {
 
     println!("exclave e2e bench: exclaved dev (5 sites, 3+2, one process), {mib} MiB objects");
     let memcpy = memcpy_mbps(big.min(256 << 20));
-    let pipeline = pipeline_mbps(64 << 20);
-    let quinn = rt.block_on(bare_quinn_mbps(&root, big.min(512 << 20)));
+    let pipeline = pipeline_mbps(size(64 << 20, 4 << 20));
+    let quinn = rt.block_on(bounded(bare_quinn_mbps(&root, big.min(512 << 20))));
 
     let body = bytes::Bytes::from(vec![0x5au8; big]);
-    let rows: Vec<(String, f64)> = rt.block_on(async {
+    let rows: Vec<(String, f64)> = rt.block_on(bounded(async {
         eprintln!("exclaved dev logs to {}", dev_log.display());
         s3.create_bucket().bucket("bench").send().await.unwrap();
         let mut rows = Vec::new();
@@ -273,7 +276,7 @@ fn main() {
         ));
 
         let small = bytes::Bytes::from(vec![1u8; 4096]);
-        let ops = 2000;
+        let ops = size(2000, 50);
         let s3c = Arc::new(s3.clone());
         let t = Instant::now();
         futures::stream::iter(0..ops)
@@ -319,7 +322,7 @@ fn main() {
             ops as f64 / t.elapsed().as_secs_f64(),
         ));
         rows
-    });
+    }));
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

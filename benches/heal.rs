@@ -10,40 +10,31 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::support::Cluster;
+use common::{bounded, size};
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-const PRELOAD: usize = 600;
-const WINDOW: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// MiB written before the site is wiped.
+fn preload() -> usize {
+    size(600, 16)
 }
 
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_exclaved"))
-        .args(["--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// How long each load window runs.
+fn window() -> Duration {
+    Duration::from_secs(size(20, 1))
 }
 
 fn admin_post(addr: SocketAddr, token: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(common::deadline())).unwrap();
     write!(
         s,
         "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -87,7 +78,7 @@ async fn load(s3: &aws_sdk_s3::Client, tag: &str) -> f64 {
         }));
     }
     let t = Instant::now();
-    tokio::time::sleep(WINDOW).await;
+    tokio::time::sleep(window()).await;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.unwrap();
@@ -99,33 +90,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("c");
-    let sites: Vec<String> = (1..=5).map(|i| format!("site-{i}")).collect();
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let s3_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let admin_port = free_port();
-    exclave::ops::init::init(&exclave::ops::init::InitOptions {
-        dir: root.clone(),
-        sites: sites.clone(),
-        k: 3,
-        m: 2,
-        survive_foreign_losses: 1,
-        bind: "127.0.0.1".parse().unwrap(),
-        base_port: 0,
-        s3_port,
-        disks_per_node: 1,
-        disk_capacity: 1 << 40,
-        node_ports: ports,
-        admin_port,
-        s3: exclave::ops::init::S3Transport::PlainHttp,
-    })
-    .unwrap();
-    let gw_cfg = root.join("gateway/gateway.toml");
+    // The cluster the tests use: `exclave init`, 5 sites, 3+2, node and gateway processes.
+    let mut cluster = Cluster::init(5, 3, 2);
+    cluster.log_level = "warn";
     let rate: u64 = std::env::var("EXCLAVE_HEAL_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -134,44 +101,26 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(32);
-    let text = std::fs::read_to_string(&gw_cfg).unwrap();
     // Only heal repairs here, so the idle window is idle.
-    std::fs::write(
-        &gw_cfg,
-        text.replace(
-            "[gateway]\n",
-            &format!(
-                "[gateway]\nrepair_interval_secs = 100000\nrepair_mib_per_sec = {rate}\nrepair_busy_mib_per_sec = {busy}\n"
-            ),
-        ),
-    )
-    .unwrap();
-    let node_cfg = |i: usize| root.join("sites").join(&sites[i]).join("node.toml");
-    let mut nodes: Vec<Child> = (0..5).map(|i| spawn(&node_cfg(i))).collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let mut gateway = spawn(&gw_cfg);
-    let s3_addr: SocketAddr = format!("127.0.0.1:{s3_port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(s3_addr).is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let token = std::fs::read_to_string(root.join("gateway/admin.token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let s3 = common::s3_client(&root, &format!("http://{s3_addr}"));
+    cluster.gateway_options(&format!(
+        "repair_interval_secs = 100000\nrepair_mib_per_sec = {rate}\nrepair_busy_mib_per_sec = {busy}"
+    ));
+    cluster.start_all();
+    cluster.start_gateway();
+    let (admin, token) = cluster.gateway_admin();
+    let s3 = cluster.s3_client(3);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     println!(
-        "exclave heal bench: 5 node processes + gateway, 3+2, {PRELOAD} MiB preloaded, repair_mib_per_sec = {rate}, repair_busy_mib_per_sec = {busy}"
+        "exclave heal bench: 5 node processes + gateway, 3+2, {} MiB preloaded, repair_mib_per_sec = {rate}, repair_busy_mib_per_sec = {busy}",
+        preload()
     );
-    rt.block_on(async {
+    rt.block_on(bounded(async {
         s3.create_bucket().bucket("bench").send().await.unwrap();
         let body = bytes::Bytes::from(vec![7u8; 8 << 20]);
-        for i in 0..PRELOAD / 8 {
+        for i in 0..preload().div_ceil(8) {
             s3.put_object()
                 .bucket("bench")
                 .key(format!("preload/{i}"))
@@ -180,54 +129,32 @@ fn main() {
                 .await
                 .unwrap();
         }
-    });
-    let idle = rt.block_on(load(&s3, "idle"));
+    }));
+    let idle = rt.block_on(bounded(load(&s3, "idle")));
 
     // Wipe site 3: disk re-initialised, database gone, identity kept.
     let wiped = 2;
-    let _ = nodes[wiped].kill();
-    let _ = nodes[wiped].wait();
-    let site_dir = root.join("sites").join(&sites[wiped]);
-    let data = std::fs::read_dir(site_dir.join("data"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap();
-    let disk_id: u32 = data
-        .file_name()
-        .to_string_lossy()
-        .trim_start_matches("disk-")
-        .parse()
-        .unwrap();
-    std::fs::remove_dir_all(data.path()).unwrap();
+    cluster.kill_node(wiped);
+    let (disk, data) = cluster.disk_of(wiped);
+    let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
+    std::fs::remove_dir_all(&data).unwrap();
     std::fs::remove_dir_all(site_dir.join("state")).unwrap();
-    exclave::store::init_disk(
-        &data.path(),
-        exclave::core::ids::NodeId(wiped as u32 + 1),
-        exclave::core::ids::DiskId(disk_id),
-    )
-    .unwrap();
-    nodes[wiped] = spawn(&node_cfg(wiped));
+    exclave::store::init_disk(&data, exclave::core::ids::NodeId(wiped as u32 + 1), disk).unwrap();
+    cluster.start_node(wiped);
     std::thread::sleep(Duration::from_millis(500));
 
     // The same load with the site wiped and no heal: what the heal itself costs is the
     // difference between this window and the next.
-    let wiped_idle = rt.block_on(load(&s3, "wiped"));
+    let wiped_idle = rt.block_on(bounded(load(&s3, "wiped")));
 
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
     let heal_started = Instant::now();
     let heal = std::thread::spawn(move || admin_post(admin, &token, "/v1/heal"));
-    let during = rt.block_on(load(&s3, "during"));
+    let during = rt.block_on(bounded(load(&s3, "during")));
     let answer = heal.join().unwrap();
     let heal_secs = heal_started.elapsed().as_secs_f64();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
 
-    let _ = gateway.kill();
-    let _ = gateway.wait();
-    for n in &mut nodes {
-        let _ = n.kill();
-        let _ = n.wait();
-    }
+    drop(cluster);
     println!("\n| measure | value |");
     println!("|---|---|");
     println!("| foreground PUT+GET 1 MiB, 2 clients, idle (MB/s) | {idle:.0} |");

@@ -10,11 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::cpu_seconds;
+use common::support::Cluster;
+use common::{bounded, cpu_seconds, size};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,6 @@ use exclave::core::layout::ShardLocation;
 use exclave::core::stripe::{Codec, EncodedStripe, Geometry, Profile, encode_object};
 use exclave::net::{Identity, TransportSettings, endpoint};
 
-const OBJECTS: usize = 24;
-const OBJECT_SIZE: usize = 16 << 20;
 const BLOCK: u32 = 256 << 10;
 const CONCURRENCY: usize = 4;
 
@@ -40,13 +39,15 @@ struct Obj {
     headers: Vec<ShardHeader>,
 }
 
+/// Objects of the run, and their size (tiny in a smoke run).
 fn objects() -> Vec<Obj> {
+    let (count, object_size) = (size(24, 2), size(16 << 20, 1 << 20));
     let profile = Profile::new(3, 2).unwrap();
     let codec = Codec::new(profile);
     let key = DataKey::from_bytes([3; 32]);
-    (0..OBJECTS)
+    (0..count)
         .map(|o| {
-            let data: Vec<u8> = (0..OBJECT_SIZE).map(|i| (i * 31 + o) as u8).collect();
+            let data: Vec<u8> = (0..object_size).map(|i| (i * 31 + o) as u8).collect();
             let object = ObjectId([o as u8 + 1; 32]);
             let version = Version {
                 physical_ms: 1,
@@ -57,7 +58,7 @@ fn objects() -> Vec<Obj> {
             let geometry = Geometry {
                 profile,
                 block_size: BLOCK,
-                size: OBJECT_SIZE as u64,
+                size: object_size as u64,
             };
             let placement: Vec<ShardLocation> = (0..5)
                 .map(|i| ShardLocation {
@@ -75,7 +76,7 @@ fn objects() -> Vec<Obj> {
                     k: 3,
                     m: 2,
                     block_size: BLOCK,
-                    size: OBJECT_SIZE as u64,
+                    size: object_size as u64,
                     layout_epoch: 1,
                     placement: placement.clone(),
                     crcs: stripes.iter().map(|s| s.crcs[i]).collect(),
@@ -103,53 +104,30 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench` probes benches with --list
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("c");
-    let base_port = 24_000 + (std::process::id() % 1000) as u16 * 8;
-    let sites: Vec<String> = ["home", "a", "b", "c", "d"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    exclave::ops::init::init(&exclave::ops::init::InitOptions {
-        dir: root.clone(),
-        sites: sites.clone(),
-        k: 3,
-        m: 2,
-        survive_foreign_losses: 1,
-        bind: "127.0.0.1".parse().unwrap(),
-        base_port,
-        s3_port: base_port + 6,
-        disks_per_node: 1,
-        disk_capacity: 1 << 40,
-        node_ports: Vec::new(),
-        admin_port: 0,
-        s3: exclave::ops::init::S3Transport::PlainHttp,
-    })
-    .unwrap();
-
+    // The cluster the tests use: `exclave init`, 5 sites (home, site-1..4), 3+2.
+    let mut cluster = Cluster::init(5, 3, 2);
+    cluster.log_level = "warn";
+    let root = cluster.root();
+    let sites = cluster.sites.clone();
     let objs = objects();
     let shard_bytes: u64 = objs.iter().map(|o| o.geometry.shard_len() * 5).sum();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let gw = root.join("gateway");
-    let identity = Identity::load(
-        &root.join("ca.pem"),
-        &gw.join("gateway.pem"),
-        &gw.join("gateway.key"),
-    )
-    .unwrap();
+    let identity = cluster.gateway_identity();
 
     // Baseline: a bare quinn stream to a sink process.
-    let sink_addr: SocketAddr = format!("127.0.0.1:{}", base_port + 7).parse().unwrap();
+    let sink_addr: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|u| u.local_addr())
+        .unwrap();
     let mut sink_proc = Command::new(std::env::current_exe().unwrap())
         .env("EXCLAVE_BENCH_SINK", sink_addr.to_string())
         .env("EXCLAVE_BENCH_DIR", &root)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (bare_secs, bare_client_cpu, bare_sink_cpu) = runtime.block_on(async {
+    let (bare_secs, bare_client_cpu, bare_sink_cpu) = runtime.block_on(bounded(async {
         let ep = endpoint::endpoint(
             "127.0.0.1:0".parse().unwrap(),
             &identity,
@@ -157,10 +135,15 @@ fn main() {
             false,
         )
         .unwrap();
+        let started = Instant::now();
         let conn = loop {
             if let Ok(c) = ep.connect(sink_addr, "home.sites.exclave").unwrap().await {
                 break c;
             }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the sink did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let blocks: Vec<bytes::Bytes> = objs
@@ -191,46 +174,23 @@ fn main() {
             cpu_seconds(std::process::id()) - cpu0.0,
             cpu_seconds(sink_proc.id()) - cpu0.1,
         )
-    });
+    }));
     let _ = sink_proc.kill();
     let _ = sink_proc.wait();
 
     // The coordinator: 5 node processes, fsync on every shard.
-    let mut nodes: Vec<Child> = sites
-        .iter()
-        .map(|s| {
-            Command::new(env!("CARGO_BIN_EXE_exclaved"))
-                .args(["--config", root.join(s).join("node.toml").to_str().unwrap()])
-                .env("RUST_LOG", "warn")
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+    cluster.start_all();
+    let pids: Vec<u32> = (0..sites.len())
+        .map(|i| cluster.node_pid(i).unwrap())
         .collect();
-    let (secs, client_cpu, node_cpu) = runtime.block_on(async {
-        let ep = endpoint::endpoint(
-            "127.0.0.1:0".parse().unwrap(),
-            &identity,
-            &TransportSettings::loopback(),
-            false,
-        )
-        .unwrap();
-        let clients: BTreeMap<NodeId, Arc<NodeClient>> = sites
-            .iter()
+    let (secs, client_cpu, node_cpu) = runtime.block_on(bounded(async {
+        let clients = cluster.clients(&identity);
+        cluster.wait_ready(&clients).await;
+        let clients: BTreeMap<NodeId, Arc<NodeClient>> = clients
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                let addr = SocketAddr::from(([127, 0, 0, 1], base_port + i as u16));
-                (
-                    NodeId(i as u32 + 1),
-                    Arc::new(NodeClient::new(ep.clone(), addr, s)),
-                )
-            })
+            .map(|(i, c)| (NodeId(i as u32 + 1), c))
             .collect();
-        for c in clients.values() {
-            while c.ping().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
         let nodes_set = Nodes::new(clients);
         let targets: Vec<ShardTarget> = (0..5)
             .map(|i| ShardTarget {
@@ -239,7 +199,6 @@ fn main() {
                 disk: DiskId(i + 1),
             })
             .collect();
-        let pids: Vec<u32> = nodes.iter().map(Child::id).collect();
         let node_cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
         let cpu0 = cpu_seconds(std::process::id());
         let t = Instant::now();
@@ -272,11 +231,8 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         let node_cpu: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - node_cpu0;
         (secs, cpu_seconds(std::process::id()) - cpu0, node_cpu)
-    });
-    for n in &mut nodes {
-        let _ = n.kill();
-        let _ = n.wait();
-    }
+    }));
+    drop(cluster);
 
     let gb = shard_bytes as f64 / 1e9;
     let mbps = |s: f64| shard_bytes as f64 / s / 1e6;

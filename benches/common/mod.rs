@@ -1,4 +1,45 @@
-//! Helpers shared by the benches.
+//! Helpers shared by the benches: the tests' cluster support (clusters of real processes are
+//! set up by the same code that the tests use), sizes, deadlines and CPU accounting.
+//!
+//! Every bench runs whole at a tiny size when `EXCLAVE_BENCH_SMOKE` is set: `./check` runs each
+//! that way (`cargo test --benches`), so a bench that cannot set itself up fails CI.
+
+use std::time::Duration;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+#[path = "../../tests/it/support.rs"]
+pub(crate) mod support;
+
+/// Whether this is a smoke run (tiny sizes, short deadlines).
+#[allow(dead_code)]
+pub(crate) fn smoke() -> bool {
+    std::env::var_os("EXCLAVE_BENCH_SMOKE").is_some()
+}
+
+/// `full`, or `tiny` in a smoke run.
+#[allow(dead_code)]
+pub(crate) fn size<T>(full: T, tiny: T) -> T {
+    if smoke() { tiny } else { full }
+}
+
+/// How long a bench's measured part may take before it fails (rather than hang).
+#[allow(dead_code)]
+pub(crate) fn deadline() -> Duration {
+    Duration::from_secs(size(1800, 180))
+}
+
+/// `f`, failing the bench once it runs past its [`deadline`].
+#[allow(dead_code)]
+pub(crate) async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    support::within(deadline().as_secs(), f).await
+}
 
 /// utime + stime of a process, in seconds.
 #[allow(dead_code)]

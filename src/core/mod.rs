@@ -11,6 +11,7 @@ pub mod keys;
 pub mod layout;
 pub mod ops;
 pub mod record;
+pub mod rng;
 pub mod stripe;
 pub mod wire;
 

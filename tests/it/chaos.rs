@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use tokio::sync::Mutex;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng, started_cluster};
+use crate::support::{Cluster, Rng, started_cluster, within};
 
 const BUCKET: &str = "registry";
 const LOAD: Duration = Duration::from_secs(120);
@@ -86,7 +86,7 @@ async fn with_write_quorum_k_plus_m_every_get_succeeds_while_m_sites_are_down() 
 /// The load and the kills with `gateway_options`; after heal, every acknowledged write must
 /// read back. Returns the counts.
 async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
-    tokio::time::timeout(Duration::from_secs(600), async {
+    within(600, async {
         let cluster = started_cluster(gateway_options).await;
         let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -245,7 +245,5 @@ async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
         assert_eq!(lost, 0, "acknowledged writes lost");
         assert!(kills >= 10);
         counts
-    })
-    .await
-    .expect("test took too long")
+    }).await
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 
-use crate::support::{Cluster, Rng, bin, free_ports, run, started_cluster};
+use crate::support::{Cluster, Rng, bin, free_ports, run, started_cluster, within};
 
 /// A process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -95,7 +95,7 @@ async fn populate(
     n: usize,
     key: impl Fn(usize) -> String,
 ) -> BTreeMap<(String, String), Vec<u8>> {
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
         let items: Vec<_> = (0..n)
             .map(|i| (bucket.to_owned(), key(i), content(bucket, &key(i), 0)))
@@ -108,7 +108,6 @@ async fn populate(
         model
     })
     .await
-    .expect("populating timed out")
 }
 
 /// Deletes `keys` of `bucket` and takes them out of the model; returns them.
@@ -198,7 +197,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     let mut rng = Rng::new(42);
     let mut gone: Vec<(String, String)> = Vec::new();
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(600), async {
+    within(600, async {
         for b in buckets {
             s3.create_bucket().bucket(b).send().await.unwrap();
         }
@@ -239,8 +238,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
         }
         put_all(&s3, odd).await;
     })
-    .await
-    .expect("populating timed out");
+    .await;
     eprintln!(
         "populated {} current objects in {:.1} s",
         model.len(),
@@ -388,7 +386,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     // The recovered gateway serves every object through S3.
     let _gateway = start_recovered(&out, s3_addr);
     let s3 = cluster.s3_client_at(s3_addr, 3);
-    tokio::time::timeout(Duration::from_secs(600), async {
+    within(600, async {
         for b in buckets {
             let listed = list_all(&s3, b).await;
             let want: Vec<String> = model
@@ -441,8 +439,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
             b"after the disaster"
         );
     })
-    .await
-    .expect("reading through the recovered gateway timed out");
+    .await;
     drop(_gateway);
 
     // Offline: copies of the four foreign sites' directories, no process running.
@@ -625,7 +622,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
         cluster.start_node(stale);
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         let mut items = Vec::new();
         for i in (0..300).step_by(3) {
             let d = content(bucket, &key(i), 1);
@@ -640,8 +637,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
         put_all(&s3, items).await;
         gone = delete_all(&s3, bucket, (1..300).step_by(6).map(key), &mut model).await;
     })
-    .await
-    .expect("writing timed out");
+    .await;
     let second = checkpoint_now(&cluster);
     assert!(second > first);
 
@@ -662,7 +658,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The running gateway serves no stale version and no deleted object, though the two of
     // them make a read quorum: what its index holds as current is waited for.
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         for ((b, k), data) in &model {
             let got = s3.get_object().bucket(b).key(k).send().await;
             let got = got.unwrap_or_else(|e| panic!("GET {k}: {e:?}"));
@@ -678,8 +674,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
             );
         }
     })
-    .await
-    .expect("reading timed out");
+    .await;
 
     // The disaster; recovery from the four foreign sites, the stale and the withholding one
     // among them.
@@ -738,7 +733,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     // The recovered gateway serves the newest version of everything.
     let _gateway = start_recovered(&out, s3_addr);
     let s3 = cluster.s3_client_at(s3_addr, 3);
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         let listed = list_all(&s3, bucket).await;
         let want: Vec<String> = model.keys().map(|(_, k)| k.clone()).collect();
         assert_eq!(listed, want);
@@ -751,8 +746,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
             assert!(s3.get_object().bucket(bucket).key(k).send().await.is_err());
         }
     })
-    .await
-    .expect("reading through the recovered gateway timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -760,7 +754,7 @@ async fn a_drill_under_light_load_recovers_everything_and_disturbs_nothing() {
     let cluster = started_cluster("").await;
     let s3 = cluster.s3_client(3);
     let bucket = "business-registry";
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
         let items = (0..300)
             .map(|i| {
@@ -771,8 +765,7 @@ async fn a_drill_under_light_load_recovers_everything_and_disturbs_nothing() {
             .collect();
         put_all(&s3, items).await;
     })
-    .await
-    .expect("populating timed out");
+    .await;
 
     // A light load: a new object and a read every 50 ms, all through the drill.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -852,7 +845,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
     let s3 = cluster.s3_client(3);
     let bucket = "population";
     let mut model = BTreeMap::new();
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
         let items: Vec<_> = (0..200)
             .map(|i| {
@@ -866,8 +859,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
         }
         put_all(&s3, items).await;
     })
-    .await
-    .expect("populating timed out");
+    .await;
     // 200 objects and the bucket's own record.
     let rotate = |cluster: &Cluster| {
         let out = cluster.exclave_cli(&["keys", "rotate", "--json"], Duration::from_secs(300));
@@ -942,7 +934,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
     // The old key is destroyed; the gateway serves everything with the new one.
     std::fs::remove_file(cluster.root().join("gateway/master.key")).unwrap();
     tokio::task::block_in_place(|| cluster.start_gateway());
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         check_all(cluster.s3_client(3), model.clone()).await;
         cluster
             .s3_client(3)
@@ -954,8 +946,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
             .await
             .unwrap();
     })
-    .await
-    .expect("reading timed out");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -965,11 +956,10 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     let bucket = "land-registry";
     let key = |i: usize| format!("deed/{i:04}.xml");
     let mut model = populate(&s3, bucket, 120, key).await;
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         delete_all(&s3, bucket, (0..120).step_by(12).map(key), &mut model).await;
     })
-    .await
-    .expect("populating timed out");
+    .await;
 
     // The disaster: the gateway and the home node are gone, disks and all.
     let work = tempfile::tempdir().unwrap();
@@ -1085,7 +1075,7 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     });
     let s3 = cluster.s3_client_at(s3_addr, 3);
     let t = Instant::now();
-    tokio::time::timeout(Duration::from_secs(300), async {
+    within(300, async {
         for ((b, k), data) in &model {
             let got = s3.get_object().bucket(b).key(k).send().await;
             let got = got.unwrap_or_else(|e| panic!("GET {k}: {e:?}"));
@@ -1093,8 +1083,7 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
             assert!(bytes == data[..], "{k}: other bytes");
         }
     })
-    .await
-    .expect("reading timed out");
+    .await;
     eprintln!(
         "{} objects read back with two foreign sites down in {:.1} s",
         model.len(),

@@ -1,5 +1,6 @@
 //! A loopback cluster of real processes, and helpers that make tests read like specs.
 
+use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -404,6 +405,11 @@ impl Cluster {
     }
 
     #[allow(dead_code)]
+    /// The process id of node `i`, while it runs.
+    pub fn node_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].as_ref().map(Child::id)
+    }
+
     pub fn start_all(&mut self) {
         for i in 0..self.sites.len() {
             self.start_node(i);
@@ -541,32 +547,60 @@ impl Drop for Cluster {
     }
 }
 
-/// Deterministic test bytes.
-pub struct Rng(u64);
+/// Runs `test`, failing it if it takes longer than `secs` seconds: every test bounds its time.
+pub async fn within<T>(secs: u64, test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), test)
+        .await
+        .unwrap_or_else(|_| panic!("test took longer than its {secs} s"))
+}
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
+/// The HTTP status of a failed S3 call (0 when no response came).
+#[allow(dead_code)]
+pub fn status<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> u16 {
+    e.raw_response().map_or(0, |r| r.status().as_u16())
+}
+
+/// PUTs `data` as `bucket/key`; returns the ETag.
+#[allow(dead_code)]
+pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> String {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag
+        .unwrap()
+}
+
+/// GETs `bucket/key` whole.
+#[allow(dead_code)]
+pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Whether `bucket/key` exists (HEAD: 200 or 404; anything else fails the test).
+#[allow(dead_code)]
+pub async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => true,
+        Err(e) if status(&e) == 404 => false,
+        Err(e) => panic!("head {key}: {e:?}"),
     }
 }
+
+/// The one seeded generator (SplitMix64), shared with the core's tests and the benches.
+pub use exclave::core::rng::SplitMix as Rng;
 
 /// PUTs `prefix-0`, `prefix-1`, ... of the given sizes (random bytes from `rng`) one after
 /// another; returns key -> bytes.

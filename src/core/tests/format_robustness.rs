@@ -173,17 +173,17 @@ fn hammer(valid: &[u8], prefix: &[u8], seed: u64, decode: impl Fn(&[u8]) -> bool
             // A valid encoding with 1 to 8 bits flipped.
             2 => {
                 let mut v = valid.to_vec();
-                for _ in 0..=rng.below(8) {
-                    let at = rng.below(v.len());
-                    v[at] ^= 1 << rng.below(8);
+                for _ in 0..=rng.index(8) {
+                    let at = rng.index(v.len());
+                    v[at] ^= 1 << rng.index(8);
                 }
                 v
             }
             // A valid encoding truncated or extended.
             _ => {
                 let mut v = valid.to_vec();
-                if rng.below(2) == 0 {
-                    v.truncate(rng.below(v.len()));
+                if rng.index(2) == 0 {
+                    v.truncate(rng.index(v.len()));
                 } else {
                     v.extend(rng.noise(64));
                     v.push(0);

@@ -169,13 +169,13 @@ proptest! {
         let c = Case::new(k, m, bs, size, seed);
         let mut rng = TestRng::new(seed ^ 3);
         for s in 0..c.stripes.len() {
-            let count = 1 + rng.below(m);
+            let count = 1 + rng.index(m);
             let corrupt = rng.subset(k + m, count);
             let mut blocks = c.offer(s, &(0..k + m).collect::<Vec<_>>());
             for &i in &corrupt {
                 let mut b = blocks[i].take().unwrap().to_vec();
-                let at = rng.below(b.len());
-                b[at] ^= 1 << rng.below(8);
+                let at = rng.index(b.len());
+                b[at] ^= 1 << rng.index(8);
                 blocks[i] = Some(Bytes::from(b));
             }
             let (plain, mut bad) = c.decode(s, &c.ctx(s as u64), &blocks).unwrap();
