@@ -4,15 +4,15 @@ use std::ops::Range;
 
 use s3s::dto::{
     CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETag,
-    ETagCondition, Error as S3ItemError, Metadata, PutObjectInput, PutObjectOutput, Timestamp,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETagCondition,
+    Error as S3ItemError, Metadata, PutObjectInput, PutObjectOutput, Timestamp,
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::body::{BodyReader, IdleLimit};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::error::S3Fault;
-use super::reads::check_read_conditions;
+use super::reads::{check_read_conditions, etag_of, matches};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
@@ -65,22 +65,6 @@ pub(crate) fn user_metadata(m: Option<Metadata>) -> S3Result<Vec<(String, String
         return Err(S3Fault::MetadataTooLarge.into());
     }
     Ok(v)
-}
-
-pub(super) fn etag_of(meta: &ObjectMeta) -> ETag {
-    ETag::Strong(meta.etag.clone())
-}
-
-pub(super) fn matches(cond: &ETagCondition, etag: &str) -> bool {
-    match cond {
-        ETagCondition::Any => true,
-        ETagCondition::ETag(e) => e.value() == etag,
-    }
-}
-
-/// Whole seconds, as HTTP dates compare.
-pub(super) fn secs(t: &Timestamp) -> i64 {
-    time::OffsetDateTime::from(t.clone()).unix_timestamp()
 }
 
 impl Gateway {

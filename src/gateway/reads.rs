@@ -4,15 +4,14 @@
 use std::ops::Range;
 
 use s3s::dto::{
-    ETagCondition, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, Metadata,
-    Timestamp,
+    ETag, ETagCondition, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
+    Metadata, Timestamp,
 };
 use s3s::{S3Error, S3Request, S3Response, S3Result};
 
 use super::body::object_stream;
 use super::checksum::from_stored;
 use super::error::S3Fault;
-use super::objects::{etag_of, matches, secs};
 use super::{Gateway, object_error, timestamp};
 use crate::core::format::{Manifest, ObjectMeta};
 
@@ -25,6 +24,22 @@ fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
         return None;
     }
     Some(meta.user_metadata.iter().cloned().collect())
+}
+
+pub(super) fn etag_of(meta: &ObjectMeta) -> ETag {
+    ETag::Strong(meta.etag.clone())
+}
+
+pub(super) fn matches(cond: &ETagCondition, etag: &str) -> bool {
+    match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+/// Whole seconds, as HTTP dates compare.
+fn secs(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
 }
 
 /// Conditional GET/HEAD (RFC 9110 as S3 applies it): Err(412) or Err(304).
