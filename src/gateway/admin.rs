@@ -312,7 +312,7 @@ impl Gateway {
             "workers": self.worker_reports(),
             "repair": {
                 "backlog": backlog.len(),
-                "interval_secs": self.repair_interval.as_secs(),
+                "interval_secs": self.repair.interval.as_secs(),
                 "oldest": backlog.first().map(|(o, _, s)| json!({"object": hex(&o.0), "shards": s})),
             },
             "scrub": self.sites_status().await,

@@ -6,26 +6,42 @@
 //! versions below the oldest floor, so a version committed after the checkpoint can never be
 //! one it should have covered.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::Gateway;
 use super::buckets::HIDDEN;
+use crate::coordinator::Objects;
 use crate::core::catalog::{Checkpoint, MAX_EXCLUDED, root_of, verified};
 use crate::core::hlc::Version;
-use crate::meta::MetaError;
+use crate::meta::{Index, MetaError};
 use crate::sys::now_ms;
+
+/// The catalog of a gateway: its object store and index, the floors of the writes in flight,
+/// and how often it checkpoints.
+#[derive(Debug)]
+pub struct Catalog {
+    objects: Arc<Objects>,
+    index: Arc<Index>,
+    /// Write requests in flight: (last id, id -> floor version).
+    writes: Mutex<(u64, BTreeMap<u64, Version>)>,
+    /// One checkpoint at a time.
+    checkpointing: tokio::sync::Mutex<()>,
+    /// Time between the `checkpoint` worker's rounds.
+    pub(super) interval: Duration,
+}
 
 /// A write request in flight; its floor leaves the registry when it is dropped.
 #[derive(Debug)]
 pub(crate) struct Writing<'a> {
-    gateway: &'a Gateway,
+    catalog: &'a Catalog,
     id: u64,
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         let mut w = self
-            .gateway
+            .catalog
             .writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -48,7 +64,17 @@ pub struct CheckpointMade {
     pub new: bool,
 }
 
-impl Gateway {
+impl Catalog {
+    pub(super) fn new(objects: Arc<Objects>, index: Arc<Index>, interval: Duration) -> Self {
+        Self {
+            objects,
+            index,
+            writes: Mutex::new((0, BTreeMap::new())),
+            checkpointing: tokio::sync::Mutex::new(()),
+            interval,
+        }
+    }
+
     /// Registers a write request: versions it stamps stay out of checkpoints until it ends.
     pub(crate) fn writing(&self) -> Writing<'_> {
         let floor = self.objects.stamp_floor();
@@ -56,7 +82,7 @@ impl Gateway {
         w.0 += 1;
         let id = w.0;
         w.1.insert(id, floor);
-        Writing { gateway: self, id }
+        Writing { catalog: self, id }
     }
 
     /// Versions up to this one are committed or given up: the oldest write floor, or now.

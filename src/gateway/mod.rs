@@ -9,7 +9,7 @@ mod body;
 mod buckets;
 pub(crate) use buckets::HIDDEN;
 mod catalog;
-pub use catalog::CheckpointMade;
+pub use catalog::{Catalog, CheckpointMade};
 mod checksum;
 mod error;
 pub(crate) use error::{internal, object_error};
@@ -18,13 +18,15 @@ mod list;
 mod multipart;
 mod objects;
 mod reads;
+mod repair;
 mod s3;
 mod serve;
 mod small_body;
 mod tls;
 mod traffic;
 mod workers;
-pub use workers::{CheckpointWorker, RepairPass, RepairWorker};
+pub use repair::{RepairPace, RepairPass, Repairer};
+pub use workers::{CheckpointWorker, RepairWorker};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,7 +42,7 @@ use crate::config::{DaemonConfig, GatewaySettings, node_addresses, parse_layout,
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::Manifest;
-use crate::core::hlc::{Hlc, Version};
+use crate::core::hlc::Hlc;
 use crate::core::ids::{GatewayId, key_from_hex};
 use crate::core::keys::{ManifestKey, MasterKey};
 use crate::core::layout::{Layout, Plan, plan};
@@ -81,15 +83,11 @@ pub struct Gateway {
     objects: Arc<Objects>,
     index: Arc<Index>,
     locks: Mutex<HashMap<(String, String), KeyLock>>,
-    repair_interval: Duration,
-    /// Repair traffic limits in bytes/s (0: none): with no S3 request in flight, and with some.
-    repair_pace: RepairPace,
+    /// The repair of the backlog (`repair.rs`), run by the `repair` worker and by heal.
+    repair: Arc<Repairer>,
     metrics: GatewayMetrics,
-    /// Write requests in flight: (last id, id -> floor version).
-    writes: Mutex<(u64, std::collections::BTreeMap<u64, Version>)>,
-    /// One checkpoint at a time.
-    checkpointing: tokio::sync::Mutex<()>,
-    checkpoint_interval: Duration,
+    /// Catalog checkpoints and the floors of writes in flight (`catalog.rs`).
+    catalog: Arc<Catalog>,
     /// How long a request body may send nothing before the request fails.
     body_idle: Duration,
     /// The background workers (`workers.rs`).
@@ -151,15 +149,6 @@ pub(crate) fn layout_history(texts: &[(String, String)]) -> anyhow::Result<Vec<(
     }
     out.sort_by_key(|(l, _)| std::cmp::Reverse(l.epoch));
     Ok(out)
-}
-
-/// How fast repair may move bytes (read plus written), per second; 0 is no limit.
-#[derive(Clone, Copy, Debug)]
-pub struct RepairPace {
-    /// While no S3 request is in flight.
-    pub idle: u64,
-    /// While some are: foreground traffic comes first.
-    pub busy: u64,
 }
 
 /// The gateway's own timings and rates, from its config.
@@ -324,16 +313,26 @@ impl Gateway {
     /// A gateway over `objects` and `index` (`open` reads them from a config; recovery builds
     /// them itself).
     pub(crate) fn assemble(objects: Arc<Objects>, index: Arc<Index>, tuning: Tuning) -> Arc<Self> {
+        let metrics = GatewayMetrics::new();
+        let repair = Arc::new(Repairer::new(
+            objects.clone(),
+            index.clone(),
+            tuning.repair_interval,
+            tuning.repair_pace,
+            metrics.in_flight.clone(),
+        ));
+        let catalog = Arc::new(Catalog::new(
+            objects.clone(),
+            index.clone(),
+            tuning.checkpoint_interval,
+        ));
         Arc::new(Self {
             objects,
             index,
             locks: Mutex::new(HashMap::new()),
-            repair_interval: tuning.repair_interval,
-            repair_pace: tuning.repair_pace,
-            metrics: GatewayMetrics::new(),
-            writes: Mutex::new((0, std::collections::BTreeMap::new())),
-            checkpointing: tokio::sync::Mutex::new(()),
-            checkpoint_interval: tuning.checkpoint_interval,
+            repair,
+            metrics,
+            catalog,
             body_idle: tuning.body_idle,
             workers: Workers::default(),
         })
@@ -408,6 +407,21 @@ impl Gateway {
         }
         self.index.apply(&m.bucket, &m.key, &entry)?;
         Ok(())
+    }
+
+    /// Registers a write request: versions it stamps stay out of checkpoints until it ends.
+    pub(crate) fn writing(&self) -> catalog::Writing<'_> {
+        self.catalog.writing()
+    }
+
+    /// Makes a catalog checkpoint now if the index changed since the last one.
+    pub async fn checkpoint(&self) -> anyhow::Result<CheckpointMade> {
+        self.catalog.checkpoint().await
+    }
+
+    /// One repair pass now (heal, and recovery's refill).
+    pub async fn repair_pass(&self) -> Result<RepairPass, MetaError> {
+        self.repair.pass().await
     }
 
     /// The lock serialising conditional writes of one key.

@@ -168,7 +168,7 @@ impl Gateway {
 
     /// After a write answered with an error: records the withdrawals it left pending.
     fn after_failed_write(&self) {
-        if let Err(e) = self.keep_withdrawals() {
+        if let Err(e) = self.repair.keep_withdrawals() {
             tracing::error!(error = %e, "recording pending withdrawals");
         }
     }
