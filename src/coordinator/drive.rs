@@ -1,6 +1,6 @@
 //! Drivers of `core::ops`: pipelined shard uploads under a write quorum, hedged range reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -262,10 +262,10 @@ impl StripeSink {
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// Fewer than k shards of the range could be had.
+    /// Some stripe of the range had fewer than k blocks that verify.
     #[error("only {good} good shards of the {needed} needed for stripes {first}..{end} ({errors})")]
     NotEnough {
-        /// Good shards found.
+        /// Blocks that verified in the worst stripe of the range.
         good: usize,
         /// k.
         needed: usize,
@@ -275,14 +275,20 @@ pub enum ReadError {
         end: u64,
         /// What went wrong.
         errors: String,
+        /// Shards that answered with blocks missing, corrupt or failing their hash (to be
+        /// repaired even though the read failed).
+        bad: Vec<usize>,
     },
 }
 
 impl Nodes {
-    /// Fetches stripes `first..first + count` from k good shards: data shards first, bad ones
-    /// replaced at once, late ones hedged. Every block is checked against `hashes` (stripe-major,
-    /// k + m per stripe, as in the manifest). Returns, per stripe, one slot per shard (k filled)
-    /// and the shards found bad.
+    /// Fetches stripes `first..first + count`: data shards first, bad ones replaced at once,
+    /// late ones hedged. Every block is checked against `hashes` (stripe-major, k + m per
+    /// stripe, as in the manifest). A shard with some bad blocks still gives its good ones: when
+    /// k wholly good shards cannot be had, each stripe is assembled from any k blocks that
+    /// verify, whichever shards they come from. Returns, per stripe, one slot per shard (at
+    /// least k filled) and the shards found with bad blocks (for repair, also when the read
+    /// fails).
     #[allow(clippy::too_many_arguments)]
     pub async fn read_range(
         &self,
@@ -298,49 +304,44 @@ impl Nodes {
         let started = Instant::now();
         let now = || started.elapsed().as_millis() as u64;
         let mut read = HedgedRead::new(k, (0..n).collect(), self.hedge_after.as_millis() as u64);
-        let mut fetches: JoinSet<(usize, Result<Vec<VerifiedBlock>, FetchFailure>)> =
-            JoinSet::new();
-        let mut got: BTreeMap<usize, Vec<VerifiedBlock>> = BTreeMap::new();
+        let mut fetches: JoinSet<(usize, Result<ShardBlocks, String>)> = JoinSet::new();
+        // Every shard that answered: its blocks of the range, a bad one as None.
+        let mut got: BTreeMap<usize, Vec<Option<VerifiedBlock>>> = BTreeMap::new();
         let hashes: Arc<Vec<BlockHash>> = Arc::new(hashes.to_vec());
         let mut bad = Vec::new();
         let mut errors = Vec::new();
-        let not_enough = |good: usize, errors: &[String]| ReadError::NotEnough {
-            good,
-            needed: k,
-            first,
-            end: first + count,
-            errors: errors.join("; "),
+        let mut asked = BTreeSet::new();
+        let spawn = |fetches: &mut JoinSet<(usize, Result<ShardBlocks, String>)>, i: usize| {
+            let node = targets[i].node;
+            let client = self.client(node).cloned();
+            let key = ShardKey {
+                object,
+                version,
+                shard: i as u8,
+            };
+            let hashes = hashes.clone();
+            fetches.spawn(async move {
+                let blocks = match client {
+                    Some(c) => c.get_blocks(key, first, count).await,
+                    None => Err(NetError::NoClient(node.0)),
+                };
+                let blocks = match blocks {
+                    Ok(b) => b,
+                    Err(e) => return (i, Err(format!("shard {i}: {e}"))),
+                };
+                // Hashing is the costliest step of a read: off the runtime, and only here.
+                let verified =
+                    tokio::task::spawn_blocking(move || verify_shard(i, n, first, &hashes, blocks))
+                        .await
+                        .map_err(|e| format!("shard {i}: verify task: {e}"));
+                (i, verified)
+            });
         };
+        // Whole shards first, as the hedged read chooses them.
         loop {
             for ReadCommand::Fetch(i) in read.poll_commands(now()) {
-                let node = targets[i].node;
-                let client = self.client(node).cloned();
-                let key = ShardKey {
-                    object,
-                    version,
-                    shard: i as u8,
-                };
-                let hashes = hashes.clone();
-                fetches.spawn(async move {
-                    let blocks = match client {
-                        Some(c) => c.get_blocks(key, first, count).await,
-                        None => Err(NetError::NoClient(node.0)),
-                    };
-                    let blocks = match blocks {
-                        Ok(b) => b,
-                        Err(e) => {
-                            return (i, Err(FetchFailure::Unreachable(format!("shard {i}: {e}"))));
-                        }
-                    };
-                    // Hashing is the costliest step of a read: off the runtime, and only here.
-                    let verified = tokio::task::spawn_blocking(move || {
-                        verify_shard(i, n, first, &hashes, blocks)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("shard {i}: verify task: {e}")))
-                    .map_err(FetchFailure::BadData);
-                    (i, verified)
-                });
+                asked.insert(i);
+                spawn(&mut fetches, i);
             }
             match read.outcome() {
                 ReadOutcome::Ready(chosen) => {
@@ -349,7 +350,7 @@ impl Nodes {
                             (0..n)
                                 .map(|i| {
                                     if chosen.contains(&i) {
-                                        got.get(&i).map(|b| b[s].clone())
+                                        got.get(&i).and_then(|b| b.get(s).cloned().flatten())
                                     } else {
                                         None
                                     }
@@ -359,9 +360,7 @@ impl Nodes {
                         .collect();
                     return Ok((stripes, bad));
                 }
-                ReadOutcome::Failed { .. } => {
-                    return Err(not_enough(got.len(), &errors));
-                }
+                ReadOutcome::Failed { .. } => break,
                 ReadOutcome::Pending => {}
             }
             let wait = read
@@ -372,56 +371,114 @@ impl Nodes {
                 j = fetches.join_next() => j,
                 _ = tokio::time::sleep(wait) => continue,
             };
-            let Some(joined) = joined else {
-                // Nothing in flight and nothing left to ask.
-                return Err(not_enough(got.len(), &errors));
-            };
+            // Nothing in flight and nothing left to ask.
+            let Some(joined) = joined else { break };
             let Ok((i, result)) = joined else { continue };
-            let verdict = match result {
-                Ok(blocks) => {
-                    got.insert(i, blocks);
-                    FetchResult::Good
-                }
-                Err(FetchFailure::Unreachable(e)) => {
-                    errors.push(e);
-                    FetchResult::Bad
-                }
-                Err(FetchFailure::BadData(e)) => {
-                    // The node answered with bytes that fail their check: to be repaired.
-                    errors.push(e);
-                    bad.push(i);
-                    FetchResult::Bad
-                }
-            };
+            let verdict = take(i, result, &mut got, &mut bad, &mut errors);
             read.handle_result(i, verdict);
+        }
+        // Fewer than k whole shards: every shard not asked yet is asked, and each stripe is
+        // made of any k blocks that verify.
+        for i in (0..n).filter(|i| !asked.contains(i)) {
+            spawn(&mut fetches, i);
+        }
+        while let Some(joined) = fetches.join_next().await {
+            if let Ok((i, result)) = joined {
+                take(i, result, &mut got, &mut bad, &mut errors);
+            }
+        }
+        assemble(&got, k, n, count)
+            .map(|stripes| (stripes, bad.clone()))
+            .map_err(|good| ReadError::NotEnough {
+                good,
+                needed: k,
+                first,
+                end: first + count,
+                errors: errors.join("; "),
+                bad,
+            })
+    }
+}
+
+/// Keeps what one shard's fetch gave: its blocks (a shard with bad blocks is recorded for
+/// repair, its good blocks still count), or why it gave nothing.
+fn take(
+    i: usize,
+    result: Result<ShardBlocks, String>,
+    got: &mut BTreeMap<usize, Vec<Option<VerifiedBlock>>>,
+    bad: &mut Vec<usize>,
+    errors: &mut Vec<String>,
+) -> FetchResult {
+    match result {
+        Ok(ShardBlocks { blocks, faults }) if faults.is_empty() => {
+            got.insert(i, blocks);
+            FetchResult::Good
+        }
+        Ok(ShardBlocks { blocks, faults }) => {
+            errors.push(format!("shard {i}: {}", faults.join(", ")));
+            got.insert(i, blocks);
+            if !bad.contains(&i) {
+                bad.push(i);
+            }
+            FetchResult::Bad
+        }
+        Err(e) => {
+            errors.push(e);
+            FetchResult::Bad
         }
     }
 }
 
-/// Why one shard's fetch gave nothing usable.
-enum FetchFailure {
-    /// The node could not be asked (down, timed out, refused).
-    Unreachable(String),
-    /// The node answered with blocks missing, corrupt or failing their hash.
-    BadData(String),
+/// Per stripe, the blocks of every shard that answered, when each stripe has at least `k`
+/// that verify; else the count of the worst stripe.
+fn assemble(
+    got: &BTreeMap<usize, Vec<Option<VerifiedBlock>>>,
+    k: usize,
+    n: usize,
+    count: u64,
+) -> Result<Vec<Vec<Option<VerifiedBlock>>>, usize> {
+    let mut worst = usize::MAX;
+    let stripes: Vec<Vec<Option<VerifiedBlock>>> = (0..count as usize)
+        .map(|s| {
+            let slots: Vec<Option<VerifiedBlock>> = (0..n)
+                .map(|i| got.get(&i).and_then(|b| b.get(s).cloned().flatten()))
+                .collect();
+            worst = worst.min(slots.iter().flatten().count());
+            slots
+        })
+        .collect();
+    if count == 0 || worst >= k {
+        Ok(stripes)
+    } else {
+        Err(worst.min(got.len()))
+    }
+}
+
+/// One shard's blocks of a range: each verified against its hash, or None, and why not.
+struct ShardBlocks {
+    blocks: Vec<Option<VerifiedBlock>>,
+    faults: Vec<String>,
 }
 
 /// Checks every block of shard `i` for stripes `first..` against the manifest's hashes
-/// (stripe-major, `n` per stripe).
+/// (stripe-major, `n` per stripe); a block that fails is None, with the reason.
 fn verify_shard(
     i: usize,
     n: usize,
     first: u64,
     hashes: &[BlockHash],
     blocks: Vec<BlockResult>,
-) -> Result<Vec<VerifiedBlock>, String> {
-    let mut out = Vec::with_capacity(blocks.len());
+) -> ShardBlocks {
+    let mut out = ShardBlocks {
+        blocks: Vec::with_capacity(blocks.len()),
+        faults: Vec::new(),
+    };
     for (s, b) in blocks.into_iter().enumerate() {
         let stripe = first as usize + s;
         let what = match (b, hashes.get(stripe * n + i)) {
             (BlockResult::Ok(bytes), Some(h)) => match VerifiedBlock::verify(bytes, h) {
                 Ok(v) => {
-                    out.push(v);
+                    out.blocks.push(Some(v));
                     continue;
                 }
                 Err(_) => "hash mismatch",
@@ -430,7 +487,8 @@ fn verify_shard(
             (BlockResult::Corrupt, _) => "corrupt",
             (BlockResult::Missing, _) => "missing",
         };
-        return Err(format!("shard {i} stripe {stripe}: {what}"));
+        out.blocks.push(None);
+        out.faults.push(format!("stripe {stripe} {what}"));
     }
-    Ok(out)
+    out
 }

@@ -22,10 +22,32 @@ pub struct ScrubStep {
     pub shards: u64,
     /// Bytes read.
     pub bytes: u64,
-    /// Shards found bad (quarantined and recorded).
+    /// Shards found bad (recorded for repair; quarantined when unusable as a whole), and why.
     pub bad: Vec<(ShardKey, String)>,
     /// The pass reached the end of the shards.
     pub finished: bool,
+}
+
+/// What scrub found wrong with a shard.
+#[derive(Debug)]
+enum ShardFault {
+    /// Unusable as a whole (its header, its file, its length, or every block): quarantined.
+    Whole(String),
+    /// Some blocks fail their CRC or hash (stripe, why); the others are good and stay.
+    Blocks(Vec<(u64, &'static str)>),
+}
+
+/// "block 3 fails its CRC; block 5 does not match its hash", at most a few named.
+fn describe(bad: &[(u64, &'static str)]) -> String {
+    let mut parts: Vec<String> = bad
+        .iter()
+        .take(4)
+        .map(|(s, why)| format!("block {s} {why}"))
+        .collect();
+    if bad.len() > 4 {
+        parts.push(format!("{} more", bad.len() - 4));
+    }
+    parts.join("; ")
 }
 
 /// Scrub progress, as `status` reports it.
@@ -84,48 +106,58 @@ impl Store {
         })
     }
 
-    /// The header and bytes of one stored shard, or why it is bad.
-    fn check_shard(&self, key: &ShardKey, record: &[u8]) -> Result<u64, String> {
+    /// The bytes of one stored shard checked against its header: their count, or what is
+    /// wrong.
+    fn check_shard(&self, key: &ShardKey, record: &[u8]) -> Result<u64, ShardFault> {
+        let whole = |why: String| ShardFault::Whole(why);
         let (disk, header) = record
             .split_at_checked(4)
-            .ok_or_else(|| "short header record".to_string())?;
+            .ok_or_else(|| whole("short header record".into()))?;
         let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
-        let header = ShardHeader::decode(header).map_err(|e| format!("header: {e}"))?;
+        let header = ShardHeader::decode(header).map_err(|e| whole(format!("header: {e}")))?;
         if header.object != key.object
             || header.version != key.version
             || header.shard_index.0 != key.shard
         {
-            return Err("the header names another shard (misfiled)".into());
+            return Err(whole("the header names another shard (misfiled)".into()));
         }
-        let g = header.geometry().map_err(|e| format!("header: {e}"))?;
-        let data = if disk == INLINE_DISK {
-            let txn = self.db.begin_read().map_err(|e| e.to_string())?;
-            let t = txn.open_table(INLINE).map_err(|e| e.to_string())?;
-            let v = t
-                .get(&key.to_bytes()[..])
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "inline shard missing".to_string())?;
-            bytes::Bytes::from(v.value().to_vec())
+        let g = header
+            .geometry()
+            .map_err(|e| whole(format!("header: {e}")))?;
+        let inline = disk == INLINE_DISK;
+        let data = if inline {
+            let read = || -> Result<Option<Vec<u8>>, redb::Error> {
+                let txn = self.db.begin_read()?;
+                let t = txn.open_table(INLINE)?;
+                Ok(t.get(&key.to_bytes()[..])?.map(|v| v.value().to_vec()))
+            };
+            match read() {
+                Ok(Some(v)) => bytes::Bytes::from(v),
+                Ok(None) => return Err(whole("inline shard missing".into())),
+                Err(e) => return Err(whole(format!("database: {e}"))),
+            }
         } else {
             match self.map_shard(disk, key) {
                 Ok(d) => d,
-                Err(StoreError::NotFound) => return Err("shard file missing".into()),
-                Err(e) => return Err(e.to_string()),
+                Err(StoreError::NotFound) => return Err(whole("shard file missing".into())),
+                Err(e) => return Err(whole(e.to_string())),
             }
         };
         if data.len() as u64 != g.shard_len() {
-            return Err(format!(
+            return Err(whole(format!(
                 "length {} where the header says {}",
                 data.len(),
                 g.shard_len()
-            ));
+            )));
         }
         let n = usize::from(header.k) + usize::from(header.m);
+        let mut bad = Vec::new();
         for s in 0..g.stripe_count() {
             let start = g.block_offset(s) as usize;
             let block = &data[start..start + g.block_len(s)];
             if header.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
-                return Err(format!("block {s} fails its CRC"));
+                bad.push((s, "fails its CRC"));
+                continue;
             }
             // The CRC guards against rot; the hash (which every shard's header carries for
             // every block) against a host that rewrites bytes and their CRCs.
@@ -133,10 +165,17 @@ impl Store {
                 .block_hashes
                 .get(s as usize * n + usize::from(key.shard));
             if want != Some(&BlockHash::of(block)) {
-                return Err(format!("block {s} does not match its hash"));
+                bad.push((s, "does not match its hash"));
             }
         }
-        Ok(data.len() as u64)
+        match bad.len() {
+            0 => Ok(data.len() as u64),
+            // An inline shard is one record: unusable as a whole.
+            _ if inline => Err(whole(describe(&bad))),
+            // Every block bad is a whole file gone bad (zeroed, another shard's bytes).
+            b if b as u64 == g.stripe_count() => Err(whole(describe(&bad))),
+            _ => Err(ShardFault::Blocks(bad)),
+        }
     }
 
     /// Checks shards after the stored cursor until about `budget` bytes are read; bad ones are
@@ -170,9 +209,17 @@ impl Store {
             let Some(key) = key_from(&k) else { continue };
             match self.check_shard(&key, &v) {
                 Ok(n) => step.bytes += n,
-                Err(why) => {
+                Err(ShardFault::Whole(why)) => {
                     tracing::warn!(shard = ?key, reason = %why, "scrub: bad shard, quarantined");
                     self.quarantine_any(&key, &format!("scrub: {why}"), now_ms)?;
+                    self.record_finding(&key)?;
+                    step.bad.push((key, why));
+                }
+                Err(ShardFault::Blocks(blocks)) => {
+                    // The good blocks keep serving reads and repair; repair rewrites the shard
+                    // (the old file then goes to quarantine).
+                    let why = describe(&blocks);
+                    tracing::warn!(shard = ?key, reason = %why, "scrub: bad blocks, recorded for repair");
                     self.record_finding(&key)?;
                     step.bad.push((key, why));
                 }

@@ -264,3 +264,65 @@ fn a_shard_whose_crcs_differ_from_its_header_is_refused() {
     assert!(matches!(store.header(&key), Err(StoreError::NotFound)));
     assert_eq!(fs::read_dir(disk.join("tmp")).unwrap().count(), 0);
 }
+
+/// Scrub works per block: a shard with one bad block keeps its file (its other blocks serve
+/// reads and repair) and is recorded for repair; a shard whose every block is bad is
+/// quarantined whole; a shard written again puts the copy it replaces in quarantine.
+#[test]
+fn scrub_keeps_a_shard_with_a_bad_block_and_quarantines_one_gone_bad_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let g = Geometry {
+        profile: Profile::new(2, 1).unwrap(),
+        block_size: 64,
+        size: 150,
+    };
+    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+    let write = |object: u8, bytes: &[u8]| {
+        let mut h = header(
+            vec![crc32fast::hash(&bytes[..64]), crc32fast::hash(&bytes[64..])],
+            150,
+        );
+        h.object = ObjectId([object; 32]);
+        // Shard 0's hashes: stripe-major, n = 3 per stripe.
+        h.block_hashes[0] = BlockHash::of(&bytes[..64]);
+        h.block_hashes[3] = BlockHash::of(&bytes[64..]);
+        let key = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: 0,
+        };
+        let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+        w.write(bytes).unwrap();
+        w.finish(&store, &h).unwrap();
+        (key, store.shard_path(DiskId(1), &key).unwrap())
+    };
+    let (one_bad, one_path) = write(1, &data);
+    let (all_bad, all_path) = write(2, &data);
+    let mut rotten = fs::read(&one_path).unwrap();
+    rotten[70] ^= 1;
+    fs::write(&one_path, &rotten).unwrap();
+    let zeros = vec![0u8; data.len()];
+    fs::write(&all_path, &zeros).unwrap();
+
+    let step = store.scrub_step(1 << 20, 1000).unwrap();
+    assert!(step.finished);
+    let bad: Vec<ShardKey> = step.bad.iter().map(|(k, _)| *k).collect();
+    assert!(
+        bad.contains(&one_bad) && bad.contains(&all_bad),
+        "{:?}",
+        step.bad
+    );
+    assert!(one_path.exists(), "a shard with one bad block is kept");
+    assert!(store.header(&one_bad).is_ok());
+    assert!(!all_path.exists(), "a shard gone bad whole is quarantined");
+    assert_eq!(store.quarantined().unwrap(), 1);
+    assert_eq!(store.scrub_state().unwrap().findings, 2);
+
+    // Repair writes the shard again: the rotten copy goes to quarantine, the new one serves.
+    let (_, path) = write(1, &data);
+    assert_eq!(fs::read(&path).unwrap(), data);
+    assert_eq!(store.quarantined().unwrap(), 2);
+}

@@ -11,6 +11,7 @@ use crate::core::stripe::Geometry;
 use crate::core::wire::ShardKey;
 
 use super::{Store, StoreError, fsync_dir, io};
+use crate::sys::now_ms;
 
 /// A shard being written: bytes go to a temp file, block CRCs are computed on the way.
 #[derive(Debug)]
@@ -90,6 +91,11 @@ impl ShardWriter {
             fs::create_dir_all(dir).map_err(io(dir))?;
             // The new directory's own entry must be durable too.
             fsync_dir(dir.parent().unwrap_or(Path::new(".")))?;
+        }
+        // A shard written again (repair rewriting one with bad blocks, a retried upload): the
+        // copy it replaces is quarantined, not overwritten, so every byte stays accounted for.
+        if self.final_path.exists() && store.header(&self.key).is_ok() {
+            store.quarantine(&self.key, "replaced by a new copy", now_ms())?;
         }
         fs::rename(&self.tmp_path, &self.final_path).map_err(io(&self.final_path))?;
         fsync_dir(dir)?;

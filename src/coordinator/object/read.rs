@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{ObjectError, Objects, to_targets};
-use crate::coordinator::drive::ShardTarget;
+use crate::coordinator::drive::{ReadError, ShardTarget};
 use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
@@ -203,7 +203,7 @@ impl ObjectReader {
 
     async fn batch(&self, first: u64, count: u64) -> Result<Bytes, ObjectError> {
         let k = self.geometry.profile.k();
-        let (stripes, bad) = self
+        let read = self
             .objects
             .nodes
             .read_range(
@@ -215,7 +215,11 @@ impl ObjectReader {
                 first,
                 count,
             )
-            .await?;
+            .await;
+        // Every bad block a read meets is reported for repair, a failed read's too.
+        let bad = match &read {
+            Ok((_, bad)) | Err(ReadError::NotEnough { bad, .. }) => bad.clone(),
+        };
         if !bad.is_empty() {
             tracing::warn!(shards = ?bad, "a read met bad shards; reported for repair");
             self.objects
@@ -224,6 +228,7 @@ impl ObjectReader {
                 .unwrap_or_else(|e| e.into_inner())
                 .push((self.object, self.version, bad));
         }
+        let (stripes, _) = read?;
         let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();
