@@ -34,6 +34,7 @@ use crate::core::wire::{ErrorCode, ShardKey};
 use crate::meta::{ListQuery, MetaError};
 use crate::metrics::{GatewayState, SiteFacts};
 use crate::net::frame::NetError;
+use crate::sys::now_ms;
 
 /// Index entries heal checks at the same time.
 const HEAL_CONCURRENCY: usize = 16;
@@ -77,7 +78,8 @@ impl Gateway {
         futures::future::join_all(asks).await
     }
 
-    /// Per site: node, reachable, shards, disks, scrub state.
+    /// Per site: node, reachable, shards, disks, scrub state (its age judged on this gateway's
+    /// clock).
     async fn sites_status(&self) -> Vec<Value> {
         self.site_facts()
             .await
@@ -90,6 +92,11 @@ impl Gateway {
                 if let Some((last, in_progress, findings, quarantined)) = f.scrub {
                     v["scrub"] = json!({"last_complete_ms": last, "in_progress": in_progress,
                                         "findings": findings, "quarantined": quarantined});
+                    match scrub_age(last, now_ms()) {
+                        ScrubAge::Never => {}
+                        ScrubAge::Ago(secs) => v["scrub"]["age_secs"] = secs.into(),
+                        ScrubAge::Ahead(secs) => v["scrub"]["clock_ahead_secs"] = secs.into(),
+                    }
                 }
                 if let Some(shards) = f.shards {
                     v["shards"] = shards.into();
@@ -387,4 +394,50 @@ pub async fn serve_admin(
         async move { gw.admin(req, &token).await }
     })
     .await;
+}
+
+/// How old a site's last full scrub is, judged on the gateway's clock: a node whose clock runs
+/// ahead stamps its passes in the future, and must not look freshly scrubbed forever.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ScrubAge {
+    /// No pass has finished yet.
+    Never,
+    /// Finished this many seconds ago.
+    Ago(u64),
+    /// Stamped this many seconds in the future: the node's clock runs ahead.
+    Ahead(u64),
+}
+
+/// Clocks a minute apart still agree.
+const CLOCK_TOLERANCE_MS: u64 = 60_000;
+
+pub(crate) fn scrub_age(last_complete_ms: u64, now_ms: u64) -> ScrubAge {
+    if last_complete_ms == 0 {
+        ScrubAge::Never
+    } else if last_complete_ms > now_ms + CLOCK_TOLERANCE_MS {
+        ScrubAge::Ahead((last_complete_ms - now_ms) / 1000)
+    } else {
+        ScrubAge::Ago(now_ms.saturating_sub(last_complete_ms) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ScrubAge, scrub_age};
+
+    /// Issue 15, finding 5: a node whose clock runs a day ahead looked freshly scrubbed ("0 s
+    /// ago") forever; its pass is now named as stamped in the future.
+    #[test]
+    fn a_scrub_stamped_in_the_future_is_flagged_not_taken_for_fresh() {
+        let now = 1_800_000_000_000;
+        let day = 86_400_000;
+        assert_eq!(scrub_age(now + day, now), ScrubAge::Ahead(86_400));
+        assert_eq!(scrub_age(now - 5_000, now), ScrubAge::Ago(5));
+        assert_eq!(
+            scrub_age(now + 30_000, now),
+            ScrubAge::Ago(0),
+            "within the tolerance"
+        );
+        assert_eq!(scrub_age(0, now), ScrubAge::Never);
+    }
 }

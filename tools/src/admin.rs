@@ -84,6 +84,26 @@ fn ago(ms: u64) -> String {
     }
 }
 
+/// The age of a site's last scrub as the gateway judged it on its own clock.
+fn scrub_age(s: &Value) -> String {
+    let scrub = &s["scrub"];
+    if let Some(ahead) = scrub["clock_ahead_secs"].as_u64() {
+        return format!("CLOCK AHEAD {}", span(ahead));
+    }
+    match scrub["age_secs"].as_u64() {
+        Some(secs) => format!("{} ago", span(secs)),
+        None => "never".into(),
+    }
+}
+
+fn span(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
 fn size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
@@ -98,12 +118,12 @@ fn size(b: u64) -> String {
 /// `status`: sites and buckets.
 pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/status")?;
-    let healthy = v["sites"]
+    let healthy = v["sites"].as_array().is_some_and(|s| {
+        s.iter()
+            .all(|x| x["reachable"] == true && x["scrub"]["clock_ahead_secs"].is_null())
+    }) && v["buckets"]
         .as_array()
-        .is_some_and(|s| s.iter().all(|x| x["reachable"] == true))
-        && v["buckets"]
-            .as_array()
-            .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0));
+        .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0));
     if json {
         outln!("{v:#}");
         return Ok(healthy);
@@ -140,7 +160,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             if reachable { "yes" } else { "NO" },
             or_dash(s["shards"].to_string()),
             or_dash(format!("{} / {}", size(used), size(free))),
-            or_dash(ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))),
+            or_dash(scrub_age(s)),
             or_dash(s["scrub"]["findings"].to_string()),
             or_dash(s["scrub"]["quarantined"].to_string()),
         );
@@ -186,6 +206,20 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             .filter(|s| s["reachable"] != true)
             .filter_map(|s| s["site"].as_str())
             .collect();
+        let ahead: Vec<&str> = v["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| !s["scrub"]["clock_ahead_secs"].is_null())
+            .filter_map(|s| s["site"].as_str())
+            .collect();
+        if !ahead.is_empty() {
+            outln!(
+                "clock ahead of the gateway's: {} (its scrub passes are stamped in the future; set \
+                 its clock right, with NTP)",
+                ahead.join(", ")
+            );
+        }
         if !away.is_empty() {
             outln!(
                 "not reachable: {}. A node lost for good (its server and disks) is replaced with \
@@ -361,7 +395,7 @@ pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
                 } else {
                     "idle"
                 },
-                ago(s["scrub"]["last_complete_ms"].as_u64().unwrap_or(0))
+                scrub_age(s)
             )
         } else {
             "NOT reachable".into()
