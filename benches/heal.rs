@@ -147,11 +147,15 @@ fn main() {
     // difference between this window and the next.
     let wiped_idle = rt.block_on(bounded(load(&s3, "wiped")));
 
-    let heal_started = Instant::now();
-    let heal = std::thread::spawn(move || admin_post(admin, &token, "/v1/heal"));
+    // The heal is timed on its own thread, from its request to its answer: it may finish well
+    // inside the load window.
+    let heal = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = admin_post(admin, &token, "/v1/heal");
+        (answer, started.elapsed().as_secs_f64())
+    });
     let during = rt.block_on(bounded(load(&s3, "during")));
-    let answer = heal.join().unwrap();
-    let heal_secs = heal_started.elapsed().as_secs_f64();
+    let (answer, heal_secs) = heal.join().unwrap();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
 
     drop(cluster);
@@ -165,6 +169,6 @@ fn main() {
         "| ratio during heal / wiped before heal | {:.2} |",
         during / wiped_idle
     );
-    println!("| heal wall time (s, from its start) | {heal_secs:.1} |");
+    println!("| heal time (s, its request to its answer) | {heal_secs:.1} |");
     println!("\nheal answered: {body}");
 }

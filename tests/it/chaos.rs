@@ -57,6 +57,7 @@ fn all_sites_reachable(c: &Cluster) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a slow fault test: ./check runs these one at a time (step \"slow fault tests\")"]
 async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
     let c = chaos("repair_interval_secs = 2").await;
     assert_eq!(
@@ -68,6 +69,7 @@ async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a slow fault test: ./check runs these one at a time (step \"slow fault tests\")"]
 async fn with_write_quorum_k_plus_m_every_get_succeeds_while_m_sites_are_down() {
     let c = chaos("repair_interval_secs = 2\nwrite_quorum = 5").await;
     assert_eq!(
