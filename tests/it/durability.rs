@@ -744,7 +744,7 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
             let mut data = std::fs::read(&path).unwrap();
             data[g.block_offset(1) as usize + 10] ^= 0xff;
             let n = usize::from(header.k + header.m);
-            let mut forged = header.clone();
+            let mut forged = header;
             for s in 0..g.stripe_count() {
                 let start = g.block_offset(s) as usize;
                 let block = &data[start..start + g.block_len(s)];
@@ -774,8 +774,8 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
             assert_eq!(x_header.geometry().unwrap(), g);
             let data = std::fs::read(&x_path).unwrap();
             let n = usize::from(y_header.k + y_header.m);
-            let mut forged = y_header.clone();
-            forged.crcs = x_header.crcs.clone();
+            let mut forged = y_header;
+            forged.crcs = x_header.crcs;
             for s in 0..g.stripe_count() {
                 let start = g.block_offset(s) as usize;
                 let block = &data[start..start + g.block_len(s)];
