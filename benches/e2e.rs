@@ -147,7 +147,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("dev");
     // The dev process's log outlives the bench's temporary directory, for a failed run.
-    let dev_log = std::env::temp_dir().join("exclave-e2e-exclaved.log");
+    let dev_log = std::env::temp_dir().join(format!("exclave-e2e-{}.log", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_exclaved"))
         .args([
             "dev",

@@ -835,3 +835,76 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
     })
     .await;
 }
+
+/// `docs/durability.md`: an unreadable GET answers 503, never a 200 with a short body. With
+/// m + 1 sites down before the GET, the answer is 503. With them going down while the body
+/// streams (the first batch of stripes already sent), the client sees the body fail, never a
+/// complete-looking short object. Issue 21, item 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_get_fails_loudly_before_or_during_its_body() {
+    within(180, async {
+        let mut cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        // Forty stripes: five batches of eight.
+        let data = Rng::new(21).bytes(40 * (3 * 256 * 1024 - 16));
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("large")
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+
+        // Down while the body streams: the first bytes arrive, then three sites go.
+        let out = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("large")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.content_length(), Some(data.len() as i64));
+        let mut body = out.body;
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(&data[..first.len()], &first[..]);
+        for i in 0..3 {
+            cluster.kill_node(i);
+        }
+        let mut got = first.len();
+        let mut failed = false;
+        while let Some(piece) = body.next().await {
+            match piece {
+                Ok(b) => {
+                    assert_eq!(&data[got..got + b.len()], &b[..], "wrong bytes at {got}");
+                    got += b.len();
+                }
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            failed || got == data.len(),
+            "the body ended cleanly after {got} of {} bytes",
+            data.len()
+        );
+        assert!(
+            failed,
+            "all {got} bytes arrived with three of five sites down"
+        );
+
+        // Down before the GET: 503, no body.
+        let err = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("large")
+            .send()
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(crate::support::status(&err), 503, "{err:?}");
+    })
+    .await;
+}
