@@ -2,6 +2,8 @@
 //! request.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,14 +40,30 @@ pub struct NodeClient {
     endpoint: Endpoint,
     addr: SocketAddr,
     site: String,
+    /// The connection and what is known of the node's reachability, shared with a redial
+    /// running in the background.
+    state: Arc<LinkState>,
+}
+
+/// What a client knows of its node's link.
+#[derive(Debug)]
+struct LinkState {
     conn: Mutex<Option<Connection>>,
     /// After a failed connect, calls fail at once until this instant (then one retry).
     down_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the open connection has been heard from.
     heard: std::sync::Mutex<Heard>,
-    /// When a connect last failed, until one succeeds.
+    /// When a connect last failed or a call went unanswered, until a call is answered.
     failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Until when reads ask the node's shards last: a read went on without its answer.
+    late_until: std::sync::Mutex<Option<std::time::Instant>>,
+    /// A redial is running in the background.
+    redialing: AtomicBool,
 }
+
+/// How long a node whose answer a read went on without is asked last by later reads (unless
+/// it answers a call meanwhile).
+const LATE_FOR: Duration = Duration::from_secs(5);
 
 /// The open connection's datagram counters when last looked at, and when it was last seen to
 /// receive one.
@@ -82,6 +100,48 @@ const KNOWN_DOWN_FOR: Duration = Duration::from_secs(10);
 /// link (whose keep-alive pings are acknowledged) is never taken for dead.
 const SILENT_AFTER: Duration = Duration::from_secs(4);
 
+/// Dials `addr` as the node of `site`, within [`CONNECT_TIMEOUT`].
+async fn dial(endpoint: &Endpoint, addr: SocketAddr, site: &str) -> Result<Connection, NetError> {
+    let fail = |reason: String| NetError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let connecting = endpoint
+        .connect(addr, &site_name(site))
+        .map_err(|e| fail(e.to_string()))?;
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(|e| fail(e.to_string()))
+}
+
+impl LinkState {
+    /// Records how a dial ended: a connection clears the failure marks; a failure sets them.
+    fn settle(&self, result: Result<Connection, NetError>) -> Result<Connection, NetError> {
+        let now = std::time::Instant::now();
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.is_err().then_some(now + RETRY_AFTER);
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = result.is_err().then_some(now);
+        if result.is_ok() {
+            *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Heard::now();
+            *self.late_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        result
+    }
+}
+
+/// Marks the node failed if a dial is dropped before it ends (its caller gave up).
+struct GaveUp(Option<Arc<LinkState>>);
+
+impl Drop for GaveUp {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            *state.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(std::time::Instant::now());
+        }
+    }
+}
+
 impl NodeClient {
     /// A client of the node of `site` at `addr`, dialled through `endpoint`.
     pub fn new(endpoint: Endpoint, addr: SocketAddr, site: &str) -> Self {
@@ -89,11 +149,36 @@ impl NodeClient {
             endpoint,
             addr,
             site: site.to_string(),
-            conn: Mutex::new(None),
-            down_until: std::sync::Mutex::new(None),
-            heard: std::sync::Mutex::new(Heard::now()),
-            failed_at: std::sync::Mutex::new(None),
+            state: Arc::new(LinkState {
+                conn: Mutex::new(None),
+                down_until: std::sync::Mutex::new(None),
+                heard: std::sync::Mutex::new(Heard::now()),
+                failed_at: std::sync::Mutex::new(None),
+                late_until: std::sync::Mutex::new(None),
+                redialing: AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// Whether reads should ask this node's shards last: a recent read went on without its
+    /// answer, or the node is known to be down.
+    pub fn late(&self) -> bool {
+        let late = *self
+            .state
+            .late_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        late.is_some_and(|t| std::time::Instant::now() < t) || self.known_down()
+    }
+
+    /// A read went on without this node's answer (hedged past it): later reads ask it last
+    /// for a while, instead of waiting a hedge delay on it batch after batch.
+    pub fn note_late(&self) {
+        *self
+            .state
+            .late_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + LATE_FOR);
     }
 
     /// Whether the open connection `c` has sent datagrams but heard none for
@@ -101,7 +186,7 @@ impl NodeClient {
     fn silent(&self, c: &Connection) -> bool {
         let stats = c.stats();
         let (rx, tx) = (stats.udp_rx.datagrams, stats.udp_tx.datagrams);
-        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let mut heard = self.state.heard.lock().unwrap_or_else(|e| e.into_inner());
         if rx != heard.rx {
             *heard = Heard {
                 rx,
@@ -126,7 +211,7 @@ impl NodeClient {
     /// The open connection's round-trip time, packets sent and packets lost, if one is open
     /// (and not being dialled right now).
     pub fn path_stats(&self) -> Option<(Duration, u64, u64)> {
-        let guard = self.conn.try_lock().ok()?;
+        let guard = self.state.conn.try_lock().ok()?;
         let c = guard.as_ref().filter(|c| c.close_reason().is_none())?;
         let s = c.stats();
         Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
@@ -136,20 +221,28 @@ impl NodeClient {
     /// unanswered in the last [`KNOWN_DOWN_FOR`] and no call was answered since, or the open
     /// connection went silent.
     pub fn known_down(&self) -> bool {
-        let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = *self
+            .state
+            .failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if self.down() || failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR) {
             return true;
         }
         // A closed connection does not count: only the next dial can tell whether the node is
         // back, and nothing would dial if writes were refused for it.
-        self.conn.try_lock().is_ok_and(|g| {
+        self.state.conn.try_lock().is_ok_and(|g| {
             g.as_ref()
                 .is_some_and(|c| c.close_reason().is_none() && self.silent(c))
         })
     }
 
     fn down(&self) -> bool {
-        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        let down = self
+            .state
+            .down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         down.is_some_and(|t| std::time::Instant::now() < t)
     }
 
@@ -165,15 +258,18 @@ impl NodeClient {
         if self.down() {
             return Err(unreachable());
         }
-        let mut guard = self.conn.lock().await;
+        let mut guard = self.state.conn.lock().await;
         if let Some(c) = guard.as_ref()
             && c.close_reason().is_none()
         {
             if self.silent(c) {
                 // Kept open: if the node was only stalled it answers on it again; if it
                 // restarted, its stateless reset closes it and the next call dials.
-                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(std::time::Instant::now());
+                *self
+                    .state
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
                 return Err(fail(format!(
                     "no datagram heard for over {} s on the open connection",
                     SILENT_AFTER.as_secs()
@@ -184,34 +280,63 @@ impl NodeClient {
         if self.down() {
             return Err(unreachable());
         }
-        {
-            let mut down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-            if down.is_some() {
-                // Probing a node that was down: others fail fast meanwhile.
-                *down = Some(std::time::Instant::now() + CONNECT_TIMEOUT + RETRY_AFTER);
-            }
+        // A node that went silent (its connection timed out) or failed lately is redialled in
+        // the background: the dial is not tied to a call that a hedged read may drop, and
+        // every call meanwhile fails at once instead of waiting on it.
+        let suspect = self.failed_recently()
+            || guard.as_ref().is_some_and(|c| {
+                matches!(c.close_reason(), Some(quinn::ConnectionError::TimedOut))
+            });
+        if suspect {
+            *self
+                .state
+                .down_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                Some(std::time::Instant::now() + CONNECT_TIMEOUT + RETRY_AFTER);
+            self.redial_in_background();
+            return Err(unreachable());
         }
-        let attempt = async {
-            let connecting = self
-                .endpoint
-                .connect(self.addr, &site_name(&self.site))
-                .map_err(|e| fail(e.to_string()))?;
-            tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-                .await
-                .map_err(|_| fail("timed out".into()))?
-                .map_err(|e| fail(e.to_string()))
-        };
-        let result = attempt.await;
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = match &result {
-            Ok(_) => None,
-            Err(_) => Some(std::time::Instant::now() + RETRY_AFTER),
-        };
-        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
-            result.is_err().then(std::time::Instant::now);
-        let conn = result?;
-        *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Heard::now();
+        // A first dial, or one after the node closed the connection itself (a restart resets
+        // it): dialled here. If the caller gives up on it, the node counts as failed, so the
+        // next call redials in the background.
+        let mut gave_up = GaveUp(Some(self.state.clone()));
+        let result = dial(&self.endpoint, self.addr, &self.site).await;
+        gave_up.0 = None;
+        let conn = self.state.settle(result)?;
         *guard = Some(conn.clone());
         Ok(conn)
+    }
+
+    fn failed_recently(&self) -> bool {
+        let failed = *self
+            .state
+            .failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR)
+    }
+
+    /// Dials the node on a task of its own (one at a time); the connection, or the failure, is
+    /// kept for the calls that follow.
+    fn redial_in_background(&self) {
+        if self.state.redialing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (endpoint, addr, site, state) = (
+            self.endpoint.clone(),
+            self.addr,
+            self.site.clone(),
+            self.state.clone(),
+        );
+        tokio::spawn(async move {
+            let result = dial(&endpoint, addr, &site).await;
+            if let Ok(conn) = state.settle(result) {
+                tracing::info!(site = %site, "node reachable again");
+                *state.conn.lock().await = Some(conn);
+            }
+            state.redialing.store(false, Ordering::SeqCst);
+        });
     }
 
     async fn open(&self) -> Result<(SendStream, RecvStream), NetError> {
@@ -220,7 +345,7 @@ impl NodeClient {
             Ok(s) => Ok(s),
             Err(_) => {
                 // The connection died since we checked: one fresh attempt.
-                *self.conn.lock().await = None;
+                *self.state.conn.lock().await = None;
                 Ok(self.connection().await?.open_bi().await?)
             }
         }
@@ -240,7 +365,16 @@ impl NodeClient {
         match &result {
             // The node answered, if only to say no.
             Ok(_) | Err(NetError::Remote { .. }) => {
-                *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self
+                    .state
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                *self
+                    .state
+                    .late_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
             }
             Err(_) => self.note_unanswered(),
         }
@@ -250,7 +384,11 @@ impl NodeClient {
     /// A call to the node went unanswered (a transport error, or a caller's timeout): for
     /// [`KNOWN_DOWN_FOR`] it counts as down for refusing writes, unless a call is answered.
     pub fn note_unanswered(&self) {
-        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        *self
+            .state
+            .failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     /// Asks the node who it is: (node id, site).

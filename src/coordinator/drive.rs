@@ -303,7 +303,17 @@ impl Nodes {
         let n = targets.len();
         let started = Instant::now();
         let now = || started.elapsed().as_millis() as u64;
-        let mut read = HedgedRead::new(k, (0..n).collect(), self.hedge_after.as_millis() as u64);
+        // Data shards first, but shards whose nodes a recent read went on without (or that
+        // are known down) last: a dead site costs one hedge delay, not one per batch.
+        let late: Vec<bool> = targets
+            .iter()
+            .map(|t| self.client(t.node).is_none_or(|c| c.late()))
+            .collect();
+        let order: Vec<usize> = (0..n)
+            .filter(|&i| !late[i])
+            .chain((0..n).filter(|&i| late[i]))
+            .collect();
+        let mut read = HedgedRead::new(k, order, self.hedge_after.as_millis() as u64);
         let mut fetches: JoinSet<(usize, Result<ShardBlocks, String>)> = JoinSet::new();
         // Every shard that answered: its blocks of the range, a bad one as None.
         let mut got: BTreeMap<usize, Vec<Option<VerifiedBlock>>> = BTreeMap::new();
@@ -345,6 +355,15 @@ impl Nodes {
             }
             match read.outcome() {
                 ReadOutcome::Ready(chosen) => {
+                    // Asked, not answered, and gone on without: asked last next time.
+                    for &i in &asked {
+                        if !got.contains_key(&i)
+                            && !chosen.contains(&i)
+                            && let Some(c) = self.client(targets[i].node)
+                        {
+                            c.note_late();
+                        }
+                    }
                     let stripes = (0..count as usize)
                         .map(|s| {
                             (0..n)

@@ -908,3 +908,93 @@ async fn an_unreadable_get_fails_loudly_before_or_during_its_body() {
     })
     .await;
 }
+
+/// Issue 15, finding 6: reads must not stall when sites die. Sequential GETs of one object run
+/// before and after two of its data shards' sites are SIGKILLed: right after the kill and 20 s
+/// later, no GET takes more than 1 s longer than the slowest healthy one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_do_not_stall_when_sites_die() {
+    within(240, async {
+        let mut cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        // 32 stripes: four batches of eight.
+        let data = Rng::new(6).bytes(32 * (3 * 256 * 1024 - 16));
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        let get = || async {
+            let t = Instant::now();
+            let out = s3
+                .get_object()
+                .bucket(BUCKET)
+                .key("deed")
+                .send()
+                .await
+                .unwrap();
+            let body = out.body.collect().await.unwrap().into_bytes();
+            assert_eq!(body.len(), data.len());
+            t.elapsed()
+        };
+        let mut healthy = Duration::ZERO;
+        for _ in 0..4 {
+            healthy = healthy.max(get().await);
+        }
+        let files = shard_files(&cluster);
+        let site_of = |shard: u8| files.iter().find(|f| f.2.shard == shard).unwrap().0;
+        let (a, b) = (site_of(0), site_of(1));
+        cluster.kill_node(a);
+        cluster.kill_node(b);
+        let killed = Instant::now();
+        let mut times = Vec::new();
+        while killed.elapsed() < Duration::from_secs(25) {
+            times.push((killed.elapsed().as_secs_f64(), get().await));
+        }
+        let worst = times.iter().map(|t| t.1).max().unwrap();
+        eprintln!(
+            "healthy max {healthy:?}; after the kill: {} GETs, worst {worst:?}; {:?}",
+            times.len(),
+            times
+                .iter()
+                .map(|(at, d)| format!("{at:.1}s:{}ms", d.as_millis()))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            worst <= healthy + Duration::from_secs(1),
+            "a GET took {worst:?} with two sites down, the slowest healthy one {healthy:?}"
+        );
+
+        // Back: the sites are redialled in the background and used again within seconds.
+        cluster.start_node(a);
+        cluster.start_node(b);
+        let back = Instant::now();
+        loop {
+            get().await;
+            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let reachable = v["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["reachable"] == true)
+                .count();
+            if reachable == 5 {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(15),
+                "the restarted sites are not used again: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "both sites reachable again {:?} after their restart",
+            back.elapsed()
+        );
+    })
+    .await;
+}
