@@ -59,7 +59,13 @@ struct LinkState {
     late_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// A redial is running in the background.
     redialing: AtomicBool,
+    /// Told when a background redial ends.
+    redialed: tokio::sync::Notify,
 }
+
+/// How long a call waits for a background redial before it fails: a node that is back answers
+/// a dial within milliseconds; a dead one is not waited for longer than a read's hedge delay.
+const REDIAL_WAIT: Duration = Duration::from_millis(250);
 
 /// How long a node whose answer a read went on without is asked last by later reads (unless
 /// it answers a call meanwhile).
@@ -156,6 +162,7 @@ impl NodeClient {
                 failed_at: std::sync::Mutex::new(None),
                 late_until: std::sync::Mutex::new(None),
                 redialing: AtomicBool::new(false),
+                redialed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -288,13 +295,18 @@ impl NodeClient {
                 matches!(c.close_reason(), Some(quinn::ConnectionError::TimedOut))
             });
         if suspect {
-            *self
-                .state
-                .down_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) =
-                Some(std::time::Instant::now() + CONNECT_TIMEOUT + RETRY_AFTER);
+            // Registered before the redial starts, so its end cannot be missed.
+            let redialed = self.state.redialed.notified();
+            tokio::pin!(redialed);
+            redialed.as_mut().enable();
             self.redial_in_background();
+            drop(guard);
+            if tokio::time::timeout(REDIAL_WAIT, redialed).await.is_ok()
+                && let Some(c) = self.state.conn.lock().await.as_ref()
+                && c.close_reason().is_none()
+            {
+                return Ok(c.clone());
+            }
             return Err(unreachable());
         }
         // A first dial, or one after the node closed the connection itself (a restart resets
@@ -336,6 +348,7 @@ impl NodeClient {
                 *state.conn.lock().await = Some(conn);
             }
             state.redialing.store(false, Ordering::SeqCst);
+            state.redialed.notify_waiters();
         });
     }
 
