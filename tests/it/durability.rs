@@ -789,6 +789,19 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
         for i in 0..5 {
             cluster.start_node(i);
         }
+        // Every site answers the gateway again before the reads (a site it still counts as
+        // down is asked last, and its forged shard would not be met).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let sites = v["sites"].as_array().unwrap();
+            if sites.iter().all(|s| s["reachable"] == true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sites not back: {v:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
 
         // Every read gives the right bytes.
         let deadline = Instant::now() + Duration::from_secs(30);
