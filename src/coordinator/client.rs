@@ -63,9 +63,10 @@ struct LinkState {
     redialed: tokio::sync::Notify,
 }
 
-/// How long a call waits for a background redial before it fails: a node that is back answers
-/// a dial within milliseconds; a dead one is not waited for longer than a read's hedge delay.
-const REDIAL_WAIT: Duration = Duration::from_millis(250);
+/// How long a call waits for a background redial before it fails: the dial's own limit. A node
+/// that is coming back (a restarted process opening its store) is waited for, as an inline dial
+/// would; reads do not wait on a dead one, since they ask a node they went on without last.
+const REDIAL_WAIT: Duration = CONNECT_TIMEOUT;
 
 /// How long a node whose answer a read went on without is asked last by later reads (unless
 /// it answers a call meanwhile).
