@@ -103,16 +103,15 @@ impl Workers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(slot.clone());
-        let edit = move |f: &mut dyn FnMut(&mut Report)| {
-            f(&mut slot.lock().unwrap_or_else(PoisonError::into_inner));
-        };
         tokio::spawn(async move {
+            let report = || slot.lock().unwrap_or_else(PoisonError::into_inner);
             let mut wait = worker.first_round_after();
             loop {
-                edit(&mut |r| {
+                {
+                    let mut r = report();
                     r.state = "waiting";
                     r.next_round_ms = Some(now_ms() + wait.as_millis() as u64);
-                });
+                }
                 if !wait.is_zero() {
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -122,13 +121,15 @@ impl Workers {
                 if *stop.borrow() {
                     break;
                 }
-                edit(&mut |r| {
+                {
+                    let mut r = report();
                     r.state = "working";
                     r.next_round_ms = None;
-                });
+                }
                 let round = worker.round().await;
                 let now = now_ms();
-                edit(&mut |r| {
+                {
+                    let mut r = report();
                     r.rounds += 1;
                     r.last_round_ms = Some(now);
                     match &round.outcome {
@@ -140,20 +141,17 @@ impl Workers {
                             }
                         }
                         Err(e) => {
+                            tracing::warn!(worker = W::NAME, error = %e, "worker round failed");
                             r.failures += 1;
                             r.last_error = Some(e.clone());
                         }
                     }
-                });
-                if let Err(e) = &round.outcome {
-                    tracing::warn!(worker = W::NAME, error = %e, "worker round failed");
                 }
                 wait = round.next;
             }
-            edit(&mut |r| {
-                r.state = "stopped";
-                r.next_round_ms = None;
-            });
+            let mut r = report();
+            r.state = "stopped";
+            r.next_round_ms = None;
         })
     }
 

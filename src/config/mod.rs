@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::coordinator::object::{DEFAULT_INLINE_LIMIT, DEFAULT_WRITE_TIMEOUT};
+
 mod layout;
 
 use crate::net::TransportSettings;
@@ -335,10 +337,6 @@ pub struct GatewaySettings {
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// Seconds a request body may send nothing, unless `s3_body_idle_timeout_secs` says otherwise.
 pub const DEFAULT_BODY_IDLE_SECS: u64 = 30;
-/// Seconds a write may wait for one node, unless `write_timeout_secs` says otherwise.
-pub const DEFAULT_WRITE_TIMEOUT_SECS: u64 = 60;
-/// Objects smaller than this ride inside the manifest records, unless configured.
-pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
 
 impl RawTransport {
     fn settings(&self, origin: &str) -> Result<TransportSettings, ConfigError> {
@@ -572,9 +570,9 @@ fn gateway_settings(
         admin_token_file: g.admin_token_file,
         inline_limit_bytes: g.inline_limit_bytes.unwrap_or(DEFAULT_INLINE_LIMIT),
         write_quorum: g.write_quorum,
-        write_timeout: Duration::from_secs(
-            g.write_timeout_secs.unwrap_or(DEFAULT_WRITE_TIMEOUT_SECS),
-        ),
+        write_timeout: g
+            .write_timeout_secs
+            .map_or(DEFAULT_WRITE_TIMEOUT, Duration::from_secs),
         repair_interval: Duration::from_secs(g.repair_interval_secs.unwrap_or(10).max(1)),
         repair_bytes_per_sec: g.repair_mib_per_sec.unwrap_or(64) << 20,
         repair_busy_bytes_per_sec: g.repair_busy_mib_per_sec.unwrap_or(32) << 20,

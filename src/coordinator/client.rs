@@ -2,14 +2,12 @@
 //! request.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use quinn::{Connection, Endpoint, RecvStream, SendStream};
-use tokio::sync::Mutex;
+use quinn::{Endpoint, RecvStream, SendStream};
 
+use super::link::Link;
 use crate::core::format::{MAX_BLOCK_SIZE, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
@@ -18,10 +16,6 @@ use crate::core::wire::{
     BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer,
 };
 use crate::net::frame::{self, NetError};
-use crate::net::tls::site_name;
-
-/// Time allowed to establish a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One block as a node returned it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,335 +28,62 @@ pub enum BlockResult {
     Missing,
 }
 
-/// A client of one node.
+/// A client of one node: its calls, over the node's link (`link.rs`).
 #[derive(Debug)]
 pub struct NodeClient {
-    endpoint: Endpoint,
-    addr: SocketAddr,
-    site: String,
-    /// The connection and what is known of the node's reachability, shared with a redial
-    /// running in the background.
-    state: Arc<LinkState>,
-}
-
-/// What a client knows of its node's link.
-#[derive(Debug)]
-struct LinkState {
-    conn: Mutex<Option<Connection>>,
-    /// After a failed connect, calls fail at once until this instant (then one retry).
-    down_until: std::sync::Mutex<Option<std::time::Instant>>,
-    /// What the open connection has been heard from.
-    heard: std::sync::Mutex<Heard>,
-    /// When a connect last failed or a call went unanswered, until a call is answered.
-    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
-    /// Until when reads ask the node's shards last: a read went on without its answer.
-    late_until: std::sync::Mutex<Option<std::time::Instant>>,
-    /// A redial is running in the background.
-    redialing: AtomicBool,
-    /// Told when a background redial ends.
-    redialed: tokio::sync::Notify,
-}
-
-/// How long a call waits for a background redial before it fails: the dial's own limit. A node
-/// that is coming back (a restarted process opening its store) is waited for, as an inline dial
-/// would; reads do not wait on a dead one, since they ask a node they went on without last.
-const REDIAL_WAIT: Duration = CONNECT_TIMEOUT;
-
-/// How long a node whose answer a read went on without is asked last by later reads (unless
-/// it answers a call meanwhile).
-const LATE_FOR: Duration = Duration::from_secs(5);
-
-/// The open connection's datagram counters when last looked at, and when it was last seen to
-/// receive one.
-#[derive(Debug, Clone, Copy)]
-struct Heard {
-    rx: u64,
-    tx_then: u64,
-    at: std::time::Instant,
-}
-
-impl Heard {
-    fn now() -> Self {
-        Self {
-            rx: 0,
-            tx_then: 0,
-            at: std::time::Instant::now(),
-        }
-    }
-}
-
-/// How long a node that could not be reached is not dialled again.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// How long an unanswered call or failed connect (with no call answered since) counts as the
-/// node being down, for refusing writes that could not reach their quorum before their body is
-/// read. Longer than a client's usual retry back-off, so its retries are refused at once too.
-const KNOWN_DOWN_FOR: Duration = Duration::from_secs(10);
-
-/// An open connection that has sent datagrams and received none for this long is taken for
-/// dead: new calls fail at once instead of waiting on it. QUIC's own idle timeout does not
-/// close such a connection while requests keep it sending (its probe timeout backs off), so a
-/// SIGKILLed node would otherwise hold every read a hedge delay, and every control call until
-/// its own timeout. Longer than the keep-alive interval plus a round trip, so an idle, healthy
-/// link (whose keep-alive pings are acknowledged) is never taken for dead.
-const SILENT_AFTER: Duration = Duration::from_secs(4);
-
-/// Dials `addr` as the node of `site`, within [`CONNECT_TIMEOUT`].
-async fn dial(endpoint: &Endpoint, addr: SocketAddr, site: &str) -> Result<Connection, NetError> {
-    let fail = |reason: String| NetError::Connect {
-        addr: addr.to_string(),
-        reason,
-    };
-    let connecting = endpoint
-        .connect(addr, &site_name(site))
-        .map_err(|e| fail(e.to_string()))?;
-    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))
-}
-
-impl LinkState {
-    /// Records how a dial ended: a connection clears the failure marks; a failure sets them.
-    fn settle(&self, result: Result<Connection, NetError>) -> Result<Connection, NetError> {
-        let now = std::time::Instant::now();
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            result.is_err().then_some(now + RETRY_AFTER);
-        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = result.is_err().then_some(now);
-        if result.is_ok() {
-            *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = Heard::now();
-            *self.late_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        }
-        result
-    }
-}
-
-/// Marks the node failed if a dial is dropped before it ends (its caller gave up).
-struct GaveUp(Option<Arc<LinkState>>);
-
-impl Drop for GaveUp {
-    fn drop(&mut self) {
-        if let Some(state) = self.0.take() {
-            *state.failed_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(std::time::Instant::now());
-        }
-    }
+    link: Link,
 }
 
 impl NodeClient {
     /// A client of the node of `site` at `addr`, dialled through `endpoint`.
     pub fn new(endpoint: Endpoint, addr: SocketAddr, site: &str) -> Self {
         Self {
-            endpoint,
-            addr,
-            site: site.to_string(),
-            state: Arc::new(LinkState {
-                conn: Mutex::new(None),
-                down_until: std::sync::Mutex::new(None),
-                heard: std::sync::Mutex::new(Heard::now()),
-                failed_at: std::sync::Mutex::new(None),
-                late_until: std::sync::Mutex::new(None),
-                redialing: AtomicBool::new(false),
-                redialed: tokio::sync::Notify::new(),
-            }),
+            link: Link::new(endpoint, addr, site),
         }
-    }
-
-    /// Whether reads should ask this node's shards last: a recent read went on without its
-    /// answer, or the node is known to be down.
-    pub fn late(&self) -> bool {
-        let late = *self
-            .state
-            .late_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        late.is_some_and(|t| std::time::Instant::now() < t) || self.known_down()
-    }
-
-    /// A read went on without this node's answer (hedged past it): later reads ask it last
-    /// for a while, instead of waiting a hedge delay on it batch after batch.
-    pub fn note_late(&self) {
-        *self
-            .state
-            .late_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + LATE_FOR);
-    }
-
-    /// Whether the open connection `c` has sent datagrams but heard none for
-    /// [`SILENT_AFTER`].
-    fn silent(&self, c: &Connection) -> bool {
-        let stats = c.stats();
-        let (rx, tx) = (stats.udp_rx.datagrams, stats.udp_tx.datagrams);
-        let mut heard = self.state.heard.lock().unwrap_or_else(|e| e.into_inner());
-        if rx != heard.rx {
-            *heard = Heard {
-                rx,
-                tx_then: tx,
-                at: std::time::Instant::now(),
-            };
-            return false;
-        }
-        tx > heard.tx_then && heard.at.elapsed() > SILENT_AFTER
     }
 
     /// The node's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.link.addr()
     }
 
     /// The site this client dials.
     pub fn site(&self) -> &str {
-        &self.site
+        self.link.site()
     }
 
     /// The open connection's round-trip time, packets sent and packets lost, if one is open
     /// (and not being dialled right now).
     pub fn path_stats(&self) -> Option<(Duration, u64, u64)> {
-        let guard = self.state.conn.try_lock().ok()?;
-        let c = guard.as_ref().filter(|c| c.close_reason().is_none())?;
-        let s = c.stats();
-        Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
+        self.link.path_stats()
     }
 
-    /// Whether the node is known to be unreachable now: a connect failed or a call went
-    /// unanswered in the last [`KNOWN_DOWN_FOR`] and no call was answered since, or the open
-    /// connection went silent.
+    /// Whether the node is known to be unreachable now (a connect failed or a call went
+    /// unanswered lately with none answered since, or the open connection went silent).
     pub fn known_down(&self) -> bool {
-        let failed = *self
-            .state
-            .failed_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if self.down() || failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR) {
-            return true;
-        }
-        // A closed connection does not count: only the next dial can tell whether the node is
-        // back, and nothing would dial if writes were refused for it.
-        self.state.conn.try_lock().is_ok_and(|g| {
-            g.as_ref()
-                .is_some_and(|c| c.close_reason().is_none() && self.silent(c))
-        })
+        self.link.known_down()
     }
 
-    fn down(&self) -> bool {
-        let down = self
-            .state
-            .down_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        down.is_some_and(|t| std::time::Instant::now() < t)
+    /// Whether reads should ask this node's shards last: a recent read went on without its
+    /// answer, or the node is known to be down.
+    pub fn late(&self) -> bool {
+        self.link.late()
     }
 
-    async fn connection(&self) -> Result<Connection, NetError> {
-        let fail = |reason: String| NetError::Connect {
-            addr: self.addr.to_string(),
-            reason,
-        };
-        // A node just found unreachable is not dialled again at once, and while one caller
-        // probes it the others do not queue behind the probe: writes and reads that need only
-        // a quorum go on without waiting out a connect timeout each time.
-        let unreachable = || fail("unreachable a moment ago; retrying shortly".into());
-        if self.down() {
-            return Err(unreachable());
-        }
-        let mut guard = self.state.conn.lock().await;
-        if let Some(c) = guard.as_ref()
-            && c.close_reason().is_none()
-        {
-            if self.silent(c) {
-                // Kept open: if the node was only stalled it answers on it again; if it
-                // restarted, its stateless reset closes it and the next call dials.
-                *self
-                    .state
-                    .failed_at
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
-                return Err(fail(format!(
-                    "no datagram heard for over {} s on the open connection",
-                    SILENT_AFTER.as_secs()
-                )));
-            }
-            return Ok(c.clone());
-        }
-        if self.down() {
-            return Err(unreachable());
-        }
-        // A node that went silent (its connection timed out) or failed lately is redialled in
-        // the background: the dial is not tied to a call that a hedged read may drop, and
-        // every call meanwhile fails at once instead of waiting on it.
-        let suspect = self.failed_recently()
-            || guard.as_ref().is_some_and(|c| {
-                matches!(c.close_reason(), Some(quinn::ConnectionError::TimedOut))
-            });
-        if suspect {
-            // Registered before the redial starts, so its end cannot be missed.
-            let redialed = self.state.redialed.notified();
-            tokio::pin!(redialed);
-            redialed.as_mut().enable();
-            self.redial_in_background();
-            drop(guard);
-            if tokio::time::timeout(REDIAL_WAIT, redialed).await.is_ok()
-                && let Some(c) = self.state.conn.lock().await.as_ref()
-                && c.close_reason().is_none()
-            {
-                return Ok(c.clone());
-            }
-            return Err(unreachable());
-        }
-        // A first dial, or one after the node closed the connection itself (a restart resets
-        // it): dialled here. If the caller gives up on it, the node counts as failed, so the
-        // next call redials in the background.
-        let mut gave_up = GaveUp(Some(self.state.clone()));
-        let result = dial(&self.endpoint, self.addr, &self.site).await;
-        gave_up.0 = None;
-        let conn = self.state.settle(result)?;
-        *guard = Some(conn.clone());
-        Ok(conn)
+    /// A read went on without this node's answer (hedged past it): later reads ask it last
+    /// for a while.
+    pub fn note_late(&self) {
+        self.link.note_late();
     }
 
-    fn failed_recently(&self) -> bool {
-        let failed = *self
-            .state
-            .failed_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        failed.is_some_and(|t| t.elapsed() < KNOWN_DOWN_FOR)
-    }
-
-    /// Dials the node on a task of its own (one at a time); the connection, or the failure, is
-    /// kept for the calls that follow.
-    fn redial_in_background(&self) {
-        if self.state.redialing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let (endpoint, addr, site, state) = (
-            self.endpoint.clone(),
-            self.addr,
-            self.site.clone(),
-            self.state.clone(),
-        );
-        tokio::spawn(async move {
-            let result = dial(&endpoint, addr, &site).await;
-            if let Ok(conn) = state.settle(result) {
-                tracing::info!(site = %site, "node reachable again");
-                *state.conn.lock().await = Some(conn);
-            }
-            state.redialing.store(false, Ordering::SeqCst);
-            state.redialed.notify_waiters();
-        });
+    /// A call to the node went unanswered (a transport error, or a caller's timeout): for a
+    /// while it counts as down for refusing writes, unless a call is answered.
+    pub fn note_unanswered(&self) {
+        self.link.note_unanswered();
     }
 
     async fn open(&self) -> Result<(SendStream, RecvStream), NetError> {
-        let conn = self.connection().await?;
-        match conn.open_bi().await {
-            Ok(s) => Ok(s),
-            Err(_) => {
-                // The connection died since we checked: one fresh attempt.
-                *self.state.conn.lock().await = None;
-                Ok(self.connection().await?.open_bi().await?)
-            }
-        }
+        self.link.open().await
     }
 
     async fn call(&self, request: &Request) -> Result<Response, NetError> {
@@ -378,41 +99,17 @@ impl NodeClient {
         .await;
         match &result {
             // The node answered, if only to say no.
-            Ok(_) | Err(NetError::Remote { .. }) => {
-                *self
-                    .state
-                    .failed_at
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
-                *self
-                    .state
-                    .late_until
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
-            }
-            Err(_) => self.note_unanswered(),
+            Ok(_) | Err(NetError::Remote { .. }) => self.link.note_answered(),
+            Err(_) => self.link.note_unanswered(),
         }
         result
-    }
-
-    /// A call to the node went unanswered (a transport error, or a caller's timeout): for
-    /// [`KNOWN_DOWN_FOR`] it counts as down for refusing writes, unless a call is answered.
-    pub fn note_unanswered(&self) {
-        *self
-            .state
-            .failed_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     }
 
     /// Asks the node who it is: (node id, site).
     pub async fn ping(&self) -> Result<(u32, String), NetError> {
         match self.call(&Request::Ping).await? {
             Response::Pong { node, site } => Ok((node, site)),
-            r => Err(NetError::Unexpected {
-                request: "ping",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("ping", &r)),
         }
     }
 
@@ -480,10 +177,7 @@ impl NodeClient {
             Response::Blocks { count: n } if n == count => n,
             Response::Error { code, message } => return Err(NetError::Remote { code, message }),
             r => {
-                return Err(NetError::Unexpected {
-                    request: "get_blocks",
-                    answer: format!("{r:?}"),
-                });
+                return Err(unexpected("get_blocks", &r));
             }
         };
         let mut out = Vec::with_capacity(n as usize);
@@ -515,10 +209,7 @@ impl NodeClient {
     pub async fn shard_header(&self, key: ShardKey) -> Result<ShardHeader, NetError> {
         match self.call(&Request::GetShardHeader { key }).await? {
             Response::Header { header } => Ok(ShardHeader::decode(&header)?),
-            r => Err(NetError::Unexpected {
-                request: "shard_header",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("shard_header", &r)),
         }
     }
 
@@ -526,10 +217,7 @@ impl NodeClient {
     pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "put_manifest",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("put_manifest", &r)),
         }
     }
 
@@ -544,10 +232,7 @@ impl NodeClient {
             .await?
         {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "put_manifest_inline",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("put_manifest_inline", &r)),
         }
     }
 
@@ -558,10 +243,7 @@ impl NodeClient {
             .await?
         {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "abort_manifest",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("abort_manifest", &r)),
         }
     }
 
@@ -569,10 +251,7 @@ impl NodeClient {
     pub async fn scrub(&self) -> Result<(), NetError> {
         match self.call(&Request::Scrub).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "scrub",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("scrub", &r)),
         }
     }
 
@@ -580,10 +259,7 @@ impl NodeClient {
     pub async fn findings(&self, limit: u32) -> Result<Vec<ShardKey>, NetError> {
         match self.call(&Request::Findings { limit }).await? {
             Response::Findings { keys } => Ok(keys),
-            r => Err(NetError::Unexpected {
-                request: "findings",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("findings", &r)),
         }
     }
 
@@ -591,10 +267,7 @@ impl NodeClient {
     pub async fn clear_findings(&self, keys: Vec<ShardKey>) -> Result<(), NetError> {
         match self.call(&Request::ClearFindings { keys }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "clear_findings",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("clear_findings", &r)),
         }
     }
 
@@ -607,10 +280,7 @@ impl NodeClient {
                 findings,
                 quarantined,
             } => Ok((last_complete_ms, in_progress, findings, quarantined)),
-            r => Err(NetError::Unexpected {
-                request: "scrub_status",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("scrub_status", &r)),
         }
     }
 
@@ -618,10 +288,7 @@ impl NodeClient {
     pub async fn put_checkpoint(&self, bytes: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutCheckpoint { bytes }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "put_checkpoint",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("put_checkpoint", &r)),
         }
     }
 
@@ -629,10 +296,7 @@ impl NodeClient {
     pub async fn put_cluster_record(&self, sealed: Vec<u8>) -> Result<(), NetError> {
         match self.call(&Request::PutClusterRecord { sealed }).await? {
             Response::Ok => Ok(()),
-            r => Err(NetError::Unexpected {
-                request: "put_cluster_record",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("put_cluster_record", &r)),
         }
     }
 
@@ -640,10 +304,7 @@ impl NodeClient {
     pub async fn checkpoints(&self, limit: u32) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::Checkpoints { limit }).await? {
             Response::Checkpoints { records } => Ok(records),
-            r => Err(NetError::Unexpected {
-                request: "checkpoints",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("checkpoints", &r)),
         }
     }
 
@@ -651,10 +312,7 @@ impl NodeClient {
     pub async fn node_status(&self) -> Result<(u64, Vec<DiskUsage>), NetError> {
         match self.call(&Request::NodeStatus).await? {
             Response::NodeStatus { shards, disks } => Ok((shards, disks)),
-            r => Err(NetError::Unexpected {
-                request: "node_status",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("node_status", &r)),
         }
     }
 
@@ -662,10 +320,7 @@ impl NodeClient {
     pub async fn manifests(&self, object: ObjectId) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::GetManifests { object }).await? {
             Response::Manifests { records } => Ok(records),
-            r => Err(NetError::Unexpected {
-                request: "manifests",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("manifests", &r)),
         }
     }
 
@@ -677,10 +332,7 @@ impl NodeClient {
     ) -> Result<Vec<Vec<u8>>, NetError> {
         match self.call(&Request::ListManifests { after, limit }).await? {
             Response::Manifests { records } => Ok(records),
-            r => Err(NetError::Unexpected {
-                request: "list_manifests",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("list_manifests", &r)),
         }
     }
 
@@ -714,10 +366,7 @@ impl ShardUpload {
     async fn reason(&mut self) -> NetError {
         match frame::read_frame::<Response>(&mut self.recv).await {
             Ok(Response::Error { code, message }) => NetError::Remote { code, message },
-            Ok(r) => NetError::Unexpected {
-                request: "put_shard (refusing data)",
-                answer: format!("{r:?}"),
-            },
+            Ok(r) => unexpected("put_shard (refusing data)", &r),
             Err(e) => e,
         }
     }
@@ -733,27 +382,15 @@ impl ShardUpload {
         match frame::read_frame::<Response>(&mut self.recv).await? {
             Response::Ok => Ok(()),
             Response::Error { code, message } => Err(NetError::Remote { code, message }),
-            r => Err(NetError::Unexpected {
-                request: "put_shard",
-                answer: format!("{r:?}"),
-            }),
+            r => Err(unexpected("put_shard", &r)),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_healthy_idle_link_is_heard_before_it_counts_as_silent() {
-        // Keep-alive pings are answered within a round trip: the silence threshold must
-        // exceed the longest keep-alive interval by more than a long-haul round trip.
-        for s in [
-            crate::net::TransportSettings::default(),
-            crate::net::TransportSettings::loopback(),
-        ] {
-            assert!(SILENT_AFTER >= s.keep_alive + Duration::from_millis(900));
-        }
+/// A node's answer that does not fit the request.
+fn unexpected(request: &'static str, answer: &Response) -> NetError {
+    NetError::Unexpected {
+        request,
+        answer: format!("{answer:?}"),
     }
 }

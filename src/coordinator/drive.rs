@@ -364,19 +364,8 @@ impl Nodes {
                             c.note_late();
                         }
                     }
-                    let stripes = (0..count as usize)
-                        .map(|s| {
-                            (0..n)
-                                .map(|i| {
-                                    if chosen.contains(&i) {
-                                        got.get(&i).and_then(|b| b.get(s).cloned().flatten())
-                                    } else {
-                                        None
-                                    }
-                                })
-                                .collect()
-                        })
-                        .collect();
+                    got.retain(|i, _| chosen.contains(i));
+                    let stripes = stripes_of(&got, n, count);
                     return Ok((stripes, bad));
                 }
                 ReadOutcome::Failed { .. } => break,
@@ -448,6 +437,21 @@ fn take(
     }
 }
 
+/// Per stripe, one slot per shard: the block of that stripe from each shard in `got`.
+fn stripes_of(
+    got: &BTreeMap<usize, Vec<Option<VerifiedBlock>>>,
+    n: usize,
+    count: u64,
+) -> Vec<Vec<Option<VerifiedBlock>>> {
+    (0..count as usize)
+        .map(|s| {
+            (0..n)
+                .map(|i| got.get(&i).and_then(|b| b.get(s).cloned().flatten()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Per stripe, the blocks of every shard that answered, when each stripe has at least `k`
 /// that verify; else the count of the worst stripe.
 fn assemble(
@@ -456,21 +460,13 @@ fn assemble(
     n: usize,
     count: u64,
 ) -> Result<Vec<Vec<Option<VerifiedBlock>>>, usize> {
-    let mut worst = usize::MAX;
-    let stripes: Vec<Vec<Option<VerifiedBlock>>> = (0..count as usize)
-        .map(|s| {
-            let slots: Vec<Option<VerifiedBlock>> = (0..n)
-                .map(|i| got.get(&i).and_then(|b| b.get(s).cloned().flatten()))
-                .collect();
-            worst = worst.min(slots.iter().flatten().count());
-            slots
-        })
-        .collect();
-    if count == 0 || worst >= k {
-        Ok(stripes)
-    } else {
-        Err(worst.min(got.len()))
-    }
+    let stripes = stripes_of(got, n, count);
+    let worst = stripes
+        .iter()
+        .map(|slots| slots.iter().flatten().count())
+        .min()
+        .unwrap_or(k);
+    if worst >= k { Ok(stripes) } else { Err(worst) }
 }
 
 /// One shard's blocks of a range: each verified against its hash, or None, and why not.

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod drive;
+mod link;
 pub mod object;
 pub mod repair;
 pub mod withdraw;

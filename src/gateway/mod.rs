@@ -60,8 +60,6 @@ pub use auth::{
 pub use serve::{Front, MAX_HEADER_BYTES, MAX_HEADERS, serve};
 pub use tls::S3Tls;
 
-/// Block size of objects written by the gateway.
-pub const BLOCK_SIZE: u32 = 256 * 1024;
 /// Most keys in one DeleteObjects request.
 pub const MAX_DELETE_KEYS: usize = 1000;
 /// Highest part number.
@@ -264,10 +262,10 @@ impl Gateway {
             },
             Hlc::new(GatewayId(g.id)),
             ObjectSettings {
-                block_size: BLOCK_SIZE,
                 write_quorum: g.write_quorum,
                 inline_limit: g.inline_limit_bytes,
                 write_timeout: g.write_timeout,
+                ..ObjectSettings::default()
             },
         )
         .map_err(|e| anyhow::anyhow!("{}: [gateway] {e}", config.path.display()))?;

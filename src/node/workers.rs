@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{Node, ScrubSchedule, blocking};
-use crate::sys::now_ms as wall_ms;
+use crate::sys::now_ms;
 use crate::worker::{Round, Worker};
 
 /// How often an idle scrub looks whether a pass is due or was asked for.
@@ -43,7 +43,7 @@ impl Worker for ScrubWorker {
             let interval_ms = schedule.interval.as_millis() as u64;
             Ok(requested
                 || state.in_progress
-                || wall_ms().saturating_sub(state.last_complete_ms) >= interval_ms)
+                || now_ms().saturating_sub(state.last_complete_ms) >= interval_ms)
         })
         .await;
         match due {
@@ -55,7 +55,7 @@ impl Worker for ScrubWorker {
         let budget = (schedule.bytes_per_sec / 10).max(1 << 20);
         let started = Instant::now();
         let st = self.node.store.clone();
-        let step = match blocking(move || st.scrub_step(budget, wall_ms())).await {
+        let step = match blocking(move || st.scrub_step(budget, now_ms())).await {
             Ok(step) => step,
             Err(e) => return Round::failed(format!("scrub step: {e}"), SCRUB_POLL),
         };

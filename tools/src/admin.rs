@@ -73,15 +73,10 @@ fn ago(ms: u64) -> String {
     if ms == 0 {
         return "never".into();
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let s = now.saturating_sub(ms) / 1000;
-    match s {
-        0..=119 => format!("{s} s ago"),
-        120..=7199 => format!("{} min ago", s / 60),
-        _ => format!("{} h ago", s / 3600),
-    }
+    format!(
+        "{} ago",
+        span(exclave::sys::now_ms().saturating_sub(ms) / 1000)
+    )
 }
 
 /// The age of a site's last scrub as the gateway judged it on its own clock.
@@ -96,6 +91,7 @@ fn scrub_age(s: &Value) -> String {
     }
 }
 
+/// A span of seconds for people: seconds, minutes or hours.
 fn span(s: u64) -> String {
     match s {
         0..=119 => format!("{s} s"),
@@ -332,15 +328,10 @@ pub(crate) fn scrub(admin: &Admin, json: bool) -> anyhow::Result<bool> {
 
 /// When a round is due, from now.
 fn due_in(ms: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let s = ms.saturating_sub(now).div_ceil(1000);
-    match s {
-        0..=119 => format!("in {s} s"),
-        120..=7199 => format!("in {} min", s / 60),
-        _ => format!("in {} h", s / 3600),
-    }
+    format!(
+        "in {}",
+        span(ms.saturating_sub(exclave::sys::now_ms()).div_ceil(1000))
+    )
 }
 
 /// `workers`: the gateway's workers by name, the repair backlog and each site's scrub. Exits

@@ -147,6 +147,12 @@ pub struct ObjectKeys {
     pub manifest: ManifestKey,
 }
 
+/// Objects smaller than this ride inside the manifest records unless `inline_limit_bytes` says
+/// otherwise.
+pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
+/// How long a write may wait for one node unless `write_timeout_secs` says otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How an object store writes: the typed values of the gateway's config.
 #[derive(Clone, Copy, Debug)]
 pub struct ObjectSettings {
@@ -154,6 +160,7 @@ pub struct ObjectSettings {
     pub block_size: u32,
     /// Shards durable at distinct sites before a write is acknowledged (none: k + 1).
     pub write_quorum: Option<usize>,
+    /// Objects smaller than this many bytes ride inside the manifest records (0: none).
     pub inline_limit: u64,
     /// How long a write may wait for one node.
     pub write_timeout: Duration,
@@ -164,8 +171,8 @@ impl Default for ObjectSettings {
         Self {
             block_size: DEFAULT_BLOCK_SIZE,
             write_quorum: None,
-            inline_limit: 128 * 1024,
-            write_timeout: Duration::from_secs(60),
+            inline_limit: DEFAULT_INLINE_LIMIT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::core::keys::{DataKey, WrappedKey};
 use crate::core::layout::{self, ShardLocation};
 use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, StripeContext, encode_object};
 use crate::core::wire::InlineShard;
-use crate::sys::now_ms as wall_ms;
+use crate::sys::now_ms;
 
 /// What to store with an object.
 #[derive(Clone, Debug, Default)]
@@ -96,7 +96,7 @@ impl Objects {
             key: staged.key,
             object: staged.object,
             version: staged.version,
-            created_ms: wall_ms(),
+            created_ms: now_ms(),
             body: ManifestBody::Object(staged.meta),
         };
         let missed = match staged.inline {
@@ -197,7 +197,7 @@ impl Objects {
             key: key.to_owned(),
             object,
             version: self.stamp(),
-            created_ms: wall_ms(),
+            created_ms: now_ms(),
             body: ManifestBody::Tombstone,
         };
         let missed = Missed {

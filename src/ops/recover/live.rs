@@ -40,9 +40,7 @@ use crate::core::ids::{GatewayId, NodeId, hex, key_from_hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
 use crate::core::layout::plan;
 use crate::core::record::ClusterRecord;
-use crate::gateway::{
-    BLOCK_SIZE, DEFAULT_BODY_IDLE_SECS, Gateway, HIDDEN, RepairPace, Tuning, layout_history,
-};
+use crate::gateway::{DEFAULT_BODY_IDLE_SECS, Gateway, HIDDEN, RepairPace, Tuning, layout_history};
 use crate::meta::Index;
 use crate::net::endpoint::endpoint;
 use crate::net::pki::Ca;
@@ -322,10 +320,7 @@ pub(super) fn objects_of(
             manifest: manifest_key(record)?,
         },
         Hlc::new(GatewayId(0)),
-        ObjectSettings {
-            block_size: BLOCK_SIZE,
-            ..ObjectSettings::default()
-        },
+        ObjectSettings::default(),
     )?)
 }
 
