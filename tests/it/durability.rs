@@ -11,7 +11,9 @@ use exclave::core::stripe::BlockHash;
 use exclave::core::wire::ShardKey;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng, put_sized, started_cluster, within};
+use crate::support::{
+    Cluster, Rng, all_reachable, get, put, put_sized, started_cluster, status, within,
+};
 
 const BUCKET: &str = "registry";
 
@@ -543,18 +545,7 @@ async fn scattered_rot_within_tolerance_reads_back_and_heals_block_by_block() {
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         // Eight full stripes of 3 x 256 KiB blocks.
         let data = Rng::new(15).bytes(8 * (3 * 256 * 1024 - 16));
-        s3.put_object()
-            .bucket(BUCKET)
-            .key("parcel")
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        let get = || async {
-            let out = s3.get_object().bucket(BUCKET).key("parcel").send().await;
-            let out = out.unwrap_or_else(|e| panic!("GET: {e:?}"));
-            out.body.collect().await.unwrap().into_bytes().to_vec()
-        };
+        put(&s3, BUCKET, "parcel", &data).await;
 
         for i in 0..5 {
             cluster.kill_node(i);
@@ -608,7 +599,10 @@ async fn scattered_rot_within_tolerance_reads_back_and_heals_block_by_block() {
         }
 
         // The object reads back whole, stripe by stripe from the blocks that verify.
-        assert_eq!(sha256_hex(&get().await), sha256_hex(&data));
+        assert_eq!(
+            sha256_hex(&get(&s3, BUCKET, "parcel").await),
+            sha256_hex(&data)
+        );
 
         // Heal rewrites the three shards; the copies they replace are quarantined.
         let (_, status) = cluster.heal_and_status();
@@ -620,7 +614,10 @@ async fn scattered_rot_within_tolerance_reads_back_and_heals_block_by_block() {
         // Whole for real: the two undamaged sites down, the repaired shards carry the read.
         cluster.kill_node(files[3].0);
         cluster.kill_node(files[4].0);
-        assert_eq!(sha256_hex(&get().await), sha256_hex(&data));
+        assert_eq!(
+            sha256_hex(&get(&s3, BUCKET, "parcel").await),
+            sha256_hex(&data)
+        );
     })
     .await;
 }
@@ -634,14 +631,13 @@ async fn a_failed_read_reports_the_bad_blocks_it_met() {
         let mut cluster = started_cluster("repair_interval_secs = 1").await;
         let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-        let data = Rng::new(4).bytes(4 * (3 * 256 * 1024 - 16));
-        s3.put_object()
-            .bucket(BUCKET)
-            .key("parcel")
-            .body(ByteStream::from(data))
-            .send()
-            .await
-            .unwrap();
+        put(
+            &s3,
+            BUCKET,
+            "parcel",
+            &Rng::new(4).bytes(4 * (3 * 256 * 1024 - 16)),
+        )
+        .await;
         for i in 0..5 {
             cluster.kill_node(i);
         }
@@ -653,11 +649,7 @@ async fn a_failed_read_reports_the_bad_blocks_it_met() {
         for f in &files[..3] {
             cluster.start_node(f.0);
         }
-        let status = |cluster: &Cluster| {
-            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
-        assert_eq!(status(&cluster)["repair_backlog"], 0);
+        assert_eq!(cluster.status_json()["repair_backlog"], 0);
         let err = s3
             .get_object()
             .bucket(BUCKET)
@@ -666,19 +658,14 @@ async fn a_failed_read_reports_the_bad_blocks_it_met() {
             .await
             .map(|_| ())
             .unwrap_err();
-        assert_eq!(crate::support::status(&err), 503, "{err:?}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = status(&cluster);
-            if v["repair_backlog"].as_u64() >= Some(1) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the bad shard was not reported: {v:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        assert_eq!(status(&err), 503, "{err:?}");
+        cluster
+            .wait_for_status(
+                Duration::from_secs(20),
+                "the bad shard was not reported",
+                |v| v["repair_backlog"].as_u64() >= Some(1),
+            )
+            .await;
     })
     .await;
 }
@@ -701,13 +688,7 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
         let mut model = BTreeMap::new();
         for (key, seed) in [("deed-a", 1u64), ("deed-b", 2)] {
             let data = Rng::new(seed).bytes(size);
-            s3.put_object()
-                .bucket(BUCKET)
-                .key(key)
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await
-                .unwrap();
+            put(&s3, BUCKET, key, &data).await;
             model.insert(key, data);
         }
         for i in 0..5 {
@@ -791,17 +772,9 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
         }
         // Every site answers the gateway again before the reads (a site it still counts as
         // down is asked last, and its forged shard would not be met).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let sites = v["sites"].as_array().unwrap();
-            if sites.iter().all(|s| s["reachable"] == true) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "sites not back: {v:#}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        cluster
+            .wait_for_status(Duration::from_secs(30), "sites not back", all_reachable)
+            .await;
 
         // Every read gives the right bytes.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -835,14 +808,7 @@ async fn a_host_that_forges_block_crc_and_header_together_is_outvoted() {
             cluster.kill_node(*s);
         }
         for (key, data) in &model {
-            let out = s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(*key)
-                .send()
-                .await
-                .unwrap();
-            let body = out.body.collect().await.unwrap().into_bytes();
+            let body = get(&s3, BUCKET, key).await;
             assert_eq!(sha256_hex(&body), sha256_hex(data), "{key}");
         }
     })
@@ -861,13 +827,7 @@ async fn an_unreadable_get_fails_loudly_before_or_during_its_body() {
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         // Forty stripes: five batches of eight.
         let data = Rng::new(21).bytes(40 * (3 * 256 * 1024 - 16));
-        s3.put_object()
-            .bucket(BUCKET)
-            .key("large")
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
+        put(&s3, BUCKET, "large", &data).await;
 
         // Down while the body streams: the first bytes arrive, then three sites go.
         let out = s3
@@ -917,7 +877,7 @@ async fn an_unreadable_get_fails_loudly_before_or_during_its_body() {
             .await
             .map(|_| ())
             .unwrap_err();
-        assert_eq!(crate::support::status(&err), 503, "{err:?}");
+        assert_eq!(status(&err), 503, "{err:?}");
     })
     .await;
 }
@@ -933,29 +893,15 @@ async fn reads_do_not_stall_when_sites_die() {
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         // 32 stripes: four batches of eight.
         let data = Rng::new(6).bytes(32 * (3 * 256 * 1024 - 16));
-        s3.put_object()
-            .bucket(BUCKET)
-            .key("deed")
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .unwrap();
-        let get = || async {
+        put(&s3, BUCKET, "deed", &data).await;
+        let timed_get = || async {
             let t = Instant::now();
-            let out = s3
-                .get_object()
-                .bucket(BUCKET)
-                .key("deed")
-                .send()
-                .await
-                .unwrap();
-            let body = out.body.collect().await.unwrap().into_bytes();
-            assert_eq!(body.len(), data.len());
+            assert_eq!(get(&s3, BUCKET, "deed").await.len(), data.len());
             t.elapsed()
         };
         let mut healthy = Duration::ZERO;
         for _ in 0..4 {
-            healthy = healthy.max(get().await);
+            healthy = healthy.max(timed_get().await);
         }
         let files = shard_files(&cluster);
         let site_of = |shard: u8| files.iter().find(|f| f.2.shard == shard).unwrap().0;
@@ -965,7 +911,7 @@ async fn reads_do_not_stall_when_sites_die() {
         let killed = Instant::now();
         let mut times = Vec::new();
         while killed.elapsed() < Duration::from_secs(25) {
-            times.push((killed.elapsed().as_secs_f64(), get().await));
+            times.push((killed.elapsed().as_secs_f64(), timed_get().await));
         }
         let worst = times.iter().map(|t| t.1).max().unwrap();
         eprintln!(
@@ -986,16 +932,9 @@ async fn reads_do_not_stall_when_sites_die() {
         cluster.start_node(b);
         let back = Instant::now();
         loop {
-            get().await;
-            let out = cluster.exclave_cli(&["status", "--json"], Duration::from_secs(60));
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let reachable = v["sites"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["reachable"] == true)
-                .count();
-            if reachable == 5 {
+            timed_get().await;
+            let v = cluster.status_json();
+            if all_reachable(&v) {
                 break;
             }
             assert!(

@@ -290,6 +290,34 @@ impl Cluster {
             .to_owned()
     }
 
+    /// `exclave status --json`, parsed (whatever its exit status says).
+    #[allow(dead_code)]
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.exclave_cli(&["status", "--json"], Duration::from_secs(60));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {out:?}"))
+    }
+
+    /// Polls `exclave status --json` until `done` holds for it; fails the test with the last
+    /// status, saying `what` was awaited, after `limit`. Returns how long it took.
+    #[allow(dead_code)]
+    pub async fn wait_for_status(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> Duration {
+        let started = Instant::now();
+        loop {
+            let v = self.status_json();
+            if done(&v) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "{what}: {v:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// `exclave heal --wait`, then `exclave status --json`; both must succeed (every object
     /// whole). Returns the heal report and the status.
     #[allow(dead_code)]
@@ -545,6 +573,14 @@ impl Drop for Cluster {
             self.kill_node(i);
         }
     }
+}
+
+/// Whether every site of a `status --json` answer is reachable.
+#[allow(dead_code)]
+pub fn all_reachable(status: &serde_json::Value) -> bool {
+    status["sites"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(|x| x["reachable"] == true))
 }
 
 /// Runs `test`, failing it if it takes longer than `secs` seconds: every test bounds its time.
