@@ -32,6 +32,8 @@ struct Counts {
     gets_ok: AtomicU64,
     gets_failed: AtomicU64,
     wrong_bytes: AtomicU64,
+    /// Each failed GET: seconds into the load, key, and the error as the client saw it.
+    failures: std::sync::Mutex<Vec<String>>,
 }
 
 /// Whether the gateway reaches every site (its own view: `exclave status`).
@@ -182,11 +184,16 @@ async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
                         let Some(_) = acked else { continue };
                         let r = s3.get_object().bucket(BUCKET).key(&key).send().await;
                         let body = match r {
-                            Ok(o) => o.body.collect().await.ok().map(|b| b.into_bytes()),
-                            Err(_) => None,
+                            Ok(o) => o
+                                .body
+                                .collect()
+                                .await
+                                .map(|b| b.into_bytes())
+                                .map_err(|e| format!("body: {e:?}")),
+                            Err(e) => Err(format!("{e:?}")),
                         };
                         match body {
-                            Some(b) => {
+                            Ok(b) => {
                                 let h = sha256_hex(&b);
                                 let m = model.lock().await;
                                 let e = &m[&key];
@@ -196,8 +203,12 @@ async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
                                     counts.wrong_bytes.fetch_add(1, Ordering::SeqCst);
                                 }
                             }
-                            None => {
+                            Err(e) => {
                                 counts.gets_failed.fetch_add(1, Ordering::SeqCst);
+                                let at = started.elapsed().as_secs_f64();
+                                let mut e = e;
+                                e.truncate(1500);
+                                counts.failures.lock().unwrap().push(format!("{at:.1}s {key}: {e}"));
                             }
                         }
                     }
@@ -220,6 +231,7 @@ async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
             }
         }
         c.heal_and_status();
+        let gateway_log = c.root().join("gateway/exclaved.log");
 
         // No acknowledged write lost: every key reads back as its last acked body (or a later
         // failed attempt that took effect), with every site up.
@@ -244,6 +256,21 @@ async fn chaos(gateway_options: &'static str) -> Arc<Counts> {
             c.gets_failed.load(Ordering::SeqCst),
             c.wrong_bytes.load(Ordering::SeqCst),
         );
+        let failures = c.failures.lock().unwrap();
+        if !failures.is_empty() {
+            eprintln!("failed GETs:\n{}", failures.join("\n"));
+            let log = std::fs::read_to_string(&gateway_log).unwrap_or_default();
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            eprintln!(
+                "gateway warnings ({} lines, the last 60):\n{}",
+                warnings.len(),
+                warnings[warnings.len().saturating_sub(60)..].join("\n")
+            );
+        }
+        drop(failures);
         assert_eq!(lost, 0, "acknowledged writes lost");
         assert!(kills >= 10);
         counts
