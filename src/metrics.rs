@@ -263,6 +263,7 @@ pub struct GatewayMetrics {
     bucket_bytes: Family<BucketLabels, Gauge>,
     backlog: Gauge,
     withdrawals: Gauge,
+    unrebuildable: Gauge,
     /// Site gauges (read over QUIC at scrape time).
     pub sites: SiteGauges,
     peer_rtt: Family<SiteLabels, FloatGauge>,
@@ -297,6 +298,9 @@ pub struct GatewayState {
     pub backlog: u64,
     /// Failed writes not yet withdrawn from every node.
     pub withdrawals: u64,
+    /// Object versions repair gave up on (too few good blocks left at sites that all
+    /// answered).
+    pub unrebuildable: u64,
     /// Per node connection: (site, round-trip time, packets sent, packets lost), for
     /// connections that are open.
     pub peers: Vec<(String, std::time::Duration, u64, u64)>,
@@ -319,6 +323,7 @@ impl GatewayMetrics {
             bucket_bytes: Family::default(),
             backlog: Gauge::default(),
             withdrawals: Gauge::default(),
+            unrebuildable: Gauge::default(),
             sites: SiteGauges::default(),
             peer_rtt: Family::default(),
             peer_sent: Family::default(),
@@ -394,6 +399,11 @@ impl GatewayMetrics {
             "Failed writes some node has not yet confirmed withdrawing",
             m.withdrawals.clone(),
         );
+        r.register(
+            "exclave_repair_unrebuildable",
+            "Object versions repair gave up on: too few good blocks left at sites that all answered",
+            m.unrebuildable.clone(),
+        );
         m.sites.register(r);
         r.register_with_unit(
             "exclave_peer_rtt",
@@ -449,6 +459,7 @@ impl GatewayMetrics {
         }
         self.backlog.set(as_gauge(state.backlog));
         self.withdrawals.set(as_gauge(state.withdrawals));
+        self.unrebuildable.set(as_gauge(state.unrebuildable));
         self.sites.set(sites);
         self.peer_rtt.clear();
         self.peer_sent.clear();

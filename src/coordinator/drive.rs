@@ -278,6 +278,9 @@ pub enum ReadError {
         /// Shards that answered with blocks missing, corrupt or failing their hash (to be
         /// repaired even though the read failed).
         bad: Vec<usize>,
+        /// Shards whose sites gave no answer (unreachable, timed out): 0 means every site
+        /// answered, and the blocks that are not there are gone, not away.
+        unanswered: usize,
     },
 }
 
@@ -314,14 +317,15 @@ impl Nodes {
             .chain((0..n).filter(|&i| late[i]))
             .collect();
         let mut read = HedgedRead::new(k, order, self.hedge_after.as_millis() as u64);
-        let mut fetches: JoinSet<(usize, Result<ShardBlocks, String>)> = JoinSet::new();
+        let mut fetches: JoinSet<(usize, Result<ShardBlocks, FetchFailed>)> = JoinSet::new();
         // Every shard that answered: its blocks of the range, a bad one as None.
         let mut got: BTreeMap<usize, Vec<Option<VerifiedBlock>>> = BTreeMap::new();
         let hashes: Arc<Vec<BlockHash>> = Arc::new(hashes.to_vec());
         let mut bad = Vec::new();
         let mut errors = Vec::new();
+        let mut unanswered = BTreeSet::new();
         let mut asked = BTreeSet::new();
-        let spawn = |fetches: &mut JoinSet<(usize, Result<ShardBlocks, String>)>, i: usize| {
+        let spawn = |fetches: &mut JoinSet<(usize, Result<ShardBlocks, FetchFailed>)>, i: usize| {
             let node = targets[i].node;
             let client = self.client(node).cloned();
             let key = ShardKey {
@@ -337,13 +341,22 @@ impl Nodes {
                 };
                 let blocks = match blocks {
                     Ok(b) => b,
-                    Err(e) => return (i, Err(format!("shard {i}: {e}"))),
+                    Err(e) => {
+                        // A site that says no (not here, refused) answered; a transport error
+                        // or a missing client is no answer.
+                        let answered = matches!(e, NetError::Remote { .. });
+                        let why = format!("shard {i}: {e}");
+                        return (i, Err(FetchFailed { answered, why }));
+                    }
                 };
                 // Hashing is the costliest step of a read: off the runtime, and only here.
                 let verified =
                     tokio::task::spawn_blocking(move || verify_shard(i, n, first, &hashes, blocks))
                         .await
-                        .map_err(|e| format!("shard {i}: verify task: {e}"));
+                        .map_err(|e| FetchFailed {
+                            answered: true,
+                            why: format!("shard {i}: verify task: {e}"),
+                        });
                 (i, verified)
             });
         };
@@ -382,7 +395,7 @@ impl Nodes {
             // Nothing in flight and nothing left to ask.
             let Some(joined) = joined else { break };
             let Ok((i, result)) = joined else { continue };
-            let verdict = take(i, result, &mut got, &mut bad, &mut errors);
+            let verdict = take(i, result, &mut got, &mut bad, &mut errors, &mut unanswered);
             read.handle_result(i, verdict);
         }
         // Fewer than k whole shards: every shard not asked yet is asked, and each stripe is
@@ -392,7 +405,7 @@ impl Nodes {
         }
         while let Some(joined) = fetches.join_next().await {
             if let Ok((i, result)) = joined {
-                take(i, result, &mut got, &mut bad, &mut errors);
+                take(i, result, &mut got, &mut bad, &mut errors, &mut unanswered);
             }
         }
         assemble(&got, k, n, count)
@@ -404,18 +417,27 @@ impl Nodes {
                 end: first + count,
                 errors: errors.join("; "),
                 bad,
+                unanswered: unanswered.len(),
             })
     }
 }
 
+/// Why a shard's fetch gave no blocks, and whether its site answered at all.
+struct FetchFailed {
+    answered: bool,
+    why: String,
+}
+
 /// Keeps what one shard's fetch gave: its blocks (a shard with bad blocks is recorded for
-/// repair, its good blocks still count), or why it gave nothing.
+/// repair, its good blocks still count), or why it gave nothing (and whether its site
+/// answered).
 fn take(
     i: usize,
-    result: Result<ShardBlocks, String>,
+    result: Result<ShardBlocks, FetchFailed>,
     got: &mut BTreeMap<usize, Vec<Option<VerifiedBlock>>>,
     bad: &mut Vec<usize>,
     errors: &mut Vec<String>,
+    unanswered: &mut BTreeSet<usize>,
 ) -> FetchResult {
     match result {
         Ok(ShardBlocks { blocks, faults }) if faults.is_empty() => {
@@ -430,8 +452,11 @@ fn take(
             }
             FetchResult::Bad
         }
-        Err(e) => {
-            errors.push(e);
+        Err(FetchFailed { answered, why }) => {
+            if !answered {
+                unanswered.insert(i);
+            }
+            errors.push(why);
             FetchResult::Bad
         }
     }

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::coordinator::drive::ShardTarget;
+use crate::coordinator::drive::{ReadError, ShardTarget};
 use crate::coordinator::object::{ObjectError, Objects};
 use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
 use crate::core::wire::ShardKey;
+use crate::net::frame::NetError;
 
 /// Stripes read and rebuilt per round.
 const REPAIR_BATCH: u64 = 8;
@@ -45,6 +46,32 @@ pub struct FoundManifest {
     holds: BTreeMap<NodeId, Option<bool>>,
 }
 
+/// Every manifest node's answer about one version's record.
+#[derive(Clone, Debug)]
+pub struct ManifestCensus {
+    /// The record, if a node that answered holds one that opens.
+    pub found: Option<FoundManifest>,
+    /// Manifest nodes that gave no answer.
+    pub unanswered: usize,
+}
+
+/// A repair backlog entry that will never be rebuilt, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// A committed version of which some stripe has fewer than k good blocks left, at sites
+    /// that all answered.
+    Lost {
+        /// Its bucket.
+        bucket: String,
+        /// Its key.
+        key: String,
+        /// Good blocks left in its worst stripe (or good shards left).
+        good: usize,
+        /// k.
+        needed: usize,
+    },
+}
+
 /// What copying a manifest record to the nodes that lack it did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ManifestRestored {
@@ -69,13 +96,13 @@ fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
 impl Objects {
     /// The headers the good shards of (object, version) carry, by shard index: asked of every
     /// shard holder under the current and the earlier layouts (the version was placed under
-    /// one of them) except `skip`.
+    /// one of them) except `skip`. Also how many holders gave no answer at all.
     async fn headers(
         &self,
         object: ObjectId,
         version: Version,
         skip: &[usize],
-    ) -> BTreeMap<usize, ShardHeader> {
+    ) -> (BTreeMap<usize, ShardHeader>, usize) {
         let mut asks = std::collections::BTreeSet::new();
         for targets in self.placements(&object) {
             for (i, t) in targets.iter().enumerate() {
@@ -95,23 +122,29 @@ impl Objects {
             };
             set.spawn(async move {
                 let h = match client {
-                    Some(c) => c.shard_header(key).await.ok(),
-                    None => None,
+                    Some(c) => c.shard_header(key).await,
+                    None => Err(NetError::NoClient(node.0)),
                 };
                 (i, h)
             });
         }
         let mut out = BTreeMap::new();
+        let mut unanswered = 0;
         while let Some(r) = set.join_next().await {
-            if let Ok((i, Some(h))) = r
-                && h.object == object
-                && h.version == version
-                && usize::from(h.shard_index.0) == i
-            {
-                out.insert(i, h);
+            match r {
+                Ok((i, Ok(h)))
+                    if h.object == object
+                        && h.version == version
+                        && usize::from(h.shard_index.0) == i =>
+                {
+                    out.insert(i, h);
+                }
+                // Not here, or refused: an answer.
+                Ok((_, Err(NetError::Remote { .. }) | Ok(_))) => {}
+                _ => unanswered += 1,
             }
         }
-        out
+        (out, unanswered)
     }
 
     /// Asks every node any layout places `object` on for its records of `version`. The record
@@ -122,6 +155,17 @@ impl Objects {
         object: ObjectId,
         version: Version,
     ) -> Result<FoundManifest, ObjectError> {
+        self.manifest_census(object, version)
+            .await
+            .found
+            .ok_or_else(|| {
+                ObjectError::Internal("no node that answered holds the manifest record".into())
+            })
+    }
+
+    /// Every manifest node's answer about its records of (object, version): the record found,
+    /// if any node holds one that opens, and how many nodes gave no answer.
+    pub async fn manifest_census(&self, object: ObjectId, version: Version) -> ManifestCensus {
         let mut asks = std::collections::BTreeSet::new();
         for targets in self.placements_of(&object) {
             asks.extend(Self::manifest_nodes(&targets));
@@ -166,14 +210,36 @@ impl Objects {
             }
             holds.insert(node, Some(has));
         }
-        let (manifest, sealed) = best.ok_or_else(|| {
-            ObjectError::Internal("no node that answered holds the manifest record".into())
-        })?;
-        Ok(FoundManifest {
-            manifest,
-            sealed,
-            holds,
-        })
+        let unanswered = holds.values().filter(|h| h.is_none()).count();
+        ManifestCensus {
+            found: best.map(|(manifest, sealed)| FoundManifest {
+                manifest,
+                sealed,
+                holds,
+            }),
+            unanswered,
+        }
+    }
+
+    /// What a repair that failed with `error` leaves of (object, version), judged from the
+    /// manifest records (`census`): [`Settled::Lost`] when it is a version and every site
+    /// answered with too few good blocks; None when it may still be rebuilt later.
+    pub fn settle(census: &ManifestCensus, error: &ObjectError) -> Option<Settled> {
+        let found = census.found.as_ref()?;
+        match error {
+            ObjectError::Read(ReadError::NotEnough {
+                good,
+                needed,
+                unanswered: 0,
+                ..
+            }) => Some(Settled::Lost {
+                bucket: found.manifest.bucket.clone(),
+                key: found.manifest.key.clone(),
+                good: *good,
+                needed: *needed,
+            }),
+            _ => None,
+        }
     }
 
     /// Copies `found`'s sealed record to every node that should hold it (its shards' nodes;
@@ -215,16 +281,6 @@ impl Objects {
         restored
     }
 
-    /// [`Self::find_manifest`], then [`Self::copy_manifest`].
-    pub async fn restore_manifest(
-        &self,
-        object: ObjectId,
-        version: Version,
-    ) -> Result<ManifestRestored, ObjectError> {
-        let found = self.find_manifest(object, version).await?;
-        Ok(self.copy_manifest(&found).await)
-    }
-
     /// Rebuilds shards `missing` of (object, version) from k good shards and writes each to
     /// its place. Uses only the shard headers: no key. `pace` says, before each batch, how
     /// many bytes per second (read plus written) the repair may move now (0: no limit).
@@ -235,7 +291,25 @@ impl Objects {
         missing: &[usize],
         pace: &(dyn Fn() -> u64 + Sync),
     ) -> Result<Repaired, ObjectError> {
-        let headers = self.headers(object, version, missing).await;
+        let (mut headers, _) = self.headers(object, version, missing).await;
+        if headers.is_empty() {
+            // The shards being repaired may still describe the object (one with a bad block
+            // keeps its header and its good blocks).
+            let (all, unanswered) = self.headers(object, version, &[]).await;
+            if all.is_empty() && unanswered == 0 {
+                // Every holder answered, and none holds a shard: gone, not away.
+                return Err(ObjectError::Read(ReadError::NotEnough {
+                    good: 0,
+                    needed: self.profile().k(),
+                    first: 0,
+                    end: 0,
+                    errors: "no site holds a shard of it".into(),
+                    bad: Vec::new(),
+                    unanswered,
+                }));
+            }
+            headers = all;
+        }
         // The description most holders agree on (a lone lying host is outvoted; a forged
         // block is still caught by the manifest's hashes at read time).
         let mut best: Option<(&ShardHeader, usize)> = None;

@@ -31,7 +31,7 @@ use crate::core::format::ManifestBody;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::core::wire::{ErrorCode, ShardKey};
-use crate::meta::{ListQuery, MetaError};
+use crate::meta::{ListQuery, LostRecord, MetaError};
 use crate::metrics::{GatewayState, SiteFacts};
 use crate::net::frame::NetError;
 use crate::sys::now_ms;
@@ -120,8 +120,8 @@ impl Gateway {
         let sites: Vec<SiteFacts> = self.site_facts().await.into_iter().map(|f| f.2).collect();
         let index = self.index.clone();
         let m = self.objects.profile().m();
-        let (buckets, backlog) = tokio::task::spawn_blocking(move || {
-            Ok::<_, MetaError>((index.counts()?, index.repairs()?))
+        let (buckets, backlog, lost) = tokio::task::spawn_blocking(move || {
+            Ok::<_, MetaError>((index.counts()?, index.repairs()?, index.unrebuildable()?))
         })
         .await
         .map_err(|e| MetaError::Db(e.to_string()))??;
@@ -131,9 +131,11 @@ impl Gateway {
                 .filter(|(b, _, _)| !b.contains(super::buckets::HIDDEN))
                 .collect(),
             degraded: backlog.iter().filter(|(_, _, s)| s.len() <= m).count() as u64,
-            unreadable: backlog.iter().filter(|(_, _, s)| s.len() > m).count() as u64,
+            unreadable: (backlog.iter().filter(|(_, _, s)| s.len() > m).count() + lost.len())
+                as u64,
             backlog: backlog.len() as u64,
             withdrawals: self.objects.withdrawals_pending() as u64,
+            unrebuildable: lost.len() as u64,
             peers: self
                 .objects
                 .node_ids()
@@ -179,9 +181,20 @@ impl Gateway {
     async fn status(&self) -> Result<Value, MetaError> {
         let sites = self.sites_status().await;
         let backlog = self.index.repairs()?;
+        let lost = self.index.unrebuildable()?;
         let m = self.objects.profile().m();
-        let missing: BTreeMap<ObjectId, usize> =
+        let mut missing: BTreeMap<ObjectId, usize> =
             backlog.iter().map(|(o, _, s)| (*o, s.len())).collect();
+        // A version given up on makes its key unreadable while it is the key's current one.
+        for (object, version, rec) in &lost {
+            if self
+                .index
+                .get(&rec.bucket, &rec.key)?
+                .is_some_and(|e| e.version == *version && !e.deleted)
+            {
+                missing.insert(*object, usize::MAX);
+            }
+        }
         let mut buckets: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         for (b, _) in self.index.buckets()? {
             buckets.insert(b, (0, 0, 0));
@@ -198,6 +211,7 @@ impl Gateway {
         Ok(json!({
             "sites": sites,
             "repair_backlog": backlog.len(),
+            "unrebuildable": lost_json(&lost),
             "withdrawals_pending": self.objects.withdrawals_pending(),
             "buckets": buckets.into_iter().map(|(name, (whole, degraded, unreadable))| json!({
                 "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
@@ -282,6 +296,8 @@ impl Gateway {
     /// and records for repair the shards its sites say they lack; then runs a repair pass.
     pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, MetaError> {
         use futures::StreamExt as _;
+        // What repair gave up on is tried again: a site may have it back.
+        self.index.retry_unrebuildable()?;
         let entries = self.entries(bucket)?;
         let mut checked = 0u64;
         let mut found = 0u64;
@@ -310,6 +326,8 @@ impl Gateway {
             "repaired": pass.repaired, "pending": pass.pending,
             "withdrawals_pending": pass.withdrawals_pending,
             "bytes_read": pass.bytes_read, "bytes_written": pass.bytes_written,
+            "not_versions": pass.not_versions, "superseded": pass.superseded,
+            "unrebuildable": lost_json(&self.index.unrebuildable()?),
         }))
     }
 
@@ -380,6 +398,19 @@ impl Gateway {
             Err(e) => failed(e),
         }
     }
+}
+
+/// The versions repair gave up on, for `status` and `heal`.
+fn lost_json(lost: &[(ObjectId, Version, LostRecord)]) -> Value {
+    lost.iter()
+        .map(|(object, version, r)| {
+            json!({
+                "bucket": r.bucket, "key": r.key, "object": hex(&object.0),
+                "version": hex(&version.to_bytes()), "good": r.good, "needed": r.needed,
+                "shards": r.shards, "found_ms": r.found_ms,
+            })
+        })
+        .collect()
 }
 
 /// Serves the admin API on `listener` until `stop` turns true.

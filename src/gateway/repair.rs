@@ -2,19 +2,27 @@
 //! went without a site, reads and scrubs that met bad shards) is rebuilt keyless where its sites
 //! answer, its manifest record copied to the nodes that lack it, and failed writes withdrawn.
 //! The `repair` worker runs a pass every `repair_interval_secs`; `exclave heal` runs one now.
+//!
+//! The backlog drains: an entry that cannot be rebuilt leaves it with an account of why
+//! (docs/durability.md, "The repair backlog"). A version with too few good blocks left at sites
+//! that all answered is given up on and named (`status`, `heal`); shards of something no
+//! manifest node holds a record of, every one answering, for longer than a write takes to
+//! commit, are a failed write's leftovers, not a version, and are left for collection.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::coordinator::Objects;
 use crate::coordinator::object::ObjectError;
-use crate::coordinator::repair::Repaired;
+use crate::coordinator::repair::{Repaired, Settled};
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
-use crate::meta::{Index, MetaError};
+use crate::meta::{Index, LostRecord, MetaError};
+use crate::sys::now_ms;
 
 /// How fast repair may move bytes (read plus written), per second; 0 is no limit.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +44,8 @@ pub struct Repairer {
     pace: RepairPace,
     /// S3 requests in flight (repair slows down while there are any).
     in_flight: Gauge,
+    /// Backlog entries no manifest node holds a record of (every one answering), since when.
+    unclaimed: Mutex<BTreeMap<(ObjectId, Version), Instant>>,
 }
 
 impl Repairer {
@@ -52,6 +62,7 @@ impl Repairer {
             interval,
             pace,
             in_flight,
+            unclaimed: Mutex::default(),
         }
     }
 }
@@ -72,6 +83,11 @@ enum RepairOutcome {
     },
     /// Its sites did not answer: for a later pass.
     Deferred(ObjectError),
+    /// No manifest node holds a record of it, and none has for longer than a staged write
+    /// takes to commit: the leftovers of a failed write, not a version.
+    NotAVersion,
+    /// Every site answered, and too few good blocks are left to rebuild it.
+    Lost(Settled),
 }
 
 /// What one repair pass did.
@@ -89,6 +105,12 @@ pub struct RepairPass {
     pub withdrawals_pending: usize,
     /// Manifest records copied to nodes that lacked them.
     pub manifests_restored: usize,
+    /// Entries dropped as a failed write's leftovers (no version to rebuild).
+    pub not_versions: usize,
+    /// Versions given up on in this pass (too few good blocks left).
+    pub given_up: usize,
+    /// Versions that cannot be rebuilt but were superseded by a newer one (dropped).
+    pub superseded: usize,
 }
 
 impl Repairer {
@@ -117,20 +139,48 @@ impl Repairer {
         if self.objects.withdrawing(&object, version) {
             return RepairOutcome::Withdrawn;
         }
+        let census = self.objects.manifest_census(object, version).await;
+        if census.found.is_none() && census.unanswered == 0 {
+            // Every manifest node says it holds no record: a staged write not committed yet,
+            // or one that failed. Once that has lasted longer than any commit takes, it is not
+            // a version.
+            let grace = 2 * self.objects.write_timeout();
+            let since = *self
+                .unclaimed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((object, version))
+                .or_insert_with(Instant::now);
+            if since.elapsed() > grace {
+                return RepairOutcome::NotAVersion;
+            }
+        } else {
+            self.unclaimed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(object, version));
+        }
         let done = if shards.is_empty() {
             Repaired::default()
         } else {
             let pace = || self.rate() / REPAIR_CONCURRENCY as u64;
             match self.objects.repair(object, version, shards, &pace).await {
                 Ok(done) => done,
-                Err(e) => return RepairOutcome::Deferred(e),
+                Err(e) => {
+                    return match Objects::settle(&census, &e) {
+                        Some(settled) => RepairOutcome::Lost(settled),
+                        None => RepairOutcome::Deferred(e),
+                    };
+                }
             }
         };
-        let (manifests_restored, manifests_complete) =
-            match self.objects.restore_manifest(object, version).await {
-                Ok(r) => (r.written, r.unanswered == 0),
-                Err(_) => (0, false),
-            };
+        let (manifests_restored, manifests_complete) = match &census.found {
+            Some(found) => {
+                let r = self.objects.copy_manifest(found).await;
+                (r.written, r.unanswered == 0)
+            }
+            None => (0, false),
+        };
         RepairOutcome::Done {
             done,
             manifests_restored,
@@ -166,6 +216,64 @@ impl Repairer {
                 RepairOutcome::Withdrawn => {
                     // A failed write: nothing to rebuild.
                     self.index.repair_done(&object, version)?;
+                }
+                RepairOutcome::NotAVersion => {
+                    self.index.repair_done(&object, version)?;
+                    self.unclaimed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&(object, version));
+                    pass.not_versions += 1;
+                    tracing::info!(
+                        object = %hex(&object.0),
+                        ?shards,
+                        "no manifest node holds a record of it: a failed write's leftovers, not \
+                         a version; left for collection"
+                    );
+                }
+                RepairOutcome::Lost(Settled::Lost {
+                    bucket,
+                    key,
+                    good,
+                    needed,
+                }) if self
+                    .index
+                    .get(&bucket, &key)?
+                    .is_some_and(|current| current.version > version) =>
+                {
+                    // Versions are not kept yet: one superseded by a newer current version is
+                    // read by no request, and its loss costs nothing.
+                    self.index.repair_done(&object, version)?;
+                    pass.superseded += 1;
+                    tracing::info!(
+                        object = %hex(&object.0),
+                        bucket, key, good, needed,
+                        "cannot be rebuilt, and superseded by a newer version: dropped from the \
+                         backlog"
+                    );
+                }
+                RepairOutcome::Lost(Settled::Lost {
+                    bucket,
+                    key,
+                    good,
+                    needed,
+                }) => {
+                    tracing::error!(
+                        object = %hex(&object.0),
+                        bucket, key, good, needed,
+                        "cannot be rebuilt: every site answered, and a stripe has {good} good \
+                         blocks of the {needed} needed"
+                    );
+                    let rec = LostRecord {
+                        bucket,
+                        key,
+                        shards,
+                        good,
+                        needed,
+                        found_ms: now_ms(),
+                    };
+                    self.index.give_up_repair(&object, version, &rec)?;
+                    pass.given_up += 1;
                 }
                 RepairOutcome::Done {
                     done,

@@ -28,10 +28,12 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// (the empty key, a bucket's own record, is not counted).
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
+mod lost;
 mod uploads;
 use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
+pub use lost::LostRecord;
 pub use uploads::{PartRecord, UploadRecord};
 
 /// Errors of the index.
@@ -194,6 +196,7 @@ impl Index {
         txn.open_table(PARTS).map_err(db_err)?;
         txn.open_table(REPAIRS).map_err(db_err)?;
         txn.open_table(WITHDRAWALS).map_err(db_err)?;
+        txn.open_table(lost::UNREBUILDABLE).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
         let counted = txn
             .list_tables()

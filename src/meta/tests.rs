@@ -224,3 +224,32 @@ fn repairs_and_withdrawals_survive_a_reopen() {
     assert!(index.repairs().unwrap().is_empty());
     assert!(index.withdrawals().unwrap().is_empty());
 }
+
+#[test]
+fn a_version_given_up_on_leaves_the_backlog_and_returns_to_it_for_heal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.redb");
+    let o = ObjectId([3; 32]);
+    let rec = LostRecord {
+        bucket: "land".into(),
+        key: "parcel/17".into(),
+        shards: vec![0, 2, 4],
+        good: 2,
+        needed: 3,
+        found_ms: 42,
+    };
+    {
+        let index = Index::open(&path).unwrap();
+        index.record_repair(&o, v(5), &[0, 2, 4]).unwrap();
+        index.give_up_repair(&o, v(5), &rec).unwrap();
+        assert!(index.repairs().unwrap().is_empty(), "the backlog drains");
+    }
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.unrebuildable().unwrap(), vec![(o, v(5), rec)]);
+    // A newer finding for the same version merges with the shards given up on.
+    index.record_repair(&o, v(5), &[1]).unwrap();
+    assert_eq!(index.retry_unrebuildable().unwrap(), 1);
+    assert!(index.unrebuildable().unwrap().is_empty());
+    assert_eq!(index.repairs().unwrap(), vec![(o, v(5), vec![0, 1, 2, 4])]);
+    assert_eq!(index.retry_unrebuildable().unwrap(), 0);
+}

@@ -23,7 +23,7 @@ fn unhex<const N: usize>(s: &str) -> [u8; N] {
 }
 
 /// A shard file: (site index, path, key).
-fn shard_files(cluster: &Cluster) -> Vec<(usize, PathBuf, ShardKey)> {
+pub(crate) fn shard_files(cluster: &Cluster) -> Vec<(usize, PathBuf, ShardKey)> {
     let mut out = Vec::new();
     for i in 0..cluster.sites.len() {
         let dir = cluster.disk_of(i).1.join("shards");
@@ -503,8 +503,35 @@ async fn a_disk_without_its_marker_is_refused_and_starts_no_repair_storm() {
     .await;
 }
 
+/// Starts a scrub pass everywhere (retrying while a restarted node is not reached yet) and
+/// waits for every site to finish it.
+pub(crate) async fn scrub_everywhere(cluster: &Cluster) {
+    let before: Vec<u64> = (0..5).map(|i| scrub_state(cluster, i).0).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let scrub = cluster.exclave_cli(&["scrub"], Duration::from_secs(60));
+        if scrub.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{scrub:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let states: Vec<(u64, bool, u64)> = (0..5).map(|i| scrub_state(cluster, i)).collect();
+        if states.iter().zip(&before).all(|(s, b)| s.0 > *b && !s.1) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scrub did not finish: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Node `i`'s scrub state from its admin API: (last complete ms, in progress, quarantined).
-fn scrub_state(cluster: &Cluster, i: usize) -> (u64, bool, u64) {
+pub(crate) fn scrub_state(cluster: &Cluster, i: usize) -> (u64, bool, u64) {
     let token = cluster.node_admin_token(i);
     // A node just started may not listen yet.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -569,31 +596,9 @@ async fn scattered_rot_within_tolerance_reads_back_and_heals_block_by_block() {
         }
 
         // Scrub finds the bad blocks and keeps the files.
-        let before: Vec<u64> = (0..5).map(|i| scrub_state(&cluster, i).0).collect();
-        // The gateway reaches each restarted node again within seconds.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let scrub = cluster.exclave_cli(&["scrub"], Duration::from_secs(60));
-            if scrub.status.success() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{scrub:?}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let states: Vec<(u64, bool, u64)> = (0..5).map(|i| scrub_state(&cluster, i)).collect();
-            if states.iter().zip(&before).all(|(s, b)| s.0 > *b && !s.1) {
-                let quarantined: u64 = states.iter().map(|s| s.2).sum();
-                assert_eq!(quarantined, 0, "scrub quarantined shards with good blocks");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "scrub did not finish: {states:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        scrub_everywhere(&cluster).await;
+        let quarantined: u64 = (0..5).map(|i| scrub_state(&cluster, i).2).sum();
+        assert_eq!(quarantined, 0, "scrub quarantined shards with good blocks");
         for f in &files[..3] {
             assert!(f.1.exists(), "{} is gone", f.1.display());
         }

@@ -9,6 +9,7 @@
 )]
 
 mod attacks;
+mod backlog;
 mod chaos;
 mod coordinator;
 mod durability;

@@ -199,6 +199,7 @@ async fn metrics_are_valid_prometheus_text_and_count_what_happened() {
         Some((1000 + (300 << 10)) as f64)
     );
     assert_eq!(sample(&text, "exclave_repair_backlog"), Some(0.0));
+    assert_eq!(sample(&text, "exclave_repair_unrebuildable"), Some(0.0));
     assert_eq!(sample(&text, "exclave_withdrawals_pending"), Some(0.0));
     // Every S3 request answered: none in flight (the scrape is on the admin port).
     assert_eq!(sample(&text, "exclave_s3_requests_in_flight"), Some(0.0));

@@ -119,7 +119,8 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             .all(|x| x["reachable"] == true && x["scrub"]["clock_ahead_secs"].is_null())
     }) && v["buckets"]
         .as_array()
-        .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0));
+        .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0))
+        && v["unrebuildable"].as_array().is_none_or(Vec::is_empty);
     if json {
         outln!("{v:#}");
         return Ok(healthy);
@@ -174,6 +175,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         "failed writes still being withdrawn: {}\n",
         v["withdrawals_pending"]
     );
+    print_lost(&v["unrebuildable"]);
     outln!(
         "{:<32} {:>10} {:>10} {:>11}",
         "BUCKET",
@@ -227,6 +229,29 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     Ok(healthy)
 }
 
+/// The versions repair gave up on, named, if any.
+fn print_lost(lost: &Value) {
+    let Some(lost) = lost.as_array().filter(|l| !l.is_empty()) else {
+        return;
+    };
+    outln!(
+        "CANNOT BE REBUILT: {} object version(s); every site answered, and too few good blocks \
+         are left (restore them from a copy kept elsewhere, or delete them):",
+        lost.len()
+    );
+    for l in lost {
+        outln!(
+            "  {}/{}  version {}: {} good of the {} needed",
+            l["bucket"].as_str().unwrap_or("?"),
+            l["key"].as_str().unwrap_or("?"),
+            l["version"].as_str().unwrap_or("?"),
+            l["good"],
+            l["needed"]
+        );
+    }
+    outln!();
+}
+
 /// `heal`: find and rebuild missing shards; with `wait`, until everything is whole.
 pub(crate) fn heal(
     admin: &Admin,
@@ -268,8 +293,29 @@ pub(crate) fn heal(
                 v["checked"]
             ));
         }
+        let lost = v["unrebuildable"].as_array().map_or(0, Vec::len);
         // Whole only when every site answered for every shard and manifest.
-        let done = degraded == 0 && pending == 0 && unverified == 0 && manifests_unverified == 0;
+        let done = degraded == 0
+            && pending == 0
+            && unverified == 0
+            && manifests_unverified == 0
+            && lost == 0;
+        // Nothing left to wait for but what cannot be rebuilt: waiting longer changes nothing.
+        let settled = lost > 0 && pending == 0 && unverified == 0 && manifests_unverified == 0;
+        if wait && settled {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            if json {
+                outln!("{v:#}");
+            } else {
+                print_lost(&v["unrebuildable"]);
+            }
+            bail!(
+                "not whole: {lost} object version(s) cannot be rebuilt (every site answered, and \
+                 too few good blocks are left); nothing else is waiting for repair"
+            );
+        }
         if !wait || done {
             if let Some(b) = &bar {
                 b.finish_and_clear();
@@ -287,6 +333,7 @@ pub(crate) fn heal(
                     v["checked"],
                     if done { " — everything is whole" } else { "" }
                 );
+                print_lost(&v["unrebuildable"]);
             }
             return Ok(done);
         }

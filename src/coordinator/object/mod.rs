@@ -284,6 +284,11 @@ impl Objects {
         self.placements_of(object).collect()
     }
 
+    /// How long a write may wait for one node.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+
     /// The erasure profile of the layout.
     pub fn profile(&self) -> Profile {
         self.layout.profile
