@@ -126,6 +126,9 @@ pub struct SiteFacts {
     pub disks: Vec<(u32, u64, u64)>,
     /// (last complete pass ms, in progress, findings, quarantined).
     pub scrub: Option<(u64, bool, u64, u64)>,
+    /// The last shard write to the site failed for lack of space (as the gateway saw it; None
+    /// where it is not judged, at a node).
+    pub disk_full: Option<bool>,
 }
 
 /// Gauges about sites: reachability, disks, shards, scrub. Shared by both roles.
@@ -139,6 +142,7 @@ pub struct SiteGauges {
     scrub_last: Family<SiteLabels, FloatGauge>,
     findings: Family<SiteLabels, Gauge>,
     quarantined: Family<SiteLabels, Gauge>,
+    disk_full: Family<SiteLabels, Gauge>,
 }
 
 fn as_gauge(v: u64) -> i64 {
@@ -190,6 +194,11 @@ impl SiteGauges {
             "Entries in the site's quarantine ledger",
             self.quarantined.clone(),
         );
+        r.register(
+            "exclave_site_disk_full",
+            "Gateway: the last shard write to the site failed for lack of space (1) or succeeded (0)",
+            self.disk_full.clone(),
+        );
     }
 
     /// Replaces every site gauge with `facts`.
@@ -200,6 +209,7 @@ impl SiteGauges {
             &self.scrub_running,
             &self.findings,
             &self.quarantined,
+            &self.disk_full,
         ] {
             f.clear();
         }
@@ -211,6 +221,9 @@ impl SiteGauges {
                 site: s.site.clone(),
             };
             self.up.get_or_create(&site).set(i64::from(s.reachable));
+            if let Some(full) = s.disk_full {
+                self.disk_full.get_or_create(&site).set(i64::from(full));
+            }
             if let Some(n) = s.shards {
                 self.shards.get_or_create(&site).set(as_gauge(n));
             }

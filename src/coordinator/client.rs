@@ -13,7 +13,7 @@ use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{
-    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer,
+    BlockStatus, DiskUsage, ErrorCode, InlineShard, Request, Response, ShardKey, Trailer,
 };
 use crate::net::frame::{self, NetError};
 
@@ -80,6 +80,37 @@ impl NodeClient {
     /// while it counts as down for refusing writes, unless a call is answered.
     pub fn note_unanswered(&self) {
         self.link.note_unanswered();
+    }
+
+    /// What a shard write to the node came to: a failure for lack of space marks the site's
+    /// disk full (logged once, shown by `status` and the metrics) until a write succeeds.
+    pub fn note_write(&self, error: Option<&NetError>) {
+        match error {
+            None => {
+                if self.link.set_disk_full(false) {
+                    tracing::info!(site = %self.site(), "disk space again: shard writes reach the site");
+                }
+            }
+            Some(NetError::Remote {
+                code: ErrorCode::DiskFull,
+                message,
+            }) => {
+                if self.link.set_disk_full(true) {
+                    tracing::warn!(
+                        site = %self.site(),
+                        %message,
+                        "disk full at site {}: writes go on without it until space is freed",
+                        self.site()
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Whether the last shard write to the node failed for lack of space.
+    pub fn disk_full(&self) -> bool {
+        self.link.disk_full()
     }
 
     async fn open(&self) -> Result<(SendStream, RecvStream), NetError> {

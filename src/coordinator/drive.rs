@@ -16,7 +16,7 @@ use crate::core::ops::{
     FetchResult, HedgedRead, ReadCommand, ReadOutcome, WriteOutcome, WriteQuorum,
 };
 use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, VerifiedBlock};
-use crate::core::wire::ShardKey;
+use crate::core::wire::{ErrorCode, ShardKey};
 use crate::net::NetError;
 
 /// Blocks queued per shard before the encoder waits (bounds memory per PUT:
@@ -72,6 +72,8 @@ pub enum PutError {
         needed: usize,
         /// What went wrong, per shard.
         errors: String,
+        /// Sites whose disk was full.
+        full: Vec<String>,
     },
     /// The producer of stripes went away.
     #[error("the stripe source ended early")]
@@ -100,6 +102,8 @@ pub struct StripeSink {
     needed: usize,
     stall_limit: Duration,
     dropped: Vec<(usize, String)>,
+    /// Each shard's site, by name (for errors).
+    sites: Vec<String>,
     start: Instant,
 }
 
@@ -128,6 +132,14 @@ impl StripeSink {
         let quorum = WriteQuorum::new(targets.iter().map(|t| t.site).collect(), needed, deadline);
         let mut senders = Vec::with_capacity(targets.len());
         let mut tasks = JoinSet::new();
+        let sites = targets
+            .iter()
+            .map(|t| {
+                nodes
+                    .client(t.node)
+                    .map_or("?".into(), |c| c.site().to_owned())
+            })
+            .collect();
         for (i, t) in targets.iter().enumerate() {
             let (tx, mut rx) = mpsc::channel::<ShardMsg>(QUEUE);
             senders.push(Some(tx));
@@ -161,6 +173,7 @@ impl StripeSink {
                 {
                     client.note_unanswered();
                 }
+                client.note_write(r.as_ref().err());
                 (i, r)
             });
         }
@@ -171,6 +184,7 @@ impl StripeSink {
             needed,
             stall_limit: nodes.stall_limit,
             dropped: Vec::new(),
+            sites,
             start,
         }
     }
@@ -198,18 +212,60 @@ impl StripeSink {
             }
         }
         if self.quorum.outcome() == WriteOutcome::Impossible {
+            // The uploads that ended say why (a full disk, a refusal); the rest stalled.
+            let mut ended = BTreeMap::new();
+            while let Some(joined) = self.tasks.try_join_next() {
+                if let Ok((i, Err(e))) = joined {
+                    ended.insert(i, e);
+                }
+            }
             let errors = self
                 .dropped
                 .iter()
-                .map(|(i, e)| format!("shard {i}: {e}"))
+                .map(|(i, why)| match ended.get(i) {
+                    Some(e) => self.describe(*i, e),
+                    None => format!("shard {i} at {}: {why}", self.sites[*i]),
+                })
                 .collect::<Vec<_>>();
             return Err(PutError::NoQuorum {
                 durable: 0,
                 needed: self.needed,
                 errors: errors.join("; "),
+                full: self.full(ended.iter()),
             });
         }
         Ok(())
+    }
+
+    /// The sites, by name, of the uploads in `ended` that failed for lack of space.
+    fn full<'a>(&self, ended: impl Iterator<Item = (&'a usize, &'a NetError)>) -> Vec<String> {
+        let mut full: Vec<String> = ended
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    NetError::Remote {
+                        code: ErrorCode::DiskFull,
+                        ..
+                    }
+                )
+            })
+            .map(|(&i, _)| self.sites[i].clone())
+            .collect();
+        full.sort();
+        full.dedup();
+        full
+    }
+
+    /// Why shard `i`'s upload failed, naming its site (a full disk as such).
+    fn describe(&self, i: usize, e: &NetError) -> String {
+        let site = &self.sites[i];
+        match e {
+            NetError::Remote {
+                code: ErrorCode::DiskFull,
+                ..
+            } => format!("shard {i}: disk full at site {site}"),
+            e => format!("shard {i} at {site}: {e}"),
+        }
     }
 
     fn drop_shard(&mut self, i: usize, why: &str) {
@@ -227,18 +283,23 @@ impl StripeSink {
                 self.dropped.push((i, "upload ended early".into()));
             }
         }
-        let mut errors = std::mem::take(&mut self.dropped)
-            .into_iter()
-            .map(|(i, e)| format!("shard {i}: {e}"))
-            .collect::<Vec<_>>();
+        let dropped = std::mem::take(&mut self.dropped);
+        let mut ended = BTreeMap::new();
         while let Some(joined) = self.tasks.join_next().await {
             match joined {
                 Ok((i, Ok(()))) => self.quorum.handle_durable(i),
                 Ok((i, Err(e))) => {
                     self.quorum.handle_failed(i);
-                    errors.push(format!("shard {i}: {e}"));
+                    ended.insert(i, e);
                 }
-                Err(e) => errors.push(format!("upload task: {e}")),
+                Err(e) => tracing::warn!(error = %e, "upload task failed"),
+            }
+        }
+        // Why each shard is missing: its upload's own error, else why it was dropped.
+        let mut errors: Vec<String> = ended.iter().map(|(&i, e)| self.describe(i, e)).collect();
+        for (i, why) in dropped {
+            if !ended.contains_key(&i) {
+                errors.push(format!("shard {i} at {}: {why}", self.sites[i]));
             }
         }
         self.quorum
@@ -253,6 +314,7 @@ impl StripeSink {
                     durable,
                     needed: self.needed,
                     errors: errors.join("; "),
+                    full: self.full(ended.iter()),
                 })
             }
         }

@@ -71,6 +71,8 @@ struct Marks {
     late_until: Option<Instant>,
     /// What the open connection has been heard from.
     heard: Heard,
+    /// The last shard write to the node failed for lack of space.
+    disk_full: bool,
 }
 
 /// The open connection's datagram counters when last looked at, and when it was last seen to
@@ -111,6 +113,7 @@ impl Link {
                     failed_at: None,
                     late_until: None,
                     heard: Heard::now(),
+                    disk_full: false,
                 }),
                 dialing: AtomicBool::new(false),
                 dialed: Notify::new(),
@@ -167,6 +170,18 @@ impl Link {
         let mut m = self.state.marks();
         m.failed_at = None;
         m.late_until = None;
+    }
+
+    /// Records whether the last shard write failed for lack of space; says whether that
+    /// changed.
+    pub(super) fn set_disk_full(&self, full: bool) -> bool {
+        let mut m = self.state.marks();
+        std::mem::replace(&mut m.disk_full, full) != full
+    }
+
+    /// Whether the last shard write failed for lack of space.
+    pub(super) fn disk_full(&self) -> bool {
+        self.state.marks().disk_full
     }
 
     /// The open connection's round-trip time, packets sent and packets lost, if one is open

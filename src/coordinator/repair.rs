@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::coordinator::client::NodeClient;
 use crate::coordinator::drive::{ReadError, ShardTarget};
 use crate::coordinator::object::{ObjectError, Objects};
 use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
-use crate::core::wire::ShardKey;
+use crate::core::wire::{ErrorCode, ShardKey};
 use crate::net::frame::NetError;
 
 /// Stripes read and rebuilt per round.
@@ -84,6 +85,18 @@ pub struct ManifestRestored {
 /// How long a node gets to list or take a manifest record during restoration.
 const MANIFEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A repair upload to `client` that failed: noted (a full disk marks the site), and said.
+fn failed_write(client: &NodeClient, i: usize, e: NetError) -> ObjectError {
+    client.note_write(Some(&e));
+    match e {
+        NetError::Remote {
+            code: ErrorCode::DiskFull,
+            ..
+        } => ObjectError::Internal(format!("shard {i}: disk full at site {}", client.site())),
+        e => ObjectError::Internal(format!("shard {i}: {e}")),
+    }
+}
+
 fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
     a.k == b.k
         && a.m == b.m
@@ -94,6 +107,14 @@ fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
 }
 
 impl Objects {
+    /// [`failed_write`] for shard `i` of `targets`.
+    fn failed_upload(&self, targets: &[ShardTarget], i: usize, e: NetError) -> ObjectError {
+        match self.nodes().client(targets[i].node) {
+            Some(c) => failed_write(c, i, e),
+            None => ObjectError::Internal(format!("shard {i}: {e}")),
+        }
+    }
+
     /// The headers the good shards of (object, version) carry, by shard index: asked of every
     /// shard holder under the current and the earlier layouts (the version was placed under
     /// one of them) except `skip`. Also how many holders gave no answer at all.
@@ -362,7 +383,7 @@ impl Objects {
             let up = client
                 .begin_shard(key, targets[i].disk, geometry)
                 .await
-                .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+                .map_err(|e| failed_write(&client, i, e))?;
             uploads.push((i, up, Vec::new()));
         }
         let mut done = Repaired::default();
@@ -406,9 +427,9 @@ impl Objects {
                 for ((i, up, crcs), b) in uploads.iter_mut().zip(blocks) {
                     crcs.push(crc32fast::hash(&b));
                     done.bytes_written += b.len() as u64;
-                    up.send(b)
-                        .await
-                        .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+                    if let Err(e) = up.send(b).await {
+                        return Err(self.failed_upload(&targets, *i, e));
+                    }
                 }
             }
             first += count;
@@ -427,9 +448,13 @@ impl Objects {
             let mut header = template.clone();
             header.shard_index = ShardIndex(i as u8);
             header.crcs = crcs;
-            up.finish(&header)
-                .await
-                .map_err(|e| ObjectError::Internal(format!("shard {i}: {e}")))?;
+            let r = up.finish(&header).await;
+            if let Some(c) = self.nodes().client(targets[i].node) {
+                c.note_write(r.as_ref().err());
+            }
+            if let Err(e) = r {
+                return Err(self.failed_upload(&targets, i, e));
+            }
             done.shards.push(i);
         }
         Ok(done)

@@ -256,6 +256,9 @@ pub enum ErrorCode {
     Unsupported,
     /// The node failed (I/O error); the write is not durable.
     Internal,
+    /// The disk the write was for is full (no space, or over quota); the write is not
+    /// durable.
+    DiskFull,
 }
 
 /// Status byte in front of each block of a `Blocks` response.

@@ -64,6 +64,7 @@ impl Gateway {
                 let scrub = scrub.ok().and_then(Result::ok);
                 let usage = usage.ok().and_then(Result::ok);
                 let facts = SiteFacts {
+                    disk_full: Some(c.disk_full()),
                     site: c.site().to_owned(),
                     reachable: scrub.is_some() || usage.is_some(),
                     shards: usage.as_ref().map(|u| u.0),
@@ -87,7 +88,7 @@ impl Gateway {
             .map(|(node, addr, f)| {
                 let mut v = json!({
                     "site": f.site, "node": node, "addr": addr.to_string(),
-                    "reachable": f.reachable,
+                    "reachable": f.reachable, "disk_full": f.disk_full == Some(true),
                 });
                 if let Some((last, in_progress, findings, quarantined)) = f.scrub {
                     v["scrub"] = json!({"last_complete_ms": last, "in_progress": in_progress,
@@ -327,8 +328,20 @@ impl Gateway {
             "withdrawals_pending": pass.withdrawals_pending,
             "bytes_read": pass.bytes_read, "bytes_written": pass.bytes_written,
             "not_versions": pass.not_versions, "superseded": pass.superseded,
+            "disk_full_sites": self.disk_full_sites(),
             "unrebuildable": lost_json(&self.index.unrebuildable()?),
         }))
+    }
+
+    /// Sites whose last shard write failed for lack of space.
+    fn disk_full_sites(&self) -> Vec<String> {
+        self.objects
+            .node_ids()
+            .into_iter()
+            .filter_map(|n| self.objects.nodes().client(n))
+            .filter(|c| c.disk_full())
+            .map(|c| c.site().to_owned())
+            .collect()
     }
 
     async fn workers(&self) -> Result<Value, MetaError> {

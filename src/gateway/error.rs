@@ -325,10 +325,18 @@ pub(crate) fn object_error(e: ObjectError) -> S3Error {
     };
     match &e {
         ObjectError::Put(PutError::NoQuorum {
-            durable, needed, ..
+            durable,
+            needed,
+            full,
+            ..
         }) => unavailable(format!(
             "not enough sites reachable: the write was durable at {durable} of the {needed} sites \
-             it needs"
+             it needs{}",
+            if full.is_empty() {
+                String::new()
+            } else {
+                format!(" (disk full at site {})", full.join(", "))
+            }
         )),
         ObjectError::Put(PutError::SourceEnded) => {
             unavailable("not enough sites reachable: the write could not finish".into())

@@ -75,6 +75,7 @@ pub async fn serve_admin(
                                 s.findings,
                                 s.quarantined,
                             )),
+                            disk_full: None,
                         };
                         Ok::<_, StoreError>(n.metrics.render(&facts, &n.workers.reports()))
                     })

@@ -109,6 +109,10 @@ fn error(code: ErrorCode, message: impl Into<String>) -> Response {
 
 fn store_error(e: &StoreError) -> Response {
     let code = match e {
+        StoreError::Io { path, error } if is_disk_full(error) => {
+            tracing::warn!(path = %path.display(), error = %error, "disk full: a write failed for lack of space");
+            ErrorCode::DiskFull
+        }
         StoreError::NotFound => ErrorCode::NotFound,
         StoreError::NoSuchDisk(_) => ErrorCode::NoSuchDisk,
         StoreError::BadShard(_) | StoreError::Withdrawn => ErrorCode::BadRequest,
@@ -116,6 +120,14 @@ fn store_error(e: &StoreError) -> Response {
         _ => ErrorCode::Internal,
     };
     error(code, e.to_string())
+}
+
+/// Whether an I/O error says the file system has no room (full, or over a quota).
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// When and how fast a node scrubs.

@@ -13,6 +13,7 @@ mod backlog;
 mod chaos;
 mod coordinator;
 mod durability;
+mod full;
 mod grow;
 mod nodes;
 mod objects;

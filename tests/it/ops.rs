@@ -13,7 +13,7 @@ use crate::sigv4::{self, Signer};
 use crate::support::{Cluster, Rng, run, started_cluster, started_cluster_logging, within};
 
 /// GET `path` with a bearer token: (status, body).
-fn admin_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+pub(crate) fn admin_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
     admin_get_accepting(addr, path, token, "*/*")
 }
 
@@ -68,7 +68,7 @@ fn promtool_check(dir: &std::path::Path, name: &str, text: &str) {
 }
 
 /// The value of the sample named exactly `series` (name and labels as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.split_whitespace().next())

@@ -432,6 +432,40 @@ impl Cluster {
         self.nodes[i] = Some(child);
     }
 
+    /// Starts node `i` with its data directory on a tmpfs of `bytes`, in a mount namespace of
+    /// its own (`unshare`, as any user may): a disk that fills. What the directory holds is
+    /// copied in first; what the node writes there is gone when it stops.
+    #[allow(dead_code)]
+    pub fn start_node_on_small_disk(&mut self, i: usize, bytes: u64) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let data = self.disk_of(i).1;
+        let script = r#"set -e
+keep=$(mktemp -d)
+cp -a "$1/." "$keep/"
+mount -t tmpfs -o size="$2" tmpfs "$1"
+cp -a "$keep/." "$1/"
+rm -rf "$keep"
+shift 2
+exec "$@""#;
+        // unshare and sh each exec the next: the node keeps the process id started here.
+        let child = Command::new("unshare")
+            .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
+            .arg(&data)
+            .arg(bytes.to_string())
+            .arg(bin("exclaved"))
+            .args(["--config", self.node_config(i).to_str().unwrap()])
+            .env("RUST_LOG", self.log_level)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes[i] = Some(child);
+    }
+
     #[allow(dead_code)]
     /// The process id of node `i`, while it runs.
     pub fn node_pid(&self, i: usize) -> Option<u32> {

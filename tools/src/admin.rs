@@ -115,8 +115,11 @@ fn size(b: u64) -> String {
 pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/status")?;
     let healthy = v["sites"].as_array().is_some_and(|s| {
-        s.iter()
-            .all(|x| x["reachable"] == true && x["scrub"]["clock_ahead_secs"].is_null())
+        s.iter().all(|x| {
+            x["reachable"] == true
+                && x["disk_full"] != true
+                && x["scrub"]["clock_ahead_secs"].is_null()
+        })
     }) && v["buckets"]
         .as_array()
         .is_some_and(|b| b.iter().all(|x| x["degraded"] == 0 && x["unreadable"] == 0))
@@ -154,7 +157,11 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             "{:<16} {:>5}  {:<10} {:>11} {:>21} {:<14} {:>9} {:>11}",
             s["site"].as_str().unwrap_or("?"),
             s["node"].to_string(),
-            if reachable { "yes" } else { "NO" },
+            match (reachable, s["disk_full"] == true) {
+                (true, false) => "yes",
+                (true, true) => "DISK FULL",
+                (false, _) => "NO",
+            },
             or_dash(s["shards"].to_string()),
             or_dash(format!("{} / {}", size(used), size(free))),
             or_dash(scrub_age(s)),
@@ -216,6 +223,20 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
                 "clock ahead of the gateway's: {} (its scrub passes are stamped in the future; set \
                  its clock right, with NTP)",
                 ahead.join(", ")
+            );
+        }
+        let full: Vec<&str> = v["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["disk_full"] == true)
+            .filter_map(|s| s["site"].as_str())
+            .collect();
+        if !full.is_empty() {
+            outln!(
+                "disk full at: {} (its last shard write failed for lack of space; writes go on \
+                 without it). Free space or add a disk there, then `exclave heal --wait`",
+                full.join(", ")
             );
         }
         if !away.is_empty() {
@@ -287,9 +308,23 @@ pub(crate) fn heal(
             degraded_total = degraded;
         }
         let unverified = v["shards_unverified"].as_u64().unwrap_or(0);
+        let full: Vec<&str> = v["disk_full_sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        let waiting = if full.is_empty() {
+            format!("{pending} waiting for their sites")
+        } else {
+            format!(
+                "{pending} waiting for their sites (disk full at {})",
+                full.join(", ")
+            )
+        };
         if let Some(b) = &bar {
             b.set_message(format!(
-                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {manifests_total} manifest copies restored, {pending} waiting for their sites, {unverified} shards and {manifests_unverified} manifest copies at unreachable sites",
+                "checked {} objects, {degraded} degraded, {repaired_total} repaired, {manifests_total} manifest copies restored, {waiting}, {unverified} shards and {manifests_unverified} manifest copies at unreachable sites",
                 v["checked"]
             ));
         }
@@ -329,7 +364,7 @@ pub(crate) fn heal(
                 outln!("{out:#}");
             } else {
                 outln!(
-                    "checked {} objects: {degraded_total} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {pending} waiting for their sites{}",
+                    "checked {} objects: {degraded_total} degraded found, {repaired_total} repaired ({written_total} bytes written, {read_total} read), {manifests_total} manifest copies restored, {waiting}{}",
                     v["checked"],
                     if done { " — everything is whole" } else { "" }
                 );
@@ -342,7 +377,12 @@ pub(crate) fn heal(
                 b.finish_and_clear();
             }
             bail!(
-                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair, {unverified} shard(s) and {manifests_unverified} manifest copies at unreachable sites; check `exclave --config FILE status`"
+                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair{}, {unverified} shard(s) and {manifests_unverified} manifest copies at unreachable sites; check `exclave --config FILE status`",
+                if full.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (disk full at {})", full.join(", "))
+                }
             );
         }
         std::thread::sleep(Duration::from_secs(1));
