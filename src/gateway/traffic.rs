@@ -190,6 +190,7 @@ pub(crate) async fn handle(
     let span = tracing::info_span!("s3", id = %id);
     let op = OpSlot::default();
     let (mut parts, body) = req.into_parts();
+    let sends_body = sends_body(&parts.headers);
     let resp = match admit(&gateway, &gate, &parts, body).await {
         Ok(body) => {
             parts.extensions.insert(op.clone());
@@ -221,6 +222,16 @@ pub(crate) async fn handle(
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         parts.headers.insert("x-amz-request-id", v);
     }
+    if sends_body && (parts.status.is_client_error() || parts.status.is_server_error()) {
+        // The request's body may be left unread (refused before it, or failed within it), and
+        // then the server closes the connection after this answer. Said here, so the client
+        // does not send its next request on a connection about to close (it would fail with
+        // no answer, as AWS SDKs then report "IncompleteMessage").
+        parts.headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let finish = Finish {
         _in_flight: in_flight,
         gateway: gateway.clone(),
@@ -232,6 +243,15 @@ pub(crate) async fn handle(
     };
     let body = Counted::new(body, gateway.metrics.sent.clone(), span, Some(finish));
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// Whether a request comes with a body: a non-zero `Content-Length`, or a transfer coding.
+fn sends_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// What a request asks, for the log of a refusal (the operation is chosen only after the

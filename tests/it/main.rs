@@ -11,6 +11,7 @@
 mod attacks;
 mod backlog;
 mod chaos;
+mod connections;
 mod coordinator;
 mod durability;
 mod full;
