@@ -291,7 +291,7 @@ fn check_bucket_name(req: &Parts) -> Result<(), Refusal> {
         None => Ok(()),
         Some(rule) => Err(Refusal::new(
             Reason::BucketName,
-            S3Fault::InvalidBucketName(format!("The specified bucket is not valid: {rule}")),
+            S3Fault::InvalidBucketName(rule.to_string()),
         )),
     }
 }

@@ -929,6 +929,11 @@ async fn issue_13_each_finding_is_refused_the_way_aws_refuses_it() {
                 text.contains("InvalidBucketName") && !text.contains("Unknown"),
                 "{name}: {text}"
             );
+            assert_eq!(
+                text.matches("The specified bucket is not valid").count(),
+                1,
+                "{name}: said once: {text}"
+            );
         }
 
         // 5g. s3cmd's region `US`: AuthorizationHeaderMalformed naming the region to use.
