@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 
-use crate::support::{Cluster, Rng, bin, free_ports, run, started_cluster, within};
+use crate::support::{Cluster, Rng, all_reachable, bin, free_ports, run, started_cluster, within};
 
 /// A process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -601,6 +601,73 @@ fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
     keys.len() as u64
 }
 
+/// Issue 21, item 5: a recovered catalog that does not match its checkpoint is reported, and
+/// `recover` exits 1. After the checkpoint, the hosts of all four foreign sites drop every
+/// manifest record of one object (the one written twice: the only id with two records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_catalog_that_does_not_match_its_checkpoint_is_reported() {
+    use redb::ReadableTable as _;
+    let mut cluster = started_cluster("").await;
+    let s3 = cluster.s3_client(3);
+    let bucket = "land-registry";
+    let key = |i: usize| format!("parcel/{i:03}.xml");
+    populate(&s3, bucket, 20, key).await;
+    put_all(
+        &s3,
+        vec![(bucket.into(), key(7), content(bucket, &key(7), 1))],
+    )
+    .await;
+    let seq = checkpoint_now(&cluster);
+
+    let dropped: u64 = tokio::task::block_in_place(|| {
+        (1..5)
+            .map(|i| {
+                cluster.kill_node(i);
+                let (db, table) = cluster.node_db(i, "manifests");
+                let txn = db.begin_write().unwrap();
+                let mut t = txn.open_table(table).unwrap();
+                let mut per_object: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+                for e in t.iter().unwrap() {
+                    let k = e.unwrap().0.value().to_vec();
+                    per_object.entry(k[..32].to_vec()).or_default().push(k);
+                }
+                let twice: Vec<&Vec<Vec<u8>>> =
+                    per_object.values().filter(|ks| ks.len() == 2).collect();
+                assert_eq!(twice.len(), 1, "site {i}: one object has two versions");
+                for k in twice[0] {
+                    assert!(t.remove(&k[..]).unwrap().is_some());
+                }
+                drop(t);
+                txn.commit().unwrap();
+                cluster.start_node(i);
+                2
+            })
+            .sum()
+    });
+    assert_eq!(dropped, 8);
+    cluster
+        .wait_for_status(Duration::from_secs(30), "sites back", all_reachable)
+        .await;
+
+    let work = tempfile::tempdir().unwrap();
+    let (done, _, _) = lose_home_and_recover(&mut cluster, work.path(), false, 0);
+    let report: serde_json::Value =
+        serde_json::from_slice(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&done)));
+    assert_eq!(
+        done.status.code(),
+        Some(1),
+        "a catalog that does not match its checkpoint passed: {report:#}"
+    );
+    let c = &report["checkpoint"];
+    assert_eq!(c["seq"].as_u64(), Some(seq), "{report:#}");
+    assert_eq!(c["matches"].as_bool(), Some(false), "{report:#}");
+    assert_eq!(
+        c["recovered_leaves"].as_u64().map(|n| n + 1),
+        c["leaves"].as_u64(),
+        "one object short: {report:#}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     let mut cluster = started_cluster("").await;
@@ -621,7 +688,9 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
         copy_dir(&site_dir, &old_copy);
         cluster.start_node(stale);
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster
+        .wait_for_status(Duration::from_secs(30), "site back", all_reachable)
+        .await;
     within(300, async {
         let mut items = Vec::new();
         for i in (0..300).step_by(3) {
@@ -655,7 +724,9 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
         n
     });
     assert!(withheld >= 80, "only {withheld} manifests withheld");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster
+        .wait_for_status(Duration::from_secs(30), "sites back", all_reachable)
+        .await;
     // The running gateway serves no stale version and no deleted object, though the two of
     // them make a read quorum: what its index holds as current is waited for.
     within(300, async {
@@ -915,7 +986,12 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
         cluster.kill_gateway();
         cluster.start_node(4);
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Its admin API (on its QUIC port's number) answers once it serves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(cluster.node_addr(4)).is_err() {
+        assert!(Instant::now() < deadline, "site 4 did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (done, v) = rotate(&cluster);
     assert!(done.status.success(), "{}", text(&done));
     assert_eq!(v["complete"].as_bool(), Some(true));
