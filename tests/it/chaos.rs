@@ -107,10 +107,33 @@ struct Done {
     gateway_kills: usize,
 }
 
-/// The chaos: which faults, and for how long the load runs.
+/// The chaos: the gateway's options, and for how long the load runs.
 struct Plan {
     gateway_options: &'static str,
     load: Duration,
+}
+
+impl Plan {
+    /// Whether the load writes large objects (1.5 MB PUTs, 3% multipart of 5 MiB): in the
+    /// two-minute runs. Every version is kept, so a long run writes smaller ones (up to
+    /// 300 KB, 1% multipart): about 0.6 GB a minute at the five sites instead of over 2.
+    fn large(&self) -> bool {
+        self.load <= Duration::from_secs(180)
+    }
+}
+
+/// Free bytes on the file system of the system's temporary directory (where clusters live).
+fn free_tmp_bytes() -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(std::env::temp_dir())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -176,6 +199,22 @@ async fn ten_minutes_of_chaos() {
 /// back. Returns the counts.
 async fn chaos(plan: Plan) -> Arc<Counts> {
     let limit = 300 + plan.load.as_secs() * 2;
+    // Every version is kept: a long run must not fill the disk it shares with everything else
+    // (a ten-minute run with large objects did, at over 2 GB a minute).
+    let need = if plan.large() {
+        0
+    } else {
+        (plan.load.as_secs() / 60) << 30
+    };
+    let free = free_tmp_bytes();
+    assert!(
+        free >= need + (2 << 30),
+        "{} GiB free in {}; this run needs about {} GiB (every version is kept)",
+        free >> 30,
+        std::env::temp_dir().display(),
+        need >> 30
+    );
+    let large = plan.large();
     within(limit, async {
         let cluster = started_cluster(plan.gateway_options).await;
         let s3 = cluster.s3_client(1);
@@ -198,6 +237,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
                 counts: counts.clone(),
                 world: world.clone(),
                 started,
+                large,
             };
             let stop = stop.clone();
             clients.push(tokio::spawn(async move {
@@ -308,6 +348,8 @@ struct Client {
     counts: Arc<Counts>,
     world: Arc<World>,
     started: Instant,
+    /// Large objects (see `Plan::large`).
+    large: bool,
 }
 
 /// A GET: the key's state (`None`: no such key), or the error.
@@ -333,8 +375,14 @@ impl Client {
             return;
         }
         // A write: a PUT, a DELETE, or (rarely) a two-part multipart upload.
+        let multipart_from = if self.large { 97 } else { 99 };
         let (result, state) = if roll < 85 {
-            let size = [100usize, 20_000, 300_000, 1_500_000][rng.below(4) as usize];
+            let sizes: &[usize] = if self.large {
+                &[100, 20_000, 300_000, 1_500_000]
+            } else {
+                &[100, 20_000, 300_000]
+            };
+            let size = sizes[rng.below(sizes.len() as u64) as usize];
             let mut body = rng.bytes(size);
             body[..8].copy_from_slice(&n.to_le_bytes());
             let h = sha256_hex(&body);
@@ -347,7 +395,7 @@ impl Client {
                 .send()
                 .await;
             (r.map(|_| &self.counts.puts_acked).map_err(|_| ()), Some(h))
-        } else if roll < 97 {
+        } else if roll < multipart_from {
             let r = self
                 .s3
                 .delete_object()

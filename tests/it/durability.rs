@@ -240,6 +240,31 @@ async fn injected_rot_and_tampering_is_detected_never_served_and_repaired() {
             let body = out.body.collect().await.unwrap().into_bytes();
             assert_eq!(sha256_hex(&body), sha256_hex(v), "{k}");
         }
+
+        // Detected, each one: every damaged shard has its own entry in its site's quarantine
+        // ledger (keyed by the shard's key, then the time), not just a total that adds up.
+        for i in 0..5 {
+            cluster.kill_node(i);
+        }
+        let ledgers: Vec<BTreeSet<Vec<u8>>> = (0..5)
+            .map(|i| {
+                use redb::{ReadableDatabase as _, ReadableTable as _};
+                let (db, table) = cluster.node_db(i, "quarantine");
+                let txn = db.begin_read().unwrap();
+                let t = txn.open_table(table).unwrap();
+                t.iter()
+                    .unwrap()
+                    .map(|e| e.unwrap().0.value().to_vec())
+                    .collect()
+            })
+            .collect();
+        for (site, key, kind) in &injected {
+            let k = key.to_bytes();
+            assert!(
+                ledgers[*site].iter().any(|q| q.starts_with(&k)),
+                "site {site}: the shard damaged by {kind} ({key:?}) has no quarantine entry"
+            );
+        }
     }).await;
 }
 

@@ -639,6 +639,7 @@ async fn a_catalog_that_does_not_match_its_checkpoint_is_reported() {
                 }
                 drop(t);
                 txn.commit().unwrap();
+                drop(db);
                 cluster.start_node(i);
                 2
             })
