@@ -13,7 +13,7 @@ use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{
-    BlockStatus, DiskUsage, ErrorCode, InlineShard, Request, Response, ShardKey, Trailer,
+    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer,
 };
 use crate::net::frame::{self, NetError};
 
@@ -91,14 +91,11 @@ impl NodeClient {
                     tracing::info!(site = %self.site(), "disk space again: shard writes reach the site");
                 }
             }
-            Some(NetError::Remote {
-                code: ErrorCode::DiskFull,
-                message,
-            }) => {
+            Some(e) if e.is_disk_full() => {
                 if self.link.set_disk_full(true) {
                     tracing::warn!(
                         site = %self.site(),
-                        %message,
+                        error = %e,
                         "disk full at site {}: writes go on without it until space is freed",
                         self.site()
                     );

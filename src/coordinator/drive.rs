@@ -16,7 +16,7 @@ use crate::core::ops::{
     FetchResult, HedgedRead, ReadCommand, ReadOutcome, WriteOutcome, WriteQuorum,
 };
 use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, VerifiedBlock};
-use crate::core::wire::{ErrorCode, ShardKey};
+use crate::core::wire::ShardKey;
 use crate::net::NetError;
 
 /// Blocks queued per shard before the encoder waits (bounds memory per PUT:
@@ -102,8 +102,8 @@ pub struct StripeSink {
     needed: usize,
     stall_limit: Duration,
     dropped: Vec<(usize, String)>,
-    /// Each shard's site, by name (for errors).
-    sites: Vec<String>,
+    /// Each shard's node client (its site names the shard in errors).
+    clients: Vec<Option<Arc<NodeClient>>>,
     start: Instant,
 }
 
@@ -132,18 +132,12 @@ impl StripeSink {
         let quorum = WriteQuorum::new(targets.iter().map(|t| t.site).collect(), needed, deadline);
         let mut senders = Vec::with_capacity(targets.len());
         let mut tasks = JoinSet::new();
-        let sites = targets
-            .iter()
-            .map(|t| {
-                nodes
-                    .client(t.node)
-                    .map_or("?".into(), |c| c.site().to_owned())
-            })
-            .collect();
+        let mut clients = Vec::with_capacity(targets.len());
         for (i, t) in targets.iter().enumerate() {
             let (tx, mut rx) = mpsc::channel::<ShardMsg>(QUEUE);
             senders.push(Some(tx));
             let client = nodes.client(t.node).cloned();
+            clients.push(client.clone());
             let key = ShardKey {
                 object,
                 version,
@@ -169,7 +163,7 @@ impl StripeSink {
                     Err(_) => Err(NetError::Timeout),
                 };
                 if let Err(e) = &r
-                    && !matches!(e, NetError::Remote { .. })
+                    && !e.is_answer()
                 {
                     client.note_unanswered();
                 }
@@ -184,7 +178,7 @@ impl StripeSink {
             needed,
             stall_limit: nodes.stall_limit,
             dropped: Vec::new(),
-            sites,
+            clients,
             start,
         }
     }
@@ -224,32 +218,30 @@ impl StripeSink {
                 .iter()
                 .map(|(i, why)| match ended.get(i) {
                     Some(e) => self.describe(*i, e),
-                    None => format!("shard {i} at {}: {why}", self.sites[*i]),
+                    None => format!("shard {i} at {}: {why}", self.site(*i)),
                 })
                 .collect::<Vec<_>>();
             return Err(PutError::NoQuorum {
                 durable: 0,
                 needed: self.needed,
                 errors: errors.join("; "),
-                full: self.full(ended.iter()),
+                full: self.full(&ended),
             });
         }
         Ok(())
     }
 
+    /// Shard `i`'s site, by name (for errors).
+    fn site(&self, i: usize) -> &str {
+        self.clients[i].as_ref().map_or("?", |c| c.site())
+    }
+
     /// The sites, by name, of the uploads in `ended` that failed for lack of space.
-    fn full<'a>(&self, ended: impl Iterator<Item = (&'a usize, &'a NetError)>) -> Vec<String> {
+    fn full(&self, ended: &BTreeMap<usize, NetError>) -> Vec<String> {
         let mut full: Vec<String> = ended
-            .filter(|(_, e)| {
-                matches!(
-                    e,
-                    NetError::Remote {
-                        code: ErrorCode::DiskFull,
-                        ..
-                    }
-                )
-            })
-            .map(|(&i, _)| self.sites[i].clone())
+            .iter()
+            .filter(|(_, e)| e.is_disk_full())
+            .map(|(&i, _)| self.site(i).to_owned())
             .collect();
         full.sort();
         full.dedup();
@@ -258,13 +250,11 @@ impl StripeSink {
 
     /// Why shard `i`'s upload failed, naming its site (a full disk as such).
     fn describe(&self, i: usize, e: &NetError) -> String {
-        let site = &self.sites[i];
-        match e {
-            NetError::Remote {
-                code: ErrorCode::DiskFull,
-                ..
-            } => format!("shard {i}: disk full at site {site}"),
-            e => format!("shard {i} at {site}: {e}"),
+        let site = self.site(i);
+        if e.is_disk_full() {
+            format!("shard {i}: disk full at site {site}")
+        } else {
+            format!("shard {i} at {site}: {e}")
         }
     }
 
@@ -299,7 +289,7 @@ impl StripeSink {
         let mut errors: Vec<String> = ended.iter().map(|(&i, e)| self.describe(i, e)).collect();
         for (i, why) in dropped {
             if !ended.contains_key(&i) {
-                errors.push(format!("shard {i} at {}: {why}", self.sites[i]));
+                errors.push(format!("shard {i} at {}: {why}", self.site(i)));
             }
         }
         self.quorum
@@ -314,7 +304,7 @@ impl StripeSink {
                     durable,
                     needed: self.needed,
                     errors: errors.join("; "),
-                    full: self.full(ended.iter()),
+                    full: self.full(&ended),
                 })
             }
         }
@@ -406,7 +396,7 @@ impl Nodes {
                     Err(e) => {
                         // A site that says no (not here, refused) answered; a transport error
                         // or a missing client is no answer.
-                        let answered = matches!(e, NetError::Remote { .. });
+                        let answered = e.is_answer();
                         let why = format!("shard {i}: {e}");
                         return (i, Err(FetchFailed { answered, why }));
                     }

@@ -18,7 +18,7 @@ use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
-use crate::core::wire::{ErrorCode, ShardKey};
+use crate::core::wire::ShardKey;
 use crate::net::frame::NetError;
 
 /// Stripes read and rebuilt per round.
@@ -56,21 +56,40 @@ pub struct ManifestCensus {
     pub unanswered: usize,
 }
 
-/// A repair backlog entry that will never be rebuilt, and why.
+/// A committed version repair cannot rebuild: some stripe has fewer than k good blocks left,
+/// at sites that all answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settled {
-    /// A committed version of which some stripe has fewer than k good blocks left, at sites
-    /// that all answered.
-    Lost {
-        /// Its bucket.
-        bucket: String,
-        /// Its key.
-        key: String,
-        /// Good blocks left in its worst stripe (or good shards left).
-        good: usize,
-        /// k.
-        needed: usize,
-    },
+pub struct Lost {
+    /// Its bucket.
+    pub bucket: String,
+    /// Its key.
+    pub key: String,
+    /// Good blocks left in its worst stripe (or good shards left).
+    pub good: usize,
+    /// k.
+    pub needed: usize,
+}
+
+impl ManifestCensus {
+    /// What a repair that failed with `error` means: [`Lost`] when the version has a record
+    /// and every site answered with too few good blocks; None when it may still be rebuilt.
+    pub fn lost(&self, error: &ObjectError) -> Option<Lost> {
+        let found = self.found.as_ref()?;
+        match error {
+            ObjectError::Read(ReadError::NotEnough {
+                good,
+                needed,
+                unanswered: 0,
+                ..
+            }) => Some(Lost {
+                bucket: found.manifest.bucket.clone(),
+                key: found.manifest.key.clone(),
+                good: *good,
+                needed: *needed,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What copying a manifest record to the nodes that lack it did.
@@ -86,14 +105,12 @@ pub struct ManifestRestored {
 const MANIFEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A repair upload to `client` that failed: noted (a full disk marks the site), and said.
-fn failed_write(client: &NodeClient, i: usize, e: NetError) -> ObjectError {
-    client.note_write(Some(&e));
-    match e {
-        NetError::Remote {
-            code: ErrorCode::DiskFull,
-            ..
-        } => ObjectError::Internal(format!("shard {i}: disk full at site {}", client.site())),
-        e => ObjectError::Internal(format!("shard {i}: {e}")),
+fn failed_write(client: &NodeClient, i: usize, e: &NetError) -> ObjectError {
+    client.note_write(Some(e));
+    if e.is_disk_full() {
+        ObjectError::Internal(format!("shard {i}: disk full at site {}", client.site()))
+    } else {
+        ObjectError::Internal(format!("shard {i}: {e}"))
     }
 }
 
@@ -107,14 +124,6 @@ fn same_object(a: &ShardHeader, b: &ShardHeader) -> bool {
 }
 
 impl Objects {
-    /// [`failed_write`] for shard `i` of `targets`.
-    fn failed_upload(&self, targets: &[ShardTarget], i: usize, e: NetError) -> ObjectError {
-        match self.nodes().client(targets[i].node) {
-            Some(c) => failed_write(c, i, e),
-            None => ObjectError::Internal(format!("shard {i}: {e}")),
-        }
-    }
-
     /// The headers the good shards of (object, version) carry, by shard index: asked of every
     /// shard holder under the current and the earlier layouts (the version was placed under
     /// one of them) except `skip`. Also how many holders gave no answer at all.
@@ -160,8 +169,9 @@ impl Objects {
                 {
                     out.insert(i, h);
                 }
-                // Not here, or refused: an answer.
-                Ok((_, Err(NetError::Remote { .. }) | Ok(_))) => {}
+                // Another shard's header, or a no: an answer.
+                Ok((_, Ok(_))) => {}
+                Ok((_, Err(e))) if e.is_answer() => {}
                 _ => unanswered += 1,
             }
         }
@@ -239,27 +249,6 @@ impl Objects {
                 holds,
             }),
             unanswered,
-        }
-    }
-
-    /// What a repair that failed with `error` leaves of (object, version), judged from the
-    /// manifest records (`census`): [`Settled::Lost`] when it is a version and every site
-    /// answered with too few good blocks; None when it may still be rebuilt later.
-    pub fn settle(census: &ManifestCensus, error: &ObjectError) -> Option<Settled> {
-        let found = census.found.as_ref()?;
-        match error {
-            ObjectError::Read(ReadError::NotEnough {
-                good,
-                needed,
-                unanswered: 0,
-                ..
-            }) => Some(Settled::Lost {
-                bucket: found.manifest.bucket.clone(),
-                key: found.manifest.key.clone(),
-                good: *good,
-                needed: *needed,
-            }),
-            _ => None,
         }
     }
 
@@ -383,8 +372,8 @@ impl Objects {
             let up = client
                 .begin_shard(key, targets[i].disk, geometry)
                 .await
-                .map_err(|e| failed_write(&client, i, e))?;
-            uploads.push((i, up, Vec::new()));
+                .map_err(|e| failed_write(&client, i, &e))?;
+            uploads.push((i, client, up, Vec::new()));
         }
         let mut done = Repaired::default();
         let stripes = geometry.stripe_count();
@@ -424,12 +413,10 @@ impl Objects {
             for (j, blocks) in rebuilt.into_iter().enumerate() {
                 let s = first + j as u64;
                 done.bytes_read += (k * geometry.block_len(s)) as u64;
-                for ((i, up, crcs), b) in uploads.iter_mut().zip(blocks) {
+                for ((i, client, up, crcs), b) in uploads.iter_mut().zip(blocks) {
                     crcs.push(crc32fast::hash(&b));
                     done.bytes_written += b.len() as u64;
-                    if let Err(e) = up.send(b).await {
-                        return Err(self.failed_upload(&targets, *i, e));
-                    }
+                    up.send(b).await.map_err(|e| failed_write(client, *i, &e))?;
                 }
             }
             first += count;
@@ -444,17 +431,14 @@ impl Objects {
                 }
             }
         }
-        for (i, up, crcs) in uploads {
+        for (i, client, up, crcs) in uploads {
             let mut header = template.clone();
             header.shard_index = ShardIndex(i as u8);
             header.crcs = crcs;
-            let r = up.finish(&header).await;
-            if let Some(c) = self.nodes().client(targets[i].node) {
-                c.note_write(r.as_ref().err());
-            }
-            if let Err(e) = r {
-                return Err(self.failed_upload(&targets, i, e));
-            }
+            up.finish(&header)
+                .await
+                .map_err(|e| failed_write(&client, i, &e))?;
+            client.note_write(None);
             done.shards.push(i);
         }
         Ok(done)

@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::coordinator::Objects;
 use crate::coordinator::object::ObjectError;
-use crate::coordinator::repair::{Repaired, Settled};
+use crate::coordinator::repair::{Lost, Repaired};
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::meta::{Index, LostRecord, MetaError};
@@ -87,7 +87,7 @@ enum RepairOutcome {
     /// takes to commit: the leftovers of a failed write, not a version.
     NotAVersion,
     /// Every site answered, and too few good blocks are left to rebuild it.
-    Lost(Settled),
+    Lost(Lost),
 }
 
 /// What one repair pass did.
@@ -145,13 +145,15 @@ impl Repairer {
             // or one that failed. Once that has lasted longer than any commit takes, it is not
             // a version.
             let grace = 2 * self.objects.write_timeout();
-            let since = *self
+            let mut unclaimed = self
                 .unclaimed
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner);
+            let since = *unclaimed
                 .entry((object, version))
                 .or_insert_with(Instant::now);
             if since.elapsed() > grace {
+                unclaimed.remove(&(object, version));
                 return RepairOutcome::NotAVersion;
             }
         } else {
@@ -167,8 +169,8 @@ impl Repairer {
             match self.objects.repair(object, version, shards, &pace).await {
                 Ok(done) => done,
                 Err(e) => {
-                    return match Objects::settle(&census, &e) {
-                        Some(settled) => RepairOutcome::Lost(settled),
+                    return match census.lost(&e) {
+                        Some(lost) => RepairOutcome::Lost(lost),
                         None => RepairOutcome::Deferred(e),
                     };
                 }
@@ -219,10 +221,6 @@ impl Repairer {
                 }
                 RepairOutcome::NotAVersion => {
                     self.index.repair_done(&object, version)?;
-                    self.unclaimed
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&(object, version));
                     pass.not_versions += 1;
                     tracing::info!(
                         object = %hex(&object.0),
@@ -231,33 +229,29 @@ impl Repairer {
                          a version; left for collection"
                     );
                 }
-                RepairOutcome::Lost(Settled::Lost {
-                    bucket,
-                    key,
-                    good,
-                    needed,
-                }) if self
-                    .index
-                    .get(&bucket, &key)?
-                    .is_some_and(|current| current.version > version) =>
-                {
-                    // Versions are not kept yet: one superseded by a newer current version is
-                    // read by no request, and its loss costs nothing.
-                    self.index.repair_done(&object, version)?;
-                    pass.superseded += 1;
-                    tracing::info!(
-                        object = %hex(&object.0),
-                        bucket, key, good, needed,
-                        "cannot be rebuilt, and superseded by a newer version: dropped from the \
-                         backlog"
-                    );
-                }
-                RepairOutcome::Lost(Settled::Lost {
+                RepairOutcome::Lost(Lost {
                     bucket,
                     key,
                     good,
                     needed,
                 }) => {
+                    let superseded = self
+                        .index
+                        .get(&bucket, &key)?
+                        .is_some_and(|current| current.version > version);
+                    if superseded {
+                        // Versions are not kept yet: one superseded by a newer current version
+                        // is read by no request, and its loss costs nothing.
+                        self.index.repair_done(&object, version)?;
+                        pass.superseded += 1;
+                        tracing::info!(
+                            object = %hex(&object.0),
+                            bucket, key, good, needed,
+                            "cannot be rebuilt, and superseded by a newer version: dropped from \
+                             the backlog"
+                        );
+                        continue;
+                    }
                     tracing::error!(
                         object = %hex(&object.0),
                         bucket, key, good, needed,

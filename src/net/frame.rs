@@ -61,6 +61,25 @@ pub enum NetError {
     Timeout,
 }
 
+impl NetError {
+    /// Whether the peer answered, if only to say no (not here, refused, disk full): every other
+    /// error is no answer (unreachable, timed out, the connection lost).
+    pub fn is_answer(&self) -> bool {
+        matches!(self, Self::Remote { .. })
+    }
+
+    /// Whether the peer said the disk a write was for is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            Self::Remote {
+                code: ErrorCode::DiskFull,
+                ..
+            }
+        )
+    }
+}
+
 /// Reads exactly `buf.len()` bytes.
 pub async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), NetError> {
     Ok(recv.read_exact(buf).await?)

@@ -24,8 +24,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::sync::Mutex;
 
+use crate::ops::admin_get;
 use crate::sigv4::sha256_hex;
-use crate::support::{Cluster, Rng, started_cluster, within};
+use crate::support::{Cluster, Rng, all_reachable, started_cluster, within};
 
 const BUCKET: &str = "registry";
 const CLIENTS: u64 = 4;
@@ -526,23 +527,8 @@ impl Client {
 /// Whether the gateway answers and reaches every site (its own view: `exclave status`).
 fn all_sites_reachable(c: &Cluster) -> bool {
     let (addr, token) = c.gateway_admin();
-    let (code, text) = crate::sigv4::send(
-        addr,
-        "GET",
-        "/v1/status",
-        &[
-            ("host".into(), addr.to_string()),
-            ("authorization".into(), format!("Bearer {token}")),
-        ],
-        b"",
-    );
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    code == 200
-        && serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| {
-            v["sites"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(|s| s["reachable"] == true))
-        })
+    let (code, body) = admin_get(addr, "/v1/status", &token);
+    code == 200 && serde_json::from_str(&body).is_ok_and(|v| all_reachable(&v))
 }
 
 /// One fault at a time, each undone before the next, never more than m = 2 sites away, in a

@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use crate::sigv4::{self, Signer};
 use crate::support::{Cluster, Rng, run, started_cluster, started_cluster_logging, within};
 
-/// GET `path` with a bearer token: (status, body).
+/// GET `path` of an admin API with a bearer token: (status, body).
 pub(crate) fn admin_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
     admin_get_accepting(addr, path, token, "*/*")
 }

@@ -583,16 +583,28 @@ fn lose_home_and_recover(
 /// The host of site `i` withholds manifests: every `every`-th record is taken out of its node's
 /// database (the node must be stopped). Returns how many.
 fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
+    remove_manifests(cluster, i, |keys| {
+        keys.iter().step_by(every).cloned().collect()
+    })
+}
+
+/// Takes the manifest records `choose` picks (from all the keys, object id first) out of site
+/// `i`'s node database (the node must be stopped). Returns how many.
+fn remove_manifests(
+    cluster: &Cluster,
+    i: usize,
+    choose: impl FnOnce(&[Vec<u8>]) -> Vec<Vec<u8>>,
+) -> u64 {
     use redb::ReadableTable as _;
     let (db, table) = cluster.node_db(i, "manifests");
     let txn = db.begin_write().unwrap();
     let mut t = txn.open_table(table).unwrap();
-    let keys: Vec<Vec<u8>> = t
+    let all: Vec<Vec<u8>> = t
         .iter()
         .unwrap()
-        .step_by(every)
         .map(|e| e.unwrap().0.value().to_vec())
         .collect();
+    let keys = choose(&all);
     for k in &keys {
         assert!(t.remove(&k[..]).unwrap().is_some());
     }
@@ -606,7 +618,6 @@ fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
 /// manifest record of one object (the one written twice: the only id with two records).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_catalog_that_does_not_match_its_checkpoint_is_reported() {
-    use redb::ReadableTable as _;
     let mut cluster = started_cluster("").await;
     let s3 = cluster.s3_client(3);
     let bucket = "land-registry";
@@ -623,25 +634,21 @@ async fn a_catalog_that_does_not_match_its_checkpoint_is_reported() {
         (1..5)
             .map(|i| {
                 cluster.kill_node(i);
-                let (db, table) = cluster.node_db(i, "manifests");
-                let txn = db.begin_write().unwrap();
-                let mut t = txn.open_table(table).unwrap();
-                let mut per_object: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
-                for e in t.iter().unwrap() {
-                    let k = e.unwrap().0.value().to_vec();
-                    per_object.entry(k[..32].to_vec()).or_default().push(k);
-                }
-                let twice: Vec<&Vec<Vec<u8>>> =
-                    per_object.values().filter(|ks| ks.len() == 2).collect();
-                assert_eq!(twice.len(), 1, "site {i}: one object has two versions");
-                for k in twice[0] {
-                    assert!(t.remove(&k[..]).unwrap().is_some());
-                }
-                drop(t);
-                txn.commit().unwrap();
-                drop(db);
+                let n = remove_manifests(&cluster, i, |keys| {
+                    let mut per_object: BTreeMap<&[u8], Vec<Vec<u8>>> = BTreeMap::new();
+                    for k in keys {
+                        per_object.entry(&k[..32]).or_default().push(k.clone());
+                    }
+                    let mut twice = per_object.into_values().filter(|ks| ks.len() == 2);
+                    let records = twice.next().expect("an object with two versions");
+                    assert!(
+                        twice.next().is_none(),
+                        "site {i}: one object has two versions"
+                    );
+                    records
+                });
                 cluster.start_node(i);
-                2
+                n
             })
             .sum()
     });

@@ -417,12 +417,18 @@ impl Cluster {
 
     /// Starts node `i` as a process (stderr appended to its log).
     pub fn start_node(&mut self, i: usize) {
+        self.spawn_node(i, Command::new(bin("exclaved")));
+    }
+
+    /// Runs `command` (exclaved, or what execs it) as node `i` with its config, its log level
+    /// and stderr appended to its log.
+    fn spawn_node(&mut self, i: usize, mut command: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let child = Command::new(bin("exclaved"))
+        let child = command
             .args(["--config", self.node_config(i).to_str().unwrap()])
             .env("RUST_LOG", self.log_level)
             .stdout(Stdio::null())
@@ -437,11 +443,6 @@ impl Cluster {
     /// copied in first; what the node writes there is gone when it stops.
     #[allow(dead_code)]
     pub fn start_node_on_small_disk(&mut self, i: usize, bytes: u64) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(i))
-            .unwrap();
         let data = self.disk_of(i).1;
         let script = r#"set -e
 keep=$(mktemp -d)
@@ -452,18 +453,13 @@ rm -rf "$keep"
 shift 2
 exec "$@""#;
         // unshare and sh each exec the next: the node keeps the process id started here.
-        let child = Command::new("unshare")
+        let mut command = Command::new("unshare");
+        command
             .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
             .arg(&data)
             .arg(bytes.to_string())
-            .arg(bin("exclaved"))
-            .args(["--config", self.node_config(i).to_str().unwrap()])
-            .env("RUST_LOG", self.log_level)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.nodes[i] = Some(child);
+            .arg(bin("exclaved"));
+        self.spawn_node(i, command);
     }
 
     #[allow(dead_code)]

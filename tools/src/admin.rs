@@ -204,20 +204,8 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         outln!(
             "\nnot everything is whole: `exclave --config FILE heal --wait` rebuilds what is missing once its sites answer"
         );
-        let away: Vec<&str> = v["sites"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["reachable"] != true)
-            .filter_map(|s| s["site"].as_str())
-            .collect();
-        let ahead: Vec<&str> = v["sites"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| !s["scrub"]["clock_ahead_secs"].is_null())
-            .filter_map(|s| s["site"].as_str())
-            .collect();
+        let away = sites_where(&v, |s| s["reachable"] != true);
+        let ahead = sites_where(&v, |s| !s["scrub"]["clock_ahead_secs"].is_null());
         if !ahead.is_empty() {
             outln!(
                 "clock ahead of the gateway's: {} (its scrub passes are stamped in the future; set \
@@ -225,13 +213,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
                 ahead.join(", ")
             );
         }
-        let full: Vec<&str> = v["sites"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["disk_full"] == true)
-            .filter_map(|s| s["site"].as_str())
-            .collect();
+        let full = sites_where(&v, |s| s["disk_full"] == true);
         if !full.is_empty() {
             outln!(
                 "disk full at: {} (its last shard write failed for lack of space; writes go on \
@@ -248,6 +230,17 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(healthy)
+}
+
+/// The names of the sites of a status answer for which `pick` holds.
+fn sites_where(status: &Value, pick: impl Fn(&Value) -> bool) -> Vec<&str> {
+    status["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| pick(s))
+        .filter_map(|s| s["site"].as_str())
+        .collect()
 }
 
 /// The versions repair gave up on, named, if any.
@@ -308,20 +301,19 @@ pub(crate) fn heal(
             degraded_total = degraded;
         }
         let unverified = v["shards_unverified"].as_u64().unwrap_or(0);
+        // Sites whose disk is full, said after what waits for them.
         let full: Vec<&str> = v["disk_full_sites"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|s| s.as_str())
             .collect();
-        let waiting = if full.is_empty() {
-            format!("{pending} waiting for their sites")
+        let full = if full.is_empty() {
+            String::new()
         } else {
-            format!(
-                "{pending} waiting for their sites (disk full at {})",
-                full.join(", ")
-            )
+            format!(" (disk full at {})", full.join(", "))
         };
+        let waiting = format!("{pending} waiting for their sites{full}");
         if let Some(b) = &bar {
             b.set_message(format!(
                 "checked {} objects, {degraded} degraded, {repaired_total} repaired, {manifests_total} manifest copies restored, {waiting}, {unverified} shards and {manifests_unverified} manifest copies at unreachable sites",
@@ -377,12 +369,7 @@ pub(crate) fn heal(
                 b.finish_and_clear();
             }
             bail!(
-                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair{}, {unverified} shard(s) and {manifests_unverified} manifest copies at unreachable sites; check `exclave --config FILE status`",
-                if full.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (disk full at {})", full.join(", "))
-                }
+                "not whole after {timeout:?}: {degraded} degraded found in the last pass, {pending} object version(s) waiting for repair{full}, {unverified} shard(s) and {manifests_unverified} manifest copies at unreachable sites; check `exclave --config FILE status`"
             );
         }
         std::thread::sleep(Duration::from_secs(1));
