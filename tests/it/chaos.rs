@@ -30,6 +30,8 @@ use crate::support::{Cluster, Rng, all_reachable, started_cluster, within};
 
 const BUCKET: &str = "registry";
 const CLIENTS: u64 = 4;
+/// The prefix of the keys the fault task reads during outages (no client writes them).
+const PROBE: &str = "probe/";
 
 /// What a key may read back as. `None` is "no such key" (deleted, or never written).
 #[derive(Default)]
@@ -228,7 +230,34 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
 
-        let faults = tokio::spawn(faults(cluster.clone(), world.clone(), stop.clone()));
+        // The fault task reads its own keys (written now, never changed) through its own
+        // client while sites are away, so that reads during two-site outages happen in every
+        // run: the load's clients may all be waiting on writes then.
+        let mut rng = Rng::new(99);
+        for (i, size) in [100, 20_000, 300_000, 1_500_000].into_iter().enumerate() {
+            let body = rng.bytes(size);
+            let key = format!("{PROBE}k{i}");
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .unwrap();
+            let mut e = Expect::default();
+            e.acknowledge(Some(sha256_hex(&body)));
+            model.lock().await.insert(key, e);
+        }
+        let probe = Client {
+            id: CLIENTS,
+            s3: s3.clone(),
+            model: model.clone(),
+            counts: counts.clone(),
+            world: world.clone(),
+            started,
+            large,
+        };
+        let faults = tokio::spawn(faults(cluster.clone(), world.clone(), stop.clone(), probe));
         let mut clients = Vec::new();
         for id in 0..CLIENTS {
             let ctx = Client {
@@ -475,6 +504,16 @@ impl Client {
         }
     }
 
+    /// GETs of the probe keys (which nothing writes while they are read), one after
+    /// another, until `until` (one may run past it).
+    async fn read_until(&self, rng: &mut Rng, until: Instant) {
+        while Instant::now() < until {
+            let key = format!("{PROBE}k{}", rng.below(4));
+            self.get(&key, self.world.now()).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A multipart upload of two parts (5 MiB and the rest), completed.
     async fn multipart(&self, key: &str, first: Vec<u8>, last: Vec<u8>) -> Result<(), ()> {
         let up = self
@@ -532,11 +571,17 @@ fn all_sites_reachable(c: &Cluster) -> bool {
 }
 
 /// One fault at a time, each undone before the next, never more than m = 2 sites away, in a
-/// fixed rotation (so that every kind happens in any run of 8 rounds): kill one or two sites
-/// (restarted 2-6 s later), kill one or two again, stop one (continued 1-5 s later), kill the
-/// gateway (restarted 0.3-2 s later); 0.5-2.5 s between faults. After each, waits until the
-/// gateway reaches every site again. Ends when `stop` turns true, with everything up.
-async fn faults(cluster: Arc<Mutex<Cluster>>, world: Arc<World>, stop: Arc<AtomicBool>) -> Done {
+/// fixed rotation (so that every kind happens in any run of 4 rounds): kill two sites
+/// (restarted 2-6 s later), kill one, stop one (continued 1-5 s later), kill the gateway
+/// (restarted 0.3-2 s later); 0.5-2.5 s between faults. While sites are killed, `probe` reads
+/// acknowledged keys. After each fault, waits until the gateway reaches every site again.
+/// Ends when `stop` turns true, with everything up.
+async fn faults(
+    cluster: Arc<Mutex<Cluster>>,
+    world: Arc<World>,
+    stop: Arc<AtomicBool>,
+    probe: Client,
+) -> Done {
     let mut rng = Rng::new(2026);
     let mut done = Done::default();
     let mut round = 0u64;
@@ -546,7 +591,7 @@ async fn faults(cluster: Arc<Mutex<Cluster>>, world: Arc<World>, stop: Arc<Atomi
         let mut c = cluster.lock().await;
         match round % 4 {
             0 | 1 => {
-                let how_many = 1 + rng.below(2) as usize;
+                let how_many = if round % 4 == 0 { 2 } else { 1 };
                 let victims = distinct(&mut rng, how_many);
                 for &v in &victims {
                     c.kill_node(v);
@@ -557,7 +602,9 @@ async fn faults(cluster: Arc<Mutex<Cluster>>, world: Arc<World>, stop: Arc<Atomi
                 world.away.store(victims.len(), Ordering::SeqCst);
                 done.kills += victims.len();
                 drop(c);
-                tokio::time::sleep(Duration::from_millis(2000 + rng.below(4000))).await;
+                let until = Instant::now() + Duration::from_millis(2000 + rng.below(4000));
+                probe.read_until(&mut rng, until).await;
+                tokio::time::sleep_until(until.into()).await;
                 c = cluster.lock().await;
                 world.away.store(0, Ordering::SeqCst);
                 for &v in &victims {
