@@ -591,7 +591,7 @@ async fn faults(
         let mut c = cluster.lock().await;
         match round % 4 {
             0 | 1 => {
-                let how_many = if round % 4 == 0 { 2 } else { 1 };
+                let how_many = if round.is_multiple_of(4) { 2 } else { 1 };
                 let victims = distinct(&mut rng, how_many);
                 for &v in &victims {
                     c.kill_node(v);
