@@ -1,7 +1,14 @@
 //! Machine access that any layer but `core` may use: randomness, the wall clock, and files
 //! written whole (atomically, or as secrets only the owner reads) or read as secrets (their
-//! permissions checked). It imports nothing from the crate. `core` takes none of it: time and
-//! randomness are its callers' arguments there.
+//! permissions checked); `files` (the narrow file interface a node's store writes through,
+//! with `mmap`) and, in tests, `sim` (that interface simulated, crashing at any point). It
+//! imports nothing from the crate. `core` takes none of it: time and randomness are its
+//! callers' arguments there.
+
+pub mod files;
+mod mmap;
+#[cfg(test)]
+pub mod sim;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;

@@ -188,7 +188,11 @@ fn parse_version_key(k: &[u8]) -> Result<(ObjectId, Version), MetaError> {
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Database::create(path).map_err(db_err)?;
+        Self::open_on(Database::create(path).map_err(db_err)?)
+    }
+
+    /// Opens the index in `db` (the crash tests give one on a simulated disk).
+    pub(crate) fn open_on(db: Database) -> Result<Self, MetaError> {
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(BUCKETS).map_err(db_err)?;
         txn.open_table(OBJECTS).map_err(db_err)?;
@@ -601,5 +605,7 @@ impl Index {
     }
 }
 
+#[cfg(test)]
+mod crash;
 #[cfg(test)]
 mod tests;

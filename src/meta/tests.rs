@@ -8,7 +8,7 @@ use super::*;
 use crate::core::ids::{GatewayId, NodeId, ObjectId};
 use crate::core::ops::Pending;
 
-fn v(n: u64) -> Version {
+pub(super) fn v(n: u64) -> Version {
     Version {
         physical_ms: n,
         logical: 0,
@@ -16,7 +16,7 @@ fn v(n: u64) -> Version {
     }
 }
 
-fn entry(n: u64, deleted: bool) -> Entry {
+pub(super) fn entry(n: u64, deleted: bool) -> Entry {
     Entry {
         version: v(n),
         size: n,

@@ -9,16 +9,16 @@
 //! File names come only from opaque ids: never from a bucket or key.
 
 mod group;
-mod mmap;
 pub mod scrub;
 mod writer;
 
 pub use writer::ShardWriter;
 
+use crate::sys::files::{FileWrite, Files, RealFiles};
+
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -137,30 +137,37 @@ pub enum BlockRead {
 
 /// Writes a data directory's marker and layout (at `exclave init`).
 pub fn init_disk(path: &Path, node: NodeId, disk: DiskId) -> Result<(), StoreError> {
-    for sub in ["shards", "tmp", "quarantine"] {
-        fs::create_dir_all(path.join(sub)).map_err(io(path))?;
-    }
-    let marker = path.join(MARKER);
-    let mut f = File::create(&marker).map_err(io(&marker))?;
-    writeln!(
-        f,
-        "exclave data directory\nnode = {}\ndisk = {}",
-        node.0, disk.0
-    )
-    .map_err(io(&marker))?;
-    f.sync_all().map_err(io(&marker))?;
-    fsync_dir(path)
+    init_disk_on(&RealFiles, path, node, disk)
 }
 
-fn fsync_dir(path: &Path) -> Result<(), StoreError> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(io(path))
+pub(crate) fn init_disk_on(
+    files: &dyn Files,
+    path: &Path,
+    node: NodeId,
+    disk: DiskId,
+) -> Result<(), StoreError> {
+    for sub in ["shards", "tmp", "quarantine"] {
+        files.create_dir_all(&path.join(sub)).map_err(io(path))?;
+    }
+    files.sync_dir(path).map_err(io(path))?;
+    let marker = path.join(MARKER);
+    let mut f = files.create(&marker, false).map_err(io(&marker))?;
+    f.write_all(
+        format!(
+            "exclave data directory\nnode = {}\ndisk = {}\n",
+            node.0, disk.0
+        )
+        .as_bytes(),
+    )
+    .map_err(io(&marker))?;
+    f.sync().map_err(io(&marker))?;
+    files.sync_dir(path).map_err(io(path))
 }
 
 /// A node's store.
 #[derive(Debug)]
 pub struct Store {
+    files: Arc<dyn Files>,
     disks: BTreeMap<DiskId, PathBuf>,
     db: Database,
     tmp_seq: AtomicU64,
@@ -171,11 +178,20 @@ impl Store {
     /// Opens the store: every data directory must carry its marker; the database lives in
     /// `state_dir`. Unacknowledged temp files from a crash are removed.
     pub fn open(state_dir: &Path, disks: &[(DiskId, PathBuf)]) -> Result<Self, StoreError> {
+        Self::open_on(Arc::new(RealFiles), state_dir, disks)
+    }
+
+    /// [`Store::open`] on `files`.
+    pub(crate) fn open_on(
+        files: Arc<dyn Files>,
+        state_dir: &Path,
+        disks: &[(DiskId, PathBuf)],
+    ) -> Result<Self, StoreError> {
         let mut map = BTreeMap::new();
         for (id, path) in disks {
             let marker = path.join(MARKER);
-            let text = match fs::read_to_string(&marker) {
-                Ok(t) => t,
+            let text = match files.read(&marker) {
+                Ok(t) => String::from_utf8_lossy(&t).into_owned(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::NoMarker { path: path.clone() });
                 }
@@ -200,17 +216,17 @@ impl Store {
                 });
             }
             let tmp = path.join("tmp");
-            if let Ok(entries) = fs::read_dir(&tmp) {
-                for e in entries.flatten() {
+            if let Ok(entries) = files.read_dir(&tmp) {
+                for e in entries {
                     // Never acknowledged: a write that a crash interrupted.
-                    let _ = fs::remove_file(e.path());
+                    let _ = files.remove_file(&e);
                 }
             }
             map.insert(*id, path.clone());
         }
-        fs::create_dir_all(state_dir).map_err(io(state_dir))?;
+        files.create_dir_all(state_dir).map_err(io(state_dir))?;
         let db_path = state_dir.join("node.redb");
-        let db = Database::create(&db_path).map_err(db_err)?;
+        let db = files.database(&db_path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         for t in [HEADERS, MANIFESTS, QUARANTINE, INLINE, ABORTED, FINDINGS] {
             txn.open_table(t).map_err(db_err)?;
@@ -219,6 +235,7 @@ impl Store {
         txn.open_table(CHECKPOINTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
+            files,
             disks: map,
             db,
             tmp_seq: AtomicU64::new(0),
@@ -256,13 +273,10 @@ impl Store {
             key.object.to_hex(),
             std::process::id()
         ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(io(&tmp_path))?;
+        let file = self.files.create(&tmp_path, true).map_err(io(&tmp_path))?;
         Ok(ShardWriter {
             file,
+            files: self.files.clone(),
             tmp_path,
             final_path,
             key,
@@ -275,8 +289,14 @@ impl Store {
         })
     }
 
-    /// Commits a finished shard: the file is durable; now its header.
-    fn commit_header(&self, disk: DiskId, header: &ShardHeader) -> Result<(), StoreError> {
+    /// Commits a finished shard: the file is durable; now its header, and in the same commit
+    /// the ledger entry of the copy it replaced, if any.
+    fn commit_header(
+        &self,
+        disk: DiskId,
+        header: &ShardHeader,
+        replaced: Option<Aside>,
+    ) -> Result<(), StoreError> {
         let key = ShardKey {
             object: header.object,
             version: header.version,
@@ -288,8 +308,47 @@ impl Store {
         {
             let mut t = txn.open_table(HEADERS).map_err(db_err)?;
             t.insert(&key.to_bytes()[..], &value[..]).map_err(db_err)?;
+            if let Some(a) = replaced {
+                let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+                q.insert(&a.ledger_key[..], &a.record[..]).map_err(db_err)?;
+            }
         }
         txn.commit().map_err(db_err)
+    }
+
+    /// Keeps the stored copy of a shard about to be replaced: a second name for its file in
+    /// the disk's `quarantine/` (made durable), and the ledger entry to commit with the new
+    /// copy's header. The shard stays served under its own name until the new copy is
+    /// renamed over it, so a crash at any point leaves one whole copy in place.
+    pub(super) fn keep_aside(
+        &self,
+        key: &ShardKey,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Aside, StoreError> {
+        let (disk, header) = self.header(key)?;
+        let from = self.shard_path(disk, key)?;
+        let (to, quarantine) = self.aside_path(disk, &from, now_ms)?;
+        self.files.hard_link(&from, &to).map_err(io(&to))?;
+        self.files.sync_dir(&quarantine).map_err(io(&quarantine))?;
+        aside(key, disk, &to, reason, now_ms, &header)
+    }
+
+    /// Where a shard file goes when it is moved aside, and that directory (created).
+    fn aside_path(
+        &self,
+        disk: DiskId,
+        from: &Path,
+        now_ms: u64,
+    ) -> Result<(PathBuf, PathBuf), StoreError> {
+        let root = self.disks.get(&disk).ok_or(StoreError::NoSuchDisk(disk))?;
+        let name = from
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let quarantine = root.join("quarantine");
+        self.files.create_dir_all(&quarantine).map_err(io(root))?;
+        Ok((quarantine.join(format!("{name}.{now_ms}")), quarantine))
     }
 
     /// The header of a stored shard, and the disk it is on.
@@ -351,14 +410,13 @@ impl Store {
 
     fn map_shard(&self, disk: DiskId, key: &ShardKey) -> Result<Bytes, StoreError> {
         let path = self.shard_path(disk, key)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
+        self.files.read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound,
             _ => StoreError::Io {
                 path: path.clone(),
                 error: e,
             },
-        })?;
-        mmap::map(&file).map_err(io(&path))
+        })
     }
 
     /// Moves a stored shard aside: the file goes to the disk's `quarantine/`, the reason and
@@ -371,15 +429,14 @@ impl Store {
     ) -> Result<PathBuf, StoreError> {
         let (disk, header) = self.header(key)?;
         let from = self.shard_path(disk, key)?;
-        let root = &self.disks[&disk];
-        let name = from
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let to = root.join("quarantine").join(format!("{name}.{now_ms}"));
-        fs::create_dir_all(root.join("quarantine")).map_err(io(root))?;
-        match fs::rename(&from, &to) {
-            Ok(()) => fsync_dir(&root.join("quarantine"))?,
+        let (to, quarantine) = self.aside_path(disk, &from, now_ms)?;
+        match self.files.rename(&from, &to) {
+            Ok(()) => {
+                self.files.sync_dir(&quarantine).map_err(io(&quarantine))?;
+                if let Some(dir) = from.parent() {
+                    self.files.sync_dir(dir).map_err(io(dir))?;
+                }
+            }
             // The file was already gone: the ledger still records what was lost.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -389,19 +446,11 @@ impl Store {
                 });
             }
         }
-        let mut record = format!(
-            "at_ms = {now_ms}\ndisk = {}\nfile = {}\nreason = {reason}\n",
-            disk.0,
-            to.display()
-        )
-        .into_bytes();
-        record.extend_from_slice(&header.encode()?);
+        let a = aside(key, disk, &to, reason, now_ms, &header)?;
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-            let mut qkey = key.to_bytes().to_vec();
-            qkey.extend_from_slice(&now_ms.to_be_bytes());
-            q.insert(&qkey[..], &record[..]).map_err(db_err)?;
+            q.insert(&a.ledger_key[..], &a.record[..]).map_err(db_err)?;
             let mut h = txn.open_table(HEADERS).map_err(db_err)?;
             h.remove(&key.to_bytes()[..]).map_err(db_err)?;
         }
@@ -418,14 +467,11 @@ impl Store {
         };
         let mut disks = Vec::new();
         for (id, path) in &self.disks {
-            let st = rustix::fs::statvfs(path).map_err(|e| StoreError::Io {
-                path: path.clone(),
-                error: e.into(),
-            })?;
+            let (bytes, free) = self.files.space(path).map_err(io(path))?;
             disks.push(DiskUsage {
                 id: id.0,
-                bytes: st.f_blocks.saturating_mul(st.f_frsize),
-                free: st.f_bavail.saturating_mul(st.f_frsize),
+                bytes,
+                free,
             });
         }
         Ok((shards, disks))
@@ -613,6 +659,32 @@ impl Store {
     }
 }
 
+/// A shard copy moved aside: its quarantine ledger entry.
+pub(super) struct Aside {
+    ledger_key: Vec<u8>,
+    record: Vec<u8>,
+}
+
+fn aside(
+    key: &ShardKey,
+    disk: DiskId,
+    to: &Path,
+    reason: &str,
+    now_ms: u64,
+    header: &ShardHeader,
+) -> Result<Aside, StoreError> {
+    let mut record = format!(
+        "at_ms = {now_ms}\ndisk = {}\nfile = {}\nreason = {reason}\n",
+        disk.0,
+        to.display()
+    )
+    .into_bytes();
+    record.extend_from_slice(&header.encode()?);
+    let mut ledger_key = key.to_bytes().to_vec();
+    ledger_key.extend_from_slice(&now_ms.to_be_bytes());
+    Ok(Aside { ledger_key, record })
+}
+
 fn manifest_key(object: &ObjectId, version: Version) -> [u8; 48] {
     let mut k = [0u8; 48];
     k[..32].copy_from_slice(&object.0);
@@ -620,5 +692,7 @@ fn manifest_key(object: &ObjectId, version: Version) -> [u8; 48] {
     k
 }
 
+#[cfg(test)]
+mod crash;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@ use crate::core::ids::{GatewayId, ShardIndex, SiteId};
 use crate::core::keys::ManifestKey;
 use crate::core::layout::ShardLocation;
 use crate::core::stripe::{BlockHash, Profile};
+use std::fs;
 
-fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
+pub(super) fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
     ShardHeader {
         object: ObjectId([4; 32]),
         version: Version {
@@ -189,8 +190,7 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store =
-        std::sync::Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap());
+    let store = Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap());
     let mk = ManifestKey::from_bytes([3; 32]);
     let (threads, each) = (16u64, 25u64);
     let handles: Vec<_> = (0..threads)

@@ -1,22 +1,22 @@
 //! Shard files being written: bytes to a temporary file, block CRCs computed on the way, then
 //! fsync, rename into place and fsync of the directory before the header is committed.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::core::format::ShardHeader;
 use crate::core::ids::DiskId;
 use crate::core::stripe::Geometry;
 use crate::core::wire::ShardKey;
 
-use super::{Store, StoreError, fsync_dir, io};
+use super::{FileWrite, Files, Store, StoreError, io};
 use crate::sys::now_ms;
 
 /// A shard being written: bytes go to a temp file, block CRCs are computed on the way.
 #[derive(Debug)]
 pub struct ShardWriter {
-    pub(super) file: File,
+    pub(super) file: Box<dyn FileWrite>,
+    pub(super) files: Arc<dyn Files>,
     pub(super) tmp_path: PathBuf,
     pub(super) final_path: PathBuf,
     pub(super) key: ShardKey,
@@ -60,15 +60,15 @@ impl ShardWriter {
     }
 
     /// Checks the header against what was written, makes the shard durable and commits it.
-    pub fn finish(self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
+    pub fn finish(mut self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
         let result = self.finish_inner(store, header);
         if result.is_err() {
-            let _ = fs::remove_file(&self.tmp_path);
+            let _ = store.files.remove_file(&self.tmp_path);
         }
         result
     }
 
-    fn finish_inner(&self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
+    fn finish_inner(&mut self, store: &Store, header: &ShardHeader) -> Result<(), StoreError> {
         let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
         if self.written != self.expected_len() {
             return bad("fewer bytes than the shard holds");
@@ -85,25 +85,32 @@ impl ShardWriter {
         if header.crcs != self.crcs {
             return bad("block CRCs differ from the header (corrupted in transit?)");
         }
-        self.file.sync_all().map_err(io(&self.tmp_path))?;
+        self.file.sync().map_err(io(&self.tmp_path))?;
+        let files = &store.files;
         let dir = self.final_path.parent().unwrap_or(Path::new("."));
-        if !dir.exists() {
-            fs::create_dir_all(dir).map_err(io(dir))?;
+        if !files.exists(dir) {
+            files.create_dir_all(dir).map_err(io(dir))?;
             // The new directory's own entry must be durable too.
-            fsync_dir(dir.parent().unwrap_or(Path::new(".")))?;
+            let parent = dir.parent().unwrap_or(Path::new("."));
+            files.sync_dir(parent).map_err(io(parent))?;
         }
         // A shard written again (repair rewriting one with bad blocks, a retried upload): the
-        // copy it replaces is quarantined, not overwritten, so every byte stays accounted for.
-        if self.final_path.exists() && store.header(&self.key).is_ok() {
-            store.quarantine(&self.key, "replaced by a new copy", now_ms())?;
-        }
-        fs::rename(&self.tmp_path, &self.final_path).map_err(io(&self.final_path))?;
-        fsync_dir(dir)?;
-        store.commit_header(self.disk, header)
+        // copy it replaces is kept in quarantine, not overwritten, so every byte stays
+        // accounted for; the new copy is renamed over it, so one whole copy is always in place.
+        let replaced = if files.exists(&self.final_path) && store.header(&self.key).is_ok() {
+            Some(store.keep_aside(&self.key, "replaced by a new copy", now_ms())?)
+        } else {
+            None
+        };
+        files
+            .rename(&self.tmp_path, &self.final_path)
+            .map_err(io(&self.final_path))?;
+        files.sync_dir(dir).map_err(io(dir))?;
+        store.commit_header(self.disk, header, replaced)
     }
 
     /// Gives up on the shard (the peer went away): the temp file is removed.
     pub fn abort(self) {
-        let _ = fs::remove_file(&self.tmp_path);
+        let _ = self.files.remove_file(&self.tmp_path);
     }
 }
