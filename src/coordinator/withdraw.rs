@@ -6,6 +6,11 @@
 //! acknowledged version before it. So the withdrawal stays pending, per node, until that node
 //! confirms; reads skip pending versions meanwhile; the gateway keeps the pending set in its
 //! index across restarts and retries it on every repair pass.
+//!
+//! A withdrawal every node confirmed is still kept (with no node left) until a newer version
+//! of its object is written: a node rolled back to an old copy of its disk may serve the
+//! record again, and reads must go on skipping it (found by the quorum simulation,
+//! `core/tests/quorum_sim.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,19 +42,28 @@ impl Objects {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether (object, version) is a failed write still being withdrawn.
+    /// Whether (object, version) is a failed write: being withdrawn, or withdrawn and not yet
+    /// superseded.
     pub fn withdrawing(&self, object: &ObjectId, version: Version) -> bool {
         self.pending().contains_key(&(*object, version))
     }
 
-    /// The withdrawals not yet confirmed by every node.
+    /// The failed writes kept: those not yet confirmed by every node, and those confirmed
+    /// (no node left) that no newer version has superseded yet.
     pub fn withdrawals(&self) -> Pending {
         self.pending().clone()
     }
 
     /// How many failed writes are not yet withdrawn from every node.
     pub fn withdrawals_pending(&self) -> usize {
-        self.pending().len()
+        self.pending().values().filter(|n| !n.is_empty()).count()
+    }
+
+    /// A version of `object` was written: the failed writes before it that every node has
+    /// confirmed withdrawn are forgotten (a read that finds one finds this one too).
+    pub(super) fn superseded(&self, object: &ObjectId, version: Version) {
+        self.pending()
+            .retain(|(o, v), nodes| o != object || *v >= version || !nodes.is_empty());
     }
 
     /// Takes over withdrawals recorded before a restart.
@@ -57,7 +71,8 @@ impl Objects {
         self.pending().extend(pending);
     }
 
-    /// Retries every pending withdrawal once; returns how many versions are still pending.
+    /// Retries every pending withdrawal once; returns how many versions are still pending
+    /// at some node.
     pub async fn retry_withdrawals(&self) -> usize {
         let mut asks: BTreeMap<NodeId, Vec<(ObjectId, Version)>> = BTreeMap::new();
         for (v, nodes) in self.pending().iter() {
@@ -71,7 +86,7 @@ impl Objects {
 
     /// Asks each node to withdraw its versions, the nodes in parallel and each node's versions
     /// in turn (a node that fails one is left for the next pass); forgets each (node, version)
-    /// confirmed, and a version once no node is left.
+    /// confirmed (a version with no node left is kept until superseded).
     async fn confirm(&self, asks: BTreeMap<NodeId, Vec<(ObjectId, Version)>>) {
         let mut set = tokio::task::JoinSet::new();
         for (n, versions) in asks {
@@ -98,9 +113,6 @@ impl Objects {
             for v in confirmed {
                 if let Some(left) = pending.get_mut(&v) {
                     left.remove(&n);
-                    if left.is_empty() {
-                        pending.remove(&v);
-                    }
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod keys;
 pub mod layout;
 pub mod ops;
+pub mod quorum;
 pub mod record;
 pub mod rng;
 pub mod stripe;

@@ -2,6 +2,7 @@
 
 pub(crate) mod format_robustness;
 mod layout_table;
+mod quorum_sim;
 mod stripe_props;
 
 use crate::core::hlc::Version;

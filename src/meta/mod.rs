@@ -362,7 +362,8 @@ impl Index {
         Ok(out)
     }
 
-    /// Replaces the record of withdrawals still pending with `pending`.
+    /// Replaces the record of failed writes (withdrawals pending at some nodes, or confirmed
+    /// and not yet superseded) with `pending`.
     pub fn set_withdrawals(&self, pending: &Pending) -> Result<(), MetaError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
@@ -377,7 +378,7 @@ impl Index {
         txn.commit().map_err(db_err)
     }
 
-    /// The withdrawals still pending, as `set_withdrawals` last recorded them.
+    /// The failed writes, as `set_withdrawals` last recorded them.
     pub fn withdrawals(&self) -> Result<Pending, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(WITHDRAWALS).map_err(db_err)?;

@@ -27,6 +27,7 @@ use crate::core::ids::{NodeId, ObjectId};
 use crate::core::keys::{CheckpointKey, DataKey, KeyError, ManifestKey, MasterKey};
 use crate::core::layout::{self, Layout, Plan, ShardLocation};
 use crate::core::ops::Pending;
+use crate::core::quorum::ManifestQuorum;
 use crate::core::stripe::{Codec, DEFAULT_BLOCK_SIZE, DecodeError, Profile};
 use crate::sys::now_ms;
 
@@ -331,8 +332,9 @@ impl Objects {
             .collect()
     }
 
-    fn write_quorum(&self, n_nodes: usize) -> usize {
-        self.write_quorum.min(n_nodes)
+    /// The manifest quorums over `n_nodes` nodes.
+    fn manifest_quorum(&self, n_nodes: usize) -> ManifestQuorum {
+        ManifestQuorum::new(n_nodes, self.write_quorum)
     }
 
     /// Distinct sites that must hold a durable shard before a write to `targets` is

@@ -12,6 +12,7 @@ use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
 use crate::core::keys::DataKey;
+use crate::core::quorum::ManifestRead;
 use crate::core::stripe::{Geometry, StripeContext};
 
 /// Stripes fetched per read request.
@@ -98,7 +99,7 @@ impl Objects {
         floor: Option<Version>,
     ) -> Result<Option<Manifest>, ObjectError> {
         let nodes = Self::manifest_nodes(targets);
-        let needed = nodes.len() - self.write_quorum(nodes.len()) + 1;
+        let mut read = ManifestRead::new(self.manifest_quorum(nodes.len()), floor);
         let mut set = tokio::task::JoinSet::new();
         for n in nodes {
             let client = self.nodes.client(n).cloned();
@@ -109,36 +110,26 @@ impl Objects {
                 }
             });
         }
-        let mut answered = 0;
-        let mut newest: Option<Manifest> = None;
         while let Some(r) = set.join_next().await {
-            let Ok(Some(records)) = r else { continue };
-            answered += 1;
-            for rec in records {
-                // A record that does not open (forged, rolled back into another id) is ignored.
-                let Ok(m) = Manifest::open(&self.manifest_key, &rec) else {
-                    continue;
-                };
-                // A failed write some node has not withdrawn yet is not a version.
-                if m.object == object
-                    && newest
-                        .as_ref()
-                        .is_none_or(|n| m.precedence() > n.precedence())
-                    && !self.withdrawing(&m.object, m.version)
-                {
-                    newest = Some(m);
-                }
-            }
+            let Ok(Some(records)) = r else {
+                read.handle_failed();
+                continue;
+            };
+            // A record that does not open (forged, rolled back into another id) is ignored; a
+            // failed write some node has not withdrawn yet is not a version.
+            read.handle_answer(records.iter().filter_map(|rec| {
+                Manifest::open(&self.manifest_key, rec)
+                    .ok()
+                    .filter(|m| m.object == object && !self.withdrawing(&m.object, m.version))
+            }));
             // Any read quorum overlaps every write quorum: the newest acked version is here,
             // unless hosts withheld it (then the caller's floor says so, and the rest are asked).
-            if answered >= needed && newest.as_ref().map(|m| m.version) >= floor {
+            if read.done() {
                 break;
             }
         }
-        if answered < needed {
-            return Err(ObjectError::ReadQuorum { answered, needed });
-        }
-        Ok(newest)
+        read.finish()
+            .map_err(|(answered, needed)| ObjectError::ReadQuorum { answered, needed })
     }
 
     /// A reader of `range` (plaintext bytes) of the object `manifest` describes.

@@ -14,6 +14,7 @@ use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
 use crate::core::keys::{DataKey, WrappedKey};
 use crate::core::layout::{self, ShardLocation};
+use crate::core::quorum::ManifestWrite;
 use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, StripeContext, encode_object};
 use crate::core::wire::InlineShard;
 use crate::sys::now_ms;
@@ -123,7 +124,7 @@ impl Objects {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
         let all = nodes.len();
-        let needed = self.write_quorum(all);
+        let needed = self.manifest_quorum(all).write;
         let mut per_node: BTreeMap<NodeId, Vec<(usize, InlineShard)>> = BTreeMap::new();
         for (i, (h, data)) in shards.into_iter().enumerate() {
             let header = h.encode()?;
@@ -181,6 +182,7 @@ impl Objects {
                 needed,
             });
         }
+        self.superseded(&manifest.object, manifest.version);
         Ok(Missed {
             shards: missing,
             manifest: durable_nodes < all,
@@ -479,7 +481,7 @@ impl Objects {
     ) -> Result<bool, ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
-        let needed = self.write_quorum(nodes.len());
+        let q = self.manifest_quorum(nodes.len());
         let mut set = tokio::task::JoinSet::new();
         for n in nodes {
             let (client, sealed) = (self.nodes.client(n).cloned(), sealed.clone());
@@ -490,14 +492,25 @@ impl Objects {
                 }
             });
         }
-        let all = set.len();
-        let answers = until_quorum(set, |a| a.iter().filter(|ok| **ok).count() >= needed).await;
-        let durable = answers.iter().filter(|ok| **ok).count();
-        if durable < needed {
-            self.withdraw(manifest, targets).await;
-            return Err(ObjectError::ManifestQuorum { durable, needed });
+        let answers = until_quorum(set, |a| a.iter().filter(|ok| **ok).count() >= q.write).await;
+        let mut write = ManifestWrite::new(q);
+        for ok in answers {
+            if ok {
+                write.handle_durable();
+            } else {
+                write.handle_failed();
+            }
         }
-        Ok(durable == all)
+        match write.finish() {
+            Ok(all) => {
+                self.superseded(&manifest.object, manifest.version);
+                Ok(all)
+            }
+            Err((durable, needed)) => {
+                self.withdraw(manifest, targets).await;
+                Err(ObjectError::ManifestQuorum { durable, needed })
+            }
+        }
     }
 }
 

@@ -1,0 +1,224 @@
+//! The manifest quorums, sans-IO: a manifest goes to every node of its placement (N of them);
+//! a write needs W = min(w, N) acknowledgements (w: the write quorum), a read asks until
+//! R = N - W + 1 have answered, so every read quorum overlaps every write quorum. A read that
+//! knows the current version (its `floor`, from the gateway's index) waits for the nodes
+//! beyond R while the newest it found is older, so that a node that withholds a version or was
+//! rolled back is outvoted by the others.
+//!
+//! The coordinator drives these with its node calls; `tests/quorum_sim.rs` drives them across
+//! simulated sites, from a seed, in virtual time.
+
+use crate::core::format::Manifest;
+use crate::core::hlc::Version;
+
+/// How copies order: by version, and then by whatever the record adds (for a manifest, the
+/// key generation a rotation re-wrapped it under).
+pub trait Ranked {
+    /// The rank; the newest copy has the highest.
+    fn rank(&self) -> (Version, u32);
+}
+
+impl Ranked for Manifest {
+    fn rank(&self) -> (Version, u32) {
+        self.precedence()
+    }
+}
+
+/// The write and read quorums of N manifest nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestQuorum {
+    /// Nodes asked.
+    pub nodes: usize,
+    /// Acknowledgements a write needs.
+    pub write: usize,
+    /// Answers a read needs.
+    pub read: usize,
+}
+
+impl ManifestQuorum {
+    /// The quorums of `nodes` nodes under write quorum `w`.
+    pub fn new(nodes: usize, w: usize) -> Self {
+        let write = w.min(nodes);
+        Self {
+            nodes,
+            write,
+            read: nodes - write + 1,
+        }
+    }
+}
+
+/// A manifest write: feed each node's answer; `met` once the write may be acknowledged.
+#[derive(Clone, Debug)]
+pub struct ManifestWrite {
+    q: ManifestQuorum,
+    durable: usize,
+    failed: usize,
+}
+
+impl ManifestWrite {
+    /// A write to the nodes of `q`.
+    pub fn new(q: ManifestQuorum) -> Self {
+        Self {
+            q,
+            durable: 0,
+            failed: 0,
+        }
+    }
+
+    /// A node stored it durably.
+    pub fn handle_durable(&mut self) {
+        self.durable += 1;
+    }
+
+    /// A node refused it, failed, or did not answer in time.
+    pub fn handle_failed(&mut self) {
+        self.failed += 1;
+    }
+
+    /// Whether the write may be acknowledged.
+    pub fn met(&self) -> bool {
+        self.durable >= self.q.write
+    }
+
+    /// Whether every node has answered (or been given up on).
+    pub fn done(&self) -> bool {
+        self.durable + self.failed >= self.q.nodes
+    }
+
+    /// Whether the quorum can no longer be met.
+    pub fn impossible(&self) -> bool {
+        self.q.nodes - self.failed.min(self.q.nodes) < self.q.write
+    }
+
+    /// The write's result: whether every node took it, or (durable, needed) when the quorum
+    /// was not met.
+    pub fn finish(&self) -> Result<bool, (usize, usize)> {
+        if self.met() {
+            Ok(self.durable >= self.q.nodes)
+        } else {
+            Err((self.durable, self.q.write))
+        }
+    }
+}
+
+/// A manifest read: feed each node's answer (the copies it holds that open and are not being
+/// withdrawn) or its failure, until `done`; then `finish`.
+#[derive(Clone, Debug)]
+pub struct ManifestRead<T> {
+    q: ManifestQuorum,
+    floor: Option<Version>,
+    answered: usize,
+    failed: usize,
+    newest: Option<T>,
+}
+
+impl<T: Ranked> ManifestRead<T> {
+    /// A read from the nodes of `q`; `floor` is the version known to be current, if any.
+    pub fn new(q: ManifestQuorum, floor: Option<Version>) -> Self {
+        Self {
+            q,
+            floor,
+            answered: 0,
+            failed: 0,
+            newest: None,
+        }
+    }
+
+    /// A node answered with these copies.
+    pub fn handle_answer(&mut self, copies: impl IntoIterator<Item = T>) {
+        self.answered += 1;
+        for c in copies {
+            if self.newest.as_ref().is_none_or(|n| c.rank() > n.rank()) {
+                self.newest = Some(c);
+            }
+        }
+    }
+
+    /// A node failed or did not answer in time.
+    pub fn handle_failed(&mut self) {
+        self.failed += 1;
+    }
+
+    fn newest_version(&self) -> Option<Version> {
+        self.newest.as_ref().map(|n| n.rank().0)
+    }
+
+    /// Whether the read can stop: a read quorum answered and the newest found is not older
+    /// than the floor, or every node has answered or failed.
+    pub fn done(&self) -> bool {
+        (self.answered >= self.q.read && self.newest_version() >= self.floor)
+            || self.answered + self.failed >= self.q.nodes
+    }
+
+    /// The newest copy found (None: no version at all), or (answered, needed) when too few
+    /// nodes answered. A newest older than the floor is the caller's to refuse.
+    pub fn finish(self) -> Result<Option<T>, (usize, usize)> {
+        if self.answered < self.q.read {
+            return Err((self.answered, self.q.read));
+        }
+        Ok(self.newest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::GatewayId;
+
+    impl Ranked for Version {
+        fn rank(&self) -> (Version, u32) {
+            (*self, 0)
+        }
+    }
+
+    fn v(n: u64) -> Version {
+        Version {
+            physical_ms: n,
+            logical: 0,
+            gateway: GatewayId(1),
+        }
+    }
+
+    #[test]
+    fn read_and_write_quorums_overlap() {
+        for nodes in 1..=9 {
+            for w in 1..=nodes + 1 {
+                let q = ManifestQuorum::new(nodes, w);
+                assert!(q.read + q.write > q.nodes, "{q:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_waits_past_its_quorum_while_the_newest_is_below_the_floor() {
+        let q = ManifestQuorum::new(5, 4);
+        let mut r = ManifestRead::new(q, Some(v(7)));
+        r.handle_answer([v(3)]);
+        r.handle_answer([v(5)]);
+        assert!(!r.done(), "two answers, but older than the floor");
+        r.handle_answer([v(3), v(7)]);
+        assert!(r.done());
+        assert_eq!(r.finish(), Ok(Some(v(7))));
+
+        let mut r = ManifestRead::<Version>::new(q, None);
+        r.handle_failed();
+        r.handle_failed();
+        r.handle_failed();
+        r.handle_failed();
+        r.handle_answer([]);
+        assert!(r.done());
+        assert_eq!(r.finish(), Err((1, 2)));
+    }
+
+    #[test]
+    fn a_write_is_met_at_its_quorum_and_impossible_past_it() {
+        let mut w = ManifestWrite::new(ManifestQuorum::new(5, 4));
+        w.handle_durable();
+        w.handle_durable();
+        w.handle_failed();
+        assert!(!w.met() && !w.impossible());
+        w.handle_failed();
+        assert!(w.impossible());
+        assert_eq!(w.finish(), Err((2, 4)));
+    }
+}
