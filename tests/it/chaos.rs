@@ -16,6 +16,7 @@
 //! `cargo test --release --test it chaos::ten_minutes -- --ignored --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -108,12 +109,53 @@ struct Done {
     kills: usize,
     stops: usize,
     gateway_kills: usize,
+    /// Times `FULL_SITE`'s disk was made full (a small disk), and freed.
+    disk_fills: usize,
+    disk_frees: usize,
+    /// Steps of `CLOCK_SITE`'s wall clock.
+    clock_steps: usize,
 }
 
-/// The chaos: the gateway's options, and for how long the load runs.
+/// The site whose disk the long runs fill and free.
+const FULL_SITE: usize = 3;
+/// The site whose wall clock the long runs step (libfaketime).
+const CLOCK_SITE: usize = 4;
+/// The steps, in turn (libfaketime offsets).
+const CLOCK_OFFSETS: [&str; 4] = ["+1d", "+0", "-2h", "+0"];
+
+/// The chaos: the gateway's options, for how long the load runs, and whether one site's disk
+/// is filled and freed and another's clock stepped (the long runs).
 struct Plan {
     gateway_options: &'static str,
     load: Duration,
+    disk_and_clock: bool,
+}
+
+/// libfaketime (Debian package `faketime`), for stepping a node's wall clock.
+fn libfaketime() -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("faketime/libfaketime.so.1"))
+    .find(|p| p.exists())
+    .expect("the long chaos run steps a node's clock with libfaketime: apt-get install faketime")
+}
+
+/// Bytes under `path`.
+fn bytes_under(path: &Path) -> u64 {
+    let out = std::process::Command::new("du")
+        .args(["-sb"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Plan {
@@ -145,6 +187,7 @@ async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
     let r = chaos(Plan {
         gateway_options: "repair_interval_secs = 2",
         load: Duration::from_secs(120),
+        disk_and_clock: false,
     })
     .await;
     // At the default quorum (k + 1), writes go on with one site away.
@@ -161,6 +204,7 @@ async fn with_write_quorum_k_plus_m_every_get_succeeds_while_m_sites_are_down() 
     let r = chaos(Plan {
         gateway_options: "repair_interval_secs = 2\nwrite_quorum = 5",
         load: Duration::from_secs(120),
+        disk_and_clock: false,
     })
     .await;
     assert_eq!(
@@ -186,6 +230,7 @@ async fn ten_minutes_of_chaos() {
         let r = chaos(Plan {
             gateway_options: options,
             load: Duration::from_secs(secs),
+            disk_and_clock: true,
         })
         .await;
         let ok = r.gets_ok.load(Ordering::SeqCst);
@@ -219,7 +264,30 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
     );
     let large = plan.large();
     within(limit, async {
-        let cluster = started_cluster(plan.gateway_options).await;
+        let mut cluster = started_cluster(plan.gateway_options).await;
+        // The clock site runs under libfaketime from the start, its offset in a file the
+        // fault task rewrites (the monotonic clock is left alone: timers keep working).
+        let clock_file = cluster.root().join("faketime-offset");
+        if plan.disk_and_clock {
+            std::fs::write(&clock_file, "+0").unwrap();
+            let lib = libfaketime();
+            cluster.set_node_env(
+                CLOCK_SITE,
+                &[
+                    ("LD_PRELOAD", lib.to_str().unwrap()),
+                    ("FAKETIME_TIMESTAMP_FILE", clock_file.to_str().unwrap()),
+                    ("FAKETIME_NO_CACHE", "1"),
+                    ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+                ],
+            );
+            cluster.kill_node(CLOCK_SITE);
+            cluster.start_node(CLOCK_SITE);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !tokio::task::block_in_place(|| all_sites_reachable(&cluster)) {
+                assert!(Instant::now() < deadline, "the clock site did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
         let gateway_log = cluster.root().join("gateway/exclaved.log");
@@ -257,7 +325,14 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             started,
             large,
         };
-        let faults = tokio::spawn(faults(cluster.clone(), world.clone(), stop.clone(), probe));
+        let extras = plan.disk_and_clock.then(|| clock_file.clone());
+        let faults = tokio::spawn(faults(
+            cluster.clone(),
+            world.clone(),
+            stop.clone(),
+            probe,
+            extras,
+        ));
         let mut clients = Vec::new();
         for id in 0..CLIENTS {
             let ctx = Client {
@@ -338,6 +413,14 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             heal_took.as_secs_f64(),
             lost.len(),
         );
+        if plan.disk_and_clock {
+            let log = std::fs::read_to_string(&gateway_log).unwrap_or_default();
+            eprintln!(
+                "disk full at site {FULL_SITE}: {} gateway log lines name it; clock of site {CLOCK_SITE} stepped {} times",
+                log.lines().filter(|l| l.contains("disk full")).count(),
+                done.clock_steps
+            );
+        }
         let failures = n.failures.lock().unwrap().clone();
         if !failures.is_empty() {
             eprintln!("failed or wrong GETs:\n{}", failures.join("\n"));
@@ -581,56 +664,98 @@ async fn faults(
     world: Arc<World>,
     stop: Arc<AtomicBool>,
     probe: Client,
+    clock_file: Option<PathBuf>,
 ) -> Done {
     let mut rng = Rng::new(2026);
     let mut done = Done::default();
     let mut round = 0u64;
+    let mut full = false;
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(500 + rng.below(2000))).await;
         round += 1;
         let mut c = cluster.lock().await;
-        match round % 4 {
-            0 | 1 => {
-                let how_many = if round.is_multiple_of(4) { 2 } else { 1 };
-                let victims = distinct(&mut rng, how_many);
-                for &v in &victims {
-                    c.kill_node(v);
-                    assert!(!c.node_alive(v), "node {v} still runs after SIGKILL");
-                }
-                // Counted away only once dead, and no longer before the restart: an operation
-                // counted "during" the outage lay wholly inside it.
-                world.away.store(victims.len(), Ordering::SeqCst);
-                done.kills += victims.len();
-                drop(c);
-                let until = Instant::now() + Duration::from_millis(2000 + rng.below(4000));
-                probe.read_until(&mut rng, until).await;
-                tokio::time::sleep_until(until.into()).await;
-                c = cluster.lock().await;
-                world.away.store(0, Ordering::SeqCst);
-                for &v in &victims {
-                    c.start_node(v);
-                }
-            }
-            2 => {
-                let v = rng.below(5) as usize;
-                c.signal_node(v, "STOP");
+        // The long runs: every tenth round fills `FULL_SITE`'s disk (restarted on a small one
+        // with 32 MiB free) or frees it (moved back, all it wrote kept); every tenth, five
+        // rounds later, steps `CLOCK_SITE`'s wall clock.
+        let extra = clock_file.as_ref().and_then(|f| match round % 10 {
+            5 => Some(None),
+            0 => Some(Some(f)),
+            _ => None,
+        });
+        match extra {
+            Some(None) => {
                 world.away.store(1, Ordering::SeqCst);
-                done.stops += 1;
-                drop(c);
-                tokio::time::sleep(Duration::from_millis(1000 + rng.below(4000))).await;
-                c = cluster.lock().await;
+                if full {
+                    tokio::task::block_in_place(|| c.free_small_disk(FULL_SITE));
+                    c.start_node(FULL_SITE);
+                    done.disk_frees += 1;
+                } else {
+                    c.kill_node(FULL_SITE);
+                    let used = bytes_under(&c.disk_of(FULL_SITE).1);
+                    c.start_node_on_small_disk(FULL_SITE, used + (32 << 20));
+                    done.disk_fills += 1;
+                }
+                full = !full;
                 world.away.store(0, Ordering::SeqCst);
-                c.signal_node(v, "CONT");
             }
-            _ => {
-                world.gateway.fetch_add(1, Ordering::SeqCst);
-                c.kill_gateway();
-                done.gateway_kills += 1;
-                drop(c);
-                tokio::time::sleep(Duration::from_millis(300 + rng.below(1700))).await;
-                c = cluster.lock().await;
-                tokio::task::block_in_place(|| c.start_gateway());
-                world.gateway.fetch_add(1, Ordering::SeqCst);
+            Some(Some(file)) => {
+                let offset = CLOCK_OFFSETS[done.clock_steps % CLOCK_OFFSETS.len()];
+                std::fs::write(file, offset).unwrap();
+                done.clock_steps += 1;
+            }
+            None => {}
+        }
+        if extra.is_some() {
+            drop(c);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c = cluster.lock().await;
+        } else {
+            match round % 4 {
+                0 | 1 => {
+                    let how_many = if round.is_multiple_of(4) { 2 } else { 1 };
+                    // The site on a small disk is left alone (killed, it would come back without
+                    // what it wrote there).
+                    let spare = full.then_some(FULL_SITE);
+                    let victims = distinct(&mut rng, how_many, spare);
+                    for &v in &victims {
+                        c.kill_node(v);
+                        assert!(!c.node_alive(v), "node {v} still runs after SIGKILL");
+                    }
+                    // Counted away only once dead, and no longer before the restart: an operation
+                    // counted "during" the outage lay wholly inside it.
+                    world.away.store(victims.len(), Ordering::SeqCst);
+                    done.kills += victims.len();
+                    drop(c);
+                    let until = Instant::now() + Duration::from_millis(2000 + rng.below(4000));
+                    probe.read_until(&mut rng, until).await;
+                    tokio::time::sleep_until(until.into()).await;
+                    c = cluster.lock().await;
+                    world.away.store(0, Ordering::SeqCst);
+                    for &v in &victims {
+                        c.start_node(v);
+                    }
+                }
+                2 => {
+                    let v = distinct(&mut rng, 1, full.then_some(FULL_SITE))[0];
+                    c.signal_node(v, "STOP");
+                    world.away.store(1, Ordering::SeqCst);
+                    done.stops += 1;
+                    drop(c);
+                    tokio::time::sleep(Duration::from_millis(1000 + rng.below(4000))).await;
+                    c = cluster.lock().await;
+                    world.away.store(0, Ordering::SeqCst);
+                    c.signal_node(v, "CONT");
+                }
+                _ => {
+                    world.gateway.fetch_add(1, Ordering::SeqCst);
+                    c.kill_gateway();
+                    done.gateway_kills += 1;
+                    drop(c);
+                    tokio::time::sleep(Duration::from_millis(300 + rng.below(1700))).await;
+                    c = cluster.lock().await;
+                    tokio::task::block_in_place(|| c.start_gateway());
+                    world.gateway.fetch_add(1, Ordering::SeqCst);
+                }
             }
         }
         // Back in the gateway's view before anything else happens.
@@ -640,15 +765,30 @@ async fn faults(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // Everything as it was: the disk large again (all it wrote kept), the clock true.
+    let mut c = cluster.lock().await;
+    if full {
+        tokio::task::block_in_place(|| c.free_small_disk(FULL_SITE));
+        c.start_node(FULL_SITE);
+        done.disk_frees += 1;
+    }
+    if let Some(f) = &clock_file {
+        std::fs::write(f, "+0").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tokio::task::block_in_place(|| all_sites_reachable(&c)) {
+        assert!(Instant::now() < deadline, "the sites did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     done
 }
 
-/// `n` distinct site indices of five.
-fn distinct(rng: &mut Rng, n: usize) -> Vec<usize> {
+/// `n` distinct site indices of five, never `spare`.
+fn distinct(rng: &mut Rng, n: usize, spare: Option<usize>) -> Vec<usize> {
     let mut out = Vec::new();
     while out.len() < n {
         let v = rng.below(5) as usize;
-        if !out.contains(&v) {
+        if !out.contains(&v) && spare != Some(v) {
             out.push(v);
         }
     }

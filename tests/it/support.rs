@@ -82,6 +82,8 @@ pub struct Cluster {
     pub sites: Vec<String>,
     pub base_port: u16,
     nodes: Vec<Option<Child>>,
+    /// Environment each node is started with (beyond its log level).
+    node_env: Vec<Vec<(String, String)>>,
     gateway: Option<Child>,
     /// `RUST_LOG` of the processes started from now on.
     pub log_level: &'static str,
@@ -152,6 +154,7 @@ impl Cluster {
             sites: names,
             base_port,
             nodes: (0..sites).map(|_| None).collect(),
+            node_env: (0..sites).map(|_| Vec::new()).collect(),
             gateway: None,
             log_level: "info",
         }
@@ -430,6 +433,7 @@ impl Cluster {
             .unwrap();
         let child = command
             .args(["--config", self.node_config(i).to_str().unwrap()])
+            .envs(self.node_env[i].iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", self.log_level)
             .stdout(Stdio::null())
             .stderr(log)
@@ -460,6 +464,46 @@ exec "$@""#;
             .arg(bytes.to_string())
             .arg(bin("exclaved"));
         self.spawn_node(i, command);
+    }
+
+    /// Ends node `i` started on a small disk, keeping what it wrote there: the node is
+    /// stopped, its data directory copied back from inside its mount namespace over the one
+    /// on the large disk, and then killed. Started again, it has all of it.
+    #[allow(dead_code)]
+    pub fn free_small_disk(&mut self, i: usize) {
+        let data = self.disk_of(i).1;
+        let staging = data.with_extension("copy");
+        let pid = self.node_pid(i).expect("the node runs");
+        self.signal_node(i, "STOP");
+        // Copied out from inside the node's namespaces (its disk is mounted there only) to a
+        // sibling directory both see, then over the directory on the large disk.
+        let copied = Command::new("nsenter")
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-U",
+                "-m",
+                "--preserve-credentials",
+                "cp",
+                "-a",
+            ])
+            .arg(&data)
+            .arg(&staging)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "copying node {i}'s small disk out failed");
+        self.kill_node(i);
+        std::fs::remove_dir_all(&data).unwrap();
+        std::fs::rename(&staging, &data).unwrap();
+    }
+
+    /// Environment node `i` is started with from now on.
+    #[allow(dead_code)]
+    pub fn set_node_env(&mut self, i: usize, vars: &[(&str, &str)]) {
+        self.node_env[i] = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     #[allow(dead_code)]
