@@ -17,6 +17,9 @@ use crate::core::wire::{
 };
 use crate::net::frame::{self, NetError};
 
+/// Free bytes on every disk of a node marked full that clear the mark.
+pub const SPACE_AGAIN: u64 = 64 << 20;
+
 /// One block as a node returned it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockResult {
@@ -108,6 +111,20 @@ impl NodeClient {
     /// Whether the last shard write to the node failed for lack of space.
     pub fn disk_full(&self) -> bool {
         self.link.disk_full()
+    }
+
+    /// The node reports the least free space of its disks: at [`SPACE_AGAIN`] or more, a
+    /// site marked full is marked so no longer (space was freed and no write has told yet:
+    /// without it, `status` would go on naming a full disk after the load stops).
+    pub fn note_free_space(&self, least_free: u64) {
+        if least_free >= SPACE_AGAIN && self.link.set_disk_full(false) {
+            tracing::info!(
+                site = %self.site(),
+                free = least_free,
+                "disk space again at site {}: it reports {least_free} bytes free",
+                self.site()
+            );
+        }
     }
 
     async fn open(&self) -> Result<(SendStream, RecvStream), NetError> {

@@ -63,6 +63,12 @@ impl Gateway {
                 );
                 let scrub = scrub.ok().and_then(Result::ok);
                 let usage = usage.ok().and_then(Result::ok);
+                if let Some(least) = usage
+                    .as_ref()
+                    .and_then(|u| u.1.iter().map(|d| d.free).min())
+                {
+                    c.note_free_space(least);
+                }
                 let facts = SiteFacts {
                     disk_full: Some(c.disk_full()),
                     site: c.site().to_owned(),

@@ -113,3 +113,39 @@ async fn a_full_disk_is_named_in_the_logs_status_metrics_heal_and_the_refusal() 
     })
     .await;
 }
+
+/// Space is freed and nothing is written to the site (no load, no repair due): `status` stops
+/// naming the disk from the free space the node reports. Before, the mark stayed until a write
+/// reached the site (a ten-minute chaos run ended with a freed disk still named full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_freed_disk_is_no_longer_named_though_nothing_is_written() {
+    within(180, async {
+        let mut cluster =
+            started_cluster("repair_interval_secs = 3600\nwrite_timeout_secs = 5").await;
+        cluster.kill_node(2);
+        cluster.start_node_on_small_disk(2, 2 << 20);
+        cluster
+            .wait_for_status(Duration::from_secs(30), "site 2 back", all_reachable)
+            .await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let mut rng = Rng::new(32);
+        for n in 0..20 {
+            put(&s3, BUCKET, &format!("deed-{n}"), &rng.bytes(600_000)).await;
+        }
+        cluster
+            .wait_for_status(Duration::from_secs(10), "the full disk is shown", |v| {
+                v["sites"][2]["disk_full"] == true
+            })
+            .await;
+        // The node back on its large disk; nothing more is written.
+        cluster.kill_node(2);
+        cluster.start_node(2);
+        cluster
+            .wait_for_status(Duration::from_secs(30), "the freed disk", |v| {
+                v["sites"][2]["reachable"] == true && v["sites"][2]["disk_full"] == false
+            })
+            .await;
+    })
+    .await;
+}
