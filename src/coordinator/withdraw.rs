@@ -62,8 +62,15 @@ impl Objects {
     /// A version of `object` was written: the failed writes before it that every node has
     /// confirmed withdrawn are forgotten (a read that finds one finds this one too).
     pub(super) fn superseded(&self, object: &ObjectId, version: Version) {
-        self.pending()
-            .retain(|(o, v), nodes| o != object || *v >= version || !nodes.is_empty());
+        let mut pending = self.pending();
+        let gone: Vec<(ObjectId, Version)> = pending
+            .range((*object, Version::from_bytes([0; 16]))..(*object, version))
+            .filter(|(_, nodes)| nodes.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            pending.remove(&k);
+        }
     }
 
     /// Takes over withdrawals recorded before a restart.

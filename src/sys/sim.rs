@@ -71,6 +71,15 @@ fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, path.display().to_string())
 }
 
+/// Writes `data` into `d` at `offset`, growing it with zeros as needed.
+fn put(d: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let end = offset as usize + data.len();
+    if d.len() < end {
+        d.resize(end, 0);
+    }
+    d[offset as usize..end].copy_from_slice(data);
+}
+
 impl State {
     /// Counts an operation that changes the disk; fails it (and every one after) at the crash
     /// point.
@@ -89,12 +98,7 @@ impl State {
     }
 
     fn write_at(&mut self, inode: usize, offset: u64, data: &[u8]) {
-        let d = &mut self.inodes[inode].data;
-        let end = offset as usize + data.len();
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[offset as usize..end].copy_from_slice(data);
+        put(&mut self.inodes[inode].data, offset, data);
         self.last_write = Some((inode, offset, data.to_vec()));
     }
 
@@ -165,13 +169,11 @@ impl SimFiles {
                 if how == Survives::Torn
                     && let Some((inode, offset, data)) = &s.last_write
                 {
-                    let half = &data[..data.len().div_ceil(2)];
-                    let d = &mut inodes[*inode].data;
-                    let end = *offset as usize + half.len();
-                    if d.len() < end {
-                        d.resize(end, 0);
-                    }
-                    d[*offset as usize..end].copy_from_slice(half);
+                    put(
+                        &mut inodes[*inode].data,
+                        *offset,
+                        &data[..data.len().div_ceil(2)],
+                    );
                 }
                 // An entry survives only under a surviving directory.
                 s.durable

@@ -282,11 +282,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             );
             cluster.kill_node(CLOCK_SITE);
             cluster.start_node(CLOCK_SITE);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !tokio::task::block_in_place(|| all_sites_reachable(&cluster)) {
-                assert!(Instant::now() < deadline, "the clock site did not start");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            every_site_back(&cluster).await;
         }
         let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
@@ -316,8 +312,8 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             e.acknowledge(Some(sha256_hex(&body)));
             model.lock().await.insert(key, e);
         }
-        let probe = Client {
-            id: CLIENTS,
+        let client = |id| Client {
+            id,
             s3: s3.clone(),
             model: model.clone(),
             counts: counts.clone(),
@@ -325,6 +321,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             started,
             large,
         };
+        let probe = client(CLIENTS);
         let extras = plan.disk_and_clock.then(|| clock_file.clone());
         let faults = tokio::spawn(faults(
             cluster.clone(),
@@ -335,15 +332,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
         ));
         let mut clients = Vec::new();
         for id in 0..CLIENTS {
-            let ctx = Client {
-                id,
-                s3: s3.clone(),
-                model: model.clone(),
-                counts: counts.clone(),
-                world: world.clone(),
-                started,
-                large,
-            };
+            let ctx = client(id);
             let stop = stop.clone();
             clients.push(tokio::spawn(async move {
                 let mut rng = Rng::new(id + 100);
@@ -759,11 +748,7 @@ async fn faults(
             }
         }
         // Back in the gateway's view before anything else happens.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !tokio::task::block_in_place(|| all_sites_reachable(&c)) {
-            assert!(Instant::now() < deadline, "the sites did not come back");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        every_site_back(&c).await;
     }
     // Everything as it was: the disk large again (all it wrote kept), the clock true.
     let mut c = cluster.lock().await;
@@ -775,12 +760,17 @@ async fn faults(
     if let Some(f) = &clock_file {
         std::fs::write(f, "+0").unwrap();
     }
+    every_site_back(&c).await;
+    done
+}
+
+/// Waits (30 s at most) until the gateway reaches every site.
+async fn every_site_back(c: &Cluster) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !tokio::task::block_in_place(|| all_sites_reachable(&c)) {
+    while !tokio::task::block_in_place(|| all_sites_reachable(c)) {
         assert!(Instant::now() < deadline, "the sites did not come back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    done
 }
 
 /// `n` distinct site indices of five, never `spare`.

@@ -40,10 +40,11 @@ const LOAD_MS: u64 = 5_000;
 const TIMEOUT_MS: u64 = 300;
 const WITHDRAW_EVERY_MS: u64 = 200;
 
+/// A manifest copy a node holds (only its version matters here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Copy(Version);
+struct Held(Version);
 
-impl Ranked for Copy {
+impl Ranked for Held {
     fn rank(&self) -> (Version, u32) {
         (self.0, 0)
     }
@@ -98,7 +99,7 @@ enum Kind {
     },
     Read {
         key: u64,
-        q: ManifestRead<Copy>,
+        q: ManifestRead<Held>,
         floor: Option<Version>,
         acked_before: Option<Version>,
         started: u64,
@@ -326,7 +327,7 @@ impl Sim {
                         versions
                             .into_iter()
                             .filter(|v| !withdrawing.contains_key(&(key, *v)))
-                            .map(Copy),
+                            .map(Held),
                     );
                 }
                 _ => q.handle_failed(),
@@ -337,9 +338,8 @@ impl Sim {
                 {
                     w.remove(&node);
                 }
-                if o.answered.len() == 1 {
-                    self.ops.remove(&op);
-                }
+                // One node per withdrawal op: its answer or its timeout ends it.
+                self.ops.remove(&op);
                 return Ok(());
             }
         }
