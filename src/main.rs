@@ -245,8 +245,7 @@ async fn start_node(
     if let Some((addr, token_file)) = &node.admin {
         let addr = *addr;
         let token = exclave::admin::read_token(token_file)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = bind_tcp(addr)
             .with_context(|| format!("listening for the node admin API on {addr}"))?;
         tokio::spawn(exclave::node::serve_admin(
             n.clone(),
@@ -275,16 +274,13 @@ async fn start_gateway(
     }
     let opened = exclave::gateway::Gateway::open(config, &identity).await?;
     let addr = listen.unwrap_or(opened.listen);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening for S3 on {addr}"))?;
+    let listener = bind_tcp(addr).with_context(|| format!("listening for S3 on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "S3 gateway listening");
     opened.gateway.start_workers(&stop);
     if let Some((addr, token)) = opened.admin.clone() {
-        let admin = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening for the admin API on {addr}"))?;
+        let admin =
+            bind_tcp(addr).with_context(|| format!("listening for the admin API on {addr}"))?;
         tracing::info!(%addr, "admin API listening");
         tokio::spawn(exclave::gateway::serve_admin(
             opened.gateway.clone(),
@@ -297,14 +293,20 @@ async fn start_gateway(
         tracing::info!(cert = %tls.cert_file().display(), "S3 served over TLS");
         tokio::spawn(reload_on_hangup(tls, stop.clone()));
     }
-    let task = tokio::spawn(exclave::gateway::serve(
-        opened.gateway,
-        opened.keys,
-        opened.front,
-        listener,
-        stop,
-    ));
+    let state_lock = opened.state_lock;
+    let serving =
+        exclave::gateway::serve(opened.gateway, opened.keys, opened.front, listener, stop);
+    let task = tokio::spawn(async move {
+        // Held until the gateway stops serving: offline tools wait for it.
+        let _state_lock = state_lock;
+        serving.await;
+    });
     Ok((task, bound))
+}
+
+/// A listening socket at `addr`: the one systemd (or a test) handed over for it, or a new one.
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::from_std(exclave::sys::listen::tcp(addr)?)
 }
 
 async fn run(config: DaemonConfig, check_only: bool) -> anyhow::Result<()> {

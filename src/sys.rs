@@ -1,11 +1,12 @@
 //! Machine access that any layer but `core` may use: randomness, the wall clock, and files
 //! written whole (atomically, or as secrets only the owner reads) or read as secrets (their
 //! permissions checked); `files` (the narrow file interface a node's store writes through,
-//! with `mmap`) and, in tests, `sim` (that interface simulated, crashing at any point). It
+//! with `mmap`), `listen` (listening sockets, bound or handed over by systemd) and, in tests, `sim` (that interface simulated, crashing at any point). It
 //! imports nothing from the crate. `core` takes none of it: time and randomness are its
 //! callers' arguments there.
 
 pub mod files;
+pub mod listen;
 mod mmap;
 #[cfg(test)]
 pub mod sim;
@@ -92,6 +93,24 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// An exclusive lock on `path` (created if missing, owner-only), held while the returned file
+/// is open; `None` if another process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<File>, FileError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(path)(e)),
+    }
+}
+
 /// Reads a secret file, refusing it if group or others may read it.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, FileError> {
     let meta = std::fs::metadata(path).map_err(io(path))?;
@@ -103,4 +122,17 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, FileError> {
         });
     }
     std::fs::read(path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_lock_is_held_until_its_file_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.lock");
+        let held = super::try_lock(&path).unwrap().expect("free");
+        assert!(super::try_lock(&path).unwrap().is_none(), "taken twice");
+        drop(held);
+        assert!(super::try_lock(&path).unwrap().is_some(), "not released");
+    }
 }

@@ -187,6 +187,10 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// The file in a gateway's state directory that a running gateway, or an offline tool acting
+/// as the gateway, holds locked.
+pub const STATE_LOCK: &str = "gateway.lock";
+
 /// What a running gateway needs besides the store: its credentials and where to listen.
 #[derive(Debug)]
 pub struct Opened {
@@ -198,6 +202,8 @@ pub struct Opened {
     pub keys: AccessKeys,
     /// S3 listen address.
     pub listen: SocketAddr,
+    /// The lock on the gateway's state directory: hold it for as long as the gateway serves.
+    pub state_lock: std::fs::File,
     /// The region and TLS of the S3 endpoint.
     pub front: Front,
 }
@@ -272,6 +278,14 @@ impl Gateway {
         let objects = Arc::new(objects);
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating {}", g.state_dir.display()))?;
+        let lock_path = g.state_dir.join(STATE_LOCK);
+        let state_lock = crate::sys::try_lock(&lock_path)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is held by another process: a gateway already runs on this state, or an \
+                 offline tool (exclave keys rotate, exclave layout apply) does",
+                lock_path.display()
+            )
+        })?;
         let index_path = g.state_dir.join("index.redb");
         let fresh = !index_path.exists();
         let index = Arc::new(Index::open(&index_path)?);
@@ -304,6 +318,7 @@ impl Gateway {
             gateway,
             keys,
             listen: g.s3_listen,
+            state_lock,
             front,
         })
     }

@@ -102,7 +102,7 @@ pub fn endpoint(
     serve: bool,
 ) -> Result<Endpoint, EndpointError> {
     let socket =
-        std::net::UdpSocket::bind(addr).map_err(|error| EndpointError::Socket { addr, error })?;
+        crate::sys::listen::udp(addr).map_err(|error| EndpointError::Socket { addr, error })?;
     let sock = socket2::SockRef::from(&socket);
     // Best effort: the kernel may cap these (net.core.rmem_max); a smaller buffer still works.
     let _ = sock.set_recv_buffer_size(settings.udp_buffer_bytes);

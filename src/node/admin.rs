@@ -92,6 +92,7 @@ pub async fn serve_admin(
                         let scrub = store.scrub_state()?;
                         Ok::<_, StoreError>(json!({
                             "shards": shards,
+                            "manifests": store.manifest_count()?,
                             "disks": disks.iter().map(|d| json!({
                                 "id": d.id, "bytes": d.bytes, "free": d.free,
                                 "used": d.bytes.saturating_sub(d.free),

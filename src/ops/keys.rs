@@ -71,16 +71,53 @@ pub struct Rotation {
 /// Manifest writes in flight per node during a rotation.
 const WRITES_IN_FLIGHT: usize = 32;
 
-/// Refuses to go on while the gateway of `g` answers (`doing`: what would be refused).
-pub(crate) async fn gateway_stopped(g: &GatewaySettings, doing: &str) -> anyhow::Result<()> {
+/// Refuses to go on while the gateway of `g` runs (`doing`: what would be refused); returns
+/// the lock on its state directory, which keeps a gateway from starting until it is dropped.
+/// A gateway on this machine holds that lock while it serves; one that answers at its S3 or
+/// admin address is taken to run as well. (Connecting proves nothing: under systemd's socket
+/// activation the listening socket accepts while no gateway runs.)
+pub(crate) async fn gateway_stopped(
+    g: &GatewaySettings,
+    doing: &str,
+) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&g.state_dir)
+        .with_context(|| format!("creating {}", g.state_dir.display()))?;
+    let lock_path = g.state_dir.join(crate::gateway::STATE_LOCK);
+    let Some(lock) = crate::sys::try_lock(&lock_path)? else {
+        bail!(
+            "the gateway still runs ({} is held): stop it first (systemctl stop exclaved-gateway), then {doing}",
+            lock_path.display()
+        );
+    };
     for addr in std::iter::once(g.s3_listen).chain(g.admin_listen) {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+        if answers(addr).await {
             bail!(
                 "the gateway still answers at {addr}: stop it first (systemctl stop exclaved-gateway), then {doing}"
             );
         }
     }
-    Ok(())
+    Ok(lock)
+}
+
+/// Whether something serves at `addr`: it accepts a connection and answers a request line
+/// (an HTTP reply, or a TLS endpoint closing on plain text) within two seconds.
+async fn answers(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let within = Duration::from_secs(2);
+    let Ok(Ok(mut conn)) = tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await
+    else {
+        return false;
+    };
+    if conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(within, conn.read(&mut byte)).await {
+        Ok(Ok(_)) => true,
+        // Reset by the peer: something is there and refused the request.
+        Ok(Err(_)) => true,
+        Err(_) => false,
+    }
 }
 
 /// A QUIC endpoint with the identity of the gateway `c` describes (whose gateway section is
@@ -118,7 +155,7 @@ pub async fn rotate(
     let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
-    gateway_stopped(g, "rotate").await?;
+    let _stopped = gateway_stopped(g, "rotate").await?;
     let current = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
     // A run that stopped after switching the config: the "current" key is already the new
     // one; the old is the first previous key.

@@ -163,7 +163,7 @@ pub async fn apply(
     let Some(g) = &c.gateway else {
         bail!("{}: no [gateway] section", config.display());
     };
-    gateway_stopped(g, "apply the layout").await?;
+    let _stopped = gateway_stopped(g, "apply the layout").await?;
     let master = MasterKey::from_bytes(g.master_key_id, read_key_file(&g.master_key_file)?);
     let cur_text = std::fs::read_to_string(&g.layout_file)
         .with_context(|| format!("reading {}", g.layout_file.display()))?;

@@ -477,6 +477,13 @@ impl Store {
         Ok((shards, disks))
     }
 
+    /// Number of manifest records held.
+    pub fn manifest_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(MANIFESTS).map_err(db_err)?;
+        t.len().map_err(db_err)
+    }
+
     /// Number of entries in the quarantine ledger.
     pub fn quarantined(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;

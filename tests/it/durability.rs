@@ -560,7 +560,7 @@ pub(crate) fn scrub_state(cluster: &Cluster, i: usize) -> (u64, bool, u64) {
     let token = cluster.node_admin_token(i);
     // A node just started may not listen yet.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(cluster.node_addr(i)).is_err() {
+    while !crate::support::serving(cluster.node_addr(i)) {
         assert!(
             Instant::now() < deadline,
             "node {i}'s admin API does not answer"

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::sigv4::sha256_hex;
-use crate::support::{Rng, bin, free_ports, put_sized, started_cluster, within};
+use crate::support::{Port, Rng, bin, handing, put_sized, serving, started_cluster, within};
 
 const BUCKET: &str = "registry";
 
@@ -65,8 +65,8 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
         assert!(current.contains("epoch = 1\n"), "{current}");
         // Two new sites: under the new layout many keys' manifest nodes include both, so a
         // read quorum there may hold nothing and the key is found under the earlier layout.
-        let port = free_ports(1);
-        let port_b = free_ports(1);
+        let (new_a, new_b) = (Port::node(), Port::node());
+        let (port, port_b) = (new_a.port, new_b.port);
         let grown = current.replace("epoch = 1\n", "epoch = 2\n")
             + &format!(
                 "\n[[sites]]\nid = 50\nname = \"site-new\"\nhome = false\n\
@@ -99,6 +99,18 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
         let refused = run(&cluster, args(&new_file));
         assert!(!refused.status.success());
         assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+        // Nor does a second gateway start on the same state.
+        let second = crate::support::run(
+            Command::new(bin("exclaved"))
+                .arg("--config")
+                .arg(root.join("gateway/gateway.toml")),
+            Duration::from_secs(60),
+        );
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert!(
+            !second.status.success() && err.contains("gateway.lock"),
+            "{err}"
+        );
         cluster.kill_gateway();
         let shrunk = root.join("layout-shrunk.toml");
         let cut = grown.find("[[sites]]").unwrap();
@@ -129,13 +141,14 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
             .map(|n| std::path::PathBuf::from(n["dir"].as_str().unwrap()))
             .collect();
         assert_eq!(dirs.len(), 2, "{report:#}");
+        // Each new node takes the handed-over sockets bound to its own address.
         let _new_nodes: Vec<Killed> = dirs
             .iter()
             .map(|dir| {
+                let mut node = Command::new(bin("exclaved"));
+                node.arg("--config").arg(dir.join("node.toml"));
                 Killed(
-                    Command::new(bin("exclaved"))
-                        .arg("--config")
-                        .arg(dir.join("node.toml"))
+                    handing(&node, &[&new_a, &new_b])
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
@@ -145,8 +158,8 @@ async fn a_site_added_by_a_new_layout_takes_new_writes_and_loses_nothing() {
             .collect();
         // A second run changes nothing, says so, and gives the new nodes the record too.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        for p in [port, port_b] {
-            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+        for p in [&new_a, &new_b] {
+            while !serving(p.addr()) {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "a new node did not start"

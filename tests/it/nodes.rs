@@ -552,10 +552,12 @@ fn exclaved_speaks_sd_notify_ready_watchdog_and_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut child = Command::new(bin("exclaved"))
-        .args(["--config", cluster.node_config(0).to_str().unwrap()])
+    let mut node = Command::new(bin("exclaved"));
+    node.args(["--config", cluster.node_config(0).to_str().unwrap()])
         .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "200000")
+        .env("WATCHDOG_USEC", "200000");
+    let mut child = cluster
+        .with_node_port(0, &node)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

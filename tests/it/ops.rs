@@ -545,14 +545,22 @@ fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::support::free_ports(1);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let port = crate::support::Port::tcp();
+    let addr = port.addr();
     let log = dir.path().join("dev.log");
+    // READY=1 comes over sd_notify after the banner was written (or failed to be).
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut dev = Command::new(crate::support::bin("exclaved"));
+    dev.args(["dev", "--dir"])
+        .arg(dir.path().join("dev"))
+        .args(["--listen", &addr.to_string()])
+        .env("NOTIFY_SOCKET", &notify_path);
     let mut child = Reaped(
-        Command::new(crate::support::bin("exclaved"))
-            .args(["dev", "--dir"])
-            .arg(dir.path().join("dev"))
-            .args(["--listen", &addr.to_string()])
+        crate::support::handing(&dev, &[&port])
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -560,20 +568,17 @@ fn exclaved_dev_keeps_serving_when_nobody_reads_its_stdout() {
     );
     // The reader goes away before the banner is written: the write meets a broken pipe.
     drop(child.0.stdout.take());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "exclaved dev did not start: {}",
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no READY=1 from exclaved dev ({e}): {}",
             std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(1));
+        )
+    });
+    assert_eq!(&buf[..n], b"READY=1");
     let exited = child.0.try_wait().unwrap();
-    let serving = std::net::TcpStream::connect(addr).is_ok();
     assert!(
-        exited.is_none() && serving,
+        exited.is_none() && crate::support::serving(addr),
         "exclaved dev exited ({exited:?}): {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );

@@ -2,7 +2,6 @@
 //! key shares, and `exclave recover` rebuilds a gateway from the foreign sites alone.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +9,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 
-use crate::support::{Cluster, Rng, all_reachable, bin, free_ports, run, started_cluster, within};
+use crate::support::{
+    Cluster, Port, Rng, all_reachable, bin, handing, run, started_cluster, wait_serving, within,
+};
 
 /// A process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -155,37 +156,44 @@ async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     }
 }
 
+/// The S3 and admin ports of a gateway `exclave recover` writes, held by the test.
+struct Ports {
+    s3: Port,
+    admin: Port,
+}
+
+impl Ports {
+    fn new() -> Self {
+        Self {
+            s3: Port::tcp(),
+            admin: Port::tcp(),
+        }
+    }
+}
+
 /// Starts the gateway `exclave recover` wrote into `out` and waits until it serves S3.
-fn start_recovered(out: &Path, s3_addr: SocketAddr) -> Killed {
+fn start_recovered(out: &Path, ports: &Ports) -> Killed {
     let log = out.join("gateway").join("exclaved.log");
-    let child = Command::new(bin("exclaved"))
+    let mut command = Command::new(bin("exclaved"));
+    command
         .arg("--config")
         .arg(out.join("gateway").join("gateway.toml"))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info");
+    let child = handing(&command, &[&ports.s3, &ports.admin])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut gateway = Killed(child);
-    tokio::task::block_in_place(|| wait_for_port(s3_addr, &mut gateway.0, &log));
-    gateway
-}
-
-fn wait_for_port(addr: SocketAddr, child: &mut Child, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the recovered gateway exited ({status}): {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the recovered gateway did not start"
+    tokio::task::block_in_place(|| {
+        wait_serving(
+            ports.s3.addr(),
+            &mut gateway.0,
+            &log,
+            "the recovered gateway",
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    gateway
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -306,9 +314,8 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
 
     let survivors: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
     let out = work.path().join("recovered");
-    let ports = free_ports(2);
-    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
-    let admin_addr = SocketAddr::from(([127, 0, 0, 1], ports + 1));
+    let ports = Ports::new();
+    let (s3_addr, admin_addr) = (ports.s3.addr(), ports.admin.addr());
     let recover = |share_files: &[&String]| {
         let mut args: Vec<String> = vec![
             "recover".into(),
@@ -384,8 +391,8 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     assert_eq!(report["stale_sites"].as_array().map(Vec::len), Some(0));
 
     // The recovered gateway serves every object through S3.
-    let _gateway = start_recovered(&out, s3_addr);
-    let s3 = cluster.s3_client_at(s3_addr, 3);
+    let _gateway = start_recovered(&out, &ports);
+    let s3 = cluster.s3_client_at(ports.s3.addr(), 3);
     within(600, async {
         for b in buckets {
             let listed = list_all(&s3, b).await;
@@ -537,13 +544,12 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The disaster: the gateway's directory is deleted and the home node SIGKILLed (its site
 /// directory deleted too with `disks`); then `exclave recover --json` from the four foreign
 /// sites and the master key. Returns its output, the directory it wrote, and the recovered
-/// gateway's S3 address (its admin API on the next port, then `extra` more free ports).
+/// gateway's S3 and admin ports.
 fn lose_home_and_recover(
     cluster: &mut Cluster,
     work: &Path,
     disks: bool,
-    extra: u16,
-) -> (Output, std::path::PathBuf, SocketAddr) {
+) -> (Output, std::path::PathBuf, Ports) {
     let gw = cluster.root().join("gateway");
     let master = work.join("master.key");
     std::fs::copy(gw.join("master.key"), &master).unwrap();
@@ -556,8 +562,7 @@ fn lose_home_and_recover(
         std::fs::remove_dir_all(cluster.root().join("sites").join(&cluster.sites[0])).unwrap();
     }
     let out = work.join("recovered");
-    let ports = free_ports(2 + extra);
-    let s3_addr = SocketAddr::from(([127, 0, 0, 1], ports));
+    let ports = Ports::new();
     let nodes: Vec<String> = (1..5).map(|i| cluster.node_addr(i).to_string()).collect();
     let done = exclave(
         &[
@@ -569,15 +574,15 @@ fn lose_home_and_recover(
             "--out",
             out.to_str().unwrap(),
             "--s3-listen",
-            &s3_addr.to_string(),
+            &ports.s3.addr().to_string(),
             "--admin-listen",
-            &format!("127.0.0.1:{}", ports + 1),
+            &ports.admin.addr().to_string(),
             "--s3-plain-http",
             "--json",
         ],
         Duration::from_secs(600),
     );
-    (done, out, s3_addr)
+    (done, out, ports)
 }
 
 /// The host of site `i` withholds manifests: every `every`-th record is taken out of its node's
@@ -658,7 +663,7 @@ async fn a_catalog_that_does_not_match_its_checkpoint_is_reported() {
         .await;
 
     let work = tempfile::tempdir().unwrap();
-    let (done, _, _) = lose_home_and_recover(&mut cluster, work.path(), false, 0);
+    let (done, _, _) = lose_home_and_recover(&mut cluster, work.path(), false);
     let report: serde_json::Value =
         serde_json::from_slice(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&done)));
     assert_eq!(
@@ -757,7 +762,7 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
 
     // The disaster; recovery from the four foreign sites, the stale and the withholding one
     // among them.
-    let (done, out, s3_addr) = lose_home_and_recover(&mut cluster, work.path(), false, 0);
+    let (done, out, ports) = lose_home_and_recover(&mut cluster, work.path(), false);
     let report: serde_json::Value =
         serde_json::from_slice(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&done)));
     eprintln!("{}", serde_json::to_string(&report).unwrap());
@@ -810,8 +815,8 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
     assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(0));
 
     // The recovered gateway serves the newest version of everything.
-    let _gateway = start_recovered(&out, s3_addr);
-    let s3 = cluster.s3_client_at(s3_addr, 3);
+    let _gateway = start_recovered(&out, &ports);
+    let s3 = cluster.s3_client_at(ports.s3.addr(), 3);
     within(300, async {
         let listed = list_all(&s3, bucket).await;
         let want: Vec<String> = model.keys().map(|(_, k)| k.clone()).collect();
@@ -996,7 +1001,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
     });
     // Its admin API (on its QUIC port's number) answers once it serves.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(cluster.node_addr(4)).is_err() {
+    while !crate::support::serving(cluster.node_addr(4)) {
         assert!(Instant::now() < deadline, "site 4 did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1047,12 +1052,13 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
 
     // The disaster: the gateway and the home node are gone, disks and all.
     let work = tempfile::tempdir().unwrap();
-    let (done, out, s3_addr) = lose_home_and_recover(&mut cluster, work.path(), true, 1);
+    let (done, out, ports) = lose_home_and_recover(&mut cluster, work.path(), true);
     assert!(done.status.success(), "{}", text(&done));
 
     // A new home server, at a new address: the next layout epoch names it, and `layout apply
     // --replace-node` writes its directory.
-    let new_home = SocketAddr::from(([127, 0, 0, 1], s3_addr.port() + 2));
+    let home_port = Port::node();
+    let new_home = home_port.addr();
     let layout = std::fs::read_to_string(out.join("layout.toml")).unwrap();
     let old = format!("\"{}\"", cluster.node_addr(0));
     assert!(layout.contains(&old) && layout.contains("epoch = 1"));
@@ -1100,17 +1106,17 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
     let home_dir = std::path::PathBuf::from(v["replaced_nodes"][0]["dir"].as_str().unwrap());
 
     let log = work.path().join("new-home.log");
+    let mut command = Command::new(bin("exclaved"));
+    command.arg("--config").arg(home_dir.join("node.toml"));
     let mut home = Killed(
-        Command::new(bin("exclaved"))
-            .arg("--config")
-            .arg(home_dir.join("node.toml"))
+        handing(&command, &[&home_port])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
-    tokio::task::block_in_place(|| wait_for_port(new_home, &mut home.0, &log));
-    let _gateway = start_recovered(&out, s3_addr);
+    tokio::task::block_in_place(|| wait_serving(new_home, &mut home.0, &log, "the new home node"));
+    let _gateway = start_recovered(&out, &ports);
 
     // Heal refills the new home node: every shard and manifest record it should hold.
     let t = Instant::now();
@@ -1157,7 +1163,7 @@ async fn after_a_recovery_a_new_home_node_is_refilled_and_everything_is_whole_ag
         cluster.kill_node(1);
         cluster.kill_node(2);
     });
-    let s3 = cluster.s3_client_at(s3_addr, 3);
+    let s3 = cluster.s3_client_at(ports.s3.addr(), 3);
     let t = Instant::now();
     within(300, async {
         for ((b, k), data) in &model {

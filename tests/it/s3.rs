@@ -980,6 +980,16 @@ async fn a_failed_write_stranded_at_a_killed_node_never_hides_the_acknowledged_v
         let mut rng = Rng::new(77);
         let v1 = rng.bytes(1000);
         put(&s3, BUCKET, "parcel", &v1).await;
+        // Site 1's manifest records, from its admin API while it runs.
+        let held_at_1 = |c: &Cluster| {
+            let (code, body) = tokio::task::block_in_place(|| {
+                crate::ops::admin_get(c.node_addr(1), "/v1/status", &c.node_admin_token(1))
+            });
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["manifests"].as_u64().unwrap()
+        };
+        let before = held_at_1(&cluster);
 
         // Sites 2 and 3 down, site 4 silent: the next write reaches sites 0 and 1 only.
         cluster.kill_node(2);
@@ -996,8 +1006,16 @@ async fn a_failed_write_stranded_at_a_killed_node_never_hides_the_acknowledged_v
                     .await
             })
         };
-        // Site 1 stores it and dies before it can be told to withdraw it.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Site 1 stores it and dies before it can be told to withdraw it (the write waits
+        // for site 4 until its deadline, far longer than this).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while held_at_1(&cluster) == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "site 1 never stored the write"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         cluster.kill_node(1);
         let err = write.await.unwrap().unwrap_err();
         assert_eq!(status(&err), 503, "{err:?}");
@@ -1058,7 +1076,7 @@ async fn a_node_restarted_on_its_port_does_not_stall_the_gateway() {
         cluster.start_node(2);
         let addr = cluster.node_addr(2);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(addr).is_err() {
+        while !crate::support::serving(addr) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the node did not start"

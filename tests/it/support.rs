@@ -5,7 +5,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use exclave::coordinator::NodeClient;
@@ -23,26 +22,156 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+/// A port on 127.0.0.1 the test bound at 0 (the kernel chose it, so nothing else had it) and
+/// keeps bound for as long as it lives: each process started with it (`handing`) receives the
+/// sockets and binds nothing itself, and a process restarted gets the same port again. No
+/// port is ever checked and then bound, so no other test can take it in between.
+pub struct Port {
+    /// The port number.
+    pub port: u16,
+    sockets: Vec<std::os::fd::OwnedFd>,
+}
 
-/// `n` consecutive ports on 127.0.0.1 free for UDP and TCP, below Linux's ephemeral range
-/// (32768 and up), so no outgoing connection takes one before a test binds it.
-pub fn free_ports(n: u16) -> u16 {
-    let _ = NEXT_PORT.compare_exchange(
-        0,
-        20_000 + (std::process::id() % 100) as u16 * 120,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    loop {
-        let base = NEXT_PORT.fetch_add(n + 4, Ordering::SeqCst);
-        let all_free = (base..base + n + 2).all(|p| {
-            UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if all_free {
-            return base;
+impl Port {
+    /// A listening TCP socket (an S3 or admin endpoint).
+    pub fn tcp() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self {
+            port: listener.local_addr().unwrap().port(),
+            sockets: vec![listener.into()],
         }
+    }
+
+    /// UDP and TCP at one port number: a node (QUIC, and its admin API on the same number).
+    pub fn node() -> Self {
+        loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return Self {
+                    port,
+                    sockets: vec![udp.into(), tcp.into()],
+                };
+            }
+        }
+    }
+
+    /// 127.0.0.1 and the port.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// `command` (not yet started) rewritten so that the process it starts receives `ports`'
+/// sockets, by systemd's socket activation: they become its descriptors 3, 4, ...,
+/// `LISTEN_FDS` counts them, and `LISTEN_PID` is set by a shell that then execs the command
+/// (which keeps the process id). `ports` must still be open when the command is spawned.
+pub fn handing(command: &Command, ports: &[&Port]) -> Command {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt as _;
+    let fds: Vec<i32> = ports
+        .iter()
+        .flat_map(|p| p.sockets.iter().map(AsRawFd::as_raw_fd))
+        .collect();
+    assert!(fds.len() <= 16);
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .args(["-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"", "sh"])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env("LISTEN_FDS", fds.len().to_string());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let place = move || {
+        // Moved above every target first, so that no source is overwritten before it is placed.
+        let mut high = [0i32; 16];
+        for (i, fd) in fds.iter().enumerate() {
+            high[i] = unsafe_dup_above(*fd)?;
+        }
+        for (i, h) in high[..fds.len()].iter().enumerate() {
+            unsafe_place(*h, 3 + i as i32)?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs between fork and exec and calls only fcntl, dup2 and close
+    // (async-signal-safe) on descriptors this process holds; it allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        wrapped.pre_exec(place);
+    }
+    wrapped
+}
+
+/// `fcntl(fd, F_DUPFD, 100)`: a copy of `fd` at 100 or above.
+#[allow(unsafe_code)]
+fn unsafe_dup_above(fd: i32) -> std::io::Result<i32> {
+    // SAFETY: fcntl on a descriptor number, no memory involved.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD, 100) };
+    if high < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(high)
+}
+
+/// `dup2(from, to)` (which clears close-on-exec on `to`), then `close(from)`.
+#[allow(unsafe_code)]
+fn unsafe_place(from: i32, to: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 and close on descriptor numbers, no memory involved.
+    unsafe {
+        if libc::dup2(from, to) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::close(from);
+    }
+    Ok(())
+}
+
+/// Whether a process serves at `addr` (TCP): a connection is accepted and answered (an HTTP
+/// reply, or a TLS endpoint closing on plain text) within half a second. A socket handed over
+/// by `Port` accepts connections while no process serves it, so connecting alone proves nothing.
+pub fn serving(addr: SocketAddr) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    if conn
+        .write_all(b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    match conn.read(&mut byte) {
+        // A byte of a reply, or the end of a connection the server closed.
+        Ok(0 | 1) => true,
+        Ok(_) => unreachable!("one byte asked"),
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Waits (bounded) until `serving(addr)`; fails the test with `log` if `child` exits first.
+pub fn wait_serving(addr: SocketAddr, child: &mut Child, log: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serving(addr) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -80,7 +209,11 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub sites: Vec<String>,
-    pub base_port: u16,
+    /// Each node's port (QUIC, and its admin API), held for the cluster's processes.
+    node_ports: Vec<Port>,
+    /// The gateway's S3 and admin ports, held likewise.
+    s3_port: Port,
+    admin_port: Port,
     nodes: Vec<Option<Child>>,
     /// Environment each node is started with (beyond its log level).
     node_env: Vec<Vec<(String, String)>>,
@@ -107,7 +240,9 @@ impl Cluster {
                 }
             })
             .collect();
-        let base_port = free_ports(sites as u16 + 1);
+        let node_ports: Vec<Port> = (0..sites).map(|_| Port::node()).collect();
+        let (s3_port, admin_port) = (Port::tcp(), Port::tcp());
+        let listed: Vec<String> = node_ports.iter().map(|p| p.port.to_string()).collect();
         let out = run(
             Command::new(bin("exclave"))
                 .args([
@@ -120,10 +255,12 @@ impl Cluster {
                     &k.to_string(),
                     "--m",
                     &m.to_string(),
-                    "--base-port",
-                    &base_port.to_string(),
+                    "--node-ports",
+                    &listed.join(","),
                     "--s3-port",
-                    &(base_port + sites as u16).to_string(),
+                    &s3_port.port.to_string(),
+                    "--admin-port",
+                    &admin_port.port.to_string(),
                 ])
                 .args(s3_args),
             Duration::from_secs(30),
@@ -152,7 +289,9 @@ impl Cluster {
         Self {
             dir,
             sites: names,
-            base_port,
+            node_ports,
+            s3_port,
+            admin_port,
             nodes: (0..sites).map(|_| None).collect(),
             node_env: (0..sites).map(|_| Vec::new()).collect(),
             gateway: None,
@@ -162,7 +301,7 @@ impl Cluster {
 
     /// The gateway's S3 address (as `exclave init` set it).
     pub fn s3_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.base_port + self.sites.len() as u16))
+        self.s3_port.addr()
     }
 
     /// The client credentials `exclave init` wrote: (access key id, secret).
@@ -244,28 +383,23 @@ impl Cluster {
             .append(true)
             .open(self.root().join("gateway").join("exclaved.log"))
             .unwrap();
-        let child = Command::new(bin("exclaved"))
+        let mut command = Command::new(bin("exclaved"));
+        command
             .args([
                 "--config",
                 self.root().join("gateway/gateway.toml").to_str().unwrap(),
             ])
-            .env("RUST_LOG", self.log_level)
+            .env("RUST_LOG", self.log_level);
+        let child = handing(&command, &[&self.s3_port, &self.admin_port])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.gateway = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(self.s3_addr()).is_err() {
-            if let Some(c) = self.gateway.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                let log = std::fs::read_to_string(self.root().join("gateway/exclaved.log"));
-                panic!("the gateway exited ({status}): {log:?}");
-            }
-            assert!(Instant::now() < deadline, "the gateway did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.root().join("gateway/exclaved.log");
+        let child = self.gateway.insert(child);
+        // Its admin API, not S3: a probe there is not counted among S3 requests. S3 serves
+        // from the same moment (a connection made a moment early waits in its queue).
+        wait_serving(self.admin_port.addr(), child, &log, "the gateway");
     }
 
     /// The gateway's admin address and bearer token (from its config).
@@ -358,7 +492,7 @@ impl Cluster {
     }
 
     pub fn node_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.base_port + i as u16))
+        self.node_ports[i].addr()
     }
 
     pub fn log_path(&self, i: usize) -> PathBuf {
@@ -423,6 +557,12 @@ impl Cluster {
         self.spawn_node(i, Command::new(bin("exclaved")));
     }
 
+    /// `command` (exclaved as node `i`, not yet started) given node `i`'s port.
+    #[allow(dead_code)]
+    pub fn with_node_port(&self, i: usize, command: &Command) -> Command {
+        handing(command, &[&self.node_ports[i]])
+    }
+
     /// Runs `command` (exclaved, or what execs it) as node `i` with its config, its log level
     /// and stderr appended to its log.
     fn spawn_node(&mut self, i: usize, mut command: Command) {
@@ -431,10 +571,11 @@ impl Cluster {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let child = command
+        command
             .args(["--config", self.node_config(i).to_str().unwrap()])
             .envs(self.node_env[i].iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", self.log_level)
+            .env("RUST_LOG", self.log_level);
+        let child = handing(&command, &[&self.node_ports[i]])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

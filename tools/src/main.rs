@@ -72,9 +72,15 @@ enum Command {
         /// Node i listens on base-port + i.
         #[arg(long, default_value_t = 7100)]
         base_port: u16,
+        /// Each node's port, comma-separated, one per site in order (instead of --base-port).
+        #[arg(long, value_delimiter = ',')]
+        node_ports: Vec<u16>,
         /// S3 port of the gateway.
         #[arg(long, default_value_t = 9000)]
         s3_port: u16,
+        /// Admin API port of the gateway (default: the S3 port + 1).
+        #[arg(long)]
+        admin_port: Option<u16>,
         /// Data directories per node.
         #[arg(long, default_value_t = 1)]
         disks_per_node: u32,
@@ -297,7 +303,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             survive,
             bind,
             base_port,
+            node_ports,
             s3_port,
+            admin_port,
             disks_per_node,
             s3_names,
             s3_cert,
@@ -322,8 +330,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 s3_port,
                 disks_per_node,
                 disk_capacity: 1 << 40,
-                node_ports: Vec::new(),
-                admin_port: 0,
+                node_ports,
+                admin_port: admin_port.unwrap_or(0),
                 s3,
             };
             let done = exclave::ops::init::init(&options).context("exclave init")?;
