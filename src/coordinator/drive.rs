@@ -158,10 +158,8 @@ impl StripeSink {
                     }
                     Err(NetError::Abandoned)
                 };
-                let r = match tokio::time::timeout(timeout, result).await {
-                    Ok(r) => r,
-                    Err(_) => Err(NetError::Timeout),
-                };
+                // No timer here: the quorum's deadline ends the upload (`finish`).
+                let r = result.await;
                 if let Err(e) = &r
                     && !e.is_answer()
                 {
@@ -205,6 +203,8 @@ impl StripeSink {
                 self.drop_shard(i, "stalled or failed during the upload");
             }
         }
+        self.quorum
+            .handle_timeout(self.start.elapsed().as_millis() as u64);
         if self.quorum.outcome() == WriteOutcome::Impossible {
             // The uploads that ended say why (a full disk, a refusal); the rest stalled.
             let mut ended = BTreeMap::new();
@@ -275,14 +275,34 @@ impl StripeSink {
         }
         let dropped = std::mem::take(&mut self.dropped);
         let mut ended = BTreeMap::new();
-        while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok((i, Ok(()))) => self.quorum.handle_durable(i),
-                Ok((i, Err(e))) => {
-                    self.quorum.handle_failed(i);
-                    ended.insert(i, e);
+        let mut done = BTreeSet::new();
+        // The quorum's deadline is the only timer: what has not ended by then is timed out.
+        let deadline = self.start + Duration::from_millis(self.quorum.poll_deadline());
+        loop {
+            match tokio::time::timeout_at(deadline.into(), self.tasks.join_next()).await {
+                Ok(Some(Ok((i, result)))) => {
+                    done.insert(i);
+                    match result {
+                        Ok(()) => self.quorum.handle_durable(i),
+                        Err(e) => {
+                            self.quorum.handle_failed(i);
+                            ended.insert(i, e);
+                        }
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "upload task failed"),
+                Ok(Some(Err(e))) => tracing::warn!(error = %e, "upload task failed"),
+                Ok(None) => break,
+                Err(_) => {
+                    self.tasks.abort_all();
+                    for i in (0..self.clients.len()).filter(|i| !done.contains(i)) {
+                        if let Some(client) = &self.clients[i] {
+                            client.note_unanswered();
+                            client.note_write(Some(&NetError::Timeout));
+                        }
+                        ended.insert(i, NetError::Timeout);
+                    }
+                    break;
+                }
             }
         }
         // Why each shard is missing: its upload's own error, else why it was dropped.
