@@ -13,7 +13,7 @@ use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{
-    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer,
+    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer, Withdrawn,
 };
 use crate::net::frame::{self, NetError};
 
@@ -281,14 +281,36 @@ impl NodeClient {
         }
     }
 
-    /// Withdraws a manifest version whose write did not reach its quorum.
-    pub async fn abort_manifest(&self, object: ObjectId, version: Version) -> Result<(), NetError> {
+    /// Withdraws a manifest version whose write did not reach its quorum, leaving the node
+    /// the gateway's `proof` that it did.
+    pub async fn withdraw_manifest(
+        &self,
+        object: ObjectId,
+        version: Version,
+        proof: [u8; 32],
+    ) -> Result<(), NetError> {
         match self
-            .call(&Request::AbortManifest { object, version })
+            .call(&Request::WithdrawManifest {
+                object,
+                version,
+                proof,
+            })
             .await?
         {
             Response::Ok => Ok(()),
-            r => Err(unexpected("abort_manifest", &r)),
+            r => Err(unexpected("withdraw_manifest", &r)),
+        }
+    }
+
+    /// A page of the withdrawals (with proofs) the node keeps, after a cursor.
+    pub async fn list_withdrawn(
+        &self,
+        after: Option<(ObjectId, Version)>,
+        limit: u32,
+    ) -> Result<Vec<Withdrawn>, NetError> {
+        match self.call(&Request::ListWithdrawn { after, limit }).await? {
+            Response::Withdrawn { entries } => Ok(entries),
+            r => Err(unexpected("list_withdrawn", &r)),
         }
     }
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::coordinator::drive::ShardTarget;
-use crate::coordinator::object::Objects;
+use crate::coordinator::object::{ObjectError, Objects};
 use crate::core::format::Manifest;
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
@@ -61,7 +61,7 @@ impl Objects {
 
     /// A version of `object` was written: the failed writes before it that every node has
     /// confirmed withdrawn are forgotten (a read that finds one finds this one too).
-    pub(super) fn superseded(&self, object: &ObjectId, version: Version) {
+    pub(crate) fn superseded(&self, object: &ObjectId, version: Version) {
         let mut pending = self.pending();
         let gone: Vec<(ObjectId, Version)> = pending
             .range((*object, Version::from_bytes([0; 16]))..(*object, version))
@@ -71,6 +71,51 @@ impl Objects {
         for k in gone {
             pending.remove(&k);
         }
+    }
+
+    /// Learns the withdrawals node `node` keeps whose proofs hold (a gateway with this manifest
+    /// key withdrew them: writes never acknowledged), as withdrawals every node confirmed, so
+    /// that an index rebuilt or recovered from the nodes skips them even where a node rolled
+    /// back to an old copy of its disk serves one again. An entry whose proof does not hold is
+    /// ignored (a host cannot hide a version by claiming it withdrawn). Returns how many were
+    /// learned and how many were refused.
+    pub async fn learn_withdrawals(&self, node: NodeId) -> Result<(usize, usize), ObjectError> {
+        let client = self
+            .nodes()
+            .client(node)
+            .cloned()
+            .ok_or_else(|| ObjectError::Internal(format!("no client for node {}", node.0)))?;
+        let (mut learned, mut refused, mut after) = (0, 0, None);
+        loop {
+            let page = client
+                .list_withdrawn(after, 1000)
+                .await
+                .map_err(|e| ObjectError::Internal(format!("node {}: {e}", node.0)))?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.object, last.version));
+            let mut pending = self.pending();
+            for w in &page {
+                if self
+                    .manifest_key
+                    .proves_withdrawal(&w.object, w.version, &w.proof)
+                {
+                    pending.entry((w.object, w.version)).or_default();
+                    learned += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        Ok((learned, refused))
+    }
+
+    /// Node `node` was found serving (object, version), a failed write (a node rolled back to
+    /// an old copy of its disk): its withdrawal there is pending again, to be retried.
+    pub fn withdrawal_owed(&self, node: NodeId, object: ObjectId, version: Version) {
+        self.pending()
+            .entry((object, version))
+            .or_default()
+            .insert(node);
     }
 
     /// Takes over withdrawals recorded before a restart.
@@ -98,15 +143,18 @@ impl Objects {
         let mut set = tokio::task::JoinSet::new();
         for (n, versions) in asks {
             let client = self.nodes().client(n).cloned();
+            let proven: Vec<_> = versions
+                .into_iter()
+                .map(|(o, v)| (o, v, self.manifest_key.withdrawal_proof(&o, v)))
+                .collect();
             set.spawn(async move {
                 let mut confirmed = Vec::new();
                 let Some(c) = client else {
                     return (n, confirmed);
                 };
-                for (object, version) in versions {
-                    match tokio::time::timeout(ABORT_TIMEOUT, c.abort_manifest(object, version))
-                        .await
-                    {
+                for (object, version, proof) in proven {
+                    let withdrawn = c.withdraw_manifest(object, version, proof);
+                    match tokio::time::timeout(ABORT_TIMEOUT, withdrawn).await {
                         Ok(Ok(())) => confirmed.push((object, version)),
                         _ => break,
                     }

@@ -280,6 +280,7 @@ pub struct ManifestKey {
     bytes: [u8; KEY_LEN],
     seal: KeyAead,
     naming: NamingKey,
+    withdrawal: [u8; 32],
 }
 
 impl ManifestKey {
@@ -287,11 +288,34 @@ impl ManifestKey {
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         let seal = blake3::derive_key("exclave 2026 manifest sealing v1", &bytes);
         let naming = blake3::derive_key("exclave 2026 object naming v1", &bytes);
+        let withdrawal = blake3::derive_key("exclave 2026 withdrawal proof v1", &bytes);
         Self {
             bytes,
             seal: KeyAead::new(&seal),
             naming: NamingKey(naming),
+            withdrawal,
         }
+    }
+
+    /// The proof that the gateway holding this key withdrew (object, version), a write it never
+    /// acknowledged. Nodes keep it with the withdrawal; a recovery or an index rebuilt from the
+    /// nodes trusts a withdrawal only with a proof that holds, so no host can hide a version by
+    /// claiming it withdrawn.
+    pub fn withdrawal_proof(&self, object: &ObjectId, version: Version) -> [u8; 32] {
+        *self.withdrawal_mac(object, version).as_bytes()
+    }
+
+    /// Whether `proof` is this key's proof of withdrawing (object, version) (compared in
+    /// constant time).
+    pub fn proves_withdrawal(&self, object: &ObjectId, version: Version, proof: &[u8; 32]) -> bool {
+        self.withdrawal_mac(object, version) == blake3::Hash::from_bytes(*proof)
+    }
+
+    fn withdrawal_mac(&self, object: &ObjectId, version: Version) -> blake3::Hash {
+        let mut msg = [0u8; 48];
+        msg[..32].copy_from_slice(&object.0);
+        msg[32..].copy_from_slice(&version.to_bytes());
+        blake3::keyed_hash(&self.withdrawal, &msg)
     }
 
     /// The secret bytes (for writing the key file).
@@ -413,6 +437,21 @@ impl KeyAead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_withdrawal_proof_holds_only_for_its_version_and_key() {
+        let key = ManifestKey::from_bytes([3; KEY_LEN]);
+        let (object, version) = (ObjectId([9; 32]), Version::from_bytes([5; 16]));
+        let proof = key.withdrawal_proof(&object, version);
+        assert!(key.proves_withdrawal(&object, version, &proof));
+        assert!(!key.proves_withdrawal(&object, Version::from_bytes([6; 16]), &proof));
+        assert!(!key.proves_withdrawal(&ObjectId([8; 32]), version, &proof));
+        let other = ManifestKey::from_bytes([4; KEY_LEN]);
+        assert!(!other.proves_withdrawal(&object, version, &proof));
+        let mut forged = proof;
+        forged[0] ^= 1;
+        assert!(!key.proves_withdrawal(&object, version, &forged));
+    }
 
     #[test]
     fn sealed_secrets_open_only_with_their_key_and_label() {

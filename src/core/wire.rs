@@ -122,6 +122,36 @@ pub enum Request {
         /// The sealed record.
         sealed: Vec<u8>,
     },
+    /// `AbortManifest` with the gateway's proof that it withdrew the version
+    /// (`ManifestKey::withdrawal_proof`), which the node keeps with its ledger entry
+    /// (gateway only).
+    WithdrawManifest {
+        /// The object.
+        object: ObjectId,
+        /// The version never acknowledged.
+        version: Version,
+        /// The proof.
+        proof: [u8; 32],
+    },
+    /// The withdrawals with proofs the node keeps, in (object, version) order after a cursor
+    /// (gateway only; index rebuild, recovery).
+    ListWithdrawn {
+        /// Exclusive start.
+        after: Option<(ObjectId, Version)>,
+        /// Most entries to return.
+        limit: u32,
+    },
+}
+
+/// A withdrawal a node keeps, with the gateway's proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct Withdrawn {
+    /// The object.
+    pub object: ObjectId,
+    /// The version withdrawn.
+    pub version: Version,
+    /// The gateway's proof (not checked by the node, which has no key).
+    pub proof: [u8; 32],
 }
 
 /// A data directory's file system: size and free space.
@@ -236,6 +266,11 @@ pub enum Response {
     Checkpoints {
         /// Their bytes.
         records: Vec<Vec<u8>>,
+    },
+    /// Withdrawals kept with their proofs.
+    Withdrawn {
+        /// The entries.
+        entries: Vec<Withdrawn>,
     },
 }
 

@@ -43,7 +43,7 @@ use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
 use crate::core::format::Manifest;
 use crate::core::hlc::Hlc;
-use crate::core::ids::{GatewayId, key_from_hex};
+use crate::core::ids::{GatewayId, NodeId, key_from_hex};
 use crate::core::keys::{ManifestKey, MasterKey};
 use crate::core::layout::{Layout, Plan, plan};
 use crate::meta::{Entry, Index, MetaError};
@@ -356,6 +356,21 @@ impl Gateway {
     pub async fn rebuild_index(&self) -> anyhow::Result<()> {
         let mut seen = 0usize;
         let mut answered = 0usize;
+        // First what every node knows was withdrawn: a node rolled back to an old copy of its
+        // disk may still serve a failed write that the others withdrew.
+        for (node, learned) in self.learn_withdrawals(self.objects.node_ids()).await {
+            match learned {
+                Ok((_, 0)) => {}
+                Ok((_, refused)) => tracing::warn!(
+                    node = node.0,
+                    refused,
+                    "index rebuild: withdrawals whose proof does not hold, ignored"
+                ),
+                Err(e) => {
+                    tracing::warn!(node = node.0, error = %e, "index rebuild: withdrawals not listed");
+                }
+            }
+        }
         for node in self.objects.node_ids() {
             let scan =
                 tokio::time::timeout(Duration::from_secs(30), self.objects.scan_node(node)).await;
@@ -381,13 +396,48 @@ impl Gateway {
             for m in manifests {
                 seen += 1;
                 if self.objects.withdrawing(&m.object, m.version) {
+                    self.objects.withdrawal_owed(node, m.object, m.version);
                     continue;
                 }
                 self.apply_manifest(&m)?;
+                self.objects.superseded(&m.object, m.version);
             }
         }
+        // The failed writes newer than every version of their objects, kept across restarts.
+        self.keep_withdrawals()?;
         tracing::info!(answered, records = seen, "index rebuilt from the nodes");
         Ok(())
+    }
+
+    /// Learns from each of `nodes` the withdrawals it keeps whose proofs hold
+    /// (`Objects::learn_withdrawals`): per node, how many were learned and refused, or why
+    /// none could be listed.
+    pub(crate) async fn learn_withdrawals(
+        &self,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) -> Vec<(NodeId, Result<(usize, usize), String>)> {
+        let mut out = Vec::new();
+        for node in nodes {
+            let learned = tokio::time::timeout(
+                Duration::from_secs(60),
+                self.objects.learn_withdrawals(node),
+            )
+            .await;
+            out.push((
+                node,
+                match learned {
+                    Ok(Ok(counts)) => Ok(counts),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".into()),
+                },
+            ));
+        }
+        out
+    }
+
+    /// Keeps the failed writes known now in the index (they outlive a restart).
+    pub(crate) fn keep_withdrawals(&self) -> Result<(), MetaError> {
+        self.repair.keep_withdrawals()
     }
 
     pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {

@@ -211,6 +211,8 @@ async fn stream(
             | Request::PutManifest { .. }
             | Request::PutManifestInline { .. }
             | Request::AbortManifest { .. }
+            | Request::WithdrawManifest { .. }
+            | Request::ListWithdrawn { .. }
             | Request::Scrub
             | Request::Findings { .. }
             | Request::ClearFindings { .. }
@@ -323,8 +325,23 @@ async fn stream(
             }
         }
         Request::AbortManifest { object, version } => {
-            match blocking(move || store.abort_manifest(&object, version)).await {
+            match blocking(move || store.abort_manifest(&object, version, None)).await {
                 Ok(()) => Response::Ok,
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::WithdrawManifest {
+            object,
+            version,
+            proof,
+        } => match blocking(move || store.abort_manifest(&object, version, Some(proof))).await {
+            Ok(()) => Response::Ok,
+            Err(e) => store_error(&e),
+        },
+        Request::ListWithdrawn { after, limit } => {
+            let limit = limit.clamp(1, LIST_LIMIT) as usize;
+            match blocking(move || store.list_withdrawn(after, limit)).await {
+                Ok(entries) => Response::Withdrawn { entries },
                 Err(e) => store_error(&e),
             }
         }

@@ -149,8 +149,8 @@ fn step(store: &Store, i: usize) -> Result<(), StoreError> {
             store.put_manifest_inline(&sealed(0xB), &[(h, data)])
         }
         3 => store.put_manifest(&sealed(0xC)),
-        4 => store.abort_manifest(&ObjectId([0xC; 32]), version(1)),
-        5 => store.abort_manifest(&ObjectId([0xD; 32]), version(1)),
+        4 => store.abort_manifest(&ObjectId([0xC; 32]), version(1), Some([0xC; 32])),
+        5 => store.abort_manifest(&ObjectId([0xD; 32]), version(1), None),
         6 => write_shard(store, 0xA, LARGE, 1),
         7 => write_shard(store, 0xE, LARGE, 3),
         8 => store
@@ -248,6 +248,22 @@ fn check(store: &Store, files: &SimFiles, acked: usize) -> Result<(), String> {
         (When::NotYet, _) if c => return Err("C: there before it was written".into()),
         _ => {}
     }
+    // C's withdrawal came with a proof: kept with it, in the same commit.
+    let proven = store.list_withdrawn(None, 10).unwrap();
+    let c_proven = proven
+        .iter()
+        .any(|w| w.object == ObjectId([0xC; 32]) && w.proof == [0xC; 32]);
+    if proven.len() != usize::from(c_proven) {
+        return Err(format!("withdrawal proofs: {proven:?}"));
+    }
+    // Interrupted (C itself was acknowledged before): withdrawn and proof kept, or neither.
+    if when(4) == When::Maybe && c_proven != manifests(0xC).is_empty() {
+        return Err(format!(
+            "C: withdrawn {}, its proof kept {c_proven}: not one commit",
+            manifests(0xC).is_empty()
+        ));
+    }
+    expect("C's withdrawal proof", when(4), c_proven)?;
     // Acknowledged withdrawals hold against a late write.
     for (o, i) in [(0xC, 4), (0xD, 5)] {
         if when(i) == When::Done

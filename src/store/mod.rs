@@ -29,7 +29,7 @@ use crate::core::format::{FormatError, ManifestEnvelope, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, NodeId, ObjectId, hex};
 use crate::core::stripe::Geometry;
-use crate::core::wire::{DiskUsage, ShardKey};
+use crate::core::wire::{DiskUsage, ShardKey, Withdrawn};
 
 /// Name of the marker file every data directory carries.
 pub const MARKER: &str = "EXCLAVE-DISK";
@@ -47,6 +47,9 @@ const SCRUB_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("scru
 const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");
 /// Catalog checkpoints by sequence number (the newest [`CHECKPOINTS_KEPT`]).
 const CHECKPOINTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("checkpoints");
+/// (object, version) -> the gateway's proof of a withdrawal (`ManifestKey::withdrawal_proof`).
+const WITHDRAWAL_PROOFS: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("withdrawal_proofs");
 /// Checkpoints a node keeps.
 pub const CHECKPOINTS_KEPT: usize = 16;
 
@@ -228,7 +231,15 @@ impl Store {
         let db_path = state_dir.join("node.redb");
         let db = files.database(&db_path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for t in [HEADERS, MANIFESTS, QUARANTINE, INLINE, ABORTED, FINDINGS] {
+        for t in [
+            HEADERS,
+            MANIFESTS,
+            QUARANTINE,
+            INLINE,
+            ABORTED,
+            FINDINGS,
+            WITHDRAWAL_PROOFS,
+        ] {
             txn.open_table(t).map_err(db_err)?;
         }
         txn.open_table(SCRUB_STATE).map_err(db_err)?;
@@ -567,12 +578,22 @@ impl Store {
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
     /// not served). If the node does not hold it (yet), the ledger keeps an empty record, so
-    /// that the write, should it arrive late, is refused.
-    pub fn abort_manifest(&self, object: &ObjectId, version: Version) -> Result<(), StoreError> {
+    /// that the write, should it arrive late, is refused. The gateway's `proof` that it
+    /// withdrew the version, if it sent one, is kept with it in the same commit.
+    pub fn abort_manifest(
+        &self,
+        object: &ObjectId,
+        version: Version,
+        proof: Option<[u8; 32]>,
+    ) -> Result<(), StoreError> {
         let key = manifest_key(object, version);
         self.group.write(
             &self.db,
             Box::new(move |txn| {
+                if let Some(proof) = proof {
+                    let mut p = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
+                    p.insert(&key[..], &proof[..]).map_err(db_err)?;
+                }
                 let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
                 let removed = m
                     .remove(&key[..])
@@ -634,6 +655,47 @@ impl Store {
         for item in t.range(&lo[..]..=&hi[..]).map_err(db_err)? {
             let (_, v) = item.map_err(db_err)?;
             out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` withdrawals with proofs after `(object, version)`, in key order.
+    pub fn list_withdrawn(
+        &self,
+        after: Option<(ObjectId, Version)>,
+        limit: usize,
+    ) -> Result<Vec<Withdrawn>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
+        let start = after.map(|(o, v)| manifest_key(&o, v));
+        let iter = match &start {
+            Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
+            None => t.iter().map_err(db_err)?,
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(db_err)?;
+            let (k, v) = (k.value(), v.value());
+            if start.as_ref().is_some_and(|s| k == &s[..]) {
+                continue;
+            }
+            let (Ok(object), Ok(version), Ok(proof)) = (
+                <[u8; 32]>::try_from(&k[..k.len().min(32)]),
+                <[u8; 16]>::try_from(&k[k.len().min(32)..]),
+                <[u8; 32]>::try_from(v),
+            ) else {
+                return Err(StoreError::Db(
+                    "a withdrawal proof record of the wrong size".into(),
+                ));
+            };
+            out.push(Withdrawn {
+                object: ObjectId(object),
+                version: Version::from_bytes(version),
+                proof,
+            });
+            if out.len() >= limit {
+                break;
+            }
         }
         Ok(out)
     }

@@ -143,7 +143,7 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
         [BlockRead::Ok(b)] => assert_eq!(&b[..], &data[64..]),
         other => panic!("{other:?}"),
     }
-    store.abort_manifest(&h.object, h.version).unwrap();
+    store.abort_manifest(&h.object, h.version, None).unwrap();
     assert!(store.manifests(&h.object).unwrap().is_empty());
     // Once withdrawn, the version is refused if written again.
     assert!(matches!(
@@ -173,9 +173,13 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
         body: ManifestBody::Tombstone,
     };
     let (late, other) = (m(5), m(6));
-    store.abort_manifest(&late.object, late.version).unwrap();
+    store
+        .abort_manifest(&late.object, late.version, None)
+        .unwrap();
     // Twice is the same as once.
-    store.abort_manifest(&late.object, late.version).unwrap();
+    store
+        .abort_manifest(&late.object, late.version, None)
+        .unwrap();
     assert!(matches!(
         store.put_manifest(&late.seal(&mk, [0; 12]).unwrap()),
         Err(StoreError::Withdrawn)

@@ -10,7 +10,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt as _;
 
 use crate::support::{
-    Cluster, Port, Rng, all_reachable, bin, handing, run, started_cluster, wait_serving, within,
+    Cluster, Port, Rng, all_reachable, bin, copy_dir, handing, run, started_cluster, wait_serving,
+    within,
 };
 
 /// A process killed when the test ends, however it ends.
@@ -530,17 +531,6 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     assert!(again.status.success(), "{}", text(&again));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
-}
-
 /// The disaster: the gateway's directory is deleted and the home node SIGKILLed (its site
 /// directory deleted too with `disks`); then `exclave recover --json` from the four foreign
 /// sites and the master key. Returns its output, the directory it wrote, and the recovered
@@ -800,6 +790,12 @@ async fn a_stale_site_and_a_withholding_site_are_named_and_outvoted() {
         .find(|n| n["site"] == withholding_site.as_str())
         .unwrap();
     assert!(node["lacking"].as_u64().unwrap() >= withheld, "{node}");
+    // No write failed here: no node keeps a withdrawal, none is refused or skipped.
+    for n in report["nodes"].as_array().unwrap() {
+        for field in ["withdrawals", "withdrawals_refused", "withdrawn_served"] {
+            assert_eq!(n[field].as_u64(), Some(0), "{field}: {n}");
+        }
+    }
     let lacking_sites: Vec<&str> = report["lacking_sites"]
         .as_array()
         .unwrap()
@@ -999,12 +995,7 @@ async fn a_key_rotation_rewraps_every_data_key_and_resumes_after_a_site_was_down
         cluster.kill_gateway();
         cluster.start_node(4);
     });
-    // Its admin API (on its QUIC port's number) answers once it serves.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !crate::support::serving(cluster.node_addr(4)) {
-        assert!(Instant::now() < deadline, "site 4 did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.wait_node_serving(4).await;
     let (done, v) = rotate(&cluster);
     assert!(done.status.success(), "{}", text(&done));
     assert_eq!(v["complete"].as_bool(), Some(true));

@@ -175,6 +175,19 @@ pub fn wait_serving(addr: SocketAddr, child: &mut Child, log: &Path, what: &str)
     }
 }
 
+/// `cp -a FROM TO`, which must succeed.
+#[allow(dead_code)]
+pub fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
 /// `kill -SIGNAL pid`, which must succeed.
 fn send_signal(pid: u32, signal: &str) {
     let ok = Command::new("kill")
@@ -555,6 +568,16 @@ impl Cluster {
     /// Starts node `i` as a process (stderr appended to its log).
     pub fn start_node(&mut self, i: usize) {
         self.spawn_node(i, Command::new(bin("exclaved")));
+    }
+
+    /// Waits (bounded) until node `i` serves (its admin API answers).
+    #[allow(dead_code)]
+    pub async fn wait_node_serving(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !serving(self.node_addr(i)) {
+            assert!(Instant::now() < deadline, "site {i} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `command` (exclaved as node `i`, not yet started) given node `i`'s port.

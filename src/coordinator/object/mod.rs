@@ -201,7 +201,7 @@ pub struct Objects {
     plan: Plan,
     master: MasterKey,
     previous_keys: Vec<[u8; 32]>,
-    manifest_key: ManifestKey,
+    pub(in crate::coordinator) manifest_key: ManifestKey,
     hlc: Mutex<Hlc>,
     block_size: u32,
     codec: Arc<Codec>,

@@ -172,3 +172,19 @@ impl Census {
         (Some(report), stale)
     }
 }
+
+/// What a recovery did with one node's withdrawals of failed writes.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawals {
+    /// Withdrawals it keeps whose proofs hold: those versions are skipped wherever they are
+    /// found.
+    #[serde(default)]
+    pub withdrawals: u64,
+    /// Withdrawals it keeps whose proofs do not hold (forged or damaged): ignored.
+    #[serde(default)]
+    pub withdrawals_refused: u64,
+    /// Manifest records it holds of withdrawn writes (at it or elsewhere): skipped. A site
+    /// rolled back to an old copy of its disk holds them again.
+    #[serde(default)]
+    pub withdrawn_served: u64,
+}

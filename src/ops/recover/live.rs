@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::census::{Census, CheckpointReport};
+use super::census::{Census, CheckpointReport, Withdrawals};
 use crate::admin::request;
 use crate::config::{node_addresses, parse_layout, read_layout};
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
@@ -100,6 +100,9 @@ pub struct NodeReport {
     pub lacking: u64,
     /// The newest checkpoint it keeps whose signature holds (0: none).
     pub newest_checkpoint: u64,
+    /// Its withdrawals of failed writes.
+    #[serde(flatten)]
+    pub withdrawn: Withdrawals,
     /// What went wrong, if anything.
     pub error: Option<String>,
 }
@@ -447,6 +450,14 @@ pub async fn recover(
     let mut census = Census::default();
     let ck = CheckpointKey::of(&master);
     state.listed.clear();
+    // What the nodes withdrew, before any manifest is applied: a site rolled back to an old
+    // copy of its disk may serve a failed write that the others withdrew.
+    let withdrawn: BTreeMap<u32, Result<(usize, usize), String>> = gateway
+        .learn_withdrawals(given.keys().map(|&id| NodeId(id)))
+        .await
+        .into_iter()
+        .map(|(n, r)| (n.0, r))
+        .collect();
     for (i, (&id, &addr)) in given.iter().enumerate() {
         progress(Progress {
             phase: "manifests",
@@ -463,6 +474,14 @@ pub async fn recover(
         if let Some(Err(e)) = per_node.get(&addr) {
             nr.error = Some(format!("cluster record: {e}"));
         }
+        match withdrawn.get(&id) {
+            Some(Ok((learned, refused))) => {
+                (nr.withdrawn.withdrawals, nr.withdrawn.withdrawals_refused) =
+                    (*learned as u64, *refused as u64);
+            }
+            Some(Err(e)) => nr.error = Some(format!("listing withdrawals: {e}")),
+            None => {}
+        }
         if let Some(c) = objects.nodes().client(NodeId(id))
             && let Ok(Ok(records)) =
                 tokio::time::timeout(Duration::from_secs(30), c.checkpoints(16)).await
@@ -476,7 +495,13 @@ pub async fn recover(
                 nr.unopenable = bad as u64;
                 for m in &manifests {
                     max_gateway = max_gateway.max(m.version.gateway.0);
+                    if objects.withdrawing(&m.object, m.version) {
+                        nr.withdrawn.withdrawn_served += 1;
+                        objects.withdrawal_owed(NodeId(id), m.object, m.version);
+                        continue;
+                    }
                     gateway.apply_manifest(m)?;
+                    objects.superseded(&m.object, m.version);
                     census.add_manifest(id, m);
                 }
                 state.listed.push(id);
@@ -488,6 +513,9 @@ pub async fn recover(
         state.nodes.push(nr);
         std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
     }
+    // The failed writes still newer than every version of their objects stay skipped by the
+    // recovered gateway's reads.
+    gateway.keep_withdrawals()?;
     // What each listed node lacks: versions others gave whose placement names it.
     let lacking = census.lacking(&objects, &state.listed);
     for nr in &mut state.nodes {

@@ -14,7 +14,7 @@
 //! `DIR/export-report.json` says what was exported, missing and unreadable. Files are written
 //! to a temporary name and renamed, so a second run skips what is already there (resumable).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::census::Census;
-use super::census::CheckpointReport;
+use super::census::{CheckpointReport, Withdrawals};
 use super::live::Progress;
 use crate::config::read_daemon;
 use crate::coordinator::Nodes;
@@ -66,6 +66,9 @@ pub struct DirReport {
     pub lacking: u64,
     /// Newest checkpoint whose signature holds (0: none).
     pub newest_checkpoint: u64,
+    /// Its withdrawals of failed writes.
+    #[serde(flatten)]
+    pub withdrawn: Withdrawals,
 }
 
 /// What an export did.
@@ -190,6 +193,28 @@ pub fn export(
     let objects = super::live::objects_of(&record, &master, Nodes::new(BTreeMap::new()))?;
     let ck = CheckpointKey::of(&master);
 
+    // What the nodes withdrew (with proofs that hold), before any manifest: a site rolled
+    // back to an old copy of its disk may hold a failed write that the others withdrew.
+    let mut withdrawn = BTreeSet::new();
+    let mut proofs = Vec::new();
+    for n in &nodes {
+        let (mut learned, mut refused, mut after) = (0u64, 0u64, None);
+        loop {
+            let page = n.store.list_withdrawn(after, 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.object, last.version));
+            for w in page {
+                if manifest_key.proves_withdrawal(&w.object, w.version, &w.proof) {
+                    withdrawn.insert((w.object, w.version));
+                    learned += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        proofs.push((learned, refused));
+    }
+
     // Every manifest, newest version per key.
     let mut census = Census::default();
     let mut current: BTreeMap<(String, String), Manifest> = BTreeMap::new();
@@ -204,6 +229,11 @@ pub fn export(
             dir: o.dirs[i].clone(),
             node: n.id,
             site: n.site.clone(),
+            withdrawn: Withdrawals {
+                withdrawals: proofs[i].0,
+                withdrawals_refused: proofs[i].1,
+                withdrawn_served: 0,
+            },
             ..DirReport::default()
         };
         r.newest_checkpoint =
@@ -220,6 +250,10 @@ pub fn export(
                     r.unopenable += 1;
                     continue;
                 };
+                if withdrawn.contains(&(m.object, m.version)) {
+                    r.withdrawn.withdrawn_served += 1;
+                    continue;
+                }
                 census.add_manifest(n.id, &m);
                 if m.bucket.contains(HIDDEN) || m.key.is_empty() {
                     continue;
