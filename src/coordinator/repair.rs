@@ -56,42 +56,6 @@ pub struct ManifestCensus {
     pub unanswered: usize,
 }
 
-/// A committed version repair cannot rebuild: some stripe has fewer than k good blocks left,
-/// at sites that all answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lost {
-    /// Its bucket.
-    pub bucket: String,
-    /// Its key.
-    pub key: String,
-    /// Good blocks left in its worst stripe (or good shards left).
-    pub good: usize,
-    /// k.
-    pub needed: usize,
-}
-
-impl ManifestCensus {
-    /// What a repair that failed with `error` means: [`Lost`] when the version has a record
-    /// and every site answered with too few good blocks; None when it may still be rebuilt.
-    pub fn lost(&self, error: &ObjectError) -> Option<Lost> {
-        let found = self.found.as_ref()?;
-        match error {
-            ObjectError::Read(ReadError::NotEnough {
-                good,
-                needed,
-                unanswered: 0,
-                ..
-            }) => Some(Lost {
-                bucket: found.manifest.bucket.clone(),
-                key: found.manifest.key.clone(),
-                good: *good,
-                needed: *needed,
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// What copying a manifest record to the nodes that lack it did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ManifestRestored {

@@ -17,8 +17,10 @@ use futures::StreamExt as _;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::coordinator::Objects;
+use crate::coordinator::ReadError;
 use crate::coordinator::object::ObjectError;
-use crate::coordinator::repair::{Lost, Repaired};
+use crate::coordinator::repair::Repaired;
+use crate::core::backlog::{Census, Entry, Rebuild, Step, Verdict, Wait};
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::meta::{Index, LostRecord, MetaError};
@@ -44,8 +46,10 @@ pub struct Repairer {
     pace: RepairPace,
     /// S3 requests in flight (repair slows down while there are any).
     in_flight: Gauge,
-    /// Backlog entries no manifest node holds a record of (every one answering), since when.
-    unclaimed: Mutex<BTreeMap<(ObjectId, Version), Instant>>,
+    /// Each backlog entry's rules across passes (`core::backlog`), for entries that stay.
+    rules: Mutex<BTreeMap<(ObjectId, Version), Entry>>,
+    /// The rules' clock starts here.
+    epoch: Instant,
 }
 
 impl Repairer {
@@ -62,7 +66,8 @@ impl Repairer {
             interval,
             pace,
             in_flight,
-            unclaimed: Mutex::default(),
+            rules: Mutex::default(),
+            epoch: Instant::now(),
         }
     }
 }
@@ -70,24 +75,15 @@ impl Repairer {
 /// Backlog entries a repair pass works on at the same time.
 const REPAIR_CONCURRENCY: usize = 4;
 
-/// What repairing one backlog entry came to.
-enum RepairOutcome {
-    /// A failed write being withdrawn: nothing to rebuild.
-    Withdrawn,
-    /// Its shards were rebuilt (if any were missing).
-    Done {
-        done: Repaired,
-        manifests_restored: usize,
-        /// Every node that should hold the manifest record does.
-        manifests_complete: bool,
-    },
-    /// Its sites did not answer: for a later pass.
-    Deferred(ObjectError),
-    /// No manifest node holds a record of it, and none has for longer than a staged write
-    /// takes to commit: the leftovers of a failed write, not a version.
-    NotAVersion,
-    /// Every site answered, and too few good blocks are left to rebuild it.
-    Lost(Lost),
+/// What repairing one backlog entry came to: the rules' verdict, and what was done for it.
+struct Outcome {
+    verdict: Verdict,
+    done: Repaired,
+    manifests_restored: usize,
+    /// The version's bucket and key, when a node holds its record.
+    name: Option<(String, String)>,
+    /// Why the rebuild failed, if it did.
+    error: Option<ObjectError>,
 }
 
 /// What one repair pass did.
@@ -134,60 +130,96 @@ impl Repairer {
     }
 
     /// Repairs one backlog entry: its missing shards (none: only manifest copies), then its
-    /// manifest record at the nodes that lack it.
-    async fn entry(&self, object: ObjectId, version: Version, shards: &[usize]) -> RepairOutcome {
-        if self.objects.withdrawing(&object, version) {
-            return RepairOutcome::Withdrawn;
-        }
-        let census = self.objects.manifest_census(object, version).await;
-        if census.found.is_none() && census.unanswered == 0 {
-            // Every manifest node says it holds no record: a staged write not committed yet,
-            // or one that failed. Once that has lasted longer than any commit takes, it is not
-            // a version.
-            let grace = 2 * self.objects.write_timeout();
-            let mut unclaimed = self
-                .unclaimed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let since = *unclaimed
-                .entry((object, version))
-                .or_insert_with(Instant::now);
-            if since.elapsed() > grace {
-                unclaimed.remove(&(object, version));
-                return RepairOutcome::NotAVersion;
-            }
-        } else {
-            self.unclaimed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&(object, version));
-        }
-        let done = if shards.is_empty() {
-            Repaired::default()
-        } else {
-            let pace = || self.rate() / REPAIR_CONCURRENCY as u64;
-            match self.objects.repair(object, version, shards, &pace).await {
-                Ok(done) => done,
-                Err(e) => {
-                    return match census.lost(&e) {
-                        Some(lost) => RepairOutcome::Lost(lost),
-                        None => RepairOutcome::Deferred(e),
+    /// manifest record at the nodes that lack it. What to do at each step, and what the
+    /// entry comes to, is decided by its rules (`core::backlog::Entry`).
+    async fn entry(&self, object: ObjectId, version: Version, shards: &[usize]) -> Outcome {
+        let mut rules = self
+            .rules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(object, version))
+            .copied()
+            .unwrap_or_default();
+        let mut out = Outcome {
+            verdict: Verdict::Deferred(Wait::Failed),
+            done: Repaired::default(),
+            manifests_restored: 0,
+            name: None,
+            error: None,
+        };
+        let mut found = None;
+        let mut step = rules.begin(self.objects.withdrawing(&object, version));
+        out.verdict = loop {
+            match step {
+                Step::AskRecords => {
+                    let census = self.objects.manifest_census(object, version).await;
+                    let now = self.epoch.elapsed().as_millis() as u64;
+                    let grace = 2 * self.objects.write_timeout().as_millis() as u64;
+                    let seen = Census {
+                        found: census.found.is_some(),
+                        unanswered: census.unanswered,
                     };
+                    found = census.found;
+                    out.name = found
+                        .as_ref()
+                        .map(|f| (f.manifest.bucket.clone(), f.manifest.key.clone()));
+                    step = rules.census(now, grace, seen, !shards.is_empty());
                 }
+                Step::Rebuild => {
+                    let pace = || self.rate() / REPAIR_CONCURRENCY as u64;
+                    let result = match self.objects.repair(object, version, shards, &pace).await {
+                        Ok(done) => {
+                            out.done = done;
+                            Rebuild::Done
+                        }
+                        Err(e) => {
+                            let short = match &e {
+                                ObjectError::Read(ReadError::NotEnough {
+                                    good,
+                                    needed,
+                                    unanswered,
+                                    ..
+                                }) => Rebuild::Short {
+                                    good: *good,
+                                    needed: *needed,
+                                    unanswered: *unanswered,
+                                },
+                                _ => Rebuild::Failed,
+                            };
+                            out.error = Some(e);
+                            short
+                        }
+                    };
+                    // A newer version of the key current: the one rebuilt is read by nobody.
+                    let superseded = match (&result, &out.name) {
+                        (Rebuild::Short { .. }, Some((bucket, key))) => self
+                            .index
+                            .get(bucket, key)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|current| current.version > version),
+                        _ => false,
+                    };
+                    step = rules.rebuilt(result, superseded);
+                }
+                Step::CopyRecords => {
+                    let Some(f) = &found else {
+                        break Verdict::Deferred(Wait::Failed);
+                    };
+                    let r = self.objects.copy_manifest(f).await;
+                    out.manifests_restored = r.written;
+                    break rules.copied(r.unanswered == 0);
+                }
+                Step::Done(verdict) => break verdict,
             }
         };
-        let (manifests_restored, manifests_complete) = match &census.found {
-            Some(found) => {
-                let r = self.objects.copy_manifest(found).await;
-                (r.written, r.unanswered == 0)
-            }
-            None => (0, false),
-        };
-        RepairOutcome::Done {
-            done,
-            manifests_restored,
-            manifests_complete,
+        let mut kept = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+        if out.verdict.leaves() {
+            kept.remove(&(object, version));
+        } else {
+            kept.insert((object, version), rules);
         }
+        out
     }
 
     /// One pass over the repair backlog: every recorded object version with missing shards is
@@ -214,12 +246,13 @@ impl Repairer {
             })
             .buffer_unordered(REPAIR_CONCURRENCY);
         while let Some((object, version, shards, outcome)) = outcomes.next().await {
-            match outcome {
-                RepairOutcome::Withdrawn => {
+            let (bucket, key) = outcome.name.clone().unwrap_or_default();
+            match outcome.verdict {
+                Verdict::Withdrawn => {
                     // A failed write: nothing to rebuild.
                     self.index.repair_done(&object, version)?;
                 }
-                RepairOutcome::NotAVersion => {
+                Verdict::NotAVersion => {
                     self.index.repair_done(&object, version)?;
                     pass.not_versions += 1;
                     tracing::info!(
@@ -229,29 +262,19 @@ impl Repairer {
                          a version; left for collection"
                     );
                 }
-                RepairOutcome::Lost(Lost {
-                    bucket,
-                    key,
-                    good,
-                    needed,
-                }) => {
-                    let superseded = self
-                        .index
-                        .get(&bucket, &key)?
-                        .is_some_and(|current| current.version > version);
-                    if superseded {
-                        // Versions are not kept yet: one superseded by a newer current version
-                        // is read by no request, and its loss costs nothing.
-                        self.index.repair_done(&object, version)?;
-                        pass.superseded += 1;
-                        tracing::info!(
-                            object = %hex(&object.0),
-                            bucket, key, good, needed,
-                            "cannot be rebuilt, and superseded by a newer version: dropped from \
-                             the backlog"
-                        );
-                        continue;
-                    }
+                Verdict::Superseded => {
+                    // Versions are not kept yet: one superseded by a newer current version is
+                    // read by no request, and its loss costs nothing.
+                    self.index.repair_done(&object, version)?;
+                    pass.superseded += 1;
+                    tracing::info!(
+                        object = %hex(&object.0),
+                        bucket, key,
+                        "cannot be rebuilt, and superseded by a newer version: dropped from \
+                         the backlog"
+                    );
+                }
+                Verdict::Lost { good, needed } => {
                     tracing::error!(
                         object = %hex(&object.0),
                         bucket, key, good, needed,
@@ -269,14 +292,11 @@ impl Repairer {
                     self.index.give_up_repair(&object, version, &rec)?;
                     pass.given_up += 1;
                 }
-                RepairOutcome::Done {
-                    done,
-                    manifests_restored,
-                    manifests_complete,
-                } => {
+                Verdict::Repaired { records_complete } => {
+                    let done = outcome.done;
                     self.index.repair_done(&object, version)?;
-                    pass.manifests_restored += manifests_restored;
-                    if !manifests_complete {
+                    pass.manifests_restored += outcome.manifests_restored;
+                    if !records_complete {
                         // Shards done; the manifest copies wait for their nodes.
                         self.index.record_repair(&object, version, &[])?;
                         pass.pending += 1;
@@ -295,11 +315,12 @@ impl Repairer {
                         "repaired"
                     );
                 }
-                RepairOutcome::Deferred(e) => {
+                Verdict::Deferred(why) => {
                     pass.pending += 1;
                     tracing::debug!(
                         object = %hex(&object.0),
-                        error = %e,
+                        ?why,
+                        error = outcome.error.as_ref().map(tracing::field::display),
                         "repair deferred"
                     );
                 }

@@ -585,16 +585,7 @@ impl Sim {
 
 #[test]
 fn quorum_sim() {
-    let seeds: Vec<u64> = match std::env::var("EXCLAVE_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("EXCLAVE_SIM_SEED: a number")],
-        Err(_) => {
-            let n = std::env::var("EXCLAVE_SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(2000);
-            (0..n).collect()
-        }
-    };
+    let seeds = super::sim_seeds();
     let mut total = Figures::default();
     let mut failures = Vec::new();
     for &seed in &seeds {
@@ -619,11 +610,7 @@ fn quorum_sim() {
         seeds.len(),
         failures.len()
     );
-    assert!(
-        failures.is_empty(),
-        "{}",
-        failures[..failures.len().min(5)].join("\n\n")
-    );
+    super::no_failures(&failures);
     // The faults and outcomes the invariants are about happened.
     assert!(total.writes_failed > 0 && total.reads_unavailable > 0 && total.lost > 0);
     assert!(seeds.len() < 100 || total.rollbacks > 0);
