@@ -71,6 +71,8 @@ pub(crate) enum S3Fault {
     InvalidRequest(String),
     /// An operation or option exclave does not implement (which).
     NotImplemented(String),
+    /// An ACL other than the owner's alone (exclave keeps no ACLs; which header).
+    AccessControlListNotSupported(String),
     /// A PUT without Content-Length (and not aws-chunked).
     MissingContentLength,
 
@@ -207,6 +209,11 @@ impl S3Fault {
             Self::InvalidArgument(why) => (C::InvalidArgument, H::BAD_REQUEST, why.clone()),
             Self::InvalidRequest(why) => (C::InvalidRequest, H::BAD_REQUEST, why.clone()),
             Self::NotImplemented(what) => (C::NotImplemented, H::NOT_IMPLEMENTED, what.clone()),
+            Self::AccessControlListNotSupported(what) => (
+                C::Custom("AccessControlListNotSupported".into()),
+                H::BAD_REQUEST,
+                format!("The bucket does not allow ACLs ({what}): only its owner has access"),
+            ),
             Self::MissingContentLength => (
                 C::MissingContentLength,
                 H::LENGTH_REQUIRED,
@@ -433,6 +440,7 @@ mod tests {
             S3Fault::InvalidArgument("x".into()),
             S3Fault::InvalidRequest("x".into()),
             S3Fault::NotImplemented("x".into()),
+            S3Fault::AccessControlListNotSupported("x".into()),
             S3Fault::MissingContentLength,
             S3Fault::InvalidDigest,
             S3Fault::BadDigest("x".into()),

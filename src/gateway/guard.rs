@@ -45,6 +45,9 @@ pub(crate) enum Reason {
     WrongService,
     /// Presigned for longer than 7 days.
     ExpiryTooLong,
+    /// A header whose meaning exclave does not honour (a lock, SSE-C or SSE-KMS, a tag, an
+    /// ACL grant).
+    Unhonoured,
     /// An `x-amz-*` header outside the signature.
     UnsignedHeader,
     /// A browser form upload (POST with multipart/form-data).
@@ -65,6 +68,7 @@ impl Reason {
             Self::WrongRegion => "wrong_region",
             Self::WrongService => "wrong_service",
             Self::ExpiryTooLong => "expiry_too_long",
+            Self::Unhonoured => "unhonoured_header",
             Self::UnsignedHeader => "unsigned_header",
             Self::FormUpload => "form_upload",
             Self::BucketName => "bucket_name",
@@ -163,6 +167,19 @@ impl Gate {
                     unsigned.join(", ")
                 )),
             ));
+        }
+        // Headers, and presigned parameters, that ask for what exclave does not do.
+        let headers = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()));
+        let params = query
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
+        for (name, value) in headers.chain(params) {
+            if let Some(fault) = unhonoured(&name, &value) {
+                return Err(Refusal::new(Reason::Unhonoured, fault));
+            }
         }
         check_bucket_name(req)
     }
@@ -351,6 +368,57 @@ fn sigv2() -> Refusal {
     )
 }
 
+/// The refusal of a header (or presigned parameter) `name: value` that asks for something
+/// exclave does not do, so that no request is answered 200 while its meaning is ignored
+/// (docs/s3-compatibility.md, "Refused, never ignored"); None for everything else.
+fn unhonoured(name: &str, value: &str) -> Option<S3Fault> {
+    let value = value.trim();
+    let not_done = |what: &str| {
+        Some(S3Fault::NotImplemented(format!(
+            "{what} ({name}) is not supported here; nothing was changed"
+        )))
+    };
+    match name {
+        "x-amz-bucket-object-lock-enabled" if value.eq_ignore_ascii_case("true") => {
+            not_done("object lock")
+        }
+        n if n.starts_with("x-amz-object-lock-") => not_done("object lock and legal hold"),
+        n if n.starts_with("x-amz-server-side-encryption-customer-")
+            || n.starts_with("x-amz-copy-source-server-side-encryption-customer-") =>
+        {
+            not_done(
+                "encryption with a key of the client's (SSE-C; exclave encrypts every object with its own keys)",
+            )
+        }
+        // SSE-S3 is what exclave always does; a KMS is not.
+        "x-amz-server-side-encryption" if value != "AES256" => {
+            not_done("encryption under a KMS key (SSE-KMS)")
+        }
+        n if n.starts_with("x-amz-server-side-encryption-aws-kms-")
+            || n == "x-amz-server-side-encryption-context"
+            || n == "x-amz-server-side-encryption-bucket-key-enabled" =>
+        {
+            not_done("encryption under a KMS key (SSE-KMS)")
+        }
+        "x-amz-tagging" => not_done("object tagging"),
+        "x-amz-tagging-directive" if value.eq_ignore_ascii_case("REPLACE") => {
+            not_done("object tagging")
+        }
+        "x-amz-website-redirect-location" => not_done("website redirects"),
+        "x-amz-object-ownership" if value != "BucketOwnerEnforced" => {
+            not_done("object ownership other than BucketOwnerEnforced")
+        }
+        // Only the owner has access: that ACL is honoured, any other is not.
+        "x-amz-acl" if value != "private" && value != "bucket-owner-full-control" => Some(
+            S3Fault::AccessControlListNotSupported(format!("{name}: {value}")),
+        ),
+        n if n.starts_with("x-amz-grant-") => {
+            Some(S3Fault::AccessControlListNotSupported(name.to_owned()))
+        }
+        _ => None,
+    }
+}
+
 fn malformed_header(what: &str) -> Refusal {
     Refusal::new(
         Reason::Malformed,
@@ -404,6 +472,39 @@ fn decoded_query(q: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_not_honoured_is_refused_and_what_is_done_anyway_passes() {
+        for (name, value) in [
+            ("x-amz-bucket-object-lock-enabled", "true"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-legal-hold", "ON"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-copy-source-server-side-encryption-customer-key", "k"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "arn"),
+            ("x-amz-tagging", "a=b"),
+            ("x-amz-tagging-directive", "REPLACE"),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-grant-read", "id=x"),
+            ("x-amz-object-ownership", "ObjectWriter"),
+            ("x-amz-website-redirect-location", "/x"),
+        ] {
+            assert!(unhonoured(name, value).is_some(), "{name}: {value} passed");
+        }
+        for (name, value) in [
+            ("x-amz-bucket-object-lock-enabled", "false"),
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-acl", "private"),
+            ("x-amz-acl", "bucket-owner-full-control"),
+            ("x-amz-tagging-directive", "COPY"),
+            ("x-amz-object-ownership", "BucketOwnerEnforced"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("x-amz-meta-owner", "land registry"),
+        ] {
+            assert!(unhonoured(name, value).is_none(), "{name}: {value} refused");
+        }
+    }
 
     use crate::gateway::test_parts as parts;
 

@@ -1168,6 +1168,171 @@ async fn a_withdrawal_without_a_valid_proof_hides_no_version() {
     .await;
 }
 
+/// What exclave does not do is refused, never answered 200 and ignored: a bucket with object
+/// lock, a PUT under COMPLIANCE retention or a legal hold, SSE-C and SSE-KMS, tags, ACLs that
+/// grant anyone but the owner, and the rest (issue 16, finding 2). Nothing is created or
+/// stored by a refused request; what exclave honours (a private ACL, SSE-S3) is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_whose_meaning_is_not_honoured_are_refused_and_change_nothing() {
+    use aws_sdk_s3::types::{
+        ObjectCannedAcl, ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption,
+    };
+    within(300, async {
+        let (_cluster, s3) = started().await;
+        let not_implemented = (501, "NotImplemented".to_owned());
+
+        // A bucket with object lock: refused, and not created.
+        let e = s3
+            .create_bucket()
+            .bucket("locked-registry")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), not_implemented, "{e:?}");
+        assert!(
+            s3.head_bucket()
+                .bucket("locked-registry")
+                .send()
+                .await
+                .is_err()
+        );
+
+        let body = || ByteStream::from(b"deed 1/2026".to_vec());
+        let until = aws_sdk_s3::primitives::DateTime::from_secs(1_900_000_000);
+        let key = rand_key_material();
+        let refused: Vec<(&str, _)> = vec![
+            (
+                "compliance retention",
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("k")
+                    .body(body())
+                    .object_lock_mode(ObjectLockMode::Compliance)
+                    .object_lock_retain_until_date(until)
+                    .send()
+                    .await,
+            ),
+            (
+                "legal hold",
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("k")
+                    .body(body())
+                    .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+                    .send()
+                    .await,
+            ),
+            (
+                "SSE-C",
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("k")
+                    .body(body())
+                    .sse_customer_algorithm("AES256")
+                    .sse_customer_key(&key.0)
+                    .sse_customer_key_md5(&key.1)
+                    .send()
+                    .await,
+            ),
+            (
+                "SSE-KMS",
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("k")
+                    .body(body())
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id("arn:aws:kms:us-east-1:111122223333:key/registry")
+                    .send()
+                    .await,
+            ),
+            (
+                "tagging",
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key("k")
+                    .body(body())
+                    .tagging("classification=secret")
+                    .send()
+                    .await,
+            ),
+        ];
+        for (what, r) in refused {
+            let e = r.expect_err(what);
+            assert_eq!(code(&e), not_implemented, "{what}: {e:?}");
+        }
+        let acl_refused = (400, "AccessControlListNotSupported".to_owned());
+        let e = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .body(body())
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), acl_refused, "{e:?}");
+        let e = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .body(body())
+            .grant_read("id=someone-else")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), acl_refused, "{e:?}");
+        let e = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("k")
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(until)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), not_implemented, "{e:?}");
+        assert!(
+            !exists(&s3, BUCKET, "k").await,
+            "a refused request stored the object"
+        );
+
+        // What is honoured is accepted: the owner's own ACL, and SSE-S3 (always done).
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .body(body())
+            .acl(ObjectCannedAcl::Private)
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get(&s3, BUCKET, "k").await, b"deed 1/2026");
+    })
+    .await;
+}
+
+/// An SSE-C key and its MD5, base64 (as the SDK sends them).
+fn rand_key_material() -> (String, String) {
+    use base64_simd::STANDARD as B64;
+    use md5::Digest as _;
+    let key = [7u8; 32];
+    (
+        B64.encode_to_string(key),
+        B64.encode_to_string(md5::Md5::digest(key)),
+    )
+}
+
+/// An SDK error's HTTP status and S3 error code.
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (u16, String) {
+    let meta = aws_sdk_s3::error::ProvideErrorMetadata::code(e)
+        .unwrap_or("")
+        .to_owned();
+    (status(e), meta)
+}
+
 /// A node SIGKILLed and started again on its port: the gateway's old connection to it gets a
 /// stateless reset the new process can issue (its reset and connection-id keys are derived
 /// from its identity, not drawn anew), so S3 traffic goes on at once instead of stalling on
