@@ -455,12 +455,15 @@ mod tests {
         ];
         for f in all {
             let (code, status, _) = f.parts();
-            assert_eq!(
-                code.status_code(),
-                Some(status),
-                "{f:?}: the table's status differs from AWS's for {}",
-                code.as_str()
-            );
+            // A code s3s's table lacks (AWS has it) is checked by its own test.
+            if !matches!(code, S3ErrorCode::Custom(_)) {
+                assert_eq!(
+                    code.status_code(),
+                    Some(status),
+                    "{f:?}: the table's status differs from AWS's for {}",
+                    code.as_str()
+                );
+            }
             let e = S3Error::from(f);
             assert_eq!(e.status_code(), Some(status));
         }

@@ -9,6 +9,7 @@
 //! File names come only from opaque ids: never from a bucket or key.
 
 mod group;
+mod records;
 pub mod scrub;
 mod writer;
 
@@ -22,14 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
-use crate::core::catalog::Checkpoint;
-use crate::core::format::{FormatError, ManifestEnvelope, ShardHeader};
-use crate::core::hlc::Version;
-use crate::core::ids::{DiskId, NodeId, ObjectId, hex};
+use crate::core::format::{FormatError, ShardHeader};
+use crate::core::ids::{DiskId, NodeId, hex};
 use crate::core::stripe::Geometry;
-use crate::core::wire::{DiskUsage, ShardKey, Withdrawn};
+use crate::core::wire::{DiskUsage, ShardKey};
 
 /// Name of the marker file every data directory carries.
 pub const MARKER: &str = "EXCLAVE-DISK";
@@ -117,16 +116,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
-}
-
-/// Refuses a manifest write of a version this node was told to withdraw (the withdrawal
-/// overtook the write).
-fn refuse_withdrawn(txn: &redb::WriteTransaction, key: &[u8]) -> Result<(), StoreError> {
-    let a = txn.open_table(ABORTED).map_err(db_err)?;
-    if a.get(key).map_err(db_err)?.is_some() {
-        return Err(StoreError::Withdrawn);
-    }
-    Ok(())
 }
 
 /// One block read from a shard.
@@ -488,243 +477,11 @@ impl Store {
         Ok((shards, disks))
     }
 
-    /// Number of manifest records held.
-    pub fn manifest_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(MANIFESTS).map_err(db_err)?;
-        t.len().map_err(db_err)
-    }
-
     /// Number of entries in the quarantine ledger.
     pub fn quarantined(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(QUARANTINE).map_err(db_err)?;
         t.len().map_err(db_err)
-    }
-
-    /// Stores a sealed manifest under its (object, version), unless that version was
-    /// withdrawn here.
-    pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
-        let env = ManifestEnvelope::parse(sealed)?;
-        let key = manifest_key(&env.object, env.version);
-        let sealed = sealed.to_vec();
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
-                refuse_withdrawn(txn, &key)?;
-                let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
-                t.insert(&key[..], &sealed[..]).map_err(db_err)?;
-                Ok(())
-            }),
-        )
-    }
-
-    /// Stores a manifest together with this node's shards of a small object, in one durable
-    /// commit. Each shard must belong to the manifest's object and version and match its
-    /// header's geometry and block CRCs.
-    pub fn put_manifest_inline(
-        &self,
-        sealed: &[u8],
-        shards: &[(ShardHeader, Vec<u8>)],
-    ) -> Result<(), StoreError> {
-        let env = ManifestEnvelope::parse(sealed)?;
-        let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
-        for (h, data) in shards {
-            if h.object != env.object || h.version != env.version {
-                return bad("an inline shard names another object or version");
-            }
-            let g = h.geometry()?;
-            if g.shard_len() != data.len() as u64 || g.shard_len() > MAX_INLINE_SHARD {
-                return bad("an inline shard's length does not fit its geometry");
-            }
-            for s in 0..g.stripe_count() {
-                let start = g.block_offset(s) as usize;
-                let block = &data[start..start + g.block_len(s)];
-                if h.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
-                    return bad("an inline shard's block CRCs differ from its header");
-                }
-            }
-        }
-        let key = manifest_key(&env.object, env.version);
-        let mut rows = Vec::with_capacity(shards.len());
-        for (h, data) in shards {
-            let sk = ShardKey {
-                object: h.object,
-                version: h.version,
-                shard: h.shard_index.0,
-            }
-            .to_bytes();
-            let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
-            value.extend_from_slice(&h.encode()?);
-            rows.push((sk, value, data.clone()));
-        }
-        let sealed = sealed.to_vec();
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
-                refuse_withdrawn(txn, &key)?;
-                let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
-                m.insert(&key[..], &sealed[..]).map_err(db_err)?;
-                let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
-                let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-                for (sk, value, data) in &rows {
-                    hs.insert(&sk[..], &value[..]).map_err(db_err)?;
-                    inl.insert(&sk[..], &data[..]).map_err(db_err)?;
-                }
-                Ok(())
-            }),
-        )
-    }
-
-    /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
-    /// not served). If the node does not hold it (yet), the ledger keeps an empty record, so
-    /// that the write, should it arrive late, is refused. The gateway's `proof` that it
-    /// withdrew the version, if it sent one, is kept with it in the same commit.
-    pub fn abort_manifest(
-        &self,
-        object: &ObjectId,
-        version: Version,
-        proof: Option<[u8; 32]>,
-    ) -> Result<(), StoreError> {
-        let key = manifest_key(object, version);
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
-                if let Some(proof) = proof {
-                    let mut p = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
-                    p.insert(&key[..], &proof[..]).map_err(db_err)?;
-                }
-                let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
-                let removed = m
-                    .remove(&key[..])
-                    .map_err(db_err)?
-                    .map(|v| v.value().to_vec());
-                let mut a = txn.open_table(ABORTED).map_err(db_err)?;
-                match removed {
-                    Some(sealed) => {
-                        a.insert(&key[..], &sealed[..]).map_err(db_err)?;
-                    }
-                    None => {
-                        if a.get(&key[..]).map_err(db_err)?.is_none() {
-                            a.insert(&key[..], &[][..]).map_err(db_err)?;
-                        }
-                    }
-                }
-                Ok(())
-            }),
-        )
-    }
-
-    /// Keeps a catalog checkpoint (checked for form; the node has no key to check its
-    /// signature), dropping all but the newest [`CHECKPOINTS_KEPT`].
-    pub fn put_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let c = Checkpoint::decode(bytes).map_err(|e| StoreError::BadShard(e.to_string()))?;
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
-            t.insert(c.seq, bytes).map_err(db_err)?;
-            while t.len().map_err(db_err)? > CHECKPOINTS_KEPT as u64 {
-                let Some(oldest) = t.first().map_err(db_err)?.map(|(k, _)| k.value()) else {
-                    break;
-                };
-                t.remove(oldest).map_err(db_err)?;
-            }
-        }
-        txn.commit().map_err(db_err)
-    }
-
-    /// The checkpoints kept, newest first.
-    pub fn checkpoints(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(CHECKPOINTS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(db_err)?.rev().take(limit) {
-            let (_, v) = item.map_err(db_err)?;
-            out.push(v.value().to_vec());
-        }
-        Ok(out)
-    }
-
-    /// Every stored version of `object`'s manifest, oldest first.
-    pub fn manifests(&self, object: &ObjectId) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(MANIFESTS).map_err(db_err)?;
-        let lo = manifest_key(object, Version::from_bytes([0; 16]));
-        let hi = manifest_key(object, Version::from_bytes([0xff; 16]));
-        let mut out = Vec::new();
-        for item in t.range(&lo[..]..=&hi[..]).map_err(db_err)? {
-            let (_, v) = item.map_err(db_err)?;
-            out.push(v.value().to_vec());
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` withdrawals with proofs after `(object, version)`, in key order.
-    pub fn list_withdrawn(
-        &self,
-        after: Option<(ObjectId, Version)>,
-        limit: usize,
-    ) -> Result<Vec<Withdrawn>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
-        let start = after.map(|(o, v)| manifest_key(&o, v));
-        let iter = match &start {
-            Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
-            None => t.iter().map_err(db_err)?,
-        };
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item.map_err(db_err)?;
-            let (k, v) = (k.value(), v.value());
-            if start.as_ref().is_some_and(|s| k == &s[..]) {
-                continue;
-            }
-            let (Ok(object), Ok(version), Ok(proof)) = (
-                <[u8; 32]>::try_from(&k[..k.len().min(32)]),
-                <[u8; 16]>::try_from(&k[k.len().min(32)..]),
-                <[u8; 32]>::try_from(v),
-            ) else {
-                return Err(StoreError::Db(
-                    "a withdrawal proof record of the wrong size".into(),
-                ));
-            };
-            out.push(Withdrawn {
-                object: ObjectId(object),
-                version: Version::from_bytes(version),
-                proof,
-            });
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` manifests after `(object, version)`, in key order.
-    pub fn list_manifests(
-        &self,
-        after: Option<(ObjectId, Version)>,
-        limit: usize,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(MANIFESTS).map_err(db_err)?;
-        let start = after.map(|(o, v)| manifest_key(&o, v));
-        let mut out = Vec::new();
-        let iter = match &start {
-            Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
-            None => t.iter().map_err(db_err)?,
-        };
-        for item in iter {
-            let (k, v) = item.map_err(db_err)?;
-            if start.as_ref().is_some_and(|s| k.value() == &s[..]) {
-                continue;
-            }
-            out.push(v.value().to_vec());
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -752,13 +509,6 @@ fn aside(
     let mut ledger_key = key.to_bytes().to_vec();
     ledger_key.extend_from_slice(&now_ms.to_be_bytes());
     Ok(Aside { ledger_key, record })
-}
-
-fn manifest_key(object: &ObjectId, version: Version) -> [u8; 48] {
-    let mut k = [0u8; 48];
-    k[..32].copy_from_slice(&object.0);
-    k[32..].copy_from_slice(&version.to_bytes());
-    k
 }
 
 #[cfg(test)]

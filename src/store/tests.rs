@@ -3,7 +3,7 @@
 use super::*;
 use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
-use crate::core::ids::{GatewayId, ShardIndex, SiteId};
+use crate::core::ids::{GatewayId, ObjectId, ShardIndex, SiteId};
 use crate::core::keys::ManifestKey;
 use crate::core::layout::ShardLocation;
 use crate::core::stripe::{BlockHash, Profile};
