@@ -1,4 +1,5 @@
-//! Deterministic simulation of the manifest quorums (`core::quorum`) and of withdrawals.
+//! Deterministic simulation of the manifest quorums (`core::quorum`), of withdrawals, and of the
+//! hedged data read (`core::ops`).
 //!
 //! One gateway and five manifest nodes (k = 3, m = 2: a write needs 4 acknowledgements, a read
 //! 2 answers), three clients writing and reading three keys, in virtual time, from a seed:
@@ -22,6 +23,13 @@
 //!   the load stopped), never an older one and never a failed one, also where a rolled-back
 //!   node holds a failed write again (a recovery skips what any node keeps as withdrawn).
 //!
+//! - every read that finds a version then reads its data with the hedged read (`core::ops`),
+//!   over the same network: node i holds shard i of each version written while it was
+//!   reachable (shards go out before the manifest), k = 3 are needed, a fetch that is lost,
+//!   late past the timeout or missing counts as bad. The read settles only on shards that
+//!   answered whole, gives up only with fewer than k of them, and ends within
+//!   (n - k) hedge delays plus one timeout of its start: it never stalls.
+//!
 //! `./check` runs `EXCLAVE_SIM_SEEDS` seeds (default 2000); a failing seed is printed, and
 //! `EXCLAVE_SIM_SEED=N cargo test --lib quorum_sim -- --nocapture` replays it exactly.
 
@@ -29,6 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::GatewayId;
+use crate::core::ops::{FetchResult, HedgedRead, ReadCommand, ReadOutcome};
 use crate::core::quorum::{ManifestQuorum, ManifestRead, ManifestWrite, Ranked};
 use crate::core::rng::SplitMix;
 
@@ -40,6 +49,10 @@ const CLIENTS: u64 = 3;
 const LOAD_MS: u64 = 5_000;
 const TIMEOUT_MS: u64 = 300;
 const WITHDRAW_EVERY_MS: u64 = 200;
+/// Data shards of the version a read found (k = 3 of the five nodes' shards, node i holding
+/// shard i), read by the hedged read after this long without an answer.
+const K: usize = 3;
+const HEDGE_MS: u64 = 50;
 
 /// A manifest copy a node holds (only its version matters here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +69,9 @@ impl Ranked for Held {
 struct Disk {
     stored: BTreeMap<u64, BTreeSet<Version>>,
     aborted: BTreeSet<(u64, Version)>,
+    /// The node's shard of each version written while it was reachable (shards go out before
+    /// the manifest; a withdrawal leaves them, as on a real node).
+    shards: BTreeSet<(u64, Version)>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +88,8 @@ enum Req {
     Put(u64, Version),
     Get(u64),
     Abort(u64, Version),
+    /// The node's shard of (key, version).
+    Fetch(u64, Version),
 }
 
 #[derive(Clone, Debug)]
@@ -79,17 +97,36 @@ enum Resp {
     Put(bool),
     Get(Vec<Version>),
     Abort,
+    /// The shard, whole (true), or missing (false).
+    Fetch(bool),
 }
 
 #[derive(Debug)]
 enum Ev {
-    ToNode { node: usize, op: u64, req: Req },
-    ToGateway { node: usize, op: u64, resp: Resp },
-    Timeout { node: usize, op: u64 },
-    Client { client: u64 },
+    ToNode {
+        node: usize,
+        op: u64,
+        req: Req,
+    },
+    ToGateway {
+        node: usize,
+        op: u64,
+        resp: Resp,
+    },
+    Timeout {
+        node: usize,
+        op: u64,
+    },
+    Client {
+        client: u64,
+    },
     Fault,
     Snapshot,
     Withdraw,
+    /// A data read's hedge deadline.
+    Hedge {
+        op: u64,
+    },
 }
 
 enum Kind {
@@ -107,6 +144,15 @@ enum Kind {
     },
     /// A withdrawal's Abort (op ids of their own).
     Abort { key: u64, version: Version },
+    /// The data of the version a read found: its shards, by the hedged read.
+    Data {
+        key: u64,
+        version: Version,
+        read: HedgedRead,
+        started: u64,
+        /// Nodes that answered with their shard whole.
+        good: BTreeSet<usize>,
+    },
 }
 
 struct Op {
@@ -130,6 +176,10 @@ struct Figures {
     /// Keys whose failed write a rolled-back node held again, which a recovery skipped by
     /// the other nodes' withdrawals.
     withdrawn_skipped_by_recovery: u64,
+    /// Data reads: ended with k good shards, or failed; shards fetched past the first k.
+    data_ok: u64,
+    data_failed: u64,
+    hedged: u64,
 }
 
 struct Sim {
@@ -247,6 +297,12 @@ impl Sim {
         let key = self.rng.below(KEYS);
         if self.rng.below(2) == 0 {
             let version = self.hlc.stamp(self.now);
+            // The shards go out first, to the nodes reachable now.
+            for n in 0..NODES {
+                if self.reachable(n) {
+                    self.nodes[n].disk.shards.insert((key, version));
+                }
+            }
             let q = ManifestWrite::new(ManifestQuorum::new(NODES, WRITE_QUORUM));
             let reqs = (0..NODES).map(|n| (n, Req::Put(key, version))).collect();
             self.start(Some(client), Kind::Write { key, version, q }, reqs);
@@ -303,6 +359,7 @@ impl Sim {
                 d.aborted.insert((key, v));
                 Resp::Abort
             }
+            Req::Fetch(key, v) => Resp::Fetch(d.shards.contains(&(key, v))),
         };
         self.send(Ev::ToGateway { node, op, resp });
     }
@@ -333,6 +390,18 @@ impl Sim {
                 }
                 _ => q.handle_failed(),
             },
+            Kind::Data { read, good, .. } => {
+                let result = match resp {
+                    Some(Resp::Fetch(true)) => {
+                        good.insert(node);
+                        FetchResult::Good
+                    }
+                    // Missing, or no answer in time: the hedged read goes on without it.
+                    _ => FetchResult::Bad,
+                };
+                read.handle_result(node, result);
+                return self.drive_data(op);
+            }
             Kind::Abort { key, version } => {
                 if matches!(resp, Some(Resp::Abort))
                     && let Some(w) = self.withdrawing.get_mut(&(*key, *version))
@@ -419,6 +488,11 @@ impl Sim {
                                 }
                             )));
                         }
+                        // Then its data, by the hedged read (the client waits for it).
+                        if let Some(version) = found {
+                            self.start_data(client, key, version)?;
+                            return Ok(());
+                        }
                     }
                     // Too few answers, or only versions older than the index's: refused.
                     _ => self.f.reads_unavailable += 1,
@@ -426,7 +500,116 @@ impl Sim {
                 self.next_client_op(client);
                 return Ok(());
             }
-            Kind::Abort { .. } => return Ok(()),
+            Kind::Abort { .. } | Kind::Data { .. } => return Ok(()),
+        }
+        self.ops.remove(&op);
+        self.next_client_op(client);
+        Ok(())
+    }
+
+    /// Reads the data of `version`: k shards by the hedged read, data shards first.
+    fn start_data(
+        &mut self,
+        client: Option<u64>,
+        key: u64,
+        version: Version,
+    ) -> Result<(), String> {
+        let op = self.next_op;
+        self.next_op += 1;
+        let read = HedgedRead::new(K, (0..NODES).collect(), HEDGE_MS);
+        let started = self.now;
+        self.ops.insert(
+            op,
+            Op {
+                client,
+                kind: Kind::Data {
+                    key,
+                    version,
+                    read,
+                    started,
+                    good: BTreeSet::new(),
+                },
+                answered: BTreeSet::new(),
+            },
+        );
+        self.drive_data(op)
+    }
+
+    /// Carries out a data read's commands, arms its hedge deadline, and ends it once decided:
+    /// the shards it settles on must be whole copies of the version, and it must end within
+    /// the time its hedging allows (each of the n shards asked at most once, one more every
+    /// hedge delay, each answered or timed out within the timeout): a read never stalls.
+    fn drive_data(&mut self, op: u64) -> Result<(), String> {
+        let Some(Op {
+            kind: Kind::Data {
+                key, version, read, ..
+            },
+            ..
+        }) = self.ops.get_mut(&op)
+        else {
+            return Ok(());
+        };
+        let (key, version) = (*key, *version);
+        let commands = read.poll_commands(self.now);
+        let deadline = read.poll_deadline();
+        for ReadCommand::Fetch(i) in commands {
+            // Shards past the first k are asked for by a hedge (or after a bad answer).
+            self.f.hedged += u64::from(i >= K);
+            self.send(Ev::ToNode {
+                node: i,
+                op,
+                req: Req::Fetch(key, version),
+            });
+            self.at(TIMEOUT_MS, Ev::Timeout { node: i, op });
+        }
+        if let Some(d) = deadline {
+            self.at(d.saturating_sub(self.now), Ev::Hedge { op });
+        }
+        let Some(Op {
+            client,
+            kind:
+                Kind::Data {
+                    read,
+                    started,
+                    good,
+                    ..
+                },
+            ..
+        }) = self.ops.get(&op)
+        else {
+            return Ok(());
+        };
+        let (client, started, good) = (*client, *started, good.clone());
+        let outcome = read.outcome();
+        if outcome == ReadOutcome::Pending {
+            return Ok(());
+        }
+        let bound = started + (NODES - K) as u64 * HEDGE_MS + TIMEOUT_MS;
+        if self.now > bound {
+            return Err(self.fail(format!(
+                "key {key}: a data read started at {started} ms ended at {} ms, past {bound} ms",
+                self.now
+            )));
+        }
+        match outcome {
+            ReadOutcome::Ready(chosen) => {
+                if let Some(&n) = chosen.iter().find(|n| !good.contains(n)) {
+                    return Err(self.fail(format!(
+                        "key {key}: a data read of {version:?} took node {n}'s shard, which \
+                         did not answer whole"
+                    )));
+                }
+                self.f.data_ok += 1;
+            }
+            _ => {
+                if good.len() >= K {
+                    return Err(self.fail(format!(
+                        "key {key}: a data read of {version:?} gave up with {} whole shards",
+                        good.len()
+                    )));
+                }
+                self.f.data_failed += 1;
+            }
         }
         self.ops.remove(&op);
         self.next_client_op(client);
@@ -492,6 +675,7 @@ impl Sim {
             Ev::ToNode { node, op, req } => self.node_handles(node, op, req),
             Ev::ToGateway { node, op, resp } => self.gateway_handles(node, op, Some(resp))?,
             Ev::Timeout { node, op } => self.gateway_handles(node, op, None)?,
+            Ev::Hedge { op } => self.drive_data(op)?,
             Ev::Client { client } => self.client_op(client),
             Ev::Fault => {
                 if !self.stopping {
@@ -601,6 +785,9 @@ fn quorum_sim() {
                 total.restarts += f.restarts;
                 total.rollbacks += f.rollbacks;
                 total.withdrawn_skipped_by_recovery += f.withdrawn_skipped_by_recovery;
+                total.data_ok += f.data_ok;
+                total.data_failed += f.data_failed;
+                total.hedged += f.hedged;
             }
             Err(e) => failures.push(e),
         }
@@ -613,5 +800,6 @@ fn quorum_sim() {
     super::no_failures(&failures);
     // The faults and outcomes the invariants are about happened.
     assert!(total.writes_failed > 0 && total.reads_unavailable > 0 && total.lost > 0);
+    assert!(seeds.len() < 100 || (total.data_ok > 0 && total.hedged > 0));
     assert!(seeds.len() < 100 || total.rollbacks > 0);
 }
