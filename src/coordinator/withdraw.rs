@@ -10,7 +10,7 @@
 //! A withdrawal every node confirmed is still kept (with no node left) until a newer version
 //! of its object is written: a node rolled back to an old copy of its disk may serve the
 //! record again, and reads must go on skipping it (found by the quorum simulation,
-//! `core/tests/quorum_sim.rs`).
+//! `core/tests/quorum_sim/`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! beyond R while the newest it found is older, so that a node that withholds a version or was
 //! rolled back is outvoted by the others.
 //!
-//! The coordinator drives these with its node calls; `tests/quorum_sim.rs` drives them across
+//! The coordinator drives these with its node calls; `tests/quorum_sim/` drives them across
 //! simulated sites, from a seed, in virtual time.
 
 use crate::core::format::Manifest;
