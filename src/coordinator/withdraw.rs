@@ -111,7 +111,7 @@ impl Objects {
 
     /// Node `node` was found serving (object, version), a failed write (a node rolled back to
     /// an old copy of its disk): its withdrawal there is pending again, to be retried.
-    pub fn withdrawal_owed(&self, node: NodeId, object: ObjectId, version: Version) {
+    pub(crate) fn withdrawal_owed(&self, node: NodeId, object: ObjectId, version: Version) {
         self.pending()
             .entry((object, version))
             .or_default()

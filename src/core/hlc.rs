@@ -4,7 +4,7 @@
 //! big-endian encoding sorts the same way, so it can be a database key. The clock never goes
 //! backwards: when the wall clock stalls or steps back, the logical counter advances instead.
 
-use crate::core::ids::GatewayId;
+use crate::core::ids::{GatewayId, ObjectId};
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// One version of an object, as stamped by [`Hlc::stamp`].
@@ -116,6 +116,24 @@ impl Hlc {
             }
         }
     }
+}
+
+/// The key of an object version in an ordered table: object id (32) ‖ version (16, big-endian),
+/// so that an object's versions sort together, oldest first. The node's `manifests` table, its
+/// withdrawal ledgers and the gateway's `repairs` and `withdrawals` tables use it, and a
+/// withdrawal's proof is taken over it.
+pub fn version_key(object: &ObjectId, version: Version) -> [u8; 48] {
+    let mut k = [0u8; 48];
+    k[..32].copy_from_slice(&object.0);
+    k[32..].copy_from_slice(&version.to_bytes());
+    k
+}
+
+/// The object version a [`version_key`] names (None: not 48 bytes).
+pub fn parse_version_key(k: &[u8]) -> Option<(ObjectId, Version)> {
+    let (id, ver) = k.split_first_chunk::<32>()?;
+    let ver: [u8; Version::LEN] = ver.try_into().ok()?;
+    Some((ObjectId(*id), Version::from_bytes(ver)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-use crate::core::hlc::Version;
+use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{NamingKey, ObjectId};
 use rkyv::{Archive, Deserialize, Serialize};
 
@@ -312,10 +312,7 @@ impl ManifestKey {
     }
 
     fn withdrawal_mac(&self, object: &ObjectId, version: Version) -> blake3::Hash {
-        let mut msg = [0u8; 48];
-        msg[..32].copy_from_slice(&object.0);
-        msg[32..].copy_from_slice(&version.to_bytes());
-        blake3::keyed_hash(&self.withdrawal, &msg)
+        blake3::keyed_hash(&self.withdrawal, &version_key(object, version))
     }
 
     /// The secret bytes (for writing the key file).

@@ -168,18 +168,21 @@ impl Gate {
                 )),
             ));
         }
-        // Headers, and presigned parameters, that ask for what exclave does not do.
+        // Headers, and presigned parameters, that ask for what exclave does not do (every
+        // such name is an `x-amz-` one; header names arrive in lower case).
         let headers = req
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()));
-        let params = query
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()));
-        for (name, value) in headers.chain(params) {
-            if let Some(fault) = unhonoured(&name, &value) {
-                return Err(Refusal::new(Reason::Unhonoured, fault));
-            }
+            .filter(|(k, _)| k.as_str().starts_with("x-amz-"))
+            .find_map(|(k, v)| unhonoured(k.as_str(), v.to_str().unwrap_or("")));
+        let fault = headers.or_else(|| {
+            query
+                .iter()
+                .filter(|(k, _)| k.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-")))
+                .find_map(|(k, v)| unhonoured(&k.to_ascii_lowercase(), v))
+        });
+        if let Some(fault) = fault {
+            return Err(Refusal::new(Reason::Unhonoured, fault));
         }
         check_bucket_name(req)
     }

@@ -395,12 +395,7 @@ impl Gateway {
             }
             for m in manifests {
                 seen += 1;
-                if self.objects.withdrawing(&m.object, m.version) {
-                    self.objects.withdrawal_owed(node, m.object, m.version);
-                    continue;
-                }
-                self.apply_manifest(&m)?;
-                self.objects.superseded(&m.object, m.version);
+                self.take_found(node, &m)?;
             }
         }
         // The failed writes newer than every version of their objects, kept across restarts.
@@ -409,35 +404,45 @@ impl Gateway {
         Ok(())
     }
 
-    /// Learns from each of `nodes` the withdrawals it keeps whose proofs hold
-    /// (`Objects::learn_withdrawals`): per node, how many were learned and refused, or why
-    /// none could be listed.
+    /// Learns from each of `nodes` (all at once: one away costs its timeout once) the
+    /// withdrawals it keeps whose proofs hold (`Objects::learn_withdrawals`): per node, how
+    /// many were learned and refused, or why none could be listed.
     pub(crate) async fn learn_withdrawals(
         &self,
         nodes: impl IntoIterator<Item = NodeId>,
     ) -> Vec<(NodeId, Result<(usize, usize), String>)> {
-        let mut out = Vec::new();
-        for node in nodes {
+        futures::future::join_all(nodes.into_iter().map(|node| async move {
             let learned = tokio::time::timeout(
                 Duration::from_secs(60),
                 self.objects.learn_withdrawals(node),
             )
             .await;
-            out.push((
-                node,
-                match learned {
-                    Ok(Ok(counts)) => Ok(counts),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out".into()),
-                },
-            ));
-        }
-        out
+            let learned = match learned {
+                Ok(Ok(counts)) => Ok(counts),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".into()),
+            };
+            (node, learned)
+        }))
+        .await
     }
 
     /// Keeps the failed writes known now in the index (they outlive a restart).
     pub(crate) fn keep_withdrawals(&self) -> Result<(), MetaError> {
         self.repair.keep_withdrawals()
+    }
+
+    /// Takes a manifest record node `node` holds into the index, unless its version is a
+    /// failed write (withdrawn at some node, with a proof that holds): then the node is owed
+    /// its withdrawal, and false is returned.
+    pub(crate) fn take_found(&self, node: NodeId, m: &Manifest) -> Result<bool, MetaError> {
+        if self.objects.withdrawing(&m.object, m.version) {
+            self.objects.withdrawal_owed(node, m.object, m.version);
+            return Ok(false);
+        }
+        self.apply_manifest(m)?;
+        self.objects.superseded(&m.object, m.version);
+        Ok(true)
     }
 
     pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {

@@ -6,8 +6,8 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Index, MetaError, REPAIRS, db_err, parse_version_key, version_key};
-use crate::core::hlc::Version;
+use super::{Index, MetaError, REPAIRS, db_err, parse_version_key};
+use crate::core::hlc::{Version, version_key};
 use crate::core::ids::ObjectId;
 
 /// (object id, version) → [`LostRecord`] as JSON.

@@ -10,7 +10,7 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
 
-use crate::core::hlc::Version;
+use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{hex, unhex};
 
 const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
@@ -164,25 +164,9 @@ fn successor(p: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// The key of an object version in the `repairs` and `withdrawals` tables: object id (32) ‖
-/// version (16).
-fn version_key(object: &ObjectId, version: Version) -> [u8; 48] {
-    let mut k = [0u8; 48];
-    k[..32].copy_from_slice(&object.0);
-    k[32..].copy_from_slice(&version.to_bytes());
-    k
-}
-
 /// The object version a `version_key` names.
 fn parse_version_key(k: &[u8]) -> Result<(ObjectId, Version), MetaError> {
-    if k.len() != 48 {
-        return Err(MetaError::Malformed);
-    }
-    let mut id = [0u8; 32];
-    id.copy_from_slice(&k[..32]);
-    let mut ver = [0u8; 16];
-    ver.copy_from_slice(&k[32..]);
-    Ok((ObjectId(id), Version::from_bytes(ver)))
+    crate::core::hlc::parse_version_key(k).ok_or(MetaError::Malformed)
 }
 
 impl Index {

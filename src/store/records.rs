@@ -1,7 +1,7 @@
 //! The node database's records of manifests: sealed manifests (a small object's with its
 //! inline shards), withdrawals of failed writes with their proofs, and catalog checkpoints.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
     ABORTED, CHECKPOINTS, CHECKPOINTS_KEPT, HEADERS, INLINE, INLINE_DISK, MANIFESTS,
@@ -9,7 +9,7 @@ use super::{
 };
 use crate::core::catalog::Checkpoint;
 use crate::core::format::{ManifestEnvelope, ShardHeader};
-use crate::core::hlc::Version;
+use crate::core::hlc::{Version, parse_version_key, version_key};
 use crate::core::ids::ObjectId;
 use crate::core::wire::{ShardKey, Withdrawn};
 
@@ -25,7 +25,7 @@ impl Store {
     /// withdrawn here.
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
-        let key = manifest_key(&env.object, env.version);
+        let key = version_key(&env.object, env.version);
         let sealed = sealed.to_vec();
         self.group.write(
             &self.db,
@@ -64,7 +64,7 @@ impl Store {
                 }
             }
         }
-        let key = manifest_key(&env.object, env.version);
+        let key = version_key(&env.object, env.version);
         let mut rows = Vec::with_capacity(shards.len());
         for (h, data) in shards {
             let sk = ShardKey {
@@ -105,7 +105,7 @@ impl Store {
         version: Version,
         proof: Option<[u8; 32]>,
     ) -> Result<(), StoreError> {
-        let key = manifest_key(object, version);
+        let key = version_key(object, version);
         self.group.write(
             &self.db,
             Box::new(move |txn| {
@@ -168,8 +168,8 @@ impl Store {
     pub fn manifests(&self, object: &ObjectId) -> Result<Vec<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(MANIFESTS).map_err(db_err)?;
-        let lo = manifest_key(object, Version::from_bytes([0; 16]));
-        let hi = manifest_key(object, Version::from_bytes([0xff; 16]));
+        let lo = version_key(object, Version::from_bytes([0; 16]));
+        let hi = version_key(object, Version::from_bytes([0xff; 16]));
         let mut out = Vec::new();
         for item in t.range(&lo[..]..=&hi[..]).map_err(db_err)? {
             let (_, v) = item.map_err(db_err)?;
@@ -184,39 +184,18 @@ impl Store {
         after: Option<(ObjectId, Version)>,
         limit: usize,
     ) -> Result<Vec<Withdrawn>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
-        let start = after.map(|(o, v)| manifest_key(&o, v));
-        let iter = match &start {
-            Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
-            None => t.iter().map_err(db_err)?,
-        };
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item.map_err(db_err)?;
-            let (k, v) = (k.value(), v.value());
-            if start.as_ref().is_some_and(|s| k == &s[..]) {
-                continue;
-            }
-            let (Ok(object), Ok(version), Ok(proof)) = (
-                <[u8; 32]>::try_from(&k[..k.len().min(32)]),
-                <[u8; 16]>::try_from(&k[k.len().min(32)..]),
-                <[u8; 32]>::try_from(v),
-            ) else {
+        self.page(WITHDRAWAL_PROOFS, after, limit, |k, v| {
+            let (Some((object, version)), Ok(proof)) = (parse_version_key(k), v.try_into()) else {
                 return Err(StoreError::Db(
                     "a withdrawal proof record of the wrong size".into(),
                 ));
             };
-            out.push(Withdrawn {
-                object: ObjectId(object),
-                version: Version::from_bytes(version),
+            Ok(Withdrawn {
+                object,
+                version,
                 proof,
-            });
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// Up to `limit` manifests after `(object, version)`, in key order.
@@ -225,20 +204,32 @@ impl Store {
         after: Option<(ObjectId, Version)>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.page(MANIFESTS, after, limit, |_, v| Ok(v.to_vec()))
+    }
+
+    /// Up to `limit` records of `table` (keyed by object version) after the one of `after`,
+    /// in key order, each made by `f` from its key and value.
+    fn page<T>(
+        &self,
+        table: TableDefinition<'_, &[u8], &[u8]>,
+        after: Option<(ObjectId, Version)>,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(MANIFESTS).map_err(db_err)?;
-        let start = after.map(|(o, v)| manifest_key(&o, v));
-        let mut out = Vec::new();
+        let t = txn.open_table(table).map_err(db_err)?;
+        let start = after.map(|(o, v)| version_key(&o, v));
         let iter = match &start {
             Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
             None => t.iter().map_err(db_err)?,
         };
+        let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(db_err)?;
             if start.as_ref().is_some_and(|s| k.value() == &s[..]) {
                 continue;
             }
-            out.push(v.value().to_vec());
+            out.push(f(k.value(), v.value())?);
             if out.len() >= limit {
                 break;
             }
@@ -255,11 +246,4 @@ fn refuse_withdrawn(txn: &redb::WriteTransaction, key: &[u8]) -> Result<(), Stor
         return Err(StoreError::Withdrawn);
     }
     Ok(())
-}
-
-pub(super) fn manifest_key(object: &ObjectId, version: Version) -> [u8; 48] {
-    let mut k = [0u8; 48];
-    k[..32].copy_from_slice(&object.0);
-    k[32..].copy_from_slice(&version.to_bytes());
-    k
 }

@@ -495,14 +495,11 @@ pub async fn recover(
                 nr.unopenable = bad as u64;
                 for m in &manifests {
                     max_gateway = max_gateway.max(m.version.gateway.0);
-                    if objects.withdrawing(&m.object, m.version) {
+                    if gateway.take_found(NodeId(id), m)? {
+                        census.add_manifest(id, m);
+                    } else {
                         nr.withdrawn.withdrawn_served += 1;
-                        objects.withdrawal_owed(NodeId(id), m.object, m.version);
-                        continue;
                     }
-                    gateway.apply_manifest(m)?;
-                    objects.superseded(&m.object, m.version);
-                    census.add_manifest(id, m);
                 }
                 state.listed.push(id);
             }
