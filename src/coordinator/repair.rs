@@ -8,6 +8,7 @@
 //! open under the manifest key, and copied as it is.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -18,7 +19,7 @@ use crate::core::format::{Manifest, ManifestBody, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
-use crate::core::wire::ShardKey;
+use crate::core::wire::{ErrorCode, ShardKey};
 use crate::net::frame::NetError;
 
 /// Stripes read and rebuilt per round.
@@ -47,6 +48,20 @@ pub struct FoundManifest {
     holds: BTreeMap<NodeId, Option<bool>>,
 }
 
+/// What the sites of an object version's shards say they hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardCensus {
+    /// Shards their nodes hold.
+    pub present: usize,
+    /// Shards their nodes answered they lack.
+    pub absent: Vec<usize>,
+    /// Shards whose nodes did not answer.
+    pub unanswered: usize,
+}
+
+/// How long a node may take to say whether it holds a shard.
+const SHARD_WAIT: Duration = Duration::from_secs(3);
+
 /// Every manifest node's answer about one version's record.
 #[derive(Clone, Debug)]
 pub struct ManifestCensus {
@@ -66,7 +81,7 @@ pub struct ManifestRestored {
 }
 
 /// How long a node gets to list or take a manifest record during restoration.
-const MANIFEST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const MANIFEST_WAIT: Duration = Duration::from_secs(5);
 
 /// A repair upload to `client` that failed: noted (a full disk marks the site), and said.
 fn failed_write(client: &NodeClient, i: usize, e: &NetError) -> ObjectError {
@@ -214,6 +229,44 @@ impl Objects {
             }),
             unanswered,
         }
+    }
+
+    /// Asks the node of each of `m`'s shards (all at once) whether it holds it. Only "not
+    /// here" counts as absent: an unreachable site is not rebuilt elsewhere (no repair storm
+    /// when a site or a disk is away). A delete has no shards.
+    pub async fn shard_census(&self, m: &Manifest) -> ShardCensus {
+        let ManifestBody::Object(meta) = &m.body else {
+            return ShardCensus::default();
+        };
+        let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
+            let key = ShardKey {
+                object: m.object,
+                version: m.version,
+                shard: i as u8,
+            };
+            let client = self.nodes().client(loc.node).cloned();
+            async move {
+                let answer = match client {
+                    Some(c) => tokio::time::timeout(SHARD_WAIT, c.shard_header(key))
+                        .await
+                        .ok(),
+                    None => None,
+                };
+                (i, answer)
+            }
+        });
+        let mut census = ShardCensus::default();
+        for (i, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Some(Ok(_)) => census.present += 1,
+                Some(Err(NetError::Remote {
+                    code: ErrorCode::NotFound,
+                    ..
+                })) => census.absent.push(i),
+                _ => census.unanswered += 1,
+            }
+        }
+        census
     }
 
     /// Copies `found`'s sealed record to every node that should hold it (its shards' nodes;
@@ -389,7 +442,7 @@ impl Objects {
             let rate = pace();
             if rate > 0 {
                 let moved = done.bytes_read + done.bytes_written - moved_before;
-                let due = std::time::Duration::from_secs_f64(moved as f64 / rate as f64);
+                let due = Duration::from_secs_f64(moved as f64 / rate as f64);
                 if let Some(rest) = due.checked_sub(batch_started.elapsed()) {
                     tokio::time::sleep(rest).await;
                 }

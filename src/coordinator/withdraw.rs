@@ -36,6 +36,23 @@ impl Objects {
             .await;
     }
 
+    /// Withdraws a write that was never acknowledged, found after a restart (`gateway/
+    /// intents.rs`): from every node any layout places its object on.
+    pub async fn withdraw_version(&self, object: ObjectId, version: Version) {
+        let mut nodes = BTreeSet::new();
+        for targets in self.placements_of(&object) {
+            nodes.extend(Self::manifest_nodes(&targets));
+        }
+        self.pending().insert((object, version), nodes.clone());
+        self.confirm(
+            nodes
+                .into_iter()
+                .map(|n| (n, vec![(object, version)]))
+                .collect(),
+        )
+        .await;
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.withdrawals
             .lock()

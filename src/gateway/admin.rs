@@ -30,10 +30,8 @@ use crate::admin::{
 use crate::core::format::ManifestBody;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
-use crate::core::wire::{ErrorCode, ShardKey};
 use crate::meta::{ListQuery, LostRecord, MetaError};
 use crate::metrics::{GatewayState, SiteFacts};
-use crate::net::frame::NetError;
 use crate::sys::now_ms;
 
 /// Index entries heal checks at the same time.
@@ -253,41 +251,13 @@ impl Gateway {
             }
         };
         let m = &found.manifest;
-        if let ManifestBody::Object(meta) = &m.body {
+        if let ManifestBody::Object(_) = &m.body {
             // Bucket records and the parts of uploads in progress are checked too, but they
             // are not objects to the person reading the count.
             out.checked = !key.is_empty() && !bucket.contains(super::HIDDEN);
-            let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
-                let key = ShardKey {
-                    object: m.object,
-                    version: m.version,
-                    shard: i as u8,
-                };
-                let client = self.objects.nodes().client(loc.node).cloned();
-                async move {
-                    let answer = match client {
-                        Some(c) => {
-                            tokio::time::timeout(Duration::from_secs(3), c.shard_header(key))
-                                .await
-                                .ok()
-                        }
-                        None => None,
-                    };
-                    (i, answer)
-                }
-            });
-            for (i, answer) in futures::future::join_all(asks).await {
-                // Only a site that answers "not here" counts: an unreachable one is not
-                // rebuilt elsewhere (no repair storm when a site or a disk is away).
-                match answer {
-                    Some(Ok(_)) => {}
-                    Some(Err(NetError::Remote {
-                        code: ErrorCode::NotFound,
-                        ..
-                    })) => out.absent.push(i),
-                    _ => out.shards_unverified += 1,
-                }
-            }
+            let census = self.objects.shard_census(m).await;
+            out.absent = census.absent;
+            out.shards_unverified = census.unanswered as u64;
         }
         if out.absent.is_empty() {
             let copied = self.objects.copy_manifest(&found).await;

@@ -86,7 +86,7 @@ impl Catalog {
     }
 
     /// Versions up to this one are committed or given up: the oldest write floor, or now.
-    fn cutoff(&self) -> Version {
+    pub(super) fn cutoff(&self) -> Version {
         let oldest = {
             let w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
             w.1.values().min().copied()

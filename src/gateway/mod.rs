@@ -14,6 +14,9 @@ mod checksum;
 mod error;
 pub(crate) use error::{internal, object_error};
 mod guard;
+mod intents;
+pub(crate) use intents::Holders;
+pub use intents::Settled;
 mod list;
 mod multipart;
 mod objects;
@@ -289,16 +292,7 @@ impl Gateway {
         let index_path = g.state_dir.join("index.redb");
         let fresh = !index_path.exists();
         let index = Arc::new(Index::open(&index_path)?);
-        let gateway = Self::assemble(objects, index, Tuning::of(g));
-        gateway
-            .objects
-            .restore_withdrawals(gateway.index.withdrawals()?);
-        if fresh || gateway.index.is_blank()? {
-            gateway.rebuild_index().await?;
-        }
-        if let Some(v) = gateway.index.max_version()? {
-            gateway.objects.observe(v);
-        }
+        let gateway = Self::start_on(objects, index, Tuning::of(g), fresh).await?;
         let admin = match g.admin_listen {
             Some(addr) => Some((addr, AdminToken(read_token(&g.admin_token_file)?))),
             None => None,
@@ -323,21 +317,52 @@ impl Gateway {
         })
     }
 
+    /// A gateway over `objects` and `index`, ready to serve: the withdrawals it owes restored,
+    /// the index rebuilt from the nodes' manifests when it is new (`fresh`) or blank, and its
+    /// clock past every version the index holds.
+    pub(crate) async fn start_on(
+        objects: Arc<Objects>,
+        index: Arc<Index>,
+        tuning: Tuning,
+        fresh: bool,
+    ) -> anyhow::Result<Arc<Self>> {
+        let gateway = Self::assemble(objects, index, tuning);
+        gateway
+            .objects
+            .restore_withdrawals(gateway.index.withdrawals()?);
+        if fresh || gateway.index.is_blank()? {
+            gateway.rebuild_index().await?;
+        }
+        if let Some(v) = gateway.index.max_version()? {
+            gateway.objects.observe(v);
+        }
+        // Before any read: what a crash cut short is taken or withdrawn for good. A write
+        // whose withdrawal had begun at some node is withdrawn: what the nodes withdrew (with
+        // proofs) is learned first.
+        if !gateway.index.intents()?.is_empty() {
+            gateway.learn_withdrawals(gateway.objects.node_ids()).await;
+            gateway.repair.settle_intents(true).await?;
+        }
+        Ok(gateway)
+    }
+
     /// A gateway over `objects` and `index` (`open` reads them from a config; recovery builds
     /// them itself).
     pub(crate) fn assemble(objects: Arc<Objects>, index: Arc<Index>, tuning: Tuning) -> Arc<Self> {
         let metrics = GatewayMetrics::new();
-        let repair = Arc::new(Repairer::new(
-            objects.clone(),
-            index.clone(),
-            tuning.repair_interval,
-            tuning.repair_pace,
-            metrics.in_flight.clone(),
-        ));
+        objects.set_journal(Arc::new(IndexJournal(index.clone())));
         let catalog = Arc::new(Catalog::new(
             objects.clone(),
             index.clone(),
             tuning.checkpoint_interval,
+        ));
+        let repair = Arc::new(Repairer::new(
+            objects.clone(),
+            index.clone(),
+            catalog.clone(),
+            tuning.repair_interval,
+            tuning.repair_pace,
+            metrics.in_flight.clone(),
         ));
         Arc::new(Self {
             objects,
@@ -356,6 +381,7 @@ impl Gateway {
     pub async fn rebuild_index(&self) -> anyhow::Result<()> {
         let mut seen = 0usize;
         let mut answered = 0usize;
+        let mut held = Holders::default();
         // First what every node knows was withdrawn: a node rolled back to an old copy of its
         // disk may still serve a failed write that the others withdrew.
         for (node, learned) in self.learn_withdrawals(self.objects.node_ids()).await {
@@ -378,10 +404,12 @@ impl Gateway {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     tracing::warn!(node = node.0, error = %e, "index rebuild: node skipped");
+                    held.unanswered(node);
                     continue;
                 }
                 Err(_) => {
                     tracing::warn!(node = node.0, "index rebuild: node timed out");
+                    held.unanswered(node);
                     continue;
                 }
             };
@@ -395,13 +423,23 @@ impl Gateway {
             }
             for m in manifests {
                 seen += 1;
+                held.holds(&m);
                 self.take_found(node, &m)?;
             }
         }
+        // Versions that cannot have been acknowledged, settled at the start.
+        self.repair.mark_in_doubt(&held)?;
         // The failed writes newer than every version of their objects, kept across restarts.
         self.keep_withdrawals()?;
         tracing::info!(answered, records = seen, "index rebuilt from the nodes");
         Ok(())
+    }
+
+    /// After the index was filled from the nodes' manifests (a recovery): settles, as at a
+    /// start, every current version `seen` says cannot have been acknowledged.
+    pub(crate) async fn settle_in_doubt(&self, seen: &Holders) -> Result<Settled, MetaError> {
+        self.repair.mark_in_doubt(seen)?;
+        self.repair.settle_intents(true).await
     }
 
     /// Learns from each of `nodes` (all at once: one away costs its timeout once) the
@@ -446,35 +484,7 @@ impl Gateway {
     }
 
     pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {
-        use crate::core::format::ManifestBody;
-        if m.bucket.contains(HIDDEN) {
-            return Ok(());
-        }
-        let (size, etag, deleted) = match &m.body {
-            ManifestBody::Object(o) => (o.size, o.etag.clone(), false),
-            ManifestBody::Tombstone => (0, String::new(), true),
-        };
-        let entry = Entry {
-            version: m.version,
-            size,
-            etag,
-            modified_ms: m.created_ms,
-            deleted,
-        };
-        if m.key.is_empty() {
-            // The bucket's own record: created, or (tombstone) deleted.
-            let applied = self.index.apply(&m.bucket, "", &entry)?;
-            if applied {
-                if deleted {
-                    self.index.delete_bucket(&m.bucket)?;
-                } else {
-                    self.index.create_bucket(&m.bucket, m.created_ms)?;
-                }
-            }
-            return Ok(());
-        }
-        self.index.apply(&m.bucket, &m.key, &entry)?;
-        Ok(())
+        apply_found(&self.index, m)
     }
 
     /// Registers a write request: versions it stamps stay out of checkpoints until it ends.
@@ -505,4 +515,54 @@ impl Gateway {
 
 pub(crate) fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// The index entry a manifest makes.
+pub(crate) fn entry_of(m: &Manifest) -> Entry {
+    use crate::core::format::ManifestBody;
+    let (size, etag, deleted) = match &m.body {
+        ManifestBody::Object(o) => (o.size, o.etag.clone(), false),
+        ManifestBody::Tombstone => (0, String::new(), true),
+    };
+    Entry {
+        version: m.version,
+        size,
+        etag,
+        modified_ms: m.created_ms,
+        deleted,
+    }
+}
+
+/// Takes a version found at the nodes into `index` if it is newer than the one there (a
+/// bucket's own record creates or deletes the bucket); the parts of uploads are not entries.
+pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> {
+    if m.bucket.contains(HIDDEN) {
+        return Ok(());
+    }
+    let entry = entry_of(m);
+    if m.key.is_empty() {
+        // The bucket's own record: created, or (tombstone) deleted.
+        if index.apply(&m.bucket, "", &entry)? {
+            if entry.deleted {
+                index.delete_bucket(&m.bucket)?;
+            } else {
+                index.create_bucket(&m.bucket, m.created_ms)?;
+            }
+        }
+        return Ok(());
+    }
+    index.apply(&m.bucket, &m.key, &entry)?;
+    Ok(())
+}
+
+/// The gateway's index as the journal of versions about to be written (`intents.rs`).
+#[derive(Debug)]
+struct IndexJournal(Arc<Index>);
+
+impl crate::coordinator::object::Journal for IndexJournal {
+    fn intend(&self, m: &Manifest) -> Result<(), String> {
+        self.0
+            .intend(&m.bucket, &m.key, &m.object, m.version)
+            .map_err(|e| e.to_string())
+    }
 }

@@ -112,7 +112,10 @@ impl Gateway {
             object_key: m.key.clone(),
             checksums,
         };
-        if let Some(old) = self.index.put_part(id, n, &rec)?
+        let old = self.index.put_part(id, n, &rec)?;
+        // The part is recorded: its write is settled (`intents.rs`).
+        self.index.settle_intent(&m.bucket, &m.key, m.version)?;
+        if let Some(old) = old
             && old.object_key != rec.object_key
         {
             let _ = self

@@ -17,7 +17,6 @@ use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
 use crate::core::ids::hex;
-use crate::meta::Entry;
 
 /// Headers stored with an object besides Content-Type and user metadata.
 pub(crate) fn stored_headers(
@@ -174,23 +173,7 @@ impl Gateway {
     }
 
     pub(crate) fn record(&self, m: &Manifest) -> S3Result<()> {
-        let entry = match &m.body {
-            ManifestBody::Object(o) => Entry {
-                version: m.version,
-                size: o.size,
-                etag: o.etag.clone(),
-                modified_ms: m.created_ms,
-                deleted: false,
-            },
-            ManifestBody::Tombstone => Entry {
-                version: m.version,
-                size: 0,
-                etag: String::new(),
-                modified_ms: m.created_ms,
-                deleted: true,
-            },
-        };
-        self.index.apply(&m.bucket, &m.key, &entry)?;
+        self.index.apply(&m.bucket, &m.key, &super::entry_of(m))?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::Catalog;
 use crate::coordinator::Objects;
 use crate::coordinator::ReadError;
 use crate::coordinator::object::ObjectError;
@@ -39,8 +40,10 @@ pub struct RepairPace {
 /// repair.
 #[derive(Debug)]
 pub struct Repairer {
-    objects: Arc<Objects>,
-    index: Arc<Index>,
+    pub(super) objects: Arc<Objects>,
+    pub(super) index: Arc<Index>,
+    /// Which versions are still being written (settling leaves those alone).
+    pub(super) catalog: Arc<Catalog>,
     /// Time between the `repair` worker's passes.
     pub(super) interval: Duration,
     pace: RepairPace,
@@ -56,6 +59,7 @@ impl Repairer {
     pub(super) fn new(
         objects: Arc<Objects>,
         index: Arc<Index>,
+        catalog: Arc<Catalog>,
         interval: Duration,
         pace: RepairPace,
         in_flight: Gauge,
@@ -63,6 +67,7 @@ impl Repairer {
         Self {
             objects,
             index,
+            catalog,
             interval,
             pace,
             in_flight,
@@ -226,6 +231,7 @@ impl Repairer {
     /// rebuilt (keyless) where its sites answer; the rest stays for the next pass. Returns
     /// (repaired, still pending).
     pub async fn pass(&self) -> Result<RepairPass, MetaError> {
+        self.settle_intents(false).await?;
         self.collect_findings().await?;
         for (object, version, shards) in self.objects.take_bad_reports() {
             self.index.record_repair(&object, version, &shards)?;

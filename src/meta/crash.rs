@@ -1,6 +1,7 @@
 //! Crash at every point of the gateway's index: a bucket created, object versions applied
 //! (written, overwritten, deleted), the repair backlog recorded, drained and given up on, a
-//! multipart upload and its part recorded and dropped, withdrawals recorded, a checkpoint kept;
+//! multipart upload and its part recorded and dropped, withdrawals recorded, a checkpoint kept,
+//! a write's intent recorded and then settled by the index taking its version;
 //! the database on the simulated disk (`sys::sim`) crashing after each of its writes and
 //! syncs in turn, left synced only, torn, or whole. Each time the index must open, and read
 //! exactly as it did after the last acknowledged step, or (for the step the crash
@@ -19,7 +20,7 @@ use crate::sys::sim::{SimFiles, Survives};
 
 const DB: &str = "/gateway/index.redb";
 
-const STEPS: usize = 13;
+const STEPS: usize = 15;
 
 fn step(ix: &Index, i: usize) -> Result<(), MetaError> {
     let a = ObjectId([0xA; 32]);
@@ -84,6 +85,11 @@ fn step(ix: &Index, i: usize) -> Result<(), MetaError> {
         ),
         11 => ix.delete_upload("upload-1"),
         12 => ix.meta_set("checkpoint", b"checkpoint 1"),
+        // A write recorded before its manifests are sent, then taken (which settles it).
+        13 => ix.intend("registry", "parcel/c", &ObjectId([0xC; 32]), v(7)),
+        14 => ix
+            .apply("registry", "parcel/c", &entry(7, false))
+            .map(|_| ()),
         _ => unreachable!(),
     }
 }
@@ -92,7 +98,7 @@ fn step(ix: &Index, i: usize) -> Result<(), MetaError> {
 fn snapshot(ix: &Index) -> Result<String, MetaError> {
     Ok(format!(
         "buckets {:?}\na {:?}\nb {:?}\ncounts {:?}\nmax {:?}\nrepairs {:?}\nuploads {:?}\nparts {:?}\n\
-         withdrawals {:?}\nunrebuildable {:?}\ncheckpoint {:?}",
+         withdrawals {:?}\nunrebuildable {:?}\ncheckpoint {:?}\nc {:?}\nintents {:?}",
         ix.buckets()?,
         ix.get("registry", "parcel/a")?,
         ix.get("registry", "parcel/b")?,
@@ -104,6 +110,8 @@ fn snapshot(ix: &Index) -> Result<String, MetaError> {
         ix.withdrawals()?,
         ix.unrebuildable()?,
         ix.meta_get("checkpoint")?,
+        ix.get("registry", "parcel/c")?,
+        ix.intents()?,
     ))
 }
 

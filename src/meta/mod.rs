@@ -28,11 +28,13 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// (the empty key, a bucket's own record, is not counted).
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
+mod intents;
 mod lost;
 mod uploads;
 use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
+pub use intents::Intent;
 pub use lost::LostRecord;
 pub use uploads::{PartRecord, UploadRecord};
 
@@ -185,6 +187,7 @@ impl Index {
         txn.open_table(REPAIRS).map_err(db_err)?;
         txn.open_table(WITHDRAWALS).map_err(db_err)?;
         txn.open_table(lost::UNREBUILDABLE).map_err(db_err)?;
+        txn.open_table(intents::INTENTS).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
         let counted = txn
             .list_tables()
@@ -418,34 +421,63 @@ impl Index {
     }
 
     /// Applies a version of (bucket, key) if it is newer than the one recorded. Returns whether
-    /// it became current.
+    /// it became current. The write that made it is settled (`intents.rs`) in the same step.
     pub fn apply(&self, bucket: &str, key: &str, entry: &Entry) -> Result<bool, MetaError> {
+        self.put_entry(bucket, key, Some(entry), true)
+    }
+
+    /// Sets the entry of (bucket, key) to `entry` (None: no entry), older than the one
+    /// recorded or not: for a version the index took and the gateway then withdrew.
+    pub fn replace(&self, bucket: &str, key: &str, entry: Option<&Entry>) -> Result<(), MetaError> {
+        self.put_entry(bucket, key, entry, false).map(|_| ())
+    }
+
+    fn put_entry(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: Option<&Entry>,
+        only_newer: bool,
+    ) -> Result<bool, MetaError> {
         let k = object_key(bucket, key);
         let txn = self.db.begin_write().map_err(db_err)?;
-        let applied = {
+        if let Some(e) = entry {
+            txn.open_table(intents::INTENTS)
+                .map_err(db_err)?
+                .remove(&intents::intent_key(bucket, key, e.version)[..])
+                .map_err(db_err)?;
+        }
+        let changed = {
             let mut t = txn.open_table(OBJECTS).map_err(db_err)?;
             let old = t
                 .get(&k[..])
                 .map_err(db_err)?
                 .map(|old| Entry::decode(old.value()))
                 .transpose()?;
-            let newer = old.as_ref().is_none_or(|o| o.version < entry.version);
-            if newer {
-                t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                let max = meta
-                    .get("max_version")
-                    .map_err(db_err)?
-                    .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
-                    .map(Version::from_bytes);
-                if max.is_none_or(|m| m < entry.version) {
-                    meta.insert("max_version", &entry.version.to_bytes()[..])
-                        .map_err(db_err)?;
+            let changed = match entry {
+                Some(e) => !only_newer || old.as_ref().is_none_or(|o| o.version < e.version),
+                None => old.is_some(),
+            };
+            if changed {
+                if let Some(entry) = entry {
+                    t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    let max = meta
+                        .get("max_version")
+                        .map_err(db_err)?
+                        .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+                        .map(Version::from_bytes);
+                    if max.is_none_or(|m| m < entry.version) {
+                        meta.insert("max_version", &entry.version.to_bytes()[..])
+                            .map_err(db_err)?;
+                    }
+                } else {
+                    t.remove(&k[..]).map_err(db_err)?;
                 }
                 let live =
                     |e: Option<&Entry>| e.filter(|e| !e.deleted).map_or((0, 0), |e| (1, e.size));
                 let (was_n, was_bytes) = live(old.as_ref());
-                let (now_n, now_bytes) = live(Some(entry));
+                let (now_n, now_bytes) = live(entry);
                 // The empty key is the bucket's own record, not an object.
                 if (was_n, was_bytes) != (now_n, now_bytes) && !key.is_empty() {
                     let mut c = txn.open_table(COUNTS).map_err(db_err)?;
@@ -459,10 +491,10 @@ impl Index {
                     }
                 }
             }
-            newer
+            changed
         };
         txn.commit().map_err(db_err)?;
-        Ok(applied)
+        Ok(changed)
     }
 
     /// The current entry of (bucket, key), deleted or not.

@@ -253,3 +253,37 @@ fn a_version_given_up_on_leaves_the_backlog_and_returns_to_it_for_heal() {
     assert_eq!(index.repairs().unwrap(), vec![(o, v(5), vec![0, 1, 2, 4])]);
     assert_eq!(index.retry_unrebuildable().unwrap(), 0);
 }
+
+#[test]
+fn a_write_is_settled_when_the_index_takes_its_version_and_replace_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Index::open(&dir.path().join("index.redb")).unwrap();
+    let o = ObjectId([7; 32]);
+    ix.intend("b", "k", &o, v(5)).unwrap();
+    ix.intend("b", "other", &ObjectId([8; 32]), v(6)).unwrap();
+    let all = ix.intents().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[0],
+        Intent {
+            bucket: "b".into(),
+            key: "k".into(),
+            object: o,
+            version: v(5)
+        }
+    );
+    // Taking another version leaves it; taking its own settles it.
+    ix.apply("b", "k", &entry(4, false)).unwrap();
+    assert_eq!(ix.intents().unwrap().len(), 2);
+    ix.apply("b", "k", &entry(5, false)).unwrap();
+    assert_eq!(ix.intents().unwrap().len(), 1);
+    ix.settle_intent("b", "other", v(6)).unwrap();
+    assert!(ix.intents().unwrap().is_empty());
+    // Back to an older version, or to none, with the counts kept.
+    ix.replace("b", "k", Some(&entry(4, false))).unwrap();
+    assert_eq!(ix.get("b", "k").unwrap(), Some(entry(4, false)));
+    assert_eq!(ix.counts().unwrap(), vec![("b".to_owned(), 1, 4)]);
+    ix.replace("b", "k", None).unwrap();
+    assert_eq!(ix.get("b", "k").unwrap(), None);
+    assert!(ix.counts().unwrap().is_empty());
+}

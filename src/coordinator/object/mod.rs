@@ -125,6 +125,14 @@ pub enum ObjectError {
     Internal(String),
 }
 
+/// Where a gateway records each version it is about to make visible, durably, before any
+/// manifest of it is sent (the gateway's index): a version whose write a crash cuts short is
+/// then known at the next start, and settled (taken, or withdrawn) before anything is read.
+pub trait Journal: Send + Sync + std::fmt::Debug {
+    /// Records that `manifest` is about to be written.
+    fn intend(&self, manifest: &Manifest) -> Result<(), String>;
+}
+
 /// The layouts an object store places by: the current one (checked into its plan) and the
 /// earlier ones, newest first, where keys last written under them are still found.
 #[derive(Debug)]
@@ -215,6 +223,8 @@ pub struct Objects {
     history: Vec<(Layout, Plan)>,
     /// Failed writes whose withdrawal some nodes have not confirmed (see `withdraw.rs`).
     pub(super) withdrawals: Mutex<Pending>,
+    /// Where versions are recorded before their manifests are sent (none: not recorded).
+    journal: std::sync::OnceLock<Arc<dyn Journal>>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -261,7 +271,34 @@ impl Objects {
             inline_limit: settings.inline_limit,
             bad_reports: Mutex::new(Vec::new()),
             withdrawals: Mutex::default(),
+            journal: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The nodes that hold `object`'s manifest records under the current layout.
+    pub fn manifest_nodes_of(&self, object: &ObjectId) -> Vec<NodeId> {
+        Self::manifest_nodes(&self.targets(object))
+    }
+
+    /// How many of `nodes` manifest nodes a write needs.
+    pub fn manifest_write_quorum(&self, nodes: usize) -> usize {
+        self.manifest_quorum(nodes).write
+    }
+
+    /// Records every version in `journal` before its manifests are sent (set once).
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Records `manifest`'s version in the journal, if there is one; a version that cannot be
+    /// recorded is not written.
+    fn intend(&self, manifest: &Manifest) -> Result<(), ObjectError> {
+        match self.journal.get() {
+            Some(j) => j
+                .intend(manifest)
+                .map_err(|e| ObjectError::Internal(format!("recording the write first: {e}"))),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {

@@ -100,6 +100,7 @@ impl Objects {
             created_ms: now_ms(),
             body: ManifestBody::Object(staged.meta),
         };
+        self.intend(&manifest)?;
         let missed = match staged.inline {
             None => Missed {
                 manifest: !self.write_manifest(&manifest, &staged.targets).await?,
@@ -202,6 +203,7 @@ impl Objects {
             created_ms: now_ms(),
             body: ManifestBody::Tombstone,
         };
+        self.intend(&manifest)?;
         let missed = Missed {
             shards: Vec::new(),
             manifest: !self.write_manifest(&manifest, &targets).await?,

@@ -40,7 +40,9 @@ use crate::core::ids::{GatewayId, NodeId, hex, key_from_hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
 use crate::core::layout::plan;
 use crate::core::record::ClusterRecord;
-use crate::gateway::{DEFAULT_BODY_IDLE_SECS, Gateway, HIDDEN, RepairPace, Tuning, layout_history};
+use crate::gateway::{
+    DEFAULT_BODY_IDLE_SECS, Gateway, HIDDEN, Holders, RepairPace, Tuning, layout_history,
+};
 use crate::meta::Index;
 use crate::net::endpoint::endpoint;
 use crate::net::pki::Ca;
@@ -448,6 +450,7 @@ pub async fn recover(
     let mut max_gateway = 0u32;
     let total = given.len() as u64;
     let mut census = Census::default();
+    let mut held = Holders::default();
     let ck = CheckpointKey::of(&master);
     state.listed.clear();
     // What the nodes withdrew, before any manifest is applied: a site rolled back to an old
@@ -494,6 +497,7 @@ pub async fn recover(
                 nr.manifests = manifests.len() as u64;
                 nr.unopenable = bad as u64;
                 for m in &manifests {
+                    held.holds(m);
                     max_gateway = max_gateway.max(m.version.gateway.0);
                     if gateway.take_found(NodeId(id), m)? {
                         census.add_manifest(id, m);
@@ -506,6 +510,9 @@ pub async fn recover(
             Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
             Err(_) => nr.error = Some("listing manifests: timed out".into()),
         }
+        if !nr.listed {
+            held.unanswered(NodeId(id));
+        }
         state.nodes.retain(|n| n.node != id);
         state.nodes.push(nr);
         std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
@@ -513,6 +520,16 @@ pub async fn recover(
     // The failed writes still newer than every version of their objects stay skipped by the
     // recovered gateway's reads.
     gateway.keep_withdrawals()?;
+    // A version found at fewer nodes than a write needs (the sites not given counted as
+    // holding it) was never acknowledged: taken if it can be read, else withdrawn.
+    for site in &layout.sites {
+        for n in &site.nodes {
+            if !given.contains_key(&n.id.0) {
+                held.unanswered(n.id);
+            }
+        }
+    }
+    gateway.settle_in_doubt(&held).await?;
     // What each listed node lacks: versions others gave whose placement names it.
     let lacking = census.lacking(&objects, &state.listed);
     for nr in &mut state.nodes {
