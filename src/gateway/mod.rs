@@ -483,6 +483,11 @@ impl Gateway {
         Ok(true)
     }
 
+    #[cfg(test)]
+    pub(crate) fn index_for_test(&self) -> &Index {
+        &self.index
+    }
+
     pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {
         apply_found(&self.index, m)
     }

@@ -263,50 +263,7 @@ pub async fn rotate(
         let Some(client) = objects.nodes().client(NodeId(id)).cloned() else {
             continue;
         };
-        match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
-            Ok(Ok((manifests, _))) => {
-                // Re-wrap here, then write back with a few requests in flight.
-                let mut sealed = Vec::new();
-                for mut m in manifests {
-                    let ManifestBody::Object(meta) = &mut m.body else {
-                        continue;
-                    };
-                    if meta.dek.key_id == new.id() && meta.dek.kcv == new.check_value() {
-                        nr.already += 1;
-                        continue;
-                    }
-                    let dek = match old.unwrap_data_key(&meta.dek, &m.object, m.version) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            nr.error =
-                                Some(format!("a data key does not open with the old key: {e}"));
-                            break;
-                        }
-                    };
-                    let mut nonce = [0u8; 12];
-                    random(&mut nonce);
-                    meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
-                    let mut nonce = [0u8; 12];
-                    random(&mut nonce);
-                    sealed.push(m.seal(&manifest_key, nonce)?);
-                }
-                let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
-                    .map(|bytes| {
-                        let client = client.clone();
-                        async move { client.put_manifest(bytes).await.map_err(|e| e.to_string()) }
-                    })
-                    .buffer_unordered(WRITES_IN_FLIGHT)
-                    .collect()
-                    .await;
-                nr.rewrapped = results.iter().filter(|r| r.is_ok()).count() as u64;
-                if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-                    nr.error
-                        .get_or_insert_with(|| format!("writing a manifest back: {e}"));
-                }
-            }
-            Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
-            Err(_) => nr.error = Some("listing manifests: timed out".into()),
-        }
+        rewrap_node(&objects, &client, &old, &new, &manifest_key, &mut nr).await;
         if nr.error.is_none() {
             match client.put_cluster_record(sealed_record.clone()).await {
                 Ok(()) => nr.record = true,
@@ -441,5 +398,69 @@ impl ShareFile {
             return Err(bad("share"));
         }
         Ok(s)
+    }
+}
+
+/// Re-wraps, under `new`, the data key of every manifest `client`'s node holds that is still
+/// under `old`, and writes each back there (the same version, sealed again); counts into `nr`.
+/// A crash part-way leaves each manifest under the old key or the new, both of which the
+/// gateway keeps (`docs/operations.md`); a run again finishes the rest.
+pub(crate) async fn rewrap_node(
+    objects: &Objects,
+    client: &Arc<NodeClient>,
+    old: &MasterKey,
+    new: &MasterKey,
+    manifest_key: &ManifestKey,
+    nr: &mut NodeRotation,
+) {
+    let id = nr.node;
+    match tokio::time::timeout(Duration::from_secs(600), objects.scan_node(NodeId(id))).await {
+        Ok(Ok((manifests, _))) => {
+            // Re-wrap here, then write back with a few requests in flight.
+            let mut sealed = Vec::new();
+            for mut m in manifests {
+                let ManifestBody::Object(meta) = &mut m.body else {
+                    continue;
+                };
+                if meta.dek.key_id == new.id() && meta.dek.kcv == new.check_value() {
+                    nr.already += 1;
+                    continue;
+                }
+                let dek = match old.unwrap_data_key(&meta.dek, &m.object, m.version) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        nr.error = Some(format!("a data key does not open with the old key: {e}"));
+                        break;
+                    }
+                };
+                let mut nonce = [0u8; 12];
+                random(&mut nonce);
+                meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
+                let mut nonce = [0u8; 12];
+                random(&mut nonce);
+                match m.seal(manifest_key, nonce) {
+                    Ok(bytes) => sealed.push(bytes),
+                    Err(e) => {
+                        nr.error = Some(format!("sealing a re-wrapped manifest: {e}"));
+                        return;
+                    }
+                }
+            }
+            let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
+                .map(|bytes| {
+                    let client = client.clone();
+                    async move { client.put_manifest(bytes).await.map_err(|e| e.to_string()) }
+                })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            nr.rewrapped = results.iter().filter(|r| r.is_ok()).count() as u64;
+            if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+                nr.error
+                    .get_or_insert_with(|| format!("writing a manifest back: {e}"));
+            }
+        }
+        Ok(Err(e)) => nr.error = Some(format!("listing manifests: {e}")),
+        Err(_) => nr.error = Some("listing manifests: timed out".into()),
     }
 }

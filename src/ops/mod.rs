@@ -4,6 +4,8 @@
 //! `drill` (a recovery rehearsed against the live cluster).
 //! They sit above every layer and may use any of them; no layer imports them.
 
+#[cfg(test)]
+mod crash;
 pub mod dev;
 pub mod drill;
 pub mod init;

@@ -42,6 +42,8 @@ struct State {
     last_write: Option<(usize, u64, Vec<u8>)>,
     /// What each operation was, in order.
     log: Vec<String>,
+    /// Directories whose file system is full: writes under them fail (not an operation).
+    full: Vec<PathBuf>,
 }
 
 /// What survives a crash.
@@ -93,6 +95,17 @@ impl State {
         Ok(())
     }
 
+    /// Fails a write under a full directory, as the kernel does (ENOSPC).
+    fn room(&self, path: &Path) -> io::Result<()> {
+        if self.full.iter().any(|d| path.starts_with(d)) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("{}: no space left on device", path.display()),
+            ));
+        }
+        Ok(())
+    }
+
     fn dir_exists(&self, path: &Path) -> bool {
         path.parent().is_none() || self.names.get(path) == Some(&Entry::Dir)
     }
@@ -135,6 +148,17 @@ impl SimFiles {
     pub fn crash_after(&self, n: u64) {
         let mut s = self.state();
         s.crash_after = Some(s.ops + n);
+    }
+
+    /// Fills the file system under `dir`: writes there fail with "no space left" until
+    /// [`Self::free`]. A crash image starts with room everywhere.
+    pub fn fill(&self, dir: &Path) {
+        self.state().full.push(dir.to_path_buf());
+    }
+
+    /// Makes room under `dir` again.
+    pub fn free(&self, dir: &Path) {
+        self.state().full.retain(|d| d != dir);
     }
 
     /// Operations counted so far.
@@ -222,6 +246,7 @@ struct SimFile {
 impl FileWrite for SimFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut s = self.fs.state();
+        s.room(&self.path)?;
         s.op(|| format!("write {} bytes to {}", data.len(), self.path.display()))?;
         let at = s.inodes[self.inode].data.len() as u64;
         s.write_at(self.inode, at, data);
@@ -249,6 +274,7 @@ impl Files for SimFiles {
                 path.display().to_string(),
             ));
         }
+        s.room(path)?;
         s.op(|| format!("create {}", path.display()))?;
         let inode = match existing {
             Some(Entry::File(i)) => {
@@ -398,11 +424,17 @@ impl Files for SimFiles {
         Database::builder().create_with_backend(SimDb {
             fs: self.clone(),
             inode,
+            path: path.to_path_buf(),
         })
     }
 
-    fn space(&self, _path: &Path) -> io::Result<(u64, u64)> {
-        Ok((1 << 40, 1 << 39))
+    fn space(&self, path: &Path) -> io::Result<(u64, u64)> {
+        let free = if self.state().room(path).is_ok() {
+            1 << 39
+        } else {
+            0
+        };
+        Ok((1 << 40, free))
     }
 }
 
@@ -411,6 +443,7 @@ impl Files for SimFiles {
 struct SimDb {
     fs: SimFiles,
     inode: usize,
+    path: PathBuf,
 }
 
 impl StorageBackend for SimDb {
@@ -434,6 +467,7 @@ impl StorageBackend for SimDb {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.fs.state();
+        s.room(&self.path)?;
         s.op(|| format!("database: set length {len}"))?;
         s.inodes[self.inode].data.resize(len as usize, 0);
         Ok(())
@@ -448,6 +482,7 @@ impl StorageBackend for SimDb {
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut s = self.fs.state();
+        s.room(&self.path)?;
         s.op(|| format!("database: write {} bytes at {offset}", data.len()))?;
         s.write_at(self.inode, offset, data);
         Ok(())
