@@ -75,7 +75,9 @@ impl Catalog {
         }
     }
 
-    /// Registers a write request: versions it stamps stay out of checkpoints until it ends.
+    /// Registers a write request: versions it stamps stay out of checkpoints, and a repair
+    /// pass does not settle them as cut short (`intents.rs`), until it ends. Every request
+    /// that writes a manifest registers.
     pub(crate) fn writing(&self) -> Writing<'_> {
         let floor = self.objects.stamp_floor();
         let mut w = self.writes.lock().unwrap_or_else(|e| e.into_inner());

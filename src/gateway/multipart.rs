@@ -129,6 +129,9 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        // Versions this request stamps stay out of checkpoints, and are not settled as cut
+        // short (`intents.rs`), until it ends.
+        let _writing = self.writing();
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
         let i = req.input;
@@ -173,6 +176,9 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        // Versions this request stamps stay out of checkpoints, and are not settled as cut
+        // short (`intents.rs`), until it ends.
+        let _writing = self.writing();
         let i = req.input;
         let n = check_part_number(i.part_number)?;
         self.require_bucket(&i.bucket)?;
@@ -384,6 +390,9 @@ impl Gateway {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        // Versions this request stamps stay out of checkpoints, and are not settled as cut
+        // short (`intents.rs`), until it ends.
+        let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
