@@ -14,7 +14,9 @@
 //! An index rebuilt from the nodes records the same for every current version it found at
 //! fewer nodes than a write needs, which may be such a write.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt as _;
 
 use serde::Serialize;
 
@@ -45,6 +47,9 @@ impl Holders {
         self.away.insert(node);
     }
 }
+
+/// Keys settled at the same time.
+const SETTLE_CONCURRENCY: usize = 16;
 
 /// What settling did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -98,15 +103,35 @@ impl Repairer {
     pub(crate) async fn settle_intents(&self, all: bool) -> Result<Settled, MetaError> {
         let cutoff = (!all).then(|| self.catalog.cutoff());
         let mut out = Settled::default();
+        // Keys at the same time (a start after a crash with sites away waits for each one's
+        // census); the versions of one key one after another, oldest first.
+        let mut by_key: BTreeMap<(String, String), Vec<Intent>> = BTreeMap::new();
         for i in self.index.intents()? {
-            if cutoff.is_some_and(|c| i.version >= c) {
-                continue;
+            if cutoff.is_none_or(|c| i.version < c) {
+                by_key
+                    .entry((i.bucket.clone(), i.key.clone()))
+                    .or_default()
+                    .push(i);
             }
-            match self.settle(&i).await? {
-                Way::Taken => out.taken += 1,
-                Way::Withdrawn => out.withdrawn += 1,
-                Way::Superseded => out.superseded += 1,
-                Way::Left => out.left += 1,
+        }
+        let mut settled = futures::stream::iter(by_key.into_values())
+            .map(|mut versions| async move {
+                versions.sort_by_key(|i| i.version);
+                let mut ways = Vec::new();
+                for i in &versions {
+                    ways.push(self.settle(i).await?);
+                }
+                Ok::<_, MetaError>(ways)
+            })
+            .buffer_unordered(SETTLE_CONCURRENCY);
+        while let Some(ways) = settled.next().await {
+            for way in ways? {
+                match way {
+                    Way::Taken => out.taken += 1,
+                    Way::Withdrawn => out.withdrawn += 1,
+                    Way::Superseded => out.superseded += 1,
+                    Way::Left => out.left += 1,
+                }
             }
         }
         if out.any() {
