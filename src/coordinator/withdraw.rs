@@ -29,10 +29,8 @@ impl Objects {
     /// After a manifest write below its quorum: withdraws the version from every node that
     /// may hold it; the nodes that do not confirm are kept pending.
     pub(super) async fn withdraw(&self, manifest: &Manifest, targets: &[ShardTarget]) {
-        let version = (manifest.object, manifest.version);
-        let nodes: BTreeSet<NodeId> = Self::manifest_nodes(targets).into_iter().collect();
-        self.pending().insert(version, nodes.clone());
-        self.confirm(nodes.into_iter().map(|n| (n, vec![version])).collect())
+        let nodes = Self::manifest_nodes(targets).into_iter().collect();
+        self.withdraw_from((manifest.object, manifest.version), nodes)
             .await;
     }
 
@@ -43,14 +41,14 @@ impl Objects {
         for targets in self.placements_of(&object) {
             nodes.extend(Self::manifest_nodes(&targets));
         }
-        self.pending().insert((object, version), nodes.clone());
-        self.confirm(
-            nodes
-                .into_iter()
-                .map(|n| (n, vec![(object, version)]))
-                .collect(),
-        )
-        .await;
+        self.withdraw_from((object, version), nodes).await;
+    }
+
+    /// Withdraws `version` from `nodes`; those that do not confirm are kept pending.
+    async fn withdraw_from(&self, version: (ObjectId, Version), nodes: BTreeSet<NodeId>) {
+        self.pending().insert(version, nodes.clone());
+        self.confirm(nodes.into_iter().map(|n| (n, vec![version])).collect())
+            .await;
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {

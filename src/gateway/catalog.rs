@@ -77,7 +77,7 @@ impl Catalog {
 
     /// Registers a write request: versions it stamps stay out of checkpoints, and a repair
     /// pass does not settle them as cut short (`intents.rs`), until it ends. Every request
-    /// that writes a manifest registers.
+    /// that writes a manifest registers (the parts of uploads too, for the checkpoints).
     pub(crate) fn writing(&self) -> Writing<'_> {
         let floor = self.objects.stamp_floor();
         let mut w = self.writes.lock().unwrap_or_else(|e| e.into_inner());

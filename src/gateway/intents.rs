@@ -18,10 +18,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt as _;
 
-use serde::Serialize;
-
 use super::repair::Repairer;
-use super::{HIDDEN, apply_found, entry_of};
+use super::{apply_found, entry_of};
 use crate::core::format::{Manifest, ManifestBody};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
@@ -52,8 +50,8 @@ impl Holders {
 const SETTLE_CONCURRENCY: usize = 16;
 
 /// What settling did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Settled {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
     /// Versions taken: they could be read.
     pub taken: usize,
     /// Versions withdrawn: no read will show them.
@@ -65,9 +63,9 @@ pub struct Settled {
 }
 
 impl Settled {
-    /// Anything settled.
-    pub fn any(&self) -> bool {
-        self.taken + self.withdrawn + self.superseded > 0
+    /// Anything settled or withdrawn.
+    fn any(&self) -> bool {
+        self.taken + self.withdrawn + self.superseded + self.left > 0
     }
 }
 
@@ -162,11 +160,10 @@ impl Repairer {
                 let readable = matches!(m.body, ManifestBody::Tombstone)
                     || shards.present >= self.objects.profile().k();
                 if readable {
-                    if i.bucket.contains(HIDDEN) || current == Some(i.version) {
-                        done()?;
-                    } else {
+                    if current < Some(i.version) {
                         apply_found(&self.index, m)?;
                     }
+                    done()?;
                     if shards.absent.is_empty() {
                         self.objects.copy_manifest(found).await;
                     } else {

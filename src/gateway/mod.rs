@@ -15,8 +15,7 @@ mod error;
 pub(crate) use error::{internal, object_error};
 mod guard;
 mod intents;
-pub(crate) use intents::Holders;
-pub use intents::Settled;
+pub(crate) use intents::{Holders, Settled};
 mod list;
 mod multipart;
 mod objects;
@@ -330,7 +329,8 @@ impl Gateway {
         gateway
             .objects
             .restore_withdrawals(gateway.index.withdrawals()?);
-        if fresh || gateway.index.is_blank()? {
+        let rebuilt = fresh || gateway.index.is_blank()?;
+        if rebuilt {
             gateway.rebuild_index().await?;
         }
         if let Some(v) = gateway.index.max_version()? {
@@ -338,9 +338,11 @@ impl Gateway {
         }
         // Before any read: what a crash cut short is taken or withdrawn for good. A write
         // whose withdrawal had begun at some node is withdrawn: what the nodes withdrew (with
-        // proofs) is learned first.
+        // proofs) is learned first (a rebuild has just learned it).
         if !gateway.index.intents()?.is_empty() {
-            gateway.learn_withdrawals(gateway.objects.node_ids()).await;
+            if !rebuilt {
+                gateway.learn_withdrawals(gateway.objects.node_ids()).await;
+            }
             gateway.repair.settle_intents(true).await?;
         }
         Ok(gateway)
@@ -478,7 +480,7 @@ impl Gateway {
             self.objects.withdrawal_owed(node, m.object, m.version);
             return Ok(false);
         }
-        self.apply_manifest(m)?;
+        apply_found(&self.index, m)?;
         self.objects.superseded(&m.object, m.version);
         Ok(true)
     }
@@ -486,10 +488,6 @@ impl Gateway {
     #[cfg(test)]
     pub(crate) fn index_for_test(&self) -> &Index {
         &self.index
-    }
-
-    pub(crate) fn apply_manifest(&self, m: &Manifest) -> Result<(), MetaError> {
-        apply_found(&self.index, m)
     }
 
     /// Registers a write request: versions it stamps stay out of checkpoints until it ends.
@@ -566,6 +564,11 @@ struct IndexJournal(Arc<Index>);
 
 impl crate::coordinator::object::Journal for IndexJournal {
     fn intend(&self, m: &Manifest) -> Result<(), String> {
+        // The parts of an upload are read only through the part records the index keeps once
+        // they are acknowledged: one cut short is never read, so it needs no settling.
+        if m.bucket.contains(HIDDEN) {
+            return Ok(());
+        }
         self.0
             .intend(&m.bucket, &m.key, &m.object, m.version)
             .map_err(|e| e.to_string())

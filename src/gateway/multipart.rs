@@ -112,10 +112,7 @@ impl Gateway {
             object_key: m.key.clone(),
             checksums,
         };
-        let old = self.index.put_part(id, n, &rec)?;
-        // The part is recorded: its write is settled (`intents.rs`).
-        self.index.settle_intent(&m.bucket, &m.key, m.version)?;
-        if let Some(old) = old
+        if let Some(old) = self.index.put_part(id, n, &rec)?
             && old.object_key != rec.object_key
         {
             let _ = self
@@ -129,8 +126,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        // Versions this request stamps stay out of checkpoints, and are not settled as cut
-        // short (`intents.rs`), until it ends.
+        // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
@@ -176,8 +172,7 @@ impl Gateway {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        // Versions this request stamps stay out of checkpoints, and are not settled as cut
-        // short (`intents.rs`), until it ends.
+        // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let i = req.input;
         let n = check_part_number(i.part_number)?;
@@ -390,8 +385,7 @@ impl Gateway {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        // Versions this request stamps stay out of checkpoints, and are not settled as cut
-        // short (`intents.rs`), until it ends.
+        // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
