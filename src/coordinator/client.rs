@@ -258,10 +258,11 @@ impl NodeClient {
         }
     }
 
-    /// Stores a sealed manifest.
-    pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<(), NetError> {
+    /// Stores a sealed manifest; returns the highest commit order of the object's manifests
+    /// the node held before.
+    pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<Option<Version>, NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
-            Response::Ok => Ok(()),
+            Response::ManifestStored { newest_before } => Ok(newest_before),
             r => Err(unexpected("put_manifest", &r)),
         }
     }
@@ -271,12 +272,12 @@ impl NodeClient {
         &self,
         sealed: Vec<u8>,
         shards: Vec<InlineShard>,
-    ) -> Result<(), NetError> {
+    ) -> Result<Option<Version>, NetError> {
         match self
             .call(&Request::PutManifestInline { sealed, shards })
             .await?
         {
-            Response::Ok => Ok(()),
+            Response::ManifestStored { newest_before } => Ok(newest_before),
             r => Err(unexpected("put_manifest_inline", &r)),
         }
     }

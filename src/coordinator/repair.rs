@@ -291,7 +291,7 @@ impl Objects {
                         let Some(c) = client else { return false };
                         matches!(
                             tokio::time::timeout(MANIFEST_WAIT, c.put_manifest(sealed)).await,
-                            Ok(Ok(()))
+                            Ok(Ok(_))
                         )
                     });
                 }

@@ -20,12 +20,16 @@ use rkyv::{Archive, Deserialize, Serialize};
 pub const MANIFEST_MAGIC: [u8; 4] = *b"EXCM";
 /// Magic of a shard header.
 pub const SHARD_HEADER_MAGIC: [u8; 4] = *b"EXCS";
-/// Current manifest format version.
-pub const MANIFEST_FORMAT: u16 = 1;
+/// Current manifest format version (2: the commit order; 1 is still read, its order being its
+/// version).
+pub const MANIFEST_FORMAT: u16 = 2;
 /// Current shard header format version.
 pub const SHARD_HEADER_FORMAT: u16 = 1;
-/// Length of the cleartext part of a sealed manifest.
-pub const MANIFEST_ENVELOPE_LEN: usize = 68;
+/// Length of the cleartext part of a sealed manifest (format 2; format 1's is 68 bytes, without
+/// the order).
+pub const MANIFEST_ENVELOPE_LEN: usize = 84;
+/// Length of a format 1 envelope.
+const MANIFEST_ENVELOPE_V1_LEN: usize = 68;
 /// Length of the fixed part of a shard header.
 pub const SHARD_HEADER_PREFIX_LEN: usize = 8;
 /// Smallest block size accepted.
@@ -50,7 +54,7 @@ pub enum FormatError {
     #[error("bad magic {0:02x?}")]
     BadMagic([u8; 4]),
     /// A format version this build does not read.
-    #[error("format version {0} is not supported (this build reads version 1)")]
+    #[error("format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u16),
     /// The sealed manifest does not authenticate under the manifest key.
     #[error("manifest failed authentication (wrong manifest key, or tampered)")]
@@ -72,12 +76,29 @@ pub struct Manifest {
     pub key: String,
     /// Opaque id of (bucket, key).
     pub object: ObjectId,
-    /// Version.
+    /// The write's identity: stamped when the write began, bound into its data key and every
+    /// stripe, and the key of its records at the nodes.
     pub version: Version,
     /// Wall-clock milliseconds at the gateway when written (S3 Last-Modified).
     pub created_ms: u64,
     /// The object, or a delete marker.
     pub body: ManifestBody,
+    /// The version's place among the key's versions: stamped when its commit began, after its
+    /// shards were durable, so a write whose commit begins after another was acknowledged is
+    /// newer than it however long either took (`docs/decisions/version-order.md`). Last in
+    /// the archive, so format 1's offsets stand.
+    pub order: Version,
+}
+
+/// A format 1 manifest: as [`Manifest`] without `order` (which is its version).
+#[derive(Archive, Deserialize)]
+struct ManifestV1 {
+    bucket: String,
+    key: String,
+    object: ObjectId,
+    version: Version,
+    created_ms: u64,
+    body: ManifestBody,
 }
 
 /// What a manifest records.
@@ -212,14 +233,14 @@ fn check_geometry(g: &Geometry) -> Result<(), FormatError> {
 }
 
 impl Manifest {
-    /// How two copies of manifests order: by version, and of two copies of one version, the
-    /// one a key rotation re-wrapped (the newer master key generation) wins.
+    /// How two copies of manifests order: by commit order, and of two copies of one version,
+    /// the one a key rotation re-wrapped (the newer master key generation) wins.
     pub fn precedence(&self) -> (Version, u32) {
         let generation = match &self.body {
             ManifestBody::Object(o) => o.dek.key_id,
             ManifestBody::Tombstone => 0,
         };
-        (self.version, generation)
+        (self.order, generation)
     }
 
     /// Serializes and seals the manifest. `nonce` must be fresh random bytes.
@@ -233,6 +254,7 @@ impl Manifest {
         out.extend_from_slice(&self.object.0);
         out.extend_from_slice(&self.version.to_bytes());
         out.extend_from_slice(&nonce);
+        out.extend_from_slice(&self.order.to_bytes());
         out.extend_from_slice(&archive);
         let (aad, body) = out.split_at_mut(MANIFEST_ENVELOPE_LEN);
         let tag = key.aead().seal(nonce, aad, body);
@@ -243,22 +265,26 @@ impl Manifest {
     /// Opens and validates a sealed manifest.
     pub fn open(key: &ManifestKey, sealed: &[u8]) -> Result<Self, FormatError> {
         let env = ManifestEnvelope::parse(sealed)?;
-        if sealed.len() < MANIFEST_ENVELOPE_LEN + TAG_LEN {
+        if sealed.len() < env.envelope_len() + TAG_LEN {
             return Err(FormatError::Truncated {
                 len: sealed.len(),
-                need: MANIFEST_ENVELOPE_LEN + TAG_LEN,
+                need: env.envelope_len() + TAG_LEN,
             });
         }
-        let (aad, body) = sealed.split_at(MANIFEST_ENVELOPE_LEN);
+        let (aad, body) = sealed.split_at(env.envelope_len());
         let mut buf = body.to_vec();
         let plain = key
             .aead()
             .open(env.nonce, aad, &mut buf)
             .ok_or(FormatError::Unauthentic)?;
-        let m = Self::decode_archive(plain)?;
-        if m.object != env.object || m.version != env.version {
+        let m = if env.format == 1 {
+            Self::decode_archive_v1(plain)?
+        } else {
+            Self::decode_archive(plain)?
+        };
+        if m.object != env.object || m.version != env.version || m.order != env.order {
             return Err(FormatError::Inconsistent(
-                "envelope and manifest disagree on id or version",
+                "envelope and manifest disagree on id, version or order",
             ));
         }
         Ok(m)
@@ -266,14 +292,26 @@ impl Manifest {
 
     /// Validates and deserializes a manifest archive (the plaintext inside the seal).
     pub fn decode_archive(archive: &[u8]) -> Result<Self, FormatError> {
-        let mut buf: AlignedVec<16> = AlignedVec::with_capacity(archive.len());
-        buf.extend_from_slice(archive);
-        let m = rkyv::from_bytes::<Self, rancor::Error>(&buf)
+        let m = rkyv::from_bytes::<Self, rancor::Error>(&aligned(archive))
             .map_err(|e| FormatError::Malformed(e.to_string()))?;
-        if let ManifestBody::Object(meta) = &m.body {
-            meta.validate()?;
-        }
+        m.body.validate()?;
         Ok(m)
+    }
+
+    /// As [`Manifest::decode_archive`] for a format 1 archive.
+    fn decode_archive_v1(archive: &[u8]) -> Result<Self, FormatError> {
+        let v1 = rkyv::from_bytes::<ManifestV1, rancor::Error>(&aligned(archive))
+            .map_err(|e| FormatError::Malformed(e.to_string()))?;
+        v1.body.validate()?;
+        Ok(Self {
+            bucket: v1.bucket,
+            key: v1.key,
+            object: v1.object,
+            version: v1.version,
+            created_ms: v1.created_ms,
+            body: v1.body,
+            order: v1.version,
+        })
     }
 
     /// The manifest archive, unsealed (what [`Manifest::decode_archive`] reads).
@@ -282,6 +320,22 @@ impl Manifest {
             .map(|a| a.to_vec())
             .map_err(|e| FormatError::Malformed(e.to_string()))
     }
+}
+
+impl ManifestBody {
+    fn validate(&self) -> Result<(), FormatError> {
+        match self {
+            Self::Object(meta) => meta.validate(),
+            Self::Tombstone => Ok(()),
+        }
+    }
+}
+
+/// `archive` copied to memory aligned as rkyv needs.
+fn aligned(archive: &[u8]) -> AlignedVec<16> {
+    let mut buf = AlignedVec::with_capacity(archive.len());
+    buf.extend_from_slice(archive);
+    buf
 }
 
 /// The cleartext part of a sealed manifest, readable by nodes without any key.
@@ -295,31 +349,55 @@ pub struct ManifestEnvelope {
     pub version: Version,
     /// Nonce of the seal.
     pub nonce: [u8; 12],
+    /// Commit order (format 1: the version), so that a node can order a key's versions.
+    pub order: Version,
 }
 
 impl ManifestEnvelope {
     /// Reads the envelope of a sealed manifest (no key needed, nothing authenticated).
     pub fn parse(sealed: &[u8]) -> Result<Self, FormatError> {
         let head = sealed
-            .get(..MANIFEST_ENVELOPE_LEN)
+            .get(..MANIFEST_ENVELOPE_V1_LEN)
             .ok_or(FormatError::Truncated {
                 len: sealed.len(),
-                need: MANIFEST_ENVELOPE_LEN,
+                need: MANIFEST_ENVELOPE_V1_LEN,
             })?;
         let magic = arr::<4>(&head[0..4]);
         if magic != MANIFEST_MAGIC {
             return Err(FormatError::BadMagic(magic));
         }
         let format = u16::from_le_bytes(arr(&head[4..6]));
-        if format != MANIFEST_FORMAT {
+        if !(1..=MANIFEST_FORMAT).contains(&format) {
             return Err(FormatError::UnsupportedVersion(format));
         }
+        let version = Version::from_bytes(arr(&head[40..56]));
+        let order = if format == 1 {
+            version
+        } else {
+            let o = sealed
+                .get(MANIFEST_ENVELOPE_V1_LEN..MANIFEST_ENVELOPE_LEN)
+                .ok_or(FormatError::Truncated {
+                    len: sealed.len(),
+                    need: MANIFEST_ENVELOPE_LEN,
+                })?;
+            Version::from_bytes(arr(o))
+        };
         Ok(Self {
             format,
             object: ObjectId(arr(&head[8..40])),
-            version: Version::from_bytes(arr(&head[40..56])),
+            version,
             nonce: arr(&head[56..68]),
+            order,
         })
+    }
+
+    /// Length of the envelope (the associated data of the seal).
+    pub fn envelope_len(&self) -> usize {
+        if self.format == 1 {
+            MANIFEST_ENVELOPE_V1_LEN
+        } else {
+            MANIFEST_ENVELOPE_LEN
+        }
     }
 }
 
@@ -397,11 +475,9 @@ impl ShardHeader {
         if format != SHARD_HEADER_FORMAT {
             return Err(FormatError::UnsupportedVersion(format));
         }
-        let body = &bytes[SHARD_HEADER_PREFIX_LEN..];
-        let mut buf: AlignedVec<16> = AlignedVec::with_capacity(body.len());
-        buf.extend_from_slice(body);
-        let h = rkyv::from_bytes::<Self, rancor::Error>(&buf)
-            .map_err(|e| FormatError::Malformed(e.to_string()))?;
+        let h =
+            rkyv::from_bytes::<Self, rancor::Error>(&aligned(&bytes[SHARD_HEADER_PREFIX_LEN..]))
+                .map_err(|e| FormatError::Malformed(e.to_string()))?;
         let g = h.geometry()?;
         check_geometry(&g)?;
         let n = g.profile.n();

@@ -1,6 +1,7 @@
 //! The manifest quorums, sans-IO: a manifest goes to every node of its placement (N of them);
-//! a write needs W = min(w, N) acknowledgements (w: the write quorum), a read asks until
-//! R = N - W + 1 have answered, so every read quorum overlaps every write quorum. A read that
+//! a write needs W = min(max(w, N/2 + 1), N) acknowledgements (w: the write quorum; at least a
+//! majority, so any two writes overlap), a read asks until R = N - W + 1 have answered, so
+//! every read quorum overlaps every write quorum. A read that
 //! knows the current version (its `floor`, from the gateway's index) waits for the nodes
 //! beyond R while the newest it found is older, so that a node that withholds a version or was
 //! rolled back is outvoted by the others.
@@ -36,9 +37,12 @@ pub struct ManifestQuorum {
 }
 
 impl ManifestQuorum {
-    /// The quorums of `nodes` nodes under write quorum `w`.
+    /// The quorums of `nodes` nodes under write quorum `w`. A write needs a majority at
+    /// least, so that the nodes that take it overlap those of every write acknowledged before:
+    /// one of them reports that write's commit order, and the new write is stamped above it
+    /// (`docs/decisions/version-order.md`).
     pub fn new(nodes: usize, w: usize) -> Self {
-        let write = w.min(nodes);
+        let write = w.max(nodes / 2 + 1).min(nodes);
         Self {
             nodes,
             write,
@@ -185,6 +189,9 @@ mod tests {
             for w in 1..=nodes + 1 {
                 let q = ManifestQuorum::new(nodes, w);
                 assert!(q.read + q.write > q.nodes, "{q:?}");
+                // Any two writes overlap too (the order check needs it).
+                assert!(2 * q.write > q.nodes, "{q:?}");
+                assert!(q.write >= w.min(nodes), "{q:?}");
             }
         }
     }

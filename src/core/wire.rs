@@ -272,6 +272,12 @@ pub enum Response {
         /// The entries.
         entries: Vec<Withdrawn>,
     },
+    /// A manifest is durable (`PutManifest`, `PutManifestInline`); the highest commit order of
+    /// the object's manifests the node held before it (None: none).
+    ManifestStored {
+        /// That order.
+        newest_before: Option<Version>,
+    },
 }
 
 /// Kinds of failure a node reports.

@@ -228,9 +228,9 @@ impl Gateway {
     /// (bucket, key, current version).
     fn entries(&self, bucket: Option<&str>) -> Result<Vec<(String, String, Version)>, MetaError> {
         let mut out = Vec::new();
-        self.index.for_each_entry(|b, k, v, _| {
+        self.index.for_each_entry(|b, k, e| {
             if bucket.is_none_or(|want| want == b) {
-                out.push((b.to_owned(), k.to_owned(), v));
+                out.push((b.to_owned(), k.to_owned(), e.version));
             }
         })?;
         Ok(out)

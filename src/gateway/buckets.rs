@@ -60,6 +60,7 @@ impl Gateway {
             "",
             &Entry {
                 version: m.version,
+                order: m.order,
                 size: 0,
                 etag: String::new(),
                 modified_ms: m.created_ms,
@@ -101,6 +102,7 @@ impl Gateway {
             "",
             &Entry {
                 version: m.version,
+                order: m.order,
                 size: 0,
                 etag: String::new(),
                 modified_ms: m.created_ms,

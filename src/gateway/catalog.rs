@@ -87,7 +87,8 @@ impl Catalog {
         Writing { catalog: self, id }
     }
 
-    /// Versions up to this one are committed or given up: the oldest write floor, or now.
+    /// Versions whose commit order is up to this one are committed or given up: the oldest
+    /// write floor, or now.
     pub(super) fn cutoff(&self) -> Version {
         let oldest = {
             let w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -146,13 +147,14 @@ impl Catalog {
         let (entries, excluded) = tokio::task::spawn_blocking(move || {
             let mut entries = Vec::new();
             let mut excluded = Vec::new();
-            index.for_each_entry(|bucket, key, version, deleted| {
+            index.for_each_entry(|bucket, key, e| {
                 if bucket.contains(HIDDEN) {
                     return;
                 }
                 let id = objects.object_id(bucket, key);
-                if version <= cutoff {
-                    entries.push((id, version, deleted));
+                // Committed before every write in flight began: theirs order after it.
+                if e.order <= cutoff {
+                    entries.push((id, e.version, e.deleted));
                 } else {
                     excluded.push(id);
                 }

@@ -81,17 +81,18 @@ impl Repairer {
     /// says cannot have been acknowledged.
     pub(super) fn mark_in_doubt(&self, seen: &Holders) -> Result<(), MetaError> {
         let mut doubtful = Vec::new();
-        self.index.for_each_entry(|bucket, key, version, _| {
+        self.index.for_each_entry(|bucket, key, e| {
             let object = self.objects.object_id(bucket, key);
-            let held = seen.held.get(&(object, version)).copied().unwrap_or(0);
+            let held = seen.held.get(&(object, e.version)).copied().unwrap_or(0);
             let nodes = self.objects.manifest_nodes_of(&object);
             let away = nodes.iter().filter(|n| seen.away.contains(n)).count();
             if usize::from(held) + away < self.objects.manifest_write_quorum(nodes.len()) {
-                doubtful.push((bucket.to_owned(), key.to_owned(), object, version));
+                doubtful.push((bucket.to_owned(), key.to_owned(), object, e.clone()));
             }
         })?;
-        for (bucket, key, object, version) in doubtful {
-            self.index.intend(&bucket, &key, &object, version)?;
+        for (bucket, key, object, e) in doubtful {
+            self.index
+                .intend(&bucket, &key, &object, e.version, e.order)?;
         }
         Ok(())
     }
@@ -114,7 +115,7 @@ impl Repairer {
         }
         let mut settled = futures::stream::iter(by_key.into_values())
             .map(|mut versions| async move {
-                versions.sort_by_key(|i| i.version);
+                versions.sort_by_key(|i| i.order);
                 let mut ways = Vec::new();
                 for i in &versions {
                     ways.push(self.settle(i).await?);
@@ -147,11 +148,12 @@ impl Repairer {
 
     async fn settle(&self, i: &Intent) -> Result<Way, MetaError> {
         let done = || self.index.settle_intent(&i.bucket, &i.key, i.version);
-        let current = self.index.get(&i.bucket, &i.key)?.map(|e| e.version);
-        if current > Some(i.version) {
+        let current = self.index.get(&i.bucket, &i.key)?;
+        if current.as_ref().is_some_and(|c| c.order > i.order) {
             done()?;
             return Ok(Way::Superseded);
         }
+        let current = current.map(|c| c.version);
         if !self.objects.withdrawing(&i.object, i.version) {
             let census = self.objects.manifest_census(i.object, i.version).await;
             if let Some(found) = &census.found {
@@ -160,9 +162,8 @@ impl Repairer {
                 let readable = matches!(m.body, ManifestBody::Tombstone)
                     || shards.present >= self.objects.profile().k();
                 if readable {
-                    if current < Some(i.version) {
-                        apply_found(&self.index, m)?;
-                    }
+                    // Taken if newer than the current one (which it is not superseded by).
+                    apply_found(&self.index, m)?;
                     done()?;
                     if shards.absent.is_empty() {
                         self.objects.copy_manifest(found).await;

@@ -529,6 +529,7 @@ pub(crate) fn entry_of(m: &Manifest) -> Entry {
     };
     Entry {
         version: m.version,
+        order: m.order,
         size,
         etag,
         modified_ms: m.created_ms,
@@ -570,7 +571,7 @@ impl crate::coordinator::object::Journal for IndexJournal {
             return Ok(());
         }
         self.0
-            .intend(&m.bucket, &m.key, &m.object, m.version)
+            .intend(&m.bucket, &m.key, &m.object, m.version, m.order)
             .map_err(|e| e.to_string())
     }
 }

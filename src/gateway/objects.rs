@@ -77,7 +77,7 @@ impl Gateway {
         let known = self.index.get(bucket, key)?;
         let m = match self
             .objects
-            .head(bucket, key, known.as_ref().map(|e| e.version))
+            .head(bucket, key, known.as_ref().map(|e| e.order))
             .await
         {
             // The index's current version is a delete the nodes do not show: deleted.

@@ -196,13 +196,13 @@ impl Repairer {
                         }
                     };
                     // A newer version of the key current: the one rebuilt is read by nobody.
-                    let superseded = match (&result, &out.name) {
-                        (Rebuild::Short { .. }, Some((bucket, key))) => self
+                    let superseded = match (&result, &found) {
+                        (Rebuild::Short { .. }, Some(f)) => self
                             .index
-                            .get(bucket, key)
+                            .get(&f.manifest.bucket, &f.manifest.key)
                             .ok()
                             .flatten()
-                            .is_some_and(|current| current.version > version),
+                            .is_some_and(|current| current.order > f.manifest.order),
                         _ => false,
                     };
                     step = rules.rebuilt(result, superseded);

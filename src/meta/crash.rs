@@ -86,7 +86,7 @@ fn step(ix: &Index, i: usize) -> Result<(), MetaError> {
         11 => ix.delete_upload("upload-1"),
         12 => ix.meta_set("checkpoint", b"checkpoint 1"),
         // A write recorded before its manifests are sent, then taken (which settles it).
-        13 => ix.intend("registry", "parcel/c", &ObjectId([0xC; 32]), v(7)),
+        13 => ix.intend("registry", "parcel/c", &ObjectId([0xC; 32]), v(7), v(7)),
         14 => ix
             .apply("registry", "parcel/c", &entry(7, false))
             .map(|_| ()),

@@ -9,7 +9,9 @@ use super::{Index, MetaError, bucket_of, db_err, object_key};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 
-/// (`object_key` of bucket and key, then the version's 16 bytes) → the object id.
+/// (`object_key` of bucket and key, then the version's 16 bytes) → the object id, then the
+/// commit order's 16 bytes (absent in rows written before versions had an order: their
+/// version).
 pub(super) const INTENTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("intents");
 
 /// A write begun and not yet settled.
@@ -23,6 +25,8 @@ pub struct Intent {
     pub object: ObjectId,
     /// Its version.
     pub version: Version,
+    /// Its commit order.
+    pub order: Version,
 }
 
 /// The row key of (bucket, key, version).
@@ -39,33 +43,49 @@ fn parse(k: &[u8], v: &[u8]) -> Result<Intent, MetaError> {
         .ok_or(MetaError::Malformed)?;
     let bucket = bucket_of(name)?;
     let key = std::str::from_utf8(&name[2 + bucket.len()..]).map_err(|_| MetaError::Malformed)?;
+    let version = Version::from_bytes(version.try_into().map_err(|_| MetaError::Malformed)?);
+    let (object, order) = match v.len() {
+        32 => (v, None),
+        48 => (&v[..32], Some(&v[32..])),
+        _ => return Err(MetaError::Malformed),
+    };
     Ok(Intent {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
-        object: ObjectId(v.try_into().map_err(|_| MetaError::Malformed)?),
-        version: Version::from_bytes(version.try_into().map_err(|_| MetaError::Malformed)?),
+        object: ObjectId(object.try_into().map_err(|_| MetaError::Malformed)?),
+        version,
+        order: order.map_or(Ok(version), |o| {
+            o.try_into()
+                .map(Version::from_bytes)
+                .map_err(|_| MetaError::Malformed)
+        })?,
     })
 }
 
 impl Index {
-    /// Records, durably, that a version of (bucket, key) is about to be written.
+    /// Records, durably, that a version of (bucket, key), committing at `order`, is about to
+    /// be written.
     pub fn intend(
         &self,
         bucket: &str,
         key: &str,
         object: &ObjectId,
         version: Version,
+        order: Version,
     ) -> Result<(), MetaError> {
-        self.put_intent(&intent_key(bucket, key, version), Some(object))
+        let mut row = [0u8; 48];
+        row[..32].copy_from_slice(&object.0);
+        row[32..].copy_from_slice(&order.to_bytes());
+        self.put_intent(&intent_key(bucket, key, version), Some(&row))
     }
 
-    /// Sets (`object`) or clears (None) the intent row `k`.
-    fn put_intent(&self, k: &[u8], object: Option<&ObjectId>) -> Result<(), MetaError> {
+    /// Sets (`row`) or clears (None) the intent row `k`.
+    fn put_intent(&self, k: &[u8], row: Option<&[u8]>) -> Result<(), MetaError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(INTENTS).map_err(db_err)?;
-            match object {
-                Some(o) => t.insert(k, &o.0[..]).map(|_| ()),
+            match row {
+                Some(r) => t.insert(k, r).map(|_| ()),
                 None => t.remove(k).map(|_| ()),
             }
             .map_err(db_err)?;

@@ -21,7 +21,7 @@ const REPAIRS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("repairs
 /// Failed writes not yet withdrawn from every node: (object id, version) → the node ids still
 /// to confirm, u32 little-endian each.
 const WITHDRAWALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("withdrawals");
-/// Facts about the index: `max_version`, the newest version ever applied (a recovered or
+/// Facts about the index: `max_version`, the newest commit order ever applied (a recovered or
 /// restarted gateway's clock starts past it).
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// Per bucket: live (not deleted) keys and their plaintext bytes, kept with every `apply`
@@ -59,8 +59,10 @@ fn db_err(e: impl std::fmt::Display) -> MetaError {
 /// The current version of one key, as listings need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Current version.
+    /// Current version (its identity).
     pub version: Version,
+    /// Its commit order: the newest version of a key is the one with the highest.
+    pub order: Version,
     /// Plaintext size.
     pub size: u64,
     /// S3 ETag (without quotes).
@@ -71,33 +73,48 @@ pub struct Entry {
     pub deleted: bool,
 }
 
+/// Flag bit of an entry's `deleted` byte: the commit order follows (entries written before
+/// versions had an order of their own lack it; their order is their version).
+const ENTRY_HAS_ORDER: u8 = 0x80;
+
 impl Entry {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16 + 8 + 8 + 1 + self.etag.len());
+        let mut v = Vec::with_capacity(16 + 8 + 8 + 1 + 16 + self.etag.len());
         v.extend_from_slice(&self.version.to_bytes());
         v.extend_from_slice(&self.size.to_le_bytes());
         v.extend_from_slice(&self.modified_ms.to_le_bytes());
-        v.push(u8::from(self.deleted));
+        v.push(u8::from(self.deleted) | ENTRY_HAS_ORDER);
+        v.extend_from_slice(&self.order.to_bytes());
         v.extend_from_slice(self.etag.as_bytes());
         v
     }
 
     fn decode(b: &[u8]) -> Result<Self, MetaError> {
-        if b.len() < 33 {
-            return Err(MetaError::Malformed);
-        }
-        let mut ver = [0u8; 16];
-        ver.copy_from_slice(&b[..16]);
-        let mut size = [0u8; 8];
-        size.copy_from_slice(&b[16..24]);
-        let mut modified = [0u8; 8];
-        modified.copy_from_slice(&b[24..32]);
+        let fixed = |r: std::ops::Range<usize>| b.get(r).ok_or(MetaError::Malformed);
+        let ver: [u8; 16] = fixed(0..16)?.try_into().map_err(|_| MetaError::Malformed)?;
+        let size: [u8; 8] = fixed(16..24)?
+            .try_into()
+            .map_err(|_| MetaError::Malformed)?;
+        let modified: [u8; 8] = fixed(24..32)?
+            .try_into()
+            .map_err(|_| MetaError::Malformed)?;
+        let flags = fixed(32..33)?[0];
+        let version = Version::from_bytes(ver);
+        let (order, etag_at) = if flags & ENTRY_HAS_ORDER != 0 {
+            let o: [u8; 16] = fixed(33..49)?
+                .try_into()
+                .map_err(|_| MetaError::Malformed)?;
+            (Version::from_bytes(o), 49)
+        } else {
+            (version, 33)
+        };
         Ok(Self {
-            version: Version::from_bytes(ver),
+            version,
+            order,
             size: u64::from_le_bytes(size),
             modified_ms: u64::from_le_bytes(modified),
-            deleted: b[32] != 0,
-            etag: String::from_utf8(b[33..].to_vec()).map_err(|_| MetaError::Malformed)?,
+            deleted: flags & 1 != 0,
+            etag: String::from_utf8(b[etag_at..].to_vec()).map_err(|_| MetaError::Malformed)?,
         })
     }
 }
@@ -234,12 +251,9 @@ impl Index {
         txn.commit().map_err(db_err)
     }
 
-    /// Calls `f(bucket, key, version, deleted)` for every entry (bucket records and hidden
-    /// buckets included), from one consistent snapshot.
-    pub fn for_each_entry(
-        &self,
-        mut f: impl FnMut(&str, &str, Version, bool),
-    ) -> Result<(), MetaError> {
+    /// Calls `f(bucket, key, entry)` for every entry (bucket records and hidden buckets
+    /// included), from one consistent snapshot.
+    pub fn for_each_entry(&self, mut f: impl FnMut(&str, &str, &Entry)) -> Result<(), MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(OBJECTS).map_err(db_err)?;
         for item in t.iter().map_err(db_err)? {
@@ -248,13 +262,13 @@ impl Index {
             let bucket = bucket_of(k)?;
             let key =
                 std::str::from_utf8(&k[2 + bucket.len()..]).map_err(|_| MetaError::Malformed)?;
-            let e = Entry::decode(v.value())?;
-            f(bucket, key, e.version, e.deleted);
+            f(bucket, key, &Entry::decode(v.value())?);
         }
         Ok(())
     }
 
-    /// The newest version ever applied.
+    /// The newest commit order ever applied (no version of any key is newer: a version is
+    /// stamped before its order).
     pub fn max_version(&self) -> Result<Option<Version>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(META).map_err(db_err)?;
@@ -420,8 +434,9 @@ impl Index {
         Ok(out)
     }
 
-    /// Applies a version of (bucket, key) if it is newer than the one recorded. Returns whether
-    /// it became current. The write that made it is settled (`intents.rs`) in the same step.
+    /// Applies a version of (bucket, key) if its commit order is newer than that of the one
+    /// recorded. Returns whether it became current. The write that made it is settled
+    /// (`intents.rs`) in the same step.
     pub fn apply(&self, bucket: &str, key: &str, entry: &Entry) -> Result<bool, MetaError> {
         self.put_entry(bucket, key, Some(entry), true)
     }
@@ -455,7 +470,7 @@ impl Index {
                 .map(|old| Entry::decode(old.value()))
                 .transpose()?;
             let changed = match entry {
-                Some(e) => !only_newer || old.as_ref().is_none_or(|o| o.version < e.version),
+                Some(e) => !only_newer || old.as_ref().is_none_or(|o| o.order < e.order),
                 None => old.is_some(),
             };
             if changed {
@@ -467,8 +482,8 @@ impl Index {
                         .map_err(db_err)?
                         .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
                         .map(Version::from_bytes);
-                    if max.is_none_or(|m| m < entry.version) {
-                        meta.insert("max_version", &entry.version.to_bytes()[..])
+                    if max.is_none_or(|m| m < entry.order) {
+                        meta.insert("max_version", &entry.order.to_bytes()[..])
                             .map_err(db_err)?;
                     }
                 } else {

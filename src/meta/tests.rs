@@ -19,6 +19,7 @@ pub(super) fn v(n: u64) -> Version {
 pub(super) fn entry(n: u64, deleted: bool) -> Entry {
     Entry {
         version: v(n),
+        order: v(n),
         size: n,
         etag: format!("e{n}"),
         modified_ms: n,
@@ -259,17 +260,20 @@ fn a_write_is_settled_when_the_index_takes_its_version_and_replace_goes_back() {
     let dir = tempfile::tempdir().unwrap();
     let ix = Index::open(&dir.path().join("index.redb")).unwrap();
     let o = ObjectId([7; 32]);
-    ix.intend("b", "k", &o, v(5)).unwrap();
-    ix.intend("b", "other", &ObjectId([8; 32]), v(6)).unwrap();
+    ix.intend("b", "k", &o, v(5), v(5)).unwrap();
+    ix.intend("b", "other", &ObjectId([8; 32]), v(6), v(9))
+        .unwrap();
     let all = ix.intents().unwrap();
     assert_eq!(all.len(), 2);
+    assert_eq!(all[1].order, v(9));
     assert_eq!(
         all[0],
         Intent {
             bucket: "b".into(),
             key: "k".into(),
             object: o,
-            version: v(5)
+            version: v(5),
+            order: v(5),
         }
     );
     // Taking another version leaves it; taking its own settles it.

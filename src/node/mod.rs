@@ -298,7 +298,7 @@ async fn stream(
         },
         Request::PutManifest { sealed } => {
             match blocking(move || store.put_manifest(&sealed)).await {
-                Ok(()) => Response::Ok,
+                Ok(newest_before) => Response::ManifestStored { newest_before },
                 Err(e) => store_error(&e),
             }
         }
@@ -318,7 +318,7 @@ async fn stream(
                 Some(why) => error(ErrorCode::BadRequest, why),
                 None => {
                     match blocking(move || store.put_manifest_inline(&sealed, &decoded)).await {
-                        Ok(()) => Response::Ok,
+                        Ok(newest_before) => Response::ManifestStored { newest_before },
                         Err(e) => store_error(&e),
                     }
                 }

@@ -446,7 +446,7 @@ pub(crate) async fn rewrap_node(
                     }
                 }
             }
-            let results: Vec<Result<(), String>> = futures::stream::iter(sealed)
+            let results: Vec<Result<_, String>> = futures::stream::iter(sealed)
                 .map(|bytes| {
                     let client = client.clone();
                     async move { client.put_manifest(bytes).await.map_err(|e| e.to_string()) }

@@ -78,6 +78,7 @@ fn sealed(object: u8) -> Vec<u8> {
         version: version(1),
         created_ms: 1,
         body: ManifestBody::Tombstone,
+        order: version(1),
     }
     .seal(&ManifestKey::from_bytes([3; 32]), [object; 12])
     .unwrap()
@@ -144,12 +145,14 @@ const STEPS: &[&str] = &[
 fn step(store: &Store, i: usize) -> Result<(), StoreError> {
     match i {
         0 => write_shard(store, 0xA, LARGE, 1),
-        1 => store.put_manifest(&sealed(0xA)),
+        1 => store.put_manifest(&sealed(0xA)).map(|_| ()),
         2 => {
             let (_, _, data, h) = shard(0xB, 100, 2);
-            store.put_manifest_inline(&sealed(0xB), &[(h, data)])
+            store
+                .put_manifest_inline(&sealed(0xB), &[(h, data)])
+                .map(|_| ())
         }
-        3 => store.put_manifest(&sealed(0xC)),
+        3 => store.put_manifest(&sealed(0xC)).map(|_| ()),
         4 => store.abort_manifest(&ObjectId([0xC; 32]), version(1), Some([0xC; 32])),
         5 => store.abort_manifest(&ObjectId([0xD; 32]), version(1), None),
         6 => write_shard(store, 0xA, LARGE, 1),

@@ -1,11 +1,15 @@
 //! The node database's records of manifests: sealed manifests (a small object's with its
 //! inline shards), withdrawals of failed writes with their proofs, and catalog checkpoints.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::sync::{Arc, Mutex};
+
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 use super::{
     ABORTED, CHECKPOINTS, CHECKPOINTS_KEPT, HEADERS, INLINE, INLINE_DISK, MANIFESTS,
-    MAX_INLINE_SHARD, Store, StoreError, WITHDRAWAL_PROOFS, db_err,
+    MAX_INLINE_SHARD, NEWEST, Store, StoreError, WITHDRAWAL_PROOFS, db_err,
 };
 use crate::core::catalog::Checkpoint;
 use crate::core::format::{ManifestEnvelope, ShardHeader};
@@ -22,30 +26,36 @@ impl Store {
     }
 
     /// Stores a sealed manifest under its (object, version), unless that version was
-    /// withdrawn here.
-    pub fn put_manifest(&self, sealed: &[u8]) -> Result<(), StoreError> {
+    /// withdrawn here. Returns the highest commit order of the object's manifests written here
+    /// before it (None: none), from the same transaction: a gateway stamps above it when it is
+    /// higher than the one it sent (`docs/decisions/version-order.md`).
+    pub fn put_manifest(&self, sealed: &[u8]) -> Result<Option<Version>, StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let key = version_key(&env.object, env.version);
         let sealed = sealed.to_vec();
+        let newest = Arc::new(Mutex::new(None));
+        let out = newest.clone();
         self.group.write(
             &self.db,
             Box::new(move |txn| {
                 refuse_withdrawn(txn, &key)?;
+                *lock(&out) = raise_newest(txn, &env)?;
                 let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
                 t.insert(&key[..], &sealed[..]).map_err(db_err)?;
                 Ok(())
             }),
-        )
+        )?;
+        Ok(*lock(&newest))
     }
 
     /// Stores a manifest together with this node's shards of a small object, in one durable
     /// commit. Each shard must belong to the manifest's object and version and match its
-    /// header's geometry and block CRCs.
+    /// header's geometry and block CRCs. Returns what [`Store::put_manifest`] returns.
     pub fn put_manifest_inline(
         &self,
         sealed: &[u8],
         shards: &[(ShardHeader, Vec<u8>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Version>, StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
         for (h, data) in shards {
@@ -78,10 +88,13 @@ impl Store {
             rows.push((sk, value, data.clone()));
         }
         let sealed = sealed.to_vec();
+        let newest = Arc::new(Mutex::new(None));
+        let out = newest.clone();
         self.group.write(
             &self.db,
             Box::new(move |txn| {
                 refuse_withdrawn(txn, &key)?;
+                *lock(&out) = raise_newest(txn, &env)?;
                 let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
                 m.insert(&key[..], &sealed[..]).map_err(db_err)?;
                 let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
@@ -92,7 +105,8 @@ impl Store {
                 }
                 Ok(())
             }),
-        )
+        )?;
+        Ok(*lock(&newest))
     }
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
@@ -240,10 +254,50 @@ impl Store {
 
 /// Refuses a manifest write of a version this node was told to withdraw (the withdrawal
 /// overtook the write).
-fn refuse_withdrawn(txn: &redb::WriteTransaction, key: &[u8]) -> Result<(), StoreError> {
+fn refuse_withdrawn(txn: &WriteTransaction, key: &[u8]) -> Result<(), StoreError> {
     let a = txn.open_table(ABORTED).map_err(db_err)?;
     if a.get(key).map_err(db_err)?.is_some() {
         return Err(StoreError::Withdrawn);
     }
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The highest commit order of `env.object`'s manifests written here before (read from
+/// [`NEWEST`], or for an object last written before that table existed, from its records),
+/// raised to `env.order` if that is higher.
+fn raise_newest(
+    txn: &WriteTransaction,
+    env: &ManifestEnvelope,
+) -> Result<Option<Version>, StoreError> {
+    let mut t = txn.open_table(NEWEST).map_err(db_err)?;
+    let known = t
+        .get(&env.object.0[..])
+        .map_err(db_err)?
+        .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+        .map(Version::from_bytes);
+    let before = match known {
+        Some(o) => Some(o),
+        None => {
+            let m = txn.open_table(MANIFESTS).map_err(db_err)?;
+            let lo = version_key(&env.object, Version::from_bytes([0; 16]));
+            let hi = version_key(&env.object, Version::from_bytes([0xff; 16]));
+            let mut newest = None;
+            for item in m.range(&lo[..]..=&hi[..]).map_err(db_err)? {
+                let (_, v) = item.map_err(db_err)?;
+                if let Ok(e) = ManifestEnvelope::parse(v.value()) {
+                    newest = newest.max(Some(e.order));
+                }
+            }
+            newest
+        }
+    };
+    if before.is_none_or(|b| b < env.order) {
+        t.insert(&env.object.0[..], &env.order.to_bytes()[..])
+            .map_err(db_err)?;
+    }
+    Ok(before)
 }

@@ -102,6 +102,7 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
         version: h.version,
         created_ms: 1,
         body: ManifestBody::Tombstone,
+        order: h.version,
     };
     let mk = ManifestKey::from_bytes([3; 32]);
     let sealed = manifest.seal(&mk, [0; 12]).unwrap();
@@ -171,6 +172,11 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
         },
         created_ms: 1,
         body: ManifestBody::Tombstone,
+        order: Version {
+            physical_ms: ms,
+            logical: 0,
+            gateway: GatewayId(1),
+        },
     };
     let (late, other) = (m(5), m(6));
     store
@@ -187,6 +193,44 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
     let sealed = other.seal(&mk, [0; 12]).unwrap();
     store.put_manifest(&sealed).unwrap();
     assert_eq!(store.manifests(&late.object).unwrap(), vec![sealed]);
+}
+
+#[test]
+fn a_manifest_write_reports_the_highest_order_held_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let mk = ManifestKey::from_bytes([3; 32]);
+    let at = |ms, gw| Version {
+        physical_ms: ms,
+        logical: 0,
+        gateway: GatewayId(gw),
+    };
+    let m = |version, order, object| Manifest {
+        bucket: "b".into(),
+        key: "k".into(),
+        object: ObjectId([object; 32]),
+        version,
+        created_ms: 1,
+        body: ManifestBody::Tombstone,
+        order,
+    };
+    let put = |m: &Manifest| store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
+    assert_eq!(put(&m(at(5, 1), at(7, 1), 9)), None);
+    // A later order from another gateway, then an earlier one: each hears the highest before.
+    assert_eq!(put(&m(at(6, 2), at(90, 2), 9)), Some(at(7, 1)));
+    assert_eq!(put(&m(at(8, 1), at(8, 1), 9)), Some(at(90, 2)));
+    // The same version written again above it (stamped higher) hears it too.
+    assert_eq!(put(&m(at(8, 1), at(91, 1), 9)), Some(at(90, 2)));
+    assert_eq!(put(&m(at(9, 1), at(92, 1), 9)), Some(at(91, 1)));
+    // Another object has its own; a restarted node still knows.
+    assert_eq!(put(&m(at(1, 1), at(1, 1), 4)), None);
+    drop(store);
+    let disk = dir.path().join("d1");
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let sealed = m(at(10, 1), at(10, 1), 9).seal(&mk, [0; 12]).unwrap();
+    assert_eq!(store.put_manifest(&sealed).unwrap(), Some(at(92, 1)));
 }
 
 #[test]
@@ -213,6 +257,11 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
                         },
                         created_ms: 1,
                         body: ManifestBody::Tombstone,
+                        order: Version {
+                            physical_ms: i + 1,
+                            logical: 0,
+                            gateway: GatewayId(1),
+                        },
                     };
                     store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
                 }

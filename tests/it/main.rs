@@ -24,3 +24,4 @@ mod s3;
 mod sigv4;
 mod support;
 mod tls;
+mod versions;

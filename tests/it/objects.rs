@@ -34,6 +34,15 @@ fn objects(
     cluster: &Cluster,
     clients: &[std::sync::Arc<exclave::coordinator::NodeClient>],
 ) -> std::sync::Arc<Objects> {
+    objects_of(cluster, clients, Hlc::new(GatewayId(1)))
+}
+
+/// The objects of a gateway whose clock is `hlc`.
+fn objects_of(
+    cluster: &Cluster,
+    clients: &[std::sync::Arc<exclave::coordinator::NodeClient>],
+    hlc: Hlc,
+) -> std::sync::Arc<Objects> {
     let root = cluster.root();
     let (layout, rule) = exclave::config::read_layout(&root.join("layout.toml")).unwrap();
     let plan = layout::plan(&layout, rule).unwrap();
@@ -58,7 +67,7 @@ fn objects(
                 previous: Vec::new(),
                 manifest: ManifestKey::from_bytes(key_file(&gw.join("manifest.key"))),
             },
-            Hlc::new(GatewayId(1)),
+            hlc,
             ObjectSettings {
                 block_size: 256 * 1024,
                 ..ObjectSettings::default()
@@ -178,6 +187,56 @@ async fn objects_round_trip_with_ranges_overwrites_and_sites_down() {
         cluster.start_node(3);
         cluster.wait_ready(&clients).await;
         assert!(get(&o, "registry", "parcel/refused", 0..1).await.is_none());
+    })
+    .await;
+}
+
+/// Issue 16, finding 1, across gateways: a gateway whose clock runs an hour ahead writes a
+/// key; then a gateway with a true clock, which never saw that write, writes it. Its commit
+/// began after the first was acknowledged, so it must win, though its clock stamped an earlier
+/// order: the nodes that take its manifest report the order they hold, and it is stamped
+/// above that. So for an inline write after a large one, a large write after an inline one,
+/// and a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_committed_after_another_gateways_acknowledgement_wins_whatever_the_clocks() {
+    within(180, async {
+        let (cluster, clients) = started(5).await;
+        let ahead = |gateway| {
+            let mut hlc = Hlc::new(GatewayId(gateway));
+            hlc.observe(exclave::core::hlc::Version {
+                physical_ms: exclave::sys::now_ms() + 3_600_000,
+                logical: 0,
+                gateway: GatewayId(gateway),
+            });
+            objects_of(&cluster, &clients, hlc)
+        };
+        let fresh = |gateway| objects_of(&cluster, &clients, Hlc::new(GatewayId(gateway)));
+        let mut rng = Rng::new(16);
+        for (n, (first, second)) in [(3_000_000usize, 200usize), (300, 2_000_000)]
+            .into_iter()
+            .enumerate()
+        {
+            let key = format!("skew/{n}");
+            let (a, b) = (rng.bytes(first), rng.bytes(second));
+            put(&ahead(2), &key, &a).await.unwrap();
+            put(&fresh(3 + n as u32), &key, &b).await.unwrap();
+            for reader in [fresh(9), ahead(10)] {
+                let got = get(&reader, "registry", &key, 0..second as u64).await;
+                assert_eq!(got.map(|g| sha(&g)), Some(sha(&b)), "{key}");
+            }
+        }
+        // A delete from a gateway with a true clock, after a write from one ahead.
+        let data = rng.bytes(1000);
+        put(&ahead(20), "skew/deleted", &data).await.unwrap();
+        fresh(21).delete("registry", "skew/deleted").await.unwrap();
+        assert!(
+            fresh(22)
+                .head("registry", "skew/deleted", None)
+                .await
+                .unwrap()
+                .is_some_and(|m| matches!(m.body, exclave::core::format::ManifestBody::Tombstone)),
+            "the delete is the newest version"
+        );
     })
     .await;
 }

@@ -51,8 +51,8 @@ impl Objects {
     /// overlaps every write made since it took effect, so if it holds no version at all the
     /// key was last written under an earlier layout, which is asked next (newest first).
     ///
-    /// `floor` is the version the caller knows to be current (the gateway's index). While the
-    /// newest found is older, the nodes beyond the read quorum are waited for too (a site that
+    /// `floor` is the order of the version the caller knows to be current (the gateway's
+    /// index). While the newest found is older, the nodes beyond the read quorum are waited for too (a site that
     /// withholds manifests or was rolled back is outvoted by the others); if none of them holds
     /// it, the answer is [`ObjectError::Behind`], never the older version.
     pub async fn head(
@@ -71,12 +71,12 @@ impl Objects {
             {
                 newest = Some(m);
             }
-            if newest.is_some() && newest.as_ref().map(|m| m.version) >= floor {
+            if newest.is_some() && newest.as_ref().map(|m| m.order) >= floor {
                 break;
             }
         }
         if let Some(floor) = floor {
-            let found = newest.as_ref().map(|m| m.version);
+            let found = newest.as_ref().map(|m| m.order);
             if found < Some(floor) {
                 return Err(ObjectError::Behind { found, floor });
             }
@@ -85,7 +85,7 @@ impl Objects {
             self.hlc
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .observe(m.version);
+                .observe(m.order);
         }
         Ok(newest)
     }

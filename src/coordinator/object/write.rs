@@ -92,36 +92,71 @@ impl Objects {
         &self,
         staged: Staged,
     ) -> Result<(Manifest, Missed), ObjectError> {
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             bucket: staged.bucket,
             key: staged.key,
             object: staged.object,
             version: staged.version,
             created_ms: now_ms(),
             body: ManifestBody::Object(staged.meta),
+            // The commit begins: stamped after the shards are durable, so it is later than
+            // every acknowledgement this gateway gave before (version-order.md).
+            order: self.stamp(),
         };
         self.intend(&manifest)?;
-        let missed = match staged.inline {
-            None => Missed {
-                manifest: !self.write_manifest(&manifest, &staged.targets).await?,
-                shards: staged.missing,
-            },
+        let (mut missed, newest) = match staged.inline {
+            None => {
+                let (all, newest) = self.write_manifest(&manifest, &staged.targets).await?;
+                let missed = Missed {
+                    manifest: !all,
+                    shards: staged.missing,
+                };
+                (missed, newest)
+            }
             Some(shards) => {
                 self.write_inline(&manifest, &staged.targets, shards)
                     .await?
             }
         };
+        if let Some(all) = self
+            .order_above(&mut manifest, newest, &staged.targets)
+            .await?
+        {
+            missed.manifest = !all;
+        }
         Ok((manifest, missed))
     }
 
+    /// When a node reported a commit order above the one `manifest` was written with (a
+    /// version this gateway had not seen, another gateway's), stamps it above that and writes
+    /// it again: the nodes that took the first write overlap those of every write acknowledged
+    /// before it began, so one of them reported each such write's order. Returns whether
+    /// every node took the second write, if there was one.
+    async fn order_above(
+        &self,
+        manifest: &mut Manifest,
+        newest: Option<Version>,
+        targets: &[ShardTarget],
+    ) -> Result<Option<bool>, ObjectError> {
+        let Some(newest) = newest.filter(|n| *n > manifest.order) else {
+            return Ok(None);
+        };
+        self.observe(newest);
+        manifest.order = self.stamp();
+        self.intend(manifest)?;
+        let (all, _) = self.write_manifest(manifest, targets).await?;
+        Ok(Some(all))
+    }
+
     /// Sends each node the manifest with its shards; needs a manifest quorum of nodes and
-    /// write-quorum shards at distinct sites.
+    /// write-quorum shards at distinct sites. Also returns the highest commit order of the
+    /// object's manifests the nodes that took it held before.
     async fn write_inline(
         &self,
         manifest: &Manifest,
         targets: &[ShardTarget],
         shards: Vec<(ShardHeader, Vec<u8>)>,
-    ) -> Result<Missed, ObjectError> {
+    ) -> Result<(Missed, Option<Version>), ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
         let all = nodes.len();
@@ -142,25 +177,30 @@ impl Objects {
             set.spawn(async move {
                 let indices: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
                 let records = mine.into_iter().map(|(_, s)| s).collect();
-                let ok = match client {
+                // Durable: Some(the node's newest order before it).
+                let stored = match client {
                     Some(c) => {
                         let put = c.put_manifest_inline(sealed, records);
                         match tokio::time::timeout(timeout, put).await {
-                            Ok(r) => r.is_ok(),
+                            Ok(r) => r.ok(),
                             Err(_) => {
                                 c.note_unanswered();
-                                false
+                                None
                             }
                         }
                     }
-                    None => false,
+                    None => None,
                 };
-                (ok, indices)
+                (stored, indices)
             });
         }
         let sites_needed = self.site_quorum(targets);
-        let durable_of = |answers: &[(bool, Vec<usize>)]| {
-            let ok: Vec<&Vec<usize>> = answers.iter().filter(|a| a.0).map(|a| &a.1).collect();
+        let durable_of = |answers: &[(Option<Option<Version>>, Vec<usize>)]| {
+            let ok: Vec<&Vec<usize>> = answers
+                .iter()
+                .filter(|a| a.0.is_some())
+                .map(|a| &a.1)
+                .collect();
             let shards: Vec<usize> = ok.iter().flat_map(|v| v.iter().copied()).collect();
             (ok.len(), shards)
         };
@@ -184,10 +224,12 @@ impl Objects {
             });
         }
         self.superseded(&manifest.object, manifest.version);
-        Ok(Missed {
+        let newest = answers.iter().filter_map(|a| a.0.flatten()).max();
+        let missed = Missed {
             shards: missing,
             manifest: durable_nodes < all,
-        })
+        };
+        Ok((missed, newest))
     }
 
     /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum; also
@@ -195,18 +237,25 @@ impl Objects {
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, Missed), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
         let targets = self.targets(&object);
-        let manifest = Manifest {
+        let version = self.stamp();
+        let mut manifest = Manifest {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             object,
-            version: self.stamp(),
+            version,
             created_ms: now_ms(),
             body: ManifestBody::Tombstone,
+            // A delete has no body: its commit begins as it is stamped.
+            order: version,
         };
         self.intend(&manifest)?;
+        let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;
+        if let Some(again) = self.order_above(&mut manifest, newest, &targets).await? {
+            all = again;
+        }
         let missed = Missed {
             shards: Vec::new(),
-            manifest: !self.write_manifest(&manifest, &targets).await?,
+            manifest: !all,
         };
         Ok((manifest, missed))
     }
@@ -475,12 +524,13 @@ impl Objects {
         Ok(self.staged(p, input, etag, hashes, Vec::new(), Some(shards)))
     }
 
-    /// Writes a manifest record to a quorum of its nodes; true when every one of them took it.
+    /// Writes a manifest record to a quorum of its nodes: whether every one of them took it,
+    /// and the highest commit order of the object's manifests those that took it held before.
     async fn write_manifest(
         &self,
         manifest: &Manifest,
         targets: &[ShardTarget],
-    ) -> Result<bool, ObjectError> {
+    ) -> Result<(bool, Option<Version>), ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
         let q = self.manifest_quorum(nodes.len());
@@ -489,15 +539,18 @@ impl Objects {
             let (client, sealed) = (self.nodes.client(n).cloned(), sealed.clone());
             set.spawn(async move {
                 match client {
-                    Some(c) => c.put_manifest(sealed).await.is_ok(),
-                    None => false,
+                    Some(c) => c.put_manifest(sealed).await.ok(),
+                    None => None,
                 }
             });
         }
-        let answers = until_quorum(set, |a| a.iter().filter(|ok| **ok).count() >= q.write).await;
+        let answers = until_quorum(set, |a| {
+            a.iter().filter(|ok| ok.is_some()).count() >= q.write
+        })
+        .await;
         let mut write = ManifestWrite::new(q);
-        for ok in answers {
-            if ok {
+        for stored in &answers {
+            if stored.is_some() {
                 write.handle_durable();
             } else {
                 write.handle_failed();
@@ -506,7 +559,7 @@ impl Objects {
         match write.finish() {
             Ok(all) => {
                 self.superseded(&manifest.object, manifest.version);
-                Ok(all)
+                Ok((all, answers.into_iter().flatten().flatten().max()))
             }
             Err((durable, needed)) => {
                 self.withdraw(manifest, targets).await;

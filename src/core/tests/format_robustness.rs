@@ -55,6 +55,7 @@ pub(crate) fn sample_manifest() -> Manifest {
                 etag: "abc".into(),
             }],
         }),
+        order: version(1_700_000_000_000),
     }
 }
 
@@ -95,6 +96,22 @@ fn manifests_round_trip_and_refuse_another_key() {
     };
     let sealed = tomb.seal(&manifest_key(), [6; 12]).unwrap();
     assert_eq!(Manifest::open(&manifest_key(), &sealed).unwrap(), tomb);
+    // Format 2 carries an order of its own, later than the version.
+    let later = Manifest {
+        order: version(1_700_000_009_000),
+        ..sample_manifest()
+    };
+    let sealed = later.seal(&manifest_key(), [7; 12]).unwrap();
+    let env = ManifestEnvelope::parse(&sealed).unwrap();
+    assert_eq!((env.format, env.order), (2, later.order));
+    // Nodes can read the order; changing it there breaks the seal.
+    let mut moved = sealed.clone();
+    moved[70] ^= 1;
+    assert_eq!(
+        Manifest::open(&manifest_key(), &moved),
+        Err(FormatError::Unauthentic)
+    );
+    assert_eq!(Manifest::open(&manifest_key(), &sealed).unwrap(), later);
 }
 
 #[test]
@@ -131,7 +148,10 @@ fn inconsistent_manifests_are_refused() {
 
 #[test]
 fn format_version_1_still_reads() {
+    // Its order is its version (the sample's order equals its version).
     let sealed = include_bytes!("fixtures/manifest-v1.bin");
+    let env = ManifestEnvelope::parse(sealed).unwrap();
+    assert_eq!((env.format, env.order), (1, env.version));
     assert_eq!(
         Manifest::open(&manifest_key(), sealed).unwrap(),
         sample_manifest()
@@ -143,10 +163,10 @@ fn format_version_1_still_reads() {
 #[test]
 fn an_unknown_format_version_is_refused() {
     let mut sealed = sample_manifest().seal(&manifest_key(), [5; 12]).unwrap();
-    sealed[4] = 2;
+    sealed[4] = 3;
     assert_eq!(
         ManifestEnvelope::parse(&sealed),
-        Err(FormatError::UnsupportedVersion(2))
+        Err(FormatError::UnsupportedVersion(3))
     );
     let mut h = sample_header().encode().unwrap();
     h[4] = 9;

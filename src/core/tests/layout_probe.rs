@@ -19,8 +19,8 @@ fn archived_layouts_match_format_md() {
             $( assert_eq!(offset_of!($t, $f), $o, concat!(stringify!($t), ".", stringify!($f))); )*
         }};
     }
-    pin!(ArchivedManifest, 256, 8;
-        bucket @ 0, key @ 8, object @ 16, version @ 48, created_ms @ 64, body @ 72);
+    pin!(ArchivedManifest, 272, 8;
+        bucket @ 0, key @ 8, object @ 16, version @ 48, created_ms @ 64, body @ 72, order @ 256);
     pin!(ArchivedManifestBody, 184, 8;);
     pin!(ArchivedObjectMeta, 176, 8;
         size @ 0, content_type @ 8, user_metadata @ 20, headers @ 28, etag @ 36, checksums @ 44,

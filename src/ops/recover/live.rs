@@ -580,7 +580,7 @@ pub async fn recover(
         let total = keys.len() as u64;
         let mut asks = Vec::with_capacity(keys.len());
         for (b, k) in keys {
-            let known = index.get(&b, &k)?.map(|e| e.version);
+            let known = index.get(&b, &k)?.map(|e| e.order);
             asks.push((b, k, known));
         }
         // Several objects at a time: a read is mostly waiting on the sites.
