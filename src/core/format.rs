@@ -85,9 +85,97 @@ pub struct Manifest {
     pub body: ManifestBody,
     /// The version's place among the key's versions: stamped when its commit began, after its
     /// shards were durable, so a write whose commit begins after another was acknowledged is
-    /// newer than it however long either took (`docs/decisions/version-order.md`). Last in
-    /// the archive, so format 1's offsets stand.
+    /// newer than it however long either took (`docs/decisions/version-order.md`). After
+    /// `body` in the archive, so format 1's offsets stand.
     pub order: Version,
+    /// What the version was written under and what protects it (format 2).
+    pub state: VersionState,
+}
+
+/// A version's versioning and object lock state (`docs/decisions/versioning.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct VersionState {
+    /// The bucket's versioning when the version was written: one written while it was not
+    /// Enabled is the key's "null" version (the next such write replaces it), and a delete
+    /// written while it was Unversioned is no delete marker, only the end of the key.
+    pub written_under: Versioning,
+    /// Removed by a DELETE of this version id: served and listed by nobody; its shards are
+    /// the collector's.
+    pub removed: bool,
+    /// Object lock retention.
+    pub retention: Option<Retention>,
+    /// Object lock legal hold.
+    pub legal_hold: bool,
+    /// When `removed`, `retention` or `legal_hold` last changed (until then, the order): of
+    /// two copies of one version, the later wins.
+    pub revised: Version,
+    /// On a bucket's own record (the empty key): the bucket's configuration.
+    pub bucket: Option<BucketConfig>,
+}
+
+impl VersionState {
+    /// A version of an unversioned bucket, unprotected, as first written at `order`.
+    pub fn unversioned(order: Version) -> Self {
+        Self {
+            written_under: Versioning::Unversioned,
+            removed: false,
+            retention: None,
+            legal_hold: false,
+            revised: order,
+            bucket: None,
+        }
+    }
+}
+
+/// A bucket's versioning state (S3's: never back to Unversioned once Enabled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Never enabled: every write replaces the key's one version.
+    Unversioned,
+    /// Every write is a new version.
+    Enabled,
+    /// Writes replace the key's null version; earlier versions are kept.
+    Suspended,
+}
+
+/// S3 object lock retention modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub enum LockMode {
+    /// Removable before its date only with the bypass permission and header.
+    Governance,
+    /// Removable before its date by nobody; extended, never shortened.
+    Compliance,
+}
+
+/// A version's retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct Retention {
+    /// Mode.
+    pub mode: LockMode,
+    /// Until when, milliseconds since the epoch on the cluster's clock.
+    pub until_ms: u64,
+}
+
+/// A bucket's configuration, on its own record.
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct BucketConfig {
+    /// Versioning.
+    pub versioning: Versioning,
+    /// Object lock enabled (at creation only; versioning is then Enabled for good).
+    pub object_lock: bool,
+    /// The retention a new version gets when its PUT names none.
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// An object lock configuration's default retention: a mode and a period in days or years.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// Mode.
+    pub mode: LockMode,
+    /// Length of the period.
+    pub period: u32,
+    /// The period counts years (else days).
+    pub years: bool,
 }
 
 /// A format 1 manifest: as [`Manifest`] without `order` (which is its version).
@@ -233,14 +321,15 @@ fn check_geometry(g: &Geometry) -> Result<(), FormatError> {
 }
 
 impl Manifest {
-    /// How two copies of manifests order: by commit order, and of two copies of one version,
-    /// the one a key rotation re-wrapped (the newer master key generation) wins.
-    pub fn precedence(&self) -> (Version, u32) {
+    /// How two copies of manifests order: by commit order; of two copies of one version, the
+    /// later revised (a retention, hold or removal set since), then the one a key rotation
+    /// re-wrapped (the newer master key generation).
+    pub fn precedence(&self) -> (Version, Version, u32) {
         let generation = match &self.body {
             ManifestBody::Object(o) => o.dek.key_id,
             ManifestBody::Tombstone => 0,
         };
-        (self.order, generation)
+        (self.order, self.state.revised, generation)
     }
 
     /// Serializes and seals the manifest. `nonce` must be fresh random bytes.
@@ -311,6 +400,7 @@ impl Manifest {
             created_ms: v1.created_ms,
             body: v1.body,
             order: v1.version,
+            state: VersionState::unversioned(v1.version),
         })
     }
 

@@ -9,19 +9,33 @@
 //! The coordinator drives these with its node calls; `tests/quorum_sim/` drives them across
 //! simulated sites, from a seed, in virtual time.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use crate::core::format::Manifest;
 use crate::core::hlc::Version;
 
-/// How copies order: by version, and then by whatever the record adds (for a manifest, the
-/// key generation a rotation re-wrapped it under).
+/// How copies order: by commit order, and then by whatever the record adds (for a manifest,
+/// when its state was revised and the key generation a rotation re-wrapped it under).
 pub trait Ranked {
-    /// The rank; the newest copy has the highest.
-    fn rank(&self) -> (Version, u32);
+    /// The rank; the newest copy has the highest. Its first field is the commit order.
+    fn rank(&self) -> (Version, Version, u32);
+    /// The version the copy is of (copies of one version have one identity).
+    fn identity(&self) -> Version;
+    /// The version was removed (by a DELETE of its id): its best copy hides it, and a read
+    /// takes the newest version that was not.
+    fn removed(&self) -> bool;
 }
 
 impl Ranked for Manifest {
-    fn rank(&self) -> (Version, u32) {
+    fn rank(&self) -> (Version, Version, u32) {
         self.precedence()
+    }
+    fn identity(&self) -> Version {
+        self.version
+    }
+    fn removed(&self) -> bool {
+        self.state.removed
     }
 }
 
@@ -106,14 +120,16 @@ impl ManifestWrite {
 }
 
 /// A manifest read: feed each node's answer (the copies it holds that open and are not being
-/// withdrawn) or its failure, until `done`; then `finish`.
+/// withdrawn) or its failure, until `done`; then `finish`. It keeps the best copy of each
+/// version across the nodes, so that a node's stale copy of a removed version does not bring
+/// it back.
 #[derive(Clone, Debug)]
 pub struct ManifestRead<T> {
     q: ManifestQuorum,
     floor: Option<Version>,
     answered: usize,
     failed: usize,
-    newest: Option<T>,
+    best: BTreeMap<Version, T>,
 }
 
 impl<T: Ranked> ManifestRead<T> {
@@ -124,7 +140,7 @@ impl<T: Ranked> ManifestRead<T> {
             floor,
             answered: 0,
             failed: 0,
-            newest: None,
+            best: BTreeMap::new(),
         }
     }
 
@@ -132,10 +148,26 @@ impl<T: Ranked> ManifestRead<T> {
     pub fn handle_answer(&mut self, copies: impl IntoIterator<Item = T>) {
         self.answered += 1;
         for c in copies {
-            if self.newest.as_ref().is_none_or(|n| c.rank() > n.rank()) {
-                self.newest = Some(c);
+            match self.best.entry(c.identity()) {
+                Entry::Vacant(e) => {
+                    e.insert(c);
+                }
+                Entry::Occupied(mut e) => {
+                    if c.rank() > e.get().rank() {
+                        e.insert(c);
+                    }
+                }
             }
         }
+    }
+
+    /// The identity of the newest version whose best copy is not removed.
+    fn newest(&self) -> Option<Version> {
+        self.best
+            .values()
+            .filter(|c| !c.removed())
+            .max_by_key(|c| c.rank())
+            .map(Ranked::identity)
     }
 
     /// A node failed or did not answer in time.
@@ -144,7 +176,9 @@ impl<T: Ranked> ManifestRead<T> {
     }
 
     fn newest_version(&self) -> Option<Version> {
-        self.newest.as_ref().map(|n| n.rank().0)
+        self.newest()
+            .and_then(|id| self.best.get(&id))
+            .map(|n| n.rank().0)
     }
 
     /// Whether the read can stop: a read quorum answered and the newest found is not older
@@ -156,11 +190,11 @@ impl<T: Ranked> ManifestRead<T> {
 
     /// The newest copy found (None: no version at all), or (answered, needed) when too few
     /// nodes answered. A newest older than the floor is the caller's to refuse.
-    pub fn finish(self) -> Result<Option<T>, (usize, usize)> {
+    pub fn finish(mut self) -> Result<Option<T>, (usize, usize)> {
         if self.answered < self.q.read {
             return Err((self.answered, self.q.read));
         }
-        Ok(self.newest)
+        Ok(self.newest().and_then(|id| self.best.remove(&id)))
     }
 }
 
@@ -170,9 +204,70 @@ mod tests {
     use crate::core::ids::GatewayId;
 
     impl Ranked for Version {
-        fn rank(&self) -> (Version, u32) {
-            (*self, 0)
+        fn rank(&self) -> (Version, Version, u32) {
+            (*self, *self, 0)
         }
+        fn identity(&self) -> Version {
+            *self
+        }
+        fn removed(&self) -> bool {
+            false
+        }
+    }
+
+    /// A copy of version `id` (order = id), revised at `rev`, removed or not.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Replica {
+        id: Version,
+        rev: Version,
+        removed: bool,
+    }
+
+    impl Ranked for Replica {
+        fn rank(&self) -> (Version, Version, u32) {
+            (self.id, self.rev, 0)
+        }
+        fn identity(&self) -> Version {
+            self.id
+        }
+        fn removed(&self) -> bool {
+            self.removed
+        }
+    }
+
+    #[test]
+    fn a_removed_version_stays_removed_whatever_copy_a_node_holds() {
+        let live = |n| Replica {
+            id: v(n),
+            rev: v(n),
+            removed: false,
+        };
+        let gone = |n, rev| Replica {
+            id: v(n),
+            rev: v(rev),
+            removed: true,
+        };
+        let q = ManifestQuorum::new(5, 4);
+        // One node still holds version 7 as it was; another holds it removed (later revised).
+        for order in [[0, 1], [1, 0]] {
+            let answers = [vec![live(3), live(7)], vec![live(3), gone(7, 9)]];
+            let mut r = ManifestRead::new(q, None);
+            for i in order {
+                r.handle_answer(answers[i].clone());
+            }
+            assert!(r.done());
+            assert_eq!(r.finish(), Ok(Some(live(3))), "{order:?}");
+        }
+        // Every version removed: none.
+        let mut r = ManifestRead::new(q, None);
+        r.handle_answer([gone(3, 4)]);
+        r.handle_answer([gone(3, 4)]);
+        assert_eq!(r.finish(), Ok(None));
+        // A floor above the newest live version keeps the read waiting.
+        let mut r = ManifestRead::new(q, Some(v(7)));
+        r.handle_answer([live(3), gone(7, 9)]);
+        r.handle_answer([live(3)]);
+        assert!(!r.done());
     }
 
     fn v(n: u64) -> Version {

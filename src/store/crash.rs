@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::tests::header;
 use super::*;
 use crate::core::catalog::Checkpoint;
-use crate::core::format::{Manifest, ManifestBody};
+use crate::core::format::{Manifest, ManifestBody, VersionState};
 use crate::core::hlc::Version;
 use crate::core::ids::{GatewayId, ObjectId};
 use crate::core::keys::ManifestKey;
@@ -79,6 +79,7 @@ fn sealed(object: u8) -> Vec<u8> {
         created_ms: 1,
         body: ManifestBody::Tombstone,
         order: version(1),
+        state: VersionState::unversioned(version(1)),
     }
     .seal(&ManifestKey::from_bytes([3; 32]), [object; 12])
     .unwrap()

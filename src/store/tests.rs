@@ -1,7 +1,7 @@
 //! The store's unit tests: shards, manifests, inline shards, quarantine.
 
 use super::*;
-use crate::core::format::{Manifest, ManifestBody, ShardHeader};
+use crate::core::format::{Manifest, ManifestBody, ShardHeader, VersionState};
 use crate::core::hlc::Version;
 use crate::core::ids::{GatewayId, ObjectId, ShardIndex, SiteId};
 use crate::core::keys::ManifestKey;
@@ -103,6 +103,7 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
         created_ms: 1,
         body: ManifestBody::Tombstone,
         order: h.version,
+        state: VersionState::unversioned(h.version),
     };
     let mk = ManifestKey::from_bytes([3; 32]);
     let sealed = manifest.seal(&mk, [0; 12]).unwrap();
@@ -177,6 +178,11 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
             logical: 0,
             gateway: GatewayId(1),
         },
+        state: VersionState::unversioned(Version {
+            physical_ms: ms,
+            logical: 0,
+            gateway: GatewayId(1),
+        }),
     };
     let (late, other) = (m(5), m(6));
     store
@@ -215,6 +221,7 @@ fn a_manifest_write_reports_the_highest_order_held_before_it() {
         created_ms: 1,
         body: ManifestBody::Tombstone,
         order,
+        state: VersionState::unversioned(order),
     };
     let put = |m: &Manifest| store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
     assert_eq!(put(&m(at(5, 1), at(7, 1), 9)), None);
@@ -262,6 +269,11 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
                             logical: 0,
                             gateway: GatewayId(1),
                         },
+                        state: VersionState::unversioned(Version {
+                            physical_ms: i + 1,
+                            logical: 0,
+                            gateway: GatewayId(1),
+                        }),
                     };
                     store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
                 }

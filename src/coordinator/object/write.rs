@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Missed, ObjectError, Objects, random, to_targets};
 use crate::coordinator::drive::{ShardTarget, StripeSink};
-use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader};
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader, VersionState};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
 use crate::core::keys::{DataKey, WrappedKey};
@@ -92,6 +92,9 @@ impl Objects {
         &self,
         staged: Staged,
     ) -> Result<(Manifest, Missed), ObjectError> {
+        // The commit begins: stamped after the shards are durable, so it is later than every
+        // acknowledgement this gateway gave before (version-order.md).
+        let order = self.stamp();
         let mut manifest = Manifest {
             bucket: staged.bucket,
             key: staged.key,
@@ -99,9 +102,8 @@ impl Objects {
             version: staged.version,
             created_ms: now_ms(),
             body: ManifestBody::Object(staged.meta),
-            // The commit begins: stamped after the shards are durable, so it is later than
-            // every acknowledgement this gateway gave before (version-order.md).
-            order: self.stamp(),
+            order,
+            state: VersionState::unversioned(order),
         };
         self.intend(&manifest)?;
         let (mut missed, newest) = match staged.inline {
@@ -143,6 +145,7 @@ impl Objects {
         };
         self.observe(newest);
         manifest.order = self.stamp();
+        manifest.state.revised = manifest.order;
         self.intend(manifest)?;
         let (all, _) = self.write_manifest(manifest, targets).await?;
         Ok(Some(all))
@@ -247,6 +250,7 @@ impl Objects {
             body: ManifestBody::Tombstone,
             // A delete has no body: its commit begins as it is stamped.
             order: version,
+            state: VersionState::unversioned(version),
         };
         self.intend(&manifest)?;
         let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;

@@ -4,8 +4,9 @@
 use std::mem::{align_of, offset_of, size_of};
 
 use crate::core::format::{
-    ArchivedChecksum, ArchivedManifest, ArchivedManifestBody, ArchivedObjectMeta, ArchivedPart,
-    ArchivedShardHeader,
+    ArchivedBucketConfig, ArchivedChecksum, ArchivedDefaultRetention, ArchivedManifest,
+    ArchivedManifestBody, ArchivedObjectMeta, ArchivedPart, ArchivedRetention, ArchivedShardHeader,
+    ArchivedVersionState,
 };
 use crate::core::hlc::ArchivedVersion;
 use crate::core::keys::ArchivedWrappedKey;
@@ -19,8 +20,14 @@ fn archived_layouts_match_format_md() {
             $( assert_eq!(offset_of!($t, $f), $o, concat!(stringify!($t), ".", stringify!($f))); )*
         }};
     }
-    pin!(ArchivedManifest, 272, 8;
-        bucket @ 0, key @ 8, object @ 16, version @ 48, created_ms @ 64, body @ 72, order @ 256);
+    pin!(ArchivedManifest, 352, 8;
+        bucket @ 0, key @ 8, object @ 16, version @ 48, created_ms @ 64, body @ 72, order @ 256,
+        state @ 272);
+    pin!(ArchivedVersionState, 80, 8;
+        written_under @ 0, removed @ 1, retention @ 8, legal_hold @ 32, revised @ 40, bucket @ 56);
+    pin!(ArchivedRetention, 16, 8; mode @ 0, until_ms @ 8);
+    pin!(ArchivedBucketConfig, 20, 4; versioning @ 0, object_lock @ 1, default_retention @ 4);
+    pin!(ArchivedDefaultRetention, 12, 4; mode @ 0, period @ 4, years @ 8);
     pin!(ArchivedManifestBody, 184, 8;);
     pin!(ArchivedObjectMeta, 176, 8;
         size @ 0, content_type @ 8, user_metadata @ 20, headers @ 28, etag @ 36, checksums @ 44,

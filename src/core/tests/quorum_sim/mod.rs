@@ -61,8 +61,14 @@ const HEDGE_MS: u64 = 50;
 struct Held(Version);
 
 impl Ranked for Held {
-    fn rank(&self) -> (Version, u32) {
-        (self.0, 0)
+    fn rank(&self) -> (Version, Version, u32) {
+        (self.0, self.0, 0)
+    }
+    fn identity(&self) -> Version {
+        self.0
+    }
+    fn removed(&self) -> bool {
+        false
     }
 }
 
