@@ -258,9 +258,9 @@ impl NodeClient {
         }
     }
 
-    /// Stores a sealed manifest; returns the highest commit order of the object's manifests
-    /// the node held before.
-    pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<Option<Version>, NetError> {
+    /// Stores a sealed manifest; returns the node's sealed record of the object with the
+    /// highest commit order it held before (unauthenticated until opened).
+    pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
             Response::ManifestStored { newest_before } => Ok(newest_before),
             r => Err(unexpected("put_manifest", &r)),
@@ -272,7 +272,7 @@ impl NodeClient {
         &self,
         sealed: Vec<u8>,
         shards: Vec<InlineShard>,
-    ) -> Result<Option<Version>, NetError> {
+    ) -> Result<Option<Vec<u8>>, NetError> {
         match self
             .call(&Request::PutManifestInline { sealed, shards })
             .await?

@@ -272,11 +272,12 @@ pub enum Response {
         /// The entries.
         entries: Vec<Withdrawn>,
     },
-    /// A manifest is durable (`PutManifest`, `PutManifestInline`); the highest commit order of
-    /// the object's manifests the node held before it (None: none).
+    /// A manifest is durable (`PutManifest`, `PutManifestInline`); with it, the sealed record
+    /// of the object with the highest commit order the node held before (None: none). Sealed,
+    /// so that a node cannot make a gateway believe an order no gateway stamped.
     ManifestStored {
-        /// That order.
-        newest_before: Option<Version>,
+        /// That record.
+        newest_before: Option<Vec<u8>>,
     },
 }
 

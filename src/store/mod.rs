@@ -42,8 +42,9 @@ const INLINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inline_s
 const FINDINGS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("scrub_findings");
 /// Scrub progress: `cursor` (the last shard key checked) and `last_complete_ms`.
 const SCRUB_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("scrub_state");
-/// Per object: the highest commit order of the manifests written here (envelope order), so a
-/// manifest write can report it (`records.rs`). Filled lazily for objects written before.
+/// Per object: the highest commit order of the manifests written here (envelope order) and the
+/// version of the record that has it, so a manifest write can report that record
+/// (`records.rs`). Filled lazily for objects written before.
 const NEWEST: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("newest_order");
 /// Manifest versions whose write never reached its quorum: kept, not served.
 const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");

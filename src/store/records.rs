@@ -26,10 +26,11 @@ impl Store {
     }
 
     /// Stores a sealed manifest under its (object, version), unless that version was
-    /// withdrawn here. Returns the highest commit order of the object's manifests written here
-    /// before it (None: none), from the same transaction: a gateway stamps above it when it is
-    /// higher than the one it sent (`docs/decisions/version-order.md`).
-    pub fn put_manifest(&self, sealed: &[u8]) -> Result<Option<Version>, StoreError> {
+    /// withdrawn here. Returns the sealed record of the object with the highest commit order
+    /// written here before it (None: none), from the same transaction: a gateway stamps above
+    /// that order when it is higher than the one it sent and the record opens under its key
+    /// (`docs/decisions/version-order.md`).
+    pub fn put_manifest(&self, sealed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let key = version_key(&env.object, env.version);
         let sealed = sealed.to_vec();
@@ -45,7 +46,7 @@ impl Store {
                 Ok(())
             }),
         )?;
-        Ok(*lock(&newest))
+        Ok(lock(&newest).take())
     }
 
     /// Stores a manifest together with this node's shards of a small object, in one durable
@@ -55,7 +56,7 @@ impl Store {
         &self,
         sealed: &[u8],
         shards: &[(ShardHeader, Vec<u8>)],
-    ) -> Result<Option<Version>, StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
         for (h, data) in shards {
@@ -106,7 +107,7 @@ impl Store {
                 Ok(())
             }),
         )?;
-        Ok(*lock(&newest))
+        Ok(lock(&newest).take())
     }
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
@@ -266,38 +267,55 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The highest commit order of `env.object`'s manifests written here before (read from
-/// [`NEWEST`], or for an object last written before that table existed, from its records),
-/// raised to `env.order` if that is higher.
+/// The sealed record of `env.object` with the highest commit order written here before `env`
+/// (None: none), found through [`NEWEST`] (object → order and version of that record) or, for
+/// an object last written before that table existed or whose newest record was withdrawn
+/// since, through the object's records; [`NEWEST`] is raised to `env` if it is higher.
 fn raise_newest(
     txn: &WriteTransaction,
     env: &ManifestEnvelope,
-) -> Result<Option<Version>, StoreError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     let mut t = txn.open_table(NEWEST).map_err(db_err)?;
+    let m = txn.open_table(MANIFESTS).map_err(db_err)?;
     let known = t
         .get(&env.object.0[..])
         .map_err(db_err)?
-        .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
-        .map(Version::from_bytes);
-    let before = match known {
-        Some(o) => Some(o),
+        .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+    let held = match known {
+        Some(k) => {
+            let version = Version::from_bytes(k[16..].try_into().unwrap_or([0; 16]));
+            m.get(&version_key(&env.object, version)[..])
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec())
+        }
+        None => None,
+    };
+    let before = match held {
+        Some(rec) => Some(rec),
         None => {
-            let m = txn.open_table(MANIFESTS).map_err(db_err)?;
             let lo = version_key(&env.object, Version::from_bytes([0; 16]));
             let hi = version_key(&env.object, Version::from_bytes([0xff; 16]));
-            let mut newest = None;
+            let mut newest: Option<(Version, Vec<u8>)> = None;
             for item in m.range(&lo[..]..=&hi[..]).map_err(db_err)? {
                 let (_, v) = item.map_err(db_err)?;
-                if let Ok(e) = ManifestEnvelope::parse(v.value()) {
-                    newest = newest.max(Some(e.order));
+                if let Ok(e) = ManifestEnvelope::parse(v.value())
+                    && newest.as_ref().is_none_or(|(o, _)| *o < e.order)
+                {
+                    newest = Some((e.order, v.value().to_vec()));
                 }
             }
-            newest
+            newest.map(|(_, rec)| rec)
         }
     };
-    if before.is_none_or(|b| b < env.order) {
-        t.insert(&env.object.0[..], &env.order.to_bytes()[..])
-            .map_err(db_err)?;
+    let before_order = before
+        .as_deref()
+        .and_then(|r| ManifestEnvelope::parse(r).ok())
+        .map(|e| e.order);
+    if before_order.is_none_or(|b| b < env.order) {
+        let mut row = [0u8; 32];
+        row[..16].copy_from_slice(&env.order.to_bytes());
+        row[16..].copy_from_slice(&env.version.to_bytes());
+        t.insert(&env.object.0[..], &row[..]).map_err(db_err)?;
     }
     Ok(before)
 }

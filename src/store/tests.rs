@@ -1,7 +1,7 @@
 //! The store's unit tests: shards, manifests, inline shards, quarantine.
 
 use super::*;
-use crate::core::format::{Manifest, ManifestBody, ShardHeader, VersionState};
+use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ShardHeader, VersionState};
 use crate::core::hlc::Version;
 use crate::core::ids::{GatewayId, ObjectId, ShardIndex, SiteId};
 use crate::core::keys::ManifestKey;
@@ -223,7 +223,8 @@ fn a_manifest_write_reports_the_highest_order_held_before_it() {
         order,
         state: VersionState::unversioned(order),
     };
-    let put = |m: &Manifest| store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap();
+    let order = |rec: Option<Vec<u8>>| rec.map(|r| ManifestEnvelope::parse(&r).unwrap().order);
+    let put = |m: &Manifest| order(store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap());
     assert_eq!(put(&m(at(5, 1), at(7, 1), 9)), None);
     // A later order from another gateway, then an earlier one: each hears the highest before.
     assert_eq!(put(&m(at(6, 2), at(90, 2), 9)), Some(at(7, 1)));
@@ -237,7 +238,13 @@ fn a_manifest_write_reports_the_highest_order_held_before_it() {
     let disk = dir.path().join("d1");
     let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
     let sealed = m(at(10, 1), at(10, 1), 9).seal(&mk, [0; 12]).unwrap();
-    assert_eq!(store.put_manifest(&sealed).unwrap(), Some(at(92, 1)));
+    assert_eq!(order(store.put_manifest(&sealed).unwrap()), Some(at(92, 1)));
+    // The record that had the newest order withdrawn: the newest of those left.
+    store
+        .abort_manifest(&ObjectId([9; 32]), at(9, 1), None)
+        .unwrap();
+    let sealed = m(at(11, 1), at(11, 1), 9).seal(&mk, [0; 12]).unwrap();
+    assert_eq!(order(store.put_manifest(&sealed).unwrap()), Some(at(91, 1)));
 }
 
 #[test]

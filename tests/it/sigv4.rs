@@ -283,8 +283,11 @@ pub fn send(
         req.push_str(&format!("content-length: {}\r\n", body.len()));
     }
     req.push_str("connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // A server that refuses the head (too large) may answer and close before the rest is
+    // written: the write then fails, and the answer is still there to read.
+    if s.write_all(req.as_bytes()).is_ok() {
+        let _ = s.write_all(body);
+    }
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp).into_owned();

@@ -10,6 +10,7 @@
 //! The write path is in `write.rs`, the read path in `read.rs`, keyless repair in
 //! `../repair.rs` and the withdrawal of failed writes in `../withdraw.rs`.
 
+mod order;
 mod read;
 mod write;
 

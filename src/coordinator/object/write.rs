@@ -67,6 +67,10 @@ struct Prelude {
     targets: Vec<ShardTarget>,
 }
 
+/// A node's answer to an inline manifest write: durable or not (Some: with the record of the
+/// object with the newest order it held before, if any), and the shard indices sent to it.
+type InlineAnswer = (Option<Option<Vec<u8>>>, Vec<usize>);
+
 /// Once a write has its quorum, how long the remaining sites may still answer before they are
 /// counted as missed (and, for shards, recorded for repair).
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
@@ -129,31 +133,9 @@ impl Objects {
         Ok((manifest, missed))
     }
 
-    /// When a node reported a commit order above the one `manifest` was written with (a
-    /// version this gateway had not seen, another gateway's), stamps it above that and writes
-    /// it again: the nodes that took the first write overlap those of every write acknowledged
-    /// before it began, so one of them reported each such write's order. Returns whether
-    /// every node took the second write, if there was one.
-    async fn order_above(
-        &self,
-        manifest: &mut Manifest,
-        newest: Option<Version>,
-        targets: &[ShardTarget],
-    ) -> Result<Option<bool>, ObjectError> {
-        let Some(newest) = newest.filter(|n| *n > manifest.order) else {
-            return Ok(None);
-        };
-        self.observe(newest);
-        manifest.order = self.stamp();
-        manifest.state.revised = manifest.order;
-        self.intend(manifest)?;
-        let (all, _) = self.write_manifest(manifest, targets).await?;
-        Ok(Some(all))
-    }
-
     /// Sends each node the manifest with its shards; needs a manifest quorum of nodes and
-    /// write-quorum shards at distinct sites. Also returns the highest commit order of the
-    /// object's manifests the nodes that took it held before.
+    /// write-quorum shards at distinct sites. Also returns what `write_manifest` returns of
+    /// the orders the nodes held before.
     async fn write_inline(
         &self,
         manifest: &Manifest,
@@ -180,7 +162,7 @@ impl Objects {
             set.spawn(async move {
                 let indices: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
                 let records = mine.into_iter().map(|(_, s)| s).collect();
-                // Durable: Some(the node's newest order before it).
+                // Durable: Some(the node's newest record before it, if any).
                 let stored = match client {
                     Some(c) => {
                         let put = c.put_manifest_inline(sealed, records);
@@ -198,7 +180,7 @@ impl Objects {
             });
         }
         let sites_needed = self.site_quorum(targets);
-        let durable_of = |answers: &[(Option<Option<Version>>, Vec<usize>)]| {
+        let durable_of = |answers: &[InlineAnswer]| {
             let ok: Vec<&Vec<usize>> = answers
                 .iter()
                 .filter(|a| a.0.is_some())
@@ -227,7 +209,8 @@ impl Objects {
             });
         }
         self.superseded(&manifest.object, manifest.version);
-        let newest = answers.iter().filter_map(|a| a.0.flatten()).max();
+        let newest =
+            self.reported_above(manifest, answers.into_iter().filter_map(|a| a.0.flatten()));
         let missed = Missed {
             shards: missing,
             manifest: durable_nodes < all,
@@ -529,8 +512,9 @@ impl Objects {
     }
 
     /// Writes a manifest record to a quorum of its nodes: whether every one of them took it,
-    /// and the highest commit order of the object's manifests those that took it held before.
-    async fn write_manifest(
+    /// and the highest commit order above its own of the object's manifests those that took
+    /// it held before (`reported_above`).
+    pub(super) async fn write_manifest(
         &self,
         manifest: &Manifest,
         targets: &[ShardTarget],
@@ -563,7 +547,8 @@ impl Objects {
         match write.finish() {
             Ok(all) => {
                 self.superseded(&manifest.object, manifest.version);
-                Ok((all, answers.into_iter().flatten().flatten().max()))
+                let reported = answers.into_iter().flatten().flatten();
+                Ok((all, self.reported_above(manifest, reported)))
             }
             Err((durable, needed)) => {
                 self.withdraw(manifest, targets).await;
