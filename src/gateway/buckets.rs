@@ -4,8 +4,9 @@
 
 use s3s::dto::{
     Bucket, CreateBucketInput, CreateBucketOutput, DeleteBucketInput, DeleteBucketOutput,
-    GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput, HeadBucketOutput,
-    ListBucketsInput, ListBucketsOutput, Owner,
+    GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
+    GetBucketVersioningOutput, HeadBucketInput, HeadBucketOutput, ListBucketsInput,
+    ListBucketsOutput, Owner,
 };
 use s3s::{S3Error, S3Request, S3Response, S3Result};
 
@@ -65,6 +66,7 @@ impl Gateway {
                 etag: String::new(),
                 modified_ms: m.created_ms,
                 deleted: false,
+                written_under: m.state.written_under,
             },
         )?;
         self.index.create_bucket(&bucket, m.created_ms)?;
@@ -107,6 +109,7 @@ impl Gateway {
                 etag: String::new(),
                 modified_ms: m.created_ms,
                 deleted: true,
+                written_under: m.state.written_under,
             },
         )?;
         self.index.delete_bucket(&bucket)?;
@@ -119,6 +122,16 @@ impl Gateway {
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         self.require_bucket(&req.input.bucket)?;
         Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    /// A bucket's versioning has never been enabled (PutBucketVersioning is refused until
+    /// versioning is built): S3 answers that with no status at all.
+    pub(crate) fn get_bucket_versioning_op(
+        &self,
+        req: &S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     pub(crate) fn get_bucket_location_op(

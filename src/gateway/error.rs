@@ -25,6 +25,8 @@ pub(crate) enum S3Fault {
     NoSuchBucket,
     /// The key does not exist (or its newest version is a delete).
     NoSuchKey,
+    /// The version id names no version of the key.
+    NoSuchVersion,
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -128,6 +130,11 @@ impl S3Fault {
                 C::NoSuchKey,
                 H::NOT_FOUND,
                 "The specified key does not exist.".into(),
+            ),
+            Self::NoSuchVersion => (
+                C::NoSuchVersion,
+                H::NOT_FOUND,
+                "The specified version does not exist.".into(),
             ),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
@@ -421,6 +428,7 @@ mod tests {
         let all = [
             S3Fault::NoSuchBucket,
             S3Fault::NoSuchKey,
+            S3Fault::NoSuchVersion,
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

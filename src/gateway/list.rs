@@ -2,15 +2,18 @@
 //! all over the index.
 
 use s3s::dto::{
-    CommonPrefix, ETag, ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsInput,
-    ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object, ObjectVersion,
+    CommonPrefix, DeleteMarkerEntry, ETag, ListObjectVersionsInput, ListObjectVersionsOutput,
+    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, Object,
+    ObjectVersion,
 };
 use s3s::{S3Request, S3Response, S3Result};
 
 use super::buckets::owner;
 use super::error::S3Fault;
 use super::{Gateway, timestamp};
-use crate::meta::{Entry, ListPage, ListQuery};
+use crate::core::hlc::Version;
+use crate::core::ids::{hex, unhex};
+use crate::meta::{Entry, ListPage, ListQuery, VersionMarker, VersionQuery};
 
 fn max_keys(m: Option<i32>) -> S3Result<usize> {
     match m {
@@ -176,49 +179,102 @@ impl Gateway {
         self.require_bucket(&i.bucket)?;
         let enc = Enc::new(i.encoding_type.as_ref())?;
         let max = max_keys(i.max_keys)?;
-        let page = self.index.list(
+        let key_marker = i.key_marker.clone().filter(|m| !m.is_empty());
+        let after_version = match i.version_id_marker.as_deref().filter(|m| !m.is_empty()) {
+            None => None,
+            Some(_) if key_marker.is_none() => {
+                return Err(S3Fault::InvalidArgument(
+                    "A version-id marker cannot be specified without a key marker.".into(),
+                )
+                .into());
+            }
+            Some(id) => Some(parse_version_id(id)?),
+        };
+        let page = self.index.list_versions(
             &i.bucket,
-            &ListQuery {
+            &VersionQuery {
                 prefix: i.prefix.clone().unwrap_or_default(),
                 delimiter: i.delimiter.clone(),
-                start_after: i.key_marker.clone().filter(|m| !m.is_empty()),
-                continuation: None,
+                key_marker,
+                after_version,
                 max_keys: max,
             },
         )?;
-        let versions = page
-            .contents
-            .iter()
-            .map(|(k, e)| ObjectVersion {
-                key: Some(enc.s(k)),
-                version_id: Some("null".into()),
-                is_latest: Some(true),
-                e_tag: Some(ETag::Strong(e.etag.clone())),
-                size: Some(e.size as i64),
-                last_modified: Some(timestamp(e.modified_ms)),
-                owner: Some(owner()),
-                storage_class: Some(s3s::dto::ObjectVersionStorageClass::from_static("STANDARD")),
-                ..Default::default()
-            })
-            .collect();
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        for v in &page.versions {
+            let id = version_id(VersionMarker::of(&v.entry));
+            let modified = Some(timestamp(v.entry.modified_ms));
+            if v.entry.deleted {
+                markers.push(DeleteMarkerEntry {
+                    key: Some(enc.s(&v.key)),
+                    version_id: Some(id),
+                    is_latest: Some(v.latest),
+                    last_modified: modified,
+                    owner: Some(owner()),
+                });
+            } else {
+                versions.push(ObjectVersion {
+                    key: Some(enc.s(&v.key)),
+                    version_id: Some(id),
+                    is_latest: Some(v.latest),
+                    e_tag: Some(ETag::Strong(v.entry.etag.clone())),
+                    size: Some(v.entry.size as i64),
+                    last_modified: modified,
+                    owner: Some(owner()),
+                    storage_class: Some(s3s::dto::ObjectVersionStorageClass::from_static(
+                        "STANDARD",
+                    )),
+                    ..Default::default()
+                });
+            }
+        }
+        let (next_key, next_version) = match &page.next {
+            Some((k, v)) => (Some(enc.s(k)), v.map(version_id)),
+            None => (None, None),
+        };
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.s(i.prefix.as_deref().unwrap_or(""))),
             delimiter: enc.o(i.delimiter.as_ref()),
-            key_marker: enc.o(i.key_marker.as_ref()),
-            version_id_marker: i.version_id_marker.clone(),
+            key_marker: Some(enc.s(i.key_marker.as_deref().unwrap_or(""))),
+            version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
             max_keys: Some(max as i32),
             is_truncated: Some(page.truncated),
-            next_key_marker: if page.truncated {
-                enc.o(page.next_marker.as_ref())
-            } else {
-                None
-            },
-            next_version_id_marker: page.truncated.then(|| "null".to_owned()),
+            next_key_marker: next_key,
+            next_version_id_marker: next_version,
             encoding_type: i.encoding_type.clone(),
             versions: Some(versions),
-            common_prefixes: Some(prefixes(&enc, &page)),
+            delete_markers: Some(markers),
+            common_prefixes: Some(
+                page.common_prefixes
+                    .iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc.s(p)),
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         }))
     }
+}
+
+/// S3's name of a version: `null`, or the hex of its identity.
+pub(crate) fn version_id(v: VersionMarker) -> String {
+    match v {
+        VersionMarker::Null => "null".into(),
+        VersionMarker::Id(v) => hex(&v.to_bytes()),
+    }
+}
+
+/// A version id a client sent, as [`version_id`] makes them; anything else is refused as AWS
+/// refuses it.
+pub(crate) fn parse_version_id(id: &str) -> S3Result<VersionMarker> {
+    if id == "null" {
+        return Ok(VersionMarker::Null);
+    }
+    unhex(id)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(|b| VersionMarker::Id(Version::from_bytes(b)))
+        .ok_or_else(|| S3Fault::InvalidArgument("Invalid version id specified".into()).into())
 }

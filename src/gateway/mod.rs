@@ -534,6 +534,7 @@ pub(crate) fn entry_of(m: &Manifest) -> Entry {
         etag,
         modified_ms: m.created_ms,
         deleted,
+        written_under: m.state.written_under,
     }
 }
 

@@ -12,8 +12,10 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::body::object_stream;
 use super::checksum::from_stored;
 use super::error::S3Fault;
+use super::list::{parse_version_id, version_id};
 use super::{Gateway, object_error, timestamp};
 use crate::core::format::{Manifest, ObjectMeta};
+use crate::meta::VersionMarker;
 
 fn header<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a String> {
     meta.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -86,6 +88,7 @@ macro_rules! read_ask {
             range: $i.range.as_ref(),
             part_number: $i.part_number,
             checksum_mode: $i.checksum_mode.as_ref(),
+            version_id: $i.version_id.as_deref(),
         }
     };
 }
@@ -99,10 +102,14 @@ struct ReadAsk<'a> {
     range: Option<&'a s3s::dto::Range>,
     part_number: Option<i32>,
     checksum_mode: Option<&'a s3s::dto::ChecksumMode>,
+    /// The `versionId` asked for.
+    version_id: Option<&'a str>,
 }
 
 /// A GET or HEAD that passed its conditions: the version, the bytes to send and what to say.
 struct ReadPlan {
+    /// The version id, when one was asked for (`x-amz-version-id`).
+    version_id: Option<String>,
     m: Manifest,
     meta: ObjectMeta,
     range: Range<u64>,
@@ -171,7 +178,19 @@ fn select(
 impl Gateway {
     async fn plan_read(&self, bucket: &str, key: &str, ask: ReadAsk<'_>) -> S3Result<ReadPlan> {
         self.require_bucket(bucket)?;
-        let (m, meta) = self.current(bucket, key).await?;
+        let wanted = ask.version_id.map(parse_version_id).transpose()?;
+        let (m, meta) = match self.current(bucket, key).await {
+            // A version asked for by id of a key that has none.
+            Err(e) if wanted.is_some() && *e.code() == s3s::S3ErrorCode::NoSuchKey => {
+                return Err(S3Fault::NoSuchVersion.into());
+            }
+            r => r?,
+        };
+        // Only the current version is served by id until versioning keeps the others
+        // (docs/decisions/versioning.md): any other id names no version this gateway can read.
+        if wanted.is_some_and(|w| w != VersionMarker::of(&super::entry_of(&m))) {
+            return Err(S3Fault::NoSuchVersion.into());
+        }
         check_read_conditions(
             ask.if_match,
             ask.if_none_match,
@@ -191,6 +210,7 @@ impl Gateway {
         let parts_count = (!meta.parts.is_empty() && ask.part_number.is_some())
             .then_some(meta.parts.len() as i32);
         Ok(ReadPlan {
+            version_id: wanted.map(version_id),
             m,
             meta,
             range,
@@ -239,6 +259,7 @@ impl Gateway {
             checksum_crc32c: p.sums.checksum_crc32c.clone(),
             checksum_sha1: p.sums.checksum_sha1.clone(),
             checksum_sha256: p.sums.checksum_sha256.clone(),
+            version_id: p.version_id.clone(),
             ..Default::default()
         };
         Ok(p.respond(out))
@@ -268,6 +289,7 @@ impl Gateway {
             checksum_crc32c: p.sums.checksum_crc32c.clone(),
             checksum_sha1: p.sums.checksum_sha1.clone(),
             checksum_sha256: p.sums.checksum_sha256.clone(),
+            version_id: p.version_id.clone(),
             ..Default::default()
         };
         Ok(p.respond(out))

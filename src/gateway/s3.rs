@@ -107,6 +107,13 @@ impl S3 for S3Api {
         name_op(&req.extensions, "ListObjectVersions");
         self.0.list_object_versions_op(&req)
     }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        name_op(&req.extensions, "GetBucketVersioning");
+        self.0.get_bucket_versioning_op(&req)
+    }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,

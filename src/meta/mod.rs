@@ -10,6 +10,7 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
 
+use crate::core::format::Versioning;
 use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{hex, unhex};
 
@@ -31,12 +32,14 @@ const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("coun
 mod intents;
 mod lost;
 mod uploads;
+mod versions;
 use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
 pub use intents::Intent;
 pub use lost::LostRecord;
 pub use uploads::{PartRecord, UploadRecord};
+pub use versions::{ListedVersion, VersionMarker, VersionPage, VersionQuery};
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +74,13 @@ pub struct Entry {
     pub modified_ms: u64,
     /// The current version is a delete.
     pub deleted: bool,
+    /// The bucket's versioning when the version was written.
+    pub written_under: Versioning,
 }
 
-/// Flag bit of an entry's `deleted` byte: the commit order follows (entries written before
-/// versions had an order of their own lack it; their order is their version).
+/// Flag bit of an entry's flags byte (bit 0: deleted; bits 1-2: written under Unversioned 0,
+/// Enabled 1, Suspended 2): the commit order follows (entries written before versions had an
+/// order of their own lack it; their order is their version, and they were unversioned).
 const ENTRY_HAS_ORDER: u8 = 0x80;
 
 impl Entry {
@@ -83,7 +89,12 @@ impl Entry {
         v.extend_from_slice(&self.version.to_bytes());
         v.extend_from_slice(&self.size.to_le_bytes());
         v.extend_from_slice(&self.modified_ms.to_le_bytes());
-        v.push(u8::from(self.deleted) | ENTRY_HAS_ORDER);
+        let under = match self.written_under {
+            Versioning::Unversioned => 0,
+            Versioning::Enabled => 1,
+            Versioning::Suspended => 2,
+        };
+        v.push(u8::from(self.deleted) | under << 1 | ENTRY_HAS_ORDER);
         v.extend_from_slice(&self.order.to_bytes());
         v.extend_from_slice(self.etag.as_bytes());
         v
@@ -114,6 +125,12 @@ impl Entry {
             size: u64::from_le_bytes(size),
             modified_ms: u64::from_le_bytes(modified),
             deleted: flags & 1 != 0,
+            written_under: match (flags >> 1) & 3 {
+                0 => Versioning::Unversioned,
+                1 => Versioning::Enabled,
+                2 => Versioning::Suspended,
+                _ => return Err(MetaError::Malformed),
+            },
             etag: String::from_utf8(b[etag_at..].to_vec()).map_err(|_| MetaError::Malformed)?,
         })
     }
@@ -171,6 +188,15 @@ fn bucket_of(k: &[u8]) -> Result<&str, MetaError> {
     std::str::from_utf8(b).map_err(|_| MetaError::Malformed)
 }
 
+/// The common prefix `key` rolls up to under `prefix` and `delimiter` (S3's listing rule: up
+/// to and including the first delimiter after the prefix), if any.
+fn rollup(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    let rest = key.strip_prefix(prefix)?;
+    rest.find(d)
+        .map(|i| key[..prefix.len() + i + d.len()].to_string())
+}
+
 /// The smallest byte string greater than every string starting with `p`, if any.
 fn successor(p: &[u8]) -> Option<Vec<u8>> {
     let mut v = p.to_vec();
@@ -206,6 +232,23 @@ impl Index {
         txn.open_table(lost::UNREBUILDABLE).map_err(db_err)?;
         txn.open_table(intents::INTENTS).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
+        let listed = txn
+            .list_tables()
+            .map_err(db_err)?
+            .any(|t| t.name() == versions::VERSIONS.name());
+        if !listed {
+            // An index from before the versions table: each current entry is its key's one
+            // (null) version.
+            let objects = txn.open_table(OBJECTS).map_err(db_err)?;
+            let mut vt = txn.open_table(versions::VERSIONS).map_err(db_err)?;
+            for item in objects.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let bucket = bucket_of(k.value())?;
+                let key = std::str::from_utf8(&k.value()[2 + bucket.len()..])
+                    .map_err(|_| MetaError::Malformed)?;
+                versions::record(&mut vt, bucket, key, &Entry::decode(v.value())?)?;
+            }
+        }
         let counted = txn
             .list_tables()
             .map_err(db_err)?
@@ -473,6 +516,18 @@ impl Index {
                 Some(e) => !only_newer || old.as_ref().is_none_or(|o| o.order < e.order),
                 None => old.is_some(),
             };
+            let mut vt = txn.open_table(versions::VERSIONS).map_err(db_err)?;
+            if !only_newer
+                && let Some(o) = old
+                    .as_ref()
+                    .filter(|o| entry.is_none_or(|e| e.version != o.version))
+            {
+                // The current version was withdrawn (never acknowledged).
+                versions::forget(&mut vt, bucket, key, o)?;
+            }
+            if let Some(e) = entry {
+                versions::record(&mut vt, bucket, key, e)?;
+            }
             if changed {
                 if let Some(entry) = entry {
                     t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
@@ -544,13 +599,7 @@ impl Index {
         } else if let Some(after) = &q.start_after {
             start = (object_key(bucket, after), false);
             // V1's NextMarker may be a common prefix: resume after everything under it.
-            if let Some(d) = q.delimiter.as_deref().filter(|d| !d.is_empty())
-                && after.starts_with(&q.prefix)
-                && after.ends_with(d)
-                && after[q.prefix.len()..]
-                    .find(d)
-                    .is_some_and(|i| Some(i) == after.len().checked_sub(q.prefix.len() + d.len()))
-            {
+            if rollup(after, &q.prefix, q.delimiter.as_deref()).as_deref() == Some(after) {
                 match successor(&start.0) {
                     Some(next) => start = (next, true),
                     None => return Ok(ListPage::default()),
@@ -592,15 +641,7 @@ impl Index {
                     page.truncated = true;
                     break 'scan;
                 }
-                let rolled = q
-                    .delimiter
-                    .as_deref()
-                    .filter(|d| !d.is_empty())
-                    .and_then(|d| {
-                        key[q.prefix.len()..]
-                            .find(d)
-                            .map(|i| key[..q.prefix.len() + i + d.len()].to_string())
-                    });
+                let rolled = rollup(key, &q.prefix, q.delimiter.as_deref());
                 match rolled {
                     Some(cp) => {
                         page.common_prefixes.push(cp.clone());
@@ -641,3 +682,5 @@ impl Index {
 mod crash;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod versions_tests;

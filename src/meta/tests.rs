@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::core::format::Versioning;
 use crate::core::ids::{GatewayId, NodeId, ObjectId};
 use crate::core::ops::Pending;
 
@@ -24,6 +25,7 @@ pub(super) fn entry(n: u64, deleted: bool) -> Entry {
         etag: format!("e{n}"),
         modified_ms: n,
         deleted,
+        written_under: Versioning::Unversioned,
     }
 }
 

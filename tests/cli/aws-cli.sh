@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The aws CLI (from PyPI if missing) against `exclaved dev`: make a bucket, copy a 100 MiB
-# file up and down with equal SHA-256, list, delete; then restart and find the object again.
+# file up and down with equal SHA-256, list, list its versions, read it by version id, delete;
+# then restart and find the object again.
 # Prints "test result: ok. N passed; 0 failed; ..." so ./check counts it with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,18 @@ start_dev "$work/dev" "$port"
 a s3 cp --only-show-errors s3://registry/land/big.bin "$work/big.again"
 cmp -s "$work/big" "$work/big.again" || fail "after a restart the object came back with other bytes"
 check "a second start reuses everything"
+
+versions=$(a s3api list-object-versions --bucket registry --prefix land/ \
+    --query 'Versions[].[Key,VersionId,IsLatest,Size]' --output text)
+[ "$versions" = "$(printf 'land/big.bin\tnull\tTrue\t104857600')" ] \
+    || fail "list-object-versions: $versions"
+a s3api get-object --bucket registry --key land/big.bin --version-id null --range bytes=0-1023 \
+    "$work/first.kib" >/dev/null
+cmp -s "$work/first.kib" <(head -c 1024 "$work/big") || fail "get-object --version-id null"
+out=$(a s3api get-object --bucket registry --key land/big.bin --version-id nonsense \
+    "$work/x" 2>&1) && fail "a version id that names nothing was served: $out"
+[[ "$out" == *InvalidArgument* || "$out" == *400* ]] || fail "get-object --version-id nonsense: $out"
+check "list-object-versions and get-object --version-id"
 
 a s3 rm s3://registry/land/big.bin
 if [ -n "$(a s3 ls s3://registry/land/)" ]; then fail "the deleted object still lists"; fi

@@ -318,3 +318,166 @@ async fn the_write_acknowledged_last_wins_against_a_model_of_real_time() {
     })
     .await;
 }
+
+/// ListObjectVersions of a bucket whose versioning was never enabled: each live key once, as
+/// its `null` version and the latest; a deleted key not at all; pages cut anywhere (by
+/// key-marker and version-id-marker) join up; a delimiter rolls keys up; markers AWS refuses
+/// are refused. GET and HEAD by version id serve the null version and refuse other ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_of_an_unversioned_bucket_list_as_null_versions_and_page() {
+    within(120, async {
+        let cluster: Cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let keys = ["a", "b/1", "b/2", "c", "d"];
+        for k in keys {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(k)
+                .body(ByteStream::from_static(b"first"))
+                .send()
+                .await
+                .unwrap();
+        }
+        // An overwrite replaces the null version; a delete ends the key.
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("c")
+            .body(ByteStream::from_static(b"second"))
+            .send()
+            .await
+            .unwrap();
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key("d")
+            .send()
+            .await
+            .unwrap();
+        let want = ["a", "b/1", "b/2", "c"];
+
+        for max in [1, 2, 1000] {
+            let (mut got, mut key_marker, mut id_marker) = (Vec::new(), None, None);
+            loop {
+                let out = s3
+                    .list_object_versions()
+                    .bucket(BUCKET)
+                    .max_keys(max)
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(id_marker.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(out.delete_markers().is_empty(), "{out:?}");
+                for v in out.versions() {
+                    assert_eq!(v.version_id(), Some("null"));
+                    assert_eq!(v.is_latest(), Some(true));
+                    got.push(v.key().unwrap().to_owned());
+                }
+                if out.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = out.next_key_marker().map(str::to_owned);
+                id_marker = out.next_version_id_marker().map(str::to_owned);
+            }
+            assert_eq!(got, want, "pages of {max}");
+        }
+        let c = s3
+            .list_object_versions()
+            .bucket(BUCKET)
+            .prefix("c")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(c.versions().len(), 1);
+        assert_eq!(
+            c.versions()[0].size(),
+            Some(6),
+            "the overwrite is the version"
+        );
+
+        let rolled = s3
+            .list_object_versions()
+            .bucket(BUCKET)
+            .delimiter("/")
+            .send()
+            .await
+            .unwrap();
+        let prefixes: Vec<_> = rolled
+            .common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .collect();
+        assert_eq!(prefixes, ["b/"]);
+        let listed: Vec<_> = rolled.versions().iter().filter_map(|v| v.key()).collect();
+        assert_eq!(listed, ["a", "c"]);
+
+        // Versioning was never enabled: GetBucketVersioning says nothing, as S3 does.
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(v.status(), None);
+        let e = s3
+            .get_bucket_versioning()
+            .bucket("no-such-bucket")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 404);
+
+        // Reads by version id: the null version is the current one; an id that names no
+        // version is 404 NoSuchVersion, one that is no id at all 400.
+        let got = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("c")
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.version_id(), Some("null"));
+        assert_eq!(
+            &got.body.collect().await.unwrap().into_bytes()[..],
+            b"second"
+        );
+        for (key, id, want) in [
+            ("c", "00000000000000000000000000000000", 404),
+            ("d", "null", 404),
+            ("c", "not-a-version", 400),
+        ] {
+            let e = s3
+                .get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(status(&e), want, "GET {key}?versionId={id}");
+            let e = s3
+                .head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(status(&e), want, "HEAD {key}?versionId={id}");
+        }
+
+        for (key_marker, id_marker) in [(Some("a"), "not-a-version"), (None, "null")] {
+            let e = s3
+                .list_object_versions()
+                .bucket(BUCKET)
+                .set_key_marker(key_marker.map(str::to_owned))
+                .version_id_marker(id_marker)
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(status(&e), 400, "{key_marker:?} {id_marker}");
+        }
+    })
+    .await;
+}
