@@ -200,17 +200,24 @@ impl Gateway {
                 missing.insert(*object, usize::MAX);
             }
         }
-        let mut buckets: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        // Per bucket: whole, degraded, unreadable; versions, delete markers.
+        let mut buckets: BTreeMap<String, [u64; 5]> = BTreeMap::new();
         for (b, _) in self.index.buckets()? {
-            buckets.insert(b, (0, 0, 0));
+            buckets.insert(b, [0; 5]);
         }
         for (b, k) in self.keys(None)? {
             let id = self.objects.object_id(&b, &k);
             let e = buckets.entry(b).or_default();
             match missing.get(&id) {
-                None => e.0 += 1,
-                Some(&n) if n <= m => e.1 += 1,
-                Some(_) => e.2 += 1,
+                None => e[0] += 1,
+                Some(&n) if n <= m => e[1] += 1,
+                Some(_) => e[2] += 1,
+            }
+        }
+        for (b, versions, markers) in self.index.version_counts()? {
+            if let Some(e) = buckets.get_mut(&b) {
+                e[3] = versions;
+                e[4] = markers;
             }
         }
         Ok(json!({
@@ -218,8 +225,9 @@ impl Gateway {
             "repair_backlog": backlog.len(),
             "unrebuildable": lost_json(&lost),
             "withdrawals_pending": self.objects.withdrawals_pending(),
-            "buckets": buckets.into_iter().map(|(name, (whole, degraded, unreadable))| json!({
+            "buckets": buckets.into_iter().map(|(name, [whole, degraded, unreadable, versions, markers])| json!({
                 "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
+                "versions": versions, "delete_markers": markers,
             })).collect::<Vec<_>>(),
         }))
     }

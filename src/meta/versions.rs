@@ -12,7 +12,7 @@
 
 use redb::{ReadableTable, Table, TableDefinition};
 
-use super::{Entry, Index, MetaError, db_err, object_key, rollup, successor};
+use super::{Entry, Index, MetaError, bucket_of, db_err, object_key, rollup, successor};
 use crate::core::format::Versioning;
 use crate::core::hlc::Version;
 
@@ -182,6 +182,35 @@ pub struct VersionPage {
 }
 
 impl Index {
+    /// Per bucket: the versions and the delete markers ListObjectVersions would list (the
+    /// bucket's own record not counted), from one snapshot.
+    pub fn version_counts(&self) -> Result<Vec<(String, u64, u64)>, MetaError> {
+        use redb::ReadableDatabase as _;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(VERSIONS).map_err(db_err)?;
+        let mut out: Vec<(String, u64, u64)> = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let bucket = bucket_of(k.value())?;
+            let own_record = k.value().get(2 + bucket.len()..2 + bucket.len() + 2) == Some(&[0, 0]);
+            let e = Entry::decode(v.value())?;
+            if own_record || !listed(&e) {
+                continue;
+            }
+            if out.last().is_none_or(|(b, _, _)| b != bucket) {
+                out.push((bucket.to_owned(), 0, 0));
+            }
+            if let Some(last) = out.last_mut() {
+                if e.deleted {
+                    last.2 += 1;
+                } else {
+                    last.1 += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// One page of `bucket`'s versions, as S3's ListObjectVersions defines it. A version id
     /// marker that names no version of the key marker starts after the whole key.
     pub fn list_versions(&self, bucket: &str, q: &VersionQuery) -> Result<VersionPage, MetaError> {

@@ -179,7 +179,32 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
     // b's current version withdrawn: back to none.
     index.replace("bk", "b", None).unwrap();
     assert_eq!(keys(&index), vec![("a".into(), v(1))]);
-    // An index from before the versions table: filled from the current entries at open.
+    // Counts: versions and delete markers listed, per bucket (an unversioned delete is none).
+    index
+        .apply("bk", "m", &entry_of(7, 7, Versioning::Enabled, false))
+        .unwrap();
+    index
+        .apply("bk", "m", &entry_of(8, 8, Versioning::Enabled, true))
+        .unwrap();
+    index
+        .apply("bk", "u", &entry_of(9, 9, Versioning::Unversioned, true))
+        .unwrap();
+    index
+        .apply("bk", "", &entry_of(10, 10, Versioning::Unversioned, false))
+        .unwrap();
+    index
+        .apply(
+            "other",
+            "x",
+            &entry_of(11, 11, Versioning::Unversioned, false),
+        )
+        .unwrap();
+    assert_eq!(
+        index.version_counts().unwrap(),
+        vec![("bk".to_owned(), 2, 1), ("other".to_owned(), 1, 0)]
+    );
+    // An index from before the versions table: filled from the current entries at open (it
+    // knew no others).
     index
         .apply("bk", "c", &entry_of(4, 4, Versioning::Unversioned, false))
         .unwrap();
@@ -193,5 +218,8 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
     }
     drop(index);
     let index = Index::open(&path).unwrap();
-    assert_eq!(keys(&index), vec![("a".into(), v(1)), ("c".into(), v(4))]);
+    assert_eq!(
+        keys(&index),
+        vec![("a".into(), v(1)), ("c".into(), v(4)), ("m".into(), v(8))]
+    );
 }

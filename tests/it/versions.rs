@@ -411,6 +411,20 @@ async fn versions_of_an_unversioned_bucket_list_as_null_versions_and_page() {
         let listed: Vec<_> = rolled.versions().iter().filter_map(|v| v.key()).collect();
         assert_eq!(listed, ["a", "c"]);
 
+        // `exclave status` counts them per bucket (the CLI's JSON).
+        let v = cluster.status_json();
+        let b = v["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == BUCKET)
+            .unwrap();
+        assert_eq!(
+            (&b["versions"], &b["delete_markers"]),
+            (&4.into(), &0.into()),
+            "{v:#}"
+        );
+
         // Versioning was never enabled: GetBucketVersioning says nothing, as S3 does.
         let v = s3
             .get_bucket_versioning()
