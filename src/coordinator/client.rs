@@ -263,6 +263,8 @@ impl NodeClient {
     pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
             Response::ManifestStored { newest_before } => Ok(newest_before),
+            // A node from before the order reports (upgraded after its gateways): no report.
+            Response::Ok => Ok(None),
             r => Err(unexpected("put_manifest", &r)),
         }
     }
@@ -278,6 +280,7 @@ impl NodeClient {
             .await?
         {
             Response::ManifestStored { newest_before } => Ok(newest_before),
+            Response::Ok => Ok(None),
             r => Err(unexpected("put_manifest_inline", &r)),
         }
     }

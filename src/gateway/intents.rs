@@ -147,7 +147,10 @@ impl Repairer {
     }
 
     async fn settle(&self, i: &Intent) -> Result<Way, MetaError> {
-        let done = || self.index.settle_intent(&i.bucket, &i.key, i.version);
+        let done = || {
+            self.objects.settled(&i.object, i.version);
+            self.index.settle_intent(&i.bucket, &i.key, i.version)
+        };
         let current = self.index.get(&i.bucket, &i.key)?;
         if current.as_ref().is_some_and(|c| c.order > i.order) {
             done()?;

@@ -226,6 +226,9 @@ pub struct Objects {
     pub(super) withdrawals: Mutex<Pending>,
     /// Where versions are recorded before their manifests are sent (none: not recorded).
     journal: std::sync::OnceLock<Arc<dyn Journal>>,
+    /// Versions whose manifests are being written and not yet at their quorum (`order.rs`):
+    /// no read returns them, so a version becomes visible to every reader at once.
+    pub(super) committing: Mutex<std::collections::HashSet<(ObjectId, Version)>>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -273,6 +276,7 @@ impl Objects {
             bad_reports: Mutex::new(Vec::new()),
             withdrawals: Mutex::default(),
             journal: std::sync::OnceLock::new(),
+            committing: Mutex::default(),
         })
     }
 

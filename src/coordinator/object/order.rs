@@ -1,6 +1,7 @@
-//! Which of a key's versions is newest: the commit order a write is stamped with, and the
-//! second stamp when its nodes report a newer order than the gateway had seen
-//! (`docs/decisions/version-order.md`).
+//! Which of a key's versions is newest: the commit order a write is stamped with, the second
+//! stamp when its nodes report a newer order than the gateway had seen
+//! (`docs/decisions/version-order.md`), and the versions reads pass over while their commit
+//! is under way, so that readers never disagree about an overlapping write.
 
 use crate::coordinator::drive::ShardTarget;
 use crate::core::format::{Manifest, ManifestEnvelope};
@@ -9,8 +10,56 @@ use crate::core::ids::hex;
 use crate::core::keys::ManifestKey;
 
 use super::{ObjectError, Objects};
+use crate::core::ids::ObjectId;
+
+/// A version being committed: unseen by reads until [`Committing::finish`] (the write reached
+/// its quorum, or failed and was withdrawn). Dropped without it (the request was cancelled
+/// mid-commit), the version stays unseen until the gateway settles it
+/// ([`Objects::settled`]).
+pub(super) struct Committing<'a> {
+    objects: &'a Objects,
+    key: (ObjectId, Version),
+}
+
+impl Committing<'_> {
+    /// The commit is over: reads may take the version (if it was not withdrawn).
+    pub(super) fn finish(self) {
+        self.objects.unmark(&self.key);
+    }
+}
 
 impl Objects {
+    /// Marks `object`'s `version` as being committed (see [`Committing`]).
+    pub(super) fn committing(&self, object: ObjectId, version: Version) -> Committing<'_> {
+        self.committing_set().insert((object, version));
+        Committing {
+            objects: self,
+            key: (object, version),
+        }
+    }
+
+    /// Whether reads must pass over this version: its commit is under way (or was cut short
+    /// and is not settled yet).
+    pub(super) fn uncommitted(&self, object: &ObjectId, version: Version) -> bool {
+        self.committing_set().contains(&(*object, version))
+    }
+
+    /// A write cut short was settled (taken or withdrawn): reads decide by the nodes again.
+    pub fn settled(&self, object: &ObjectId, version: Version) {
+        self.unmark(&(*object, version));
+    }
+
+    fn unmark(&self, key: &(ObjectId, Version)) {
+        self.committing_set().remove(key);
+    }
+
+    fn committing_set(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(ObjectId, Version)>> {
+        self.committing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
     /// When a node reported a commit order above the one `manifest` was written with (a
     /// version this gateway had not seen, another gateway's), stamps it above that and writes
     /// it again: the nodes that took the first write overlap those of every write acknowledged

@@ -116,11 +116,14 @@ impl Objects {
                 continue;
             };
             // A record that does not open (forged, rolled back into another id) is ignored; a
-            // failed write some node has not withdrawn yet is not a version.
+            // failed write some node has not withdrawn yet is not a version, nor one whose
+            // commit is under way (it becomes visible to every reader at once).
             read.handle_answer(records.iter().filter_map(|rec| {
-                Manifest::open(&self.manifest_key, rec)
-                    .ok()
-                    .filter(|m| m.object == object && !self.withdrawing(&m.object, m.version))
+                Manifest::open(&self.manifest_key, rec).ok().filter(|m| {
+                    m.object == object
+                        && !self.withdrawing(&m.object, m.version)
+                        && !self.uncommitted(&m.object, m.version)
+                })
             }));
             // Any read quorum overlaps every write quorum: the newest acked version is here,
             // unless hosts withheld it (then the caller's floor says so, and the rest are asked).

@@ -91,11 +91,19 @@ impl Objects {
         self.commit_reporting(staged).await.map(|(m, _)| m)
     }
 
-    /// As [`Self::commit`], also returning what the write went without (for repair).
+    /// As [`Self::commit`], also returning what the write went without (for repair). Reads pass
+    /// over the version until its commit is over (`order.rs`).
     pub async fn commit_reporting(
         &self,
         staged: Staged,
     ) -> Result<(Manifest, Missed), ObjectError> {
+        let mark = self.committing(staged.object, staged.version);
+        let r = self.commit_marked(staged).await;
+        mark.finish();
+        r
+    }
+
+    async fn commit_marked(&self, staged: Staged) -> Result<(Manifest, Missed), ObjectError> {
         // The commit begins: stamped after the shards are durable, so it is later than every
         // acknowledgement this gateway gave before (version-order.md).
         let order = self.stamp();
@@ -222,8 +230,21 @@ impl Objects {
     /// says whether some manifest node did not take it (for repair).
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, Missed), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
-        let targets = self.targets(&object);
         let version = self.stamp();
+        let mark = self.committing(object, version);
+        let r = self.delete_marked(bucket, key, object, version).await;
+        mark.finish();
+        r
+    }
+
+    async fn delete_marked(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: ObjectId,
+        version: Version,
+    ) -> Result<(Manifest, Missed), ObjectError> {
+        let targets = self.targets(&object);
         let mut manifest = Manifest {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
