@@ -24,7 +24,9 @@ pub trait Ranked {
     fn identity(&self) -> Version;
     /// The version was removed (by a DELETE of its id): its best copy hides it, and a read
     /// takes the newest version that was not.
-    fn removed(&self) -> bool;
+    fn removed(&self) -> bool {
+        false
+    }
 }
 
 impl Ranked for Manifest {
@@ -209,9 +211,6 @@ mod tests {
         }
         fn identity(&self) -> Version {
             *self
-        }
-        fn removed(&self) -> bool {
-            false
         }
     }
 

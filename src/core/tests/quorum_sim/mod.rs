@@ -22,7 +22,6 @@
 //!   for every key, its newest acknowledged version (or a newer write still in flight when
 //!   the load stopped), never an older one and never a failed one, also where a rolled-back
 //!   node holds a failed write again (a recovery skips what any node keeps as withdrawn).
-//!
 //! - every read that finds a version then reads its data with the hedged read (`core::ops`),
 //!   over the same network: node i holds shard i of each version written while it was
 //!   reachable (shards go out before the manifest), k = 3 are needed, a fetch that is lost,
@@ -66,9 +65,6 @@ impl Ranked for Held {
     }
     fn identity(&self) -> Version {
         self.0
-    }
-    fn removed(&self) -> bool {
-        false
     }
 }
 
