@@ -258,8 +258,8 @@ impl NodeClient {
         }
     }
 
-    /// Stores a sealed manifest; returns the node's sealed record of the object with the
-    /// highest commit order it held before (unauthenticated until opened).
+    /// Stores a sealed manifest; returns the node's sealed record of the object with a higher
+    /// commit order than this one's, if it holds one (unauthenticated until opened).
     pub async fn put_manifest(&self, sealed: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
         match self.call(&Request::PutManifest { sealed }).await? {
             Response::ManifestStored { newest_before } => Ok(newest_before),

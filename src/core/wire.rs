@@ -272,9 +272,10 @@ pub enum Response {
         /// The entries.
         entries: Vec<Withdrawn>,
     },
-    /// A manifest is durable (`PutManifest`, `PutManifestInline`); with it, the sealed record
-    /// of the object with the highest commit order the node held before (None: none). Sealed,
-    /// so that a node cannot make a gateway believe an order no gateway stamped.
+    /// A manifest is durable (`PutManifest`, `PutManifestInline`); with it, the node's sealed
+    /// record of the object with the highest commit order, if that is above the written
+    /// manifest's (None otherwise). Sealed, so that a node cannot make a gateway believe an
+    /// order no gateway stamped.
     ManifestStored {
         /// That record.
         newest_before: Option<Vec<u8>>,

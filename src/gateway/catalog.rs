@@ -129,7 +129,7 @@ impl Catalog {
     pub async fn checkpoint(&self) -> anyhow::Result<CheckpointMade> {
         let _one = self.checkpointing.lock().await;
         let cutoff = self.cutoff();
-        let max = self.index.max_version()?;
+        let max = self.index.max_order()?;
         let prev = self.last_checkpoint().await;
         let max_bytes = max.map(|v| v.to_bytes().to_vec()).unwrap_or_default();
         if let Some(p) = &prev

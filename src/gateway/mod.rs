@@ -333,7 +333,7 @@ impl Gateway {
         if rebuilt {
             gateway.rebuild_index().await?;
         }
-        if let Some(v) = gateway.index.max_version()? {
+        if let Some(v) = gateway.index.max_order()? {
             gateway.objects.observe(v);
         }
         // Before any read: what a crash cut short is taken or withdrawn for good. A write

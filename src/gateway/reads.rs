@@ -188,7 +188,7 @@ impl Gateway {
         };
         // Only the current version is served by id until versioning keeps the others
         // (docs/decisions/versioning.md): any other id names no version this gateway can read.
-        if wanted.is_some_and(|w| w != VersionMarker::of(&super::entry_of(&m))) {
+        if wanted.is_some_and(|w| w != VersionMarker::new(m.state.written_under, m.version)) {
             return Err(S3Fault::NoSuchVersion.into());
         }
         check_read_conditions(

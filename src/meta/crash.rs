@@ -103,7 +103,7 @@ fn snapshot(ix: &Index) -> Result<String, MetaError> {
         ix.get("registry", "parcel/a")?,
         ix.get("registry", "parcel/b")?,
         ix.counts()?,
-        ix.max_version()?,
+        ix.max_order()?,
         ix.repairs()?,
         ix.uploads()?,
         ix.parts("upload-1")?,

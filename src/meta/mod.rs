@@ -101,29 +101,23 @@ impl Entry {
     }
 
     fn decode(b: &[u8]) -> Result<Self, MetaError> {
-        let fixed = |r: std::ops::Range<usize>| b.get(r).ok_or(MetaError::Malformed);
-        let ver: [u8; 16] = fixed(0..16)?.try_into().map_err(|_| MetaError::Malformed)?;
-        let size: [u8; 8] = fixed(16..24)?
-            .try_into()
-            .map_err(|_| MetaError::Malformed)?;
-        let modified: [u8; 8] = fixed(24..32)?
-            .try_into()
-            .map_err(|_| MetaError::Malformed)?;
-        let flags = fixed(32..33)?[0];
-        let version = Version::from_bytes(ver);
+        fn at<const N: usize>(b: &[u8], from: usize) -> Result<[u8; N], MetaError> {
+            b.get(from..from + N)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(MetaError::Malformed)
+        }
+        let version = Version::from_bytes(at(b, 0)?);
+        let [flags] = at::<1>(b, 32)?;
         let (order, etag_at) = if flags & ENTRY_HAS_ORDER != 0 {
-            let o: [u8; 16] = fixed(33..49)?
-                .try_into()
-                .map_err(|_| MetaError::Malformed)?;
-            (Version::from_bytes(o), 49)
+            (Version::from_bytes(at(b, 33)?), 49)
         } else {
             (version, 33)
         };
         Ok(Self {
             version,
             order,
-            size: u64::from_le_bytes(size),
-            modified_ms: u64::from_le_bytes(modified),
+            size: u64::from_le_bytes(at(b, 16)?),
+            modified_ms: u64::from_le_bytes(at(b, 24)?),
             deleted: flags & 1 != 0,
             written_under: match (flags >> 1) & 3 {
                 0 => Versioning::Unversioned,
@@ -312,7 +306,7 @@ impl Index {
 
     /// The newest commit order ever applied (no version of any key is newer: a version is
     /// stamped before its order).
-    pub fn max_version(&self) -> Result<Option<Version>, MetaError> {
+    pub fn max_order(&self) -> Result<Option<Version>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(META).map_err(db_err)?;
         Ok(t.get("max_version")

@@ -192,7 +192,7 @@ fn counts_follow_puts_overwrites_deletes_and_reopen() {
     assert!(idx.apply("b", "z", &entry(60, true)).unwrap());
     let want = vec![("a".to_string(), 1, 30)];
     assert_eq!(idx.counts().unwrap(), want);
-    assert_eq!(idx.max_version().unwrap(), Some(v(60)));
+    assert_eq!(idx.max_order().unwrap(), Some(v(60)));
     drop(idx);
     assert_eq!(Index::open(&path).unwrap().counts().unwrap(), want);
 

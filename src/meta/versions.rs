@@ -146,13 +146,18 @@ pub enum VersionMarker {
 }
 
 impl VersionMarker {
-    /// How S3 names `e`.
-    pub fn of(e: &Entry) -> Self {
-        if e.written_under == Versioning::Enabled {
-            Self::Id(e.version)
+    /// How S3 names `version`, written while its bucket's versioning was `under`.
+    pub fn new(under: Versioning, version: Version) -> Self {
+        if under == Versioning::Enabled {
+            Self::Id(version)
         } else {
             Self::Null
         }
+    }
+
+    /// How S3 names `e`.
+    pub fn of(e: &Entry) -> Self {
+        Self::new(e.written_under, e.version)
     }
 }
 

@@ -26,10 +26,9 @@ impl Store {
     }
 
     /// Stores a sealed manifest under its (object, version), unless that version was
-    /// withdrawn here. Returns the sealed record of the object with the highest commit order
-    /// written here before it (None: none), from the same transaction: a gateway stamps above
-    /// that order when it is higher than the one it sent and the record opens under its key
-    /// (`docs/decisions/version-order.md`).
+    /// withdrawn here. Returns, from the same transaction, the object's record held here with
+    /// the highest commit order if that is above this one's (None otherwise): a gateway stamps
+    /// above it when the record opens under its key (`docs/decisions/version-order.md`).
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let env = ManifestEnvelope::parse(sealed)?;
         let key = version_key(&env.object, env.version);
@@ -267,55 +266,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The sealed record of `env.object` with the highest commit order written here before `env`
-/// (None: none), found through [`NEWEST`] (object → order and version of that record) or, for
-/// an object last written before that table existed or whose newest record was withdrawn
-/// since, through the object's records; [`NEWEST`] is raised to `env` if it is higher.
+/// The sealed record of `env.object` held here with a commit order above `env`'s (None: there
+/// is none, the common case: then nothing is read but [`NEWEST`]), and [`NEWEST`] (object →
+/// order and version of its newest record here) raised to `env` if `env` is newer. An object
+/// last written before that table existed, or whose newest record was withdrawn since, is
+/// searched for through its records.
 fn raise_newest(
     txn: &WriteTransaction,
     env: &ManifestEnvelope,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let mut t = txn.open_table(NEWEST).map_err(db_err)?;
-    let m = txn.open_table(MANIFESTS).map_err(db_err)?;
     let known = t
         .get(&env.object.0[..])
         .map_err(db_err)?
-        .and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
-    let held = match known {
-        Some(k) => {
-            let version = Version::from_bytes(k[16..].try_into().unwrap_or([0; 16]));
-            m.get(&version_key(&env.object, version)[..])
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec())
-        }
-        None => None,
+        .and_then(|v| <[u8; 32]>::try_from(v.value()).ok())
+        .map(|r| {
+            let (o, v) = r.split_at(16);
+            let at = |b: &[u8]| Version::from_bytes(b.try_into().unwrap_or([0; 16]));
+            (at(o), at(v))
+        });
+    let m = txn.open_table(MANIFESTS).map_err(db_err)?;
+    let newest = match known {
+        Some((order, _)) if order <= env.order => None,
+        Some((order, version)) => match m.get(&version_key(&env.object, version)[..]) {
+            Ok(Some(rec)) => Some((order, rec.value().to_vec())),
+            Ok(None) => newest_record(&m, env)?,
+            Err(e) => return Err(db_err(e)),
+        },
+        None => newest_record(&m, env)?,
     };
-    let before = match held {
-        Some(rec) => Some(rec),
-        None => {
-            let lo = version_key(&env.object, Version::from_bytes([0; 16]));
-            let hi = version_key(&env.object, Version::from_bytes([0xff; 16]));
-            let mut newest: Option<(Version, Vec<u8>)> = None;
-            for item in m.range(&lo[..]..=&hi[..]).map_err(db_err)? {
-                let (_, v) = item.map_err(db_err)?;
-                if let Ok(e) = ManifestEnvelope::parse(v.value())
-                    && newest.as_ref().is_none_or(|(o, _)| *o < e.order)
-                {
-                    newest = Some((e.order, v.value().to_vec()));
-                }
-            }
-            newest.map(|(_, rec)| rec)
+    match newest {
+        Some((order, rec)) if order > env.order => Ok(Some(rec)),
+        // This write is the newest here (a table row that named a withdrawn record is
+        // replaced too).
+        _ => {
+            let mut row = [0u8; 32];
+            row[..16].copy_from_slice(&env.order.to_bytes());
+            row[16..].copy_from_slice(&env.version.to_bytes());
+            t.insert(&env.object.0[..], &row[..]).map_err(db_err)?;
+            Ok(None)
         }
-    };
-    let before_order = before
-        .as_deref()
-        .and_then(|r| ManifestEnvelope::parse(r).ok())
-        .map(|e| e.order);
-    if before_order.is_none_or(|b| b < env.order) {
-        let mut row = [0u8; 32];
-        row[..16].copy_from_slice(&env.order.to_bytes());
-        row[16..].copy_from_slice(&env.version.to_bytes());
-        t.insert(&env.object.0[..], &row[..]).map_err(db_err)?;
     }
-    Ok(before)
+}
+
+/// The object's record here with the highest commit order, searched for through its records.
+fn newest_record(
+    m: &redb::Table<'_, &[u8], &[u8]>,
+    env: &ManifestEnvelope,
+) -> Result<Option<(Version, Vec<u8>)>, StoreError> {
+    let lo = version_key(&env.object, Version::from_bytes([0; 16]));
+    let hi = version_key(&env.object, Version::from_bytes([0xff; 16]));
+    let mut newest: Option<(Version, Vec<u8>)> = None;
+    for item in m.range(&lo[..]..=&hi[..]).map_err(db_err)? {
+        let (_, v) = item.map_err(db_err)?;
+        if let Ok(e) = ManifestEnvelope::parse(v.value())
+            && newest.as_ref().is_none_or(|(o, _)| *o < e.order)
+        {
+            newest = Some((e.order, v.value().to_vec()));
+        }
+    }
+    Ok(newest)
 }

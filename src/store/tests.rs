@@ -202,7 +202,7 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
 }
 
 #[test]
-fn a_manifest_write_reports_the_highest_order_held_before_it() {
+fn a_manifest_write_reports_a_newer_order_held_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
@@ -226,12 +226,14 @@ fn a_manifest_write_reports_the_highest_order_held_before_it() {
     let order = |rec: Option<Vec<u8>>| rec.map(|r| ManifestEnvelope::parse(&r).unwrap().order);
     let put = |m: &Manifest| order(store.put_manifest(&m.seal(&mk, [0; 12]).unwrap()).unwrap());
     assert_eq!(put(&m(at(5, 1), at(7, 1), 9)), None);
-    // A later order from another gateway, then an earlier one: each hears the highest before.
-    assert_eq!(put(&m(at(6, 2), at(90, 2), 9)), Some(at(7, 1)));
+    // A later order from another gateway hears nothing (it is the newest); an earlier one
+    // hears the newest record.
+    assert_eq!(put(&m(at(6, 2), at(90, 2), 9)), None);
     assert_eq!(put(&m(at(8, 1), at(8, 1), 9)), Some(at(90, 2)));
-    // The same version written again above it (stamped higher) hears it too.
-    assert_eq!(put(&m(at(8, 1), at(91, 1), 9)), Some(at(90, 2)));
-    assert_eq!(put(&m(at(9, 1), at(92, 1), 9)), Some(at(91, 1)));
+    // The same version written again above it (stamped higher) is the newest.
+    assert_eq!(put(&m(at(8, 1), at(91, 1), 9)), None);
+    assert_eq!(put(&m(at(9, 1), at(92, 1), 9)), None);
+    assert_eq!(put(&m(at(3, 1), at(3, 1), 9)), Some(at(92, 1)));
     // Another object has its own; a restarted node still knows.
     assert_eq!(put(&m(at(1, 1), at(1, 1), 4)), None);
     drop(store);
@@ -245,6 +247,14 @@ fn a_manifest_write_reports_the_highest_order_held_before_it() {
         .unwrap();
     let sealed = m(at(11, 1), at(11, 1), 9).seal(&mk, [0; 12]).unwrap();
     assert_eq!(order(store.put_manifest(&sealed).unwrap()), Some(at(91, 1)));
+    // Above every record left: the newest, and the table names it from now on.
+    let sealed = m(at(12, 1), at(200, 1), 9).seal(&mk, [0; 12]).unwrap();
+    assert_eq!(order(store.put_manifest(&sealed).unwrap()), None);
+    let sealed = m(at(13, 1), at(13, 1), 9).seal(&mk, [0; 12]).unwrap();
+    assert_eq!(
+        order(store.put_manifest(&sealed).unwrap()),
+        Some(at(200, 1))
+    );
 }
 
 #[test]

@@ -3,14 +3,15 @@
 //! (`docs/decisions/version-order.md`), and the versions reads pass over while their commit
 //! is under way, so that readers never disagree about an overlapping write.
 
+use std::collections::HashSet;
+use std::sync::{MutexGuard, PoisonError};
+
+use super::{ObjectError, Objects};
 use crate::coordinator::drive::ShardTarget;
 use crate::core::format::{Manifest, ManifestEnvelope};
 use crate::core::hlc::Version;
-use crate::core::ids::hex;
+use crate::core::ids::{ObjectId, hex};
 use crate::core::keys::ManifestKey;
-
-use super::{ObjectError, Objects};
-use crate::core::ids::ObjectId;
 
 /// A version being committed: unseen by reads until [`Committing::finish`] (the write reached
 /// its quorum, or failed and was withdrawn). Dropped without it (the request was cancelled
@@ -53,13 +54,12 @@ impl Objects {
         self.committing_set().remove(key);
     }
 
-    fn committing_set(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<(ObjectId, Version)>> {
+    fn committing_set(&self) -> MutexGuard<'_, HashSet<(ObjectId, Version)>> {
         self.committing
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
+
     /// When a node reported a commit order above the one `manifest` was written with (a
     /// version this gateway had not seen, another gateway's), stamps it above that and writes
     /// it again: the nodes that took the first write overlap those of every write acknowledged
@@ -92,8 +92,8 @@ impl Objects {
     }
 }
 
-/// The highest commit order above `manifest`'s among the records its nodes reported (the
-/// newest each held before it), counting only records that open under the manifest key and
+/// The highest commit order above `manifest`'s among the records its nodes reported (each
+/// node's newest, sent when above the written one's), counting only records that open under the manifest key and
 /// are of the same object: a node cannot push a gateway's clock to an order no gateway
 /// stamped.
 pub(super) fn authentic_order_above(
@@ -124,7 +124,7 @@ pub(super) fn authentic_order_above(
 mod tests {
     use super::*;
     use crate::core::format::{ManifestBody, VersionState};
-    use crate::core::ids::{GatewayId, ObjectId};
+    use crate::core::ids::GatewayId;
 
     fn at(ms: u64) -> Version {
         Version {

@@ -546,7 +546,7 @@ pub async fn recover(
                 .join("; ")
         );
     }
-    if let Some(v) = index.max_version()? {
+    if let Some(v) = index.max_order()? {
         max_gateway = max_gateway.max(v.gateway.0);
         objects.observe(v);
     }
