@@ -116,8 +116,13 @@ pub struct VersionState {
 impl VersionState {
     /// A version of an unversioned bucket, unprotected, as first written at `order`.
     pub fn unversioned(order: Version) -> Self {
+        Self::written(Versioning::Unversioned, order)
+    }
+
+    /// An unprotected version written under `under`, as first written at `order`.
+    pub fn written(under: Versioning, order: Version) -> Self {
         Self {
-            written_under: Versioning::Unversioned,
+            written_under: under,
             removed: false,
             retention: None,
             legal_hold: false,
@@ -128,9 +133,10 @@ impl VersionState {
 }
 
 /// A bucket's versioning state (S3's: never back to Unversioned once Enabled).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub enum Versioning {
     /// Never enabled: every write replaces the key's one version.
+    #[default]
     Unversioned,
     /// Every write is a new version.
     Enabled,

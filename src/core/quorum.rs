@@ -27,6 +27,11 @@ pub trait Ranked {
     fn removed(&self) -> bool {
         false
     }
+    /// The version is its key's null version (written while the bucket's versioning was not
+    /// Enabled): a newer null version, removed or not, replaces it.
+    fn null(&self) -> bool {
+        false
+    }
 }
 
 impl Ranked for Manifest {
@@ -39,6 +44,19 @@ impl Ranked for Manifest {
     fn removed(&self) -> bool {
         self.state.removed
     }
+    fn null(&self) -> bool {
+        self.state.written_under != crate::core::format::Versioning::Enabled
+    }
+}
+
+/// A key's current version among the best copies of its versions (one per identity): the
+/// newest whose best copy is not removed, passing over a null version that a newer null
+/// version (removed or not) replaced. The read quorum, the index and offline recovery all
+/// choose by this rule.
+pub fn current<'a, T: Ranked + 'a>(best: impl Iterator<Item = &'a T> + Clone) -> Option<&'a T> {
+    let newest_null = best.clone().filter(|c| c.null()).map(|c| c.rank().0).max();
+    best.filter(|c| !(c.removed() || c.null() && Some(c.rank().0) < newest_null))
+        .max_by_key(|c| c.rank())
 }
 
 /// The write and read quorums of N manifest nodes.
@@ -163,13 +181,9 @@ impl<T: Ranked> ManifestRead<T> {
         }
     }
 
-    /// The identity of the newest version whose best copy is not removed.
+    /// The identity of the key's current version (see [`current`]).
     fn newest(&self) -> Option<Version> {
-        self.best
-            .values()
-            .filter(|c| !c.removed())
-            .max_by_key(|c| c.rank())
-            .map(Ranked::identity)
+        current(self.best.values()).map(Ranked::identity)
     }
 
     /// A node failed or did not answer in time.
@@ -220,6 +234,7 @@ mod tests {
         id: Version,
         rev: Version,
         removed: bool,
+        null: bool,
     }
 
     impl Ranked for Replica {
@@ -232,6 +247,35 @@ mod tests {
         fn removed(&self) -> bool {
             self.removed
         }
+        fn null(&self) -> bool {
+            self.null
+        }
+    }
+
+    #[test]
+    fn a_null_version_replaced_by_a_newer_one_never_comes_back() {
+        let at = |n, null, removed| Replica {
+            id: v(n),
+            rev: v(n + u64::from(removed)),
+            removed,
+            null,
+        };
+        let q = ManifestQuorum::new(3, 2);
+        // Null 2, versioned 4, null 6 removed: the newest is 4, never the replaced null 2.
+        let mut r = ManifestRead::new(q, None);
+        r.handle_answer([at(2, true, false), at(4, false, false), at(6, true, true)]);
+        r.handle_answer([at(2, true, false), at(4, false, false), at(6, true, true)]);
+        assert_eq!(r.finish(), Ok(Some(at(4, false, false))));
+        // Only nulls, the newest removed: nothing.
+        let mut r = ManifestRead::new(q, None);
+        r.handle_answer([at(2, true, false), at(6, true, true)]);
+        r.handle_answer([at(2, true, false)]);
+        assert_eq!(r.finish(), Ok(None));
+        // A versioned version under a null one is still there when the null goes.
+        let mut r = ManifestRead::new(q, None);
+        r.handle_answer([at(2, false, false), at(6, true, true)]);
+        r.handle_answer([at(2, false, false)]);
+        assert_eq!(r.finish(), Ok(Some(at(2, false, false))));
     }
 
     #[test]
@@ -240,11 +284,13 @@ mod tests {
             id: v(n),
             rev: v(n),
             removed: false,
+            null: false,
         };
         let gone = |n, rev| Replica {
             id: v(n),
             rev: v(rev),
             removed: true,
+            null: false,
         };
         let q = ManifestQuorum::new(5, 4);
         // One node still holds version 7 as it was; another holds it removed (later revised).

@@ -4,16 +4,16 @@
 
 use s3s::dto::{
     Bucket, CreateBucketInput, CreateBucketOutput, DeleteBucketInput, DeleteBucketOutput,
-    GetBucketLocationInput, GetBucketLocationOutput, GetBucketVersioningInput,
-    GetBucketVersioningOutput, HeadBucketInput, HeadBucketOutput, ListBucketsInput,
-    ListBucketsOutput, Owner,
+    GetBucketLocationInput, GetBucketLocationOutput, HeadBucketInput, HeadBucketOutput,
+    ListBucketsInput, ListBucketsOutput, Owner,
 };
 use s3s::{S3Error, S3Request, S3Response, S3Result};
 
 use super::error::S3Fault;
 use super::{Gateway, object_error, timestamp};
 use crate::coordinator::object::PutInput;
-use crate::meta::{Entry, ListQuery};
+use crate::core::format::Versioning;
+use crate::meta::{Entry, ListQuery, VersionQuery};
 
 /// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
 pub(crate) const HIDDEN: char = '\u{1}';
@@ -67,6 +67,7 @@ impl Gateway {
                 modified_ms: m.created_ms,
                 deleted: false,
                 written_under: m.state.written_under,
+                removed: false,
             },
         )?;
         self.index.create_bucket(&bucket, m.created_ms)?;
@@ -92,11 +93,22 @@ impl Gateway {
                 ..ListQuery::default()
             },
         )?;
-        if !page.contents.is_empty() || !page.common_prefixes.is_empty() {
+        // A versioned bucket is empty when it holds no version, delete markers included.
+        let versions = self.index.list_versions(
+            &bucket,
+            &VersionQuery {
+                max_keys: 1,
+                ..VersionQuery::default()
+            },
+        )?;
+        if !page.contents.is_empty()
+            || !page.common_prefixes.is_empty()
+            || !versions.versions.is_empty()
+        {
             return Err(S3Fault::BucketNotEmpty.into());
         }
         let m = self
-            .delete_manifest(&bucket, "")
+            .delete_manifest(&bucket, "", Versioning::Unversioned)
             .await
             .map_err(object_error)?;
         self.index.apply(
@@ -110,6 +122,7 @@ impl Gateway {
                 modified_ms: m.created_ms,
                 deleted: true,
                 written_under: m.state.written_under,
+                removed: false,
             },
         )?;
         self.index.delete_bucket(&bucket)?;
@@ -122,16 +135,6 @@ impl Gateway {
     ) -> S3Result<S3Response<HeadBucketOutput>> {
         self.require_bucket(&req.input.bucket)?;
         Ok(S3Response::new(HeadBucketOutput::default()))
-    }
-
-    /// A bucket's versioning has never been enabled (PutBucketVersioning is refused until
-    /// versioning is built): S3 answers that with no status at all.
-    pub(crate) fn get_bucket_versioning_op(
-        &self,
-        req: &S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.require_bucket(&req.input.bucket)?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 
     pub(crate) fn get_bucket_location_op(

@@ -27,6 +27,10 @@ pub(crate) enum S3Fault {
     NoSuchKey,
     /// The version id names no version of the key.
     NoSuchVersion,
+    /// 405: a GET or HEAD of a delete marker by its version id.
+    MethodNotAllowed,
+    /// 409: a configuration the bucket's state forbids (Suspended under object lock).
+    InvalidBucketState(String),
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -136,6 +140,12 @@ impl S3Fault {
                 H::NOT_FOUND,
                 "The specified version does not exist.".into(),
             ),
+            Self::MethodNotAllowed => (
+                C::MethodNotAllowed,
+                H::METHOD_NOT_ALLOWED,
+                "The specified method is not allowed against this resource.".into(),
+            ),
+            Self::InvalidBucketState(why) => (C::InvalidBucketState, H::CONFLICT, why.clone()),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
                 H::NOT_FOUND,
@@ -429,6 +439,8 @@ mod tests {
             S3Fault::NoSuchBucket,
             S3Fault::NoSuchKey,
             S3Fault::NoSuchVersion,
+            S3Fault::MethodNotAllowed,
+            S3Fault::InvalidBucketState("x".into()),
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

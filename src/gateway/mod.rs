@@ -26,6 +26,7 @@ mod serve;
 mod small_body;
 mod tls;
 mod traffic;
+mod versioning;
 mod workers;
 pub use repair::{RepairPace, RepairPass, Repairer};
 pub use workers::{CheckpointWorker, RepairWorker};
@@ -535,6 +536,7 @@ pub(crate) fn entry_of(m: &Manifest) -> Entry {
         modified_ms: m.created_ms,
         deleted,
         written_under: m.state.written_under,
+        removed: m.state.removed,
     }
 }
 
@@ -552,6 +554,7 @@ pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> 
                 index.delete_bucket(&m.bucket)?;
             } else {
                 index.create_bucket(&m.bucket, m.created_ms)?;
+                index.set_bucket_config(&m.bucket, m.state.bucket.as_ref())?;
             }
         }
         return Ok(());

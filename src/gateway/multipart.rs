@@ -17,9 +17,10 @@ use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
 use super::objects::{stored_headers, user_metadata};
+use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::{PutInput, Staged};
-use crate::core::format::{ManifestBody, Part as StoredPart};
+use crate::core::format::{ManifestBody, Part as StoredPart, Versioning};
 use crate::core::ids::{hex, unhex};
 use crate::meta::{PartRecord, UploadRecord};
 use crate::sys::{now_ms, random};
@@ -116,7 +117,11 @@ impl Gateway {
             && old.object_key != rec.object_key
         {
             let _ = self
-                .delete_manifest(&hidden_bucket(bucket), &old.object_key)
+                .delete_manifest(
+                    &hidden_bucket(bucket),
+                    &old.object_key,
+                    Versioning::Unversioned,
+                )
                 .await;
         }
         Ok(rec)
@@ -226,7 +231,7 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let mut i = req.input;
-        self.require_bucket(&i.bucket)?;
+        let config = self.config_of(&i.bucket)?;
         let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
         let asked = i
             .multipart_upload
@@ -306,6 +311,7 @@ impl Gateway {
             content_type: upload.content_type.clone(),
             user_metadata: upload.user_metadata.clone(),
             headers: upload.headers.clone(),
+            state: Self::write_state(&config),
         };
         let (pipe, feed) = pipe_from(readers);
         let staged = self.objects.stage(input, pipe).await;
@@ -334,6 +340,7 @@ impl Gateway {
             key: Some(i.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
             location: Some(format!("/{}/{}", i.bucket, i.key)),
+            version_id: answered_id(&m),
             ..Default::default()
         }))
     }
@@ -374,7 +381,10 @@ impl Gateway {
         self.index.delete_upload(id)?;
         let hidden = hidden_bucket(bucket);
         for (_, rec) in parts {
-            if let Err(e) = self.delete_manifest(&hidden, &rec.object_key).await {
+            if let Err(e) = self
+                .delete_manifest(&hidden, &rec.object_key, Versioning::Unversioned)
+                .await
+            {
                 tracing::warn!(upload = id, error = %e, "a part's delete did not reach its quorum");
             }
         }

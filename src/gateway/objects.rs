@@ -13,9 +13,10 @@ use super::body::{BodyReader, IdleLimit};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::error::S3Fault;
 use super::reads::{check_read_conditions, etag_of, matches};
+use super::versioning::{about_marker, answered_id, id_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
-use crate::core::format::{Manifest, ManifestBody, ObjectMeta};
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta, Versioning};
 use crate::core::ids::hex;
 
 /// Headers stored with an object besides Content-Type and user metadata.
@@ -91,6 +92,9 @@ impl Gateway {
                 let meta = meta.clone();
                 Ok((m, meta))
             }
+            ManifestBody::Tombstone if m.state.written_under != Versioning::Unversioned => {
+                Err(about_marker(S3Fault::NoSuchKey, &m))
+            }
             ManifestBody::Tombstone => Err(S3Fault::NoSuchKey.into()),
         }
     }
@@ -129,14 +133,15 @@ impl Gateway {
             .map_err(object_error)
     }
 
-    /// Writes a tombstone for (bucket, key); a manifest node that missed it is recorded for
-    /// repair.
+    /// Writes a tombstone for (bucket, key) (a delete marker under versioning `under`); a
+    /// manifest node that missed it is recorded for repair.
     pub(crate) async fn delete_manifest(
         &self,
         bucket: &str,
         key: &str,
+        under: Versioning,
     ) -> Result<Manifest, ObjectError> {
-        self.acknowledged(self.objects.delete(bucket, key).await)
+        self.acknowledged(self.objects.delete(bucket, key, under).await)
     }
 
     /// After a manifest write: a failed one leaves withdrawals pending (recorded); an
@@ -220,7 +225,7 @@ impl Gateway {
         let trailers = req.trailing_headers.clone();
         let headers = req.headers.clone();
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
+        let config = self.config_of(&i.bucket)?;
         let size = body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
             return Err(S3Fault::EntityTooLarge.into());
@@ -253,6 +258,7 @@ impl Gateway {
                 i.content_language.as_ref(),
                 i.expires.as_ref(),
             ),
+            state: Self::write_state(&config),
         };
         let (staged, sums) = self
             .stage_checked(
@@ -277,17 +283,30 @@ impl Gateway {
             checksum_sha256: out.checksum_sha256,
             checksum_crc64nvme: sums.checksum_crc64nvme,
             size: Some(meta.size as i64),
+            version_id: answered_id(&m),
             ..Default::default()
         }))
     }
 
-    /// What a GET or HEAD of (bucket, key) answers with, after its conditions and range.
-    async fn delete_one(&self, bucket: &str, key: &str) -> S3Result<()> {
+    /// Deletes (bucket, key): a version id removes that version for good; without one, the
+    /// key's end (unversioned) or a delete marker. Returns the version written or removed,
+    /// if any.
+    async fn delete_one(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        under: Versioning,
+    ) -> S3Result<Option<Manifest>> {
+        if let Some(id) = version_id {
+            return self.remove_version(bucket, key, id).await;
+        }
         let m = self
-            .delete_manifest(bucket, key)
+            .delete_manifest(bucket, key, under)
             .await
             .map_err(object_error)?;
-        self.record(&m)
+        self.record(&m)?;
+        Ok(Some(m))
     }
 
     pub(crate) async fn delete_object_op(
@@ -297,26 +316,26 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
-        if let Some(v) = &i.version_id
-            && v != "null"
-        {
-            return Err(
-                S3Fault::NotImplemented("object versions are not supported yet".into()).into(),
-            );
-        }
-        if let Some(c) = &i.if_match {
+        let under = self.config_of(&i.bucket)?.versioning;
+        let id = i.version_id.as_deref();
+        let done = if let Some(c) = &i.if_match {
             let lock = self.key_lock(&i.bucket, &i.key);
             let _held = lock.lock().await;
-            let (_, meta) = self.current(&i.bucket, &i.key).await?;
+            let (_, meta) = self.object_at(&i.bucket, &i.key, id).await?;
             if !matches(c, &meta.etag) {
                 return Err(S3Fault::PreconditionFailed.into());
             }
-            self.delete_one(&i.bucket, &i.key).await?;
+            drop(_held);
+            self.delete_one(&i.bucket, &i.key, id, under).await?
         } else {
-            self.delete_one(&i.bucket, &i.key).await?;
-        }
-        let mut resp = S3Response::new(DeleteObjectOutput::default());
+            self.delete_one(&i.bucket, &i.key, id, under).await?
+        };
+        let (version_id, delete_marker) = deleted_as(done.as_ref(), id);
+        let mut resp = S3Response::new(DeleteObjectOutput {
+            version_id,
+            delete_marker,
+            ..Default::default()
+        });
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
     }
@@ -328,7 +347,7 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
+        let under = self.config_of(&i.bucket)?.versioning;
         if i.delete.objects.len() > MAX_DELETE_KEYS {
             return Err(S3Fault::MalformedXml(
                 "a DeleteObjects request names at most 1000 keys".into(),
@@ -344,16 +363,24 @@ impl Gateway {
                     code: Some("KeyTooLongError".into()),
                     key: Some(o.key),
                     message: Some("keys are at most 1024 bytes".into()),
-                    version_id: None,
+                    version_id: o.version_id,
                 });
                 continue;
             }
-            match self.delete_one(&i.bucket, &o.key).await {
-                Ok(()) => {
+            let id = o.version_id.as_deref();
+            match self.delete_one(&i.bucket, &o.key, id, under).await {
+                Ok(done) => {
                     if !quiet {
+                        let (version_id, delete_marker) = deleted_as(done.as_ref(), id);
+                        // A delete marker written now is named by its own id.
+                        let marker_id = (id.is_none() && delete_marker.is_some())
+                            .then(|| version_id.clone())
+                            .flatten();
                         deleted.push(DeletedObject {
                             key: Some(o.key),
-                            ..Default::default()
+                            version_id: id.map(str::to_owned),
+                            delete_marker,
+                            delete_marker_version_id: marker_id,
                         });
                     }
                 }
@@ -361,7 +388,7 @@ impl Gateway {
                     code: Some(e.code().as_str().to_owned()),
                     key: Some(o.key),
                     message: e.message().map(str::to_owned),
-                    version_id: None,
+                    version_id: o.version_id,
                 }),
             }
         }
@@ -392,13 +419,23 @@ impl Gateway {
             )
             .into());
         };
-        if version_id.as_deref().is_some_and(|v| v != "null") {
-            return Err(
-                S3Fault::NotImplemented("object versions are not supported yet".into()).into(),
-            );
-        }
         self.require_bucket(bucket)?;
-        let (m, meta) = self.current(bucket, key).await?;
+        let (m, meta) = self
+            .object_at(bucket, key, version_id.as_deref())
+            .await
+            .map_err(|e| {
+                // A delete marker cannot be copied: AWS answers 400 for one named by id.
+                if *e.code() == S3ErrorCode::MethodNotAllowed {
+                    S3Fault::InvalidRequest(
+                        "The source of a copy request may not specifically refer to a delete \
+                         marker by version id."
+                            .into(),
+                    )
+                    .into()
+                } else {
+                    e
+                }
+            })?;
         // For copies, a failed If-None-Match or If-Modified-Since is 412, not 304.
         check_read_conditions(
             if_match,
@@ -444,7 +481,7 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
+        let config = self.config_of(&i.bucket)?;
         let (src, meta) = self
             .copy_source(
                 &i.copy_source,
@@ -458,7 +495,15 @@ impl Gateway {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == "REPLACE");
-        if !replace && src.bucket == i.bucket && src.key == i.key {
+        // A version named by id may be copied onto its own key: S3's way to restore one.
+        let by_id = matches!(
+            &i.copy_source,
+            CopySource::Bucket {
+                version_id: Some(_),
+                ..
+            }
+        );
+        if !replace && !by_id && src.bucket == i.bucket && src.key == i.key {
             return Err(S3Fault::InvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into()).into());
         }
         let (content_type, user_meta, headers) = if replace {
@@ -487,6 +532,7 @@ impl Gateway {
             content_type,
             user_metadata: user_meta,
             headers,
+            state: Self::write_state(&config),
         };
         let mut staged = self.copy_into(&src, 0..meta.size, input).await?;
         if staged.meta.etag != meta.etag && meta.parts.is_empty() {
@@ -504,6 +550,8 @@ impl Gateway {
                 last_modified: Some(timestamp(m.created_ms)),
                 ..Default::default()
             }),
+            copy_source_version_id: answered_id(&src),
+            version_id: answered_id(&m),
             ..Default::default()
         }))
     }
@@ -525,5 +573,22 @@ pub(crate) fn body_size(
             })
             .map(|n| n as u64)
             .ok_or_else(|| S3Error::from(S3Fault::MissingContentLength)),
+    }
+}
+
+/// What a delete answers (`x-amz-version-id`, `x-amz-delete-marker`): with an id, that id and
+/// whether the version removed was a delete marker; without, the delete marker written, if
+/// the bucket's versioning made one.
+fn deleted_as(done: Option<&Manifest>, id: Option<&str>) -> (Option<String>, Option<bool>) {
+    let marker = |m: &Manifest| matches!(m.body, ManifestBody::Tombstone);
+    match (id, done) {
+        (Some(id), done) => (
+            Some(id.to_owned()),
+            done.filter(|m| marker(m)).map(|_| true),
+        ),
+        (None, Some(m)) if m.state.written_under != Versioning::Unversioned => {
+            (Some(id_of(m)), Some(true))
+        }
+        (None, _) => (None, None),
     }
 }

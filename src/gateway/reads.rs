@@ -12,10 +12,9 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::body::object_stream;
 use super::checksum::from_stored;
 use super::error::S3Fault;
-use super::list::{parse_version_id, version_id};
+use super::versioning::{answered_id, id_of};
 use super::{Gateway, object_error, timestamp};
 use crate::core::format::{Manifest, ObjectMeta};
-use crate::meta::VersionMarker;
 
 fn header<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a String> {
     meta.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -178,19 +177,7 @@ fn select(
 impl Gateway {
     async fn plan_read(&self, bucket: &str, key: &str, ask: ReadAsk<'_>) -> S3Result<ReadPlan> {
         self.require_bucket(bucket)?;
-        let wanted = ask.version_id.map(parse_version_id).transpose()?;
-        let (m, meta) = match self.current(bucket, key).await {
-            // A version asked for by id of a key that has none.
-            Err(e) if wanted.is_some() && *e.code() == s3s::S3ErrorCode::NoSuchKey => {
-                return Err(S3Fault::NoSuchVersion.into());
-            }
-            r => r?,
-        };
-        // Only the current version is served by id until versioning keeps the others
-        // (docs/decisions/versioning.md): any other id names no version this gateway can read.
-        if wanted.is_some_and(|w| w != VersionMarker::new(m.state.written_under, m.version)) {
-            return Err(S3Fault::NoSuchVersion.into());
-        }
+        let (m, meta) = self.object_at(bucket, key, ask.version_id).await?;
         check_read_conditions(
             ask.if_match,
             ask.if_none_match,
@@ -210,7 +197,10 @@ impl Gateway {
         let parts_count = (!meta.parts.is_empty() && ask.part_number.is_some())
             .then_some(meta.parts.len() as i32);
         Ok(ReadPlan {
-            version_id: wanted.map(version_id),
+            version_id: ask
+                .version_id
+                .map(|_| id_of(&m))
+                .or_else(|| answered_id(&m)),
             m,
             meta,
             range,

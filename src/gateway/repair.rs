@@ -24,7 +24,7 @@ use crate::coordinator::repair::Repaired;
 use crate::core::backlog::{Census, Entry, Rebuild, Step, Verdict, Wait};
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
-use crate::meta::{Index, LostRecord, MetaError};
+use crate::meta::{Index, LostRecord, MetaError, VersionMarker};
 use crate::sys::now_ms;
 
 /// How fast repair may move bytes (read plus written), per second; 0 is no limit.
@@ -195,14 +195,25 @@ impl Repairer {
                             short
                         }
                     };
-                    // A newer version of the key current: the one rebuilt is read by nobody.
+                    // A newer version of the key current and this one no longer kept (an
+                    // overwritten null version): the one rebuilt is read by nobody. A version
+                    // the index keeps (or cannot say it does not) is never dropped.
                     let superseded = match (&result, &found) {
-                        (Rebuild::Short { .. }, Some(f)) => self
-                            .index
-                            .get(&f.manifest.bucket, &f.manifest.key)
-                            .ok()
-                            .flatten()
-                            .is_some_and(|current| current.order > f.manifest.order),
+                        (Rebuild::Short { .. }, Some(f)) => {
+                            let m = &f.manifest;
+                            let named = VersionMarker::new(m.state.written_under, m.version);
+                            let kept = self
+                                .index
+                                .version(&m.bucket, &m.key, named)
+                                .map_or(true, |e| e.is_some_and(|e| e.version == m.version));
+                            !kept
+                                && self
+                                    .index
+                                    .get(&m.bucket, &m.key)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|current| current.order > m.order)
+                        }
                         _ => false,
                     };
                     step = rules.rebuilt(result, superseded);
@@ -269,8 +280,8 @@ impl Repairer {
                     );
                 }
                 Verdict::Superseded => {
-                    // Versions are not kept yet: one superseded by a newer current version is
-                    // read by no request, and its loss costs nothing.
+                    // A version no longer kept (a replaced null version) and superseded by a
+                    // newer current one is read by no request: its loss costs nothing.
                     self.index.repair_done(&object, version)?;
                     pass.superseded += 1;
                     tracing::info!(

@@ -114,6 +114,13 @@ impl S3 for S3Api {
         name_op(&req.extensions, "GetBucketVersioning");
         self.0.get_bucket_versioning_op(&req)
     }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        name_op(&req.extensions, "PutBucketVersioning");
+        self.0.put_bucket_versioning_op(req).await
+    }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,

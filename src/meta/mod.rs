@@ -29,6 +29,7 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// (the empty key, a bucket's own record, is not counted).
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
+mod config;
 mod intents;
 mod lost;
 mod uploads;
@@ -36,6 +37,7 @@ mod versions;
 use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
+pub use config::unconfigured;
 pub use intents::Intent;
 pub use lost::LostRecord;
 pub use uploads::{PartRecord, UploadRecord};
@@ -76,12 +78,18 @@ pub struct Entry {
     pub deleted: bool,
     /// The bucket's versioning when the version was written.
     pub written_under: Versioning,
+    /// Removed by a DELETE of its version id: kept so that a stale copy found later does
+    /// not bring it back, listed and served by nobody.
+    pub removed: bool,
 }
 
 /// Flag bit of an entry's flags byte (bit 0: deleted; bits 1-2: written under Unversioned 0,
-/// Enabled 1, Suspended 2): the commit order follows (entries written before versions had an
-/// order of their own lack it; their order is their version, and they were unversioned).
+/// Enabled 1, Suspended 2; bit 3: removed): the commit order follows (entries written before
+/// versions had an order of their own lack it; their order is their version, and they were
+/// unversioned).
 const ENTRY_HAS_ORDER: u8 = 0x80;
+/// Flag bit: the version was removed.
+const ENTRY_REMOVED: u8 = 0x08;
 
 impl Entry {
     fn encode(&self) -> Vec<u8> {
@@ -94,7 +102,8 @@ impl Entry {
             Versioning::Enabled => 1,
             Versioning::Suspended => 2,
         };
-        v.push(u8::from(self.deleted) | under << 1 | ENTRY_HAS_ORDER);
+        let removed = if self.removed { ENTRY_REMOVED } else { 0 };
+        v.push(u8::from(self.deleted) | under << 1 | removed | ENTRY_HAS_ORDER);
         v.extend_from_slice(&self.order.to_bytes());
         v.extend_from_slice(self.etag.as_bytes());
         v
@@ -119,6 +128,7 @@ impl Entry {
             size: u64::from_le_bytes(at(b, 16)?),
             modified_ms: u64::from_le_bytes(at(b, 24)?),
             deleted: flags & 1 != 0,
+            removed: flags & ENTRY_REMOVED != 0,
             written_under: match (flags >> 1) & 3 {
                 0 => Versioning::Unversioned,
                 1 => Versioning::Enabled,
@@ -226,6 +236,7 @@ impl Index {
         txn.open_table(lost::UNREBUILDABLE).map_err(db_err)?;
         txn.open_table(intents::INTENTS).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
+        txn.open_table(config::BUCKET_CONFIG).map_err(db_err)?;
         let listed = txn
             .list_tables()
             .map_err(db_err)?
@@ -333,17 +344,6 @@ impl Index {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(BUCKETS).map_err(db_err)?;
         Ok(t.get(bucket).map_err(db_err)?.map(|v| v.value()))
-    }
-
-    /// Forgets a bucket; false if it did not exist. The caller checks it is empty.
-    pub fn delete_bucket(&self, bucket: &str) -> Result<bool, MetaError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = {
-            let mut t = txn.open_table(BUCKETS).map_err(db_err)?;
-            t.remove(bucket).map_err(db_err)?.is_some()
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
     }
 
     /// Records that shards of an acknowledged object version are missing (the write quorum was
@@ -499,31 +499,37 @@ impl Index {
                 .remove(&intents::intent_key(bucket, key, e.version)[..])
                 .map_err(db_err)?;
         }
-        let changed = {
+        let (changed, now) = {
             let mut t = txn.open_table(OBJECTS).map_err(db_err)?;
             let old = t
                 .get(&k[..])
                 .map_err(db_err)?
                 .map(|old| Entry::decode(old.value()))
                 .transpose()?;
-            let changed = match entry {
-                Some(e) => !only_newer || old.as_ref().is_none_or(|o| o.order < e.order),
-                None => old.is_some(),
-            };
             let mut vt = txn.open_table(versions::VERSIONS).map_err(db_err)?;
-            if !only_newer
-                && let Some(o) = old
-                    .as_ref()
-                    .filter(|o| entry.is_none_or(|e| e.version != o.version))
-            {
-                // The current version was withdrawn (never acknowledged).
-                versions::forget(&mut vt, bucket, key, o)?;
-            }
-            if let Some(e) = entry {
-                versions::record(&mut vt, bucket, key, e)?;
-            }
+            let now = match entry {
+                // The key's current version is its newest not removed.
+                Some(e) if only_newer => {
+                    versions::record(&mut vt, bucket, key, e)?;
+                    versions::newest(&vt, bucket, key)?
+                }
+                _ => {
+                    if let Some(o) = old
+                        .as_ref()
+                        .filter(|o| entry.is_none_or(|e| e.version != o.version))
+                    {
+                        // The current version was withdrawn (never acknowledged).
+                        versions::forget(&mut vt, bucket, key, o)?;
+                    }
+                    if let Some(e) = entry {
+                        versions::record(&mut vt, bucket, key, e)?;
+                    }
+                    entry.cloned()
+                }
+            };
+            let changed = now != old;
             if changed {
-                if let Some(entry) = entry {
+                if let Some(entry) = &now {
                     t.insert(&k[..], &entry.encode()[..]).map_err(db_err)?;
                     let mut meta = txn.open_table(META).map_err(db_err)?;
                     let max = meta
@@ -541,7 +547,7 @@ impl Index {
                 let live =
                     |e: Option<&Entry>| e.filter(|e| !e.deleted).map_or((0, 0), |e| (1, e.size));
                 let (was_n, was_bytes) = live(old.as_ref());
-                let (now_n, now_bytes) = live(entry);
+                let (now_n, now_bytes) = live(now.as_ref());
                 // The empty key is the bucket's own record, not an object.
                 if (was_n, was_bytes) != (now_n, now_bytes) && !key.is_empty() {
                     let mut c = txn.open_table(COUNTS).map_err(db_err)?;
@@ -555,10 +561,10 @@ impl Index {
                     }
                 }
             }
-            changed
+            (changed, now)
         };
         txn.commit().map_err(db_err)?;
-        Ok(changed)
+        Ok(changed && now.zip(entry).is_some_and(|(n, e)| n.version == e.version))
     }
 
     /// The current entry of (bucket, key), deleted or not.

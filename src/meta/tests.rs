@@ -26,6 +26,7 @@ pub(super) fn entry(n: u64, deleted: bool) -> Entry {
         modified_ms: n,
         deleted,
         written_under: Versioning::Unversioned,
+        removed: false,
     }
 }
 

@@ -72,19 +72,46 @@ fn parse_row(k: &[u8], base: usize) -> Result<(String, Version), MetaError> {
     Ok((key, Version::from_bytes(o)))
 }
 
-/// Whether a version is listed: everything but a delete of an unversioned bucket.
+/// Whether a version is listed: everything but a delete of an unversioned bucket and a
+/// removed version.
 fn listed(e: &Entry) -> bool {
-    !(e.deleted && e.written_under == Versioning::Unversioned)
+    !(e.removed || e.deleted && e.written_under == Versioning::Unversioned)
+}
+
+/// The newest version of (bucket, key) that was not removed: its current one.
+pub(super) fn newest(
+    t: &Table<'_, &[u8], &[u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Entry>, MetaError> {
+    let prefix = key_prefix(bucket, key);
+    let end = successor(&prefix).ok_or(MetaError::Malformed)?;
+    for item in t.range::<&[u8]>(&prefix[..]..&end[..]).map_err(db_err)? {
+        let (_, v) = item.map_err(db_err)?;
+        let e = Entry::decode(v.value())?;
+        if !e.removed {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }
 
 /// Records version `e` of (bucket, key) among the key's versions. A null version replaces an
-/// older null version of the key, and is not recorded if a newer one is there.
+/// older null version of the key (removed or not), and is not recorded if a newer one is
+/// there. A removed version stays removed: a copy from before its removal changes nothing.
 pub(super) fn record(
     t: &mut Table<'_, &[u8], &[u8]>,
     bucket: &str,
     key: &str,
     e: &Entry,
 ) -> Result<(), MetaError> {
+    let row = row_key(bucket, key, e.order);
+    if !e.removed
+        && let Some(old) = t.get(&row[..]).map_err(db_err)?
+        && Entry::decode(old.value())?.removed
+    {
+        return Ok(());
+    }
     if e.written_under != Versioning::Enabled {
         let prefix = key_prefix(bucket, key);
         let end = successor(&prefix).ok_or(MetaError::Malformed)?;
@@ -103,8 +130,7 @@ pub(super) fn record(
             t.remove(&k[..]).map_err(db_err)?;
         }
     }
-    t.insert(&row_key(bucket, key, e.order)[..], &e.encode()[..])
-        .map_err(db_err)?;
+    t.insert(&row[..], &e.encode()[..]).map_err(db_err)?;
     Ok(())
 }
 
@@ -187,6 +213,29 @@ pub struct VersionPage {
 }
 
 impl Index {
+    /// The version of (bucket, key) that `marker` names, unless there is none or it was
+    /// removed (a delete of an unversioned bucket is the end of its key, no version).
+    pub fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        marker: VersionMarker,
+    ) -> Result<Option<Entry>, MetaError> {
+        use redb::ReadableDatabase as _;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(VERSIONS).map_err(db_err)?;
+        let prefix = key_prefix(bucket, key);
+        let end = successor(&prefix).ok_or(MetaError::Malformed)?;
+        for item in t.range::<&[u8]>(&prefix[..]..&end[..]).map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            let e = Entry::decode(v.value())?;
+            if VersionMarker::of(&e) == marker {
+                return Ok(listed(&e).then_some(e));
+            }
+        }
+        Ok(None)
+    }
+
     /// Per bucket: the versions and the delete markers ListObjectVersions would list (the
     /// bucket's own record not counted), from one snapshot.
     pub fn version_counts(&self) -> Result<Vec<(String, u64, u64)>, MetaError> {
@@ -280,7 +329,11 @@ impl Index {
                 }
                 let (key, _) = parse_row(kb, base)?;
                 let entry = Entry::decode(v.value())?;
-                // The first row of a key is its newest version: current unless a delete.
+                if entry.removed {
+                    continue;
+                }
+                // The first row of a key not removed is its newest version: current unless a
+                // delete.
                 let first = current_key.as_deref() != Some(key.as_str());
                 if first {
                     current_key = Some(key.clone());

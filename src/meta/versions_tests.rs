@@ -1,5 +1,6 @@
-//! The versions table against a model: whatever order versions are applied in (as a rebuild
-//! from the nodes may), every page sequence of ListObjectVersions equals the model's listing.
+//! The versions table against a model: whatever order versions and removals are applied in
+//! (as a rebuild from the nodes may), every page sequence of ListObjectVersions equals the
+//! model's listing, and each key's current version is its newest not removed.
 
 use std::collections::BTreeMap;
 
@@ -21,14 +22,17 @@ fn entry_of(id: u64, order: u64, under: Versioning, deleted: bool) -> Entry {
         modified_ms: order,
         deleted,
         written_under: under,
+        removed: false,
     }
 }
 
-/// The model: per key, its versions newest first (a newer null version replaces an older).
-fn model(ops: &[(u64, Op)]) -> BTreeMap<String, Vec<Entry>> {
+/// The model: per key, its versions newest first (a newer null version replaces an older,
+/// removed or not), the removed ones left out.
+fn model(ops: &[(u64, Op)], removed: &[u64]) -> BTreeMap<String, Vec<Entry>> {
     let mut keys: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for (id, (key, order, under, deleted)) in ops {
-        let e = entry_of(*id, *order, *under, *deleted);
+        let mut e = entry_of(*id, *order, *under, *deleted);
+        e.removed = removed.contains(id);
         let vs = keys.entry(key.clone()).or_default();
         if e.written_under != Versioning::Enabled {
             let null = |o: &Entry| o.written_under != Versioning::Enabled;
@@ -39,6 +43,9 @@ fn model(ops: &[(u64, Op)]) -> BTreeMap<String, Vec<Entry>> {
         }
         vs.push(e);
         vs.sort_by_key(|e| std::cmp::Reverse(e.order));
+    }
+    for vs in keys.values_mut() {
+        vs.retain(|e| !e.removed);
     }
     keys
 }
@@ -98,6 +105,7 @@ proptest! {
         prefix in prop::sample::select(vec!["", "a", "a/", "é"]),
         delimiter in prop::sample::select(vec![None, Some("/")]),
         page_size in 1usize..5,
+        removals in prop::collection::vec((0usize..40, 0usize..41), 0..6),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.redb")).unwrap();
@@ -108,13 +116,30 @@ proptest! {
             if seen.insert((key.clone(), *order), ()).is_some() {
                 continue;
             }
-            let id = id as u64 + 1;
-            index
-                .apply("bk", key, &entry_of(id, *order, *under, *deleted))
-                .unwrap();
-            applied.push((id, (key.clone(), *order, *under, *deleted)));
+            applied.push((id as u64 + 1, (key.clone(), *order, *under, *deleted)));
         }
-        let want = listing(&model(&applied), prefix, delimiter);
+        // Each removal is a copy of a version marked removed, applied anywhere in the
+        // sequence: before the version itself, as a rebuild may meet it.
+        let mut removed: Vec<u64> = Vec::new();
+        let mut events: Vec<(u64, Op, bool)> =
+            applied.iter().map(|(id, op)| (*id, op.clone(), false)).collect();
+        for (which, at) in removals {
+            if let Some((id, op)) = applied.get(which) {
+                removed.push(*id);
+                events.insert(at.min(events.len()), (*id, op.clone(), true));
+            }
+        }
+        for (id, (key, order, under, deleted), gone) in &events {
+            let mut e = entry_of(*id, *order, *under, *deleted);
+            e.removed = *gone;
+            index.apply("bk", key, &e).unwrap();
+        }
+        let modelled = model(&applied, &removed);
+        for (key, vs) in &modelled {
+            let current = index.get("bk", key).unwrap().map(|e| e.version);
+            prop_assert_eq!(current, vs.first().map(|e| e.version), "current of {:?}", key);
+        }
+        let want = listing(&modelled, prefix, delimiter);
         let mut got = Vec::new();
         let mut q = VersionQuery {
             prefix: prefix.to_string(),

@@ -24,4 +24,5 @@ mod s3;
 mod sigv4;
 mod support;
 mod tls;
+mod versioning;
 mod versions;

@@ -228,7 +228,10 @@ async fn a_write_committed_after_another_gateways_acknowledgement_wins_whatever_
         // A delete from a gateway with a true clock, after a write from one ahead.
         let data = rng.bytes(1000);
         put(&ahead(20), "skew/deleted", &data).await.unwrap();
-        fresh(21).delete("registry", "skew/deleted").await.unwrap();
+        fresh(21)
+            .delete("registry", "skew/deleted", Default::default())
+            .await
+            .unwrap();
         assert!(
             fresh(22)
                 .head("registry", "skew/deleted", None)

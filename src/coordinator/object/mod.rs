@@ -12,6 +12,7 @@
 
 mod order;
 mod read;
+mod revise;
 mod write;
 
 pub use read::ObjectReader;

@@ -64,7 +64,7 @@ impl Objects {
         let object = self.manifest_key.object_id(bucket, key);
         let mut newest: Option<Manifest> = None;
         for targets in self.placements_of(&object) {
-            if let Some(m) = self.head_at(object, &targets, floor).await?
+            if let Some(m) = self.head_at(object, &targets, floor, None).await?
                 && newest
                     .as_ref()
                     .is_none_or(|n| m.precedence() > n.precedence())
@@ -91,12 +91,14 @@ impl Objects {
     }
 
     /// The newest manifest of `object` at a read quorum of the manifest nodes of `targets`
-    /// (at all of those that answer while it is older than `floor`).
-    async fn head_at(
+    /// (at all of those that answer while it is older than `floor`); with `only`, the best
+    /// copy of that one version, unless it was removed.
+    pub(super) async fn head_at(
         &self,
         object: ObjectId,
         targets: &[ShardTarget],
         floor: Option<Version>,
+        only: Option<Version>,
     ) -> Result<Option<Manifest>, ObjectError> {
         let nodes = Self::manifest_nodes(targets);
         let mut read = ManifestRead::new(self.manifest_quorum(nodes.len()), floor);
@@ -121,6 +123,7 @@ impl Objects {
             read.handle_answer(records.iter().filter_map(|rec| {
                 Manifest::open(&self.manifest_key, rec).ok().filter(|m| {
                     m.object == object
+                        && only.is_none_or(|v| v == m.version)
                         && !self.withdrawing(&m.object, m.version)
                         && !self.uncommitted(&m.object, m.version)
                 })

@@ -9,7 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Missed, ObjectError, Objects, random, to_targets};
 use crate::coordinator::drive::{ShardTarget, StripeSink};
-use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader, VersionState};
+use crate::core::format::{
+    Manifest, ManifestBody, ObjectMeta, ShardHeader, VersionState, Versioning,
+};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
 use crate::core::keys::{DataKey, WrappedKey};
@@ -34,6 +36,9 @@ pub struct PutInput {
     pub user_metadata: Vec<(String, String)>,
     /// Other stored headers (Cache-Control, Content-Disposition, ...), names lower-case.
     pub headers: Vec<(String, String)>,
+    /// The version's state: the bucket's versioning now, the retention and legal hold it is
+    /// written with, a bucket record's configuration (`revised` is set at commit).
+    pub state: Option<VersionState>,
 }
 
 /// An object whose shards are durable (at the write quorum) but whose manifest is not written
@@ -54,6 +59,8 @@ pub struct Staged {
     pub missing: Vec<usize>,
     /// A small object's shards (header, blocks), sent with the manifest records at commit.
     inline: Option<Vec<(ShardHeader, Vec<u8>)>>,
+    /// The version's state (unversioned when the input named none).
+    state: Option<VersionState>,
 }
 
 /// What every staged object starts from: its id, version, key and placement.
@@ -115,7 +122,12 @@ impl Objects {
             created_ms: now_ms(),
             body: ManifestBody::Object(staged.meta),
             order,
-            state: VersionState::unversioned(order),
+            state: VersionState {
+                revised: order,
+                ..staged
+                    .state
+                    .unwrap_or_else(|| VersionState::unversioned(order))
+            },
         };
         self.intend(&manifest)?;
         let (mut missed, newest) = match staged.inline {
@@ -227,12 +239,20 @@ impl Objects {
     }
 
     /// Writes a delete (a tombstone version) for (bucket, key) to a manifest quorum; also
-    /// says whether some manifest node did not take it (for repair).
-    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(Manifest, Missed), ObjectError> {
+    /// says whether some manifest node did not take it (for repair). Under a bucket's
+    /// versioning Enabled or Suspended it is a delete marker.
+    pub async fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        under: Versioning,
+    ) -> Result<(Manifest, Missed), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
         let version = self.stamp();
         let mark = self.committing(object, version);
-        let r = self.delete_marked(bucket, key, object, version).await;
+        let r = self
+            .delete_marked(bucket, key, object, version, under)
+            .await;
         mark.finish();
         r
     }
@@ -243,6 +263,7 @@ impl Objects {
         key: &str,
         object: ObjectId,
         version: Version,
+        under: Versioning,
     ) -> Result<(Manifest, Missed), ObjectError> {
         let targets = self.targets(&object);
         let mut manifest = Manifest {
@@ -254,7 +275,7 @@ impl Objects {
             body: ManifestBody::Tombstone,
             // A delete has no body: its commit begins as it is stamped.
             order: version,
-            state: VersionState::unversioned(version),
+            state: VersionState::written(under, version),
         };
         self.intend(&manifest)?;
         let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;
@@ -452,6 +473,7 @@ impl Objects {
     ) -> Staged {
         let profile = self.layout.profile;
         Staged {
+            state: input.state,
             bucket: input.bucket,
             key: input.key,
             object: p.object,
@@ -540,6 +562,23 @@ impl Objects {
         manifest: &Manifest,
         targets: &[ShardTarget],
     ) -> Result<(bool, Option<Version>), ObjectError> {
+        match self.write_records(manifest, targets).await? {
+            Ok(r) => Ok(r),
+            Err((durable, needed)) => {
+                self.withdraw(manifest, targets).await;
+                Err(ObjectError::ManifestQuorum { durable, needed })
+            }
+        }
+    }
+
+    /// Writes `manifest`'s record to the manifest nodes of `targets`: whether every node took
+    /// it and the order reported above it, or (durable, needed) when short of the quorum (the
+    /// caller decides what to withdraw).
+    pub(super) async fn write_records(
+        &self,
+        manifest: &Manifest,
+        targets: &[ShardTarget],
+    ) -> Result<Result<(bool, Option<Version>), (usize, usize)>, ObjectError> {
         let sealed = manifest.seal(&self.manifest_key, random())?;
         let nodes = Self::manifest_nodes(targets);
         let q = self.manifest_quorum(nodes.len());
@@ -565,17 +604,11 @@ impl Objects {
                 write.handle_failed();
             }
         }
-        match write.finish() {
-            Ok(all) => {
-                self.superseded(&manifest.object, manifest.version);
-                let reported = answers.into_iter().flatten().flatten();
-                Ok((all, self.reported_above(manifest, reported)))
-            }
-            Err((durable, needed)) => {
-                self.withdraw(manifest, targets).await;
-                Err(ObjectError::ManifestQuorum { durable, needed })
-            }
-        }
+        Ok(write.finish().map(|all| {
+            self.superseded(&manifest.object, manifest.version);
+            let reported = answers.into_iter().flatten().flatten();
+            (all, self.reported_above(manifest, reported))
+        }))
     }
 }
 

@@ -217,7 +217,8 @@ pub fn export(
 
     // Every manifest, newest version per key.
     let mut census = Census::default();
-    let mut current: BTreeMap<(String, String), Manifest> = BTreeMap::new();
+    // Per key, each version's best copy.
+    let mut versions: BTreeMap<(String, String), BTreeMap<Version, Manifest>> = BTreeMap::new();
     let mut reports = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         progress(Progress {
@@ -258,12 +259,15 @@ pub fn export(
                 if m.bucket.contains(HIDDEN) || m.key.is_empty() {
                     continue;
                 }
-                let k = (m.bucket.clone(), m.key.clone());
-                if current
-                    .get(&k)
+                // Each version's best copy (a removal is a later copy of its version).
+                let copies = versions
+                    .entry((m.bucket.clone(), m.key.clone()))
+                    .or_default();
+                if copies
+                    .get(&m.version)
                     .is_none_or(|c| c.precedence() < m.precedence())
                 {
-                    current.insert(k, m);
+                    copies.insert(m.version, m);
                 }
             }
         }
@@ -288,8 +292,10 @@ pub fn export(
         lacking_sites: Census::lacking_sites(&lacking, &site_of),
         ..ExportReport::default()
     };
-    let live: Vec<&Manifest> = current
+    // Each key's current version, as a gateway's read chooses it.
+    let live: Vec<&Manifest> = versions
         .values()
+        .filter_map(|copies| crate::core::quorum::current(copies.values()))
         .filter(|m| matches!(m.body, ManifestBody::Object(_)))
         .collect();
     report.objects = live.len() as u64;

@@ -1,0 +1,221 @@
+//! S3 versioning at the gateway: a bucket's versioning configuration (its own record's
+//! state), the state each write is made under, reads of a version by id and the removal of
+//! one (`docs/decisions/versioning.md`).
+
+use http::{HeaderMap, HeaderValue};
+use s3s::dto::{
+    BucketVersioningStatus, GetBucketVersioningInput, GetBucketVersioningOutput,
+    PutBucketVersioningInput, PutBucketVersioningOutput,
+};
+use s3s::{S3Error, S3Request, S3Response, S3Result};
+
+use super::error::S3Fault;
+use super::list::{parse_version_id, version_id};
+use super::{Gateway, entry_of, object_error};
+use crate::coordinator::object::PutInput;
+use crate::core::format::{
+    BucketConfig, Manifest, ManifestBody, ObjectMeta, VersionState, Versioning,
+};
+use crate::core::hlc::Version;
+use crate::meta::VersionMarker;
+
+/// How S3 names the version `m` is of (`x-amz-version-id`).
+pub(crate) fn id_of(m: &Manifest) -> String {
+    version_id(VersionMarker::new(m.state.written_under, m.version))
+}
+
+/// The version id to answer a read or write of `m` with: none for a version of a bucket
+/// whose versioning was never configured (unless asked for by id).
+pub(crate) fn answered_id(m: &Manifest) -> Option<String> {
+    (m.state.written_under != Versioning::Unversioned).then(|| id_of(m))
+}
+
+/// `fault` about a delete marker: with `x-amz-delete-marker: true` and its version id, as
+/// AWS answers a GET of a key whose current version is one (404) or of the marker by id (405).
+pub(crate) fn about_marker(fault: S3Fault, m: &Manifest) -> S3Error {
+    let mut e = S3Error::from(fault);
+    let mut h = HeaderMap::new();
+    h.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(&id_of(m)) {
+        h.insert("x-amz-version-id", v);
+    }
+    e.set_headers(h);
+    e
+}
+
+impl Gateway {
+    /// The configuration of an existing bucket; refused (never taken as unversioned) when
+    /// it cannot be read.
+    pub(crate) fn config_of(&self, bucket: &str) -> S3Result<BucketConfig> {
+        self.require_bucket(bucket)?;
+        Ok(self.index.bucket_config(bucket)?)
+    }
+
+    /// The state a write into a bucket configured `c` is made under (None: unversioned).
+    pub(crate) fn write_state(c: &BucketConfig) -> Option<VersionState> {
+        (c.versioning != Versioning::Unversioned)
+            .then(|| VersionState::written(c.versioning, Version::from_bytes([0; 16])))
+    }
+
+    pub(crate) fn get_bucket_versioning_op(
+        &self,
+        req: &S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let c = self.config_of(&req.input.bucket)?;
+        let status = match c.versioning {
+            // Never configured: S3 answers with no status at all.
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            ..Default::default()
+        }))
+    }
+
+    /// Enabled or Suspended, written as a new version of the bucket's own record (so that the
+    /// nodes alone rebuild it); never back to unversioned, never Suspended under object lock.
+    pub(crate) async fn put_bucket_versioning_op(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let _writing = self.writing();
+        let i = req.input;
+        let lock = self.key_lock(&i.bucket, "");
+        let _held = lock.lock().await;
+        let c = self.config_of(&i.bucket)?;
+        let conf = i.versioning_configuration;
+        if conf
+            .mfa_delete
+            .as_ref()
+            .is_some_and(|m| m.as_str() == "Enabled")
+        {
+            return Err(S3Fault::NotImplemented("MFA delete is not supported".into()).into());
+        }
+        let Some(status) = conf.status else {
+            return Ok(S3Response::new(PutBucketVersioningOutput {}));
+        };
+        let versioning = match status.as_str() {
+            "Enabled" => Versioning::Enabled,
+            "Suspended" => Versioning::Suspended,
+            other => {
+                return Err(S3Fault::MalformedXml(format!(
+                    "the versioning status must be Enabled or Suspended, not {other:?}"
+                ))
+                .into());
+            }
+        };
+        if versioning == Versioning::Suspended && c.object_lock {
+            return Err(S3Fault::InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning \
+                 state cannot be changed."
+                    .into(),
+            )
+            .into());
+        }
+        if c.versioning != versioning {
+            self.configure(&i.bucket, BucketConfig { versioning, ..c })
+                .await?;
+        }
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    /// Writes `c` as the bucket's configuration: a new version of its own record. The caller
+    /// holds the record's lock.
+    async fn configure(&self, bucket: &str, c: BucketConfig) -> S3Result<()> {
+        let state = VersionState {
+            bucket: Some(c.clone()),
+            ..VersionState::unversioned(Version::from_bytes([0; 16]))
+        };
+        let input = PutInput {
+            bucket: bucket.to_owned(),
+            key: String::new(),
+            size: 0,
+            state: Some(state),
+            ..PutInput::default()
+        };
+        let m = self
+            .objects
+            .put(input, tokio::io::empty())
+            .await
+            .map_err(object_error)?;
+        self.index.apply(bucket, "", &entry_of(&m))?;
+        self.index.set_bucket_config(bucket, Some(&c))?;
+        Ok(())
+    }
+
+    /// The version of (bucket, key) a GET, HEAD or copy names (its current one without an
+    /// id), with its body's record. A delete marker is not an object: 404 as current, 405 by
+    /// id, with the headers that say it is one.
+    pub(crate) async fn object_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: Option<&str>,
+    ) -> S3Result<(Manifest, ObjectMeta)> {
+        let Some(id) = id else {
+            return self.current(bucket, key).await;
+        };
+        let marker = parse_version_id(id)?;
+        let known = self.index.version(bucket, key, marker)?;
+        let identity = match (&known, marker) {
+            (Some(e), _) => e.version,
+            (None, VersionMarker::Id(v)) => v,
+            (None, VersionMarker::Null) => return Err(S3Fault::NoSuchVersion.into()),
+        };
+        let m = self
+            .objects
+            .version(bucket, key, identity, known.map(|e| e.order))
+            .await
+            .map_err(object_error)?
+            // The id must name the version as S3 does (a null version has no other id).
+            .filter(|m| VersionMarker::new(m.state.written_under, m.version) == marker)
+            .ok_or(S3Fault::NoSuchVersion)?;
+        match &m.body {
+            ManifestBody::Object(meta) => {
+                let meta = meta.clone();
+                Ok((m, meta))
+            }
+            ManifestBody::Tombstone => Err(about_marker(S3Fault::MethodNotAllowed, &m)),
+        }
+    }
+
+    /// Removes the version of (bucket, key) that `id` names, for good: the version (or delete
+    /// marker) removed, or None when there was none (S3 answers that with success too).
+    pub(crate) async fn remove_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+    ) -> S3Result<Option<Manifest>> {
+        let marker = parse_version_id(id)?;
+        let lock = self.key_lock(bucket, key);
+        let _held = lock.lock().await;
+        let Some(e) = self.index.version(bucket, key, marker)? else {
+            return Ok(None);
+        };
+        let Some(m) = self
+            .objects
+            .version(bucket, key, e.version, Some(e.order))
+            .await
+            .map_err(object_error)?
+        else {
+            return Ok(None);
+        };
+        let (copy, missed) = self.objects.remove(&m).await.map_err(object_error)?;
+        if missed.manifest {
+            tracing::warn!(
+                bucket,
+                key,
+                "a version's removal reached its quorum, not every node: reads take the removed copy"
+            );
+        }
+        self.index.apply(bucket, key, &entry_of(&copy))?;
+        Ok(Some(copy))
+    }
+}

@@ -1,0 +1,164 @@
+//! Each bucket's configuration (versioning, object lock), as its own record at the nodes
+//! last said it (`VersionState::bucket`): a cache the gateway reads on every write. A bucket
+//! with no row has never been configured: unversioned, no lock.
+
+use redb::{ReadableDatabase as _, TableDefinition};
+
+use super::{BUCKETS, Index, MetaError, db_err};
+use crate::core::format::{BucketConfig, DefaultRetention, LockMode, Versioning};
+
+/// Bucket name → encoded [`BucketConfig`].
+pub(super) const BUCKET_CONFIG: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("bucket_config");
+
+fn versioning_byte(v: Versioning) -> u8 {
+    match v {
+        Versioning::Unversioned => 0,
+        Versioning::Enabled => 1,
+        Versioning::Suspended => 2,
+    }
+}
+
+fn mode_byte(m: LockMode) -> u8 {
+    match m {
+        LockMode::Governance => 0,
+        LockMode::Compliance => 1,
+    }
+}
+
+/// versioning, object lock, then (when there is a default retention) mode, years, period.
+fn encode(c: &BucketConfig) -> Vec<u8> {
+    let mut v = vec![versioning_byte(c.versioning), u8::from(c.object_lock)];
+    if let Some(d) = &c.default_retention {
+        v.push(mode_byte(d.mode));
+        v.push(u8::from(d.years));
+        v.extend_from_slice(&d.period.to_le_bytes());
+    }
+    v
+}
+
+fn decode(b: &[u8]) -> Result<BucketConfig, MetaError> {
+    let versioning = match b.first() {
+        Some(0) => Versioning::Unversioned,
+        Some(1) => Versioning::Enabled,
+        Some(2) => Versioning::Suspended,
+        _ => return Err(MetaError::Malformed),
+    };
+    let object_lock = match b.get(1) {
+        Some(0) => false,
+        Some(1) => true,
+        _ => return Err(MetaError::Malformed),
+    };
+    let default_retention = match b.get(2..) {
+        Some([]) => None,
+        Some([mode, years, p0, p1, p2, p3]) => Some(DefaultRetention {
+            mode: match mode {
+                0 => LockMode::Governance,
+                1 => LockMode::Compliance,
+                _ => return Err(MetaError::Malformed),
+            },
+            years: *years != 0,
+            period: u32::from_le_bytes([*p0, *p1, *p2, *p3]),
+        }),
+        _ => return Err(MetaError::Malformed),
+    };
+    Ok(BucketConfig {
+        versioning,
+        object_lock,
+        default_retention,
+    })
+}
+
+/// A bucket that was never configured.
+pub fn unconfigured() -> BucketConfig {
+    BucketConfig {
+        versioning: Versioning::Unversioned,
+        object_lock: false,
+        default_retention: None,
+    }
+}
+
+impl Index {
+    /// Forgets a bucket; false if it did not exist. The caller checks it is empty.
+    pub fn delete_bucket(&self, bucket: &str) -> Result<bool, MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = {
+            let mut t = txn.open_table(BUCKETS).map_err(db_err)?;
+            txn.open_table(BUCKET_CONFIG)
+                .map_err(db_err)?
+                .remove(bucket)
+                .map_err(db_err)?;
+            t.remove(bucket).map_err(db_err)?.is_some()
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
+    }
+
+    /// The configuration of `bucket` (unconfigured when none was ever written). An error is
+    /// the caller's to refuse on: a request that needs it is never served as unversioned.
+    pub fn bucket_config(&self, bucket: &str) -> Result<BucketConfig, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKET_CONFIG).map_err(db_err)?;
+        match t.get(bucket).map_err(db_err)? {
+            Some(v) => decode(v.value()),
+            None => Ok(unconfigured()),
+        }
+    }
+
+    /// Sets the configuration of `bucket`, as its current own record says (None: forgets it,
+    /// for a bucket deleted or whose record carries none).
+    pub fn set_bucket_config(
+        &self,
+        bucket: &str,
+        config: Option<&BucketConfig>,
+    ) -> Result<(), MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(BUCKET_CONFIG).map_err(db_err)?;
+            match config {
+                Some(c) => {
+                    t.insert(bucket, &encode(c)[..]).map_err(db_err)?;
+                }
+                None => {
+                    t.remove(bucket).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.redb")).unwrap();
+        assert_eq!(index.bucket_config("b").unwrap(), unconfigured());
+        let locked = BucketConfig {
+            versioning: Versioning::Enabled,
+            object_lock: true,
+            default_retention: Some(DefaultRetention {
+                mode: LockMode::Compliance,
+                period: 7,
+                years: true,
+            }),
+        };
+        for c in [
+            locked,
+            BucketConfig {
+                versioning: Versioning::Suspended,
+                ..unconfigured()
+            },
+        ] {
+            index.set_bucket_config("b", Some(&c)).unwrap();
+            assert_eq!(index.bucket_config("b").unwrap(), c);
+        }
+        index.set_bucket_config("b", None).unwrap();
+        assert_eq!(index.bucket_config("b").unwrap(), unconfigured());
+        assert!(decode(&[1, 1, 3]).is_err());
+        assert!(decode(&[3, 0]).is_err());
+    }
+}
