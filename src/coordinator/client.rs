@@ -342,6 +342,14 @@ impl NodeClient {
         }
     }
 
+    /// The node's wall clock, ms since the epoch.
+    pub async fn clock(&self) -> Result<u64, NetError> {
+        match self.call(&Request::Clock).await? {
+            Response::Clock { now_ms } => Ok(now_ms),
+            r => Err(unexpected("clock", &r)),
+        }
+    }
+
     /// The node's scrub state: (last complete ms, in progress, findings, quarantined).
     pub async fn scrub_status(&self) -> Result<(u64, bool, u64, u64), NetError> {
         match self.call(&Request::ScrubStatus).await? {

@@ -141,6 +141,10 @@ pub enum Request {
         /// Most entries to return.
         limit: u32,
     },
+    /// The node's wall clock (gateway only): object lock retention is judged against the
+    /// clocks of a majority of the nodes as well as the gateway's, so that one clock jumping
+    /// forward releases no lock early.
+    Clock,
 }
 
 /// A withdrawal a node keeps, with the gateway's proof.
@@ -279,6 +283,11 @@ pub enum Response {
     ManifestStored {
         /// That record.
         newest_before: Option<Vec<u8>>,
+    },
+    /// The node's wall clock (`Clock`).
+    Clock {
+        /// Milliseconds since the epoch.
+        now_ms: u64,
     },
 }
 

@@ -200,10 +200,10 @@ impl Gateway {
                 missing.insert(*object, usize::MAX);
             }
         }
-        // Per bucket: whole, degraded, unreadable; versions, delete markers.
-        let mut buckets: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+        // Per bucket: whole, degraded, unreadable; versions, delete markers, locked.
+        let mut buckets: BTreeMap<String, [u64; 6]> = BTreeMap::new();
         for (b, _) in self.index.buckets()? {
-            buckets.insert(b, [0; 5]);
+            buckets.insert(b, [0; 6]);
         }
         for (b, k) in self.keys(None)? {
             let id = self.objects.object_id(&b, &k);
@@ -214,10 +214,11 @@ impl Gateway {
                 Some(_) => e[2] += 1,
             }
         }
-        for (b, versions, markers) in self.index.version_counts()? {
-            if let Some(e) = buckets.get_mut(&b) {
-                e[3] = versions;
-                e[4] = markers;
+        for c in self.index.version_counts(now_ms())? {
+            if let Some(e) = buckets.get_mut(&c.bucket) {
+                e[3] = c.versions;
+                e[4] = c.delete_markers;
+                e[5] = c.locked;
             }
         }
         Ok(json!({
@@ -225,9 +226,9 @@ impl Gateway {
             "repair_backlog": backlog.len(),
             "unrebuildable": lost_json(&lost),
             "withdrawals_pending": self.objects.withdrawals_pending(),
-            "buckets": buckets.into_iter().map(|(name, [whole, degraded, unreadable, versions, markers])| json!({
+            "buckets": buckets.into_iter().map(|(name, [whole, degraded, unreadable, versions, markers, locked])| json!({
                 "name": name, "whole": whole, "degraded": degraded, "unreadable": unreadable,
-                "versions": versions, "delete_markers": markers,
+                "versions": versions, "delete_markers": markers, "locked": locked,
             })).collect::<Vec<_>>(),
         }))
     }

@@ -12,7 +12,8 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::error::S3Fault;
 use super::{Gateway, object_error, timestamp};
 use crate::coordinator::object::PutInput;
-use crate::core::format::Versioning;
+use crate::core::format::{BucketConfig, VersionState, Versioning};
+use crate::core::hlc::Version;
 use crate::meta::{Entry, ListQuery, VersionQuery};
 
 /// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
@@ -40,6 +41,13 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let bucket = req.input.bucket;
+        // Object lock is enabled at creation, and turns versioning on for good.
+        let config =
+            (req.input.object_lock_enabled_for_bucket == Some(true)).then_some(BucketConfig {
+                versioning: Versioning::Enabled,
+                object_lock: true,
+                default_retention: None,
+            });
         let lock = self.key_lock(&bucket, "");
         let _held = lock.lock().await;
         if self.index.bucket(&bucket)?.is_some() {
@@ -49,6 +57,10 @@ impl Gateway {
             bucket: bucket.clone(),
             key: String::new(),
             size: 0,
+            state: config.clone().map(|c| VersionState {
+                bucket: Some(c),
+                ..VersionState::unversioned(Version::from_bytes([0; 16]))
+            }),
             ..PutInput::default()
         };
         let m = self
@@ -68,9 +80,11 @@ impl Gateway {
                 deleted: false,
                 written_under: m.state.written_under,
                 removed: false,
+                locked_until: None,
             },
         )?;
         self.index.create_bucket(&bucket, m.created_ms)?;
+        self.index.set_bucket_config(&bucket, config.as_ref())?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -123,6 +137,7 @@ impl Gateway {
                 deleted: true,
                 written_under: m.state.written_under,
                 removed: false,
+                locked_until: None,
             },
         )?;
         self.index.delete_bucket(&bucket)?;

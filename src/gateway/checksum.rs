@@ -40,6 +40,20 @@ pub(crate) struct Wanted {
     pub(crate) trailer: Option<String>,
 }
 
+impl Wanted {
+    /// The request carries or announces a checksum of its body (a header, a trailer, or an
+    /// algorithm to compute and check against one).
+    pub(crate) fn asks_any(&self) -> bool {
+        let g = &self.given;
+        self.trailer.is_some()
+            || g.checksum_crc32.is_some()
+            || g.checksum_crc32c.is_some()
+            || g.checksum_sha1.is_some()
+            || g.checksum_sha256.is_some()
+            || g.checksum_crc64nvme.is_some()
+    }
+}
+
 const NAMES: [&str; 5] = ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"];
 
 fn canonical(name: &str) -> Option<&'static str> {

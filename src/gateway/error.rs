@@ -31,6 +31,10 @@ pub(crate) enum S3Fault {
     MethodNotAllowed,
     /// 409: a configuration the bucket's state forbids (Suspended under object lock).
     InvalidBucketState(String),
+    /// 404: GetObjectLockConfiguration of a bucket without object lock.
+    ObjectLockConfigurationNotFound,
+    /// 404: GetObjectRetention or GetObjectLegalHold of a version that has none.
+    NoSuchObjectLockConfiguration,
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -146,6 +150,16 @@ impl S3Fault {
                 "The specified method is not allowed against this resource.".into(),
             ),
             Self::InvalidBucketState(why) => (C::InvalidBucketState, H::CONFLICT, why.clone()),
+            Self::ObjectLockConfigurationNotFound => (
+                C::ObjectLockConfigurationNotFoundError,
+                H::NOT_FOUND,
+                "Object Lock configuration does not exist for this bucket".into(),
+            ),
+            Self::NoSuchObjectLockConfiguration => (
+                C::NoSuchObjectLockConfiguration,
+                H::NOT_FOUND,
+                "The specified object does not have a ObjectLock configuration".into(),
+            ),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
                 H::NOT_FOUND,
@@ -441,6 +455,8 @@ mod tests {
             S3Fault::NoSuchVersion,
             S3Fault::MethodNotAllowed,
             S3Fault::InvalidBucketState("x".into()),
+            S3Fault::ObjectLockConfigurationNotFound,
+            S3Fault::NoSuchObjectLockConfiguration,
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

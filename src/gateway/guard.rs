@@ -382,10 +382,6 @@ fn unhonoured(name: &str, value: &str) -> Option<S3Fault> {
         )))
     };
     match name {
-        "x-amz-bucket-object-lock-enabled" if value.eq_ignore_ascii_case("true") => {
-            not_done("object lock")
-        }
-        n if n.starts_with("x-amz-object-lock-") => not_done("object lock and legal hold"),
         n if n.starts_with("x-amz-server-side-encryption-customer-")
             || n.starts_with("x-amz-copy-source-server-side-encryption-customer-") =>
         {
@@ -479,9 +475,6 @@ mod tests {
     #[test]
     fn what_is_not_honoured_is_refused_and_what_is_done_anyway_passes() {
         for (name, value) in [
-            ("x-amz-bucket-object-lock-enabled", "true"),
-            ("x-amz-object-lock-mode", "COMPLIANCE"),
-            ("x-amz-object-lock-legal-hold", "ON"),
             ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ("x-amz-copy-source-server-side-encryption-customer-key", "k"),
             ("x-amz-server-side-encryption", "aws:kms"),
@@ -497,6 +490,10 @@ mod tests {
         }
         for (name, value) in [
             ("x-amz-bucket-object-lock-enabled", "false"),
+            // Object lock is done (`lock.rs`).
+            ("x-amz-bucket-object-lock-enabled", "true"),
+            ("x-amz-object-lock-mode", "COMPLIANCE"),
+            ("x-amz-object-lock-legal-hold", "ON"),
             ("x-amz-server-side-encryption", "AES256"),
             ("x-amz-acl", "private"),
             ("x-amz-acl", "bucket-owner-full-control"),

@@ -17,6 +17,7 @@ mod guard;
 mod intents;
 pub(crate) use intents::{Holders, Settled};
 mod list;
+mod lock;
 mod multipart;
 mod objects;
 mod reads;
@@ -537,6 +538,11 @@ pub(crate) fn entry_of(m: &Manifest) -> Entry {
         deleted,
         written_under: m.state.written_under,
         removed: m.state.removed,
+        locked_until: if m.state.legal_hold {
+            Some(u64::MAX)
+        } else {
+            m.state.retention.map(|r| r.until_ms)
+        },
     }
 }
 

@@ -16,6 +16,7 @@ use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
+use super::lock::LockAsk;
 use super::objects::{stored_headers, user_metadata};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
@@ -54,7 +55,17 @@ impl Gateway {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let i = req.input;
-        self.require_bucket(&i.bucket)?;
+        let config = self.config_of(&i.bucket)?;
+        // Checked now, applied at Complete.
+        Self::lock_for_write(
+            &config,
+            &LockAsk {
+                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
+                until: i.object_lock_retain_until_date.as_ref(),
+                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
+            },
+            true,
+        )?;
         let mut raw = [0u8; 16];
         random(&mut raw);
         let id = hex(&raw);
@@ -72,6 +83,15 @@ impl Gateway {
                 i.expires.as_ref(),
             ),
             checksum_algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
+            lock_mode: i.object_lock_mode.as_ref().map(|m| m.as_str().to_owned()),
+            lock_until_ms: i
+                .object_lock_retain_until_date
+                .as_ref()
+                .map(super::lock::ms_of),
+            legal_hold: i
+                .object_lock_legal_hold_status
+                .as_ref()
+                .map(|h| h.as_str().to_owned()),
         };
         self.index.put_upload(&id, &rec)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -266,8 +286,18 @@ impl Gateway {
                 return Err(S3Fault::EntityTooSmall.into());
             }
         }
-        let lock = self.key_lock(&i.bucket, &i.key);
-        let _held = lock.lock().await;
+        let until = upload.lock_until_ms.map(timestamp);
+        let lock = Self::lock_for_write(
+            &config,
+            &LockAsk {
+                mode: upload.lock_mode.as_deref(),
+                until: until.as_ref(),
+                hold: upload.legal_hold.as_deref(),
+            },
+            true,
+        )?;
+        let key_lock = self.key_lock(&i.bucket, &i.key);
+        let _held = key_lock.lock().await;
         let conditional_none = i.if_none_match.is_some() || i.if_match.is_some();
         if conditional_none {
             self.check_complete_conditions(&i.bucket, &i.key, &i)
@@ -311,7 +341,7 @@ impl Gateway {
             content_type: upload.content_type.clone(),
             user_metadata: upload.user_metadata.clone(),
             headers: upload.headers.clone(),
-            state: Self::write_state(&config),
+            state: Self::write_state(&config, lock),
         };
         let (pipe, feed) = pipe_from(readers);
         let staged = self.objects.stage(input, pipe).await;

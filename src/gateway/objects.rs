@@ -12,6 +12,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::{BodyReader, IdleLimit};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::error::S3Fault;
+use super::lock::LockAsk;
 use super::reads::{check_read_conditions, etag_of, matches};
 use super::versioning::{about_marker, answered_id, id_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
@@ -231,9 +232,18 @@ impl Gateway {
             return Err(S3Fault::EntityTooLarge.into());
         }
         let wanted = wanted_of!(i, &headers)?;
+        let lock = Self::lock_for_write(
+            &config,
+            &LockAsk {
+                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
+                until: i.object_lock_retain_until_date.as_ref(),
+                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
+            },
+            i.content_md5.is_some() || wanted.asks_any(),
+        )?;
         let conditional = i.if_match.is_some() || i.if_none_match.is_some();
-        let lock = conditional.then(|| self.key_lock(&i.bucket, &i.key));
-        let _held = match &lock {
+        let key_lock = conditional.then(|| self.key_lock(&i.bucket, &i.key));
+        let _held = match &key_lock {
             Some(l) => Some(l.lock().await),
             None => None,
         };
@@ -258,7 +268,7 @@ impl Gateway {
                 i.content_language.as_ref(),
                 i.expires.as_ref(),
             ),
-            state: Self::write_state(&config),
+            state: Self::write_state(&config, lock),
         };
         let (staged, sums) = self
             .stage_checked(
@@ -297,9 +307,10 @@ impl Gateway {
         key: &str,
         version_id: Option<&str>,
         under: Versioning,
+        bypass: bool,
     ) -> S3Result<Option<Manifest>> {
         if let Some(id) = version_id {
-            return self.remove_version(bucket, key, id).await;
+            return self.remove_version(bucket, key, id, bypass).await;
         }
         let m = self
             .delete_manifest(bucket, key, under)
@@ -318,6 +329,7 @@ impl Gateway {
         let i = req.input;
         let under = self.config_of(&i.bucket)?.versioning;
         let id = i.version_id.as_deref();
+        let bypass = i.bypass_governance_retention.unwrap_or(false);
         let done = if let Some(c) = &i.if_match {
             let lock = self.key_lock(&i.bucket, &i.key);
             let _held = lock.lock().await;
@@ -326,9 +338,11 @@ impl Gateway {
                 return Err(S3Fault::PreconditionFailed.into());
             }
             drop(_held);
-            self.delete_one(&i.bucket, &i.key, id, under).await?
+            self.delete_one(&i.bucket, &i.key, id, under, bypass)
+                .await?
         } else {
-            self.delete_one(&i.bucket, &i.key, id, under).await?
+            self.delete_one(&i.bucket, &i.key, id, under, bypass)
+                .await?
         };
         let (version_id, delete_marker) = deleted_as(done.as_ref(), id);
         let mut resp = S3Response::new(DeleteObjectOutput {
@@ -348,6 +362,7 @@ impl Gateway {
         let _writing = self.writing();
         let i = req.input;
         let under = self.config_of(&i.bucket)?.versioning;
+        let bypass = i.bypass_governance_retention.unwrap_or(false);
         if i.delete.objects.len() > MAX_DELETE_KEYS {
             return Err(S3Fault::MalformedXml(
                 "a DeleteObjects request names at most 1000 keys".into(),
@@ -368,7 +383,7 @@ impl Gateway {
                 continue;
             }
             let id = o.version_id.as_deref();
-            match self.delete_one(&i.bucket, &o.key, id, under).await {
+            match self.delete_one(&i.bucket, &o.key, id, under, bypass).await {
                 Ok(done) => {
                     if !quiet {
                         let (version_id, delete_marker) = deleted_as(done.as_ref(), id);
@@ -482,6 +497,16 @@ impl Gateway {
         let _writing = self.writing();
         let i = req.input;
         let config = self.config_of(&i.bucket)?;
+        // A copy carries no body to check: its lock parameters need no checksum.
+        let lock = Self::lock_for_write(
+            &config,
+            &LockAsk {
+                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
+                until: i.object_lock_retain_until_date.as_ref(),
+                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
+            },
+            true,
+        )?;
         let (src, meta) = self
             .copy_source(
                 &i.copy_source,
@@ -532,7 +557,7 @@ impl Gateway {
             content_type,
             user_metadata: user_meta,
             headers,
-            state: Self::write_state(&config),
+            state: Self::write_state(&config, lock),
         };
         let mut staged = self.copy_into(&src, 0..meta.size, input).await?;
         if staged.meta.etag != meta.etag && meta.parts.is_empty() {

@@ -12,6 +12,7 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::body::object_stream;
 use super::checksum::from_stored;
 use super::error::S3Fault;
+use super::lock::lock_headers;
 use super::versioning::{answered_id, id_of};
 use super::{Gateway, object_error, timestamp};
 use crate::core::format::{Manifest, ObjectMeta};
@@ -222,6 +223,7 @@ impl Gateway {
             .map_err(object_error)?;
         let body = object_stream(reader).await.map_err(object_error)?;
         let stored = |name| header(&p.meta, name).cloned();
+        let lock = lock_headers(&p.m);
         let out = GetObjectOutput {
             body: Some(body),
             accept_ranges: Some("bytes".into()),
@@ -250,6 +252,9 @@ impl Gateway {
             checksum_sha1: p.sums.checksum_sha1.clone(),
             checksum_sha256: p.sums.checksum_sha256.clone(),
             version_id: p.version_id.clone(),
+            object_lock_mode: lock.0,
+            object_lock_retain_until_date: lock.1,
+            object_lock_legal_hold_status: lock.2,
             ..Default::default()
         };
         Ok(p.respond(out))
@@ -262,6 +267,7 @@ impl Gateway {
         let i = req.input;
         let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
         let stored = |name| header(&p.meta, name).cloned();
+        let lock = lock_headers(&p.m);
         let out = HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
@@ -280,6 +286,9 @@ impl Gateway {
             checksum_sha1: p.sums.checksum_sha1.clone(),
             checksum_sha256: p.sums.checksum_sha256.clone(),
             version_id: p.version_id.clone(),
+            object_lock_mode: lock.0,
+            object_lock_retain_until_date: lock.1,
+            object_lock_legal_hold_status: lock.2,
             ..Default::default()
         };
         Ok(p.respond(out))

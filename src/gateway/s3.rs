@@ -121,6 +121,48 @@ impl S3 for S3Api {
         name_op(&req.extensions, "PutBucketVersioning");
         self.0.put_bucket_versioning_op(req).await
     }
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        name_op(&req.extensions, "GetObjectLockConfiguration");
+        self.0.get_object_lock_configuration_op(&req)
+    }
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        name_op(&req.extensions, "PutObjectLockConfiguration");
+        self.0.put_object_lock_configuration_op(req).await
+    }
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        name_op(&req.extensions, "GetObjectRetention");
+        self.0.get_object_retention_op(req).await
+    }
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        name_op(&req.extensions, "PutObjectRetention");
+        self.0.put_object_retention_op(req).await
+    }
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        name_op(&req.extensions, "GetObjectLegalHold");
+        self.0.get_object_legal_hold_op(req).await
+    }
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        name_op(&req.extensions, "PutObjectLegalHold");
+        self.0.put_object_legal_hold_op(req).await
+    }
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,

@@ -14,7 +14,7 @@ use super::list::{parse_version_id, version_id};
 use super::{Gateway, entry_of, object_error};
 use crate::coordinator::object::PutInput;
 use crate::core::format::{
-    BucketConfig, Manifest, ManifestBody, ObjectMeta, VersionState, Versioning,
+    BucketConfig, Manifest, ManifestBody, ObjectMeta, Retention, VersionState, Versioning,
 };
 use crate::core::hlc::Version;
 use crate::meta::VersionMarker;
@@ -51,10 +51,20 @@ impl Gateway {
         Ok(self.index.bucket_config(bucket)?)
     }
 
-    /// The state a write into a bucket configured `c` is made under (None: unversioned).
-    pub(crate) fn write_state(c: &BucketConfig) -> Option<VersionState> {
-        (c.versioning != Versioning::Unversioned)
-            .then(|| VersionState::written(c.versioning, Version::from_bytes([0; 16])))
+    /// The state a write into a bucket configured `c` is made under, with the retention and
+    /// legal hold `lock` (None: unversioned and unprotected).
+    pub(crate) fn write_state(
+        c: &BucketConfig,
+        lock: (Option<Retention>, bool),
+    ) -> Option<VersionState> {
+        let (retention, legal_hold) = lock;
+        (c.versioning != Versioning::Unversioned || retention.is_some() || legal_hold).then(|| {
+            VersionState {
+                retention,
+                legal_hold,
+                ..VersionState::written(c.versioning, Version::from_bytes([0; 16]))
+            }
+        })
     }
 
     pub(crate) fn get_bucket_versioning_op(
@@ -127,7 +137,7 @@ impl Gateway {
 
     /// Writes `c` as the bucket's configuration: a new version of its own record. The caller
     /// holds the record's lock.
-    async fn configure(&self, bucket: &str, c: BucketConfig) -> S3Result<()> {
+    pub(crate) async fn configure(&self, bucket: &str, c: BucketConfig) -> S3Result<()> {
         let state = VersionState {
             bucket: Some(c.clone()),
             ..VersionState::unversioned(Version::from_bytes([0; 16]))
@@ -187,11 +197,14 @@ impl Gateway {
 
     /// Removes the version of (bucket, key) that `id` names, for good: the version (or delete
     /// marker) removed, or None when there was none (S3 answers that with success too).
+    /// A version under object lock is refused (403) until its retention has passed (or, in
+    /// GOVERNANCE mode, with `bypass`) and while its legal hold is on.
     pub(crate) async fn remove_version(
         &self,
         bucket: &str,
         key: &str,
         id: &str,
+        bypass: bool,
     ) -> S3Result<Option<Manifest>> {
         let marker = parse_version_id(id)?;
         let lock = self.key_lock(bucket, key);
@@ -207,6 +220,7 @@ impl Gateway {
         else {
             return Ok(None);
         };
+        self.check_removable(&m, bypass).await?;
         let (copy, missed) = self.objects.remove(&m).await.map_err(object_error)?;
         if missed.manifest {
             tracing::warn!(

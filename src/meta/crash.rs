@@ -41,6 +41,9 @@ fn step(ix: &Index, i: usize) -> Result<(), MetaError> {
                 user_metadata: Vec::new(),
                 headers: Vec::new(),
                 checksum_algorithm: None,
+                lock_mode: None,
+                lock_until_ms: None,
+                legal_hold: None,
             },
         ),
         4 => ix

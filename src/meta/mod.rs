@@ -10,7 +10,6 @@ use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
 
-use crate::core::format::Versioning;
 use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{hex, unhex};
 
@@ -30,6 +29,7 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
 mod config;
+mod entry;
 mod intents;
 mod lost;
 mod uploads;
@@ -38,10 +38,11 @@ use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
 pub use config::unconfigured;
+pub use entry::Entry;
 pub use intents::Intent;
 pub use lost::LostRecord;
 pub use uploads::{PartRecord, UploadRecord};
-pub use versions::{ListedVersion, VersionMarker, VersionPage, VersionQuery};
+pub use versions::{ListedVersion, VersionCounts, VersionMarker, VersionPage, VersionQuery};
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -59,85 +60,6 @@ pub enum MetaError {
 
 fn db_err(e: impl std::fmt::Display) -> MetaError {
     MetaError::Db(e.to_string())
-}
-
-/// The current version of one key, as listings need it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Current version (its identity).
-    pub version: Version,
-    /// Its commit order: the newest version of a key is the one with the highest.
-    pub order: Version,
-    /// Plaintext size.
-    pub size: u64,
-    /// S3 ETag (without quotes).
-    pub etag: String,
-    /// Last-Modified, ms since the epoch.
-    pub modified_ms: u64,
-    /// The current version is a delete.
-    pub deleted: bool,
-    /// The bucket's versioning when the version was written.
-    pub written_under: Versioning,
-    /// Removed by a DELETE of its version id: kept so that a stale copy found later does
-    /// not bring it back, listed and served by nobody.
-    pub removed: bool,
-}
-
-/// Flag bit of an entry's flags byte (bit 0: deleted; bits 1-2: written under Unversioned 0,
-/// Enabled 1, Suspended 2; bit 3: removed): the commit order follows (entries written before
-/// versions had an order of their own lack it; their order is their version, and they were
-/// unversioned).
-const ENTRY_HAS_ORDER: u8 = 0x80;
-/// Flag bit: the version was removed.
-const ENTRY_REMOVED: u8 = 0x08;
-
-impl Entry {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16 + 8 + 8 + 1 + 16 + self.etag.len());
-        v.extend_from_slice(&self.version.to_bytes());
-        v.extend_from_slice(&self.size.to_le_bytes());
-        v.extend_from_slice(&self.modified_ms.to_le_bytes());
-        let under = match self.written_under {
-            Versioning::Unversioned => 0,
-            Versioning::Enabled => 1,
-            Versioning::Suspended => 2,
-        };
-        let removed = if self.removed { ENTRY_REMOVED } else { 0 };
-        v.push(u8::from(self.deleted) | under << 1 | removed | ENTRY_HAS_ORDER);
-        v.extend_from_slice(&self.order.to_bytes());
-        v.extend_from_slice(self.etag.as_bytes());
-        v
-    }
-
-    fn decode(b: &[u8]) -> Result<Self, MetaError> {
-        fn at<const N: usize>(b: &[u8], from: usize) -> Result<[u8; N], MetaError> {
-            b.get(from..from + N)
-                .and_then(|s| s.try_into().ok())
-                .ok_or(MetaError::Malformed)
-        }
-        let version = Version::from_bytes(at(b, 0)?);
-        let [flags] = at::<1>(b, 32)?;
-        let (order, etag_at) = if flags & ENTRY_HAS_ORDER != 0 {
-            (Version::from_bytes(at(b, 33)?), 49)
-        } else {
-            (version, 33)
-        };
-        Ok(Self {
-            version,
-            order,
-            size: u64::from_le_bytes(at(b, 16)?),
-            modified_ms: u64::from_le_bytes(at(b, 24)?),
-            deleted: flags & 1 != 0,
-            removed: flags & ENTRY_REMOVED != 0,
-            written_under: match (flags >> 1) & 3 {
-                0 => Versioning::Unversioned,
-                1 => Versioning::Enabled,
-                2 => Versioning::Suspended,
-                _ => return Err(MetaError::Malformed),
-            },
-            etag: String::from_utf8(b[etag_at..].to_vec()).map_err(|_| MetaError::Malformed)?,
-        })
-    }
 }
 
 /// What to list (ListObjectsV2 / ListObjects parameters).
@@ -543,6 +465,13 @@ impl Index {
                     }
                 } else {
                     t.remove(&k[..]).map_err(db_err)?;
+                }
+                if entry.is_some_and(|e| e.removed) {
+                    // The catalog changed without a newer order: the next checkpoint is due.
+                    txn.open_table(META)
+                        .map_err(db_err)?
+                        .remove("checkpoint_max")
+                        .map_err(db_err)?;
                 }
                 let live =
                     |e: Option<&Entry>| e.filter(|e| !e.deleted).map_or((0, 0), |e| (1, e.size));

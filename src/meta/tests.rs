@@ -27,6 +27,7 @@ pub(super) fn entry(n: u64, deleted: bool) -> Entry {
         deleted,
         written_under: Versioning::Unversioned,
         removed: false,
+        locked_until: None,
     }
 }
 

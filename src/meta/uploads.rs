@@ -23,6 +23,16 @@ pub struct UploadRecord {
     pub headers: Vec<(String, String)>,
     /// Checksum algorithm the client asked for (S3 name), if any.
     pub checksum_algorithm: Option<String>,
+    /// Object lock the upload asked for: mode (S3 name), retain-until (ms since the epoch),
+    /// legal hold (S3 status). Applied at Complete.
+    #[serde(default)]
+    pub lock_mode: Option<String>,
+    /// See `lock_mode`.
+    #[serde(default)]
+    pub lock_until_ms: Option<u64>,
+    /// See `lock_mode`.
+    #[serde(default)]
+    pub legal_hold: Option<String>,
 }
 
 /// One uploaded part.

@@ -187,6 +187,19 @@ impl VersionMarker {
     }
 }
 
+/// A bucket's counts for `exclave status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionCounts {
+    /// The bucket.
+    pub bucket: String,
+    /// Versions listed (delete markers not counted).
+    pub versions: u64,
+    /// Delete markers listed.
+    pub delete_markers: u64,
+    /// Versions under a retention not passed or a legal hold.
+    pub locked: u64,
+}
+
 /// One version in a listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedVersion {
@@ -237,12 +250,13 @@ impl Index {
     }
 
     /// Per bucket: the versions and the delete markers ListObjectVersions would list (the
-    /// bucket's own record not counted), from one snapshot.
-    pub fn version_counts(&self) -> Result<Vec<(String, u64, u64)>, MetaError> {
+    /// bucket's own record not counted), and the versions locked at `now_ms` (a retention not
+    /// passed or a legal hold), from one snapshot.
+    pub fn version_counts(&self, now_ms: u64) -> Result<Vec<VersionCounts>, MetaError> {
         use redb::ReadableDatabase as _;
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(VERSIONS).map_err(db_err)?;
-        let mut out: Vec<(String, u64, u64)> = Vec::new();
+        let mut out: Vec<VersionCounts> = Vec::new();
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
             let bucket = bucket_of(k.value())?;
@@ -251,14 +265,20 @@ impl Index {
             if own_record || !listed(&e) {
                 continue;
             }
-            if out.last().is_none_or(|(b, _, _)| b != bucket) {
-                out.push((bucket.to_owned(), 0, 0));
+            if out.last().is_none_or(|c| c.bucket != bucket) {
+                out.push(VersionCounts {
+                    bucket: bucket.to_owned(),
+                    ..VersionCounts::default()
+                });
             }
             if let Some(last) = out.last_mut() {
                 if e.deleted {
-                    last.2 += 1;
+                    last.delete_markers += 1;
                 } else {
-                    last.1 += 1;
+                    last.versions += 1;
+                }
+                if e.locked_until.is_some_and(|t| t > now_ms) {
+                    last.locked += 1;
                 }
             }
         }

@@ -23,6 +23,7 @@ fn entry_of(id: u64, order: u64, under: Versioning, deleted: bool) -> Entry {
         deleted,
         written_under: under,
         removed: false,
+        locked_until: None,
     }
 }
 
@@ -206,7 +207,24 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
     assert_eq!(keys(&index), vec![("a".into(), v(1))]);
     // Counts: versions and delete markers listed, per bucket (an unversioned delete is none).
     index
-        .apply("bk", "m", &entry_of(7, 7, Versioning::Enabled, false))
+        .apply(
+            "bk",
+            "m",
+            &Entry {
+                locked_until: Some(100),
+                ..entry_of(7, 7, Versioning::Enabled, false)
+            },
+        )
+        .unwrap();
+    index
+        .apply(
+            "bk",
+            "held",
+            &Entry {
+                locked_until: Some(u64::MAX),
+                ..entry_of(12, 12, Versioning::Enabled, false)
+            },
+        )
         .unwrap();
     index
         .apply("bk", "m", &entry_of(8, 8, Versioning::Enabled, true))
@@ -224,10 +242,20 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
             &entry_of(11, 11, Versioning::Unversioned, false),
         )
         .unwrap();
+    let counts = |now| -> Vec<(String, u64, u64, u64)> {
+        index
+            .version_counts(now)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.bucket, c.versions, c.delete_markers, c.locked))
+            .collect()
+    };
+    // Locked: version 7 until 100, version 12 held.
     assert_eq!(
-        index.version_counts().unwrap(),
-        vec![("bk".to_owned(), 2, 1), ("other".to_owned(), 1, 0)]
+        counts(50),
+        vec![("bk".to_owned(), 3, 1, 2), ("other".to_owned(), 1, 0, 0)]
     );
+    assert_eq!(counts(100)[0], ("bk".to_owned(), 3, 1, 1));
     // An index from before the versions table: filled from the current entries at open (it
     // knew no others).
     index
@@ -245,6 +273,11 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
     let index = Index::open(&path).unwrap();
     assert_eq!(
         keys(&index),
-        vec![("a".into(), v(1)), ("c".into(), v(4)), ("m".into(), v(8))]
+        vec![
+            ("a".into(), v(1)),
+            ("c".into(), v(4)),
+            ("held".into(), v(12)),
+            ("m".into(), v(8))
+        ]
     );
 }

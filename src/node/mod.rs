@@ -223,6 +223,7 @@ async fn stream(
             | Request::PutClusterRecord { .. }
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
+            | Request::Clock
     );
     if gateway_only && role != Role::Gateway {
         let _ = recv.stop(1u32.into());
@@ -237,6 +238,9 @@ async fn stream(
         Request::Ping => Response::Pong {
             node: node.id.0,
             site: node.site.clone(),
+        },
+        Request::Clock => Response::Clock {
+            now_ms: crate::sys::now_ms(),
         },
         Request::PutShard {
             key,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The aws CLI (from PyPI if missing) against `exclaved dev`: make a bucket, copy a 100 MiB
 # file up and down with equal SHA-256, list, list its versions, read it by version id, delete;
-# then restart and find the object again.
+# then restart and find the object again. Then versioning (put-bucket-versioning, versions by
+# id, a delete marker removed by its id) and object lock (a COMPLIANCE version refused).
 # Prints "test result: ok. N passed; 0 failed; ..." so ./check counts it with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,6 +48,42 @@ out=$(a s3api get-object --bucket registry --key land/big.bin --version-id nonse
     "$work/x" 2>&1) && fail "a version id that names nothing was served: $out"
 [[ "$out" == *InvalidArgument* || "$out" == *400* ]] || fail "get-object --version-id nonsense: $out"
 check "list-object-versions and get-object --version-id"
+
+a s3api create-bucket --bucket archive >/dev/null
+a s3api put-bucket-versioning --bucket archive --versioning-configuration Status=Enabled
+[ "$(a s3api get-bucket-versioning --bucket archive --query Status --output text)" = Enabled ] \
+    || fail "get-bucket-versioning does not say Enabled"
+echo "parcel 7: A" >"$work/deed.1"
+echo "parcel 7: B" >"$work/deed.2"
+v1=$(a s3api put-object --bucket archive --key deed --body "$work/deed.1" --query VersionId --output text)
+v2=$(a s3api put-object --bucket archive --key deed --body "$work/deed.2" --query VersionId --output text)
+[ "$v1" != "$v2" ] && [ ${#v1} = 32 ] || fail "put-object version ids: $v1 $v2"
+a s3api get-object --bucket archive --key deed --version-id "$v1" "$work/deed.v1" >/dev/null
+cmp -s "$work/deed.1" "$work/deed.v1" || fail "get-object --version-id of the first version"
+a s3 rm s3://archive/deed
+out=$(a s3 cp s3://archive/deed "$work/x" 2>&1) && fail "a deleted key was served: $out"
+counts=$(a s3api list-object-versions --bucket archive \
+    --query '[length(Versions), length(DeleteMarkers), DeleteMarkers[0].IsLatest]' --output text)
+[ "$counts" = "$(printf '2\t1\tTrue')" ] || fail "list-object-versions after the delete: $counts"
+marker=$(a s3api list-object-versions --bucket archive --query 'DeleteMarkers[0].VersionId' \
+    --output text)
+a s3api delete-object --bucket archive --key deed --version-id "$marker" >/dev/null
+a s3 cp --only-show-errors s3://archive/deed "$work/deed.back"
+cmp -s "$work/deed.2" "$work/deed.back" || fail "removing the delete marker did not bring B back"
+check "versioning: put-bucket-versioning, versions by id, a delete marker and its removal"
+
+a s3api create-bucket --bucket sealed --object-lock-enabled-for-bucket >/dev/null
+until=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+vs=$(a s3api put-object --bucket sealed --key deed --body "$work/deed.1" \
+    --object-lock-mode COMPLIANCE --object-lock-retain-until-date "$until" \
+    --query VersionId --output text)
+mode=$(a s3api get-object-retention --bucket sealed --key deed --version-id "$vs" \
+    --query Retention.Mode --output text)
+[ "$mode" = COMPLIANCE ] || fail "get-object-retention: $mode"
+out=$(a s3api delete-object --bucket sealed --key deed --version-id "$vs" \
+    --bypass-governance-retention 2>&1) && fail "a COMPLIANCE version was deleted: $out"
+[[ "$out" == *AccessDenied* ]] || fail "delete-object of a COMPLIANCE version: $out"
+check "object lock: a COMPLIANCE version is refused deletion"
 
 a s3 rm s3://registry/land/big.bin
 if [ -n "$(a s3 ls s3://registry/land/)" ]; then fail "the deleted object still lists"; fi

@@ -108,5 +108,17 @@ diff -r "$work/tree" "$work/tree.back" || fail "rclone read back other files"
 r check "$work/tree" ex:registry/rclone >/dev/null 2>&1 || fail "rclone check found differences"
 check "rclone: copy up and down, list, check"
 
+# rclone and versions: it turns versioning on, and lists and reads an old version.
+r mkdir ex:archive
+r backend versioning ex:archive Enabled >/dev/null
+[ "$(r backend versioning ex:archive)" = Enabled ] || fail "rclone does not see versioning on"
+r copyto "$work/tree/deeds/deed-1" ex:archive/deed
+r copyto "$work/tree/deeds/deed-2" ex:archive/deed
+[ "$(r lsf --s3-versions ex:archive | wc -l)" = 2 ] || fail "rclone --s3-versions: $(r lsf --s3-versions ex:archive)"
+old=$(r lsf --s3-versions ex:archive | grep -v '^deed$')
+r cat --s3-versions "ex:archive/$old" | cmp -s - "$work/tree/deeds/deed-1" \
+    || fail "rclone read back another old version"
+check "rclone: versioning on, old versions listed and read"
+
 stop_dev
 result

@@ -15,7 +15,7 @@ use crate::support::{
 };
 
 /// A process killed when the test ends, however it ends.
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -50,7 +50,7 @@ fn exclave(args: &[&str], limit: Duration) -> Output {
     tokio::task::block_in_place(|| run(Command::new(bin("exclave")).args(args), limit))
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -158,8 +158,8 @@ async fn list_all(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
 }
 
 /// The S3 and admin ports of a gateway `exclave recover` writes, held by the test.
-struct Ports {
-    s3: Port,
+pub(crate) struct Ports {
+    pub(crate) s3: Port,
     admin: Port,
 }
 
@@ -173,7 +173,7 @@ impl Ports {
 }
 
 /// Starts the gateway `exclave recover` wrote into `out` and waits until it serves S3.
-fn start_recovered(out: &Path, ports: &Ports) -> Killed {
+pub(crate) fn start_recovered(out: &Path, ports: &Ports) -> Killed {
     let log = out.join("gateway").join("exclaved.log");
     let mut command = Command::new(bin("exclaved"));
     command
@@ -535,7 +535,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
 /// directory deleted too with `disks`); then `exclave recover --json` from the four foreign
 /// sites and the master key. Returns its output, the directory it wrote, and the recovered
 /// gateway's S3 and admin ports.
-fn lose_home_and_recover(
+pub(crate) fn lose_home_and_recover(
     cluster: &mut Cluster,
     work: &Path,
     disks: bool,

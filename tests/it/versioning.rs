@@ -347,3 +347,586 @@ async fn a_versioned_bucket_keeps_every_version_and_removes_one_only_by_id() {
     })
     .await;
 }
+
+/// The S3 error code and status of a failed call.
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (u16, String) {
+    let meta = aws_sdk_s3::error::ProvideErrorMetadata::code(e)
+        .unwrap_or("")
+        .to_owned();
+    (status(e), meta)
+}
+
+/// DELETE of `key` at version `id`, bypassing GOVERNANCE or not: the status.
+async fn delete_version(s3: &Client, bucket: &str, key: &str, id: &str, bypass: bool) -> u16 {
+    match s3
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .version_id(id)
+        .bypass_governance_retention(bypass)
+        .send()
+        .await
+    {
+        Ok(_) => 204,
+        Err(e) => status(&e),
+    }
+}
+
+/// Object lock: a bucket created with it is versioned for good; a COMPLIANCE version cannot
+/// be removed, shortened or weakened by anyone, only extended; GOVERNANCE gives way to the
+/// bypass header; a legal hold holds whatever the retention; a bucket's default retention
+/// applies to writes that name none; lock parameters without a checksum or into a bucket
+/// without object lock are refused; and all of it holds through an index rebuilt from the
+/// nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_lock_refuses_every_early_removal_even_after_a_rebuild() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
+        ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    const SEALED: &str = "sealed-registry";
+    within(240, async {
+        let mut cluster: Cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket()
+            .bucket(SEALED)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(SEALED)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+        let e = s3
+            .put_bucket_versioning()
+            .bucket(SEALED)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), (409, "InvalidBucketState".to_owned()));
+        // A bucket without object lock has no configuration, and refuses lock parameters.
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        let e = s3
+            .get_object_lock_configuration()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e).0, 404);
+
+        // A default retention: GOVERNANCE for a day.
+        s3.put_object_lock_configuration()
+            .bucket(SEALED)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(
+                        ObjectLockRule::builder()
+                            .default_retention(
+                                DefaultRetention::builder()
+                                    .mode(ObjectLockRetentionMode::Governance)
+                                    .days(1)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let c = s3
+            .get_object_lock_configuration()
+            .bucket(SEALED)
+            .send()
+            .await
+            .unwrap();
+        let d = c
+            .object_lock_configuration()
+            .and_then(|c| c.rule())
+            .and_then(|r| r.default_retention())
+            .unwrap();
+        assert_eq!(
+            (d.mode(), d.days()),
+            (Some(&ObjectLockRetentionMode::Governance), Some(1))
+        );
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let in_a_year = DateTime::from_secs(now + 365 * 86_400);
+        let compliance = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/1")
+            .body(ByteStream::from_static(b"parcel 1 belongs to A"))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(in_a_year)
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        let head = s3
+            .head_object()
+            .bucket(SEALED)
+            .key("title/1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
+        assert_eq!(
+            head.object_lock_retain_until_date().map(|d| d.secs()),
+            Some(now + 365 * 86_400)
+        );
+
+        // Checked before anything is stored: a date in the past, a mode without a date, a
+        // bucket without object lock, and a write that carries no checksum.
+        let past = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/x")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(DateTime::from_secs(now - 60))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&past).0, 400);
+        let half = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/x")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&half).0, 400);
+        let unlocked = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("title/x")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&unlocked), (400, "InvalidRequest".to_owned()));
+        let bare = Client::from_conf(
+            s3.config()
+                .to_builder()
+                .request_checksum_calculation(
+                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+                )
+                .build(),
+        );
+        let e = bare
+            .put_object()
+            .bucket(SEALED)
+            .key("title/x")
+            .body(ByteStream::from_static(b"x"))
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), (400, "InvalidRequest".to_owned()));
+        let e = s3
+            .head_object()
+            .bucket(SEALED)
+            .key("title/x")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 404, "a refused write stored nothing");
+
+        // COMPLIANCE: removed by nobody, bypass or not, one key or many; never shortened or
+        // weakened; extended.
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/1", &compliance, false).await,
+            403
+        );
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/1", &compliance, true).await,
+            403
+        );
+        let many = s3
+            .delete_objects()
+            .bucket(SEALED)
+            .bypass_governance_retention(true)
+            .delete(
+                Delete::builder()
+                    .objects(
+                        ObjectIdentifier::builder()
+                            .key("title/1")
+                            .version_id(&compliance)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(many.errors().len(), 1, "{many:?}");
+        assert_eq!(many.errors()[0].code(), Some("AccessDenied"));
+        let retention = |mode: ObjectLockRetentionMode, secs: i64| {
+            ObjectLockRetention::builder()
+                .mode(mode)
+                .retain_until_date(DateTime::from_secs(secs))
+                .build()
+        };
+        for (what, r) in [
+            (
+                "shortened",
+                retention(ObjectLockRetentionMode::Compliance, now + 86_400),
+            ),
+            (
+                "weakened",
+                retention(ObjectLockRetentionMode::Governance, now + 2 * 365 * 86_400),
+            ),
+        ] {
+            let e = s3
+                .put_object_retention()
+                .bucket(SEALED)
+                .key("title/1")
+                .version_id(&compliance)
+                .bypass_governance_retention(true)
+                .retention(r)
+                .send()
+                .await
+                .expect_err(what);
+            assert_eq!(code(&e), (403, "AccessDenied".to_owned()), "{what}");
+        }
+        let later = now + 2 * 365 * 86_400;
+        s3.put_object_retention()
+            .bucket(SEALED)
+            .key("title/1")
+            .version_id(&compliance)
+            .retention(retention(ObjectLockRetentionMode::Compliance, later))
+            .send()
+            .await
+            .unwrap();
+        // A delete marker may be written over it; the version stays.
+        s3.delete_object()
+            .bucket(SEALED)
+            .key("title/1")
+            .send()
+            .await
+            .unwrap();
+
+        // GOVERNANCE (the bucket's default) gives way to the bypass header only.
+        let governed = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/2")
+            .body(ByteStream::from_static(b"parcel 2 belongs to B"))
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        let r = s3
+            .get_object_retention()
+            .bucket(SEALED)
+            .key("title/2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.retention().and_then(|r| r.mode()),
+            Some(&ObjectLockRetentionMode::Governance)
+        );
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/2", &governed, false).await,
+            403
+        );
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/2", &governed, true).await,
+            204
+        );
+
+        // A legal hold holds whatever the retention, until it is released.
+        let held = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/3")
+            .body(ByteStream::from_static(b"parcel 3, in court"))
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/3", &held, true).await,
+            403
+        );
+
+        // The same after the gateway's index is rebuilt from the nodes.
+        cluster = tokio::task::spawn_blocking(move || {
+            cluster.kill_gateway();
+            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
+            cluster.start_gateway();
+            cluster
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/1", &compliance, true).await,
+            403
+        );
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/3", &held, true).await,
+            403
+        );
+        // `exclave status` counts them: two versions, both locked, and a delete marker.
+        let v = cluster.status_json();
+        let b = v["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == SEALED)
+            .unwrap();
+        assert_eq!(
+            (&b["versions"], &b["delete_markers"], &b["locked"]),
+            (&2.into(), &1.into(), &2.into()),
+            "{v:#}"
+        );
+        let r = s3
+            .get_object_retention()
+            .bucket(SEALED)
+            .key("title/1")
+            .version_id(&compliance)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.retention()
+                .and_then(|r| r.retain_until_date())
+                .map(|d| d.secs()),
+            Some(later)
+        );
+        let hold = s3
+            .get_object_legal_hold()
+            .bucket(SEALED)
+            .key("title/3")
+            .version_id(&held)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            hold.legal_hold().and_then(|h| h.status()),
+            Some(&ObjectLockLegalHoldStatus::On)
+        );
+        s3.put_object_legal_hold()
+            .bucket(SEALED)
+            .key("title/3")
+            .version_id(&held)
+            .legal_hold(
+                ObjectLockLegalHold::builder()
+                    .status(ObjectLockLegalHoldStatus::Off)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/3", &held, true).await,
+            204
+        );
+        let c = s3
+            .get_object_lock_configuration()
+            .bucket(SEALED)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            c.object_lock_configuration()
+                .and_then(|c| c.rule())
+                .is_some()
+        );
+        drop(cluster);
+    })
+    .await;
+}
+
+/// Issue 16's recovery: home is lost (the gateway's directory deleted, the home node killed),
+/// and `exclave recover` rebuilds a gateway from the four foreign sites and the master key. A
+/// COMPLIANCE-locked version, a legal hold, a delete marker and three noncurrent versions all
+/// come back, readable by id, and stay protected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn locked_and_noncurrent_versions_come_back_through_recover_and_stay_protected() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+    const SEALED: &str = "sealed-registry";
+    within(600, async {
+        let mut cluster: Cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket()
+            .bucket(SEALED)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        let mut titles = Vec::new();
+        for body in [&b"owner: A"[..], b"owner: B", b"owner: C"] {
+            let out = s3
+                .put_object()
+                .bucket(SEALED)
+                .key("title/9")
+                .body(ByteStream::from(body.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            titles.push((out.version_id.unwrap(), body.to_vec()));
+        }
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 30 * 86_400;
+        let locked = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("title/9")
+            .body(ByteStream::from_static(b"owner: D"))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(DateTime::from_secs(until))
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        let held = s3
+            .put_object()
+            .bucket(SEALED)
+            .key("court/4")
+            .body(ByteStream::from_static(b"in dispute"))
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        s3.put_object()
+            .bucket(SEALED)
+            .key("struck/1")
+            .body(ByteStream::from_static(b"struck off"))
+            .send()
+            .await
+            .unwrap();
+        let marker = s3
+            .delete_object()
+            .bucket(SEALED)
+            .key("struck/1")
+            .send()
+            .await
+            .unwrap()
+            .version_id
+            .unwrap();
+        let list = |s3: Client| async move {
+            let out = s3
+                .list_object_versions()
+                .bucket(SEALED)
+                .send()
+                .await
+                .unwrap();
+            let mut all: Vec<(String, String, bool)> = out
+                .versions()
+                .iter()
+                .map(|v| {
+                    let (k, id) = (v.key().unwrap(), v.version_id().unwrap());
+                    (k.to_owned(), id.to_owned(), v.is_latest().unwrap())
+                })
+                .collect();
+            all.extend(out.delete_markers().iter().map(|m| {
+                let (k, id) = (m.key().unwrap(), m.version_id().unwrap());
+                (k.to_owned(), format!("marker {id}"), m.is_latest().unwrap())
+            }));
+            all
+        };
+        let before = list(s3.clone()).await;
+        assert_eq!(before.len(), 7, "{before:?}");
+
+        let work = tempfile::tempdir().unwrap();
+        let (done, out, ports) =
+            crate::recovery::lose_home_and_recover(&mut cluster, work.path(), false);
+        assert!(done.status.success(), "{}", crate::recovery::text(&done));
+        let _gateway = crate::recovery::start_recovered(&out, &ports);
+        let s3 = cluster.s3_client_at(ports.s3.addr(), 3);
+
+        assert_eq!(list(s3.clone()).await, before);
+        for (id, body) in &titles {
+            let got = s3
+                .get_object()
+                .bucket(SEALED)
+                .key("title/9")
+                .version_id(id)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(&got.body.collect().await.unwrap().to_vec(), body);
+        }
+        let head = s3
+            .head_object()
+            .bucket(SEALED)
+            .key("title/9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.version_id(), Some(locked.as_str()));
+        assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
+        assert_eq!(
+            head.object_lock_retain_until_date().map(|d| d.secs()),
+            Some(until)
+        );
+        let e = s3
+            .get_object()
+            .bucket(SEALED)
+            .key("struck/1")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 404, "the delete marker is current again");
+        assert!(before.iter().any(|v| v.1 == format!("marker {marker}")));
+        // Still protected: the recovered gateway refuses what home refused.
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/9", &locked, true).await,
+            403
+        );
+        assert_eq!(
+            delete_version(&s3, SEALED, "court/4", &held, true).await,
+            403
+        );
+        let v = s3
+            .get_bucket_versioning()
+            .bucket(SEALED)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+        // A noncurrent version without a lock may still be removed for good.
+        assert_eq!(
+            delete_version(&s3, SEALED, "title/9", &titles[0].0, false).await,
+            204
+        );
+        drop(cluster);
+    })
+    .await;
+}

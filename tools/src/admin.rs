@@ -184,24 +184,26 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     );
     print_lost(&v["unrebuildable"]);
     outln!(
-        "{:<32} {:>10} {:>10} {:>11} {:>10} {:>15}",
+        "{:<32} {:>10} {:>10} {:>11} {:>10} {:>15} {:>8}",
         "BUCKET",
         "WHOLE",
         "DEGRADED",
         "UNREADABLE",
         "VERSIONS",
-        "DELETE MARKERS"
+        "DELETE MARKERS",
+        "LOCKED"
     );
     for b in v["buckets"].as_array().into_iter().flatten() {
         outln!(
-            "{:<32} {:>10} {:>10} {:>11} {:>10} {:>15}",
+            "{:<32} {:>10} {:>10} {:>11} {:>10} {:>15} {:>8}",
             b["name"].as_str().unwrap_or("?"),
             // A JSON value ignores width and alignment: its text does not.
             b["whole"].to_string(),
             b["degraded"].to_string(),
             b["unreadable"].to_string(),
             b["versions"].to_string(),
-            b["delete_markers"].to_string()
+            b["delete_markers"].to_string(),
+            b["locked"].to_string()
         );
     }
     if !healthy {

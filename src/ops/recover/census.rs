@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::coordinator::Objects;
 use crate::core::catalog::{Checkpoint, root_of, verified};
-use crate::core::format::{Manifest, ManifestBody};
+use crate::core::format::{Manifest, ManifestBody, Versioning};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 use crate::core::keys::CheckpointKey;
+use crate::core::quorum::{Ranked, current};
 use crate::gateway::HIDDEN;
 
 /// The catalog checkpoint a recovery checked against.
@@ -34,11 +35,36 @@ pub struct CheckpointReport {
     pub keys_after: u64,
 }
 
+/// One copy of a version, as the checkpoint check needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Copy {
+    rank: (Version, Version, u32),
+    version: Version,
+    deleted: bool,
+    removed: bool,
+    null: bool,
+}
+
+impl Ranked for Copy {
+    fn rank(&self) -> (Version, Version, u32) {
+        self.rank
+    }
+    fn identity(&self) -> Version {
+        self.version
+    }
+    fn removed(&self) -> bool {
+        self.removed
+    }
+    fn null(&self) -> bool {
+        self.null
+    }
+}
+
 /// The census.
 #[derive(Debug, Default)]
 pub(crate) struct Census {
     holders: BTreeMap<(ObjectId, Version), Vec<u32>>,
-    versions: HashMap<ObjectId, Vec<(Version, bool)>>,
+    versions: HashMap<ObjectId, Vec<Copy>>,
     checkpoints: BTreeMap<u32, Vec<Checkpoint>>,
 }
 
@@ -50,10 +76,16 @@ impl Census {
             held.push(node);
         }
         if !m.bucket.contains(HIDDEN) {
-            let deleted = matches!(m.body, ManifestBody::Tombstone);
+            let c = Copy {
+                rank: m.precedence(),
+                version: m.version,
+                deleted: matches!(m.body, ManifestBody::Tombstone),
+                removed: m.state.removed,
+                null: m.state.written_under != Versioning::Enabled,
+            };
             let v = self.versions.entry(m.object).or_default();
-            if !v.contains(&(m.version, deleted)) {
-                v.push((m.version, deleted));
+            if !v.contains(&c) {
+                v.push(c);
             }
         }
     }
@@ -133,18 +165,14 @@ impl Census {
         let mut keys_after = 0u64;
         let mut entries = Vec::new();
         for (object, vs) in &self.versions {
-            if vs.iter().any(|(v, _)| *v > c.cutoff) {
+            if vs.iter().any(|v| v.rank.0 > c.cutoff) {
                 keys_after += 1;
             }
             if excluded.contains(object) {
                 continue;
             }
-            if let Some((v, d)) = vs
-                .iter()
-                .filter(|(v, _)| *v <= c.cutoff)
-                .max_by_key(|(v, _)| *v)
-            {
-                entries.push((*object, *v, *d));
+            if let Some(v) = as_of(vs, c.cutoff) {
+                entries.push((*object, v.version, v.deleted));
             }
         }
         let (recovered_leaves, root) = root_of(entries);
@@ -187,4 +215,66 @@ pub struct Withdrawals {
     /// rolled back to an old copy of its disk holds them again.
     #[serde(default)]
     pub withdrawn_served: u64,
+}
+
+/// A key's current version as of `cutoff`, as the gateway's index held it then: versions
+/// committed after it are left out, and a removal revised after it is taken as not made yet
+/// (its copy replaced the version's at the nodes that took it, but the version was live).
+fn as_of(copies: &[Copy], cutoff: Version) -> Option<Copy> {
+    let mut best: BTreeMap<Version, Copy> = BTreeMap::new();
+    for c in copies.iter().filter(|c| c.rank.0 <= cutoff) {
+        let c = Copy {
+            removed: c.removed && c.rank.1 <= cutoff,
+            ..*c
+        };
+        if best.get(&c.version).is_none_or(|b| b.rank < c.rank) {
+            best.insert(c.version, c);
+        }
+    }
+    current(best.values()).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::GatewayId;
+
+    fn v(n: u64) -> Version {
+        Version {
+            physical_ms: n,
+            logical: 0,
+            gateway: GatewayId(1),
+        }
+    }
+
+    fn copy(id: u64, order: u64, revised: u64, removed: bool) -> Copy {
+        Copy {
+            rank: (v(order), v(revised), 0),
+            version: v(id),
+            deleted: false,
+            removed,
+            null: false,
+        }
+    }
+
+    #[test]
+    fn the_current_version_as_of_a_checkpoint_ignores_what_came_after_it() {
+        // Version 1, version 2 (committed at 3 though stamped at 2: order, not identity,
+        // counts), version 2 removed at 7, version 4 committed at 8.
+        let copies = [
+            copy(1, 1, 1, false),
+            copy(2, 3, 3, false),
+            copy(2, 3, 7, true),
+            copy(4, 8, 8, false),
+        ];
+        let at = |cutoff| as_of(&copies, v(cutoff)).map(|c| c.version);
+        assert_eq!(at(2), Some(v(1)));
+        // The removal came after: the version was live then (though only its removed copy
+        // is left at the nodes).
+        assert_eq!(at(5), Some(v(2)));
+        assert_eq!(as_of(&copies[2..3], v(5)).map(|c| c.version), Some(v(2)));
+        assert_eq!(at(7), Some(v(1)));
+        assert_eq!(at(9), Some(v(4)));
+        assert_eq!(at(0), None);
+    }
 }
