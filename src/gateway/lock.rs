@@ -23,6 +23,22 @@ use crate::sys::now_ms;
 
 const DAY_MS: u64 = 86_400_000;
 
+/// The [`LockAsk`] of an S3 input with object lock fields (PutObject, CopyObject,
+/// CreateMultipartUpload).
+macro_rules! lock_ask {
+    ($input:expr) => {
+        $crate::gateway::lock::LockAsk {
+            mode: $input.object_lock_mode.as_ref().map(|m| m.as_str()),
+            until: $input.object_lock_retain_until_date.as_ref(),
+            hold: $input
+                .object_lock_legal_hold_status
+                .as_ref()
+                .map(|h| h.as_str()),
+        }
+    };
+}
+pub(crate) use lock_ask;
+
 /// The lock a write asks for in its headers.
 #[derive(Debug, Default)]
 pub(crate) struct LockAsk<'a> {
@@ -96,8 +112,8 @@ impl Gateway {
     /// The retention and legal hold a new version of a bucket configured `c` is written with:
     /// what the request asks for, else the bucket's default retention. Refused (400): lock
     /// parameters on a bucket without object lock, a mode without a date or the reverse, a
-    /// date not in the future, and a write with lock parameters that carries neither
-    /// Content-MD5 nor a checksum (`integrity`).
+    /// date not in the future, and a write with lock parameters (or into a bucket with a
+    /// default retention) that carries neither Content-MD5 nor a checksum (`integrity`).
     pub(crate) fn lock_for_write(
         c: &BucketConfig,
         ask: &LockAsk<'_>,
@@ -109,7 +125,8 @@ impl Gateway {
             )
             .into());
         }
-        if ask.any() && !integrity {
+        // AWS asks the same of every write into a bucket with a default retention.
+        if (ask.any() || c.default_retention.is_some()) && !integrity {
             return Err(S3Fault::InvalidRequest(
                 "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests \
                  with Object Lock parameters"

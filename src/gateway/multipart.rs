@@ -16,7 +16,7 @@ use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
-use super::lock::LockAsk;
+use super::lock::{LockAsk, lock_ask};
 use super::objects::{stored_headers, user_metadata};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
@@ -57,15 +57,7 @@ impl Gateway {
         let i = req.input;
         let config = self.config_of(&i.bucket)?;
         // Checked now, applied at Complete.
-        Self::lock_for_write(
-            &config,
-            &LockAsk {
-                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
-                until: i.object_lock_retain_until_date.as_ref(),
-                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
-            },
-            true,
-        )?;
+        Self::lock_for_write(&config, &lock_ask!(i), true)?;
         let mut raw = [0u8; 16];
         random(&mut raw);
         let id = hex(&raw);

@@ -12,7 +12,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::body::{BodyReader, IdleLimit};
 use super::checksum::{Wanted, check_content_md5, from_stored, to_stored, wanted_of};
 use super::error::S3Fault;
-use super::lock::LockAsk;
+use super::lock::lock_ask;
 use super::reads::{check_read_conditions, etag_of, matches};
 use super::versioning::{about_marker, answered_id, id_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
@@ -234,11 +234,7 @@ impl Gateway {
         let wanted = wanted_of!(i, &headers)?;
         let lock = Self::lock_for_write(
             &config,
-            &LockAsk {
-                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
-                until: i.object_lock_retain_until_date.as_ref(),
-                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
-            },
+            &lock_ask!(i),
             i.content_md5.is_some() || wanted.asks_any(),
         )?;
         let conditional = i.if_match.is_some() || i.if_none_match.is_some();
@@ -498,15 +494,7 @@ impl Gateway {
         let i = req.input;
         let config = self.config_of(&i.bucket)?;
         // A copy carries no body to check: its lock parameters need no checksum.
-        let lock = Self::lock_for_write(
-            &config,
-            &LockAsk {
-                mode: i.object_lock_mode.as_ref().map(|m| m.as_str()),
-                until: i.object_lock_retain_until_date.as_ref(),
-                hold: i.object_lock_legal_hold_status.as_ref().map(|h| h.as_str()),
-            },
-            true,
-        )?;
+        let lock = Self::lock_for_write(&config, &lock_ask!(i), true)?;
         let (src, meta) = self
             .copy_source(
                 &i.copy_source,
