@@ -182,9 +182,9 @@ pub fn merkle_root(mut level: Vec<[u8; 32]>) -> [u8; 32] {
     level[0]
 }
 
-/// The root of `(object id, version, deleted)` entries, in any order.
+/// The root of `(object id, version, deleted)` entries (every version kept), in any order.
 pub fn root_of(mut entries: Vec<(ObjectId, Version, bool)>) -> (u64, [u8; 32]) {
-    entries.sort_unstable_by_key(|e| e.0.0);
+    entries.sort_unstable_by_key(|e| (e.0.0, e.1));
     let n = entries.len() as u64;
     (
         n,

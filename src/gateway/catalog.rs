@@ -14,6 +14,7 @@ use super::buckets::HIDDEN;
 use crate::coordinator::Objects;
 use crate::core::catalog::{Checkpoint, MAX_EXCLUDED, root_of, verified};
 use crate::core::hlc::Version;
+use crate::core::ids::ObjectId;
 use crate::meta::{Index, MetaError};
 use crate::sys::now_ms;
 
@@ -145,13 +146,19 @@ impl Catalog {
         }
         let (index, objects) = (self.index.clone(), self.objects.clone());
         let (entries, excluded) = tokio::task::spawn_blocking(move || {
+            // Every version kept, but no version of a key one of whose versions is newer than
+            // the cutoff (that write may have replaced another). A key's versions come newest
+            // first: its first says.
             let mut entries = Vec::new();
-            let mut excluded = Vec::new();
-            index.for_each_entry(|bucket, key, e| {
+            let mut excluded: Vec<ObjectId> = Vec::new();
+            index.for_each_version(|bucket, key, e| {
                 if bucket.contains(HIDDEN) {
                     return;
                 }
                 let id = objects.object_id(bucket, key);
+                if excluded.last() == Some(&id) {
+                    return;
+                }
                 // Committed before every write in flight began: theirs order after it.
                 if e.order <= cutoff {
                     entries.push((id, e.version, e.deleted));

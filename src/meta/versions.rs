@@ -249,6 +249,25 @@ impl Index {
         Ok(None)
     }
 
+    /// Calls `f` with every version the index keeps (bucket, key, entry), removed ones left
+    /// out, from one snapshot: what a catalog checkpoint covers.
+    pub fn for_each_version(&self, mut f: impl FnMut(&str, &str, &Entry)) -> Result<(), MetaError> {
+        use redb::ReadableDatabase as _;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(VERSIONS).map_err(db_err)?;
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let e = Entry::decode(v.value())?;
+            if e.removed {
+                continue;
+            }
+            let bucket = bucket_of(k.value())?;
+            let (key, _) = parse_row(k.value(), 2 + bucket.len())?;
+            f(bucket, &key, &e);
+        }
+        Ok(())
+    }
+
     /// Per bucket: the versions and the delete markers ListObjectVersions would list (the
     /// bucket's own record not counted), and the versions locked at `now_ms` (a retention not
     /// passed or a legal hold), from one snapshot.

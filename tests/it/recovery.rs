@@ -25,7 +25,7 @@ impl Drop for Killed {
 }
 
 /// Asks the gateway for a catalog checkpoint now; returns its sequence number.
-fn checkpoint_now(cluster: &Cluster) -> u64 {
+pub(crate) fn checkpoint_now(cluster: &Cluster) -> u64 {
     let (addr, token) = cluster.gateway_admin();
     let (status, text) = tokio::task::block_in_place(|| {
         crate::sigv4::send(
@@ -585,7 +585,7 @@ fn withhold_manifests(cluster: &Cluster, i: usize, every: usize) -> u64 {
 
 /// Takes the manifest records `choose` picks (from all the keys, object id first) out of site
 /// `i`'s node database (the node must be stopped). Returns how many.
-fn remove_manifests(
+pub(crate) fn remove_manifests(
     cluster: &Cluster,
     i: usize,
     choose: impl FnOnce(&[Vec<u8>]) -> Vec<Vec<u8>>,

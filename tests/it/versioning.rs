@@ -287,6 +287,74 @@ async fn a_versioned_bucket_keeps_every_version_and_removes_one_only_by_id() {
             .unwrap();
         let v4 = done.version_id().unwrap().to_owned();
         assert_eq!(get(&s3, "deed", Some(&v4)).await.unwrap().0, b"multipart");
+        // UploadPartCopy from a version by id.
+        let up = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("copy-of-two")
+            .send()
+            .await
+            .unwrap();
+        let id = up.upload_id().unwrap();
+        let part = s3
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("copy-of-two")
+            .upload_id(id)
+            .part_number(1)
+            .copy_source(format!("{BUCKET}/deed?versionId={v2}"))
+            .send()
+            .await
+            .unwrap();
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("copy-of-two")
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(
+                        CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.copy_part_result().unwrap().e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let copy = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("copy-of-two")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(copy.body.collect().await.unwrap().to_vec(), b"two");
+        // Conditions apply to the version named, not the current one.
+        let two_etag = {
+            use md5::Digest as _;
+            format!("\"{}\"", exclave::core::ids::hex(&md5::Md5::digest(b"two")))
+        };
+        let ok = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .version_id(&v2)
+            .if_match(&two_etag)
+            .send()
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("deed")
+            .version_id(&v4)
+            .if_match(&two_etag)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(status(&e), 412);
         let out = s3
             .delete_objects()
             .bucket(BUCKET)
@@ -863,11 +931,20 @@ async fn locked_and_noncurrent_versions_come_back_through_recover_and_stay_prote
         };
         let before = list(s3.clone()).await;
         assert_eq!(before.len(), 7, "{before:?}");
+        crate::recovery::checkpoint_now(&cluster);
 
         let work = tempfile::tempdir().unwrap();
         let (done, out, ports) =
             crate::recovery::lose_home_and_recover(&mut cluster, work.path(), false);
         assert!(done.status.success(), "{}", crate::recovery::text(&done));
+        // The checkpoint covers every version kept: the bucket's record and the seven.
+        let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+        let c = &report["checkpoint"];
+        assert_eq!(
+            (c["matches"].as_bool(), c["leaves"].as_u64()),
+            (Some(true), Some(8)),
+            "{report:#}"
+        );
         let _gateway = crate::recovery::start_recovered(&out, &ports);
         let s3 = cluster.s3_client_at(ports.s3.addr(), 3);
 
@@ -927,6 +1004,81 @@ async fn locked_and_noncurrent_versions_come_back_through_recover_and_stay_prote
             204
         );
         drop(cluster);
+    })
+    .await;
+}
+
+/// A site that withholds a noncurrent version is found: after a checkpoint, the hosts of all
+/// four foreign sites drop the older record of the one key written twice in a versioned
+/// bucket; the catalog `exclave recover` finds lacks one version of the checkpoint's, and it
+/// exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_withheld_noncurrent_version_fails_the_checkpoint_check() {
+    use std::time::Duration;
+    const SEALED: &str = "sealed-registry";
+    within(600, async {
+        let mut cluster: Cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(3);
+        // Lock at creation: versioned, with one record for the bucket.
+        s3.create_bucket()
+            .bucket(SEALED)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        for (key, body) in [("deed", &b"A"[..]), ("deed", b"B"), ("other", b"C")] {
+            s3.put_object()
+                .bucket(SEALED)
+                .key(key)
+                .body(ByteStream::from(body.to_vec()))
+                .send()
+                .await
+                .unwrap();
+        }
+        crate::recovery::checkpoint_now(&cluster);
+        let dropped: usize = tokio::task::block_in_place(|| {
+            (1..5)
+                .map(|i| {
+                    cluster.kill_node(i);
+                    let n = crate::recovery::remove_manifests(&cluster, i, |keys| {
+                        let mut per_object: std::collections::BTreeMap<&[u8], Vec<Vec<u8>>> =
+                            std::collections::BTreeMap::new();
+                        for k in keys {
+                            per_object.entry(&k[..32]).or_default().push(k.clone());
+                        }
+                        let twice: Vec<_> = per_object
+                            .into_values()
+                            .filter(|ks| ks.len() == 2)
+                            .collect();
+                        assert_eq!(twice.len(), 1, "site {i}: one object has two versions");
+                        // The older (its identity sorts first): the noncurrent version.
+                        vec![twice[0].iter().min().unwrap().clone()]
+                    });
+                    cluster.start_node(i);
+                    n as usize
+                })
+                .sum()
+        });
+        assert_eq!(dropped, 4);
+        cluster
+            .wait_for_status(
+                Duration::from_secs(30),
+                "sites back",
+                crate::support::all_reachable,
+            )
+            .await;
+        let work = tempfile::tempdir().unwrap();
+        let (done, _, _) = crate::recovery::lose_home_and_recover(&mut cluster, work.path(), false);
+        let report: serde_json::Value = serde_json::from_slice(&done.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", crate::recovery::text(&done)));
+        assert_eq!(done.status.code(), Some(1), "{report:#}");
+        let c = &report["checkpoint"];
+        assert_eq!(c["matches"].as_bool(), Some(false), "{report:#}");
+        assert_eq!(
+            (c["leaves"].as_u64(), c["recovered_leaves"].as_u64()),
+            (Some(4), Some(3)),
+            "{report:#}"
+        );
     })
     .await;
 }

@@ -13,7 +13,6 @@ use crate::core::format::{Manifest, ManifestBody, Versioning};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 use crate::core::keys::CheckpointKey;
-use crate::core::quorum::{Ranked, current};
 use crate::gateway::HIDDEN;
 
 /// The catalog checkpoint a recovery checked against.
@@ -25,11 +24,11 @@ pub struct CheckpointReport {
     pub created_ms: u64,
     /// Sites that keep it.
     pub held_by: Vec<String>,
-    /// Keys it covers.
+    /// Versions it covers.
     pub leaves: u64,
     /// The recovered catalog, as of the checkpoint, has the same root.
     pub matches: bool,
-    /// Keys the recovery found as of the checkpoint (equal to `leaves` when it matches).
+    /// Versions the recovery found as of the checkpoint (equal to `leaves` when it matches).
     pub recovered_leaves: u64,
     /// Keys with versions newer than the checkpoint (written after it).
     pub keys_after: u64,
@@ -43,21 +42,6 @@ struct Copy {
     deleted: bool,
     removed: bool,
     null: bool,
-}
-
-impl Ranked for Copy {
-    fn rank(&self) -> (Version, Version, u32) {
-        self.rank
-    }
-    fn identity(&self) -> Version {
-        self.version
-    }
-    fn removed(&self) -> bool {
-        self.removed
-    }
-    fn null(&self) -> bool {
-        self.null
-    }
 }
 
 /// The census.
@@ -171,9 +155,11 @@ impl Census {
             if excluded.contains(object) {
                 continue;
             }
-            if let Some(v) = as_of(vs, c.cutoff) {
-                entries.push((*object, v.version, v.deleted));
-            }
+            entries.extend(
+                kept_as_of(vs, c.cutoff)
+                    .into_iter()
+                    .map(|v| (*object, v.version, v.deleted)),
+            );
         }
         let (recovered_leaves, root) = root_of(entries);
         let site = |id: &u32| site_of.get(id).cloned().unwrap_or_else(|| id.to_string());
@@ -217,10 +203,20 @@ pub struct Withdrawals {
     pub withdrawn_served: u64,
 }
 
-/// A key's current version as of `cutoff`, as the gateway's index held it then: versions
+/// A key's versions kept as of `cutoff`, as the gateway's index held them then: versions
 /// committed after it are left out, and a removal revised after it is taken as not made yet
 /// (its copy replaced the version's at the nodes that took it, but the version was live).
-fn as_of(copies: &[Copy], cutoff: Version) -> Option<Copy> {
+/// Kept: not removed, and not a null version a newer one replaced.
+fn kept_as_of(copies: &[Copy], cutoff: Version) -> Vec<Copy> {
+    let best = best_as_of(copies, cutoff);
+    let newest_null = best.values().filter(|c| c.null).map(|c| c.rank.0).max();
+    best.into_values()
+        .filter(|c| !(c.removed || c.null && Some(c.rank.0) < newest_null))
+        .collect()
+}
+
+/// Each version's best copy as of `cutoff` (see [`kept_as_of`]).
+fn best_as_of(copies: &[Copy], cutoff: Version) -> BTreeMap<Version, Copy> {
     let mut best: BTreeMap<Version, Copy> = BTreeMap::new();
     for c in copies.iter().filter(|c| c.rank.0 <= cutoff) {
         let c = Copy {
@@ -231,7 +227,7 @@ fn as_of(copies: &[Copy], cutoff: Version) -> Option<Copy> {
             best.insert(c.version, c);
         }
     }
-    current(best.values()).copied()
+    best
 }
 
 #[cfg(test)]
@@ -258,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn the_current_version_as_of_a_checkpoint_ignores_what_came_after_it() {
+    fn the_versions_kept_as_of_a_checkpoint_ignore_what_came_after_it() {
         // Version 1, version 2 (committed at 3 though stamped at 2: order, not identity,
         // counts), version 2 removed at 7, version 4 committed at 8.
         let copies = [
@@ -267,14 +263,29 @@ mod tests {
             copy(2, 3, 7, true),
             copy(4, 8, 8, false),
         ];
-        let at = |cutoff| as_of(&copies, v(cutoff)).map(|c| c.version);
-        assert_eq!(at(2), Some(v(1)));
-        // The removal came after: the version was live then (though only its removed copy
+        let at = |copies: &[Copy], cutoff| -> Vec<Version> {
+            kept_as_of(copies, v(cutoff))
+                .into_iter()
+                .map(|c| c.version)
+                .collect()
+        };
+        assert_eq!(at(&copies, 2), [v(1)]);
+        // The removal came after: the version was kept then (though only its removed copy
         // is left at the nodes).
-        assert_eq!(at(5), Some(v(2)));
-        assert_eq!(as_of(&copies[2..3], v(5)).map(|c| c.version), Some(v(2)));
-        assert_eq!(at(7), Some(v(1)));
-        assert_eq!(at(9), Some(v(4)));
-        assert_eq!(at(0), None);
+        assert_eq!(at(&copies, 5), [v(1), v(2)]);
+        assert_eq!(at(&copies[2..3], 5), [v(2)]);
+        assert_eq!(at(&copies, 7), [v(1)]);
+        assert_eq!(at(&copies, 9), [v(1), v(4)]);
+        assert!(at(&copies, 0).is_empty());
+        // Null versions: the newest replaces the others, removed or not.
+        let null = |c: Copy| Copy { null: true, ..c };
+        let nulls = [
+            null(copy(1, 1, 1, false)),
+            copy(2, 2, 2, false),
+            null(copy(3, 3, 3, false)),
+            null(copy(3, 3, 4, true)),
+        ];
+        assert_eq!(at(&nulls, 3), [v(2), v(3)]);
+        assert_eq!(at(&nulls, 4), [v(2)]);
     }
 }
