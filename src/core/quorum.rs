@@ -54,9 +54,16 @@ impl Ranked for Manifest {
 /// version (removed or not) replaced. The read quorum, the index and offline recovery all
 /// choose by this rule.
 pub fn current<'a, T: Ranked + 'a>(best: impl Iterator<Item = &'a T> + Clone) -> Option<&'a T> {
+    kept(best).max_by_key(|c| c.rank())
+}
+
+/// The versions a key keeps among the best copies of its versions: those not removed, less
+/// the null versions a newer null version (removed or not) replaced.
+pub fn kept<'a, T: Ranked + 'a>(
+    best: impl Iterator<Item = &'a T> + Clone,
+) -> impl Iterator<Item = &'a T> {
     let newest_null = best.clone().filter(|c| c.null()).map(|c| c.rank().0).max();
-    best.filter(|c| !(c.removed() || c.null() && Some(c.rank().0) < newest_null))
-        .max_by_key(|c| c.rank())
+    best.filter(move |c| !(c.removed() || c.null() && Some(c.rank().0) < newest_null))
 }
 
 /// The write and read quorums of N manifest nodes.

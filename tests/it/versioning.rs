@@ -1003,6 +1003,88 @@ async fn locked_and_noncurrent_versions_come_back_through_recover_and_stay_prote
             delete_version(&s3, SEALED, "title/9", &titles[0].0, false).await,
             204
         );
+        drop(_gateway);
+
+        // Offline, from copies of the four foreign sites' directories: every version kept is
+        // exported with its id, retention and legal hold; the delete marker is listed.
+        tokio::task::block_in_place(|| {
+            for i in 1..5 {
+                cluster.kill_node(i);
+            }
+        });
+        let copies: Vec<String> = (1..5)
+            .map(|i| {
+                let to = work.path().join(format!("copy-{i}"));
+                crate::support::copy_dir(
+                    &cluster.root().join("sites").join(&cluster.sites[i]),
+                    &to,
+                );
+                to.to_str().unwrap().to_owned()
+            })
+            .collect();
+        let export = work.path().join("export");
+        let done = tokio::task::block_in_place(|| {
+            crate::support::run(
+                std::process::Command::new(crate::support::bin("exclave")).args([
+                    "recover",
+                    "--from-dirs",
+                    &copies.join(","),
+                    "--export",
+                    export.to_str().unwrap(),
+                    "--master-key-file",
+                    work.path().join("master.key").to_str().unwrap(),
+                    "--json",
+                ]),
+                std::time::Duration::from_secs(300),
+            )
+        });
+        assert!(done.status.success(), "{}", crate::recovery::text(&done));
+        let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+        assert_eq!(
+            (
+                report["objects"].as_u64(),
+                report["noncurrent_exported"].as_u64(),
+                report["delete_markers"].as_u64()
+            ),
+            (Some(2), Some(3), Some(1)),
+            "{report:#}"
+        );
+        let lines = std::fs::read_to_string(export.join("manifest.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let line = |id: &str| {
+            lines
+                .iter()
+                .find(|l| l["version_id"] == id)
+                .unwrap_or_else(|| panic!("{id} not exported: {lines:#?}"))
+        };
+        for (id, body) in &titles[1..] {
+            let l = line(id);
+            assert_eq!(l["current"], false);
+            let path = export.join(l["path"].as_str().unwrap());
+            assert_eq!(&std::fs::read(path).unwrap(), body);
+        }
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["version_id"] != titles[0].0.as_str())
+        );
+        let l = line(&locked);
+        assert_eq!(
+            (&l["current"], &l["retention"]),
+            (
+                &true.into(),
+                &serde_json::json!(["COMPLIANCE", until * 1000])
+            )
+        );
+        assert_eq!(line(&held)["legal_hold"], true);
+        let l = line(&marker);
+        assert_eq!(
+            (&l["delete_marker"], &l["current"]),
+            (&true.into(), &true.into())
+        );
         drop(cluster);
     })
     .await;

@@ -207,9 +207,13 @@ fn print_offline(r: &ExportReport) {
     }
     print_checkpoint(r.checkpoint.as_ref(), &r.stale_sites, &r.lacking_sites);
     outln!(
-        "exported {} of {} objects ({} bytes; {} keys escaped, see manifest.jsonl) in {:.1} s",
+        "exported {} of {} objects and {} of {} noncurrent versions, {} delete markers listed \
+         ({} bytes; {} keys escaped, see manifest.jsonl) in {:.1} s",
         r.exported,
         r.objects,
+        r.noncurrent_exported,
+        r.noncurrent,
+        r.delete_markers,
         r.bytes,
         r.escaped,
         r.seconds

@@ -1,5 +1,6 @@
 //! `exclave recover --from-dirs ... --export DIR`: every current object written as a plain file,
-//! from node data directories copied off the surviving sites, with no process running.
+//! and every other version kept (noncurrent versions of versioned buckets) beside them, from
+//! node data directories copied off the surviving sites, with no process running.
 //!
 //! Each directory is a site's as `exclave init` laid it out (`node.toml`, `state/`, the data
 //! directories, `cluster.sealed`). The cluster record opens with the master key; the manifests
@@ -10,7 +11,10 @@
 //!
 //! The export: `DIR/<bucket>/<key>` for keys that are safe paths; the others (`..`, empty or
 //! over-long segments, control characters, a key that is also another key's directory) under
-//! `DIR/<bucket>/.exclave-escaped/<hash>`. `DIR/manifest.jsonl` maps every object to its file;
+//! `DIR/<bucket>/.exclave-escaped/<hash>`. Noncurrent versions go to
+//! `DIR/.exclave-versions/<bucket>/<version>` (the version's identity in hex). `DIR/manifest.jsonl`
+//! maps every version to its file (a delete marker has none), with its S3 version id, whether
+//! it is current, and its retention and legal hold;
 //! `DIR/export-report.json` says what was exported, missing and unreadable. Files are written
 //! to a temporary name and renamed, so a second run skips what is already there (resumable).
 
@@ -28,7 +32,9 @@ use super::census::{CheckpointReport, Withdrawals};
 use super::live::Progress;
 use crate::config::read_daemon;
 use crate::coordinator::Nodes;
-use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
+use crate::core::format::{
+    LockMode, Manifest, ManifestBody, ManifestEnvelope, ObjectMeta, Versioning,
+};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId, hex};
 use crate::core::keys::{CheckpointKey, MasterKey};
@@ -78,9 +84,18 @@ pub struct ExportReport {
     pub dirs: Vec<DirReport>,
     /// Current objects found.
     pub objects: u64,
-    /// Exported (now or by an earlier run), bytes included.
+    /// Current objects exported (now or by an earlier run).
     pub exported: u64,
-    /// Their bytes.
+    /// Noncurrent versions (of versioned buckets) found.
+    #[serde(default)]
+    pub noncurrent: u64,
+    /// Noncurrent versions exported (now or by an earlier run).
+    #[serde(default)]
+    pub noncurrent_exported: u64,
+    /// Delete markers found (listed in `manifest.jsonl`, no file).
+    #[serde(default)]
+    pub delete_markers: u64,
+    /// Bytes of every version exported.
     pub bytes: u64,
     /// Objects whose keys were escaped (see `manifest.jsonl`).
     pub escaped: u64,
@@ -104,11 +119,54 @@ pub struct ExportReport {
 struct Line<'a> {
     bucket: &'a str,
     key: &'a str,
+    /// The file (empty for a delete marker).
     path: String,
     size: u64,
     etag: &'a str,
+    /// The version's identity (hex).
     version: String,
+    /// Its S3 version id (`null` for a version written while versioning was not Enabled).
+    version_id: String,
+    /// The key's current version.
+    current: bool,
+    delete_marker: bool,
     content_type: Option<&'a str>,
+    /// Object lock retention: mode and until (ms since the epoch).
+    retention: Option<(&'static str, u64)>,
+    legal_hold: bool,
+}
+
+impl<'a> Line<'a> {
+    fn of(m: &'a Manifest, path: String, current: bool) -> Self {
+        let meta = match &m.body {
+            ManifestBody::Object(meta) => Some(meta),
+            ManifestBody::Tombstone => None,
+        };
+        Self {
+            bucket: &m.bucket,
+            key: &m.key,
+            path,
+            size: meta.map_or(0, |o| o.size),
+            etag: meta.map_or("", |o| o.etag.as_str()),
+            version: hex(&m.version.to_bytes()),
+            version_id: if m.state.written_under == Versioning::Enabled {
+                hex(&m.version.to_bytes())
+            } else {
+                "null".into()
+            },
+            current,
+            delete_marker: meta.is_none(),
+            content_type: meta.and_then(|o| o.content_type.as_deref()),
+            retention: m.state.retention.map(|r| {
+                let mode = match r.mode {
+                    LockMode::Governance => "GOVERNANCE",
+                    LockMode::Compliance => "COMPLIANCE",
+                };
+                (mode, r.until_ms)
+            }),
+            legal_hold: m.state.legal_hold,
+        }
+    }
 }
 
 struct OpenedNode {
@@ -292,12 +350,28 @@ pub fn export(
         lacking_sites: Census::lacking_sites(&lacking, &site_of),
         ..ExportReport::default()
     };
-    // Each key's current version, as a gateway's read chooses it.
-    let live: Vec<&Manifest> = versions
-        .values()
-        .filter_map(|copies| crate::core::quorum::current(copies.values()))
-        .filter(|m| matches!(m.body, ManifestBody::Object(_)))
-        .collect();
+    // Each key's current version, as a gateway's read chooses it, and the others it keeps.
+    let mut live: Vec<&Manifest> = Vec::new();
+    // The others: (version, current: a delete marker may be).
+    let mut older: Vec<(&Manifest, bool)> = Vec::new();
+    for copies in versions.values() {
+        let current = crate::core::quorum::current(copies.values());
+        for m in crate::core::quorum::kept(copies.values()) {
+            let is_current = current.is_some_and(|c| c.version == m.version);
+            match &m.body {
+                ManifestBody::Object(_) if is_current => live.push(m),
+                ManifestBody::Object(_) => {
+                    report.noncurrent += 1;
+                    older.push((m, false));
+                }
+                ManifestBody::Tombstone if m.state.written_under != Versioning::Unversioned => {
+                    report.delete_markers += 1;
+                    older.push((m, is_current));
+                }
+                ManifestBody::Tombstone => {}
+            }
+        }
+    }
     report.objects = live.len() as u64;
     let mut lines = std::fs::File::create(o.export.join("manifest.jsonl"))?;
     // Paths taken as files and as directories, per bucket, to escape keys that collide.
@@ -358,16 +432,60 @@ pub fn export(
         }
         report.exported += 1;
         report.bytes += meta.size;
-        let line = Line {
-            bucket: &m.bucket,
-            key: &m.key,
-            path: rel.to_string_lossy().into_owned(),
-            size: meta.size,
-            etag: &meta.etag,
-            version: hex(&m.version.to_bytes()),
-            content_type: meta.content_type.as_deref(),
+        serde_json::to_writer(
+            &mut lines,
+            &Line::of(m, rel.to_string_lossy().into_owned(), true),
+        )?;
+        lines.write_all(b"\n")?;
+    }
+    for (i, (m, current)) in older.iter().enumerate() {
+        if i % 50 == 0 {
+            progress(Progress {
+                phase: "export",
+                done: (live.len() + i) as u64,
+                total: (live.len() + older.len()) as u64,
+            });
+        }
+        let rel = match &m.body {
+            ManifestBody::Tombstone => String::new(),
+            ManifestBody::Object(meta) => {
+                let bucket = if safe_path(&m.bucket) {
+                    m.bucket.clone()
+                } else {
+                    hex(&blake3::hash(m.bucket.as_bytes()).as_bytes()[..16])
+                };
+                let rel = PathBuf::from(".exclave-versions")
+                    .join(bucket)
+                    .join(hex(&m.version.to_bytes()));
+                let path = o.export.join(&rel);
+                let done = std::fs::metadata(&path).is_ok_and(|md| md.len() == meta.size);
+                if !done {
+                    let what = || {
+                        format!(
+                            "{}/{} version {}",
+                            m.bucket,
+                            m.key,
+                            hex(&m.version.to_bytes())
+                        )
+                    };
+                    match write_object(&master, &by_node, m, meta, &path) {
+                        Ok(()) => {}
+                        Err(Failure::Missing(e)) => {
+                            report.missing.push(format!("{}: {e}", what()));
+                            continue;
+                        }
+                        Err(Failure::Other(e)) => {
+                            report.unreadable.push(format!("{}: {e:#}", what()));
+                            continue;
+                        }
+                    }
+                }
+                report.noncurrent_exported += 1;
+                report.bytes += meta.size;
+                rel.to_string_lossy().into_owned()
+            }
         };
-        serde_json::to_writer(&mut lines, &line)?;
+        serde_json::to_writer(&mut lines, &Line::of(m, rel, *current))?;
         lines.write_all(b"\n")?;
     }
     lines.sync_all()?;
