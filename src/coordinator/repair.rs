@@ -43,8 +43,8 @@ pub struct FoundManifest {
     pub manifest: Manifest,
     /// The sealed record it was opened from (copied as it is).
     sealed: Vec<u8>,
-    /// Per node asked: whether it holds a record of the version that opens (None: it did not
-    /// answer).
+    /// Per node asked: whether it holds the best record of the version (false: none, or an
+    /// older copy; None: it did not answer).
     holds: BTreeMap<NodeId, Option<bool>>,
 }
 
@@ -194,15 +194,16 @@ impl Objects {
                 (node, records)
             });
         }
-        let mut holds = BTreeMap::new();
+        // Per node: no answer, or the precedence of its copy (None: it has none).
+        let mut held = BTreeMap::new();
         let mut best: Option<(Manifest, Vec<u8>)> = None;
         while let Some(r) = set.join_next().await {
             let Ok((node, records)) = r else { continue };
             let Some(records) = records else {
-                holds.insert(node, None);
+                held.insert(node, None);
                 continue;
             };
-            let mut has = false;
+            let mut mine = None;
             for rec in records {
                 let Ok(m) = self.open_manifest(&rec) else {
                     continue;
@@ -210,7 +211,7 @@ impl Objects {
                 if m.object != object || m.version != version {
                     continue;
                 }
-                has = true;
+                mine = mine.max(Some(m.precedence()));
                 if best
                     .as_ref()
                     .is_none_or(|(b, _)| m.precedence() > b.precedence())
@@ -218,8 +219,15 @@ impl Objects {
                     best = Some((m, rec));
                 }
             }
-            holds.insert(node, Some(has));
+            held.insert(node, Some(mine));
         }
+        // A node holds the record when it holds the best copy: one with an older copy (it
+        // missed a removal or a retention change) lacks it as much as one with none.
+        let top = best.as_ref().map(|(m, _)| m.precedence());
+        let holds: BTreeMap<NodeId, Option<bool>> = held
+            .into_iter()
+            .map(|(n, mine)| (n, mine.map(|p| p.is_some() && p == top)))
+            .collect();
         let unanswered = holds.values().filter(|h| h.is_none()).count();
         ManifestCensus {
             found: best.map(|(manifest, sealed)| FoundManifest {

@@ -233,11 +233,11 @@ impl Gateway {
         }))
     }
 
-    /// Every index entry of `bucket` (or all), deletes and bucket records included:
-    /// (bucket, key, current version).
+    /// Every version the index keeps of `bucket` (or all), noncurrent ones, deletes, versions
+    /// removed by id and bucket records included: (bucket, key, version).
     fn entries(&self, bucket: Option<&str>) -> Result<Vec<(String, String, Version)>, MetaError> {
         let mut out = Vec::new();
-        self.index.for_each_entry(|b, k, e| {
+        self.index.for_each_version(true, |b, k, e| {
             if bucket.is_none_or(|want| want == b) {
                 out.push((b.to_owned(), k.to_owned(), e.version));
             }
@@ -260,7 +260,10 @@ impl Gateway {
             }
         };
         let m = &found.manifest;
-        if let ManifestBody::Object(_) = &m.body {
+        // A version removed by id needs its removed copy everywhere, not its shards.
+        if let ManifestBody::Object(_) = &m.body
+            && !m.state.removed
+        {
             // Bucket records and the parts of uploads in progress are checked too, but they
             // are not objects to the person reading the count.
             out.checked = !key.is_empty() && !bucket.contains(super::HIDDEN);
@@ -277,7 +280,7 @@ impl Gateway {
         out
     }
 
-    /// For every current version the index holds of `bucket` (or all), [`HEAL_CONCURRENCY`]
+    /// For every version the index keeps of `bucket` (or all: noncurrent versions too), [`HEAL_CONCURRENCY`]
     /// at a time: restores its manifest record at the nodes that should hold it and lack it,
     /// and records for repair the shards its sites say they lack; then runs a repair pass.
     pub async fn heal(&self, bucket: Option<&str>) -> Result<Value, MetaError> {

@@ -151,7 +151,7 @@ impl Catalog {
             // first: its first says.
             let mut entries = Vec::new();
             let mut excluded: Vec<ObjectId> = Vec::new();
-            index.for_each_version(|bucket, key, e| {
+            index.for_each_version(false, |bucket, key, e| {
                 if bucket.contains(HIDDEN) {
                     return;
                 }

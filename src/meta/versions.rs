@@ -249,16 +249,21 @@ impl Index {
         Ok(None)
     }
 
-    /// Calls `f` with every version the index keeps (bucket, key, entry), removed ones left
-    /// out, from one snapshot: what a catalog checkpoint covers.
-    pub fn for_each_version(&self, mut f: impl FnMut(&str, &str, &Entry)) -> Result<(), MetaError> {
+    /// Calls `f` with every version the index keeps (bucket, key, entry), from one snapshot:
+    /// what a catalog checkpoint covers. With `removed`, the versions removed by id too (heal
+    /// carries their removed copies to the nodes that missed them).
+    pub fn for_each_version(
+        &self,
+        removed: bool,
+        mut f: impl FnMut(&str, &str, &Entry),
+    ) -> Result<(), MetaError> {
         use redb::ReadableDatabase as _;
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(VERSIONS).map_err(db_err)?;
         for item in t.iter().map_err(db_err)? {
             let (k, v) = item.map_err(db_err)?;
             let e = Entry::decode(v.value())?;
-            if e.removed {
+            if e.removed && !removed {
                 continue;
             }
             let bucket = bucket_of(k.value())?;

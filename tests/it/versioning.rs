@@ -1164,3 +1164,78 @@ async fn a_withheld_noncurrent_version_fails_the_checkpoint_check() {
     })
     .await;
 }
+
+/// Heal rebuilds every version kept, not only the current ones: a site wiped after three
+/// versions of a key were written (the middle one then removed by id) gets back the shards and
+/// records of the two kept; with two other sites down, each still reads back by id, and the
+/// removed one stays removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn heal_rebuilds_noncurrent_versions_on_a_wiped_site() {
+    use std::time::Duration;
+    within(300, async {
+        let mut cluster: Cluster = started_cluster("repair_interval_secs = 3600").await;
+        let s3 = cluster.s3_client(3);
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        set_versioning(&s3, BucketVersioningStatus::Enabled).await;
+        let bodies: Vec<Vec<u8>> = (0..3u8)
+            .map(|i| (0..300_000u32).map(|j| (j % 251) as u8 ^ i).collect())
+            .collect();
+        let mut ids = Vec::new();
+        for b in &bodies {
+            let out = s3
+                .put_object()
+                .bucket(BUCKET)
+                .key("deed")
+                .body(ByteStream::from(b.clone()))
+                .send()
+                .await
+                .unwrap();
+            ids.push(out.version_id.unwrap());
+        }
+        assert_eq!(
+            delete_version(&s3, BUCKET, "deed", &ids[1], false).await,
+            204
+        );
+
+        // Site 2 loses everything but its identity, and comes back empty.
+        let wiped = 2;
+        tokio::task::block_in_place(|| cluster.kill_node(wiped));
+        let (disk, path) = cluster.disk_of(wiped);
+        let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
+        std::fs::remove_dir_all(&path).unwrap();
+        std::fs::remove_dir_all(site_dir.join("state")).unwrap();
+        let out = tokio::task::block_in_place(|| {
+            crate::support::run(
+                std::process::Command::new(crate::support::bin("exclave"))
+                    .arg("--config")
+                    .arg(cluster.node_config(wiped))
+                    .args(["disk", "init", "--disk", &disk.0.to_string()]),
+                Duration::from_secs(30),
+            )
+        });
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::task::block_in_place(|| cluster.start_node(wiped));
+        let (v, _) = tokio::task::block_in_place(|| cluster.heal_and_status());
+        assert_eq!(v["checked"].as_u64(), Some(2), "two versions kept: {v:#}");
+
+        tokio::task::block_in_place(|| {
+            cluster.kill_node(0);
+            cluster.kill_node(4);
+        });
+        for i in [0, 2] {
+            let got = get(&s3, "deed", Some(&ids[i])).await;
+            assert!(
+                got.as_ref().is_ok_and(|g| g.0 == bodies[i]),
+                "version {i}: {:?}",
+                got.map(|g| g.0.len())
+            );
+        }
+        assert_eq!(get(&s3, "deed", Some(&ids[1])).await, Err(404));
+        drop(cluster);
+    })
+    .await;
+}
