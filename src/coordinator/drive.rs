@@ -160,12 +160,14 @@ impl StripeSink {
                 };
                 // No timer here: the quorum's deadline ends the upload (`finish`).
                 let r = result.await;
-                if let Err(e) = &r
-                    && !e.is_answer()
-                {
-                    client.note_unanswered();
+                match &r {
+                    // The gateway gave the upload up (its client's body failed): nothing was
+                    // learnt about the node. Counting it unanswered let one bad body mark
+                    // every site down and refuse the next writes of every client.
+                    Err(NetError::Abandoned) => {}
+                    Err(e) if !e.is_answer() => client.note_unanswered(),
+                    _ => client.note_write(r.as_ref().err()),
                 }
-                client.note_write(r.as_ref().err());
                 (i, r)
             });
         }
