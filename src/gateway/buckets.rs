@@ -14,7 +14,7 @@ use super::{Gateway, object_error, timestamp};
 use crate::coordinator::object::PutInput;
 use crate::core::format::{BucketConfig, VersionState, Versioning};
 use crate::core::hlc::Version;
-use crate::meta::{Entry, ListQuery, VersionQuery};
+use crate::meta::VersionQuery;
 
 /// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
 pub(crate) const HIDDEN: char = '\u{1}';
@@ -48,43 +48,11 @@ impl Gateway {
                 object_lock: true,
                 default_retention: None,
             });
-        let lock = self.key_lock(&bucket, "");
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&bucket, "").await;
         if self.index.bucket(&bucket)?.is_some() {
             return Err(S3Fault::BucketAlreadyOwnedByYou.into());
         }
-        let input = PutInput {
-            bucket: bucket.clone(),
-            key: String::new(),
-            size: 0,
-            state: config.clone().map(|c| VersionState {
-                bucket: Some(c),
-                ..VersionState::unversioned(Version::from_bytes([0; 16]))
-            }),
-            ..PutInput::default()
-        };
-        let m = self
-            .objects
-            .put(input, tokio::io::empty())
-            .await
-            .map_err(object_error)?;
-        self.index.apply(
-            &bucket,
-            "",
-            &Entry {
-                version: m.version,
-                order: m.order,
-                size: 0,
-                etag: String::new(),
-                modified_ms: m.created_ms,
-                deleted: false,
-                written_under: m.state.written_under,
-                removed: false,
-                locked_until: None,
-            },
-        )?;
-        self.index.create_bucket(&bucket, m.created_ms)?;
-        self.index.set_bucket_config(&bucket, config.as_ref())?;
+        self.write_bucket_record(&bucket, config).await?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -97,17 +65,10 @@ impl Gateway {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
         let bucket = req.input.bucket;
-        let lock = self.key_lock(&bucket, "");
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&bucket, "").await;
         self.require_bucket(&bucket)?;
-        let page = self.index.list(
-            &bucket,
-            &ListQuery {
-                max_keys: 1,
-                ..ListQuery::default()
-            },
-        )?;
-        // A versioned bucket is empty when it holds no version, delete markers included.
+        // Empty when it holds no version at all: every live key has one, and a versioned
+        // bucket's delete markers count too.
         let versions = self.index.list_versions(
             &bucket,
             &VersionQuery {
@@ -115,33 +76,42 @@ impl Gateway {
                 ..VersionQuery::default()
             },
         )?;
-        if !page.contents.is_empty()
-            || !page.common_prefixes.is_empty()
-            || !versions.versions.is_empty()
-        {
+        if !versions.versions.is_empty() {
             return Err(S3Fault::BucketNotEmpty.into());
         }
         let m = self
             .delete_manifest(&bucket, "", Versioning::Unversioned)
             .await
             .map_err(object_error)?;
-        self.index.apply(
-            &bucket,
-            "",
-            &Entry {
-                version: m.version,
-                order: m.order,
-                size: 0,
-                etag: String::new(),
-                modified_ms: m.created_ms,
-                deleted: true,
-                written_under: m.state.written_under,
-                removed: false,
-                locked_until: None,
-            },
-        )?;
-        self.index.delete_bucket(&bucket)?;
+        super::apply_found(&self.index, &m)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    /// Writes a new version of `bucket`'s own record, configured `config` (None: never
+    /// configured), and takes it into the index as a rebuild from the nodes would (creating the
+    /// bucket, setting its configuration). The caller holds the record's lock.
+    pub(crate) async fn write_bucket_record(
+        &self,
+        bucket: &str,
+        config: Option<BucketConfig>,
+    ) -> S3Result<()> {
+        let input = PutInput {
+            bucket: bucket.to_owned(),
+            key: String::new(),
+            size: 0,
+            state: config.map(|c| VersionState {
+                bucket: Some(c),
+                ..VersionState::unversioned(Version::from_bytes([0; 16]))
+            }),
+            ..PutInput::default()
+        };
+        let m = self
+            .objects
+            .put(input, tokio::io::empty())
+            .await
+            .map_err(object_error)?;
+        super::apply_found(&self.index, &m)?;
+        Ok(())
     }
 
     pub(crate) fn head_bucket_op(

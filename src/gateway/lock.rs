@@ -194,8 +194,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
         let _writing = self.writing();
         let i = req.input;
-        let lock = self.key_lock(&i.bucket, "");
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&i.bucket, "").await;
         let c = self.config_of(&i.bucket)?;
         let conf = i
             .object_lock_configuration
@@ -225,7 +224,7 @@ impl Gateway {
             default_retention,
         };
         if next != c {
-            self.configure(&i.bucket, next).await?;
+            self.write_bucket_record(&i.bucket, Some(next)).await?;
         }
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
@@ -300,8 +299,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
         let _writing = self.writing();
         let i = req.input;
-        let lock = self.key_lock(&i.bucket, &i.key);
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&i.bucket, &i.key).await;
         let m = self
             .locked_version(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
@@ -360,8 +358,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
         let _writing = self.writing();
         let i = req.input;
-        let lock = self.key_lock(&i.bucket, &i.key);
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&i.bucket, &i.key).await;
         let m = self
             .locked_version(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;

@@ -507,14 +507,18 @@ impl Gateway {
         self.repair.pass().await
     }
 
-    /// The lock serialising conditional writes of one key.
-    fn key_lock(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks
-            .entry((bucket.to_owned(), key.to_owned()))
-            .or_default()
-            .clone()
+    /// Holds the lock serialising this gateway's conditional writes, removals and revisions of
+    /// one key (a bucket's own record: key `""`) until the guard is dropped.
+    async fn key_guard(&self, bucket: &str, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks
+                .entry((bucket.to_owned(), key.to_owned()))
+                .or_default()
+                .clone()
+        };
+        lock.lock_owned().await
     }
 }
 

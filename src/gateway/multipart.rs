@@ -288,8 +288,7 @@ impl Gateway {
             },
             true,
         )?;
-        let key_lock = self.key_lock(&i.bucket, &i.key);
-        let _held = key_lock.lock().await;
+        let _held = self.key_guard(&i.bucket, &i.key).await;
         let conditional_none = i.if_none_match.is_some() || i.if_match.is_some();
         if conditional_none {
             self.check_complete_conditions(&i.bucket, &i.key, &i)

@@ -238,10 +238,10 @@ impl Gateway {
             i.content_md5.is_some() || wanted.asks_any(),
         )?;
         let conditional = i.if_match.is_some() || i.if_none_match.is_some();
-        let key_lock = conditional.then(|| self.key_lock(&i.bucket, &i.key));
-        let _held = match &key_lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
+        let _held = if conditional {
+            Some(self.key_guard(&i.bucket, &i.key).await)
+        } else {
+            None
         };
         self.check_write_conditions(
             &i.bucket,
@@ -297,14 +297,28 @@ impl Gateway {
     /// Deletes (bucket, key): a version id removes that version for good; without one, the
     /// key's end (unversioned) or a delete marker. Returns the version written or removed,
     /// if any.
+    /// A removal by id, or one under `If-Match`, holds the key's lock from its check to its
+    /// write.
     async fn delete_one(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        if_match: Option<&ETagCondition>,
         under: Versioning,
         bypass: bool,
     ) -> S3Result<Option<Manifest>> {
+        let _held = if version_id.is_some() || if_match.is_some() {
+            Some(self.key_guard(bucket, key).await)
+        } else {
+            None
+        };
+        if let Some(c) = if_match {
+            let (_, meta) = self.object_at(bucket, key, version_id).await?;
+            if !matches(c, &meta.etag) {
+                return Err(S3Fault::PreconditionFailed.into());
+            }
+        }
         if let Some(id) = version_id {
             return self.remove_version(bucket, key, id, bypass).await;
         }
@@ -326,20 +340,9 @@ impl Gateway {
         let under = self.config_of(&i.bucket)?.versioning;
         let id = i.version_id.as_deref();
         let bypass = i.bypass_governance_retention.unwrap_or(false);
-        let done = if let Some(c) = &i.if_match {
-            let lock = self.key_lock(&i.bucket, &i.key);
-            let _held = lock.lock().await;
-            let (_, meta) = self.object_at(&i.bucket, &i.key, id).await?;
-            if !matches(c, &meta.etag) {
-                return Err(S3Fault::PreconditionFailed.into());
-            }
-            drop(_held);
-            self.delete_one(&i.bucket, &i.key, id, under, bypass)
-                .await?
-        } else {
-            self.delete_one(&i.bucket, &i.key, id, under, bypass)
-                .await?
-        };
+        let done = self
+            .delete_one(&i.bucket, &i.key, id, i.if_match.as_ref(), under, bypass)
+            .await?;
         let (version_id, delete_marker) = deleted_as(done.as_ref(), id);
         let mut resp = S3Response::new(DeleteObjectOutput {
             version_id,
@@ -379,7 +382,10 @@ impl Gateway {
                 continue;
             }
             let id = o.version_id.as_deref();
-            match self.delete_one(&i.bucket, &o.key, id, under, bypass).await {
+            match self
+                .delete_one(&i.bucket, &o.key, id, None, under, bypass)
+                .await
+            {
                 Ok(done) => {
                     if !quiet {
                         let (version_id, delete_marker) = deleted_as(done.as_ref(), id);

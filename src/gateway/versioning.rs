@@ -12,7 +12,6 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::error::S3Fault;
 use super::list::{parse_version_id, version_id};
 use super::{Gateway, entry_of, object_error};
-use crate::coordinator::object::PutInput;
 use crate::core::format::{
     BucketConfig, Manifest, ManifestBody, ObjectMeta, Retention, VersionState, Versioning,
 };
@@ -47,8 +46,9 @@ impl Gateway {
     /// The configuration of an existing bucket; refused (never taken as unversioned) when
     /// it cannot be read.
     pub(crate) fn config_of(&self, bucket: &str) -> S3Result<BucketConfig> {
-        self.require_bucket(bucket)?;
-        Ok(self.index.bucket_config(bucket)?)
+        self.index
+            .bucket_config(bucket)?
+            .ok_or_else(|| S3Error::from(S3Fault::NoSuchBucket))
     }
 
     /// The state a write into a bucket configured `c` is made under, with the retention and
@@ -96,8 +96,7 @@ impl Gateway {
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         let _writing = self.writing();
         let i = req.input;
-        let lock = self.key_lock(&i.bucket, "");
-        let _held = lock.lock().await;
+        let _held = self.key_guard(&i.bucket, "").await;
         let c = self.config_of(&i.bucket)?;
         let conf = i.versioning_configuration;
         if conf
@@ -129,34 +128,10 @@ impl Gateway {
             .into());
         }
         if c.versioning != versioning {
-            self.configure(&i.bucket, BucketConfig { versioning, ..c })
+            self.write_bucket_record(&i.bucket, Some(BucketConfig { versioning, ..c }))
                 .await?;
         }
         Ok(S3Response::new(PutBucketVersioningOutput {}))
-    }
-
-    /// Writes `c` as the bucket's configuration: a new version of its own record. The caller
-    /// holds the record's lock.
-    pub(crate) async fn configure(&self, bucket: &str, c: BucketConfig) -> S3Result<()> {
-        let state = VersionState {
-            bucket: Some(c.clone()),
-            ..VersionState::unversioned(Version::from_bytes([0; 16]))
-        };
-        let input = PutInput {
-            bucket: bucket.to_owned(),
-            key: String::new(),
-            size: 0,
-            state: Some(state),
-            ..PutInput::default()
-        };
-        let m = self
-            .objects
-            .put(input, tokio::io::empty())
-            .await
-            .map_err(object_error)?;
-        self.index.apply(bucket, "", &entry_of(&m))?;
-        self.index.set_bucket_config(bucket, Some(&c))?;
-        Ok(())
     }
 
     /// The version of (bucket, key) a GET, HEAD or copy names (its current one without an
@@ -198,7 +173,8 @@ impl Gateway {
     /// Removes the version of (bucket, key) that `id` names, for good: the version (or delete
     /// marker) removed, or None when there was none (S3 answers that with success too).
     /// A version under object lock is refused (403) until its retention has passed (or, in
-    /// GOVERNANCE mode, with `bypass`) and while its legal hold is on.
+    /// GOVERNANCE mode, with `bypass`) and while its legal hold is on. The caller holds the
+    /// key's lock.
     pub(crate) async fn remove_version(
         &self,
         bucket: &str,
@@ -207,8 +183,6 @@ impl Gateway {
         bypass: bool,
     ) -> S3Result<Option<Manifest>> {
         let marker = parse_version_id(id)?;
-        let lock = self.key_lock(bucket, key);
-        let _held = lock.lock().await;
         let Some(e) = self.index.version(bucket, key, marker)? else {
             return Ok(None);
         };

@@ -94,14 +94,24 @@ impl Index {
         Ok(existed)
     }
 
-    /// The configuration of `bucket` (unconfigured when none was ever written). An error is
-    /// the caller's to refuse on: a request that needs it is never served as unversioned.
-    pub fn bucket_config(&self, bucket: &str) -> Result<BucketConfig, MetaError> {
+    /// The configuration of `bucket` (unconfigured when none was ever written), None when
+    /// there is no such bucket: one read of the index for every write. An error is the
+    /// caller's to refuse on: a request that needs it is never served as unversioned.
+    pub fn bucket_config(&self, bucket: &str) -> Result<Option<BucketConfig>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;
+        if txn
+            .open_table(BUCKETS)
+            .map_err(db_err)?
+            .get(bucket)
+            .map_err(db_err)?
+            .is_none()
+        {
+            return Ok(None);
+        }
         let t = txn.open_table(BUCKET_CONFIG).map_err(db_err)?;
         match t.get(bucket).map_err(db_err)? {
-            Some(v) => decode(v.value()),
-            None => Ok(unconfigured()),
+            Some(v) => decode(v.value()).map(Some),
+            None => Ok(Some(unconfigured())),
         }
     }
 
@@ -136,7 +146,9 @@ mod tests {
     fn a_configuration_reads_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("index.redb")).unwrap();
-        assert_eq!(index.bucket_config("b").unwrap(), unconfigured());
+        assert_eq!(index.bucket_config("b").unwrap(), None);
+        assert!(index.create_bucket("b", 1).unwrap());
+        assert_eq!(index.bucket_config("b").unwrap(), Some(unconfigured()));
         let locked = BucketConfig {
             versioning: Versioning::Enabled,
             object_lock: true,
@@ -154,10 +166,10 @@ mod tests {
             },
         ] {
             index.set_bucket_config("b", Some(&c)).unwrap();
-            assert_eq!(index.bucket_config("b").unwrap(), c);
+            assert_eq!(index.bucket_config("b").unwrap(), Some(c));
         }
         index.set_bucket_config("b", None).unwrap();
-        assert_eq!(index.bucket_config("b").unwrap(), unconfigured());
+        assert_eq!(index.bucket_config("b").unwrap(), Some(unconfigured()));
         assert!(decode(&[1, 1, 3]).is_err());
         assert!(decode(&[3, 0]).is_err());
     }

@@ -411,21 +411,11 @@ async fn a_wiped_site_is_rebuilt_by_heal_moving_only_what_it_lost() {
             .sum();
         // The bucket's own record is a small object kept inside the database.
         assert!(lost > in_files, "{lost} {in_files}");
-        let (disk, path) = cluster.disk_of(wiped);
-        let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
-        std::fs::remove_dir_all(&path).unwrap();
-        std::fs::remove_dir_all(site_dir.join("state")).unwrap();
+        let path = cluster.disk_of(wiped).1;
+        let disk = cluster.wipe_site(wiped);
         // The operator prepares the new, empty disk with the CLI; a second run refuses (the
         // directory is no longer empty).
-        let disk_init = || {
-            crate::support::run(
-                std::process::Command::new(crate::support::bin("exclave"))
-                    .arg("--config")
-                    .arg(cluster.node_config(wiped))
-                    .args(["disk", "init", "--disk", &disk.0.to_string()]),
-                Duration::from_secs(30),
-            )
-        };
+        let disk_init = || cluster.disk_init(wiped, disk);
         let out = tokio::task::block_in_place(disk_init);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(path.join("EXCLAVE-DISK").exists());

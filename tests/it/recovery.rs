@@ -451,18 +451,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     drop(_gateway);
 
     // Offline: copies of the four foreign sites' directories, no process running.
-    tokio::task::block_in_place(|| {
-        for i in 1..5 {
-            cluster.kill_node(i);
-        }
-    });
-    let copies: Vec<String> = (1..5)
-        .map(|i| {
-            let to = work.path().join(format!("copy-{}", cluster.sites[i]));
-            copy_dir(&cluster.root().join("sites").join(&cluster.sites[i]), &to);
-            to.to_str().unwrap().to_owned()
-        })
-        .collect();
+    let copies = copy_foreign_sites(&mut cluster, work.path());
     let export = work.path().join("export");
     let mut args = vec![
         "recover".to_owned(),
@@ -573,6 +562,23 @@ pub(crate) fn lose_home_and_recover(
         Duration::from_secs(600),
     );
     (done, out, ports)
+}
+
+/// The four foreign sites' directories copied under `work` (their nodes stopped first), as
+/// they would be shipped for `recover --from-dirs`: the copies' paths.
+pub(crate) fn copy_foreign_sites(cluster: &mut Cluster, work: &Path) -> Vec<String> {
+    tokio::task::block_in_place(|| {
+        for i in 1..5 {
+            cluster.kill_node(i);
+        }
+    });
+    (1..5)
+        .map(|i| {
+            let to = work.join(format!("copy-{}", cluster.sites[i]));
+            copy_dir(&cluster.root().join("sites").join(&cluster.sites[i]), &to);
+            to.to_str().unwrap().to_owned()
+        })
+        .collect()
 }
 
 /// The host of site `i` withholds manifests: every `every`-th record is taken out of its node's

@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 use futures::StreamExt as _;
 
 use crate::sigv4::{Signer, amz_date, send, sha256_hex};
-use crate::support::{Cluster, Rng, exists, get, put, started_cluster, status, within};
+use crate::support::{Cluster, Rng, code, exists, get, put, started_cluster, status, within};
 
 const BUCKET: &str = "registry";
 
@@ -1312,16 +1312,6 @@ fn rand_key_material() -> (String, String) {
         B64.encode_to_string(key),
         B64.encode_to_string(md5::Md5::digest(key)),
     )
-}
-
-/// An SDK error's HTTP status and S3 error code.
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> (u16, String) {
-    let meta = aws_sdk_s3::error::ProvideErrorMetadata::code(e)
-        .unwrap_or("")
-        .to_owned();
-    (status(e), meta)
 }
 
 /// A node SIGKILLed and started again on its port: the gateway's old connection to it gets a

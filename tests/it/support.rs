@@ -527,6 +527,29 @@ impl Cluster {
         )
     }
 
+    /// Site `i` (its node stopped) loses everything but its identity: its disk's contents and
+    /// its database. Returns its disk, for `disk_init`.
+    #[allow(dead_code)]
+    pub fn wipe_site(&self, i: usize) -> exclave::core::ids::DiskId {
+        let (disk, path) = self.disk_of(i);
+        let site_dir = self.root().join("sites").join(&self.sites[i]);
+        std::fs::remove_dir_all(&path).unwrap();
+        std::fs::remove_dir_all(site_dir.join("state")).unwrap();
+        disk
+    }
+
+    /// `exclave disk init` of site `i`'s `disk` (the operator preparing a new, empty disk).
+    #[allow(dead_code)]
+    pub fn disk_init(&self, i: usize, disk: exclave::core::ids::DiskId) -> Output {
+        run(
+            Command::new(bin("exclave"))
+                .arg("--config")
+                .arg(self.node_config(i))
+                .args(["disk", "init", "--disk", &disk.0.to_string()]),
+            Duration::from_secs(30),
+        )
+    }
+
     /// Site `i`'s store, opened in this process (its node must not be running).
     #[allow(dead_code)]
     pub fn site_store(&self, i: usize) -> exclave::store::Store {
@@ -925,4 +948,15 @@ pub async fn started_cluster_logging(
     })
     .await
     .unwrap()
+}
+
+/// The HTTP status and S3 error code of a failed call.
+#[allow(dead_code)]
+pub fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (u16, String) {
+    let meta = aws_sdk_s3::error::ProvideErrorMetadata::code(e)
+        .unwrap_or("")
+        .to_owned();
+    (status(e), meta)
 }

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
-use crate::support::{Cluster, started_cluster, status, within};
+use crate::support::{Cluster, code, started_cluster, status, within};
 
 const BUCKET: &str = "land-registry";
 
@@ -414,16 +414,6 @@ async fn a_versioned_bucket_keeps_every_version_and_removes_one_only_by_id() {
         drop(cluster);
     })
     .await;
-}
-
-/// The S3 error code and status of a failed call.
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> (u16, String) {
-    let meta = aws_sdk_s3::error::ProvideErrorMetadata::code(e)
-        .unwrap_or("")
-        .to_owned();
-    (status(e), meta)
 }
 
 /// DELETE of `key` at version `id`, bypassing GOVERNANCE or not: the status.
@@ -1007,21 +997,7 @@ async fn locked_and_noncurrent_versions_come_back_through_recover_and_stay_prote
 
         // Offline, from copies of the four foreign sites' directories: every version kept is
         // exported with its id, retention and legal hold; the delete marker is listed.
-        tokio::task::block_in_place(|| {
-            for i in 1..5 {
-                cluster.kill_node(i);
-            }
-        });
-        let copies: Vec<String> = (1..5)
-            .map(|i| {
-                let to = work.path().join(format!("copy-{i}"));
-                crate::support::copy_dir(
-                    &cluster.root().join("sites").join(&cluster.sites[i]),
-                    &to,
-                );
-                to.to_str().unwrap().to_owned()
-            })
-            .collect();
+        let copies = crate::recovery::copy_foreign_sites(&mut cluster, work.path());
         let export = work.path().join("export");
         let done = tokio::task::block_in_place(|| {
             crate::support::run(
@@ -1171,7 +1147,6 @@ async fn a_withheld_noncurrent_version_fails_the_checkpoint_check() {
 /// removed one stays removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heal_rebuilds_noncurrent_versions_on_a_wiped_site() {
-    use std::time::Duration;
     within(300, async {
         let mut cluster: Cluster = started_cluster("repair_interval_secs = 3600").await;
         let s3 = cluster.s3_client(3);
@@ -1200,19 +1175,8 @@ async fn heal_rebuilds_noncurrent_versions_on_a_wiped_site() {
         // Site 2 loses everything but its identity, and comes back empty.
         let wiped = 2;
         tokio::task::block_in_place(|| cluster.kill_node(wiped));
-        let (disk, path) = cluster.disk_of(wiped);
-        let site_dir = cluster.root().join("sites").join(&cluster.sites[wiped]);
-        std::fs::remove_dir_all(&path).unwrap();
-        std::fs::remove_dir_all(site_dir.join("state")).unwrap();
-        let out = tokio::task::block_in_place(|| {
-            crate::support::run(
-                std::process::Command::new(crate::support::bin("exclave"))
-                    .arg("--config")
-                    .arg(cluster.node_config(wiped))
-                    .args(["disk", "init", "--disk", &disk.0.to_string()]),
-                Duration::from_secs(30),
-            )
-        });
+        let disk = cluster.wipe_site(wiped);
+        let out = tokio::task::block_in_place(|| cluster.disk_init(wiped, disk));
         assert!(
             out.status.success(),
             "{}",

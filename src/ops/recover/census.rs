@@ -13,6 +13,7 @@ use crate::core::format::{Manifest, ManifestBody, Versioning};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
 use crate::core::keys::CheckpointKey;
+use crate::core::quorum::{Ranked, kept};
 use crate::gateway::HIDDEN;
 
 /// The catalog checkpoint a recovery checked against.
@@ -42,6 +43,21 @@ struct Copy {
     deleted: bool,
     removed: bool,
     null: bool,
+}
+
+impl Ranked for Copy {
+    fn rank(&self) -> (Version, Version, u32) {
+        self.rank
+    }
+    fn identity(&self) -> Version {
+        self.version
+    }
+    fn removed(&self) -> bool {
+        self.removed
+    }
+    fn null(&self) -> bool {
+        self.null
+    }
 }
 
 /// The census.
@@ -206,17 +222,8 @@ pub struct Withdrawals {
 /// A key's versions kept as of `cutoff`, as the gateway's index held them then: versions
 /// committed after it are left out, and a removal revised after it is taken as not made yet
 /// (its copy replaced the version's at the nodes that took it, but the version was live).
-/// Kept: not removed, and not a null version a newer one replaced.
+/// Kept as the read quorum keeps them (`core::quorum::kept`).
 fn kept_as_of(copies: &[Copy], cutoff: Version) -> Vec<Copy> {
-    let best = best_as_of(copies, cutoff);
-    let newest_null = best.values().filter(|c| c.null).map(|c| c.rank.0).max();
-    best.into_values()
-        .filter(|c| !(c.removed || c.null && Some(c.rank.0) < newest_null))
-        .collect()
-}
-
-/// Each version's best copy as of `cutoff` (see [`kept_as_of`]).
-fn best_as_of(copies: &[Copy], cutoff: Version) -> BTreeMap<Version, Copy> {
     let mut best: BTreeMap<Version, Copy> = BTreeMap::new();
     for c in copies.iter().filter(|c| c.rank.0 <= cutoff) {
         let c = Copy {
@@ -227,7 +234,7 @@ fn best_as_of(copies: &[Copy], cutoff: Version) -> BTreeMap<Version, Copy> {
             best.insert(c.version, c);
         }
     }
-    best
+    kept(best.values()).copied().collect()
 }
 
 #[cfg(test)]

@@ -414,21 +414,9 @@ pub fn export(
             .join(hex(&h.as_bytes()[..16]))
         };
         let path = o.export.join(&rel);
-        let done = std::fs::metadata(&path).is_ok_and(|md| md.len() == meta.size);
-        if !done {
-            match write_object(&master, &by_node, m, meta, &path) {
-                Ok(()) => {}
-                Err(Failure::Missing(e)) => {
-                    report.missing.push(format!("{}/{}: {e}", m.bucket, m.key));
-                    continue;
-                }
-                Err(Failure::Other(e)) => {
-                    report
-                        .unreadable
-                        .push(format!("{}/{}: {e:#}", m.bucket, m.key));
-                    continue;
-                }
-            }
+        let what = format!("{}/{}", m.bucket, m.key);
+        if !export_file(&master, &by_node, m, meta, &path, &what, &mut report) {
+            continue;
         }
         report.exported += 1;
         report.bytes += meta.size;
@@ -458,27 +446,14 @@ pub fn export(
                     .join(bucket)
                     .join(hex(&m.version.to_bytes()));
                 let path = o.export.join(&rel);
-                let done = std::fs::metadata(&path).is_ok_and(|md| md.len() == meta.size);
-                if !done {
-                    let what = || {
-                        format!(
-                            "{}/{} version {}",
-                            m.bucket,
-                            m.key,
-                            hex(&m.version.to_bytes())
-                        )
-                    };
-                    match write_object(&master, &by_node, m, meta, &path) {
-                        Ok(()) => {}
-                        Err(Failure::Missing(e)) => {
-                            report.missing.push(format!("{}: {e}", what()));
-                            continue;
-                        }
-                        Err(Failure::Other(e)) => {
-                            report.unreadable.push(format!("{}: {e:#}", what()));
-                            continue;
-                        }
-                    }
+                let what = format!(
+                    "{}/{} version {}",
+                    m.bucket,
+                    m.key,
+                    hex(&m.version.to_bytes())
+                );
+                if !export_file(&master, &by_node, m, meta, &path, &what, &mut report) {
+                    continue;
                 }
                 report.noncurrent_exported += 1;
                 report.bytes += meta.size;
@@ -495,6 +470,34 @@ pub fn export(
         serde_json::to_vec_pretty(&report)?,
     )?;
     Ok(report)
+}
+
+/// Writes version `m` (named `what` in the report) to `path`, unless a whole file is there
+/// from an earlier run; a failure goes into `report`'s `missing` or `unreadable`. Returns
+/// whether the file is there.
+fn export_file(
+    master: &MasterKey,
+    stores: &BTreeMap<u32, &Store>,
+    m: &Manifest,
+    meta: &ObjectMeta,
+    path: &Path,
+    what: &str,
+    report: &mut ExportReport,
+) -> bool {
+    if std::fs::metadata(path).is_ok_and(|md| md.len() == meta.size) {
+        return true;
+    }
+    match write_object(master, stores, m, meta, path) {
+        Ok(()) => true,
+        Err(Failure::Missing(e)) => {
+            report.missing.push(format!("{what}: {e}"));
+            false
+        }
+        Err(Failure::Other(e)) => {
+            report.unreadable.push(format!("{what}: {e:#}"));
+            false
+        }
+    }
 }
 
 enum Failure {
