@@ -13,7 +13,8 @@ use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{
-    BlockStatus, DiskUsage, InlineShard, Request, Response, ShardKey, Trailer, Withdrawn,
+    BlockStatus, Collectable, CollectedTotals, DiskUsage, HeldShard, InlineShard, Request,
+    Response, ShardKey, Trailer, Withdrawn,
 };
 use crate::net::frame::{self, NetError};
 
@@ -412,6 +413,45 @@ impl NodeClient {
         match self.call(&Request::ListManifests { after, limit }).await? {
             Response::Manifests { records } => Ok(records),
             r => Err(unexpected("list_manifests", &r)),
+        }
+    }
+
+    /// A page of the shards the node holds after a cursor, with their lengths.
+    pub async fn list_shards(
+        &self,
+        after: Option<ShardKey>,
+        limit: u32,
+    ) -> Result<Vec<HeldShard>, NetError> {
+        match self.call(&Request::ListShards { after, limit }).await? {
+            Response::Shards { shards } => Ok(shards),
+            r => Err(unexpected("list_shards", &r)),
+        }
+    }
+
+    /// Deletes the garbage `items` names at the node; what it freed and its ledger's totals.
+    pub async fn collect(
+        &self,
+        items: Vec<Collectable>,
+    ) -> Result<(CollectedTotals, CollectedTotals), NetError> {
+        match self.call(&Request::Collect { items }).await? {
+            Response::Collected { now, total } => Ok((now, total)),
+            r => Err(unexpected("collect", &r)),
+        }
+    }
+
+    /// Counts (and, with `delete`, deletes those older than `min_age_ms` of) the files under
+    /// the node's `shards/` that no shard header names: (found, deleted).
+    pub async fn sweep_files(
+        &self,
+        min_age_ms: u64,
+        delete: bool,
+    ) -> Result<(CollectedTotals, CollectedTotals), NetError> {
+        match self
+            .call(&Request::SweepFiles { min_age_ms, delete })
+            .await?
+        {
+            Response::Swept { found, deleted } => Ok((found, deleted)),
+            r => Err(unexpected("sweep_files", &r)),
         }
     }
 

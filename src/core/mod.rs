@@ -5,6 +5,7 @@
 
 pub mod backlog;
 pub mod catalog;
+pub mod collect;
 pub mod format;
 pub mod hlc;
 pub mod ids;

@@ -1,6 +1,7 @@
 //! Property, table and robustness tests of the core. Everything here is pure and fast.
 
 mod backlog_sim;
+mod collect;
 pub(crate) mod format_robustness;
 mod layout_table;
 mod quorum_sim;

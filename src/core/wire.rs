@@ -145,6 +145,62 @@ pub enum Request {
     /// clocks of a majority of the nodes as well as the gateway's, so that one clock jumping
     /// forward releases no lock early.
     Clock,
+    /// The shards the node holds, in key order after a cursor, with their lengths (gateway
+    /// only; the collector's census).
+    ListShards {
+        /// Exclusive start.
+        after: Option<ShardKey>,
+        /// Most entries to return.
+        limit: u32,
+    },
+    /// Deletes what the gateway's collector decided no reader may ever need again (gateway
+    /// only): every shard of each version named and, where asked, its manifest record; each
+    /// goes into the node's ledger of what was collected, why and how many bytes. With no
+    /// items, only reports the ledger's totals.
+    Collect {
+        /// What to delete.
+        items: Vec<Collectable>,
+    },
+    /// Counts the files under the node's `shards/` directories that no shard header names
+    /// and, with `delete`, deletes those of them (shard files) older than `min_age_ms`, into
+    /// the ledger (gateway only).
+    SweepFiles {
+        /// Age below which a file is left alone (a shard being written has no header yet).
+        min_age_ms: u64,
+        /// Delete, not only count.
+        delete: bool,
+    },
+}
+
+/// One version's garbage at a node (`Request::Collect`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct Collectable {
+    /// The object.
+    pub object: ObjectId,
+    /// The version.
+    pub version: Version,
+    /// Delete the manifest record too (not only the shards).
+    pub manifest: bool,
+    /// Why (`CollectReason as u8`), kept in the node's ledger.
+    pub reason: u8,
+}
+
+/// A shard a node holds (`Response::Shards`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct HeldShard {
+    /// The shard.
+    pub key: ShardKey,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// What a node's ledger of collected garbage adds up to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct CollectedTotals {
+    /// Versions collected (ledger entries).
+    pub items: u64,
+    /// Bytes freed: shard files, inline shards and manifest records.
+    pub bytes: u64,
 }
 
 /// A withdrawal a node keeps, with the gateway's proof.
@@ -288,6 +344,26 @@ pub enum Response {
     Clock {
         /// Milliseconds since the epoch.
         now_ms: u64,
+    },
+    /// Shards held (`ListShards`).
+    Shards {
+        /// The entries.
+        shards: Vec<HeldShard>,
+    },
+    /// What a `SweepFiles` found and deleted.
+    Swept {
+        /// Files no header names.
+        found: CollectedTotals,
+        /// Of those, the shard files past the age: deleted, or (not asked to delete) those that
+        /// would have been.
+        deleted: CollectedTotals,
+    },
+    /// What a `Collect` freed, and the ledger's totals after it.
+    Collected {
+        /// Freed by this request.
+        now: CollectedTotals,
+        /// The ledger's totals.
+        total: CollectedTotals,
     },
 }
 

@@ -224,6 +224,9 @@ async fn stream(
             | Request::GetManifests { .. }
             | Request::ListManifests { .. }
             | Request::Clock
+            | Request::ListShards { .. }
+            | Request::Collect { .. }
+            | Request::SweepFiles { .. }
     );
     if gateway_only && role != Role::Gateway {
         let _ = recv.stop(1u32.into());
@@ -405,6 +408,31 @@ async fn stream(
         Request::GetManifests { object } => {
             match blocking(move || store.manifests(&object)).await {
                 Ok(records) => Response::Manifests { records },
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::ListShards { after, limit } => {
+            let limit = limit.clamp(1, LIST_LIMIT) as usize;
+            match blocking(move || store.list_shards(after, limit)).await {
+                Ok(shards) => Response::Shards { shards },
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::Collect { items } if items.len() > LIST_LIMIT as usize => error(
+            ErrorCode::BadRequest,
+            format!("more than {LIST_LIMIT} items in one collection"),
+        ),
+        Request::Collect { items } => {
+            match blocking(move || store.collect(&items, crate::sys::now_ms())).await {
+                Ok((now, total)) => Response::Collected { now, total },
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::SweepFiles { min_age_ms, delete } => {
+            match blocking(move || store.sweep_files(crate::sys::now_ms(), min_age_ms, delete))
+                .await
+            {
+                Ok((found, deleted)) => Response::Swept { found, deleted },
                 Err(e) => store_error(&e),
             }
         }

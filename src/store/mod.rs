@@ -8,6 +8,7 @@
 //!
 //! File names come only from opaque ids: never from a bucket or key.
 
+mod collect;
 mod group;
 mod records;
 pub mod scrub;
@@ -237,6 +238,8 @@ impl Store {
         }
         txn.open_table(SCRUB_STATE).map_err(db_err)?;
         txn.open_table(CHECKPOINTS).map_err(db_err)?;
+        txn.open_table(collect::COLLECTED).map_err(db_err)?;
+        txn.open_table(collect::COLLECTED_TOTALS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self {
             files,

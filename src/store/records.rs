@@ -228,11 +228,23 @@ impl Store {
         table: TableDefinition<'_, &[u8], &[u8]>,
         after: Option<(ObjectId, Version)>,
         limit: usize,
+        f: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let start = after.map(|(o, v)| version_key(&o, v).to_vec());
+        self.page_after(table, start, limit, f)
+    }
+
+    /// Up to `limit` records of `table` after the key `start`, in key order, each made by `f`
+    /// from its key and value.
+    pub(super) fn page_after<T>(
+        &self,
+        table: TableDefinition<'_, &[u8], &[u8]>,
+        start: Option<Vec<u8>>,
+        limit: usize,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(table).map_err(db_err)?;
-        let start = after.map(|(o, v)| version_key(&o, v));
         let iter = match &start {
             Some(s) => t.range::<&[u8]>(&s[..]..).map_err(db_err)?,
             None => t.iter().map_err(db_err)?,

@@ -7,6 +7,7 @@ use crate::core::ids::{GatewayId, ObjectId, ShardIndex, SiteId};
 use crate::core::keys::ManifestKey;
 use crate::core::layout::ShardLocation;
 use crate::core::stripe::{BlockHash, Profile};
+use crate::core::wire::Collectable;
 use std::fs;
 
 pub(super) fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
@@ -36,21 +37,42 @@ pub(super) fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
     }
 }
 
+/// A delete record of the object and version `h` names.
+fn tombstone_of(h: &ShardHeader) -> Manifest {
+    Manifest {
+        bucket: "b".into(),
+        key: "k".into(),
+        object: h.object,
+        version: h.version,
+        created_ms: 1,
+        body: ManifestBody::Tombstone,
+        order: h.version,
+        state: VersionState::unversioned(h.version),
+    }
+}
+
+/// A shard of 150 bytes with k = 2, B = 64: one full stripe and one short one; its bytes and
+/// block CRCs.
+fn small_shard() -> (Geometry, Vec<u8>, Vec<u32>) {
+    let g = Geometry {
+        profile: Profile::new(2, 1).unwrap(),
+        block_size: 64,
+        size: 150,
+    };
+    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
+    let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+    (g, data, crcs)
+}
+
 #[test]
 fn a_quarantined_shard_is_moved_aside_recorded_and_no_longer_served() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
     let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
-    // 150 bytes with k = 2, B = 64: a stripe holds 112 -> one full stripe and one short one.
-    let g = Geometry {
-        profile: Profile::new(2, 1).unwrap(),
-        block_size: 64,
-        size: 150,
-    };
+    // A stripe holds 112 bytes: 150 make one full stripe and one short one.
+    let (g, data, crcs) = small_shard();
     assert_eq!(g.stripe_count(), 2);
-    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
-    let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
     let h = header(crcs, 150);
     let key = ShardKey {
         object: h.object,
@@ -87,24 +109,9 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
     let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
-    let g = Geometry {
-        profile: Profile::new(2, 1).unwrap(),
-        block_size: 64,
-        size: 150,
-    };
-    let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
-    let crcs = vec![crc32fast::hash(&data[..64]), crc32fast::hash(&data[64..])];
+    let (_, data, crcs) = small_shard();
     let h = header(crcs, 150);
-    let manifest = Manifest {
-        bucket: "b".into(),
-        key: "k".into(),
-        object: h.object,
-        version: h.version,
-        created_ms: 1,
-        body: ManifestBody::Tombstone,
-        order: h.version,
-        state: VersionState::unversioned(h.version),
-    };
+    let manifest = tombstone_of(&h);
     let mk = ManifestKey::from_bytes([3; 32]);
     let sealed = manifest.seal(&mk, [0; 12]).unwrap();
 
@@ -407,4 +414,124 @@ fn scrub_keeps_a_shard_with_a_bad_block_and_quarantines_one_gone_bad_whole() {
     let (_, path) = write(1, &data);
     assert_eq!(fs::read(&path).unwrap(), data);
     assert_eq!(store.quarantined().unwrap(), 2);
+}
+
+#[test]
+fn collecting_a_version_deletes_its_shards_and_record_and_accounts_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    let (g, data, crcs) = small_shard();
+    let mut keys = Vec::new();
+    for shard in 0..2u8 {
+        let mut h = header(crcs.clone(), 150);
+        h.shard_index = ShardIndex(shard);
+        let key = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard,
+        };
+        let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+        w.write(&data).unwrap();
+        w.finish(&store, &h).unwrap();
+        keys.push(key);
+    }
+    let h = header(crcs, 150);
+    let manifest = tombstone_of(&h);
+    let sealed = manifest
+        .seal(&ManifestKey::from_bytes([3; 32]), [0; 12])
+        .unwrap();
+    store.put_manifest(&sealed).unwrap();
+    let listed = store.list_shards(None, 10).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|s| s.len == g.shard_len()));
+    assert_eq!(store.list_shards(Some(keys[0]), 10).unwrap().len(), 1);
+    let files = |d: &Path| {
+        fs::read_dir(d.join("shards"))
+            .unwrap()
+            .flat_map(|sub| fs::read_dir(sub.unwrap().path()).unwrap())
+            .count()
+    };
+    assert_eq!(files(&disk), 2);
+
+    // Shards only: the record stays.
+    let item = Collectable {
+        object: h.object,
+        version: h.version,
+        manifest: false,
+        reason: 3,
+    };
+    let (now, total) = store.collect(&[item], 7).unwrap();
+    assert_eq!((now.items, now.bytes), (1, 2 * g.shard_len()));
+    assert_eq!(total, now);
+    assert_eq!(files(&disk), 0);
+    assert!(store.list_shards(None, 10).unwrap().is_empty());
+    assert!(matches!(
+        store.read_blocks(&keys[0], 0, 1),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.manifests(&h.object).unwrap().len(), 1);
+    // Then the record; a repeat finds nothing and records nothing.
+    let item = Collectable {
+        manifest: true,
+        ..item
+    };
+    let (now, total) = store.collect(&[item], 8).unwrap();
+    assert_eq!((now.items, now.bytes), (1, sealed.len() as u64));
+    assert_eq!(total.items, 2);
+    assert!(store.manifests(&h.object).unwrap().is_empty());
+    let (now, total2) = store.collect(&[item], 9).unwrap();
+    assert_eq!((now.items, total2), (0, total));
+    // The totals survive a restart.
+    drop(store);
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    assert_eq!(store.collected_totals().unwrap(), total);
+}
+
+#[test]
+fn files_no_header_names_are_counted_and_only_old_shard_files_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let (g, data, crcs) = small_shard();
+    let h = header(crcs, 150);
+    let key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    let mut w = store.begin_shard(DiskId(1), key, g).unwrap();
+    w.write(&data).unwrap();
+    w.finish(&store, &h).unwrap();
+    // A crash left a shard file without its header, and someone left a file of their own.
+    let stray_key = ShardKey { shard: 1, ..key };
+    let stray = store.shard_path(DiskId(1), &stray_key).unwrap();
+    fs::write(&stray, &data).unwrap();
+    let foreign = stray.with_file_name("notes.txt");
+    fs::write(&foreign, b"mine").unwrap();
+    let now = crate::sys::now_ms();
+    let sizes = data.len() as u64 + 4;
+
+    // Young: counted, not deleted.
+    let (found, old) = store.sweep_files(now, 3_600_000, true).unwrap();
+    assert_eq!((found.items, found.bytes, old.items), (2, sizes, 0));
+    assert!(stray.exists());
+    // A dry look at old ones deletes nothing.
+    let (_, old) = store
+        .sweep_files(now + 3_600_000, 3_600_000, false)
+        .unwrap();
+    assert_eq!((old.items, old.bytes), (1, data.len() as u64));
+    assert!(stray.exists());
+    // Old: the shard file goes into the ledger and away; the foreign file and the shard with
+    // its header stay.
+    let (_, deleted) = store.sweep_files(now + 3_600_000, 3_600_000, true).unwrap();
+    assert_eq!((deleted.items, deleted.bytes), (1, data.len() as u64));
+    assert!(!stray.exists() && foreign.exists());
+    assert_eq!(store.collected_totals().unwrap(), deleted);
+    assert!(matches!(
+        store.read_blocks(&key, 0, 2).unwrap()[..],
+        [BlockRead::Ok(_), BlockRead::Ok(_)]
+    ));
 }

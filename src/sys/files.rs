@@ -39,6 +39,8 @@ pub trait Files: Send + Sync + Debug + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// The entries of a directory.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    /// A file's length and when it was last modified (ms since the epoch).
+    fn stat(&self, path: &Path) -> io::Result<(u64, u64)>;
     /// A whole file's bytes (memory-mapped where that is possible).
     fn read(&self, path: &Path) -> io::Result<Bytes>;
     /// Opens or creates the database at `path`.
@@ -106,6 +108,15 @@ impl Files for RealFiles {
 
     fn read(&self, path: &Path) -> io::Result<Bytes> {
         super::mmap::map(&File::open(path)?)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<(u64, u64)> {
+        let m = fs::metadata(path)?;
+        let modified = m
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok((m.len(), modified))
     }
 
     fn database(&self, path: &Path) -> Result<Database, redb::DatabaseError> {

@@ -265,6 +265,39 @@ async fn strangers_are_refused_and_nodes_may_not_write() {
             ),
             "{r:?}"
         );
+        // A node may neither list shards for collection nor delete anything.
+        let r = as_node[0].list_shards(None, 10).await;
+        assert!(
+            matches!(
+                r,
+                Err(NetError::Remote {
+                    code: ErrorCode::Forbidden,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        let doomed = exclave::core::wire::Collectable {
+            object: e.object,
+            version: e.shard_key(0).version,
+            manifest: true,
+            reason: 1,
+        };
+        let r = as_node[0].collect(vec![doomed]).await;
+        assert!(
+            matches!(
+                r,
+                Err(NetError::Remote {
+                    code: ErrorCode::Forbidden,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        assert!(matches!(
+            clients[0].get_blocks(e.shard_key(0), 0, 1).await.unwrap()[0],
+            BlockResult::Ok(_)
+        ));
         let r = as_node[0].manifests(e.object).await;
         assert!(
             matches!(

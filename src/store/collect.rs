@@ -1,0 +1,281 @@
+//! Garbage a gateway's collector decided no reader may ever need again, deleted: the shards of
+//! a version (files and inline) and, where asked, its manifest record, each accounted in the
+//! ledger of what was collected (`collected`: when, which version, why, how many bytes) and in
+//! its running totals. The database forgets a shard before its file goes, so a crash in between
+//! leaves a file no header names (never served; an orphan the census counts), never a header
+//! whose file is missing (which scrub would take for a lost shard and repair).
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{HEADERS, INLINE, INLINE_DISK, MANIFESTS, Store, StoreError, db_err, io};
+use crate::core::collect::CollectReason;
+use crate::core::format::ShardHeader;
+use crate::core::hlc::{Version, version_key};
+use crate::core::ids::{DiskId, ObjectId, unhex};
+use crate::core::wire::{Collectable, CollectedTotals, HeldShard, ShardKey};
+
+/// (ms since the epoch ‖ object ‖ version) -> the ledger line.
+pub(super) const COLLECTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("collected");
+/// `items`, `bytes`: the ledger's totals.
+pub(super) const COLLECTED_TOTALS: TableDefinition<'_, &str, u64> =
+    TableDefinition::new("collected_totals");
+
+fn shard_key(k: &[u8]) -> Option<ShardKey> {
+    let b: &[u8; 49] = k.try_into().ok()?;
+    let object = ObjectId(b[..32].try_into().ok()?);
+    let version = Version::from_bytes(b[32..48].try_into().ok()?);
+    Some(ShardKey {
+        object,
+        version,
+        shard: b[48],
+    })
+}
+
+/// The shard a file under `shards/` is named for (`Store::shard_path`): object hex, version
+/// hex, shard index.
+fn parse_file_name(name: &str) -> Option<ShardKey> {
+    let mut parts = name.split('-');
+    let (object, version, shard) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(ShardKey {
+        object: ObjectId(unhex(object)?.try_into().ok()?),
+        version: Version::from_bytes(unhex(version)?.try_into().ok()?),
+        shard: shard.parse().ok()?,
+    })
+}
+
+fn decode_row(v: &[u8]) -> Result<(DiskId, ShardHeader), StoreError> {
+    let (disk, header) = v
+        .split_at_checked(4)
+        .ok_or(StoreError::BadShard("short record".into()))?;
+    let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
+    Ok((disk, ShardHeader::decode(header)?))
+}
+
+impl Store {
+    /// Up to `limit` shards held after `after`, in key order, with their lengths.
+    pub fn list_shards(
+        &self,
+        after: Option<ShardKey>,
+        limit: usize,
+    ) -> Result<Vec<HeldShard>, StoreError> {
+        let start = after.map(|k| k.to_bytes().to_vec());
+        self.page_after(HEADERS, start, limit, |k, v| {
+            let key = shard_key(k).ok_or(StoreError::BadShard(
+                "a header key of the wrong size".into(),
+            ))?;
+            // A row that does not decode is still a shard held: its length unknown.
+            let len = decode_row(v)
+                .ok()
+                .and_then(|(_, h)| h.geometry().ok())
+                .map_or(0, |g| g.shard_len());
+            Ok(HeldShard { key, len })
+        })
+    }
+
+    /// Files under the disks' `shards/` that no shard header names (a crash between a shard's
+    /// rename and its header's commit, or between a collection's commit and its unlink; or a
+    /// file put there by hand): how many and how many bytes, and of those, older than
+    /// `min_age_ms`, deleted with `delete` (else only counted; shard files only: a file whose
+    /// name is not a shard's is counted, never touched), each into the ledger (`orphan-file`).
+    pub fn sweep_files(
+        &self,
+        now_ms: u64,
+        min_age_ms: u64,
+        delete: bool,
+    ) -> Result<(CollectedTotals, CollectedTotals), StoreError> {
+        let (mut found, mut deleted) = (CollectedTotals::default(), CollectedTotals::default());
+        let mut doomed = Vec::new();
+        for (disk, root) in &self.disks {
+            let shards = root.join("shards");
+            let Ok(dirs) = self.files.read_dir(&shards) else {
+                continue;
+            };
+            for dir in dirs {
+                let Ok(entries) = self.files.read_dir(&dir) else {
+                    continue;
+                };
+                for path in entries {
+                    let key = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(parse_file_name);
+                    let named = match key {
+                        Some(k) => matches!(self.header(&k), Ok((d, _)) if d == *disk),
+                        None => false,
+                    };
+                    if named {
+                        continue;
+                    }
+                    let Ok((len, modified_ms)) = self.files.stat(&path) else {
+                        continue;
+                    };
+                    found.items += 1;
+                    found.bytes += len;
+                    if let Some(k) = key
+                        && now_ms.saturating_sub(modified_ms) >= min_age_ms
+                    {
+                        doomed.push((path, k, len));
+                    }
+                }
+            }
+        }
+        if !delete {
+            for (_, _, len) in &doomed {
+                deleted.items += 1;
+                deleted.bytes += len;
+            }
+            return Ok((found, deleted));
+        }
+        if doomed.is_empty() {
+            return Ok((found, deleted));
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut ledger = txn.open_table(COLLECTED).map_err(db_err)?;
+            let headers = txn.open_table(HEADERS).map_err(db_err)?;
+            // Checked again in the commit that records them: a write may have named one since.
+            doomed.retain(|(_, k, _)| matches!(headers.get(&k.to_bytes()[..]), Ok(None)));
+            for (path, k, len) in &doomed {
+                let mut lk = now_ms.to_be_bytes().to_vec();
+                lk.extend_from_slice(&version_key(&k.object, k.version));
+                lk.push(k.shard);
+                let line = format!(
+                    "reason = {}\nfile = {}\nbytes = {len}\n",
+                    CollectReason::OrphanFile.name(),
+                    path.display()
+                );
+                ledger.insert(&lk[..], line.as_bytes()).map_err(db_err)?;
+                deleted.items += 1;
+                deleted.bytes += len;
+            }
+            let mut totals = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
+            for (name, add) in [("items", deleted.items), ("bytes", deleted.bytes)] {
+                let was = totals.get(name).map_err(db_err)?.map_or(0, |v| v.value());
+                totals.insert(name, was + add).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        for (path, _, _) in &doomed {
+            match self.files.remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(path)(e)),
+            }
+            if let Some(d) = path.parent() {
+                self.files.sync_dir(d).map_err(io(d))?;
+            }
+        }
+        Ok((found, deleted))
+    }
+
+    /// The ledger's totals.
+    pub fn collected_totals(&self) -> Result<CollectedTotals, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
+        let get = |name: &str| -> Result<u64, StoreError> {
+            Ok(t.get(name).map_err(db_err)?.map_or(0, |v| v.value()))
+        };
+        Ok(CollectedTotals {
+            items: get("items")?,
+            bytes: get("bytes")?,
+        })
+    }
+
+    /// Deletes what `items` names (see the module); returns what was freed and the ledger's
+    /// totals after it. A version of which nothing is held here is passed over (a retry, or a
+    /// census that raced a collection).
+    pub fn collect(
+        &self,
+        items: &[Collectable],
+        now_ms: u64,
+    ) -> Result<(CollectedTotals, CollectedTotals), StoreError> {
+        let mut files = Vec::new();
+        let mut freed = CollectedTotals::default();
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut headers = txn.open_table(HEADERS).map_err(db_err)?;
+            let mut inline = txn.open_table(INLINE).map_err(db_err)?;
+            let mut manifests = txn.open_table(MANIFESTS).map_err(db_err)?;
+            let mut ledger = txn.open_table(COLLECTED).map_err(db_err)?;
+            for it in items {
+                let (mut bytes, mut shards) = (0u64, 0u32);
+                let lo = ShardKey {
+                    object: it.object,
+                    version: it.version,
+                    shard: 0,
+                }
+                .to_bytes();
+                let hi = ShardKey {
+                    shard: u8::MAX,
+                    ..shard_key(&lo).ok_or(StoreError::NotFound)?
+                }
+                .to_bytes();
+                let mut rows = Vec::new();
+                for item in headers.range::<&[u8]>(&lo[..]..=&hi[..]).map_err(db_err)? {
+                    let (k, v) = item.map_err(db_err)?;
+                    rows.push((k.value().to_vec(), v.value().to_vec()));
+                }
+                for (k, v) in rows {
+                    headers.remove(&k[..]).map_err(db_err)?;
+                    shards += 1;
+                    let Ok((disk, h)) = decode_row(&v) else {
+                        continue;
+                    };
+                    bytes += h.geometry().map_or(0, |g| g.shard_len());
+                    if disk == INLINE_DISK {
+                        inline.remove(&k[..]).map_err(db_err)?;
+                    } else if let Some(key) = shard_key(&k) {
+                        files.push(self.shard_path(disk, &key)?);
+                    }
+                }
+                let mut record = false;
+                if it.manifest
+                    && let Some(v) = manifests
+                        .remove(&version_key(&it.object, it.version)[..])
+                        .map_err(db_err)?
+                {
+                    bytes += v.value().len() as u64;
+                    record = true;
+                }
+                if shards == 0 && !record {
+                    continue;
+                }
+                let mut lk = now_ms.to_be_bytes().to_vec();
+                lk.extend_from_slice(&version_key(&it.object, it.version));
+                let line = format!(
+                    "reason = {}\nshards = {shards}\nmanifest = {record}\nbytes = {bytes}\n",
+                    CollectReason::name_of(it.reason)
+                );
+                ledger.insert(&lk[..], line.as_bytes()).map_err(db_err)?;
+                freed.items += 1;
+                freed.bytes += bytes;
+            }
+            let mut totals = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
+            for (name, add) in [("items", freed.items), ("bytes", freed.bytes)] {
+                let was = totals.get(name).map_err(db_err)?.map_or(0, |v| v.value());
+                totals.insert(name, was + add).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        let mut dirs = Vec::new();
+        for f in &files {
+            match self.files.remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(f)(e)),
+            }
+            if let Some(d) = f.parent()
+                && !dirs.contains(&d.to_path_buf())
+            {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        for d in &dirs {
+            self.files.sync_dir(d).map_err(io(d))?;
+        }
+        Ok((freed, self.collected_totals()?))
+    }
+}
