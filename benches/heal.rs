@@ -13,11 +13,6 @@ mod common;
 use common::support::Cluster;
 use common::{bounded, size};
 
-use std::io::{Read as _, Write as _};
-use std::net::SocketAddr;
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -30,60 +25,6 @@ fn preload() -> usize {
 /// How long each load window runs.
 fn window() -> Duration {
     Duration::from_secs(size(20, 1))
-}
-
-fn admin_post(addr: SocketAddr, token: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(common::deadline())).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-/// Runs the load for `WINDOW`; returns MB/s of PUT + GET bytes.
-async fn load(s3: &aws_sdk_s3::Client, tag: &str) -> f64 {
-    let bytes = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..2 {
-        let (s3, bytes, stop, tag) = (s3.clone(), bytes.clone(), stop.clone(), tag.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let body = bytes::Bytes::from(vec![c as u8; 1 << 20]);
-            let mut i = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let key = format!("{tag}/{c}/{}", i % 20);
-                s3.put_object()
-                    .bucket("bench")
-                    .key(&key)
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-                    .await
-                    .unwrap();
-                let out = s3
-                    .get_object()
-                    .bucket("bench")
-                    .key(&key)
-                    .send()
-                    .await
-                    .unwrap();
-                let got = out.body.collect().await.unwrap().into_bytes();
-                bytes.fetch_add(2 * got.len() as u64, Ordering::SeqCst);
-                i += 1;
-            }
-        }));
-    }
-    let t = Instant::now();
-    tokio::time::sleep(window()).await;
-    stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    bytes.load(Ordering::SeqCst) as f64 / t.elapsed().as_secs_f64() / 1e6
 }
 
 fn main() {
@@ -130,7 +71,7 @@ fn main() {
                 .unwrap();
         }
     }));
-    let idle = rt.block_on(bounded(load(&s3, "idle")));
+    let idle = rt.block_on(bounded(common::load_for(&s3, "idle", window())));
 
     // Wipe site 3: disk re-initialised, database gone, identity kept.
     let wiped = 2;
@@ -145,16 +86,16 @@ fn main() {
 
     // The same load with the site wiped and no heal: what the heal itself costs is the
     // difference between this window and the next.
-    let wiped_idle = rt.block_on(bounded(load(&s3, "wiped")));
+    let wiped_idle = rt.block_on(bounded(common::load_for(&s3, "wiped", window())));
 
     // The heal is timed on its own thread, from its request to its answer: it may finish well
     // inside the load window.
     let heal = std::thread::spawn(move || {
         let started = Instant::now();
-        let answer = admin_post(admin, &token, "/v1/heal");
+        let answer = common::admin_post(admin, &token, "/v1/heal");
         (answer, started.elapsed().as_secs_f64())
     });
-    let during = rt.block_on(bounded(load(&s3, "during")));
+    let during = rt.block_on(bounded(common::load_for(&s3, "during", window())));
     let (answer, heal_secs) = heal.join().unwrap();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
 

@@ -4,7 +4,13 @@
 //! Every bench runs whole at a tiny size when `EXCLAVE_BENCH_SMOKE` is set: `./check` runs each
 //! that way (`cargo test --benches`), so a bench that cannot set itself up fails CI.
 
-use std::time::Duration;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
 
 #[allow(
     dead_code,
@@ -84,4 +90,72 @@ pub(crate) fn s3_client(root: &std::path::Path, endpoint_url: &str) -> aws_sdk_s
             .force_path_style(true)
             .build(),
     )
+}
+
+/// `POST path` to an admin API; the whole HTTP answer.
+#[allow(dead_code)]
+pub(crate) fn admin_post(addr: SocketAddr, token: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(deadline())).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// [`load`] for `window`.
+#[allow(dead_code)]
+pub(crate) async fn load_for(s3: &aws_sdk_s3::Client, tag: &str, window: Duration) -> f64 {
+    load(s3, tag, tokio::time::sleep(window)).await
+}
+
+/// Two clients PUT and GET 1 MiB objects under `tag/` in bucket `bench` until `until`
+/// completes; returns MB/s of PUT + GET bytes.
+#[allow(dead_code)]
+pub(crate) async fn load(
+    s3: &aws_sdk_s3::Client,
+    tag: &str,
+    until: impl Future<Output = ()>,
+) -> f64 {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..2 {
+        let (s3, bytes, stop, tag) = (s3.clone(), bytes.clone(), stop.clone(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let body = bytes::Bytes::from(vec![c as u8; 1 << 20]);
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let key = format!("{tag}/{c}/{}", i % 20);
+                s3.put_object()
+                    .bucket("bench")
+                    .key(&key)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .unwrap();
+                let out = s3
+                    .get_object()
+                    .bucket("bench")
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                let got = out.body.collect().await.unwrap().into_bytes();
+                bytes.fetch_add(2 * got.len() as u64, Ordering::SeqCst);
+                i += 1;
+            }
+        }));
+    }
+    let t = Instant::now();
+    until.await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    bytes.load(Ordering::SeqCst) as f64 / t.elapsed().as_secs_f64() / 1e6
 }

@@ -143,6 +143,14 @@ struct RawGatewayRole {
     repair_busy_mib_per_sec: Option<u64>,
     /// Seconds between catalog checkpoints (default 300), made only when the index changed.
     checkpoint_interval_secs: Option<u64>,
+    /// Seconds between garbage collection passes (default 3600).
+    gc_interval_secs: Option<u64>,
+    /// Seconds a deleted or replaced version stays readable before its bytes may be
+    /// collected: reads in flight finish (default 900).
+    gc_grace_secs: Option<u64>,
+    /// Seconds after which shards no manifest names are collected as orphans (default 86400;
+    /// a write in progress sends its shards before its manifest).
+    gc_orphan_age_secs: Option<u64>,
     /// Seconds a write's shard uploads and manifest records may take at one node before that
     /// node counts as missed (default 60, at least 1).
     write_timeout_secs: Option<u64>,
@@ -321,6 +329,12 @@ pub struct GatewaySettings {
     pub repair_busy_bytes_per_sec: u64,
     /// Time between catalog checkpoints.
     pub checkpoint_interval: Duration,
+    /// Time between garbage collection passes.
+    pub gc_interval: Duration,
+    /// Time a deleted or replaced version stays readable.
+    pub gc_grace: Duration,
+    /// Age after which shards no manifest names are orphans.
+    pub gc_orphan_age: Duration,
     /// Earlier master keys. Secrets.
     pub previous_master_key_files: Vec<PathBuf>,
     /// The region S3 clients sign for.
@@ -577,6 +591,13 @@ fn gateway_settings(
         repair_bytes_per_sec: g.repair_mib_per_sec.unwrap_or(64) << 20,
         repair_busy_bytes_per_sec: g.repair_busy_mib_per_sec.unwrap_or(32) << 20,
         checkpoint_interval: Duration::from_secs(g.checkpoint_interval_secs.unwrap_or(300).max(1)),
+        gc_interval: Duration::from_secs(g.gc_interval_secs.unwrap_or(3600).max(1)),
+        gc_grace: Duration::from_secs(g.gc_grace_secs.unwrap_or(900)),
+        gc_orphan_age: Duration::from_secs(
+            g.gc_orphan_age_secs
+                .unwrap_or(86_400)
+                .max(g.gc_grace_secs.unwrap_or(900)),
+        ),
         previous_master_key_files: paths(g.previous_master_key_files),
         s3_region: g.s3_region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
         s3_body_idle_timeout: Duration::from_secs(

@@ -105,6 +105,12 @@ impl Gateway {
                 }
                 if let Some(shards) = f.shards {
                     v["shards"] = shards.into();
+                    let (used, free) = f.disks.iter().fold((0u64, 0u64), |(u, fr), d| {
+                        (u + d.1.saturating_sub(d.2), fr + d.2)
+                    });
+                    if let Some(secs) = self.growth.note(node, now_ms(), used, free) {
+                        v["full_in_secs"] = secs.into();
+                    }
                     v["disks"] = f
                         .disks
                         .iter()
@@ -183,8 +189,43 @@ impl Gateway {
         Ok(out)
     }
 
+    /// Per site: what its ledger says was collected, and, from the collector's last pass,
+    /// the bytes of live data and of garbage not collected yet.
+    async fn add_gc_facts(&self, sites: &mut [Value]) {
+        let last = self.collector.last();
+        for s in sites.iter_mut() {
+            let Some(node) = s["node"].as_u64() else {
+                continue;
+            };
+            let mut gc = json!({});
+            if let Some(c) = self
+                .objects
+                .nodes()
+                .client(crate::core::ids::NodeId(node as u32))
+                && let Ok(Ok((_, total))) =
+                    tokio::time::timeout(Duration::from_secs(3), c.collect(Vec::new())).await
+            {
+                gc["collected_bytes"] = total.bytes.into();
+                gc["collected_versions"] = total.items.into();
+            }
+            if let Some(r) = last.as_ref().and_then(|r| {
+                r.sites
+                    .iter()
+                    .find(|x| u64::from(x.node) == node)
+                    .map(|x| (r, x))
+            }) {
+                gc["live_bytes"] = r.1.live_bytes.into();
+                gc["waiting_bytes"] = r.1.waiting_bytes.into();
+                gc["orphan_file_bytes"] = r.1.orphan_files.bytes.into();
+                gc["pass_finished_ms"] = r.0.finished_ms.into();
+            }
+            s["gc"] = gc;
+        }
+    }
+
     async fn status(&self) -> Result<Value, MetaError> {
-        let sites = self.sites_status().await;
+        let mut sites = self.sites_status().await;
+        self.add_gc_facts(&mut sites).await;
         let backlog = self.index.repairs()?;
         let lost = self.index.unrebuildable()?;
         let m = self.objects.profile().m();
@@ -353,6 +394,7 @@ impl Gateway {
             );
         }
         let bucket = query_param(&req, "bucket").map(str::to_owned);
+        let dry_run = query_param(&req, "dry_run").is_some_and(|v| v == "1" || v == "true");
         let openmetrics = wants_openmetrics(&req);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         // Bodies are not used; drain what was sent (bounded).
@@ -373,6 +415,13 @@ impl Gateway {
                 Err(e) => Err(MetaError::Db(format!("checkpoint: {e:#}"))),
             },
             (Method::POST, "/v1/heal") => self.heal(bucket.as_deref()).await,
+            (Method::POST, "/v1/gc") => match self.collector.pass(dry_run).await {
+                Ok(r) => Ok(serde_json::to_value(r).unwrap_or_default()),
+                Err(e) => Err(MetaError::Db(format!("gc: {e:#}"))),
+            },
+            (Method::GET, "/v1/gc") => {
+                Ok(serde_json::to_value(self.collector.last()).unwrap_or_default())
+            }
             (Method::POST, "/v1/scrub") => {
                 let mut asked = Vec::new();
                 for node in self.objects.node_ids() {
@@ -390,7 +439,7 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc"]}),
                 );
             }
         };

@@ -100,7 +100,7 @@ impl Catalog {
 
     /// The newest checkpoint: the gateway's own, or (a new or recovered gateway) the newest
     /// one at the nodes whose signature holds.
-    async fn last_checkpoint(&self) -> Option<Checkpoint> {
+    pub(crate) async fn last_checkpoint(&self) -> Option<Checkpoint> {
         if let Ok(Some(b)) = self.index.meta_get("checkpoint")
             && let Ok(c) = Checkpoint::decode(&b)
         {
@@ -133,8 +133,11 @@ impl Catalog {
         let max = self.index.max_order()?;
         let prev = self.last_checkpoint().await;
         let max_bytes = max.map(|v| v.to_bytes().to_vec()).unwrap_or_default();
+        // Unchanged, and the last one covered every version (it was not made while a write
+        // newer than its cutoff was in flight).
         if let Some(p) = &prev
             && self.index.meta_get("checkpoint_max")?.as_deref() == Some(&max_bytes[..])
+            && max.is_none_or(|m| m <= p.cutoff)
         {
             return Ok(CheckpointMade {
                 seq: p.seq,

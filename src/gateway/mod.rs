@@ -11,6 +11,8 @@ pub(crate) use buckets::HIDDEN;
 mod catalog;
 pub use catalog::{Catalog, CheckpointMade};
 mod checksum;
+mod collect;
+pub use collect::{CollectReport, CollectTuning, Collector, Growth};
 mod error;
 pub(crate) use error::{internal, object_error};
 mod guard;
@@ -30,7 +32,7 @@ mod traffic;
 mod versioning;
 mod workers;
 pub use repair::{RepairPace, RepairPass, Repairer};
-pub use workers::{CheckpointWorker, RepairWorker};
+pub use workers::{CheckpointWorker, CollectWorker, RepairWorker};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,6 +92,10 @@ pub struct Gateway {
     metrics: GatewayMetrics,
     /// Catalog checkpoints and the floors of writes in flight (`catalog.rs`).
     catalog: Arc<Catalog>,
+    /// The collector of garbage (`collect.rs`), run by the `gc` worker and by `exclave gc`.
+    collector: Arc<Collector>,
+    /// How fast each site's disks fill.
+    growth: Growth,
     /// How long a request body may send nothing before the request fails.
     body_idle: Duration,
     /// The background workers (`workers.rs`).
@@ -164,6 +170,8 @@ pub struct Tuning {
     pub checkpoint_interval: Duration,
     /// How long a request body may send nothing.
     pub body_idle: Duration,
+    /// The collector's timings.
+    pub collect: CollectTuning,
 }
 
 impl Tuning {
@@ -177,6 +185,11 @@ impl Tuning {
             },
             checkpoint_interval: g.checkpoint_interval,
             body_idle: g.s3_body_idle_timeout,
+            collect: CollectTuning {
+                interval: g.gc_interval,
+                grace: g.gc_grace,
+                orphan_age: g.gc_orphan_age,
+            },
         }
     }
 }
@@ -368,6 +381,13 @@ impl Gateway {
             tuning.repair_pace,
             metrics.in_flight.clone(),
         ));
+        let collector = Arc::new(Collector::new(
+            objects.clone(),
+            index.clone(),
+            catalog.clone(),
+            tuning.collect,
+            metrics.in_flight.clone(),
+        ));
         Arc::new(Self {
             objects,
             index,
@@ -375,6 +395,8 @@ impl Gateway {
             repair,
             metrics,
             catalog,
+            collector,
+            growth: Growth::default(),
             body_idle: tuning.body_idle,
             workers: Workers::default(),
         })

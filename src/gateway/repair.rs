@@ -196,9 +196,11 @@ impl Repairer {
                         }
                     };
                     // A newer version of the key current and this one no longer kept (an
-                    // overwritten null version): the one rebuilt is read by nobody. A version
-                    // the index keeps (or cannot say it does not) is never dropped.
+                    // overwritten null version), or this one removed by a DELETE of its id
+                    // (the collector takes its shards): the one rebuilt is read by nobody. A
+                    // version the index keeps (or cannot say it does not) is never dropped.
                     let superseded = match (&result, &found) {
+                        (Rebuild::Short { .. }, Some(f)) if f.manifest.state.removed => true,
                         (Rebuild::Short { .. }, Some(f)) => {
                             let m = &f.manifest;
                             let named = VersionMarker::new(m.state.written_under, m.version);

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::Gateway;
 use super::catalog::Catalog;
+use super::collect::Collector;
 use super::repair::Repairer;
 use crate::worker::{Report, Round, Worker};
 
@@ -74,6 +75,36 @@ impl Worker for CheckpointWorker {
     }
 }
 
+/// Collects garbage every `gc_interval` (`collect.rs`).
+#[derive(Debug)]
+pub struct CollectWorker(Arc<Collector>);
+
+impl Worker for CollectWorker {
+    const NAME: &'static str = "gc";
+    const WHAT: &'static str = "deletes, at the nodes, the shards and records no reader may need again (after the grace period)";
+
+    fn first_round_after(&self) -> Duration {
+        self.0.tuning.interval
+    }
+
+    async fn round(&self) -> Round {
+        let next = self.0.tuning.interval;
+        match self.0.pass(false).await {
+            Ok(r) => {
+                let (items, bytes) = r
+                    .by_reason
+                    .values()
+                    .fold((0, 0), |(i, b), t| (i + t.items, b + t.bytes));
+                Round::done(
+                    (items > 0).then(|| format!("{items} versions collected, {bytes} bytes freed")),
+                    next,
+                )
+            }
+            Err(e) => Round::failed(format!("{e:#}"), next),
+        }
+    }
+}
+
 impl Gateway {
     /// Starts the gateway's workers; they stop when `stop` turns true.
     pub fn start_workers(self: &Arc<Self>, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -82,6 +113,10 @@ impl Gateway {
                 .start(Arc::new(RepairWorker(self.repair.clone())), stop.clone()),
             self.workers.start(
                 Arc::new(CheckpointWorker(self.catalog.clone())),
+                stop.clone(),
+            ),
+            self.workers.start(
+                Arc::new(CollectWorker(self.collector.clone())),
                 stop.clone(),
             ),
         ]

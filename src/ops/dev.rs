@@ -139,6 +139,7 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         };
         match init(&opts) {
             Ok(done) => {
+                dev_gateway_settings(&done.gateway_config)?;
                 return Ok(DevCluster {
                     node_configs: sites.iter().map(node_config).collect(),
                     gateway_config: done.gateway_config,
@@ -159,6 +160,21 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         o.m,
         last_err.unwrap_or_default()
     )
+}
+
+/// What `exclaved dev` sets beyond `exclave init`'s defaults: deleted bytes come back within
+/// seconds (a newcomer who deletes sees the space return after `exclave gc --wait`), where a
+/// production gateway waits 15 minutes for reads in flight.
+fn dev_gateway_settings(config: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config)?;
+    let text = text.replacen(
+        "[gateway]\n",
+        "[gateway]\n# exclaved dev: deleted bytes come back within seconds.\n\
+         gc_grace_secs = 5\ngc_interval_secs = 60\n",
+        1,
+    );
+    crate::sys::write_atomic(config, text.as_bytes())?;
+    Ok(())
 }
 
 /// The lines `exclaved dev` prints once it serves.
@@ -201,7 +217,7 @@ pub fn banner(
          aws --endpoint-url {url} s3 mb s3://registry\n  \
          aws --endpoint-url {url} s3 cp parcels.csv s3://registry/\n  \
          aws --endpoint-url {url} s3 ls s3://registry/\n\
-         health: {cli} --config {gw} status   (also: scrub, heal --wait, workers; --json)\n\
+         health: {cli} --config {gw} status   (also: scrub, heal --wait, gc --wait, workers; --json)\n\
          stop with Ctrl-C (SIGINT) or SIGTERM; a second start reuses everything.{metrics}",
         gw = abs(&cluster.gateway_config).display(),
         dir = dir.display(),

@@ -30,6 +30,7 @@ printf '%s\n' "$out"
 grep -q "the same bytes came back" <<<"$out" || fail "the object did not come back whole"
 grep -q "7/12,Jane Roe,812" <<<"$out" || fail "the presigned GET did not return the object"
 grep -q "land-registry" <<<"$out" || fail "status does not show the bucket"
+grep -q "^deleted " <<<"$out" || fail "gc --wait did not collect the deleted object"
 check "the README's first session runs as pasted"
 
 # The banner's own "try" lines, as pasted, from another directory.

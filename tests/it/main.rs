@@ -22,6 +22,7 @@ mod ops;
 mod recovery;
 mod s3;
 mod sigv4;
+mod space;
 mod support;
 mod tls;
 mod versioning;

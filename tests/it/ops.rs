@@ -695,8 +695,8 @@ async fn workers_are_shown_by_name_with_their_rounds() {
             .await
             .unwrap();
         let cli = |args: &[&str]| cluster.exclave_cli(args, Duration::from_secs(60));
-        // Both gateway workers run a round within a few seconds; the checkpoint says what it
-        // signed.
+        // The repair and checkpoint workers run a round within a few seconds (the collector's
+        // first waits its hour); the checkpoint says what it signed.
         let mut seen = serde_json::Value::Null;
         for _ in 0..60 {
             let out = cli(&["workers", "--json"]);
@@ -721,7 +721,8 @@ async fn workers_are_shown_by_name_with_their_rounds() {
             .iter()
             .map(|w| w["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["repair", "checkpoint"], "{seen:#}");
+        assert_eq!(names, ["repair", "checkpoint", "gc"], "{seen:#}");
+        assert_eq!(seen["workers"][2]["failures"], 0, "{seen:#}");
         let checkpoint = &seen["workers"][1];
         assert!(checkpoint["rounds"].as_u64() >= Some(1), "{seen:#}");
         assert_eq!(checkpoint["failures"], 0, "{seen:#}");
@@ -736,7 +737,7 @@ async fn workers_are_shown_by_name_with_their_rounds() {
         assert!(table.status.success());
         let text = String::from_utf8_lossy(&table.stdout);
         assert!(text.starts_with("WORKER"), "{text}");
-        for name in ["repair ", "checkpoint "] {
+        for name in ["repair ", "checkpoint ", "gc "] {
             assert!(text.lines().any(|l| l.starts_with(name)), "{text}");
         }
 

@@ -859,6 +859,22 @@ pub fn status<E>(
     e.raw_response().map_or(0, |r| r.status().as_u16())
 }
 
+/// Turns `bucket`'s versioning on.
+#[allow(dead_code)]
+pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// PUTs `data` as `bucket/key`; returns the ETag.
 #[allow(dead_code)]
 pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8]) -> String {

@@ -100,7 +100,7 @@ fn span(s: u64) -> String {
     }
 }
 
-fn size(b: u64) -> String {
+pub(crate) fn size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;
@@ -174,6 +174,7 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
          included; DISK USED / FREE: the filesystems of its data directories, other files \
          included)"
     );
+    print_space(&v);
     outln!(
         "\nrepair backlog: {} object version(s)",
         v["repair_backlog"]
@@ -236,6 +237,42 @@ pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(healthy)
+}
+
+/// Per site: live data, garbage awaiting collection, collected so far.
+fn print_space(v: &Value) {
+    outln!(
+        "\n{:<16} {:>12} {:>20} {:>13} {:>12} {:>9} {:>12}",
+        "SITE",
+        "LIVE DATA",
+        "AWAITING COLLECTION",
+        "ORPHAN FILES",
+        "COLLECTED",
+        "VERSIONS",
+        "FULL IN"
+    );
+    let known = |x: &Value| x.as_u64().map_or("-".to_owned(), size);
+    for s in v["sites"].as_array().into_iter().flatten() {
+        let gc = &s["gc"];
+        outln!(
+            "{:<16} {:>12} {:>20} {:>13} {:>12} {:>9} {:>12}",
+            s["site"].as_str().unwrap_or("?"),
+            known(&gc["live_bytes"]),
+            known(&gc["waiting_bytes"]),
+            known(&gc["orphan_file_bytes"]),
+            known(&gc["collected_bytes"]),
+            gc["collected_versions"]
+                .as_u64()
+                .map_or("-".to_owned(), |n| n.to_string()),
+            s["full_in_secs"].as_u64().map_or("-".to_owned(), span),
+        );
+    }
+    outln!(
+        "(LIVE DATA, AWAITING COLLECTION and ORPHAN FILES (files under shards/ no header names) as \
+         the collector's last pass found them; COLLECTED: what the site's ledger says was deleted, \
+         ever; FULL IN: when its disks are full at the rate they filled since the gateway started \
+         watching, up to a day. `exclave gc` runs a pass now)"
+    );
 }
 
 /// The names of the sites of a status answer for which `pick` holds.

@@ -28,6 +28,7 @@ fn stdout_failed(e: &std::io::Error) -> ! {
 
 mod admin;
 mod drill;
+mod gc;
 mod init;
 mod keys;
 mod layout;
@@ -117,6 +118,20 @@ enum Command {
         wait: bool,
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Collect garbage now: the shards and records of overwritten, deleted and removed
+    /// versions, upload parts, withdrawn writes and orphans, once their grace period passed.
+    /// Prints what it removed by reason and per site.
+    Gc {
+        /// Only say what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait out the grace period of what is waiting for it, and collect that too.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
     /// The background workers by name (repair, checkpoint; scrub at each site): state,
@@ -338,7 +353,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init::print(&options, &done, cli.json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status | Command::Scrub | Command::Heal { .. } | Command::Workers => {
+        Command::Status
+        | Command::Scrub
+        | Command::Heal { .. }
+        | Command::Gc { .. }
+        | Command::Workers => {
             let Some(config) = &cli.config else {
                 anyhow::bail!(
                     "give the gateway's config: exclave --config PATH/gateway/gateway.toml ..."
@@ -355,6 +374,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => admin::heal(
                     &admin,
                     bucket.as_deref(),
+                    *wait,
+                    std::time::Duration::from_secs(*timeout),
+                    cli.json,
+                )?,
+                Command::Gc {
+                    dry_run,
+                    wait,
+                    timeout,
+                } => gc::gc(
+                    &admin,
+                    *dry_run,
                     *wait,
                     std::time::Duration::from_secs(*timeout),
                     cli.json,

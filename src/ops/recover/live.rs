@@ -439,6 +439,7 @@ pub async fn recover(
             repair_pace: RepairPace { idle: 0, busy: 0 },
             checkpoint_interval: Duration::from_secs(300),
             body_idle: Duration::from_secs(DEFAULT_BODY_IDLE_SECS),
+            collect: crate::gateway::CollectTuning::default(),
         },
     );
 
