@@ -76,7 +76,7 @@ pub(crate) fn gc(
         .is_some_and(|s| s.iter().all(|x| x["answered"] == true));
     let failed = last["failed"].as_u64().unwrap_or(0);
     if json {
-        let mut out = last.clone();
+        let mut out = last;
         out["passes"] = passes.into();
         out["total_by_reason"] = by_reason
             .iter()
