@@ -193,18 +193,29 @@ impl Gateway {
     /// the bytes of live data and of garbage not collected yet.
     async fn add_gc_facts(&self, sites: &mut [Value]) {
         let last = self.collector.last();
-        for s in sites.iter_mut() {
+        // Every site's ledger asked at once (3 s each), as `site_facts` asks the rest.
+        let totals = futures::future::join_all(sites.iter().map(|s| {
+            let client = s["node"].as_u64().and_then(|n| {
+                self.objects
+                    .nodes()
+                    .client(crate::core::ids::NodeId(n as u32))
+                    .cloned()
+            });
+            async move {
+                let c = client?;
+                tokio::time::timeout(Duration::from_secs(3), c.collect(Vec::new()))
+                    .await
+                    .ok()?
+                    .ok()
+            }
+        }))
+        .await;
+        for (s, total) in sites.iter_mut().zip(totals) {
             let Some(node) = s["node"].as_u64() else {
                 continue;
             };
             let mut gc = json!({});
-            if let Some(c) = self
-                .objects
-                .nodes()
-                .client(crate::core::ids::NodeId(node as u32))
-                && let Ok(Ok((_, total))) =
-                    tokio::time::timeout(Duration::from_secs(3), c.collect(Vec::new())).await
-            {
+            if let Some((_, total)) = total {
                 gc["collected_bytes"] = total.bytes.into();
                 gc["collected_versions"] = total.items.into();
             }

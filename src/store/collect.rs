@@ -5,6 +5,8 @@
 //! leaves a file no header names (never served; an orphan the census counts), never a header
 //! whose file is missing (which scrub would take for a lost shard and repair).
 
+use std::path::PathBuf;
+
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{HEADERS, INLINE, INLINE_DISK, MANIFESTS, Store, StoreError, db_err, io};
@@ -151,23 +153,11 @@ impl Store {
                 deleted.items += 1;
                 deleted.bytes += len;
             }
-            let mut totals = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
-            for (name, add) in [("items", deleted.items), ("bytes", deleted.bytes)] {
-                let was = totals.get(name).map_err(db_err)?.map_or(0, |v| v.value());
-                totals.insert(name, was + add).map_err(db_err)?;
-            }
+            add_to_totals(&txn, deleted)?;
         }
         txn.commit().map_err(db_err)?;
-        for (path, _, _) in &doomed {
-            match self.files.remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(path)(e)),
-            }
-            if let Some(d) = path.parent() {
-                self.files.sync_dir(d).map_err(io(d))?;
-            }
-        }
+        let paths: Vec<PathBuf> = doomed.into_iter().map(|(p, _, _)| p).collect();
+        self.unlink_all(&paths)?;
         Ok((found, deleted))
     }
 
@@ -253,29 +243,40 @@ impl Store {
                 freed.items += 1;
                 freed.bytes += bytes;
             }
-            let mut totals = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
-            for (name, add) in [("items", freed.items), ("bytes", freed.bytes)] {
-                let was = totals.get(name).map_err(db_err)?.map_or(0, |v| v.value());
-                totals.insert(name, was + add).map_err(db_err)?;
-            }
+            add_to_totals(&txn, freed)?;
         }
         txn.commit().map_err(db_err)?;
-        let mut dirs = Vec::new();
-        for f in &files {
+        self.unlink_all(&files)?;
+        Ok((freed, self.collected_totals()?))
+    }
+
+    /// Removes `files` (already forgotten by the database; one gone already is no error) and
+    /// makes each directory's removals durable, one fsync per directory.
+    fn unlink_all(&self, files: &[PathBuf]) -> Result<(), StoreError> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for f in files {
             match self.files.remove_file(f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io(f)(e)),
             }
-            if let Some(d) = f.parent()
-                && !dirs.contains(&d.to_path_buf())
-            {
-                dirs.push(d.to_path_buf());
+            if let Some(d) = f.parent() {
+                dirs.insert(d.to_path_buf());
             }
         }
         for d in &dirs {
             self.files.sync_dir(d).map_err(io(d))?;
         }
-        Ok((freed, self.collected_totals()?))
+        Ok(())
     }
+}
+
+/// Adds `t` to the ledger's running totals, in the commit that writes its entries.
+fn add_to_totals(txn: &redb::WriteTransaction, t: CollectedTotals) -> Result<(), StoreError> {
+    let mut totals = txn.open_table(COLLECTED_TOTALS).map_err(db_err)?;
+    for (name, add) in [("items", t.items), ("bytes", t.bytes)] {
+        let was = totals.get(name).map_err(db_err)?.map_or(0, |v| v.value());
+        totals.insert(name, was + add).map_err(db_err)?;
+    }
+    Ok(())
 }
