@@ -66,6 +66,14 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// What lifecycle did to a version or an upload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LifecycleLabels {
+    /// `expired` (a current version), `noncurrent_removed`, `marker_removed`,
+    /// `upload_aborted`, `protected` (due but under object lock: left), `failed`.
+    pub action: &'static str,
+}
+
 /// Why a request was refused before it reached an operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
@@ -271,6 +279,10 @@ pub struct GatewayMetrics {
     /// S3 requests arrived and not yet answered to the end of their body (repair slows down
     /// while there are any).
     pub in_flight: Gauge,
+    /// What lifecycle did, by action.
+    pub lifecycle: Family<LifecycleLabels, Counter>,
+    /// Keys lifecycle has weighed.
+    pub lifecycle_scanned: Counter,
     objects: Family<HealthLabels, Gauge>,
     bucket_objects: Family<BucketLabels, Gauge>,
     bucket_bytes: Family<BucketLabels, Gauge>,
@@ -328,6 +340,8 @@ impl GatewayMetrics {
             duration: Family::new_with_constructor(latency_histogram),
             received: Counter::default(),
             in_flight: Gauge::default(),
+            lifecycle: Family::default(),
+            lifecycle_scanned: Counter::default(),
             refused: Family::default(),
             body_stalls: Counter::default(),
             sent: Counter::default(),
@@ -385,6 +399,17 @@ impl GatewayMetrics {
             "S3 request bodies that stopped arriving for longer than the idle timeout (the \
              connection is closed)",
             m.body_stalls.clone(),
+        );
+        r.register(
+            "exclave_lifecycle_actions",
+            "Versions and uploads lifecycle rules acted on, by action (protected: due but under \
+             object lock, left)",
+            m.lifecycle.clone(),
+        );
+        r.register(
+            "exclave_lifecycle_keys_scanned",
+            "Keys the lifecycle worker weighed against its buckets' rules",
+            m.lifecycle_scanned.clone(),
         );
         r.register(
             "exclave_objects",

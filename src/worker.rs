@@ -53,6 +53,10 @@ pub trait Worker: Send + Sync + 'static {
     fn first_round_after(&self) -> Duration;
     /// One round of work.
     fn round(&self) -> impl Future<Output = Round> + Send;
+    /// How far the round in progress has come, if it says.
+    fn progress(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What a worker has done, as the admin API and `exclave workers` show it.
@@ -78,12 +82,22 @@ pub struct Report {
     pub last_error: Option<String>,
     /// Wall-clock ms when the next round is due (while waiting).
     pub next_round_ms: Option<u64>,
+    /// How far the round in progress has come (while working, for workers that say).
+    pub progress: Option<String>,
 }
 
+type Progress = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// The workers of a role, in the order they were started.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Workers {
-    list: Mutex<Vec<Arc<Mutex<Report>>>>,
+    list: Mutex<Vec<(Arc<Mutex<Report>>, Progress)>>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers").finish_non_exhaustive()
+    }
 }
 
 impl Workers {
@@ -99,10 +113,14 @@ impl Workers {
             state: "waiting",
             ..Report::default()
         }));
+        let progress: Progress = {
+            let w = worker.clone();
+            Arc::new(move || w.progress())
+        };
         self.list
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(slot.clone());
+            .push((slot.clone(), progress));
         tokio::spawn(async move {
             let report = || slot.lock().unwrap_or_else(PoisonError::into_inner);
             let mut wait = worker.first_round_after();
@@ -161,7 +179,13 @@ impl Workers {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .map(|(s, progress)| {
+                let mut r = s.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                if r.state == "working" {
+                    r.progress = progress();
+                }
+                r
+            })
             .collect()
     }
 }

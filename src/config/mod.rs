@@ -151,6 +151,11 @@ struct RawGatewayRole {
     /// Seconds after which shards no manifest names are collected as orphans (default 86400;
     /// a write in progress sends its shards before its manifest).
     gc_orphan_age_secs: Option<u64>,
+    /// Seconds between lifecycle passes (default 3600).
+    lifecycle_interval_secs: Option<u64>,
+    /// Seconds in a lifecycle "day" (default 86400; shorter only to test rules, as Ceph's
+    /// `rgw_lc_debug_interval`).
+    lifecycle_day_secs: Option<u64>,
     /// Seconds a write's shard uploads and manifest records may take at one node before that
     /// node counts as missed (default 60, at least 1).
     write_timeout_secs: Option<u64>,
@@ -335,6 +340,10 @@ pub struct GatewaySettings {
     pub gc_grace: Duration,
     /// Age after which shards no manifest names are orphans.
     pub gc_orphan_age: Duration,
+    /// Time between lifecycle passes.
+    pub lifecycle_interval: Duration,
+    /// The length of a lifecycle day.
+    pub lifecycle_day: Duration,
     /// Earlier master keys. Secrets.
     pub previous_master_key_files: Vec<PathBuf>,
     /// The region S3 clients sign for.
@@ -598,6 +607,8 @@ fn gateway_settings(
                 .unwrap_or(86_400)
                 .max(g.gc_grace_secs.unwrap_or(900)),
         ),
+        lifecycle_interval: Duration::from_secs(g.lifecycle_interval_secs.unwrap_or(3600).max(1)),
+        lifecycle_day: Duration::from_secs(g.lifecycle_day_secs.unwrap_or(86_400).max(1)),
         previous_master_key_files: paths(g.previous_master_key_files),
         s3_region: g.s3_region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
         s3_body_idle_timeout: Duration::from_secs(

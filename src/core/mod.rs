@@ -11,6 +11,7 @@ pub mod hlc;
 pub mod ids;
 pub mod keys;
 pub mod layout;
+pub mod lifecycle;
 pub mod ops;
 pub mod quorum;
 pub mod record;

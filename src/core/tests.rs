@@ -4,6 +4,7 @@ mod backlog_sim;
 mod collect;
 pub(crate) mod format_robustness;
 mod layout_table;
+mod lifecycle;
 mod quorum_sim;
 mod stripe_props;
 

@@ -433,6 +433,13 @@ impl Gateway {
             (Method::GET, "/v1/gc") => {
                 Ok(serde_json::to_value(self.collector.last()).unwrap_or_default())
             }
+            (Method::POST, "/v1/lifecycle") => match self.lifecycle_pass().await {
+                Ok(r) => Ok(serde_json::to_value(r).unwrap_or_default()),
+                Err(e) => Err(MetaError::Db(format!("lifecycle: {e:#}"))),
+            },
+            (Method::GET, "/v1/lifecycle") => {
+                Ok(serde_json::to_value(self.lifecycle.last()).unwrap_or_default())
+            }
             (Method::POST, "/v1/scrub") => {
                 let mut asked = Vec::new();
                 for node in self.objects.node_ids() {
@@ -450,7 +457,7 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc", "POST /v1/lifecycle", "GET /v1/lifecycle"]}),
                 );
             }
         };

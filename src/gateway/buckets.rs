@@ -12,8 +12,9 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::error::S3Fault;
 use super::{Gateway, object_error, timestamp};
 use crate::coordinator::object::PutInput;
-use crate::core::format::{BucketConfig, VersionState, Versioning};
+use crate::core::format::{BucketConfig, Manifest, ManifestBody, VersionState, Versioning};
 use crate::core::hlc::Version;
+use crate::core::lifecycle::Lifecycle;
 use crate::meta::VersionQuery;
 
 /// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
@@ -23,6 +24,25 @@ pub(crate) fn owner() -> Owner {
     Owner {
         display_name: Some("exclave".into()),
         id: Some("exclave".into()),
+    }
+}
+
+/// The header of a bucket's own record that carries its lifecycle configuration (JSON).
+pub(crate) const RECORD_HEADER: &str = "x-exclave-lifecycle";
+
+/// The lifecycle configuration a bucket's own record carries, if any. One this build cannot
+/// read is left unapplied (a lifecycle only ever removes: not applying it loses nothing).
+pub(crate) fn lifecycle_of(m: &Manifest) -> Option<Lifecycle> {
+    let ManifestBody::Object(meta) = &m.body else {
+        return None;
+    };
+    let (_, text) = meta.headers.iter().find(|(n, _)| n == RECORD_HEADER)?;
+    match serde_json::from_str(text) {
+        Ok(lc) => Some(lc),
+        Err(e) => {
+            tracing::warn!(bucket = m.bucket, error = %e, "a bucket's lifecycle configuration does not read: not applied");
+            None
+        }
     }
 }
 
@@ -95,10 +115,32 @@ impl Gateway {
         bucket: &str,
         config: Option<BucketConfig>,
     ) -> S3Result<()> {
+        let lifecycle = self.index.bucket_lifecycle(bucket)?;
+        self.write_bucket_record_with(bucket, config, lifecycle.as_ref())
+            .await
+    }
+
+    /// As [`Self::write_bucket_record`], with the lifecycle configuration `lifecycle` (None:
+    /// none) where that keeps the bucket's.
+    pub(crate) async fn write_bucket_record_with(
+        &self,
+        bucket: &str,
+        config: Option<BucketConfig>,
+        lifecycle: Option<&Lifecycle>,
+    ) -> S3Result<()> {
+        let headers = match lifecycle {
+            Some(lc) => vec![(
+                RECORD_HEADER.to_owned(),
+                serde_json::to_string(lc)
+                    .map_err(|e| S3Fault::InvalidRequest(format!("lifecycle: {e}")))?,
+            )],
+            None => Vec::new(),
+        };
         let input = PutInput {
             bucket: bucket.to_owned(),
             key: String::new(),
             size: 0,
+            headers,
             state: config.map(|c| VersionState {
                 bucket: Some(c),
                 ..VersionState::unversioned(Version::from_bytes([0; 16]))

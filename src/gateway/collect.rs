@@ -223,6 +223,17 @@ impl Shards {
     }
 }
 
+/// After a step of a background pass that took `took`: as long again while S3 requests are
+/// in flight (the pass takes at most half the time they could use), else a moment.
+pub(crate) async fn give_way(in_flight: &Gauge, took: Duration) {
+    let pause = if in_flight.get() > 0 {
+        took
+    } else {
+        Duration::from_millis(1)
+    };
+    tokio::time::sleep(pause).await;
+}
+
 /// The collector.
 #[derive(Debug)]
 pub struct Collector {
@@ -261,15 +272,8 @@ impl Collector {
         }
     }
 
-    /// After a step of the pass that took `took`: as long again while S3 requests are in
-    /// flight, else a moment.
     async fn give_way(&self, took: Duration) {
-        let pause = if self.in_flight.get() > 0 {
-            took
-        } else {
-            Duration::from_millis(1)
-        };
-        tokio::time::sleep(pause).await;
+        give_way(&self.in_flight, took).await;
     }
 
     /// The last pass's report (None: no pass yet).

@@ -35,6 +35,8 @@ pub(crate) enum S3Fault {
     ObjectLockConfigurationNotFound,
     /// 404: GetObjectRetention or GetObjectLegalHold of a version that has none.
     NoSuchObjectLockConfiguration,
+    /// 404: GetBucketLifecycleConfiguration of a bucket without one.
+    NoSuchLifecycleConfiguration,
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -159,6 +161,11 @@ impl S3Fault {
                 C::NoSuchObjectLockConfiguration,
                 H::NOT_FOUND,
                 "The specified object does not have a ObjectLock configuration".into(),
+            ),
+            Self::NoSuchLifecycleConfiguration => (
+                C::NoSuchLifecycleConfiguration,
+                H::NOT_FOUND,
+                "The lifecycle configuration does not exist".into(),
             ),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
@@ -457,6 +464,7 @@ mod tests {
             S3Fault::InvalidBucketState("x".into()),
             S3Fault::ObjectLockConfigurationNotFound,
             S3Fault::NoSuchObjectLockConfiguration,
+            S3Fault::NoSuchLifecycleConfiguration,
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

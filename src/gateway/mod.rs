@@ -18,7 +18,9 @@ pub(crate) use error::{internal, object_error};
 mod guard;
 mod intents;
 pub(crate) use intents::{Holders, Settled};
+mod lifecycle;
 mod list;
+pub use lifecycle::{BucketActions, LifecycleReport, LifecycleState};
 mod lock;
 mod multipart;
 mod objects;
@@ -32,7 +34,7 @@ mod traffic;
 mod versioning;
 mod workers;
 pub use repair::{RepairPace, RepairPass, Repairer};
-pub use workers::{CheckpointWorker, CollectWorker, RepairWorker};
+pub use workers::{CheckpointWorker, CollectWorker, LifecycleWorker, RepairWorker};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -96,6 +98,8 @@ pub struct Gateway {
     collector: Arc<Collector>,
     /// How fast each site's disks fill.
     growth: Growth,
+    /// The lifecycle worker's timings and reports (`lifecycle.rs`).
+    lifecycle: LifecycleState,
     /// How long a request body may send nothing before the request fails.
     body_idle: Duration,
     /// The background workers (`workers.rs`).
@@ -172,6 +176,8 @@ pub struct Tuning {
     pub body_idle: Duration,
     /// The collector's timings.
     pub collect: CollectTuning,
+    /// Time between lifecycle passes, and the length of a lifecycle day.
+    pub lifecycle: (Duration, Duration),
 }
 
 impl Tuning {
@@ -190,6 +196,7 @@ impl Tuning {
                 grace: g.gc_grace,
                 orphan_age: g.gc_orphan_age,
             },
+            lifecycle: (g.lifecycle_interval, g.lifecycle_day),
         }
     }
 }
@@ -397,6 +404,7 @@ impl Gateway {
             catalog,
             collector,
             growth: Growth::default(),
+            lifecycle: LifecycleState::new(tuning.lifecycle.0, tuning.lifecycle.1),
             body_idle: tuning.body_idle,
             workers: Workers::default(),
         })
@@ -587,6 +595,7 @@ pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> 
             } else {
                 index.create_bucket(&m.bucket, m.created_ms)?;
                 index.set_bucket_config(&m.bucket, m.state.bucket.as_ref())?;
+                index.set_bucket_lifecycle(&m.bucket, buckets::lifecycle_of(m).as_ref())?;
             }
         }
         return Ok(());

@@ -397,7 +397,7 @@ impl Gateway {
     }
 
     /// Deletes an upload's parts (tombstones) and its record.
-    async fn forget_upload(&self, id: &str, bucket: &str) -> S3Result<()> {
+    pub(crate) async fn forget_upload(&self, id: &str, bucket: &str) -> S3Result<()> {
         let parts = self.index.parts(id)?;
         self.index.delete_upload(id)?;
         let hidden = hidden_bucket(bucket);

@@ -114,6 +114,27 @@ impl S3 for S3Api {
         name_op(&req.extensions, "GetBucketVersioning");
         self.0.get_bucket_versioning_op(&req)
     }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        name_op(&req.extensions, "PutBucketLifecycleConfiguration");
+        self.0.put_bucket_lifecycle_configuration_op(req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        name_op(&req.extensions, "GetBucketLifecycleConfiguration");
+        self.0.get_bucket_lifecycle_configuration_op(&req)
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        name_op(&req.extensions, "DeleteBucketLifecycle");
+        self.0.delete_bucket_lifecycle_op(req).await
+    }
     async fn put_bucket_versioning(
         &self,
         req: S3Request<PutBucketVersioningInput>,

@@ -16,7 +16,7 @@ use crate::core::format::{
     BucketConfig, Manifest, ManifestBody, ObjectMeta, Retention, VersionState, Versioning,
 };
 use crate::core::hlc::Version;
-use crate::meta::VersionMarker;
+use crate::meta::{Entry, VersionMarker};
 
 /// How S3 names the version `m` is of (`x-amz-version-id`).
 pub(crate) fn id_of(m: &Manifest) -> String {
@@ -186,6 +186,18 @@ impl Gateway {
         let Some(e) = self.index.version(bucket, key, marker)? else {
             return Ok(None);
         };
+        self.remove_entry(bucket, key, &e, bypass).await
+    }
+
+    /// Removes the version `e` of (bucket, key) for good, as [`Self::remove_version`] does
+    /// (lifecycle names a version by what it judged, not by an id a newer write may take).
+    pub(crate) async fn remove_entry(
+        &self,
+        bucket: &str,
+        key: &str,
+        e: &Entry,
+        bypass: bool,
+    ) -> S3Result<Option<Manifest>> {
         let Some(m) = self
             .objects
             .version(bucket, key, e.version, Some(e.order))

@@ -1,10 +1,10 @@
 //! The gateway's background workers, started in one place (`Gateway::start_workers`):
 //! `repair` (the backlog: shards rebuilt keyless, manifest copies restored, failed writes
 //! withdrawn, scrub findings collected) and `checkpoint` (the signed catalog checkpoints of
-//! `catalog.rs`). Each is a [`Worker`]: its settings come from the gateway's config, and what
+//! `catalog.rs`), `gc` (`collect.rs`) and `lifecycle` (`lifecycle.rs`). Each is a [`Worker`]: its settings come from the gateway's config, and what
 //! it did is shown by name (`GET /v1/workers`, `exclave workers`, `exclave_worker_*`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -105,6 +105,48 @@ impl Worker for CollectWorker {
     }
 }
 
+/// Applies the buckets' lifecycle rules every `lifecycle_interval` (`lifecycle.rs`).
+#[derive(Debug)]
+pub struct LifecycleWorker(Weak<Gateway>);
+
+impl Worker for LifecycleWorker {
+    const NAME: &'static str = "lifecycle";
+    const WHAT: &'static str = "applies the buckets' lifecycle rules: expires current versions, removes noncurrent ones and expired delete markers, aborts old uploads";
+
+    fn first_round_after(&self) -> Duration {
+        self.0
+            .upgrade()
+            .map_or(Duration::from_secs(3600), |g| g.lifecycle.interval)
+    }
+
+    async fn round(&self) -> Round {
+        let Some(g) = self.0.upgrade() else {
+            return Round::done(None, Duration::from_secs(3600));
+        };
+        let next = g.lifecycle.interval;
+        match g.lifecycle_pass().await {
+            Ok(r) => {
+                let actions = r.actions();
+                Round::done(
+                    (actions > 0).then(|| {
+                        let keys: u64 = r.buckets.iter().map(|b| b.keys).sum();
+                        format!(
+                            "{actions} lifecycle actions in {} buckets ({keys} keys weighed)",
+                            r.buckets.len()
+                        )
+                    }),
+                    next,
+                )
+            }
+            Err(e) => Round::failed(format!("{e:#}"), next),
+        }
+    }
+
+    fn progress(&self) -> Option<String> {
+        self.0.upgrade().and_then(|g| g.lifecycle.progress())
+    }
+}
+
 impl Gateway {
     /// Starts the gateway's workers; they stop when `stop` turns true.
     pub fn start_workers(self: &Arc<Self>, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -117,6 +159,10 @@ impl Gateway {
             ),
             self.workers.start(
                 Arc::new(CollectWorker(self.collector.clone())),
+                stop.clone(),
+            ),
+            self.workers.start(
+                Arc::new(LifecycleWorker(Arc::downgrade(self))),
                 stop.clone(),
             ),
         ]

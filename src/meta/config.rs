@@ -6,10 +6,14 @@ use redb::{ReadableDatabase as _, TableDefinition};
 
 use super::{BUCKETS, Index, MetaError, db_err};
 use crate::core::format::{BucketConfig, DefaultRetention, LockMode, Versioning};
+use crate::core::lifecycle::Lifecycle;
 
 /// Bucket name → encoded [`BucketConfig`].
 pub(super) const BUCKET_CONFIG: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("bucket_config");
+/// Bucket name → its lifecycle configuration (JSON), as its own record carries it.
+pub(super) const BUCKET_LIFECYCLE: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("bucket_lifecycle");
 
 fn versioning_byte(v: Versioning) -> u8 {
     match v {
@@ -88,6 +92,10 @@ impl Index {
                 .map_err(db_err)?
                 .remove(bucket)
                 .map_err(db_err)?;
+            txn.open_table(BUCKET_LIFECYCLE)
+                .map_err(db_err)?
+                .remove(bucket)
+                .map_err(db_err)?;
             t.remove(bucket).map_err(db_err)?.is_some()
         };
         txn.commit().map_err(db_err)?;
@@ -128,6 +136,55 @@ impl Index {
             match config {
                 Some(c) => {
                     t.insert(bucket, &encode(c)[..]).map_err(db_err)?;
+                }
+                None => {
+                    t.remove(bucket).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+}
+
+impl Index {
+    /// The lifecycle configuration of `bucket`, if it has one.
+    pub fn bucket_lifecycle(&self, bucket: &str) -> Result<Option<Lifecycle>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKET_LIFECYCLE).map_err(db_err)?;
+        t.get(bucket)
+            .map_err(db_err)?
+            .map(|v| serde_json::from_slice(v.value()).map_err(|_| MetaError::Malformed))
+            .transpose()
+    }
+
+    /// Every bucket's lifecycle configuration, in bucket order.
+    pub fn lifecycles(&self) -> Result<Vec<(String, Lifecycle)>, MetaError> {
+        use redb::ReadableTable as _;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKET_LIFECYCLE).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let lc = serde_json::from_slice(v.value()).map_err(|_| MetaError::Malformed)?;
+            out.push((k.value().to_owned(), lc));
+        }
+        Ok(out)
+    }
+
+    /// Sets (None: forgets) the lifecycle configuration of `bucket`, as its current own record
+    /// says.
+    pub fn set_bucket_lifecycle(
+        &self,
+        bucket: &str,
+        lifecycle: Option<&Lifecycle>,
+    ) -> Result<(), MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(BUCKET_LIFECYCLE).map_err(db_err)?;
+            match lifecycle {
+                Some(lc) => {
+                    let v = serde_json::to_vec(lc).map_err(|_| MetaError::Malformed)?;
+                    t.insert(bucket, &v[..]).map_err(db_err)?;
                 }
                 None => {
                     t.remove(bucket).map_err(db_err)?;

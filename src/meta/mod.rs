@@ -159,6 +159,7 @@ impl Index {
         txn.open_table(intents::INTENTS).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
         txn.open_table(config::BUCKET_CONFIG).map_err(db_err)?;
+        txn.open_table(config::BUCKET_LIFECYCLE).map_err(db_err)?;
         let listed = txn
             .list_tables()
             .map_err(db_err)?

@@ -2,7 +2,8 @@
 # The aws CLI (from PyPI if missing) against `exclaved dev`: make a bucket, copy a 100 MiB
 # file up and down with equal SHA-256, list, list its versions, read it by version id, delete;
 # then restart and find the object again. Then versioning (put-bucket-versioning, versions by
-# id, a delete marker removed by its id) and object lock (a COMPLIANCE version refused).
+# id, a delete marker removed by its id), object lock (a COMPLIANCE version refused) and lifecycle
+# (put, get, a refused rule, delete).
 # Prints "test result: ok. N passed; 0 failed; ..." so ./check counts it with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -84,6 +85,31 @@ out=$(a s3api delete-object --bucket sealed --key deed --version-id "$vs" \
     --bypass-governance-retention 2>&1) && fail "a COMPLIANCE version was deleted: $out"
 [[ "$out" == *AccessDenied* ]] || fail "delete-object of a COMPLIANCE version: $out"
 check "object lock: a COMPLIANCE version is refused deletion"
+
+cat >"$work/lifecycle.json" <<'JSON'
+{"Rules": [
+  {"ID": "drafts", "Status": "Enabled", "Filter": {"Prefix": "drafts/"},
+   "Expiration": {"Days": 30}},
+  {"ID": "history", "Status": "Enabled", "Filter": {},
+   "NoncurrentVersionExpiration": {"NoncurrentDays": 365, "NewerNoncurrentVersions": 5},
+   "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+]}
+JSON
+a s3api put-bucket-lifecycle-configuration --bucket archive \
+    --lifecycle-configuration "file://$work/lifecycle.json"
+got=$(a s3api get-bucket-lifecycle-configuration --bucket archive \
+    --query 'Rules[].[ID,Expiration.Days,NoncurrentVersionExpiration.NewerNoncurrentVersions]' \
+    --output text | tr '\t\n' ' ')
+[ "$got" = "drafts 30 None history None 5 " ] || fail "get-bucket-lifecycle-configuration: $got"
+out=$(a s3api put-bucket-lifecycle-configuration --bucket archive --lifecycle-configuration \
+    '{"Rules":[{"ID":"x","Status":"Enabled","Filter":{},"Expiration":{"Days":0}}]}' 2>&1) \
+    && fail "a rule of 0 days was accepted"
+[[ "$out" == *InvalidArgument* ]] || fail "put-bucket-lifecycle-configuration of 0 days: $out"
+a s3api delete-bucket-lifecycle --bucket archive
+out=$(a s3api get-bucket-lifecycle-configuration --bucket archive 2>&1) \
+    && fail "the deleted lifecycle configuration still answers: $out"
+[[ "$out" == *NoSuchLifecycleConfiguration* ]] || fail "after delete-bucket-lifecycle: $out"
+check "lifecycle: put, get, a refused rule, delete"
 
 a s3 rm s3://registry/land/big.bin
 if [ -n "$(a s3 ls s3://registry/land/)" ]; then fail "the deleted object still lists"; fi

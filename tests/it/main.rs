@@ -16,6 +16,7 @@ mod coordinator;
 mod durability;
 mod full;
 mod grow;
+mod lifecycle;
 mod nodes;
 mod objects;
 mod ops;

@@ -721,7 +721,11 @@ async fn workers_are_shown_by_name_with_their_rounds() {
             .iter()
             .map(|w| w["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["repair", "checkpoint", "gc"], "{seen:#}");
+        assert_eq!(
+            names,
+            ["repair", "checkpoint", "gc", "lifecycle"],
+            "{seen:#}"
+        );
         assert_eq!(seen["workers"][2]["failures"], 0, "{seen:#}");
         let checkpoint = &seen["workers"][1];
         assert!(checkpoint["rounds"].as_u64() >= Some(1), "{seen:#}");
@@ -737,7 +741,7 @@ async fn workers_are_shown_by_name_with_their_rounds() {
         assert!(table.status.success());
         let text = String::from_utf8_lossy(&table.stdout);
         assert!(text.starts_with("WORKER"), "{text}");
-        for name in ["repair ", "checkpoint ", "gc "] {
+        for name in ["repair ", "checkpoint ", "gc ", "lifecycle "] {
             assert!(text.lines().any(|l| l.starts_with(name)), "{text}");
         }
 

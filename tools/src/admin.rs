@@ -471,10 +471,15 @@ pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
         "NEXT"
     );
     for w in &list {
-        let last = match (w["last_error"].as_str(), w["last_summary"].as_str()) {
-            (Some(e), _) => format!("FAILED: {e}"),
-            (None, Some(s)) => s.to_owned(),
-            (None, None) => "-".to_owned(),
+        let last = match (
+            w["last_error"].as_str(),
+            w["progress"].as_str(),
+            w["last_summary"].as_str(),
+        ) {
+            (Some(e), _, _) => format!("FAILED: {e}"),
+            (None, Some(p), _) => format!("now: {p}"),
+            (None, None, Some(s)) => s.to_owned(),
+            (None, None, None) => "-".to_owned(),
         };
         outln!(
             "{:<12} {:<8} {:>7} {:>7} {:<12} {:<10} {last}",

@@ -1,5 +1,6 @@
 //! `exclave gc`: one collection pass now (or, with `--wait`, passes until nothing waits for
-//! its grace period), with what it removed by reason and per site.
+//! its grace period), with what it removed by reason and per site; `exclave lifecycle`: one
+//! pass of the lifecycle rules now, with what it did per bucket.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -146,4 +147,62 @@ pub(crate) fn gc(
         );
     }
     Ok(answered && failed == 0)
+}
+
+/// `exclave lifecycle`: a pass now; false when an action failed.
+pub(crate) fn lifecycle(admin: &Admin, json: bool) -> anyhow::Result<bool> {
+    let bar = (!json).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b.set_message("weighing every key of the buckets with lifecycle rules");
+        b
+    });
+    let v = admin.call("POST", "/v1/lifecycle")?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let buckets = v["buckets"].as_array().cloned().unwrap_or_default();
+    let failed: u64 = buckets
+        .iter()
+        .map(|b| b["failed"].as_u64().unwrap_or(0))
+        .sum();
+    if json {
+        outln!("{v:#}");
+        return Ok(failed == 0);
+    }
+    if buckets.is_empty() {
+        outln!("no bucket has a lifecycle configuration");
+        return Ok(true);
+    }
+    outln!(
+        "{:<24} {:>9} {:>9} {:>11} {:>9} {:>9} {:>10} {:>7}",
+        "BUCKET",
+        "KEYS",
+        "EXPIRED",
+        "NONCURRENT",
+        "MARKERS",
+        "UPLOADS",
+        "PROTECTED",
+        "FAILED"
+    );
+    for b in &buckets {
+        outln!(
+            "{:<24} {:>9} {:>9} {:>11} {:>9} {:>9} {:>10} {:>7}",
+            b["bucket"].as_str().unwrap_or("?"),
+            b["keys"],
+            b["expired"],
+            b["noncurrent_removed"],
+            b["markers_removed"],
+            b["uploads_aborted"],
+            b["protected"],
+            b["failed"]
+        );
+    }
+    outln!();
+    outln!(
+        "EXPIRED: current versions (a delete marker, or the key's end when unversioned); \
+         NONCURRENT and MARKERS: removed for good (their bytes go with `exclave gc`); \
+         PROTECTED: due but under object lock, left."
+    );
+    Ok(failed == 0)
 }

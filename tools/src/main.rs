@@ -134,6 +134,9 @@ enum Command {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// Apply the buckets' lifecycle rules now (the `lifecycle` worker's pass): what expired,
+    /// what was removed, which uploads were aborted, per bucket.
+    Lifecycle,
     /// The background workers by name (repair, checkpoint; scrub at each site): state,
     /// rounds, failures, last success. Exits 1 when a worker's last round failed.
     Workers,
@@ -357,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Scrub
         | Command::Heal { .. }
         | Command::Gc { .. }
+        | Command::Lifecycle
         | Command::Workers => {
             let Some(config) = &cli.config else {
                 anyhow::bail!(
@@ -389,6 +393,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::time::Duration::from_secs(*timeout),
                     cli.json,
                 )?,
+                Command::Lifecycle => gc::lifecycle(&admin, cli.json)?,
                 _ => admin::workers(&admin, cli.json)?,
             };
             Ok(if ok {

@@ -295,6 +295,7 @@ impl Cluster {
             checkpoint_interval: Duration::from_secs(3600),
             body_idle: Duration::from_secs(10),
             collect: crate::gateway::CollectTuning::default(),
+            lifecycle: (Duration::from_secs(3600), Duration::from_secs(86_400)),
         };
         let gateway = Gateway::start_on(Arc::new(objects), Arc::new(index), tuning, fresh)
             .await

@@ -440,6 +440,7 @@ pub async fn recover(
             checkpoint_interval: Duration::from_secs(300),
             body_idle: Duration::from_secs(DEFAULT_BODY_IDLE_SECS),
             collect: crate::gateway::CollectTuning::default(),
+            lifecycle: (Duration::from_secs(3600), Duration::from_secs(86_400)),
         },
     );
 
