@@ -13,8 +13,8 @@ use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId};
 use crate::core::stripe::Geometry;
 use crate::core::wire::{
-    BlockStatus, Collectable, CollectedTotals, DiskUsage, HeldShard, InlineShard, Request,
-    Response, ShardKey, Trailer, Withdrawn,
+    BlockStatus, Collectable, CollectedTotals, DiskUsage, FileCensus, HeldShard, InlineShard,
+    Request, Response, ShardKey, Trailer, Withdrawn,
 };
 use crate::net::frame::{self, NetError};
 
@@ -452,6 +452,15 @@ impl NodeClient {
         {
             Response::Swept { found, deleted } => Ok((found, deleted)),
             r => Err(unexpected("sweep_files", &r)),
+        }
+    }
+
+    /// Every file of the node's data directories, by what accounts for it, with the paths of
+    /// at most `list` files nothing accounts for (gateway only).
+    pub async fn file_census(&self, list: u32) -> Result<FileCensus, NetError> {
+        match self.call(&Request::FileCensus { list }).await? {
+            Response::FileCensus(c) => Ok(c),
+            r => Err(unexpected("file_census", &r)),
         }
     }
 

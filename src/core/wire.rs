@@ -170,6 +170,12 @@ pub enum Request {
         /// Delete, not only count.
         delete: bool,
     },
+    /// Every file of the node's data directories and its database, by what accounts for it,
+    /// with the paths of at most `list` files nothing accounts for (gateway only).
+    FileCensus {
+        /// Most paths listed.
+        list: u32,
+    },
 }
 
 /// One version's garbage at a node (`Request::Collect`).
@@ -201,6 +207,28 @@ pub struct CollectedTotals {
     pub items: u64,
     /// Bytes freed: shard files, inline shards and manifest records.
     pub bytes: u64,
+}
+
+/// Every file of a node's data directories and its database, by what accounts for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct FileCensus {
+    /// Files under `shards/` a shard header on that disk names: each a version's shard
+    /// (whether the version is live or garbage is the collector's to say).
+    pub shards: CollectedTotals,
+    /// Files under `shards/` no header names (listed).
+    pub unnamed: CollectedTotals,
+    /// Files under `quarantine/`: bad shards set aside, each in the quarantine ledger.
+    pub quarantine: CollectedTotals,
+    /// Files under `tmp/`: shard writes in progress (a crash's are removed at start).
+    pub tmp: CollectedTotals,
+    /// The data directories' markers.
+    pub markers: CollectedTotals,
+    /// Any other file in a data directory (listed).
+    pub stray: CollectedTotals,
+    /// The node's database: shard headers, manifest records, inline shards, ledgers.
+    pub database_bytes: u64,
+    /// Path and bytes of unnamed and stray files, at most as many as asked for.
+    pub listed: Vec<(String, u64)>,
 }
 
 /// A withdrawal a node keeps, with the gateway's proof.
@@ -365,6 +393,8 @@ pub enum Response {
         /// The ledger's totals.
         total: CollectedTotals,
     },
+    /// The answer to `FileCensus`.
+    FileCensus(FileCensus),
 }
 
 /// Kinds of failure a node reports.

@@ -234,6 +234,73 @@ impl Gateway {
         }
     }
 
+    /// Every site's files by what accounts for them (`exclave census`), asked at once, with
+    /// the collector's last weighing of the shards: live, and garbage still waiting (by why).
+    async fn census(&self) -> Value {
+        const LISTED: u32 = 1000;
+        let nodes = self.objects.node_ids();
+        let answers = futures::future::join_all(nodes.iter().map(|node| {
+            let client = self.objects.nodes().client(*node).cloned();
+            async move {
+                let c = client?;
+                let site = c.site().to_owned();
+                let census = tokio::time::timeout(Duration::from_secs(30), c.file_census(LISTED))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                Some((site, census))
+            }
+        }))
+        .await;
+        let last = self.collector.last();
+        let mut sites = Vec::new();
+        for (node, answer) in nodes.iter().zip(answers) {
+            let Some((site, census)) = answer else {
+                continue;
+            };
+            let mut v = json!({"node": node.0, "site": site, "answered": census.is_some()});
+            if let Some(c) = census {
+                let t = |t: crate::core::wire::CollectedTotals| json!({"files": t.items, "bytes": t.bytes});
+                let total = c.shards.bytes
+                    + c.unnamed.bytes
+                    + c.quarantine.bytes
+                    + c.tmp.bytes
+                    + c.markers.bytes
+                    + c.stray.bytes
+                    + c.database_bytes;
+                v["total_bytes"] = total.into();
+                v["shards"] = t(c.shards);
+                v["unnamed"] = t(c.unnamed);
+                v["quarantine"] = t(c.quarantine);
+                v["tmp"] = t(c.tmp);
+                v["markers"] = t(c.markers);
+                v["stray"] = t(c.stray);
+                v["database_bytes"] = c.database_bytes.into();
+                v["listed"] = c
+                    .listed
+                    .iter()
+                    .map(|(path, bytes)| json!({"path": path, "bytes": bytes}))
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+            if let Some(r) = last
+                .as_ref()
+                .and_then(|r| r.sites.iter().find(|x| x.node == node.0))
+            {
+                v["last_gc"] = json!({
+                    "live_bytes": r.live_bytes,
+                    "waiting_bytes": r.waiting_bytes,
+                });
+            }
+            sites.push(v);
+        }
+        json!({
+            "sites": sites,
+            "last_gc_finished_ms": last.as_ref().map(|r| r.finished_ms),
+            "waiting": last.as_ref().map(|r| serde_json::to_value(&r.waiting).unwrap_or_default()),
+        })
+    }
+
     async fn status(&self) -> Result<Value, MetaError> {
         let mut sites = self.sites_status().await;
         self.add_gc_facts(&mut sites).await;
@@ -433,6 +500,7 @@ impl Gateway {
             (Method::GET, "/v1/gc") => {
                 Ok(serde_json::to_value(self.collector.last()).unwrap_or_default())
             }
+            (Method::GET, "/v1/census") => Ok(self.census().await),
             (Method::POST, "/v1/lifecycle") => match self.lifecycle_pass().await {
                 Ok(r) => Ok(serde_json::to_value(r).unwrap_or_default()),
                 Err(e) => Err(MetaError::Db(format!("lifecycle: {e:#}"))),
@@ -457,7 +525,7 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc", "POST /v1/lifecycle", "GET /v1/lifecycle"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc", "POST /v1/lifecycle", "GET /v1/lifecycle", "GET /v1/census"]}),
                 );
             }
         };

@@ -227,6 +227,7 @@ async fn stream(
             | Request::ListShards { .. }
             | Request::Collect { .. }
             | Request::SweepFiles { .. }
+            | Request::FileCensus { .. }
     );
     if gateway_only && role != Role::Gateway {
         let _ = recv.stop(1u32.into());
@@ -433,6 +434,13 @@ async fn stream(
                 .await
             {
                 Ok((found, deleted)) => Response::Swept { found, deleted },
+                Err(e) => store_error(&e),
+            }
+        }
+        Request::FileCensus { list } => {
+            let list = (list as usize).min(LIST_LIMIT as usize);
+            match blocking(move || Ok(store.file_census(list))).await {
+                Ok(c) => Response::FileCensus(c),
                 Err(e) => store_error(&e),
             }
         }

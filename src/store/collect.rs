@@ -14,7 +14,7 @@ use crate::core::collect::CollectReason;
 use crate::core::format::ShardHeader;
 use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{DiskId, ObjectId, unhex};
-use crate::core::wire::{Collectable, CollectedTotals, HeldShard, ShardKey};
+use crate::core::wire::{Collectable, CollectedTotals, FileCensus, HeldShard, ShardKey};
 
 /// (ms since the epoch ‖ object ‖ version) -> the ledger line.
 pub(super) const COLLECTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("collected");
@@ -279,4 +279,81 @@ fn add_to_totals(txn: &redb::WriteTransaction, t: CollectedTotals) -> Result<(),
         totals.insert(name, was + add).map_err(db_err)?;
     }
     Ok(())
+}
+
+/// Every file under `dir` (recursively) with its length; unreadable entries are skipped.
+fn files_under(files: &dyn crate::sys::files::Files, dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = files.read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            if files.read_dir(&e).is_ok() {
+                todo.push(e);
+            } else if let Ok((len, _)) = files.stat(&e) {
+                out.push((e, len));
+            }
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Every file of the node's data directories and its database, by what accounts for it
+    /// (`Request::FileCensus`): the paths of files nothing accounts for, at most `list`.
+    pub fn file_census(&self, list: usize) -> FileCensus {
+        let mut c = FileCensus::default();
+        let add = |t: &mut CollectedTotals, len: u64| {
+            t.items += 1;
+            t.bytes += len;
+        };
+        let listed = |c: &mut FileCensus, path: &std::path::Path, len: u64| {
+            if c.listed.len() < list {
+                c.listed.push((path.display().to_string(), len));
+            }
+        };
+        if let Ok((len, _)) = self.files.stat(&self.db_path) {
+            c.database_bytes = len;
+        }
+        for (disk, root) in &self.disks {
+            for (path, len) in files_under(self.files.as_ref(), root) {
+                if path == self.db_path {
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(root) else {
+                    continue;
+                };
+                let top = rel
+                    .components()
+                    .next()
+                    .and_then(|p| p.as_os_str().to_str())
+                    .unwrap_or("");
+                match top {
+                    "shards" => {
+                        let named = path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(parse_file_name)
+                            .is_some_and(|k| matches!(self.header(&k), Ok((d, _)) if d == *disk));
+                        if named {
+                            add(&mut c.shards, len);
+                        } else {
+                            add(&mut c.unnamed, len);
+                            listed(&mut c, &path, len);
+                        }
+                    }
+                    "quarantine" => add(&mut c.quarantine, len),
+                    "tmp" => add(&mut c.tmp, len),
+                    _ if rel == std::path::Path::new(super::MARKER) => add(&mut c.markers, len),
+                    _ => {
+                        add(&mut c.stray, len);
+                        listed(&mut c, &path, len);
+                    }
+                }
+            }
+        }
+        c
+    }
 }

@@ -167,6 +167,8 @@ pub struct Store {
     files: Arc<dyn Files>,
     disks: BTreeMap<DiskId, PathBuf>,
     db: Database,
+    /// Where the database lives (for the file census).
+    db_path: PathBuf,
     tmp_seq: AtomicU64,
     group: group::GroupCommit,
 }
@@ -245,6 +247,7 @@ impl Store {
             files,
             disks: map,
             db,
+            db_path,
             tmp_seq: AtomicU64::new(0),
             group: group::GroupCommit::default(),
         })

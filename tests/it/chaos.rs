@@ -1,7 +1,10 @@
 //! Mixed PUT/GET/DELETE/multipart load from 4 clients while sites are SIGKILLed and restarted,
 //! SIGSTOPped (slow, not dead) and continued, and the gateway itself is SIGKILLed and
-//! restarted; never more than m sites away at once. Then `exclave heal --wait` and
-//! `status --json`, and every key is read back.
+//! restarted; never more than m sites away at once. A second bucket has object lock and a
+//! lifecycle rule that removes noncurrent versions: versions written there under a legal hold
+//! or a COMPLIANCE retention are attacked by DELETEs by id (with the bypass header) and must
+//! all read back by id at the end. Then `exclave heal --wait` and `status --json`, and every
+//! key is read back.
 //!
 //! What is asserted, at every write quorum: no acknowledged write is lost; no wrong bytes are
 //! served, and no acknowledged object answers NoSuchKey (a correctness failure, not an
@@ -22,7 +25,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, CompletedMultipartUpload, CompletedPart, ExpirationStatus,
+    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectLockLegalHoldStatus,
+    ObjectLockMode,
+};
 use tokio::sync::Mutex;
 
 use crate::ops::admin_get;
@@ -30,6 +37,10 @@ use crate::sigv4::sha256_hex;
 use crate::support::{Cluster, Rng, all_reachable, started_cluster, within};
 
 const BUCKET: &str = "registry";
+/// A bucket with object lock: versions written under a legal hold or a COMPLIANCE retention
+/// must outlive every fault, every DELETE by id, the lifecycle rule that expires noncurrent
+/// versions after a day and the collector.
+const SEALED: &str = "sealed";
 const CLIENTS: u64 = 4;
 /// The prefix of the keys the fault task reads during outages (no client writes them).
 const PROBE: &str = "probe/";
@@ -53,6 +64,14 @@ impl Expect {
         self.acked = Some(state);
         self.maybe.clear();
     }
+}
+
+/// What the sealed bucket must show: each key's current state, and every locked version
+/// acknowledged (key, version id, SHA-256), which must read back by id whatever happened.
+#[derive(Default)]
+struct Sealed {
+    current: BTreeMap<String, Expect>,
+    locked: Vec<(String, String, String)>,
 }
 
 /// Sites away and the gateway's restarts, as the chaos task makes them.
@@ -87,6 +106,12 @@ struct Counts {
     gets_gateway_down: AtomicU64,
     /// Wrong bytes, or NoSuchKey for an acknowledged object.
     wrong: AtomicU64,
+    /// Versions acknowledged under a legal hold or retention.
+    locked_acked: AtomicU64,
+    /// DELETEs by id of a locked version refused (403 AccessDenied).
+    lock_refusals: AtomicU64,
+    /// DELETEs by id of a locked version that succeeded: never.
+    lock_violations: AtomicU64,
     /// Acknowledged writes with exactly 1 (index 1) or 2 sites away throughout.
     writes_during: [AtomicU64; 3],
     /// Successful GETs with exactly 0, 1 or 2 sites away throughout.
@@ -186,7 +211,8 @@ fn free_tmp_bytes() -> u64 {
 async fn mixed_load_while_sites_are_killed_loses_nothing_and_heals_whole() {
     // The collector runs every 3 s through the load (a version buried 3 s ago goes).
     let r = chaos(Plan {
-        gateway_options: "repair_interval_secs = 2\ngc_interval_secs = 3\ngc_grace_secs = 3",
+        gateway_options: "repair_interval_secs = 2\ngc_interval_secs = 3\ngc_grace_secs = 3\n\
+                          lifecycle_interval_secs = 2\nlifecycle_day_secs = 1",
         load: Duration::from_secs(120),
         disk_and_clock: false,
     })
@@ -287,6 +313,36 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
         }
         let s3 = cluster.s3_client(1);
         s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        s3.create_bucket()
+            .bucket(SEALED)
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(SEALED)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .rules(
+                        LifecycleRule::builder()
+                            .id("noncurrent")
+                            .status(ExpirationStatus::Enabled)
+                            .filter(LifecycleRuleFilter::builder().prefix("").build())
+                            .noncurrent_version_expiration(
+                                NoncurrentVersionExpiration::builder()
+                                    .noncurrent_days(1)
+                                    .build(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let sealed: Arc<Mutex<Sealed>> = Arc::default();
         let gateway_log = cluster.root().join("gateway/exclaved.log");
         let cluster = Arc::new(Mutex::new(cluster));
         let model: Arc<Mutex<BTreeMap<String, Expect>>> = Arc::default();
@@ -317,6 +373,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             id,
             s3: s3.clone(),
             model: model.clone(),
+            sealed: sealed.clone(),
             counts: counts.clone(),
             world: world.clone(),
             started,
@@ -366,6 +423,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
         // a later failed attempt that took effect), with everything up (and retries on).
         let s3 = c.s3_client(3);
         let (keys, mut lost) = lost_keys(&s3, &*model.lock().await).await;
+        lost.extend(sealed_lost(&s3, &*sealed.lock().await).await);
         // With the collector running through the load: one more pass, with its grace period
         // waited out, leaves no garbage but orphans younger than their age, and takes nothing
         // a key keeps.
@@ -398,12 +456,41 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             );
             assert!(collected > 0, "the collector collected nothing: {report:#}");
             lost.extend(lost_keys(&s3, &*model.lock().await).await.1);
+            lost.extend(sealed_lost(&s3, &*sealed.lock().await).await);
+        }
+        // The lifecycle rule ran through the load: noncurrent versions went, locked ones were
+        // left (and all read back above).
+        if plan.gateway_options.contains("lifecycle_") {
+            let out = c.exclave_cli(&["lifecycle", "--json"], Duration::from_secs(300));
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("lifecycle: {}", String::from_utf8_lossy(&out.stderr)));
+            let (admin, token) = c.gateway_admin();
+            let (_, metrics) = admin_get(admin, "/metrics", &token);
+            let count = |action: &str| {
+                metrics
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix(&format!(
+                            "exclave_lifecycle_actions_total{{action=\"{action}\"}} "
+                        ))
+                    })
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            eprintln!(
+                "lifecycle over the run: {} noncurrent versions removed, {} times a locked one left; last pass: {report}",
+                count("noncurrent_removed"),
+                count("protected")
+            );
+            assert!(count("noncurrent_removed") > 0.0, "{metrics}");
+            assert!(count("protected") > 0.0, "{metrics}");
         }
         let n = &counts;
         eprintln!(
             "chaos ({:?}, {} s): {done:?}; PUT acked {}; writes failed {}; DELETE acked {}; multipart acked {}; \
              acked with 1 / 2 sites away {} / {}; GET ok {} (with 0 / 1 / 2 sites away {} / {} / {}), \
-             failed {}, during gateway restarts {}, wrong {}; after heal ({:.1} s) {keys} keys, lost {}",
+             failed {}, during gateway restarts {}, wrong {}; locked versions acked {}, deletes of \
+             them refused {}; after heal ({:.1} s) {keys} keys, lost {}",
             plan.gateway_options,
             plan.load.as_secs(),
             n.puts_acked.load(Ordering::SeqCst),
@@ -419,6 +506,8 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             n.gets_failed.load(Ordering::SeqCst),
             n.gets_gateway_down.load(Ordering::SeqCst),
             n.wrong.load(Ordering::SeqCst),
+            n.locked_acked.load(Ordering::SeqCst),
+            n.lock_refusals.load(Ordering::SeqCst),
             heal_took.as_secs_f64(),
             lost.len(),
         );
@@ -446,6 +535,12 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
         }
         assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
         assert_eq!(
+            n.lock_violations.load(Ordering::SeqCst),
+            0,
+            "a locked version was deleted by id"
+        );
+        assert!(n.locked_acked.load(Ordering::SeqCst) > 0, "no locked version was written");
+        assert_eq!(
             n.wrong.load(Ordering::SeqCst),
             0,
             "wrong bytes served, or NoSuchKey for an acknowledged object"
@@ -468,6 +563,15 @@ async fn lost_keys(
     s3: &aws_sdk_s3::Client,
     model: &BTreeMap<String, Expect>,
 ) -> (usize, Vec<String>) {
+    lost_in(s3, BUCKET, model).await
+}
+
+/// As [`lost_keys`], in `bucket`.
+async fn lost_in(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    model: &BTreeMap<String, Expect>,
+) -> (usize, Vec<String>) {
     let mut lost = Vec::new();
     let mut keys = 0;
     for (key, e) in model.iter() {
@@ -475,7 +579,7 @@ async fn lost_keys(
             continue;
         }
         keys += 1;
-        let state = match read(s3, key).await {
+        let state = match read_in(s3, bucket, key).await {
             Ok(state) => state,
             Err(err) => Some(format!("unreadable: {err}")),
         };
@@ -486,11 +590,40 @@ async fn lost_keys(
     (keys, lost)
 }
 
+/// The sealed bucket's keys that do not read back as their model allows, and its locked
+/// versions that do not read back by id with their bytes.
+async fn sealed_lost(s3: &aws_sdk_s3::Client, sealed: &Sealed) -> Vec<String> {
+    let mut lost = lost_in(s3, SEALED, &sealed.current).await.1;
+    for (key, id, hash) in &sealed.locked {
+        let got = match s3
+            .get_object()
+            .bucket(SEALED)
+            .key(key)
+            .version_id(id)
+            .send()
+            .await
+        {
+            Ok(o) => o
+                .body
+                .collect()
+                .await
+                .map(|b| sha256_hex(&b.into_bytes()))
+                .unwrap_or_default(),
+            Err(e) => format!("{e:?}"),
+        };
+        if &got != hash {
+            lost.push(format!("{SEALED}/{key}?versionId={id}: {got}"));
+        }
+    }
+    lost
+}
+
 /// One S3 client of the load.
 struct Client {
     id: u64,
     s3: aws_sdk_s3::Client,
     model: Arc<Mutex<BTreeMap<String, Expect>>>,
+    sealed: Arc<Mutex<Sealed>>,
     counts: Arc<Counts>,
     world: Arc<World>,
     started: Instant,
@@ -500,7 +633,16 @@ struct Client {
 
 /// A GET: the key's state (`None`: no such key), or the error.
 async fn read(s3: &aws_sdk_s3::Client, key: &str) -> Result<Option<String>, String> {
-    match s3.get_object().bucket(BUCKET).key(key).send().await {
+    read_in(s3, BUCKET, key).await
+}
+
+/// As [`read`], in `bucket`.
+async fn read_in(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(o) => match o.body.collect().await {
             Ok(b) => Ok(Some(sha256_hex(&b.into_bytes()))),
             Err(e) => Err(format!("body: {e:?}")),
@@ -518,6 +660,10 @@ impl Client {
         let roll = rng.below(100);
         if roll < 40 {
             self.get(&key, before).await;
+            return;
+        }
+        if roll < 48 {
+            self.sealed_op(rng, n).await;
             return;
         }
         // A write: a PUT, a DELETE, or (rarely) a two-part multipart upload.
@@ -572,6 +718,76 @@ impl Client {
             Err(()) => {
                 self.counts.writes_failed.fetch_add(1, Ordering::SeqCst);
                 e.maybe.insert(state);
+            }
+        }
+    }
+
+    /// In the sealed bucket: a PUT (half of them under a legal hold or a day's COMPLIANCE
+    /// retention), or a DELETE by id of a locked version, which must be refused.
+    async fn sealed_op(&self, rng: &mut Rng, n: u64) {
+        let key = format!("client-{}/s{}", self.id, rng.below(10));
+        if rng.below(10) < 3 {
+            let target = {
+                let s = self.sealed.lock().await;
+                (!s.locked.is_empty())
+                    .then(|| s.locked[rng.below(s.locked.len() as u64) as usize].clone())
+            };
+            let Some((key, id, _)) = target else { return };
+            match self
+                .s3
+                .delete_object()
+                .bucket(SEALED)
+                .key(&key)
+                .version_id(&id)
+                .bypass_governance_retention(true)
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    self.counts.lock_violations.fetch_add(1, Ordering::SeqCst);
+                    self.counts.note(format!(
+                        "DELETE of locked {SEALED}/{key}?versionId={id} succeeded"
+                    ));
+                }
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+                    self.counts.lock_refusals.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(_) => {}
+            }
+            return;
+        }
+        let mut body = rng.bytes(20_000);
+        body[..8].copy_from_slice(&n.to_le_bytes());
+        let h = sha256_hex(&body);
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(SEALED)
+            .key(&key)
+            .body(ByteStream::from(body));
+        let lock = rng.below(4);
+        if lock == 0 {
+            put = put.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
+        } else if lock == 1 {
+            let until = std::time::SystemTime::now() + Duration::from_secs(86_400);
+            put = put
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from(until));
+        }
+        let r = put.send().await;
+        let mut s = self.sealed.lock().await;
+        let e = s.current.entry(key.clone()).or_default();
+        match r {
+            Ok(out) => {
+                e.acknowledge(Some(h.clone()));
+                if lock <= 1 {
+                    self.counts.locked_acked.fetch_add(1, Ordering::SeqCst);
+                    s.locked.push((key, out.version_id.unwrap_or_default(), h));
+                }
+            }
+            Err(_) => {
+                self.counts.writes_failed.fetch_add(1, Ordering::SeqCst);
+                e.maybe.insert(Some(h));
             }
         }
     }

@@ -265,8 +265,20 @@ async fn strangers_are_refused_and_nodes_may_not_write() {
             ),
             "{r:?}"
         );
-        // A node may neither list shards for collection nor delete anything.
+        // A node may neither list shards for collection, nor take another's file census, nor
+        // delete anything.
         let r = as_node[0].list_shards(None, 10).await;
+        assert!(
+            matches!(
+                r,
+                Err(NetError::Remote {
+                    code: ErrorCode::Forbidden,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        let r = as_node[0].file_census(10).await;
         assert!(
             matches!(
                 r,

@@ -392,3 +392,86 @@ async fn a_removed_version_waiting_for_repair_is_dropped_once_collected() {
     })
     .await;
 }
+
+/// `exclave census --json`: (exit status, report).
+fn census(c: &Cluster) -> (bool, serde_json::Value) {
+    let out = c.exclave_cli(&["census", "--json"], Duration::from_secs(60));
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "census: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_census_accounts_for_every_byte_of_every_site_and_names_what_nothing_does() {
+    within(300, async {
+        let cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(3);
+        s3.create_bucket().bucket("land").send().await.unwrap();
+        let mut rng = Rng::new(23);
+        for (i, size) in [10, 70_000, 3 << 20].into_iter().enumerate() {
+            put(&s3, "land", &format!("parcel-{i}"), &rng.bytes(size)).await;
+        }
+        let (whole, report) = tokio::task::block_in_place(|| census(&cluster));
+        assert!(whole, "{report:#}");
+
+        // A file no header names, in a shard directory, and a stray one at a disk's root.
+        let (_, disk) = cluster.disk_of(1);
+        let unnamed = disk.join("shards").join("ab").join("leftover");
+        std::fs::create_dir_all(unnamed.parent().unwrap()).unwrap();
+        std::fs::write(&unnamed, vec![7u8; 12_345]).unwrap();
+        let stray = disk.join("notes.txt");
+        std::fs::write(&stray, b"someone's notes").unwrap();
+
+        let (whole, report) = tokio::task::block_in_place(|| census(&cluster));
+        assert!(
+            !whole,
+            "unaccounted files, and the census says all is well: {report:#}"
+        );
+        let sites = report["sites"].as_array().unwrap();
+        assert_eq!(sites.len(), 5, "{report:#}");
+        for (i, s) in sites.iter().enumerate() {
+            assert_eq!(s["answered"], true, "{report:#}");
+            // Every byte of the site's data directory and database is in one of the counts.
+            let state = cluster
+                .root()
+                .join("sites")
+                .join(&cluster.sites[i])
+                .join("state/node.redb");
+            let on_disk =
+                bytes_under(&cluster.disk_of(i).1) + std::fs::metadata(&state).unwrap().len();
+            assert_eq!(
+                s["total_bytes"].as_u64().unwrap(),
+                on_disk,
+                "site {i}: {s:#}"
+            );
+            assert!(s["shards"]["bytes"].as_u64().unwrap() > 0, "{s:#}");
+        }
+        let listed: Vec<(&str, u64)> = sites[1]["listed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap(), f["bytes"].as_u64().unwrap()))
+            .collect();
+        assert!(
+            listed.contains(&(unnamed.to_str().unwrap(), 12_345)),
+            "{listed:?}"
+        );
+        assert!(
+            listed.contains(&(stray.to_str().unwrap(), 15)),
+            "{listed:?}"
+        );
+        assert_eq!(sites[1]["unnamed"]["bytes"], 12_345);
+        assert_eq!(sites[1]["stray"]["bytes"], 15);
+
+        std::fs::remove_file(&unnamed).unwrap();
+        std::fs::remove_file(&stray).unwrap();
+        let (whole, report) = tokio::task::block_in_place(|| census(&cluster));
+        assert!(whole, "{report:#}");
+    })
+    .await;
+}

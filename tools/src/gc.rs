@@ -1,6 +1,7 @@
 //! `exclave gc`: one collection pass now (or, with `--wait`, passes until nothing waits for
 //! its grace period), with what it removed by reason and per site; `exclave lifecycle`: one
-//! pass of the lifecycle rules now, with what it did per bucket.
+//! pass of the lifecycle rules now, with what it did per bucket; `exclave census`: every site's
+//! files by what accounts for them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -205,4 +206,83 @@ pub(crate) fn lifecycle(admin: &Admin, json: bool) -> anyhow::Result<bool> {
          PROTECTED: due but under object lock, left."
     );
     Ok(failed == 0)
+}
+
+/// `exclave census`: false when a site did not answer or some file is accounted for by nothing.
+pub(crate) fn census(admin: &Admin, json: bool) -> anyhow::Result<bool> {
+    let v = admin.call("GET", "/v1/census")?;
+    let sites = v["sites"].as_array().cloned().unwrap_or_default();
+    let bytes = |s: &Value, what: &str| s[what]["bytes"].as_u64().unwrap_or(0);
+    let whole = sites
+        .iter()
+        .all(|s| s["answered"] == true && bytes(s, "unnamed") == 0 && bytes(s, "stray") == 0);
+    if json {
+        outln!("{v:#}");
+        return Ok(whole);
+    }
+    outln!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>10}",
+        "SITE",
+        "FILES",
+        "SHARDS",
+        "UNNAMED",
+        "QUARANTINE",
+        "TMP",
+        "STRAY",
+        "DATABASE",
+        "KEPT (GC)"
+    );
+    for s in &sites {
+        let site = s["site"].as_str().unwrap_or("?");
+        if s["answered"] != true {
+            outln!("{site:<16} NOT reachable");
+            continue;
+        }
+        outln!(
+            "{site:<16} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>10}",
+            size(s["total_bytes"].as_u64().unwrap_or(0)),
+            size(bytes(s, "shards")),
+            size(bytes(s, "unnamed")),
+            size(bytes(s, "quarantine")),
+            size(bytes(s, "tmp")),
+            size(bytes(s, "stray")),
+            size(s["database_bytes"].as_u64().unwrap_or(0)),
+            s["last_gc"]["live_bytes"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), size),
+        );
+    }
+    let mut listed = false;
+    for s in &sites {
+        for f in s["listed"].as_array().into_iter().flatten() {
+            if !listed {
+                outln!();
+                outln!("accounted for by nothing (no shard header names it, or not exclave's):");
+                listed = true;
+            }
+            outln!(
+                "  {:<16} {:>10}  {}",
+                s["site"].as_str().unwrap_or("?"),
+                size(f["bytes"].as_u64().unwrap_or(0)),
+                f["path"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    outln!();
+    outln!(
+        "SHARDS are files a shard header names; the last `exclave gc` pass found KEPT (GC) bytes \
+         of shards and manifest records kept by a version, and garbage waiting ({}). UNNAMED shard files older than \
+         gc_orphan_age_secs are deleted by the collector; STRAY files are not exclave's.",
+        v["waiting"]
+            .as_object()
+            .map(|w| {
+                w.iter()
+                    .map(|(why, t)| format!("{why}: {}", size(t["bytes"].as_u64().unwrap_or(0))))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into())
+    );
+    Ok(whole)
 }

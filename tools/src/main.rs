@@ -134,6 +134,11 @@ enum Command {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// Every site's files by what accounts for them: shards a header names, files no header
+    /// names (listed), quarantine, writes in progress, markers, stray files (listed), the
+    /// database; with the collector's last weighing of the shards. Exits 1 when a site does
+    /// not answer or a file is accounted for by nothing.
+    Census,
     /// Apply the buckets' lifecycle rules now (the `lifecycle` worker's pass): what expired,
     /// what was removed, which uploads were aborted, per bucket.
     Lifecycle,
@@ -361,6 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Heal { .. }
         | Command::Gc { .. }
         | Command::Lifecycle
+        | Command::Census
         | Command::Workers => {
             let Some(config) = &cli.config else {
                 anyhow::bail!(
@@ -394,6 +400,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cli.json,
                 )?,
                 Command::Lifecycle => gc::lifecycle(&admin, cli.json)?,
+                Command::Census => gc::census(&admin, cli.json)?,
                 _ => admin::workers(&admin, cli.json)?,
             };
             Ok(if ok {
