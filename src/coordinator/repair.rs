@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crate::coordinator::client::NodeClient;
 use crate::coordinator::drive::{ReadError, ShardTarget};
 use crate::coordinator::object::{ObjectError, Objects};
-use crate::core::format::{Manifest, ManifestBody, ShardHeader};
+use crate::core::format::{Manifest, ManifestBody, ObjectMeta, ShardHeader};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex};
 use crate::core::stripe::{BlockHash, Codec, Profile};
@@ -239,17 +239,33 @@ impl Objects {
         }
     }
 
-    /// Asks the node of each of `m`'s shards (all at once) whether it holds it. Only "not
-    /// here" counts as absent: an unreachable site is not rebuilt elsewhere (no repair storm
-    /// when a site or a disk is away). A delete has no shards.
-    pub async fn shard_census(&self, m: &Manifest) -> ShardCensus {
-        let ManifestBody::Object(meta) = &m.body else {
-            return ShardCensus::default();
-        };
+    /// Asks the node of each shard of each of `m`'s pieces (itself, or its parts; all at
+    /// once) whether it holds it: a census per piece (object, version). Only "not here" counts
+    /// as absent: an unreachable site is not rebuilt elsewhere (no repair storm when a site or
+    /// a disk is away). A delete has no shards.
+    pub async fn shard_census(&self, m: &Manifest) -> Vec<(ObjectId, Version, ShardCensus)> {
+        let pieces = m.body.pieces(m.object, m.version);
+        let censuses = pieces
+            .iter()
+            .map(|p| self.piece_census(p.object, p.version, p.meta));
+        futures::future::join_all(censuses)
+            .await
+            .into_iter()
+            .zip(&pieces)
+            .map(|(c, p)| (p.object, p.version, c))
+            .collect()
+    }
+
+    async fn piece_census(
+        &self,
+        object: ObjectId,
+        version: Version,
+        meta: &ObjectMeta,
+    ) -> ShardCensus {
         let asks = meta.placement.iter().enumerate().map(|(i, loc)| {
             let key = ShardKey {
-                object: m.object,
-                version: m.version,
+                object,
+                version,
                 shard: i as u8,
             };
             let client = self.nodes().client(loc.node).cloned();
@@ -283,9 +299,11 @@ impl Objects {
         let object = found.manifest.object;
         let should: std::collections::BTreeSet<NodeId> = match &found.manifest.body {
             ManifestBody::Object(meta) => meta.placement.iter().map(|l| l.node).collect(),
-            ManifestBody::Tombstone => Self::manifest_nodes(&self.targets(&object))
-                .into_iter()
-                .collect(),
+            ManifestBody::Tombstone | ManifestBody::Parts(_) => {
+                Self::manifest_nodes(&self.targets(&object))
+                    .into_iter()
+                    .collect()
+            }
         };
         let mut restored = ManifestRestored::default();
         let mut puts = tokio::task::JoinSet::new();

@@ -136,6 +136,23 @@ pub struct Verdict {
     pub live: BTreeMap<NodeId, u64>,
     /// Versions not collected because a retention or legal hold protects them.
     pub protected: u64,
+    /// Versions completed by reference whose bytes go now: their parts (namespace, key,
+    /// object, version), to be buried (a tombstone each) before anything of the version is
+    /// deleted; the collector takes the parts as it takes any buried part.
+    pub parts_to_bury: Vec<(Version, Vec<PartToBury>)>,
+}
+
+/// A part of a version completed by reference, to be buried with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartToBury {
+    /// Its namespace (the upload's hidden bucket).
+    pub bucket: String,
+    /// Its key there.
+    pub key: String,
+    /// Its object id.
+    pub object: ObjectId,
+    /// The version the completed object references.
+    pub version: Version,
 }
 
 fn locked(m: &Manifest, now_ms: u64) -> bool {
@@ -204,7 +221,7 @@ pub fn verdict(
                 continue;
             };
             let reason = match n.body {
-                ManifestBody::Object(_) => CollectReason::Overwritten,
+                ManifestBody::Object(_) | ManifestBody::Parts(_) => CollectReason::Overwritten,
                 ManifestBody::Tombstone => CollectReason::Deleted,
             };
             (
@@ -230,6 +247,25 @@ pub fn verdict(
                 Ok((records, reason))
             },
         );
+    }
+    for (v, p) in &plan {
+        if let (Ok(_), Some(m)) = (p, best.get(v))
+            && let ManifestBody::Parts(parts) = &m.body
+        {
+            out.parts_to_bury.push((
+                *v,
+                parts
+                    .parts
+                    .iter()
+                    .map(|r| PartToBury {
+                        bucket: r.bucket.clone(),
+                        key: r.key.clone(),
+                        object: r.object,
+                        version: r.version,
+                    })
+                    .collect(),
+            ));
+        }
     }
     // Shards no record names.
     for (_, v, _) in &c.shards {

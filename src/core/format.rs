@@ -205,6 +205,36 @@ pub enum ManifestBody {
     Object(ObjectMeta),
     /// A delete: the key has no current object from this version on.
     Tombstone,
+    /// A multipart object completed by reference: its bytes are its parts' stored objects,
+    /// read in order (`docs/decisions/multipart.md`). Appended to the enum, boxed: the
+    /// archived layout of the other variants, and of format 2 records, is unchanged.
+    Parts(Box<PartsBody>),
+}
+
+/// A multipart object completed by reference.
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct PartsBody {
+    /// The whole as S3 sees it: size, Content-Type, metadata, headers, ETag (`-N`), checksums
+    /// and part sizes. Its data fields (data key, geometry) are its first part's, and its
+    /// placement and block hashes are empty: the bytes are the parts'.
+    pub whole: ObjectMeta,
+    /// The parts, in order.
+    pub parts: Vec<PartRef>,
+}
+
+/// One part of an object completed by reference: the object UploadPart stored.
+#[derive(Clone, Debug, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct PartRef {
+    /// The part's namespace (its upload's hidden bucket).
+    pub bucket: String,
+    /// The part's key there.
+    pub key: String,
+    /// Its object id.
+    pub object: ObjectId,
+    /// Its version (bound into its data key and every stripe).
+    pub version: Version,
+    /// Its record: data key, geometry, placement, block hashes, size, part ETag.
+    pub meta: ObjectMeta,
 }
 
 /// Everything needed to serve and verify an object version.
@@ -333,6 +363,12 @@ impl Manifest {
     pub fn precedence(&self) -> (Version, Version, u32) {
         let generation = match &self.body {
             ManifestBody::Object(o) => o.dek.key_id,
+            ManifestBody::Parts(p) => p
+                .parts
+                .iter()
+                .map(|part| part.meta.dek.key_id)
+                .max()
+                .unwrap_or(0),
             ManifestBody::Tombstone => 0,
         };
         (self.order, self.state.revised, generation)
@@ -423,8 +459,79 @@ impl ManifestBody {
         match self {
             Self::Object(meta) => meta.validate(),
             Self::Tombstone => Ok(()),
+            Self::Parts(p) => {
+                if p.parts.is_empty() {
+                    return Err(FormatError::Inconsistent("a multipart object with no part"));
+                }
+                for part in &p.parts {
+                    part.meta.validate()?;
+                }
+                let sum = p
+                    .parts
+                    .iter()
+                    .try_fold(0u64, |a, part| a.checked_add(part.meta.size))
+                    .ok_or(FormatError::Inconsistent("parts beyond 5 TiB"))?;
+                if sum != p.whole.size || sum > MAX_OBJECT_SIZE {
+                    return Err(FormatError::Inconsistent(
+                        "the parts do not add up to the object's size",
+                    ));
+                }
+                if !p.whole.placement.is_empty() || !p.whole.block_hashes.is_empty() {
+                    return Err(FormatError::Inconsistent(
+                        "a multipart object by reference holds no blocks of its own",
+                    ));
+                }
+                if p.whole.parts.len() != p.parts.len() {
+                    return Err(FormatError::Inconsistent(
+                        "the part list and the part references differ",
+                    ));
+                }
+                Ok(())
+            }
         }
     }
+
+    /// What S3 sees of a version with data (None: a delete).
+    pub fn meta(&self) -> Option<&ObjectMeta> {
+        match self {
+            Self::Object(meta) => Some(meta),
+            Self::Parts(p) => Some(&p.whole),
+            Self::Tombstone => None,
+        }
+    }
+
+    /// The stored objects that hold the version's bytes, in order: itself (`object`,
+    /// `version`), or each of its parts.
+    pub fn pieces(&self, object: ObjectId, version: Version) -> Vec<Piece<'_>> {
+        match self {
+            Self::Object(meta) => vec![Piece {
+                object,
+                version,
+                meta,
+            }],
+            Self::Parts(p) => p
+                .parts
+                .iter()
+                .map(|part| Piece {
+                    object: part.object,
+                    version: part.version,
+                    meta: &part.meta,
+                })
+                .collect(),
+            Self::Tombstone => Vec::new(),
+        }
+    }
+}
+
+/// A stored object holding (some of) a version's bytes: the version itself, or a part.
+#[derive(Clone, Copy, Debug)]
+pub struct Piece<'a> {
+    /// Its object id (its shards' and stripes').
+    pub object: ObjectId,
+    /// Its version.
+    pub version: Version,
+    /// Its record.
+    pub meta: &'a ObjectMeta,
 }
 
 /// `archive` copied to memory aligned as rkyv needs.

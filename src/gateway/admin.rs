@@ -27,7 +27,6 @@ use super::Gateway;
 use crate::admin::{
     authorised, failed, metrics_reply, query_param, reply, serve, wants_openmetrics,
 };
-use crate::core::format::ManifestBody;
 use crate::core::hlc::Version;
 use crate::core::ids::{ObjectId, hex};
 use crate::meta::{ListQuery, LostRecord, MetaError};
@@ -44,8 +43,8 @@ struct HealOne {
     manifests_restored: u64,
     manifests_unverified: u64,
     shards_unverified: u64,
-    absent: Vec<usize>,
-    version: Option<(ObjectId, Version)>,
+    /// Per piece (the version itself, or each of its parts) whose sites lack shards: which.
+    absent: Vec<(ObjectId, Version, Vec<usize>)>,
 }
 
 impl Gateway {
@@ -380,22 +379,22 @@ impl Gateway {
         };
         let m = &found.manifest;
         // A version removed by id needs its removed copy everywhere, not its shards.
-        if let ManifestBody::Object(_) = &m.body
-            && !m.state.removed
-        {
+        if m.body.meta().is_some() && !m.state.removed {
             // Bucket records and the parts of uploads in progress are checked too, but they
             // are not objects to the person reading the count.
             out.checked = !key.is_empty() && !bucket.contains(super::HIDDEN);
-            let census = self.objects.shard_census(m).await;
-            out.absent = census.absent;
-            out.shards_unverified = census.unanswered as u64;
+            for (object, version, census) in self.objects.shard_census(m).await {
+                if !census.absent.is_empty() {
+                    out.absent.push((object, version, census.absent));
+                }
+                out.shards_unverified += census.unanswered as u64;
+            }
         }
         if out.absent.is_empty() {
             let copied = self.objects.copy_manifest(&found).await;
             out.manifests_restored = copied.written as u64;
             out.manifests_unverified = copied.unanswered as u64;
         }
-        out.version = Some((m.object, m.version));
         out
     }
 
@@ -419,11 +418,11 @@ impl Gateway {
             manifests_unverified += one.manifests_unverified;
             unverified += one.shards_unverified;
             checked += u64::from(one.checked);
-            if let Some((object, version)) = one.version
-                && !one.absent.is_empty()
-            {
+            if !one.absent.is_empty() {
                 found += 1;
-                self.index.record_repair(&object, version, &one.absent)?;
+            }
+            for (object, version, absent) in &one.absent {
+                self.index.record_repair(object, *version, absent)?;
             }
         }
         let pass = self.repair_pass().await?;

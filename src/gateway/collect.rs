@@ -21,7 +21,7 @@ use super::buckets::HIDDEN;
 use super::catalog::Catalog;
 use crate::coordinator::client::NodeClient;
 use crate::coordinator::object::Objects;
-use crate::core::collect::{CollectReason, ObjectCensus, Rules, Waiting, verdict};
+use crate::core::collect::{CollectReason, ObjectCensus, PartToBury, Rules, Waiting, verdict};
 use crate::core::format::{Manifest, ManifestEnvelope};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
@@ -118,6 +118,8 @@ pub struct CollectReport {
     pub sites: Vec<SiteReport>,
     /// Collections a node refused or did not answer (retried by the next pass).
     pub failed: u64,
+    /// Parts of objects completed by reference buried (their bytes follow as `upload-part`).
+    pub parts_buried: u64,
 }
 
 fn waiting_name(w: Waiting) -> &'static str {
@@ -457,7 +459,25 @@ impl Collector {
                     .or_default()
                     .add(bytes);
             }
+            // A version completed by reference: its parts are buried first; a version whose
+            // parts could not all be buried keeps everything (its record names them) until a
+            // pass that can.
+            let mut keep: HashSet<Version> = HashSet::new();
+            for (version, parts) in &v.parts_to_bury {
+                if dry_run {
+                    continue;
+                }
+                let (all, buried) = self.bury_parts(parts).await;
+                report.parts_buried += buried;
+                if !all {
+                    keep.insert(*version);
+                }
+            }
             for (node, item, bytes) in v.collect {
+                if keep.contains(&item.version) {
+                    report.failed += 1;
+                    continue;
+                }
                 todo.entry(node).or_default().push((item, bytes));
             }
             if todo.values().map(Vec::len).sum::<usize>() >= BATCH * nodes.len().max(1) {
@@ -505,6 +525,45 @@ impl Collector {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
         Ok(report)
+    }
+
+    /// Buries the parts of a version completed by reference whose bytes go: a tombstone for
+    /// each part whose key's newest version is still that part (one already buried, or
+    /// replaced, is left). False when a part's key could not be read or its tombstone not
+    /// written at its quorum; and how many were buried now.
+    async fn bury_parts(&self, parts: &[PartToBury]) -> (bool, u64) {
+        let (mut all, mut buried) = (true, 0);
+        for p in parts {
+            let (bucket, key) = (p.bucket.as_str(), p.key.as_str());
+            match self.objects.head(bucket, key, None).await {
+                Ok(Some(m)) if m.object == p.object && m.version == p.version => {
+                    match self
+                        .objects
+                        .delete(bucket, key, crate::core::format::Versioning::Unversioned)
+                        .await
+                    {
+                        Ok((t, missed)) => {
+                            buried += 1;
+                            if missed.manifest
+                                && let Err(e) = self.index.record_repair(&t.object, t.version, &[])
+                            {
+                                tracing::warn!(error = %e, "recording a part's tombstone for repair");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a part's tombstone did not reach its quorum");
+                            all = false;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "a part's key could not be read");
+                    all = false;
+                }
+            }
+        }
+        (all, buried)
     }
 
     /// Sends each node its share of `todo` (or, in a dry run, only counts it).

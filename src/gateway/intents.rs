@@ -161,18 +161,27 @@ impl Repairer {
             let census = self.objects.manifest_census(i.object, i.version).await;
             if let Some(found) = &census.found {
                 let m = &found.manifest;
-                let shards = self.objects.shard_census(m).await;
+                let pieces = self.objects.shard_census(m).await;
+                // Every piece readable (a part's k is its own).
                 let readable = matches!(m.body, ManifestBody::Tombstone)
-                    || shards.present >= self.objects.profile().k();
+                    || (!pieces.is_empty()
+                        && m.body
+                            .pieces(m.object, m.version)
+                            .iter()
+                            .zip(&pieces)
+                            .all(|(p, (_, _, c))| c.present >= usize::from(p.meta.k).max(1)));
                 if readable {
                     // Taken if newer than the current one (which it is not superseded by).
                     apply_found(&self.index, m)?;
                     done()?;
-                    if shards.absent.is_empty() {
+                    if pieces.iter().all(|(_, _, c)| c.absent.is_empty()) {
                         self.objects.copy_manifest(found).await;
                     } else {
-                        self.index
-                            .record_repair(&m.object, m.version, &shards.absent)?;
+                        for (object, version, c) in &pieces {
+                            if !c.absent.is_empty() {
+                                self.index.record_repair(object, *version, &c.absent)?;
+                            }
+                        }
                     }
                     return Ok(Way::Taken);
                 }

@@ -511,6 +511,12 @@ impl Gateway {
                 continue;
             }
             let _writing = self.writing();
+            // As AbortMultipartUpload: under the key's lock, while the upload is still there
+            // (a Complete may have ended it, and its object references its parts).
+            let _held = self.key_guard(bucket, &rec.key).await;
+            if self.index.upload(&id)?.is_none() {
+                continue;
+            }
             match self.forget_upload(&id, bucket).await {
                 Ok(()) => {
                     done.uploads_aborted += 1;

@@ -416,6 +416,7 @@ impl Gateway {
         let mut seen = 0usize;
         let mut answered = 0usize;
         let mut held = Holders::default();
+        let mut hidden = HiddenNewest::default();
         // First what every node knows was withdrawn: a node rolled back to an old copy of its
         // disk may still serve a failed write that the others withdrew.
         for (node, learned) in self.learn_withdrawals(self.objects.node_ids()).await {
@@ -458,14 +459,22 @@ impl Gateway {
             for m in manifests {
                 seen += 1;
                 held.holds(&m);
-                self.take_found(node, &m)?;
+                if self.take_found(node, &m)? {
+                    hidden.offer(m);
+                }
             }
         }
+        let uploads = self.take_uploads(hidden.newest())?;
         // Versions that cannot have been acknowledged, settled at the start.
         self.repair.mark_in_doubt(&held)?;
         // The failed writes newer than every version of their objects, kept across restarts.
         self.keep_withdrawals()?;
-        tracing::info!(answered, records = seen, "index rebuilt from the nodes");
+        tracing::info!(
+            answered,
+            records = seen,
+            uploads,
+            "index rebuilt from the nodes"
+        );
         Ok(())
     }
 
@@ -558,10 +567,9 @@ pub(crate) fn timestamp(ms: u64) -> Timestamp {
 
 /// The index entry a manifest makes.
 pub(crate) fn entry_of(m: &Manifest) -> Entry {
-    use crate::core::format::ManifestBody;
-    let (size, etag, deleted) = match &m.body {
-        ManifestBody::Object(o) => (o.size, o.etag.clone(), false),
-        ManifestBody::Tombstone => (0, String::new(), true),
+    let (size, etag, deleted) = match m.body.meta() {
+        Some(o) => (o.size, o.etag.clone(), false),
+        None => (0, String::new(), true),
     };
     Entry {
         version: m.version,
@@ -602,6 +610,33 @@ pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> 
     }
     index.apply(&m.bucket, &m.key, &entry)?;
     Ok(())
+}
+
+/// The newest record of each key of the uploads' namespaces found at the nodes (for
+/// `Gateway::take_uploads`).
+#[derive(Debug, Default)]
+pub struct HiddenNewest(HashMap<(String, String), Manifest>);
+
+impl HiddenNewest {
+    /// Keeps `m` if it is a record of an upload's namespace newer than the one kept.
+    pub fn offer(&mut self, m: Manifest) {
+        if !m.bucket.contains(HIDDEN) {
+            return;
+        }
+        let slot = (m.bucket.clone(), m.key.clone());
+        if self
+            .0
+            .get(&slot)
+            .is_none_or(|k| k.precedence() < m.precedence())
+        {
+            self.0.insert(slot, m);
+        }
+    }
+
+    /// The records kept.
+    pub fn newest(&self) -> impl Iterator<Item = &Manifest> {
+        self.0.values()
+    }
 }
 
 /// The gateway's index as the journal of versions about to be written (`intents.rs`).

@@ -1,7 +1,10 @@
 //! Multipart uploads. Each part is stored as a hidden object in the upload's own namespace
-//! (sealed and erasure-coded like any object); CompleteMultipartUpload streams the parts, in
-//! order, into the final object and then deletes the parts. See
-//! `docs/decisions/multipart.md` for the trade-off.
+//! (sealed and erasure-coded like any object), and so is the upload's own record (its
+//! metadata: an index rebuilt from the sites lists the upload again); CompleteMultipartUpload
+//! writes one manifest that references the parts, so the data is written once. See
+//! `docs/decisions/multipart.md`.
+
+use std::collections::BTreeMap;
 
 use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
@@ -12,7 +15,6 @@ use s3s::dto::{
 };
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::body::pipe_from;
 use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
@@ -21,10 +23,16 @@ use super::objects::{stored_headers, user_metadata};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::{PutInput, Staged};
-use crate::core::format::{ManifestBody, Part as StoredPart, Versioning};
+use crate::core::format::{
+    Manifest, ManifestBody, ObjectMeta, Part as StoredPart, PartRef, PartsBody, Versioning,
+};
 use crate::core::ids::{hex, unhex};
-use crate::meta::{PartRecord, UploadRecord};
+use crate::meta::{MetaError, PartRecord, UploadRecord};
 use crate::sys::{now_ms, random};
+
+/// The header of an upload's own record (its key: the upload id) that carries its
+/// `UploadRecord` (JSON).
+const UPLOAD_HEADER: &str = "x-exclave-upload";
 
 fn hidden_bucket(bucket: &str) -> String {
     format!("{bucket}{HIDDEN}uploads")
@@ -85,6 +93,25 @@ impl Gateway {
                 .as_ref()
                 .map(|h| h.as_str().to_owned()),
         };
+        // The upload's own record at the nodes (its metadata, sealed): an index rebuilt from
+        // the sites lists it again, with its parts.
+        let _writing = self.writing();
+        let record = PutInput {
+            bucket: hidden_bucket(&i.bucket),
+            key: id.clone(),
+            size: 0,
+            headers: vec![(
+                UPLOAD_HEADER.to_owned(),
+                serde_json::to_string(&rec).map_err(super::internal)?,
+            )],
+            ..PutInput::default()
+        };
+        let staged = self
+            .objects
+            .stage(record, tokio::io::empty())
+            .await
+            .map_err(object_error)?;
+        self.commit(staged).await?;
         self.index.put_upload(&id, &rec)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(i.bucket),
@@ -95,17 +122,13 @@ impl Gateway {
         }))
     }
 
-    async fn store_part(
-        &self,
-        id: &str,
-        bucket: &str,
-        n: u32,
-        staged: Staged,
-    ) -> S3Result<PartRecord> {
-        let m = self.commit(staged).await?;
-        let ManifestBody::Object(meta) = &m.body else {
-            return Err(super::internal("a part wrote a tombstone"));
-        };
+    /// Commits a staged part and records it, under the key's lock and only while the upload
+    /// is still there: a Complete (which holds the lock from its reading of the parts to the
+    /// upload's end) references the part versions it read, and a part committed after it
+    /// would replace one of them (and the collector would take it). A part left uncommitted
+    /// is an orphan for the collector.
+    /// The index's record of a part whose stored object `m` (`meta`) is.
+    fn part_record(m: &Manifest, meta: &ObjectMeta) -> PartRecord {
         let sums = from_stored(&meta.checksums);
         let mut checksums = Vec::new();
         for (name, v) in [
@@ -118,13 +141,85 @@ impl Gateway {
                 checksums.push((name.to_owned(), v));
             }
         }
-        let rec = PartRecord {
+        PartRecord {
             size: meta.size,
             etag: meta.etag.clone(),
             modified_ms: m.created_ms,
             object_key: m.key.clone(),
             checksums,
+        }
+    }
+
+    /// Takes into the index the uploads in progress that the records found at the nodes
+    /// (`hidden`: the newest record of each key of the uploads' namespaces) describe: an
+    /// upload whose own record is its key's newest, and of it the parts whose records are.
+    /// Returns how many uploads.
+    pub(crate) fn take_uploads<'a>(
+        &self,
+        hidden: impl IntoIterator<Item = &'a Manifest>,
+    ) -> Result<usize, MetaError> {
+        let mut uploads: BTreeMap<(String, String), UploadRecord> = BTreeMap::new();
+        let mut parts = Vec::new();
+        for m in hidden {
+            let Some(meta) = m.body.meta() else { continue };
+            let Some(bucket) = m.bucket.strip_suffix(&format!("{HIDDEN}uploads")) else {
+                continue;
+            };
+            match m.key.split_once('/') {
+                None => {
+                    let text = meta
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n == UPLOAD_HEADER)
+                        .map(|(_, v)| v.as_str());
+                    match text.map(serde_json::from_str::<UploadRecord>) {
+                        Some(Ok(rec)) if rec.bucket == bucket => {
+                            uploads.insert((bucket.to_owned(), m.key.clone()), rec);
+                        }
+                        _ => tracing::warn!(bucket, "an upload's record does not read: skipped"),
+                    }
+                }
+                Some((id, n)) => {
+                    if let Ok(n) = n.parse::<u32>() {
+                        parts.push((
+                            bucket.to_owned(),
+                            id.to_owned(),
+                            n,
+                            Self::part_record(m, meta),
+                        ));
+                    }
+                }
+            }
+        }
+        for ((_, id), rec) in &uploads {
+            if self.index.upload(id)?.is_none() {
+                self.index.put_upload(id, rec)?;
+            }
+        }
+        for (bucket, id, n, rec) in parts {
+            if uploads.contains_key(&(bucket, id.clone())) {
+                self.index.put_part(&id, n, &rec)?;
+            }
+        }
+        Ok(uploads.len())
+    }
+
+    async fn store_part(
+        &self,
+        id: &str,
+        bucket: &str,
+        key: &str,
+        n: u32,
+        staged: Staged,
+    ) -> S3Result<PartRecord> {
+        let _held = self.key_guard(bucket, key).await;
+        // The upload may have been completed or aborted meanwhile.
+        self.upload_of(id, bucket, key)?;
+        let m = self.commit(staged).await?;
+        let ManifestBody::Object(meta) = &m.body else {
+            return Err(super::internal("a part wrote a tombstone"));
         };
+        let rec = Self::part_record(&m, meta);
         if let Some(old) = self.index.put_part(id, n, &rec)?
             && old.object_key != rec.object_key
         {
@@ -171,9 +266,9 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
-        // The upload may have been completed or aborted meanwhile.
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        let rec = self.store_part(&i.upload_id, &i.bucket, n, staged).await?;
+        let rec = self
+            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged)
+            .await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(rec.etag)),
             checksum_crc32: sums.checksum_crc32,
@@ -224,8 +319,9 @@ impl Gateway {
             ..PutInput::default()
         };
         let staged = self.copy_into(&src, range, input).await?;
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        let rec = self.store_part(&i.upload_id, &i.bucket, n, staged).await?;
+        let rec = self
+            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged)
+            .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(rec.etag)),
@@ -244,6 +340,9 @@ impl Gateway {
         let _writing = self.writing();
         let mut i = req.input;
         let config = self.config_of(&i.bucket)?;
+        // Held from the reading of the parts to the upload's end: no part is replaced, and
+        // the upload is not aborted, under the versions this completion references.
+        let _held = self.key_guard(&i.bucket, &i.key).await;
         let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
         let asked = i
             .multipart_upload
@@ -253,7 +352,7 @@ impl Gateway {
         if asked.is_empty() {
             return Err(S3Fault::MalformedXml("You must specify at least one part".into()).into());
         }
-        let stored: std::collections::BTreeMap<u32, PartRecord> =
+        let stored: BTreeMap<u32, PartRecord> =
             self.index.parts(&i.upload_id)?.into_iter().collect();
         let mut chosen = Vec::with_capacity(asked.len());
         let mut last = 0u32;
@@ -288,7 +387,6 @@ impl Gateway {
             },
             true,
         )?;
-        let _held = self.key_guard(&i.bucket, &i.key).await;
         let conditional_none = i.if_none_match.is_some() || i.if_match.is_some();
         if conditional_none {
             self.check_complete_conditions(&i.bucket, &i.key, &i)
@@ -304,8 +402,10 @@ impl Gateway {
             use md5::Digest as _;
             format!("{}-{}", hex(&md5::Md5::digest(&md5s)), chosen.len())
         };
+        // By reference: the parts stay where UploadPart stored them, and the object's
+        // manifest names them (docs/decisions/multipart.md): its data is written once.
         let hidden = hidden_bucket(&i.bucket);
-        let mut readers = Vec::with_capacity(chosen.len());
+        let mut refs = Vec::with_capacity(chosen.len());
         let mut total = 0u64;
         for (_, rec) in &chosen {
             let (m, meta) = self.current(&hidden, &rec.object_key).await.map_err(|e| {
@@ -315,47 +415,55 @@ impl Gateway {
                     e
                 }
             })?;
-            if meta.etag != rec.etag {
+            if meta.etag != rec.etag || !matches!(m.body, ManifestBody::Object(_)) {
                 return Err(S3Fault::InvalidPart("a part changed while completing".into()).into());
             }
             total += meta.size;
-            readers.push(
-                self.objects
-                    .reader(&m, 0..meta.size)
-                    .map_err(object_error)?,
-            );
+            refs.push(PartRef {
+                bucket: hidden.clone(),
+                key: rec.object_key.clone(),
+                object: m.object,
+                version: m.version,
+                meta,
+            });
         }
-        let input = PutInput {
-            bucket: i.bucket.clone(),
-            key: i.key.clone(),
+        let first = &refs[0].meta;
+        let whole = ObjectMeta {
             size: total,
             content_type: upload.content_type.clone(),
             user_metadata: upload.user_metadata.clone(),
             headers: upload.headers.clone(),
-            state: Self::write_state(&config, lock),
+            etag: etag.clone(),
+            checksums: Vec::new(),
+            dek: first.dek.clone(),
+            k: first.k,
+            m: first.m,
+            block_size: first.block_size,
+            layout_epoch: first.layout_epoch,
+            placement: Vec::new(),
+            block_hashes: Vec::new(),
+            inline: false,
+            parts: chosen
+                .iter()
+                .map(|(_, r)| StoredPart {
+                    size: r.size,
+                    etag: r.etag.clone(),
+                })
+                .collect(),
         };
-        let (pipe, feed) = pipe_from(readers);
-        let staged = self.objects.stage(input, pipe).await;
-        let fed = feed.await;
-        let mut staged = staged.map_err(object_error)?;
-        match fed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(object_error(e)),
-            Err(e) => return Err(super::internal(e)),
-        }
-        staged.meta.etag = etag.clone();
-        staged.meta.parts = chosen
-            .iter()
-            .map(|(_, r)| StoredPart {
-                size: r.size,
-                etag: r.etag.clone(),
-            })
-            .collect();
-        // The upload must still be there: a concurrent abort or complete wins otherwise.
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        let m = self.commit(staged).await?;
+        let used: std::collections::BTreeSet<String> = refs.iter().map(|r| r.key.clone()).collect();
+        let written = self
+            .objects
+            .commit_parts(
+                &i.bucket,
+                &i.key,
+                PartsBody { whole, parts: refs },
+                Self::write_state(&config, lock),
+            )
+            .await;
+        let m = self.acknowledged(written).map_err(object_error)?;
         self.record(&m)?;
-        self.forget_upload(&i.upload_id, &i.bucket).await?;
+        self.end_upload(&i.upload_id, &i.bucket, &used).await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
@@ -396,12 +504,35 @@ impl Gateway {
         Ok(())
     }
 
-    /// Deletes an upload's parts (tombstones) and its record.
+    /// Deletes an upload's parts (tombstones) and its record. The caller holds the key's
+    /// lock.
     pub(crate) async fn forget_upload(&self, id: &str, bucket: &str) -> S3Result<()> {
+        self.end_upload(id, bucket, &std::collections::BTreeSet::new())
+            .await
+    }
+
+    /// Ends an upload: its record goes, and its parts but those `used` by the object it
+    /// completed (tombstones: the collector takes them). The caller holds the key's lock.
+    async fn end_upload(
+        &self,
+        id: &str,
+        bucket: &str,
+        used: &std::collections::BTreeSet<String>,
+    ) -> S3Result<()> {
         let parts = self.index.parts(id)?;
         self.index.delete_upload(id)?;
         let hidden = hidden_bucket(bucket);
+        // The upload's own record first: an index rebuilt later does not list it again.
+        if let Err(e) = self
+            .delete_manifest(&hidden, id, Versioning::Unversioned)
+            .await
+        {
+            tracing::warn!(upload = id, error = %e, "an upload's end did not reach its quorum");
+        }
         for (_, rec) in parts {
+            if used.contains(&rec.object_key) {
+                continue;
+            }
             if let Err(e) = self
                 .delete_manifest(&hidden, &rec.object_key, Versioning::Unversioned)
                 .await
@@ -420,6 +551,7 @@ impl Gateway {
         let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
+        let _held = self.key_guard(&i.bucket, &i.key).await;
         self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
         self.forget_upload(&i.upload_id, &i.bucket).await?;
         let mut resp = S3Response::new(AbortMultipartUploadOutput::default());

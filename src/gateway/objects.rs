@@ -88,15 +88,15 @@ impl Gateway {
             }
             r => r.map_err(object_error)?.ok_or(S3Fault::NoSuchKey)?,
         };
-        match &m.body {
-            ManifestBody::Object(meta) => {
+        match m.body.meta() {
+            Some(meta) => {
                 let meta = meta.clone();
                 Ok((m, meta))
             }
-            ManifestBody::Tombstone if m.state.written_under != Versioning::Unversioned => {
+            None if m.state.written_under != Versioning::Unversioned => {
                 Err(about_marker(S3Fault::NoSuchKey, &m))
             }
-            ManifestBody::Tombstone => Err(S3Fault::NoSuchKey.into()),
+            None => Err(S3Fault::NoSuchKey.into()),
         }
     }
 
@@ -149,7 +149,7 @@ impl Gateway {
     /// acknowledged one may have gone without some shards or manifest copies (recorded for
     /// repair). The write is durable at its quorum either way: a record that cannot be written
     /// is logged, and heal finds the gap.
-    fn acknowledged(
+    pub(crate) fn acknowledged(
         &self,
         written: Result<(Manifest, Missed), ObjectError>,
     ) -> Result<Manifest, ObjectError> {
@@ -277,7 +277,7 @@ impl Gateway {
             .await?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
-        let ManifestBody::Object(meta) = &m.body else {
+        let Some(meta) = m.body.meta() else {
             return Err(super::internal("a put wrote a tombstone"));
         };
         let out = from_stored(&meta.checksums);
@@ -560,7 +560,7 @@ impl Gateway {
         staged.meta.checksums = meta.checksums.clone();
         let m = self.commit(staged).await?;
         self.record(&m)?;
-        let ManifestBody::Object(out) = &m.body else {
+        let Some(out) = m.body.meta() else {
             return Err(super::internal("a copy wrote a tombstone"));
         };
         Ok(S3Response::new(CopyObjectOutput {

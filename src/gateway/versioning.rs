@@ -13,7 +13,7 @@ use super::error::S3Fault;
 use super::list::{parse_version_id, version_id};
 use super::{Gateway, entry_of, object_error};
 use crate::core::format::{
-    BucketConfig, Manifest, ManifestBody, ObjectMeta, Retention, VersionState, Versioning,
+    BucketConfig, Manifest, ObjectMeta, Retention, VersionState, Versioning,
 };
 use crate::core::hlc::Version;
 use crate::meta::{Entry, VersionMarker};
@@ -161,12 +161,12 @@ impl Gateway {
             // The id must name the version as S3 does (a null version has no other id).
             .filter(|m| VersionMarker::new(m.state.written_under, m.version) == marker)
             .ok_or(S3Fault::NoSuchVersion)?;
-        match &m.body {
-            ManifestBody::Object(meta) => {
+        match m.body.meta() {
+            Some(meta) => {
                 let meta = meta.clone();
                 Ok((m, meta))
             }
-            ManifestBody::Tombstone => Err(about_marker(S3Fault::MethodNotAllowed, &m)),
+            None => Err(about_marker(S3Fault::MethodNotAllowed, &m)),
         }
     }
 

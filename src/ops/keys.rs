@@ -418,24 +418,52 @@ pub(crate) async fn rewrap_node(
         Ok(Ok((manifests, _))) => {
             // Re-wrap here, then write back with a few requests in flight.
             let mut sealed = Vec::new();
-            for mut m in manifests {
-                let ManifestBody::Object(meta) = &mut m.body else {
-                    continue;
+            'manifests: for mut m in manifests {
+                // A version's own data key, or each of its parts' (bound to the part's id and
+                // version): every one re-wrapped.
+                let (object, version) = (m.object, m.version);
+                let deks: Vec<(
+                    &mut crate::core::keys::WrappedKey,
+                    crate::core::ids::ObjectId,
+                    crate::core::hlc::Version,
+                )> = match &mut m.body {
+                    ManifestBody::Object(meta) => vec![(&mut meta.dek, object, version)],
+                    ManifestBody::Parts(p) => p
+                        .parts
+                        .iter_mut()
+                        .map(|part| (&mut part.meta.dek, part.object, part.version))
+                        .collect(),
+                    ManifestBody::Tombstone => Vec::new(),
                 };
-                if meta.dek.key_id == new.id() && meta.dek.kcv == new.check_value() {
+                if deks.is_empty() {
+                    continue;
+                }
+                if deks
+                    .iter()
+                    .all(|(w, _, _)| w.key_id == new.id() && w.kcv == new.check_value())
+                {
                     nr.already += 1;
                     continue;
                 }
-                let dek = match old.unwrap_data_key(&meta.dek, &m.object, m.version) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        nr.error = Some(format!("a data key does not open with the old key: {e}"));
-                        break;
+                for (wrapped, object, version) in deks {
+                    if wrapped.key_id == new.id() && wrapped.kcv == new.check_value() {
+                        continue;
                     }
-                };
-                let mut nonce = [0u8; 12];
-                random(&mut nonce);
-                meta.dek = new.wrap_data_key(&dek, &m.object, m.version, nonce);
+                    let dek = match old.unwrap_data_key(wrapped, &object, version) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            nr.error =
+                                Some(format!("a data key does not open with the old key: {e}"));
+                            break 'manifests;
+                        }
+                    };
+                    let mut nonce = [0u8; 12];
+                    random(&mut nonce);
+                    *wrapped = new.wrap_data_key(&dek, &object, version, nonce);
+                }
+                if let ManifestBody::Parts(p) = &mut m.body {
+                    p.whole.dek = p.parts[0].meta.dek.clone();
+                }
                 let mut nonce = [0u8; 12];
                 random(&mut nonce);
                 match m.seal(manifest_key, nonce) {

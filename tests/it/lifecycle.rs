@@ -339,8 +339,8 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
         assert_eq!(of(&first, "reg")["noncurrent_removed"], 0, "{first:#}");
         assert_eq!(of(&first, "reg")["markers_removed"], 1, "{first:#}");
 
-        // The rules survive the gateway's index: rebuilt from the nodes (the upload in
-        // progress does not, as docs/decisions/multipart.md says; it is aborted by hand).
+        // The rules, and the upload in progress, survive the gateway's index: rebuilt from
+        // the nodes; the upload is aborted by the first pass that finds it due.
         tokio::time::sleep(Duration::from_secs(2 * DAY_SECS + 1)).await;
         let report = tokio::task::block_in_place(|| {
             cluster.kill_gateway();
@@ -351,6 +351,12 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
         let s3 = cluster.s3_client(3);
         let tmp = of(&report, "tmp");
         assert_eq!(tmp["expired"], 1, "{report:#}");
+        assert_eq!(
+            of(&first, "tmp")["uploads_aborted"].as_u64().unwrap()
+                + tmp["uploads_aborted"].as_u64().unwrap(),
+            1,
+            "{first:#} {report:#}"
+        );
         let reg = of(&report, "reg");
         assert_eq!(reg["noncurrent_removed"], 1, "{report:#}");
         assert_eq!(reg["protected"], 1, "{report:#}");

@@ -38,9 +38,11 @@ pub(crate) fn gc(
     let mut by_reason: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut per_site: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut passes = 0u32;
+    let mut parts_buried = 0u64;
     let last = loop {
         let v = admin.call("POST", path)?;
         passes += 1;
+        parts_buried += v["parts_buried"].as_u64().unwrap_or(0);
         for (reason, t) in v["by_reason"].as_object().into_iter().flatten() {
             let e = by_reason.entry(reason.clone()).or_default();
             e.0 += t["items"].as_u64().unwrap_or(0);
@@ -55,7 +57,9 @@ pub(crate) fn gc(
         }
         let freed: u64 = by_reason.values().map(|t| t.1).sum();
         let waiting = in_grace(&v);
-        if !(wait && !dry_run && waiting > 0) || started.elapsed() >= timeout {
+        // Parts buried by this pass wait for their grace period from now on.
+        let buried_now = v["parts_buried"].as_u64().unwrap_or(0) > 0;
+        if !(wait && !dry_run && (waiting > 0 || buried_now)) || started.elapsed() >= timeout {
             break v;
         }
         let grace = v["grace_secs"].as_u64().unwrap_or(1).clamp(1, 30);
@@ -80,6 +84,7 @@ pub(crate) fn gc(
     if json {
         let mut out = last;
         out["passes"] = passes.into();
+        out["total_parts_buried"] = parts_buried.into();
         out["total_by_reason"] = by_reason
             .iter()
             .map(|(r, (n, b))| (r.clone(), serde_json::json!({"items": n, "bytes": b})))

@@ -390,17 +390,26 @@ impl Objects {
     /// The data key of an object version: unwrapped with the master key, or with the earlier
     /// one whose check value the wrapped key names.
     pub fn data_key(&self, meta: &ObjectMeta, m: &Manifest) -> Result<DataKey, ObjectError> {
+        self.piece_key(meta, m.object, m.version)
+    }
+
+    /// The data key of the stored object (`object`, `version`) `meta` records (a version, or
+    /// a part of one).
+    pub fn piece_key(
+        &self,
+        meta: &ObjectMeta,
+        object: ObjectId,
+        version: Version,
+    ) -> Result<DataKey, ObjectError> {
         if meta.dek.key_id != self.master.id() || meta.dek.kcv != self.master.check_value() {
             for bytes in &self.previous_keys {
                 let old = MasterKey::from_bytes(meta.dek.key_id, *bytes);
                 if old.check_value() == meta.dek.kcv {
-                    return Ok(old.unwrap_data_key(&meta.dek, &m.object, m.version)?);
+                    return Ok(old.unwrap_data_key(&meta.dek, &object, version)?);
                 }
             }
         }
-        Ok(self
-            .master
-            .unwrap_data_key(&meta.dek, &m.object, m.version)?)
+        Ok(self.master.unwrap_data_key(&meta.dek, &object, version)?)
     }
 
     /// A fresh version: every version stamped after it is newer.

@@ -1,6 +1,7 @@
 //! The read path: the newest manifest at a read quorum, then the object's stripes fetched
 //! (hedged), checked, decoded and opened, a batch at a time.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use bytes::Bytes;
 
 use super::{ObjectError, Objects, to_targets};
 use crate::coordinator::drive::{ReadError, ShardTarget};
-use crate::core::format::{Manifest, ManifestBody, ManifestEnvelope, ObjectMeta};
+use crate::core::format::{Manifest, ManifestEnvelope, ObjectMeta, Piece};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
 use crate::core::keys::DataKey;
@@ -138,28 +139,49 @@ impl Objects {
             .map_err(|(answered, needed)| ObjectError::ReadQuorum { answered, needed })
     }
 
-    /// A reader of `range` (plaintext bytes) of the object `manifest` describes.
+    /// A reader of `range` (plaintext bytes) of the object `manifest` describes: of its
+    /// pieces (itself, or its parts in order) that the range covers.
     pub fn reader(
         self: &Arc<Self>,
         manifest: &Manifest,
         range: Range<u64>,
     ) -> Result<ObjectReader, ObjectError> {
-        let ManifestBody::Object(meta) = &manifest.body else {
+        if manifest.body.meta().is_none() {
             return Err(ObjectError::Internal("a tombstone has no body".into()));
-        };
-        let key = self.data_key(meta, manifest)?;
+        }
+        let mut pieces = VecDeque::new();
+        let mut at = 0u64;
+        for p in manifest.body.pieces(manifest.object, manifest.version) {
+            let span = at..at + p.meta.size;
+            at = span.end;
+            let lo = range.start.max(span.start);
+            let hi = range.end.min(span.end);
+            if lo < hi {
+                pieces.push_back(self.piece_reader(&p, lo - span.start..hi - span.start)?);
+            }
+        }
+        Ok(ObjectReader { pieces })
+    }
+
+    fn piece_reader(
+        self: &Arc<Self>,
+        p: &Piece<'_>,
+        range: Range<u64>,
+    ) -> Result<PieceReader, ObjectError> {
+        let meta = p.meta;
+        let key = self.piece_key(meta, p.object, p.version)?;
         let geometry = meta.geometry()?;
         let range = range.start.min(meta.size)..range.end.min(meta.size);
-        let stripes = if meta.size == 0 {
+        let stripes = if meta.size == 0 || range.is_empty() {
             0..0
         } else {
             geometry.stripes_for(range.clone())
         };
         let targets = to_targets(&meta.placement);
-        Ok(ObjectReader {
+        Ok(PieceReader {
             objects: self.clone(),
-            object: manifest.object,
-            version: manifest.version,
+            object: p.object,
+            version: p.version,
             meta: meta.clone(),
             key,
             geometry,
@@ -171,9 +193,30 @@ impl Objects {
     }
 }
 
-/// Streams an object's plaintext, a batch of stripes at a time.
+/// Streams an object's plaintext, a batch of stripes of one piece at a time.
 #[derive(Debug)]
 pub struct ObjectReader {
+    pieces: VecDeque<PieceReader>,
+}
+
+impl ObjectReader {
+    /// The next piece of plaintext, or `None` at the end of the range.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+        loop {
+            let front = self.pieces.front_mut()?;
+            match front.next().await {
+                Some(r) => return Some(r),
+                None => {
+                    self.pieces.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// One stored object's stripes (a version's, or a part's).
+#[derive(Debug)]
+struct PieceReader {
     objects: Arc<Objects>,
     object: ObjectId,
     version: Version,
@@ -186,9 +229,8 @@ pub struct ObjectReader {
     end: u64,
 }
 
-impl ObjectReader {
-    /// The next piece of plaintext, or `None` at the end of the range.
-    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+impl PieceReader {
+    async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
         if self.next >= self.end {
             return None;
         }

@@ -55,7 +55,7 @@ impl Objects {
             copy.state.revised = this.stamp();
             let targets = match &copy.body {
                 ManifestBody::Object(meta) => to_targets(&meta.placement),
-                ManifestBody::Tombstone => this.targets(&copy.object),
+                ManifestBody::Tombstone | ManifestBody::Parts(_) => this.targets(&copy.object),
             };
             let mark = this.committing(copy.object, copy.version);
             let written = this.write_records(&copy, &targets).await;

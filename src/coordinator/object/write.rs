@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{Missed, ObjectError, Objects, random, to_targets};
 use crate::coordinator::drive::{ShardTarget, StripeSink};
 use crate::core::format::{
-    Manifest, ManifestBody, ObjectMeta, ShardHeader, VersionState, Versioning,
+    Manifest, ManifestBody, ObjectMeta, PartsBody, ShardHeader, VersionState, Versioning,
 };
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
@@ -287,6 +287,52 @@ impl Objects {
             manifest: !all,
         };
         Ok((manifest, missed))
+    }
+
+    /// Commits a multipart object by reference (`ManifestBody::Parts`): a manifest naming the
+    /// stored objects its parts are, written to a manifest quorum of the key's placement as a
+    /// delete's is. Its parts are durable already: its commit begins as it is stamped.
+    pub async fn commit_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: PartsBody,
+        state: Option<VersionState>,
+    ) -> Result<(Manifest, Missed), ObjectError> {
+        let object = self.manifest_key.object_id(bucket, key);
+        let version = self.stamp();
+        let mark = self.committing(object, version);
+        let targets = self.targets(&object);
+        let mut manifest = Manifest {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            object,
+            version,
+            created_ms: now_ms(),
+            body: ManifestBody::Parts(Box::new(body)),
+            order: version,
+            state: VersionState {
+                revised: version,
+                ..state.unwrap_or_else(|| VersionState::unversioned(version))
+            },
+        };
+        let r = async {
+            self.intend(&manifest)?;
+            let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;
+            if let Some(again) = self.order_above(&mut manifest, newest, &targets).await? {
+                all = again;
+            }
+            Ok((
+                manifest,
+                Missed {
+                    shards: Vec::new(),
+                    manifest: !all,
+                },
+            ))
+        }
+        .await;
+        mark.finish();
+        r
     }
 
     /// Seals, codes and uploads an object read from `body` (exactly `input.size` bytes) under

@@ -217,3 +217,68 @@ fn shards_no_record_names_go_when_withdrawn_or_orphaned_and_every_node_answered(
     assert_eq!(CollectReason::name_of(6), "orphan");
     assert_eq!(CollectReason::name_of(200), "unknown");
 }
+
+#[test]
+fn an_object_completed_by_reference_has_its_parts_buried_once_its_bytes_may_go() {
+    use crate::core::format::{PartRef, PartsBody};
+    let part = sample_manifest();
+    let ManifestBody::Object(meta) = &part.body else {
+        unreachable!()
+    };
+    let body = PartsBody {
+        whole: crate::core::format::ObjectMeta {
+            placement: Vec::new(),
+            block_hashes: Vec::new(),
+            parts: vec![crate::core::format::Part {
+                size: meta.size,
+                etag: meta.etag.clone(),
+            }],
+            ..meta.clone()
+        },
+        parts: vec![PartRef {
+            bucket: "b\u{1}uploads".into(),
+            key: "u/1".into(),
+            object: oid(9),
+            version: version(T0 - SEC),
+            meta: meta.clone(),
+        }],
+    };
+    let old = Manifest {
+        body: ManifestBody::Parts(Box::new(body)),
+        ..written(0, Versioning::Unversioned)
+    };
+    let new = written(5, Versioning::Unversioned);
+    let mut c = ObjectCensus::default();
+    everywhere(&mut c, &old, 5);
+    // Current: its parts are never named for burial.
+    let v = verdict(oid(7), &c, &rules(T0 + 60 * SEC), 3, |_| true, false);
+    assert!(v.parts_to_bury.is_empty());
+    assert!(v.collect.is_empty());
+    // Overwritten, within the grace period: not yet.
+    everywhere(&mut c, &new, 5);
+    let v = verdict(oid(7), &c, &rules(T0 + 10 * SEC), 3, |_| true, false);
+    assert!(v.parts_to_bury.is_empty());
+    // After it: its one part, named as the record names it.
+    let v = verdict(oid(7), &c, &rules(T0 + 16 * SEC), 3, |_| true, false);
+    assert_eq!(v.parts_to_bury.len(), 1);
+    let (at, parts) = &v.parts_to_bury[0];
+    assert_eq!(*at, old.version);
+    assert_eq!(
+        parts,
+        &vec![PartToBury {
+            bucket: "b\u{1}uploads".into(),
+            key: "u/1".into(),
+            object: oid(9),
+            version: version(T0 - SEC),
+        }]
+    );
+    // Under a legal hold: never.
+    let mut held = old.clone();
+    held.state.legal_hold = true;
+    let mut c = ObjectCensus::default();
+    everywhere(&mut c, &held, 5);
+    everywhere(&mut c, &new, 5);
+    let v = verdict(oid(7), &c, &rules(T0 + 16 * SEC), 3, |_| true, false);
+    assert!(v.parts_to_bury.is_empty());
+    assert_eq!(v.protected, 1);
+}

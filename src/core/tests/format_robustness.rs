@@ -277,3 +277,86 @@ fn sealed_manifest_decoder_survives_hostile_bytes() {
     // Nothing altered authenticates.
     assert_eq!(accepted, 0);
 }
+
+/// `sample_manifest` completed by reference from two parts of its own size.
+fn sample_by_reference() -> Manifest {
+    use crate::core::format::{PartRef, PartsBody};
+    let base = sample_manifest();
+    let ManifestBody::Object(meta) = &base.body else {
+        unreachable!()
+    };
+    let part = |n: u8| PartRef {
+        bucket: "land-registry\u{1}uploads".into(),
+        key: format!("upload/{n}"),
+        object: oid(40 + n),
+        version: version(1_700_000_000_000 + u64::from(n)),
+        meta: meta.clone(),
+    };
+    Manifest {
+        body: ManifestBody::Parts(Box::new(PartsBody {
+            whole: ObjectMeta {
+                size: 2 * meta.size,
+                etag: "0123456789abcdef0123456789abcdef-2".into(),
+                placement: Vec::new(),
+                block_hashes: Vec::new(),
+                parts: vec![
+                    Part {
+                        size: meta.size,
+                        etag: meta.etag.clone(),
+                    };
+                    2
+                ],
+                ..meta.clone()
+            },
+            parts: vec![part(1), part(2)],
+        })),
+        ..base
+    }
+}
+
+#[test]
+fn an_object_completed_by_reference_round_trips_and_inconsistent_ones_are_refused() {
+    let m = sample_by_reference();
+    let sealed = m.seal(&manifest_key(), [9; 12]).unwrap();
+    // Format 2 still: only the body's variant is new.
+    assert_eq!(ManifestEnvelope::parse(&sealed).unwrap().format, 2);
+    let opened = Manifest::open(&manifest_key(), &sealed).unwrap();
+    assert_eq!(opened, m);
+    let pieces = opened.body.pieces(opened.object, opened.version);
+    assert_eq!(pieces.len(), 2);
+    assert_eq!(pieces[1].object, oid(42));
+    assert_eq!(opened.body.meta().map(|w| w.size), Some(2_000_000));
+
+    let refuse = |f: &dyn Fn(&mut crate::core::format::PartsBody)| {
+        let mut bad = sample_by_reference();
+        let ManifestBody::Parts(p) = &mut bad.body else {
+            unreachable!()
+        };
+        f(p);
+        let sealed = bad.seal(&manifest_key(), [9; 12]).unwrap();
+        assert!(matches!(
+            Manifest::open(&manifest_key(), &sealed),
+            Err(FormatError::Inconsistent(_))
+        ));
+    };
+    refuse(&|p| p.whole.size += 1);
+    refuse(&|p| p.parts.clear());
+    refuse(&|p| p.whole.placement = p.parts[0].meta.placement.clone());
+    refuse(&|p| {
+        p.parts[0].meta.block_hashes.pop();
+    });
+    refuse(&|p| {
+        p.whole.parts.pop();
+    });
+}
+
+#[test]
+fn a_sealed_object_by_reference_survives_hostile_bytes() {
+    let key = manifest_key();
+    let valid = sample_by_reference().seal(&key, [9; 12]).unwrap();
+    let archive = sample_by_reference().encode_archive().unwrap();
+    hammer(&archive, &[], 11, |b| Manifest::decode_archive(b).is_ok());
+    hammer(&valid, &valid[..84], 12, |b| {
+        Manifest::open(&key, b).is_ok()
+    });
+}

@@ -34,7 +34,6 @@ use crate::admin::request;
 use crate::config::{node_addresses, parse_layout, read_layout};
 use crate::coordinator::object::{Layouts, ObjectKeys, ObjectSettings};
 use crate::coordinator::{NodeClient, Nodes, Objects};
-use crate::core::format::ManifestBody;
 use crate::core::hlc::{Hlc, Version};
 use crate::core::ids::{GatewayId, NodeId, hex, key_from_hex};
 use crate::core::keys::{CheckpointKey, ManifestKey, MasterKey};
@@ -453,6 +452,8 @@ pub async fn recover(
     let total = given.len() as u64;
     let mut census = Census::default();
     let mut held = Holders::default();
+    // The uploads in progress, from their records at the nodes.
+    let mut hidden = crate::gateway::HiddenNewest::default();
     let ck = CheckpointKey::of(&master);
     state.listed.clear();
     // What the nodes withdrew, before any manifest is applied: a site rolled back to an old
@@ -503,6 +504,7 @@ pub async fn recover(
                     max_gateway = max_gateway.max(m.version.gateway.0);
                     if gateway.take_found(NodeId(id), m)? {
                         census.add_manifest(id, m);
+                        hidden.offer(m.clone());
                     } else {
                         nr.withdrawn.withdrawn_served += 1;
                     }
@@ -522,6 +524,7 @@ pub async fn recover(
     // The failed writes still newer than every version of their objects stay skipped by the
     // recovered gateway's reads.
     gateway.keep_withdrawals()?;
+    gateway.take_uploads(hidden.newest())?;
     // A version found at fewer nodes than a write needs (the sites not given counted as
     // holding it) was never acknowledged: taken if it can be read, else withdrawn.
     for site in &layout.sites {
@@ -656,7 +659,7 @@ async fn read_whole(
     let Some(m) = objects.head(bucket, key, known).await? else {
         bail!("no manifest at a read quorum");
     };
-    let ManifestBody::Object(meta) = &m.body else {
+    let Some(meta) = m.body.meta() else {
         return Ok(());
     };
     let mut r = objects.reader(&m, 0..meta.size)?;

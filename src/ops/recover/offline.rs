@@ -32,9 +32,7 @@ use super::census::{CheckpointReport, Withdrawals};
 use super::live::Progress;
 use crate::config::read_daemon;
 use crate::coordinator::Nodes;
-use crate::core::format::{
-    LockMode, Manifest, ManifestBody, ManifestEnvelope, ObjectMeta, Versioning,
-};
+use crate::core::format::{LockMode, Manifest, ManifestBody, ManifestEnvelope, Piece, Versioning};
 use crate::core::hlc::Version;
 use crate::core::ids::{DiskId, ObjectId, hex};
 use crate::core::keys::{CheckpointKey, MasterKey};
@@ -138,10 +136,7 @@ struct Line<'a> {
 
 impl<'a> Line<'a> {
     fn of(m: &'a Manifest, path: String, current: bool) -> Self {
-        let meta = match &m.body {
-            ManifestBody::Object(meta) => Some(meta),
-            ManifestBody::Tombstone => None,
-        };
+        let meta = m.body.meta();
         Self {
             bucket: &m.bucket,
             key: &m.key,
@@ -359,8 +354,8 @@ pub fn export(
         for m in crate::core::quorum::kept(copies.values()) {
             let is_current = current.is_some_and(|c| c.version == m.version);
             match &m.body {
-                ManifestBody::Object(_) if is_current => live.push(m),
-                ManifestBody::Object(_) => {
+                ManifestBody::Object(_) | ManifestBody::Parts(_) if is_current => live.push(m),
+                ManifestBody::Object(_) | ManifestBody::Parts(_) => {
                     report.noncurrent += 1;
                     older.push((m, false));
                 }
@@ -385,7 +380,7 @@ pub fn export(
                 total: live.len() as u64,
             });
         }
-        let ManifestBody::Object(meta) = &m.body else {
+        let Some(meta) = m.body.meta() else {
             continue;
         };
         let plain = PathBuf::from(&m.bucket).join(&m.key);
@@ -415,7 +410,7 @@ pub fn export(
         };
         let path = o.export.join(&rel);
         let what = format!("{}/{}", m.bucket, m.key);
-        if !export_file(&master, &by_node, m, meta, &path, &what, &mut report) {
+        if !export_file(&master, &by_node, m, &path, &what, &mut report) {
             continue;
         }
         report.exported += 1;
@@ -434,9 +429,9 @@ pub fn export(
                 total: (live.len() + older.len()) as u64,
             });
         }
-        let rel = match &m.body {
-            ManifestBody::Tombstone => String::new(),
-            ManifestBody::Object(meta) => {
+        let rel = match m.body.meta() {
+            None => String::new(),
+            Some(meta) => {
                 let bucket = if safe_path(&m.bucket) {
                     m.bucket.clone()
                 } else {
@@ -452,7 +447,7 @@ pub fn export(
                     m.key,
                     hex(&m.version.to_bytes())
                 );
-                if !export_file(&master, &by_node, m, meta, &path, &what, &mut report) {
+                if !export_file(&master, &by_node, m, &path, &what, &mut report) {
                     continue;
                 }
                 report.noncurrent_exported += 1;
@@ -479,15 +474,15 @@ fn export_file(
     master: &MasterKey,
     stores: &BTreeMap<u32, &Store>,
     m: &Manifest,
-    meta: &ObjectMeta,
     path: &Path,
     what: &str,
     report: &mut ExportReport,
 ) -> bool {
-    if std::fs::metadata(path).is_ok_and(|md| md.len() == meta.size) {
+    let size = m.body.meta().map_or(0, |meta| meta.size);
+    if std::fs::metadata(path).is_ok_and(|md| md.len() == size) {
         return true;
     }
-    match write_object(master, stores, m, meta, path) {
+    match write_object(master, stores, m, path) {
         Ok(()) => true,
         Err(Failure::Missing(e)) => {
             report.missing.push(format!("{what}: {e}"));
@@ -512,23 +507,43 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-/// Decodes the object from the stores and writes it to `path` (temporary name, fsync, rename).
+/// Decodes the object (each of its pieces: itself, or its parts, in order) from the stores
+/// and writes it to `path` (temporary name, fsync, rename).
 fn write_object(
     master: &MasterKey,
     stores: &BTreeMap<u32, &Store>,
     m: &Manifest,
-    meta: &ObjectMeta,
     path: &Path,
 ) -> Result<(), Failure> {
-    let key = master.unwrap_data_key(&meta.dek, &m.object, m.version)?;
-    let g = meta.geometry()?;
-    let codec = Arc::new(Codec::new(g.profile));
-    let n = g.profile.n();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension("exclave-partial");
     let mut f = std::fs::File::create(&tmp)?;
+    for piece in m.body.pieces(m.object, m.version) {
+        if let Err(e) = write_piece(master, stores, &piece, &mut f) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Appends one piece's plaintext to `f`.
+fn write_piece(
+    master: &MasterKey,
+    stores: &BTreeMap<u32, &Store>,
+    piece: &Piece<'_>,
+    f: &mut std::fs::File,
+) -> Result<(), Failure> {
+    let meta = piece.meta;
+    let key = master.unwrap_data_key(&meta.dek, &piece.object, piece.version)?;
+    let g = meta.geometry()?;
+    let codec = Arc::new(Codec::new(g.profile));
+    let n = g.profile.n();
     let total = if meta.size == 0 { 0 } else { g.stripe_count() };
     const BATCH: u64 = 16;
     let mut s = 0;
@@ -542,8 +557,8 @@ fn write_object(
                 .and_then(|st| {
                     st.read_blocks(
                         &ShardKey {
-                            object: m.object,
-                            version: m.version,
+                            object: piece.object,
+                            version: piece.version,
                             shard: i as u8,
                         },
                         s,
@@ -573,15 +588,14 @@ fn write_object(
                 .collect();
             let good = offers.iter().filter(|o| o.is_some()).count();
             if good < g.profile.k() {
-                let _ = std::fs::remove_file(&tmp);
                 return Err(Failure::Missing(format!(
                     "stripe {stripe}: {good} good blocks of the {} needed",
                     g.profile.k()
                 )));
             }
             let ctx = StripeContext {
-                object: m.object,
-                version: m.version,
+                object: piece.object,
+                version: piece.version,
                 index: stripe,
                 last: stripe + 1 == total,
             };
@@ -592,9 +606,6 @@ fn write_object(
         }
         s += count;
     }
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
