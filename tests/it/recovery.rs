@@ -205,6 +205,7 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
     let mut model: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
     let mut rng = Rng::new(42);
     let mut gone: Vec<(String, String)> = Vec::new();
+    let mut pending_upload = String::new();
     let started = Instant::now();
     within(600, async {
         for b in buckets {
@@ -246,6 +247,68 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
             odd.push((buckets[0].to_owned(), k.to_owned(), data));
         }
         put_all(&s3, odd).await;
+        // A multipart object (completed by reference: its bytes are its parts), and an upload
+        // still in progress, which the recovered gateway must list again.
+        let (b, k) = (buckets[1], "scans/survey.tif");
+        let up = s3
+            .create_multipart_upload()
+            .bucket(b)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+        let mut whole = Vec::new();
+        let mut parts = Vec::new();
+        for (n, len) in [(1, 5 << 20), (2, 3000)] {
+            let data = rng.bytes(len);
+            whole.extend_from_slice(&data);
+            let p = s3
+                .upload_part()
+                .bucket(b)
+                .key(k)
+                .upload_id(up.upload_id().unwrap())
+                .part_number(n)
+                .body(ByteStream::from(data))
+                .send()
+                .await
+                .unwrap();
+            parts.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(p.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        s3.complete_multipart_upload()
+            .bucket(b)
+            .key(k)
+            .upload_id(up.upload_id().unwrap())
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        model.insert((b.to_owned(), k.to_owned()), whole);
+        let pending = s3
+            .create_multipart_upload()
+            .bucket(b)
+            .key("scans/pending.tif")
+            .send()
+            .await
+            .unwrap();
+        s3.upload_part()
+            .bucket(b)
+            .key("scans/pending.tif")
+            .upload_id(pending.upload_id().unwrap())
+            .part_number(1)
+            .body(ByteStream::from(rng.bytes(1000)))
+            .send()
+            .await
+            .unwrap();
+        pending_upload = pending.upload_id().unwrap().to_owned();
     })
     .await;
     eprintln!(
@@ -423,6 +486,22 @@ async fn the_foreign_sites_and_three_key_shares_rebuild_everything() {
             .collect::<Vec<()>>()
             .await;
         assert_eq!(checks.len(), model.len());
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(buckets[1])
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = uploads
+            .uploads()
+            .iter()
+            .filter_map(|u| u.upload_id())
+            .collect();
+        assert_eq!(
+            ids,
+            [pending_upload.as_str()],
+            "the upload in progress, recovered"
+        );
         for (b, k) in &gone {
             let e = s3.get_object().bucket(b).key(k).send().await;
             let e = e.expect_err("a deleted object came back");
