@@ -292,6 +292,17 @@ pub struct BucketActions {
     pub protected: u64,
     /// Actions that failed (a quorum not reached; retried next pass).
     pub failed: u64,
+    /// Why, for the first few: key and error.
+    pub errors: Vec<String>,
+}
+
+impl BucketActions {
+    fn failed(&mut self, key: &str, e: &dyn std::fmt::Display) {
+        self.failed += 1;
+        if self.errors.len() < 5 {
+            self.errors.push(format!("{key}: {e}"));
+        }
+    }
 }
 
 /// What one lifecycle pass did.
@@ -524,7 +535,7 @@ impl Gateway {
                 }
                 Err(e) => {
                     tracing::warn!(bucket, upload = id, error = %e, "lifecycle: an abort failed");
-                    done.failed += 1;
+                    done.failed(&rec.key, &e);
                     self.count("failed");
                 }
             }
@@ -612,7 +623,7 @@ impl Gateway {
                 Ok(Done::Skipped) => {}
                 Err(e) => {
                     tracing::warn!(bucket, key, error = %e, "lifecycle: an action failed");
-                    done.failed += 1;
+                    done.failed(key, &e);
                     self.count("failed");
                 }
             }

@@ -12,6 +12,7 @@ use s3s::{S3Error, S3Request, S3Response, S3Result};
 use super::error::S3Fault;
 use super::list::{parse_version_id, version_id};
 use super::{Gateway, entry_of, object_error};
+use crate::coordinator::object::ObjectError;
 use crate::core::format::{
     BucketConfig, Manifest, ObjectMeta, Retention, VersionState, Versioning,
 };
@@ -154,10 +155,8 @@ impl Gateway {
             (None, VersionMarker::Null) => return Err(S3Fault::NoSuchVersion.into()),
         };
         let m = self
-            .objects
-            .version(bucket, key, identity, known.map(|e| e.order))
-            .await
-            .map_err(object_error)?
+            .version_kept(bucket, key, identity, known.map(|e| e.order))
+            .await?
             // The id must name the version as S3 does (a null version has no other id).
             .filter(|m| VersionMarker::new(m.state.written_under, m.version) == marker)
             .ok_or(S3Fault::NoSuchVersion)?;
@@ -167,6 +166,37 @@ impl Gateway {
                 Ok((m, meta))
             }
             None => Err(about_marker(S3Fault::MethodNotAllowed, &m)),
+        }
+    }
+
+    /// The version `identity` of (bucket, key) from a read quorum (`Objects::version`). When
+    /// the index keeps it (`floor`) but no node serves it because its best copy says it was
+    /// removed (a removal the nodes took and the index did not: the gateway stopped between
+    /// the two, or the removal fell short of its quorum), the index takes the removal now,
+    /// repair is asked to spread the removed copy to every node, and the answer is None, as
+    /// for any removed version.
+    pub(crate) async fn version_kept(
+        &self,
+        bucket: &str,
+        key: &str,
+        identity: Version,
+        floor: Option<Version>,
+    ) -> S3Result<Option<Manifest>> {
+        match self.objects.version(bucket, key, identity, floor).await {
+            Err(e @ ObjectError::Behind { found: None, .. }) => {
+                let object = self.objects.object_id(bucket, key);
+                match self.objects.find_manifest(object, identity).await {
+                    Ok(found) if found.manifest.state.removed => {
+                        let m = &found.manifest;
+                        super::apply_found(&self.index, m)?;
+                        // Its removed copy may be short of a quorum: repair spreads it.
+                        self.index.record_repair(&m.object, m.version, &[])?;
+                        Ok(None)
+                    }
+                    _ => Err(object_error(e)),
+                }
+            }
+            r => r.map_err(object_error),
         }
     }
 
@@ -199,10 +229,8 @@ impl Gateway {
         bypass: bool,
     ) -> S3Result<Option<Manifest>> {
         let Some(m) = self
-            .objects
-            .version(bucket, key, e.version, Some(e.order))
-            .await
-            .map_err(object_error)?
+            .version_kept(bucket, key, e.version, Some(e.order))
+            .await?
         else {
             return Ok(None);
         };

@@ -143,6 +143,12 @@ pub(crate) fn gc(
         };
         outln!("waiting: {} {why}", size(t["bytes"].as_u64().unwrap_or(0)));
     }
+    if parts_buried > 0 {
+        outln!(
+            "buried: {parts_buried} part(s) of multipart objects whose bytes went (collected as \
+             upload-part after their grace period)"
+        );
+    }
     let protected = last["protected"].as_u64().unwrap_or(0);
     if protected > 0 {
         outln!("protected by object lock (never collected while locked): {protected} version(s)");
