@@ -163,7 +163,8 @@ pub enum Request {
     },
     /// Counts the files under the node's `shards/` directories that no shard header names
     /// and, with `delete`, deletes those of them (shard files) older than `min_age_ms`, into
-    /// the ledger (gateway only).
+    /// the ledger; trims the records of withdrawn writes older than that to their keys, into
+    /// the ledger too (gateway only).
     SweepFiles {
         /// Age below which a file is left alone (a shard being written has no header yet).
         min_age_ms: u64,

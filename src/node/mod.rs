@@ -430,8 +430,14 @@ async fn stream(
             }
         }
         Request::SweepFiles { min_age_ms, delete } => {
-            match blocking(move || store.sweep_files(crate::sys::now_ms(), min_age_ms, delete))
-                .await
+            // The withdrawn writes' records past the age are trimmed to their keys too (into
+            // the ledger; the gateway sees them in the ledger's totals).
+            match blocking(move || {
+                let now = crate::sys::now_ms();
+                store.trim_withdrawn(now, min_age_ms, delete)?;
+                store.sweep_files(now, min_age_ms, delete)
+            })
+            .await
             {
                 Ok((found, deleted)) => Response::Swept { found, deleted },
                 Err(e) => store_error(&e),

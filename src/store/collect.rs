@@ -161,6 +161,67 @@ impl Store {
         Ok((found, deleted))
     }
 
+    /// The sealed records of withdrawn writes (`aborted_manifests`) whose version is older
+    /// than `min_age_ms`: trimmed to their key (what refuses the write if it ever arrives, and
+    /// what a withdrawal's proof sits beside), each into the ledger (`withdrawn`); with
+    /// `delete` false only counted. Returns what was (or would be) freed.
+    pub fn trim_withdrawn(
+        &self,
+        now_ms: u64,
+        min_age_ms: u64,
+        delete: bool,
+    ) -> Result<CollectedTotals, StoreError> {
+        let mut due = Vec::new();
+        {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(super::ABORTED).map_err(db_err)?;
+            for item in t.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let len = v.value().len() as u64;
+                let old = k
+                    .value()
+                    .get(32..48)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .map(Version::from_bytes)
+                    .is_some_and(|v| now_ms.saturating_sub(v.physical_ms) >= min_age_ms);
+                if len > 0 && old {
+                    due.push((k.value().to_vec(), len));
+                }
+            }
+        }
+        let mut freed = CollectedTotals::default();
+        if !delete {
+            for (_, len) in &due {
+                freed.items += 1;
+                freed.bytes += len;
+            }
+            return Ok(freed);
+        }
+        if due.is_empty() {
+            return Ok(freed);
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(super::ABORTED).map_err(db_err)?;
+            let mut ledger = txn.open_table(COLLECTED).map_err(db_err)?;
+            for (k, len) in &due {
+                t.insert(&k[..], &[][..]).map_err(db_err)?;
+                let mut lk = now_ms.to_be_bytes().to_vec();
+                lk.extend_from_slice(k);
+                let line = format!(
+                    "reason = {}\nwithdrawn record = trimmed to its key\nbytes = {len}\n",
+                    CollectReason::Withdrawn.name()
+                );
+                ledger.insert(&lk[..], line.as_bytes()).map_err(db_err)?;
+                freed.items += 1;
+                freed.bytes += len;
+            }
+            add_to_totals(&txn, freed)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(freed)
+    }
+
     /// The ledger's totals.
     pub fn collected_totals(&self) -> Result<CollectedTotals, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;

@@ -535,3 +535,43 @@ fn files_no_header_names_are_counted_and_only_old_shard_files_deleted() {
         [BlockRead::Ok(_), BlockRead::Ok(_)]
     ));
 }
+
+#[test]
+fn a_withdrawn_records_bytes_are_trimmed_to_its_key_which_still_refuses_the_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let (_, data, crcs) = small_shard();
+    let h = header(crcs, 150);
+    let sealed = tombstone_of(&h)
+        .seal(&ManifestKey::from_bytes([3; 32]), [0; 12])
+        .unwrap();
+    store
+        .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
+        .unwrap();
+    store.abort_manifest(&h.object, h.version, None).unwrap();
+    let age = 3_600_000;
+    let young = h.version.physical_ms + 10;
+    let old = h.version.physical_ms + age;
+    // Younger than the age: nothing.
+    assert_eq!(store.trim_withdrawn(young, age, true).unwrap().items, 0);
+    // A dry run counts, and trims nothing.
+    let would = store.trim_withdrawn(old, age, false).unwrap();
+    assert_eq!((would.items, would.bytes), (1, sealed.len() as u64));
+    let before = store.collected_totals().unwrap();
+    let trimmed = store.trim_withdrawn(old, age, true).unwrap();
+    assert_eq!((trimmed.items, trimmed.bytes), (1, sealed.len() as u64));
+    let after = store.collected_totals().unwrap();
+    assert_eq!(
+        after.bytes - before.bytes,
+        sealed.len() as u64,
+        "in the ledger"
+    );
+    // Once trimmed, nothing more; and the key still refuses the write.
+    assert_eq!(store.trim_withdrawn(old, age, true).unwrap().items, 0);
+    assert!(matches!(
+        store.put_manifest_inline(&sealed, &[(h, data)]),
+        Err(StoreError::Withdrawn)
+    ));
+}

@@ -108,6 +108,8 @@ struct Counts {
     wrong: AtomicU64,
     /// Versions acknowledged under a legal hold or retention.
     locked_acked: AtomicU64,
+    /// Multipart uploads aborted (a part sent first).
+    aborts_acked: AtomicU64,
     /// DELETEs by id of a locked version refused (403 AccessDenied).
     lock_refusals: AtomicU64,
     /// DELETEs by id of a locked version that succeeded: never.
@@ -497,7 +499,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             "chaos ({:?}, {} s): {done:?}; PUT acked {}; writes failed {}; DELETE acked {}; multipart acked {}; \
              acked with 1 / 2 sites away {} / {}; GET ok {} (with 0 / 1 / 2 sites away {} / {} / {}), \
              failed {}, during gateway restarts {}, wrong {}; locked versions acked {}, deletes of \
-             them refused {}; after heal ({:.1} s) {keys} keys, lost {}",
+             them refused {}; uploads aborted {}; after heal ({:.1} s) {keys} keys, lost {}",
             plan.gateway_options,
             plan.load.as_secs(),
             n.puts_acked.load(Ordering::SeqCst),
@@ -515,6 +517,7 @@ async fn chaos(plan: Plan) -> Arc<Counts> {
             n.wrong.load(Ordering::SeqCst),
             n.locked_acked.load(Ordering::SeqCst),
             n.lock_refusals.load(Ordering::SeqCst),
+            n.aborts_acked.load(Ordering::SeqCst),
             heal_took.as_secs_f64(),
             lost.len(),
         );
@@ -703,6 +706,12 @@ impl Client {
                 .send()
                 .await;
             (r.map(|_| &self.counts.deletes_acked).map_err(|_| ()), None)
+        } else if n.is_multiple_of(3) {
+            // An upload abandoned: a part sent, then aborted; the key is untouched.
+            if self.aborted(&key, rng.bytes(1 << 20)).await.is_ok() {
+                self.counts.aborts_acked.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
         } else {
             let mut first = rng.bytes(5 << 20);
             first[..8].copy_from_slice(&n.to_le_bytes());
@@ -854,6 +863,38 @@ impl Client {
     }
 
     /// A multipart upload of two parts (5 MiB and the rest), completed.
+    /// A multipart upload of one part, aborted.
+    async fn aborted(&self, key: &str, part: Vec<u8>) -> Result<(), ()> {
+        let up = self
+            .s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .map_err(|_| ())?;
+        let id = up.upload_id().ok_or(())?;
+        self.s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(part))
+            .send()
+            .await
+            .map_err(|_| ())?;
+        self.s3
+            .abort_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|_| ())
+    }
+
     async fn multipart(&self, key: &str, first: Vec<u8>, last: Vec<u8>) -> Result<(), ()> {
         let up = self
             .s3
