@@ -485,8 +485,8 @@ pub(crate) fn workers(admin: &Admin, json: bool) -> anyhow::Result<bool> {
             "{:<12} {:<8} {:>7} {:>7} {:<12} {:<10} {last}",
             w["name"].as_str().unwrap_or("?"),
             w["state"].as_str().unwrap_or("?"),
-            w["rounds"],
-            w["failures"],
+            w["rounds"].as_u64().unwrap_or(0),
+            w["failures"].as_u64().unwrap_or(0),
             ago(w["last_ok_ms"].as_u64().unwrap_or(0)),
             w["next_round_ms"]
                 .as_u64()
