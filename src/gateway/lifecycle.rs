@@ -26,7 +26,7 @@ use crate::core::lifecycle::{
     Due, Expiration, Filter, FilterShape, Lifecycle, NoncurrentExpiration, Refusal, Rule,
     VersionView,
 };
-use crate::meta::{ListedVersion, VersionQuery};
+use crate::meta::{ListedVersion, UploadRecord, VersionQuery};
 use crate::metrics::LifecycleLabels;
 use crate::sys::now_ms;
 
@@ -382,6 +382,24 @@ enum Done {
     Skipped,
 }
 
+/// What an action on a version is, as reports and metrics name it.
+#[derive(Clone, Copy)]
+enum Action {
+    Expired,
+    MarkerRemoved,
+    NoncurrentRemoved,
+}
+
+impl Action {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::MarkerRemoved => "marker_removed",
+            Self::NoncurrentRemoved => "noncurrent_removed",
+        }
+    }
+}
+
 impl Gateway {
     pub(crate) async fn put_bucket_lifecycle_configuration_op(
         &self,
@@ -455,6 +473,8 @@ impl Gateway {
 
     async fn lifecycle_buckets(&self, report: &mut LifecycleReport) -> anyhow::Result<()> {
         let day_ms = u64::try_from(self.lifecycle.day.as_millis()).unwrap_or(u64::MAX);
+        // Read once for every bucket of the pass.
+        let uploads = self.index.uploads()?;
         for (bucket, lc) in self.index.lifecycles()? {
             let Some(config) = self.index.bucket_config(&bucket)? else {
                 continue;
@@ -463,8 +483,8 @@ impl Gateway {
                 bucket: bucket.clone(),
                 ..BucketActions::default()
             };
-            self.lifecycle_uploads(&bucket, &lc, day_ms, &mut done)
-                .await?;
+            self.lifecycle_uploads(&bucket, &uploads, &lc, day_ms, &mut done)
+                .await;
             let mut q = VersionQuery {
                 max_keys: PAGE,
                 ..VersionQuery::default()
@@ -489,7 +509,10 @@ impl Gateway {
                     }
                     group.push(v);
                 }
-                state_progress(self, &done);
+                self.lifecycle.say(Some(format!(
+                    "bucket {}: {} keys weighed, {} expired, {} noncurrent removed",
+                    done.bucket, done.keys, done.expired, done.noncurrent_removed
+                )));
                 super::collect::give_way(&self.metrics.in_flight, step.elapsed()).await;
                 match (page.truncated, page.next) {
                     (true, Some((key, after))) => {
@@ -508,28 +531,24 @@ impl Gateway {
         Ok(())
     }
 
-    /// Aborts the uploads of `bucket` its rules say are due.
+    /// Aborts the uploads of `bucket` (among `uploads`) its rules say are due.
     async fn lifecycle_uploads(
         &self,
         bucket: &str,
+        uploads: &[(String, UploadRecord)],
         lc: &Lifecycle,
         day_ms: u64,
         done: &mut BucketActions,
-    ) -> anyhow::Result<()> {
+    ) {
         let now = now_ms();
-        for (id, rec) in self.index.uploads()? {
+        for (id, rec) in uploads {
             if rec.bucket != bucket || !lc.abort_due(&rec.key, rec.initiated_ms, now, day_ms) {
                 continue;
             }
             let _writing = self.writing();
-            // As AbortMultipartUpload: under the key's lock, while the upload is still there
-            // (a Complete may have ended it, and its object references its parts).
-            let _held = self.key_guard(bucket, &rec.key).await;
-            if self.index.upload(&id)?.is_none() {
-                continue;
-            }
-            match self.forget_upload(&id, bucket).await {
-                Ok(()) => {
+            match self.abort_upload(id, bucket, &rec.key).await {
+                Ok(false) => {}
+                Ok(true) => {
                     done.uploads_aborted += 1;
                     self.count("upload_aborted");
                 }
@@ -540,7 +559,6 @@ impl Gateway {
                 }
             }
         }
-        Ok(())
     }
 
     fn count(&self, action: &'static str) {
@@ -586,14 +604,14 @@ impl Gateway {
             let (outcome, action) = match due {
                 Due::ExpireCurrent => (
                     self.expire_current(bucket, key, first, under).await,
-                    "expired",
+                    Action::Expired,
                 ),
                 Due::Remove(i) => {
                     let v = &versions[i];
                     let action = if i == 0 {
-                        "marker_removed"
+                        Action::MarkerRemoved
                     } else {
-                        "noncurrent_removed"
+                        Action::NoncurrentRemoved
                     };
                     let _held = self.key_guard(bucket, key).await;
                     let outcome = match self.remove_entry(bucket, key, &v.entry, false).await {
@@ -609,12 +627,12 @@ impl Gateway {
             };
             match outcome {
                 Ok(Done::Acted) => {
-                    match action {
-                        "expired" => done.expired += 1,
-                        "marker_removed" => done.markers_removed += 1,
-                        _ => done.noncurrent_removed += 1,
-                    }
-                    self.count(action);
+                    *match action {
+                        Action::Expired => &mut done.expired,
+                        Action::MarkerRemoved => &mut done.markers_removed,
+                        Action::NoncurrentRemoved => &mut done.noncurrent_removed,
+                    } += 1;
+                    self.count(action.label());
                 }
                 Ok(Done::Protected) => {
                     done.protected += 1;
@@ -655,11 +673,4 @@ impl Gateway {
         self.record(&m)?;
         Ok(Done::Acted)
     }
-}
-
-fn state_progress(g: &Gateway, done: &BucketActions) {
-    g.lifecycle.say(Some(format!(
-        "bucket {}: {} keys weighed, {} expired, {} noncurrent removed",
-        done.bucket, done.keys, done.expired, done.noncurrent_removed
-    )));
 }

@@ -460,7 +460,7 @@ impl Gateway {
                 seen += 1;
                 held.holds(&m);
                 if self.take_found(node, &m)? {
-                    hidden.offer(m);
+                    hidden.offer(&m);
                 }
             }
         }
@@ -619,7 +619,7 @@ pub struct HiddenNewest(HashMap<(String, String), Manifest>);
 
 impl HiddenNewest {
     /// Keeps `m` if it is a record of an upload's namespace newer than the one kept.
-    pub fn offer(&mut self, m: Manifest) {
+    pub fn offer(&mut self, m: &Manifest) {
         if !m.bucket.contains(HIDDEN) {
             return;
         }
@@ -629,7 +629,7 @@ impl HiddenNewest {
             .get(&slot)
             .is_none_or(|k| k.precedence() < m.precedence())
         {
-            self.0.insert(slot, m);
+            self.0.insert(slot, m.clone());
         }
     }
 

@@ -122,11 +122,6 @@ impl Gateway {
         }))
     }
 
-    /// Commits a staged part and records it, under the key's lock and only while the upload
-    /// is still there: a Complete (which holds the lock from its reading of the parts to the
-    /// upload's end) references the part versions it read, and a part committed after it
-    /// would replace one of them (and the collector would take it). A part left uncommitted
-    /// is an orphan for the collector.
     /// The index's record of a part whose stored object `m` (`meta`) is.
     fn part_record(m: &Manifest, meta: &ObjectMeta) -> PartRecord {
         let sums = from_stored(&meta.checksums);
@@ -204,6 +199,11 @@ impl Gateway {
         Ok(uploads.len())
     }
 
+    /// Commits a staged part and records it, under the key's lock and only while the upload
+    /// is still there: a Complete (which holds the lock from its reading of the parts to the
+    /// upload's end) references the part versions it read, and a part committed after it
+    /// would replace one of them (and the collector would take it). A part left uncommitted
+    /// is an orphan for the collector.
     async fn store_part(
         &self,
         id: &str,
@@ -504,11 +504,19 @@ impl Gateway {
         Ok(())
     }
 
-    /// Deletes an upload's parts (tombstones) and its record. The caller holds the key's
-    /// lock.
-    pub(crate) async fn forget_upload(&self, id: &str, bucket: &str) -> S3Result<()> {
+    /// Aborts upload `id` of (bucket, key), AbortMultipartUpload's and lifecycle's way: its
+    /// record and parts go, under the key's lock and only while it is still there (a Complete
+    /// may have ended it, and its object references the parts). False: no such upload.
+    pub(crate) async fn abort_upload(&self, id: &str, bucket: &str, key: &str) -> S3Result<bool> {
+        let _held = self.key_guard(bucket, key).await;
+        match self.upload_of(id, bucket, key) {
+            Ok(_) => {}
+            Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => return Ok(false),
+            Err(e) => return Err(e),
+        }
         self.end_upload(id, bucket, &std::collections::BTreeSet::new())
-            .await
+            .await?;
+        Ok(true)
     }
 
     /// Ends an upload: its record goes, and its parts but those `used` by the object it
@@ -551,9 +559,9 @@ impl Gateway {
         let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
-        let _held = self.key_guard(&i.bucket, &i.key).await;
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
-        self.forget_upload(&i.upload_id, &i.bucket).await?;
+        if !self.abort_upload(&i.upload_id, &i.bucket, &i.key).await? {
+            return Err(no_such_upload());
+        }
         let mut resp = S3Response::new(AbortMultipartUploadOutput::default());
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)

@@ -12,7 +12,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use super::{HEADERS, INLINE, INLINE_DISK, MANIFESTS, Store, StoreError, db_err, io};
 use crate::core::collect::CollectReason;
 use crate::core::format::ShardHeader;
-use crate::core::hlc::{Version, version_key};
+use crate::core::hlc::{Version, parse_version_key, version_key};
 use crate::core::ids::{DiskId, ObjectId, unhex};
 use crate::core::wire::{Collectable, CollectedTotals, FileCensus, HeldShard, ShardKey};
 
@@ -57,6 +57,17 @@ fn decode_row(v: &[u8]) -> Result<(DiskId, ShardHeader), StoreError> {
 }
 
 impl Store {
+    /// The shard a file under `disk`'s `shards/` is named for, if its name is a shard's, and
+    /// whether a header on that disk names it.
+    fn named_here(&self, disk: DiskId, path: &std::path::Path) -> (Option<ShardKey>, bool) {
+        let key = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_file_name);
+        let named = key.is_some_and(|k| matches!(self.header(&k), Ok((d, _)) if d == disk));
+        (key, named)
+    }
+
     /// Up to `limit` shards held after `after`, in key order, with their lengths.
     pub fn list_shards(
         &self,
@@ -100,14 +111,7 @@ impl Store {
                     continue;
                 };
                 for path in entries {
-                    let key = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(parse_file_name);
-                    let named = match key {
-                        Some(k) => matches!(self.header(&k), Ok((d, _)) if d == *disk),
-                        None => false,
-                    };
+                    let (key, named) = self.named_here(*disk, &path);
                     if named {
                         continue;
                     }
@@ -178,12 +182,8 @@ impl Store {
             for item in t.iter().map_err(db_err)? {
                 let (k, v) = item.map_err(db_err)?;
                 let len = v.value().len() as u64;
-                let old = k
-                    .value()
-                    .get(32..48)
-                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                    .map(Version::from_bytes)
-                    .is_some_and(|v| now_ms.saturating_sub(v.physical_ms) >= min_age_ms);
+                let old = parse_version_key(k.value())
+                    .is_some_and(|(_, v)| now_ms.saturating_sub(v.physical_ms) >= min_age_ms);
                 if len > 0 && old {
                     due.push((k.value().to_vec(), len));
                 }
@@ -393,12 +393,7 @@ impl Store {
                     .unwrap_or("");
                 match top {
                     "shards" => {
-                        let named = path
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .and_then(parse_file_name)
-                            .is_some_and(|k| matches!(self.header(&k), Ok((d, _)) if d == *disk));
-                        if named {
+                        if self.named_here(*disk, &path).1 {
                             add(&mut c.shards, len);
                         } else {
                             add(&mut c.unnamed, len);

@@ -390,9 +390,7 @@ async fn a_site_restored_from_an_old_copy_brings_no_deleted_object_back() {
         let listed = s3.list_objects_v2().bucket("land").send().await.unwrap();
         assert_eq!(listed.key_count(), Some(0));
         // Nor through an index rebuilt from the nodes.
-        cluster.kill_gateway();
-        std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-        cluster.start_gateway();
+        cluster.restart_gateway_without_index();
         let s3 = cluster.s3_client(3);
         for key in ["sold", "small"] {
             assert!(
@@ -684,11 +682,7 @@ async fn an_upload_in_progress_survives_a_rebuilt_index_and_completes() {
             .await
             .unwrap();
 
-        tokio::task::block_in_place(|| {
-            cluster.kill_gateway();
-            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-            cluster.start_gateway();
-        });
+        tokio::task::block_in_place(|| cluster.restart_gateway_without_index());
         let s3 = cluster.s3_client(3);
         let listed = s3
             .list_multipart_uploads()
@@ -737,11 +731,7 @@ async fn an_upload_in_progress_survives_a_rebuilt_index_and_completes() {
             [first, second].concat()
         );
         // Completed: not listed again after another rebuild.
-        tokio::task::block_in_place(|| {
-            cluster.kill_gateway();
-            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-            cluster.start_gateway();
-        });
+        tokio::task::block_in_place(|| cluster.restart_gateway_without_index());
         let s3 = cluster.s3_client(3);
         let listed = s3
             .list_multipart_uploads()

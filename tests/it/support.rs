@@ -388,6 +388,15 @@ impl Cluster {
         }
     }
 
+    /// SIGKILLs the gateway, deletes its index and starts it again: the index is rebuilt from
+    /// the nodes.
+    #[allow(dead_code)]
+    pub fn restart_gateway_without_index(&mut self) {
+        self.kill_gateway();
+        std::fs::remove_file(self.root().join("gateway/state/index.redb")).unwrap();
+        self.start_gateway();
+    }
+
     /// Starts the gateway process and waits (bounded) until it accepts S3 connections.
     #[allow(dead_code)]
     pub fn start_gateway(&mut self) {

@@ -391,9 +391,7 @@ async fn a_versioned_bucket_keeps_every_version_and_removes_one_only_by_id() {
 
         // All of it comes back through an index rebuilt from the nodes.
         cluster = tokio::task::spawn_blocking(move || {
-            cluster.kill_gateway();
-            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-            cluster.start_gateway();
+            cluster.restart_gateway_without_index();
             cluster
         })
         .await
@@ -738,9 +736,7 @@ async fn object_lock_refuses_every_early_removal_even_after_a_rebuild() {
 
         // The same after the gateway's index is rebuilt from the nodes.
         cluster = tokio::task::spawn_blocking(move || {
-            cluster.kill_gateway();
-            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-            cluster.start_gateway();
+            cluster.restart_gateway_without_index();
             cluster
         })
         .await

@@ -306,9 +306,7 @@ async fn the_write_acknowledged_last_wins_against_a_model_of_real_time() {
         .unwrap();
         reads_as_agreed(&s3, &agreed).await;
         cluster = tokio::task::spawn_blocking(move || {
-            cluster.kill_gateway();
-            std::fs::remove_file(cluster.root().join("gateway/state/index.redb")).unwrap();
-            cluster.start_gateway();
+            cluster.restart_gateway_without_index();
             cluster
         })
         .await

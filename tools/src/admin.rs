@@ -111,6 +111,14 @@ pub(crate) fn size(b: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// A spinner for a long operation, saying `msg`.
+pub(crate) fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new_spinner();
+    b.enable_steady_tick(Duration::from_millis(120));
+    b.set_message(msg.to_owned());
+    b
+}
+
 /// `status`: sites and buckets.
 pub(crate) fn status(admin: &Admin, json: bool) -> anyhow::Result<bool> {
     let v = admin.call("GET", "/v1/status")?;
@@ -321,11 +329,7 @@ pub(crate) fn heal(
         Some(b) => format!("/v1/heal?bucket={b}"),
         None => "/v1/heal".into(),
     };
-    let bar = (!json && wait).then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
+    let bar = (!json && wait).then(|| spinner(""));
     let started = Instant::now();
     let mut repaired_total = 0u64;
     let (mut read_total, mut written_total, mut manifests_total) = (0u64, 0u64, 0u64);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::admin::{Admin, size};
+use crate::admin::{Admin, size, spinner};
 
 /// Bytes of garbage the pass left for its grace period.
 fn in_grace(v: &Value) -> u64 {
@@ -27,12 +27,7 @@ pub(crate) fn gc(
     } else {
         "/v1/gc"
     };
-    let bar = (!json).then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.enable_steady_tick(Duration::from_millis(120));
-        b.set_message("weighing what every site holds");
-        b
-    });
+    let bar = (!json).then(|| spinner("weighing what every site holds"));
     let started = Instant::now();
     // (versions, bytes) by reason, over every pass; per site, collected by the passes.
     let mut by_reason: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -163,12 +158,7 @@ pub(crate) fn gc(
 
 /// `exclave lifecycle`: a pass now; false when an action failed.
 pub(crate) fn lifecycle(admin: &Admin, json: bool) -> anyhow::Result<bool> {
-    let bar = (!json).then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.enable_steady_tick(Duration::from_millis(120));
-        b.set_message("weighing every key of the buckets with lifecycle rules");
-        b
-    });
+    let bar = (!json).then(|| spinner("weighing every key of the buckets with lifecycle rules"));
     let v = admin.call("POST", "/v1/lifecycle")?;
     if let Some(b) = bar {
         b.finish_and_clear();

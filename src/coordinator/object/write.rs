@@ -247,51 +247,14 @@ impl Objects {
         key: &str,
         under: Versioning,
     ) -> Result<(Manifest, Missed), ObjectError> {
-        let object = self.manifest_key.object_id(bucket, key);
-        let version = self.stamp();
-        let mark = self.committing(object, version);
-        let r = self
-            .delete_marked(bucket, key, object, version, under)
-            .await;
-        mark.finish();
-        r
-    }
-
-    async fn delete_marked(
-        &self,
-        bucket: &str,
-        key: &str,
-        object: ObjectId,
-        version: Version,
-        under: Versioning,
-    ) -> Result<(Manifest, Missed), ObjectError> {
-        let targets = self.targets(&object);
-        let mut manifest = Manifest {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            object,
-            version,
-            created_ms: now_ms(),
-            body: ManifestBody::Tombstone,
-            // A delete has no body: its commit begins as it is stamped.
-            order: version,
-            state: VersionState::written(under, version),
-        };
-        self.intend(&manifest)?;
-        let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;
-        if let Some(again) = self.order_above(&mut manifest, newest, &targets).await? {
-            all = again;
-        }
-        let missed = Missed {
-            shards: Vec::new(),
-            manifest: !all,
-        };
-        Ok((manifest, missed))
+        self.commit_without_shards(bucket, key, ManifestBody::Tombstone, |version| {
+            VersionState::written(under, version)
+        })
+        .await
     }
 
     /// Commits a multipart object by reference (`ManifestBody::Parts`): a manifest naming the
-    /// stored objects its parts are, written to a manifest quorum of the key's placement as a
-    /// delete's is. Its parts are durable already: its commit begins as it is stamped.
+    /// stored objects its parts are, written as a delete's is.
     pub async fn commit_parts(
         &self,
         bucket: &str,
@@ -299,6 +262,29 @@ impl Objects {
         body: PartsBody,
         state: Option<VersionState>,
     ) -> Result<(Manifest, Missed), ObjectError> {
+        self.commit_without_shards(
+            bucket,
+            key,
+            ManifestBody::Parts(Box::new(body)),
+            |version| VersionState {
+                revised: version,
+                ..state.unwrap_or_else(|| VersionState::unversioned(version))
+            },
+        )
+        .await
+    }
+
+    /// Writes a version that sends no shards of its own (a delete, an object by reference)
+    /// to a manifest quorum of the key's placement, in the state `state(version)` gives it.
+    /// Its commit begins as it is stamped (what it names is durable already); reads pass
+    /// over it until its commit is over.
+    async fn commit_without_shards(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ManifestBody,
+        state: impl FnOnce(Version) -> VersionState,
+    ) -> Result<(Manifest, Missed), ObjectError> {
         let object = self.manifest_key.object_id(bucket, key);
         let version = self.stamp();
         let mark = self.committing(object, version);
@@ -309,12 +295,9 @@ impl Objects {
             object,
             version,
             created_ms: now_ms(),
-            body: ManifestBody::Parts(Box::new(body)),
+            body,
             order: version,
-            state: VersionState {
-                revised: version,
-                ..state.unwrap_or_else(|| VersionState::unversioned(version))
-            },
+            state: state(version),
         };
         let r = async {
             self.intend(&manifest)?;

@@ -504,7 +504,7 @@ pub async fn recover(
                     max_gateway = max_gateway.max(m.version.gateway.0);
                     if gateway.take_found(NodeId(id), m)? {
                         census.add_manifest(id, m);
-                        hidden.offer(m.clone());
+                        hidden.offer(m);
                     } else {
                         nr.withdrawn.withdrawn_served += 1;
                     }
