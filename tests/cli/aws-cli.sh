@@ -29,7 +29,7 @@ a s3 cp --only-show-errors s3://registry/land/big.bin "$work/big.back"
 [ "$(sha256sum <"$work/big" | cut -d' ' -f1)" = "$(sha256sum <"$work/big.back" | cut -d' ' -f1)" ] \
     || fail "the 100 MiB object came back with other bytes"
 check "100 MiB up and down with equal SHA-256"
-a s3 ls s3://registry/land/ | grep -q "104857600 big.bin" || fail "big.bin is not listed"
+a s3 ls s3://registry/land/ | grep -c "104857600 big.bin" >/dev/null || fail "big.bin is not listed"
 check "list"
 
 stop_dev
