@@ -55,6 +55,16 @@ pub fn random(buf: &mut [u8]) {
     }
 }
 
+/// `n` random characters of `alphabet` (whose length divides 256, so each is equally likely).
+pub fn random_text(n: usize, alphabet: &[u8]) -> String {
+    debug_assert!(256 % alphabet.len() == 0);
+    let mut b = vec![0u8; n];
+    random(&mut b);
+    b.iter()
+        .map(|x| alphabet[usize::from(*x) % alphabet.len()] as char)
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch by the wall clock (0 before 1970).
 pub fn now_ms() -> u64 {
     SystemTime::now()

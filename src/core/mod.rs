@@ -3,6 +3,7 @@
 //! Nothing here does I/O, reads a clock or draws randomness: time and random bytes are
 //! arguments. Nothing here depends on the rest of the crate.
 
+pub mod access;
 pub mod backlog;
 pub mod catalog;
 pub mod collect;

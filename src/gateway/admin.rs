@@ -10,6 +10,8 @@
 //! - `GET  /v1/workers`           repair backlog and each node's scrub state
 //! - `POST /v1/checkpoint`         make a catalog checkpoint now (if the index changed)
 //! - `GET  /metrics`               Prometheus (OpenMetrics) text, `crate::metrics`
+//! - `/v1/keys`, `/v1/grants`, `/v1/buckets`: access keys and their grants (`access.rs`,
+//!   docs/operations.md "Access keys and grants")
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -474,10 +476,23 @@ impl Gateway {
         let dry_run = query_param(&req, "dry_run").is_some_and(|v| v == "1" || v == "true");
         let openmetrics = wants_openmetrics(&req);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let params: BTreeMap<String, String> = ["name", "key", "bucket"]
+            .into_iter()
+            .chain(["read", "write", "owner", "bypass_governance"])
+            .filter_map(|n| Some((n.to_owned(), query_param(&req, n)?.to_owned())))
+            .collect();
         // Bodies are not used; drain what was sent (bounded).
         let _ = http_body_util::Limited::new(req.into_body(), 64 * 1024)
             .collect()
             .await;
+        if path == "/v1/keys"
+            || path.starts_with("/v1/keys/")
+            || path == "/v1/grants"
+            || path == "/v1/buckets"
+            || path.starts_with("/v1/buckets/")
+        {
+            return self.access_route(&method, &path, &params).await;
+        }
         let result = match (method, path.as_str()) {
             (Method::GET, "/metrics") => {
                 return match self.metrics().await {
@@ -524,13 +539,79 @@ impl Gateway {
                 return reply(
                     StatusCode::NOT_FOUND,
                     &json!({"error": "no such admin route", "routes": [
-                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc", "POST /v1/lifecycle", "GET /v1/lifecycle", "GET /v1/census"]}),
+                        "GET /metrics", "GET /v1/status", "GET /v1/workers", "POST /v1/scrub", "POST /v1/heal[?bucket=B]", "POST /v1/checkpoint", "POST /v1/gc[?dry_run=1]", "GET /v1/gc", "POST /v1/lifecycle", "GET /v1/lifecycle", "GET /v1/census",
+                        "POST /v1/keys?name=N", "GET /v1/keys", "GET /v1/keys/N", "DELETE /v1/keys/N",
+                        "POST /v1/keys/N/rotate-secret",
+                        "POST /v1/grants?key=N&bucket=B&read=1&write=1&owner=1&bypass_governance=1",
+                        "DELETE /v1/grants?key=N&bucket=B[&read=1...]", "GET /v1/buckets",
+                        "GET /v1/buckets/B"]}),
                 );
             }
         };
         match result {
             Ok(v) => reply(StatusCode::OK, &v),
             Err(e) => failed(e),
+        }
+    }
+}
+
+impl Gateway {
+    /// The access keys and grants (`access.rs`): `exclave key` and `exclave bucket`.
+    async fn access_route(
+        &self,
+        method: &Method,
+        path: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Response<Full<Bytes>> {
+        use super::access::{AccessError, rights_of};
+        let param = |n: &str| params.get(n).cloned();
+        let need = |n: &str| {
+            param(n).ok_or_else(|| AccessError::Invalid(format!("the parameter {n} is missing")))
+        };
+        let rights = rights_of(param);
+        let key_path = path.strip_prefix("/v1/keys/");
+        let result = match (method.clone(), path) {
+            (Method::POST, "/v1/keys") => match need("name") {
+                Ok(name) => self.create_key(&name).await,
+                Err(e) => Err(e),
+            },
+            (Method::GET, "/v1/keys") => Ok(self.list_keys()),
+            (Method::POST, "/v1/grants") | (Method::DELETE, "/v1/grants") => {
+                match (need("key"), need("bucket")) {
+                    (Ok(key), Ok(bucket)) => {
+                        self.grant(&key, &bucket, rights, method == Method::POST)
+                            .await
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+            (Method::GET, "/v1/buckets") => self.buckets_access(None),
+            (Method::GET, p) if p.starts_with("/v1/buckets/") => {
+                self.buckets_access(Some(&p["/v1/buckets/".len()..]))
+            }
+            (m, _) if key_path.is_some() => {
+                let rest = key_path.unwrap_or_default();
+                match (m, rest.strip_suffix("/rotate-secret")) {
+                    (Method::POST, Some(name)) => self.rotate_key_secret(name).await,
+                    (Method::GET, None) => self.key_info(rest),
+                    (Method::DELETE, None) => self.delete_key(rest).await,
+                    _ => Err(AccessError::Invalid(format!("no route {method} {path}"))),
+                }
+            }
+            _ => Err(AccessError::Invalid(format!("no route {method} {path}"))),
+        };
+        match result {
+            Ok(v) => reply(StatusCode::OK, &v),
+            Err(e) => {
+                let status = match &e {
+                    AccessError::Invalid(_) => StatusCode::BAD_REQUEST,
+                    AccessError::NoSuchKey(_) => StatusCode::NOT_FOUND,
+                    AccessError::Exists(_) => StatusCode::CONFLICT,
+                    AccessError::Write(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    AccessError::Meta(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                reply(status, &json!({"error": e.to_string()}))
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Who may call: S3 access keys (secrets sealed under the master key at rest), and the one
 //! check every request passes after its signature is verified.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
@@ -10,7 +11,9 @@ use s3s::path::S3Path;
 use s3s::{S3Error, S3Result};
 use serde::Deserialize;
 
+use super::access::{Pass, Tenants, set_ms};
 use super::error::S3Fault;
+use crate::core::access::{Action, action_of, copy_source_bucket};
 use crate::core::ids::{hex, unhex};
 use crate::core::keys::MasterKey;
 use crate::sys::{random, read_secret};
@@ -74,6 +77,11 @@ impl AccessKeys {
         }
         Ok(Self { keys })
     }
+
+    /// The access key ids.
+    pub(crate) fn ids(&self) -> BTreeSet<String> {
+        self.keys.keys().cloned().collect()
+    }
 }
 
 /// The credentials file `path` with every secret re-sealed from `old` to `new` (a key
@@ -113,34 +121,122 @@ pub fn reseal_credentials(path: &Path, old: &MasterKey, new: &MasterKey) -> anyh
     Ok(out)
 }
 
+/// Every key a request may be signed with: the cluster's (the credentials file) and those
+/// `exclave key create` made (looked up at each request: a deleted key fails at once).
+pub(crate) struct Signers {
+    pub(crate) cluster: AccessKeys,
+    pub(crate) tenants: Arc<Tenants>,
+}
+
 #[async_trait::async_trait]
-impl S3Auth for AccessKeys {
+impl S3Auth for Signers {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        self.keys
+        self.cluster
+            .keys
             .get(access_key)
             .cloned()
+            .or_else(|| self.tenants.secret(access_key))
             .ok_or_else(|| S3Error::from(S3Fault::InvalidAccessKeyId))
     }
 }
 
 /// The choke point every request passes once its signature (header, presigned or streaming)
-/// has been checked: signed requests only, keys of at most 1,024 bytes. The presigned
-/// lifetime, the authentication form and the signed headers are the gate's (`guard`), before
-/// `s3s` sees the request.
+/// has been checked: signed requests only, keys of at most 1,024 bytes, and the key's grants
+/// (`core::access`): the action the operation needs in the bucket it names, read in the source
+/// bucket of a copy, and `bypass_governance` for `x-amz-bypass-governance-retention`. What it
+/// found goes into the request as a [`Pass`]. The presigned lifetime, the authentication form
+/// and the signed headers are the gate's (`guard`), before `s3s` sees the request.
 #[derive(Debug)]
-pub struct Gatekeeper;
+pub(crate) struct Gatekeeper {
+    pub(crate) cluster: BTreeSet<String>,
+    pub(crate) tenants: Arc<Tenants>,
+}
+
+impl Gatekeeper {
+    /// The pass of the key `id` for the operation `op` on `bucket` (None: the service), given
+    /// the request's headers; AccessDenied when its grants do not allow it.
+    pub(crate) fn pass(
+        &self,
+        id: &str,
+        op: &str,
+        bucket: Option<&str>,
+        headers: &http::HeaderMap,
+    ) -> Result<Pass, S3Fault> {
+        if self.cluster.contains(id) {
+            return Ok(Pass::Cluster);
+        }
+        let Some(record) = self.tenants.record(id) else {
+            return Err(S3Fault::InvalidAccessKeyId);
+        };
+        let denied = |what: String| {
+            S3Fault::AccessDenied(format!(
+                "access key {} ({}) may not {what}",
+                record.access_key_id, record.name
+            ))
+        };
+        match (action_of(op), bucket) {
+            (None, _) => {}
+            (Some(_), None) => return Err(denied(format!("call {op}"))),
+            (Some(action), Some(b)) => {
+                if !record.rights(b).allow(action) {
+                    return Err(denied(format!(
+                        "{op} in bucket {b} (needs {})",
+                        action.label()
+                    )));
+                }
+            }
+        }
+        if matches!(op, "CopyObject" | "UploadPartCopy") {
+            let source = headers
+                .get("x-amz-copy-source")
+                .and_then(|v| v.to_str().ok())
+                .and_then(copy_source_bucket);
+            match source {
+                Some(src) if record.rights(&src).allow(Action::Read) => {}
+                Some(src) => return Err(denied(format!("read the copy source in bucket {src}"))),
+                None => return Err(denied("copy from an unnamed source".into())),
+            }
+        }
+        let bypass = headers
+            .get("x-amz-bypass-governance-retention")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if bypass
+            && let Some(b) = bucket
+            && !record.rights(b).allow(Action::BypassGovernance)
+        {
+            return Err(denied(format!(
+                "bypass GOVERNANCE retention in bucket {b} (needs bypass_governance)"
+            )));
+        }
+        Ok(Pass::Key {
+            id: id.to_owned(),
+            secret_set_ms: set_ms(&record),
+        })
+    }
+}
 
 #[async_trait::async_trait]
 impl S3Access for Gatekeeper {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
+        // Named here, before any refusal: the log names every operation refused or not
+        // implemented (the implemented ones name themselves again).
+        let op = super::traffic::op_name(cx.s3_op().name());
+        super::traffic::name_op(cx.extensions_mut(), op);
+        let Some(id) = cx.credentials().map(|c| c.access_key.clone()) else {
             return Err(S3Fault::AccessDenied("anonymous requests are not accepted".into()).into());
-        }
+        };
         if let S3Path::Object { key, .. } = cx.s3_path()
             && key.len() > MAX_KEY_BYTES
         {
             return Err(S3Fault::KeyTooLong.into());
         }
+        let bucket = match cx.s3_path() {
+            S3Path::Root => None,
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+        };
+        let pass = self.pass(&id, op, bucket.as_deref(), cx.headers())?;
+        cx.extensions_mut().insert(pass);
         Ok(())
     }
 }

@@ -60,6 +60,10 @@ impl Gateway {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         // Versions this request stamps stay out of checkpoints until it ends.
         let _writing = self.writing();
+        let us_east_1 = req
+            .region
+            .as_ref()
+            .is_none_or(|r| r.as_str() == "us-east-1");
         let bucket = req.input.bucket;
         // Object lock is enabled at creation, and turns versioning on for good.
         let config =
@@ -70,6 +74,15 @@ impl Gateway {
             });
         let _held = self.key_guard(&bucket, "").await;
         if self.index.bucket(&bucket)?.is_some() {
+            // us-east-1 answers 200 to creating a bucket its caller already owns (a retried
+            // create succeeds), unless the request asks for what the bucket has not (object
+            // lock); every other region 409.
+            let same = config.is_none() || self.config_of(&bucket)?.object_lock;
+            if us_east_1 && same {
+                return Ok(S3Response::new(CreateBucketOutput {
+                    location: Some(format!("/{bucket}")),
+                }));
+            }
             return Err(S3Fault::BucketAlreadyOwnedByYou.into());
         }
         self.write_bucket_record(&bucket, config).await?;
@@ -177,11 +190,14 @@ impl Gateway {
         req: &S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let prefix = req.input.prefix.clone().unwrap_or_default();
+        // A key sees the buckets it holds some right in.
+        let pass = req.extensions.get::<super::Pass>();
         let buckets = self
             .index
             .buckets()?
             .into_iter()
             .filter(|(name, _)| name.starts_with(&prefix))
+            .filter(|(name, _)| pass.is_none_or(|p| p.sees(&self.tenants, name)))
             .map(|(name, created)| Bucket {
                 bucket_region: None,
                 creation_date: Some(timestamp(created)),

@@ -54,6 +54,8 @@ pub(crate) enum Reason {
     FormUpload,
     /// A bucket name S3's rules forbid.
     BucketName,
+    /// A `Content-MD5` header with nothing in it.
+    EmptyDigest,
 }
 
 impl Reason {
@@ -72,6 +74,7 @@ impl Reason {
             Self::UnsignedHeader => "unsigned_header",
             Self::FormUpload => "form_upload",
             Self::BucketName => "bucket_name",
+            Self::EmptyDigest => "empty_content_md5",
         }
     }
 }
@@ -183,6 +186,15 @@ impl Gate {
         });
         if let Some(fault) = fault {
             return Err(Refusal::new(Reason::Unhonoured, fault));
+        }
+        // An empty Content-MD5 is no digest: S3 refuses it rather than skip the check.
+        if req
+            .headers
+            .get_all("content-md5")
+            .iter()
+            .any(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace))
+        {
+            return Err(Refusal::new(Reason::EmptyDigest, S3Fault::InvalidDigest));
         }
         check_bucket_name(req)
     }

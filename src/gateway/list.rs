@@ -87,7 +87,7 @@ impl Gateway {
             &i.bucket,
             &ListQuery {
                 prefix: i.prefix.clone().unwrap_or_default(),
-                delimiter: i.delimiter.clone(),
+                delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
                 start_after: i.start_after.clone(),
                 continuation: i.continuation_token.clone(),
                 max_keys: max,
@@ -109,7 +109,7 @@ impl Gateway {
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.s(i.prefix.as_deref().unwrap_or(""))),
-            delimiter: enc.o(i.delimiter.as_ref()),
+            delimiter: enc.o(i.delimiter.as_ref().filter(|d| !d.is_empty())),
             max_keys: Some(max as i32),
             key_count: Some((contents.len() + common.len()) as i32),
             continuation_token: i.continuation_token.clone(),
@@ -135,7 +135,7 @@ impl Gateway {
             &i.bucket,
             &ListQuery {
                 prefix: i.prefix.clone().unwrap_or_default(),
-                delimiter: i.delimiter.clone(),
+                delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
                 start_after: i.marker.clone().filter(|m| !m.is_empty()),
                 continuation: None,
                 max_keys: max,
@@ -152,8 +152,10 @@ impl Gateway {
             .collect();
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket.clone()),
-            prefix: Some(enc.s(i.prefix.as_deref().unwrap_or(""))),
-            delimiter: enc.o(i.delimiter.as_ref()),
+            // As S3 answers ListObjects (V1): its Prefix is never encoded (clients decode only
+            // Delimiter, Marker, NextMarker, keys and common prefixes there).
+            prefix: Some(i.prefix.clone().unwrap_or_default()),
+            delimiter: enc.o(i.delimiter.as_ref().filter(|d| !d.is_empty())),
             marker: Some(enc.s(i.marker.as_deref().unwrap_or(""))),
             max_keys: Some(max as i32),
             is_truncated: Some(page.truncated),
@@ -194,7 +196,7 @@ impl Gateway {
             &i.bucket,
             &VersionQuery {
                 prefix: i.prefix.clone().unwrap_or_default(),
-                delimiter: i.delimiter.clone(),
+                delimiter: i.delimiter.clone().filter(|d| !d.is_empty()),
                 key_marker,
                 after_version,
                 max_keys: max,
@@ -236,7 +238,7 @@ impl Gateway {
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(i.bucket.clone()),
             prefix: Some(enc.s(i.prefix.as_deref().unwrap_or(""))),
-            delimiter: enc.o(i.delimiter.as_ref()),
+            delimiter: enc.o(i.delimiter.as_ref().filter(|d| !d.is_empty())),
             key_marker: Some(enc.s(i.key_marker.as_deref().unwrap_or(""))),
             version_id_marker: Some(i.version_id_marker.clone().unwrap_or_default()),
             max_keys: Some(max as i32),

@@ -3,6 +3,9 @@
 //! Operations not listed in `docs/s3-compatibility.md` answer 501 NotImplemented (the `s3s`
 //! default).
 
+mod access;
+pub(crate) use access::{Pass, reseal_key_record};
+pub use access::{Tenants, new_key_pair, reseal_index_keys};
 mod admin;
 mod auth;
 mod body;
@@ -62,9 +65,8 @@ use crate::sys::read_secret;
 use crate::worker::Workers;
 
 pub use admin::serve_admin;
-pub use auth::{
-    AccessKeys, Gatekeeper, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS, reseal_credentials,
-};
+pub(crate) use auth::Gatekeeper;
+pub use auth::{AccessKeys, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS, reseal_credentials};
 pub use serve::{Front, MAX_HEADER_BYTES, MAX_HEADERS, serve};
 pub use tls::S3Tls;
 
@@ -104,6 +106,8 @@ pub struct Gateway {
     body_idle: Duration,
     /// The background workers (`workers.rs`).
     workers: Workers,
+    /// The access keys `exclave key create` made, and their grants (`access.rs`).
+    tenants: Arc<Tenants>,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
@@ -358,6 +362,7 @@ impl Gateway {
         if let Some(v) = gateway.index.max_order()? {
             gateway.objects.observe(v);
         }
+        gateway.load_access_keys()?;
         // Before any read: what a crash cut short is taken or withdrawn for good. A write
         // whose withdrawal had begun at some node is withdrawn: what the nodes withdrew (with
         // proofs) is learned first (a rebuild has just learned it).
@@ -407,6 +412,7 @@ impl Gateway {
             lifecycle: LifecycleState::new(tuning.lifecycle.0, tuning.lifecycle.1),
             body_idle: tuning.body_idle,
             workers: Workers::default(),
+            tenants: Arc::default(),
         })
     }
 
@@ -465,6 +471,7 @@ impl Gateway {
             }
         }
         let uploads = self.take_uploads(hidden.newest())?;
+        let keys = self.take_access_keys(hidden.newest())?;
         // Versions that cannot have been acknowledged, settled at the start.
         self.repair.mark_in_doubt(&held)?;
         // The failed writes newer than every version of their objects, kept across restarts.
@@ -473,6 +480,7 @@ impl Gateway {
             answered,
             records = seen,
             uploads,
+            keys,
             "index rebuilt from the nodes"
         );
         Ok(())

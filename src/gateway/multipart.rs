@@ -23,6 +23,7 @@ use super::objects::{stored_headers, user_metadata};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::{PutInput, Staged};
+use crate::core::access::Action;
 use crate::core::format::{
     Manifest, ManifestBody, ObjectMeta, Part as StoredPart, PartRef, PartsBody, Versioning,
 };
@@ -211,10 +212,12 @@ impl Gateway {
         key: &str,
         n: u32,
         staged: Staged,
+        ext: &http::Extensions,
     ) -> S3Result<PartRecord> {
         let _held = self.key_guard(bucket, key).await;
         // The upload may have been completed or aborted meanwhile.
         self.upload_of(id, bucket, key)?;
+        self.still(ext, bucket, Action::Write)?;
         let m = self.commit(staged).await?;
         let ManifestBody::Object(meta) = &m.body else {
             return Err(super::internal("a part wrote a tombstone"));
@@ -267,7 +270,7 @@ impl Gateway {
             )
             .await?;
         let rec = self
-            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged)
+            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(rec.etag)),
@@ -319,8 +322,9 @@ impl Gateway {
             ..PutInput::default()
         };
         let staged = self.copy_into(&src, range, input).await?;
+        self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
         let rec = self
-            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged)
+            .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
@@ -343,7 +347,15 @@ impl Gateway {
         // Held from the reading of the parts to the upload's end: no part is replaced, and
         // the upload is not aborted, under the versions this completion references.
         let _held = self.key_guard(&i.bucket, &i.key).await;
-        let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let upload = match self.upload_of(&i.upload_id, &i.bucket, &i.key) {
+            Ok(u) => u,
+            // A retried Complete whose first answer was lost, or one that lost a race with
+            // another Complete of the same upload: S3 answers the completion made.
+            Err(e) => match self.completed(&i.bucket, &i.key, &i.upload_id).await {
+                Some(done) => return Ok(S3Response::new(done)),
+                None => return Err(e),
+            },
+        };
         let asked = i
             .multipart_upload
             .take()
@@ -452,6 +464,7 @@ impl Gateway {
                 .collect(),
         };
         let used: std::collections::BTreeSet<String> = refs.iter().map(|r| r.key.clone()).collect();
+        self.still(&req.extensions, &i.bucket, Action::Write)?;
         let written = self
             .objects
             .commit_parts(
@@ -472,6 +485,32 @@ impl Gateway {
             version_id: answered_id(&m),
             ..Default::default()
         }))
+    }
+
+    /// The answer of the Complete that made `key`'s current version out of upload `id`, if
+    /// it did.
+    async fn completed(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+    ) -> Option<CompleteMultipartUploadOutput> {
+        let (m, meta) = self.current(bucket, key).await.ok()?;
+        let ManifestBody::Parts(p) = &m.body else {
+            return None;
+        };
+        let first = p.parts.first()?;
+        if first.bucket != hidden_bucket(bucket) || !first.key.starts_with(&format!("{id}/")) {
+            return None;
+        }
+        Some(CompleteMultipartUploadOutput {
+            bucket: Some(bucket.to_owned()),
+            key: Some(key.to_owned()),
+            e_tag: Some(ETag::Strong(meta.etag)),
+            location: Some(format!("/{bucket}/{key}")),
+            version_id: answered_id(&m),
+            ..Default::default()
+        })
     }
 
     async fn check_complete_conditions(

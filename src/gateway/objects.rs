@@ -17,6 +17,7 @@ use super::reads::{check_read_conditions, etag_of, matches};
 use super::versioning::{about_marker, answered_id, id_of};
 use super::{Gateway, MAX_DELETE_KEYS, MAX_PUT_SIZE, object_error, timestamp};
 use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
+use crate::core::access::Action;
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta, Versioning};
 use crate::core::ids::hex;
 
@@ -29,10 +30,21 @@ pub(crate) fn stored_headers(
     expires: Option<&Timestamp>,
 ) -> Vec<(String, String)> {
     let mut h = Vec::new();
+    // `aws-chunked` is how the request's body was framed, not how the object is encoded: S3
+    // keeps only the codings named with it (`gzip,aws-chunked` is stored as `gzip`).
+    let content_encoding = content_encoding
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|v| !v.is_empty());
     for (name, v) in [
         ("cache-control", cache_control),
         ("content-disposition", content_disposition),
-        ("content-encoding", content_encoding),
+        ("content-encoding", content_encoding.as_ref()),
         ("content-language", content_language),
     ] {
         if let Some(v) = v {
@@ -275,6 +287,7 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
+        self.still(&req.extensions, &i.bucket, Action::Write)?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
         let Some(meta) = m.body.meta() else {
@@ -558,6 +571,7 @@ impl Gateway {
             return Err(super::internal("the copy's MD5 differs from the source's"));
         }
         staged.meta.checksums = meta.checksums.clone();
+        self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
         let Some(out) = m.body.meta() else {

@@ -67,14 +67,34 @@ pub(super) fn check_read_conditions(
             }
         }
     }
-    match if_none_match {
-        Some(c) if matches(c, etag) => Err(S3Fault::NotModified.into()),
-        Some(_) => Ok(()),
-        None => match if_modified_since {
-            Some(t) if modified <= secs(t) => Err(S3Fault::NotModified.into()),
-            _ => Ok(()),
-        },
+    let not_modified = match if_none_match {
+        Some(c) => matches(c, etag),
+        None => if_modified_since.is_some_and(|t| modified <= secs(t)),
+    };
+    if not_modified {
+        return Err(not_modified_error(etag, modified_ms));
     }
+    Ok(())
+}
+
+/// 304 Not Modified, with the ETag and Last-Modified a 200 would have carried (RFC 9110
+/// 15.4.5: caches update what they hold from them).
+fn not_modified_error(etag: &str, modified_ms: u64) -> S3Error {
+    let mut e = S3Error::from(S3Fault::NotModified);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
+        headers.insert(http::header::ETAG, v);
+    }
+    let mut date = Vec::new();
+    if timestamp(modified_ms)
+        .format(s3s::dto::TimestampFormat::HttpDate, &mut date)
+        .is_ok()
+        && let Ok(v) = http::HeaderValue::from_bytes(&date)
+    {
+        headers.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(headers);
+    e
 }
 
 /// The [`ReadAsk`] of a GetObject or HeadObject input (same field names in both).
@@ -243,6 +263,7 @@ impl Gateway {
             content_language: i
                 .response_content_language
                 .or_else(|| stored("content-language")),
+            expires: i.response_expires.or_else(|| stored_expires(&p.meta)),
             e_tag: Some(etag_of(&p.meta)),
             last_modified: Some(timestamp(p.m.created_ms)),
             metadata: metadata(&p.meta),
@@ -277,6 +298,7 @@ impl Gateway {
             content_disposition: stored("content-disposition"),
             content_encoding: stored("content-encoding"),
             content_language: stored("content-language"),
+            expires: stored_expires(&p.meta),
             e_tag: Some(etag_of(&p.meta)),
             last_modified: Some(timestamp(p.m.created_ms)),
             metadata: metadata(&p.meta),
@@ -293,4 +315,10 @@ impl Gateway {
         };
         Ok(p.respond(out))
     }
+}
+
+/// The `Expires` an object was written with (kept as an HTTP date), if it reads as one.
+fn stored_expires(meta: &ObjectMeta) -> Option<Timestamp> {
+    let text = header(meta, "expires")?;
+    Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, text).ok()
 }

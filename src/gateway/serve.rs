@@ -9,6 +9,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::auth::Signers;
 use super::guard::Gate;
 use super::tls::S3Tls;
 use super::{AccessKeys, Gatekeeper, Gateway, MAX_XML_BODY};
@@ -42,8 +43,14 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = S3ServiceBuilder::new(S3Api(gateway.clone()));
-    builder.set_auth(keys);
-    builder.set_access(Gatekeeper);
+    builder.set_access(Gatekeeper {
+        cluster: keys.ids(),
+        tenants: gateway.tenants(),
+    });
+    builder.set_auth(Signers {
+        cluster: keys,
+        tenants: gateway.tenants(),
+    });
     let mut config = S3Config::default();
     config.xml_max_body_size = MAX_XML_BODY;
     config.presigned_url_max_skew_time_secs = 900;

@@ -28,6 +28,20 @@ impl OpSlot {
     }
 }
 
+/// An operation's name as a `&'static str` (log and metric labels): `s3s` names its
+/// operations from a fixed set, so each is kept once, for the life of the process.
+pub(crate) fn op_name(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(n);
+    n
+}
+
 /// Names the operation of the request carrying `extensions`.
 pub(crate) fn name_op(extensions: &http::Extensions, op: &'static str) {
     if let Some(slot) = extensions.get::<OpSlot>() {
@@ -193,11 +207,13 @@ pub(crate) async fn handle(
     let sends_body = sends_body(&parts.headers);
     let resp = match admit(&gateway, &gate, &parts, body).await {
         Ok(body) => {
+            dated_by_date_header(&mut parts.headers);
             parts.extensions.insert(op.clone());
             let shape = shape(&parts);
             let req = http::Request::from_parts(parts, body);
             let resp = service.call(req).instrument(span.clone()).await?;
-            if resp.status().is_client_error() {
+            if resp.status().is_client_error() || resp.status() == http::StatusCode::NOT_IMPLEMENTED
+            {
                 log_refusal(&span, &op, &shape, &resp);
             }
             resp
@@ -218,9 +234,12 @@ pub(crate) async fn handle(
                 .map_err(|e| s3s::HttpError::new(Box::new(e)))?
         }
     };
-    let (mut parts, body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         parts.headers.insert("x-amz-request-id", v);
+    }
+    if parts.status.is_client_error() || parts.status.is_server_error() {
+        body = with_request_id(body, &id, &mut parts.headers);
     }
     if sends_body && (parts.status.is_client_error() || parts.status.is_server_error()) {
         // The request's body may be left unread (refused before it, or failed within it), and
@@ -243,6 +262,67 @@ pub(crate) async fn handle(
     };
     let body = Counted::new(body, gateway.metrics.sent.clone(), span, Some(finish));
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// An error answer's XML with the request's id in `<RequestId>`, as S3's carry it (clients
+/// print it, and support asks for it); other bodies as they are.
+fn with_request_id(mut body: s3s::Body, id: &str, headers: &mut http::HeaderMap) -> s3s::Body {
+    let Some(bytes) = body.take_bytes() else {
+        return body;
+    };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) if t.ends_with("</Error>") && !t.contains("<RequestId>") => t,
+        _ => return s3s::Body::from(bytes),
+    };
+    let out = format!(
+        "{}<RequestId>{id}</RequestId></Error>",
+        &text[..text.len() - "</Error>".len()]
+    );
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(out.len()),
+    );
+    s3s::Body::from(out)
+}
+
+/// SigV4 takes a header-signed request's time from `Date` when it has no `X-Amz-Date`; `s3s`
+/// reads only the latter, so it is set from `Date` (the same instant, in SigV4's format: the
+/// string to sign uses it). Only after the gate, which counts it as no header of the client's.
+fn dated_by_date_header(headers: &mut http::HeaderMap) {
+    let v4 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 "));
+    if !v4 || headers.contains_key("x-amz-date") {
+        return;
+    }
+    let Some(date) = headers
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, d).ok())
+    else {
+        return;
+    };
+    let mut iso = Vec::new();
+    if date
+        .format(s3s::dto::TimestampFormat::DateTime, &mut iso)
+        .is_err()
+    {
+        return;
+    }
+    // 2026-11-29T01:45:31.000Z -> 20261129T014531Z
+    let iso = String::from_utf8_lossy(&iso);
+    let basic: String = iso
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('Z')
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{basic}Z")) {
+        headers.insert("x-amz-date", v);
+    }
 }
 
 /// Whether a request comes with a body: a non-zero `Content-Length`, or a transfer coding.
@@ -340,6 +420,14 @@ fn log_refusal(span: &tracing::Span, op: &OpSlot, shape: &str, resp: &http::Resp
                 status,
                 code,
                 "request refused"
+            );
+        } else if status == 501 {
+            tracing::info!(
+                op = op.get(),
+                request = shape,
+                status,
+                code,
+                "operation not implemented"
             );
         } else {
             tracing::debug!(

@@ -28,6 +28,7 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 /// (the empty key, a bucket's own record, is not counted).
 const COUNTS: TableDefinition<'_, &str, (u64, u64)> = TableDefinition::new("counts");
 
+mod access;
 mod config;
 mod entry;
 mod intents;
@@ -160,6 +161,7 @@ impl Index {
         txn.open_table(META).map_err(db_err)?;
         txn.open_table(config::BUCKET_CONFIG).map_err(db_err)?;
         txn.open_table(config::BUCKET_LIFECYCLE).map_err(db_err)?;
+        txn.open_table(access::ACCESS_KEYS).map_err(db_err)?;
         let listed = txn
             .list_tables()
             .map_err(db_err)?

@@ -140,14 +140,6 @@ fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
-fn random_alnum(n: usize, alphabet: &[u8]) -> String {
-    let mut b = vec![0u8; n];
-    random(&mut b);
-    b.iter()
-        .map(|x| alphabet[usize::from(*x) % alphabet.len()] as char)
-        .collect()
-}
-
 /// Writes a new file readable by the owner only.
 fn write_secret(path: &Path, contents: &[u8]) -> Result<(), InitError> {
     crate::sys::write_secret(path, contents).map_err(InitError::File)
@@ -353,14 +345,7 @@ pub fn init(o: &InitOptions) -> Result<Initialized, InitError> {
         &gw.join("manifest.key"),
         format!("{manifest_key}\n").as_bytes(),
     )?;
-    let access = format!(
-        "EXC{}",
-        random_alnum(17, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-    );
-    let secret = random_alnum(
-        40,
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-    );
+    let (access, secret) = crate::gateway::new_key_pair("EXC");
     let creds = gw.join("s3-credentials.toml");
     let mut nonce = [0u8; 12];
     random(&mut nonce);

@@ -309,6 +309,8 @@ pub async fn rotate(
     std::fs::write(config, out).with_context(|| format!("updating {}", config.display()))?;
     // The next checkpoint is signed with the new key: make the gateway take one.
     let index = Index::open(&g.state_dir.join("index.redb"))?;
+    // The access keys' secrets the index caches, as their records at the sites now are.
+    crate::gateway::reseal_index_keys(&index, &old, &new)?;
     index.meta_set("checkpoint_max", b"")?;
     Ok(report)
 }
@@ -422,6 +424,14 @@ pub(crate) async fn rewrap_node(
                 // A version's own data key, or each of its parts' (bound to the part's id and
                 // version): every one re-wrapped.
                 let (object, version) = (m.object, m.version);
+                // An access key's record: its secret, sealed under the master key too.
+                let resealed = match crate::gateway::reseal_key_record(&mut m, old, new) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        nr.error = Some(e);
+                        break 'manifests;
+                    }
+                };
                 let deks: Vec<(
                     &mut crate::core::keys::WrappedKey,
                     crate::core::ids::ObjectId,
@@ -438,9 +448,10 @@ pub(crate) async fn rewrap_node(
                 if deks.is_empty() {
                     continue;
                 }
-                if deks
-                    .iter()
-                    .all(|(w, _, _)| w.key_id == new.id() && w.kcv == new.check_value())
+                if !resealed
+                    && deks
+                        .iter()
+                        .all(|(w, _, _)| w.key_id == new.id() && w.kcv == new.check_value())
                 {
                     nr.already += 1;
                     continue;

@@ -1020,3 +1020,136 @@ async fn new_upload_in(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Stri
         .unwrap()
         .to_owned()
 }
+
+/// Issue 18: two registries' keys. The first (owner of the secret bucket and the drop box)
+/// serves every route in every payload mode; the second, owner of a bucket of its own, signs
+/// the very same requests honestly and is refused every one with 403 AccessDenied (ListBuckets
+/// answers, without the first's buckets), copies out of the first's bucket into its own
+/// included; and nothing of the first's changed. Neither key is the admin token, nor the
+/// reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_key_reaches_nothing_of_the_first_by_any_route_or_payload_mode() {
+    within(900, async {
+        let cluster: Cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        let addr = cluster.s3_addr();
+        let host = addr.to_string();
+        seeded(&cluster, &s3).await;
+        const OWN: &str = "business-own";
+        s3.create_bucket().bucket(OWN).send().await.unwrap();
+        let (land_id, land_secret) = cluster.make_key("land");
+        let (biz_id, biz_secret) = cluster.make_key("business");
+        let land = Signer::new(land_id.clone(), land_secret.clone());
+        let biz = Signer::new(biz_id.clone(), biz_secret.clone());
+        tokio::task::block_in_place(|| {
+            cluster.allow("business", OWN, &["--owner"]);
+            cluster.allow("land", SECRET_BUCKET, &["--owner"]);
+            cluster.allow("land", DROP, &["--owner"]);
+            for tag in MODES
+                .iter()
+                .map(|m| format!("{m:?}").to_ascii_lowercase())
+                .chain(["real".to_owned()])
+            {
+                cluster.allow("land", &format!("new-{tag}"), &["--owner"]);
+                cluster.allow("land", &format!("scratch-{tag}"), &["--owner"]);
+            }
+        });
+
+        // The first key: every route in every mode succeeds (so the second's refusals are
+        // its grants' doing).
+        let mut honest = 0;
+        for mode in MODES {
+            let t = targets(&s3, &format!("{mode:?}").to_ascii_lowercase()).await;
+            for route in routes(&t).iter().filter(|r| r.applies(mode)) {
+                let w = build(&host, &land, route, mode, 0);
+                let (code, text) = tokio::task::block_in_place(|| fire(addr, &w));
+                assert!(
+                    (200..300).contains(&code),
+                    "the first key's {} in {mode:?} answered {code}: {text}",
+                    route.name
+                );
+                honest += 1;
+            }
+        }
+
+        // The second key: the same requests on the real targets, and copies into its own.
+        let t = targets(&s3, "real").await;
+        let own_upload = new_upload_in(&s3, OWN, "mp").await;
+        let into_own = [
+            Route::new("CopyObject", "PUT", format!("/{OWN}/stolen"))
+                .header("x-amz-copy-source", COPY_SOURCE),
+            Route::new("UploadPartCopy", "PUT", format!("/{OWN}/mp"))
+                .query("partNumber", "1")
+                .query("uploadId", &own_upload)
+                .header("x-amz-copy-source", COPY_SOURCE),
+        ];
+        let before = snapshot(&s3).await;
+        let mut refused = 0;
+        for route in routes(&t).into_iter().chain(into_own) {
+            for mode in MODES.into_iter().filter(|m| route.applies(*m)) {
+                let w = build(&host, &biz, &route, mode, 0);
+                let (code, text) = tokio::task::block_in_place(|| fire(addr, &w));
+                let what = format!("the second key's {} in {mode:?}", route.name);
+                assert!(
+                    !text.contains("SECRETROW1"),
+                    "{what} showed the secret: {text}"
+                );
+                if route.name == "ListBuckets" {
+                    assert_eq!(code, 200, "{what}: {text}");
+                    assert!(text.contains(OWN), "{what} hides its own bucket: {text}");
+                    for hidden in [SECRET_BUCKET, DROP] {
+                        assert!(!text.contains(hidden), "{what} lists {hidden}: {text}");
+                    }
+                    continue;
+                }
+                assert_eq!(code, 403, "{what}: {text}");
+                if route.method != "HEAD" {
+                    assert_eq!(error_code(&text), Some("AccessDenied"), "{what}: {text}");
+                }
+                refused += 1;
+            }
+        }
+        assert_eq!(
+            before,
+            snapshot(&s3).await,
+            "the second key changed the first's data"
+        );
+
+        // Keys and the admin token never stand in for each other.
+        let (admin, token) = cluster.gateway_admin();
+        let get = Route::new("GetObject", "GET", format!("/{SECRET_BUCKET}/{SECRET_KEY}"));
+        for signer in [
+            Signer::new(token.clone(), token.clone()),
+            Signer::new(land_id.clone(), token),
+        ] {
+            let w = build(&host, &signer, &get, Mode::Signed, 0);
+            let (code, text) = tokio::task::block_in_place(|| fire(addr, &w));
+            assert_eq!(code, 403, "the admin token as an S3 key: {text}");
+            let c = error_code(&text).unwrap_or("none");
+            assert!(
+                c == "InvalidAccessKeyId" || c == "SignatureDoesNotMatch",
+                "the admin token as an S3 key: {c}"
+            );
+        }
+        for secret in [&land_secret, &biz_secret, &land_id] {
+            let headers = vec![
+                ("host".to_string(), admin.to_string()),
+                ("authorization".to_string(), format!("Bearer {secret}")),
+            ];
+            for (method, path) in [
+                ("GET", "/v1/status"),
+                ("GET", "/v1/keys"),
+                ("POST", "/v1/keys?name=x"),
+            ] {
+                let (code, _) =
+                    tokio::task::block_in_place(|| send(admin, method, path, &headers, b""));
+                assert_eq!(code, 401, "an S3 key as the admin token: {method} {path}");
+            }
+        }
+        println!(
+            "two keys: {honest} requests of the first served, {refused} of the second refused"
+        );
+        assert!(refused >= 60, "only {refused} cases");
+    })
+    .await;
+}

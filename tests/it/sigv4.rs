@@ -22,8 +22,14 @@ fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// `YYYYMMDDTHHMMSSZ` for `offset_secs` from now.
 pub fn amz_date(offset_secs: i64) -> String {
+    dates(offset_secs).0
+}
+
+/// The instant `offset_secs` from now as SigV4 writes it (`YYYYMMDDTHHMMSSZ`) and as an HTTP
+/// date (`Sun, 29 Nov 2026 01:45:31 GMT`).
+pub fn dates(offset_secs: i64) -> (String, String) {
     let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
-    format!(
+    let amz = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         t.year(),
         u8::from(t.month()),
@@ -31,7 +37,18 @@ pub fn amz_date(offset_secs: i64) -> String {
         t.hour(),
         t.minute(),
         t.second()
-    )
+    );
+    let http = format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        &t.weekday().to_string()[..3],
+        t.day(),
+        &t.month().to_string()[..3],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    (amz, http)
 }
 
 fn uri_encode(s: &str, keep_slash: bool) -> String {
@@ -151,6 +168,19 @@ impl Signer {
         for (k, v) in extra {
             headers.push(((*k).into(), (*v).into()));
         }
+        self.sign_headers(method, path, query, headers, payload, date)
+    }
+
+    /// Signs `headers` (the Authorization header added) for a request timed `date`.
+    fn sign_headers(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        mut headers: Vec<(String, String)>,
+        payload: &str,
+        date: &str,
+    ) -> Signed {
         let (canon, signed) = Self::canonical(method, path, query, &headers, payload);
         let day = &date[..8];
         let sts = format!(
@@ -172,6 +202,26 @@ impl Signer {
             signature,
             date: date.into(),
         }
+    }
+
+    /// Header-signed request timed by a `Date` header (RFC 1123) instead of `X-Amz-Date`, as
+    /// SigV4 allows: adds host, date, x-amz-content-sha256 and Authorization.
+    #[allow(dead_code)]
+    pub fn sign_with_date_header(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        payload: &str,
+        date: &str,
+        http_date: &str,
+    ) -> Signed {
+        let headers: Vec<(String, String)> = vec![
+            ("host".into(), host.into()),
+            ("date".into(), http_date.into()),
+            ("x-amz-content-sha256".into(), payload.into()),
+        ];
+        self.sign_headers(method, path, &[], headers, payload, date)
     }
 
     /// A presigned URL's path and query.
@@ -270,6 +320,27 @@ pub fn send(
     headers: &[(String, String)],
     body: &[u8],
 ) -> (u16, String) {
+    send_paused(
+        addr,
+        method,
+        path_and_query,
+        headers,
+        body,
+        body.len(),
+        || {},
+    )
+}
+
+/// [`send`], with `between` run once the head and the first `at` bytes of the body are sent.
+pub fn send_paused(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    at: usize,
+    between: impl FnOnce(),
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!("{method} {path_and_query} HTTP/1.1\r\n");
@@ -285,8 +356,9 @@ pub fn send(
     req.push_str("connection: close\r\n\r\n");
     // A server that refuses the head (too large) may answer and close before the rest is
     // written: the write then fails, and the answer is still there to read.
-    if s.write_all(req.as_bytes()).is_ok() {
-        let _ = s.write_all(body);
+    if s.write_all(req.as_bytes()).is_ok() && s.write_all(&body[..at]).is_ok() {
+        between();
+        let _ = s.write_all(&body[at..]);
     }
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);

@@ -340,18 +340,46 @@ impl Cluster {
     /// An AWS SDK client of the S3 endpoint at `addr`, with this cluster's credentials.
     #[allow(dead_code)]
     pub fn s3_client_at(&self, addr: SocketAddr, attempts: u32) -> aws_sdk_s3::Client {
-        use aws_sdk_s3::config::retry::RetryConfig;
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
         let (access, secret) = self.credentials();
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(format!("http://{addr}"))
-            .credentials_provider(Credentials::new(access, secret, None, None, "test"))
-            .force_path_style(true)
-            .retry_config(RetryConfig::standard().with_max_attempts(attempts))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        s3_client_attempts(addr, &access, &secret, attempts)
+    }
+
+    /// An AWS SDK client of the gateway signing with the key (`access`, `secret`).
+    #[allow(dead_code)]
+    pub fn s3_client_as(&self, access: &str, secret: &str) -> aws_sdk_s3::Client {
+        s3_client_with(self.s3_addr(), access, secret)
+    }
+
+    /// `exclave key create --name NAME`: the new key's (access key id, secret).
+    #[allow(dead_code)]
+    pub fn make_key(&self, name: &str) -> (String, String) {
+        let out = self.exclave_cli(
+            &["--json", "key", "create", "--name", name],
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "key create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["access_key_id"].as_str().unwrap().to_owned(),
+            v["secret_access_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `exclave bucket allow --key KEY --bucket BUCKET RIGHTS...` (`--read`, `--owner`, ...).
+    #[allow(dead_code)]
+    pub fn allow(&self, key: &str, bucket: &str, rights: &[&str]) {
+        let mut args = vec!["bucket", "allow", "--key", key, "--bucket", bucket];
+        args.extend_from_slice(rights);
+        let out = self.exclave_cli(&args, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "bucket allow: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Adds `lines` to the gateway config's `[gateway]` section (before it starts).
@@ -973,6 +1001,33 @@ pub async fn started_cluster_logging(
     })
     .await
     .unwrap()
+}
+
+/// An AWS SDK client of the S3 endpoint at `addr` signing with (`access`, `secret`), making
+/// each request at most `attempts` times.
+pub fn s3_client_attempts(
+    addr: SocketAddr,
+    access: &str,
+    secret: &str,
+    attempts: u32,
+) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{addr}"))
+        .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+        .force_path_style(true)
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A client of `addr` signing with (`access`, `secret`), one attempt per request.
+#[allow(dead_code)]
+pub fn s3_client_with(addr: SocketAddr, access: &str, secret: &str) -> aws_sdk_s3::Client {
+    s3_client_attempts(addr, access, secret, 1)
 }
 
 /// The HTTP status and S3 error code of a failed call.

@@ -69,7 +69,7 @@ impl Admin {
     }
 }
 
-fn ago(ms: u64) -> String {
+pub(crate) fn ago(ms: u64) -> String {
     if ms == 0 {
         return "never".into();
     }

@@ -26,6 +26,7 @@ fn stdout_failed(e: &std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+mod access;
 mod admin;
 mod drill;
 mod gc;
@@ -198,6 +199,99 @@ enum Command {
     /// Data directories of a node (with --config NODE.toml).
     #[command(subcommand)]
     Disk(DiskCommand),
+    /// S3 access keys for the registries' applications (each limited to the buckets it is
+    /// given with `exclave bucket allow`).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Buckets and who may use them: give a key rights in a bucket, take them away, list.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make an access key with no rights yet; prints its secret, this once.
+    Create {
+        /// A name for people (letters, digits, '.', '_', '-'), unique.
+        #[arg(long)]
+        name: String,
+    },
+    /// Every key made here, with its grants.
+    List,
+    /// One key and its grants.
+    Info {
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete a key: it stops working at once, requests already running included.
+    Delete {
+        #[arg(long)]
+        name: String,
+    },
+    /// Give a key a new secret (the same access key id); the old secret stops working at once.
+    RotateSecret {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Rights in a bucket.
+#[derive(Debug, clap::Args)]
+struct RightsArgs {
+    /// Read objects, their versions and settings; list the bucket.
+    #[arg(long)]
+    read: bool,
+    /// Write and delete objects (multipart uploads included).
+    #[arg(long)]
+    write: bool,
+    /// Create, delete and configure the bucket (implies read and write).
+    #[arg(long)]
+    owner: bool,
+    /// Remove or shorten GOVERNANCE retention (x-amz-bypass-governance-retention).
+    #[arg(long)]
+    bypass_governance: bool,
+}
+
+impl RightsArgs {
+    fn rights(&self) -> access::Rights {
+        access::Rights {
+            read: self.read,
+            write: self.write,
+            owner: self.owner,
+            bypass_governance: self.bypass_governance,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum BucketCommand {
+    /// Give a key rights in a bucket (which need not exist yet: --owner lets the key create it).
+    Allow {
+        /// The key's name.
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        bucket: String,
+        #[command(flatten)]
+        rights: RightsArgs,
+    },
+    /// Take rights away from a key in a bucket (none named: all of them).
+    Deny {
+        /// The key's name.
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        bucket: String,
+        #[command(flatten)]
+        rights: RightsArgs,
+    },
+    /// Every bucket, and every bucket a grant names, with the keys that may use it.
+    List,
+    /// One bucket and the keys that may use it.
+    Info {
+        #[arg(long)]
+        bucket: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +397,33 @@ fn disk_init(config: &std::path::Path, disk: u32) -> anyhow::Result<PathBuf> {
         exclave::core::ids::DiskId(d.id),
     )?;
     Ok(d.path.clone())
+}
+
+fn key_command(admin: &admin::Admin, k: &KeyCommand, json: bool) -> anyhow::Result<()> {
+    match k {
+        KeyCommand::Create { name } => access::key_create(admin, name, json),
+        KeyCommand::List => access::key_list(admin, json),
+        KeyCommand::Info { name } => access::key_info(admin, name, json),
+        KeyCommand::Delete { name } => access::key_delete(admin, name, json),
+        KeyCommand::RotateSecret { name } => access::key_rotate(admin, name, json),
+    }
+}
+
+fn bucket_command(admin: &admin::Admin, b: &BucketCommand, json: bool) -> anyhow::Result<()> {
+    match b {
+        BucketCommand::Allow {
+            key,
+            bucket,
+            rights,
+        } => access::grant(admin, key, bucket, rights.rights(), true, json),
+        BucketCommand::Deny {
+            key,
+            bucket,
+            rights,
+        } => access::grant(admin, key, bucket, rights.rights(), false, json),
+        BucketCommand::List => access::bucket_list(admin, json),
+        BucketCommand::Info { bucket } => access::bucket_info(admin, bucket, json),
+    }
 }
 
 fn main() -> ExitCode {
@@ -452,6 +573,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Key(_) | Command::Bucket(_) => {
+            let Some(config) = &cli.config else {
+                anyhow::bail!(
+                    "give the gateway's config: exclave --config PATH/gateway/gateway.toml ..."
+                );
+            };
+            let admin = admin::Admin::from_config(config)?;
+            match &cli.command {
+                Command::Key(k) => key_command(&admin, k, cli.json)?,
+                Command::Bucket(b) => bucket_command(&admin, b, cli.json)?,
+                _ => {}
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Drill { ignore_site, keep } => {
             let Some(config) = &cli.config else {

@@ -412,6 +412,29 @@ impl Objects {
         Ok(self.master.unwrap_data_key(&meta.dek, &object, version)?)
     }
 
+    /// `secret` sealed under the master key, bound to `label`.
+    pub fn seal_secret(&self, label: &str, secret: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        crate::sys::random(&mut nonce);
+        self.master.seal_secret(label, secret, nonce)
+    }
+
+    /// Opens a secret [`Self::seal_secret`] sealed, under the master key or an earlier one.
+    pub fn open_secret(&self, label: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let opened = self.master.open_secret(label, sealed);
+        let Err(e @ KeyError::WrongMasterKey { wrapped_id, .. }) = opened else {
+            return opened;
+        };
+        self.previous_keys
+            .iter()
+            .find_map(|bytes| {
+                MasterKey::from_bytes(wrapped_id, *bytes)
+                    .open_secret(label, sealed)
+                    .ok()
+            })
+            .ok_or(e)
+    }
+
     /// A fresh version: every version stamped after it is newer.
     pub fn stamp_floor(&self) -> Version {
         self.stamp()

@@ -525,6 +525,7 @@ pub async fn recover(
     // recovered gateway's reads.
     gateway.keep_withdrawals()?;
     gateway.take_uploads(hidden.newest())?;
+    gateway.take_access_keys(hidden.newest())?;
     // A version found at fewer nodes than a write needs (the sites not given counted as
     // holding it) was never acknowledged: taken if it can be read, else withdrawn.
     for site in &layout.sites {
