@@ -32,6 +32,7 @@ mod repair;
 mod s3;
 mod serve;
 mod small_body;
+mod surface;
 mod tls;
 mod traffic;
 mod versioning;

@@ -115,6 +115,7 @@ impl Gateway {
         self.commit(staged).await?;
         self.index.put_upload(&id, &rec)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
+            server_side_encryption: super::surface::sse(),
             bucket: Some(i.bucket),
             key: Some(i.key),
             upload_id: Some(id),
@@ -273,6 +274,7 @@ impl Gateway {
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
         Ok(S3Response::new(UploadPartOutput {
+            server_side_encryption: super::surface::sse(),
             e_tag: Some(ETag::Strong(rec.etag)),
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
@@ -327,6 +329,7 @@ impl Gateway {
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
         Ok(S3Response::new(UploadPartCopyOutput {
+            server_side_encryption: super::surface::sse(),
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(rec.etag)),
                 last_modified: Some(timestamp(rec.modified_ms)),
@@ -478,6 +481,7 @@ impl Gateway {
         self.record(&m)?;
         self.end_upload(&i.upload_id, &i.bucket, &used).await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            server_side_encryption: super::surface::sse(),
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
@@ -504,6 +508,7 @@ impl Gateway {
             return None;
         }
         Some(CompleteMultipartUploadOutput {
+            server_side_encryption: super::surface::sse(),
             bucket: Some(bucket.to_owned()),
             key: Some(key.to_owned()),
             e_tag: Some(ETag::Strong(meta.etag)),

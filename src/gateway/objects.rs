@@ -295,6 +295,7 @@ impl Gateway {
         };
         let out = from_stored(&meta.checksums);
         Ok(S3Response::new(PutObjectOutput {
+            server_side_encryption: super::surface::sse(),
             e_tag: Some(etag_of(meta)),
             checksum_crc32: out.checksum_crc32,
             checksum_crc32c: out.checksum_crc32c,
@@ -578,6 +579,7 @@ impl Gateway {
             return Err(super::internal("a copy wrote a tombstone"));
         };
         Ok(S3Response::new(CopyObjectOutput {
+            server_side_encryption: super::surface::sse(),
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag_of(out)),
                 last_modified: Some(timestamp(m.created_ms)),

@@ -245,6 +245,7 @@ impl Gateway {
         let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
         let out = GetObjectOutput {
+            server_side_encryption: super::surface::sse(),
             body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
@@ -290,6 +291,7 @@ impl Gateway {
         let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
         let out = HeadObjectOutput {
+            server_side_encryption: super::surface::sse(),
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range.clone(),

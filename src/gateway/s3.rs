@@ -233,4 +233,81 @@ impl S3 for S3Api {
         name_op(&req.extensions, "ListMultipartUploads");
         self.0.list_multipart_uploads_op(&req)
     }
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        name_op(&req.extensions, "GetBucketAcl");
+        self.0.get_bucket_acl_op(&req)
+    }
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        name_op(&req.extensions, "PutBucketAcl");
+        self.0.put_bucket_acl_op(&req)
+    }
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        name_op(&req.extensions, "GetObjectAcl");
+        self.0.get_object_acl_op(&req).await
+    }
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        name_op(&req.extensions, "PutObjectAcl");
+        self.0.put_object_acl_op(&req).await
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        name_op(&req.extensions, "GetBucketOwnershipControls");
+        self.0.get_bucket_ownership_controls_op(&req)
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        name_op(&req.extensions, "PutBucketOwnershipControls");
+        self.0.put_bucket_ownership_controls_op(&req)
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        name_op(&req.extensions, "DeleteBucketOwnershipControls");
+        self.0.delete_bucket_ownership_controls_op(&req)
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        name_op(&req.extensions, "GetBucketEncryption");
+        self.0.get_bucket_encryption_op(&req)
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        name_op(&req.extensions, "PutBucketEncryption");
+        self.0.put_bucket_encryption_op(&req)
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        name_op(&req.extensions, "DeleteBucketEncryption");
+        self.0.delete_bucket_encryption_op(&req)
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        name_op(&req.extensions, "GetObjectAttributes");
+        self.0.get_object_attributes_op(&req).await
+    }
 }

@@ -124,9 +124,9 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
             &amz_date(0),
         );
-        let (code, text) =
+        let (status, text) =
             tokio::task::block_in_place(|| send(addr, "PUT", "/shapes/gz", &signed.headers, &body));
-        assert_eq!(code, 200, "{text}");
+        assert_eq!(status, 200, "{text}");
         let head = s3
             .head_object()
             .bucket("shapes")
@@ -138,20 +138,20 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
 
         // A 304 carries the ETag (and Last-Modified) a 200 would.
         let etag = head.e_tag().unwrap().to_owned();
-        let (code, text) = raw(
+        let (status, text) = raw(
             &cluster,
             "GET",
             "/shapes/gz",
             &[],
             &[("if-none-match", &etag)],
         );
-        assert_eq!(code, 304, "{text}");
+        assert_eq!(status, 304, "{text}");
         assert_eq!(header_of(&text, "etag"), Some(etag.as_str()), "{text}");
         assert!(header_of(&text, "last-modified").is_some(), "{text}");
 
         // Error XML names the request, as the x-amz-request-id header does.
-        let (code, text) = raw(&cluster, "GET", "/shapes/missing", &[], &[]);
-        assert_eq!(code, 404);
+        let (status, text) = raw(&cluster, "GET", "/shapes/missing", &[], &[]);
+        assert_eq!(status, 404);
         let id = header_of(&text, "x-amz-request-id").unwrap();
         assert!(
             text.contains(&format!("<RequestId>{id}</RequestId></Error>")),
@@ -166,25 +166,25 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
             .send()
             .await
             .unwrap();
-        let (code, text) = raw(
+        let (status, text) = raw(
             &cluster,
             "GET",
             "/shapes",
             &[("list-type", "2"), ("delimiter", "")],
             &[],
         );
-        assert_eq!(code, 200, "{text}");
+        assert_eq!(status, 200, "{text}");
         assert!(!text.contains("<Delimiter"), "{text}");
         assert!(text.contains("<Key>a b/c</Key>"), "{text}");
         // ListObjects V1 with encoding-type=url: keys encoded, Prefix not (as botocore reads it).
-        let (code, text) = raw(
+        let (status, text) = raw(
             &cluster,
             "GET",
             "/shapes",
             &[("prefix", "a b/"), ("encoding-type", "url")],
             &[],
         );
-        assert_eq!(code, 200, "{text}");
+        assert_eq!(status, 200, "{text}");
         assert!(text.contains("<Prefix>a b/</Prefix>"), "{text}");
         assert!(text.contains("<Key>a%20b/c</Key>"), "{text}");
 
@@ -253,11 +253,11 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
             .send()
             .await
             .unwrap_err();
-        assert_eq!(crate::support::code(&other).1, "NoSuchUpload");
+        assert_eq!(code(&other).1, "NoSuchUpload");
 
         // An empty Content-MD5 is refused, not skipped.
-        let (code, text) = raw(&cluster, "PUT", "/shapes/md5", &[], &[("content-md5", "")]);
-        assert_eq!(code, 400, "{text}");
+        let (status, text) = raw(&cluster, "PUT", "/shapes/md5", &[], &[("content-md5", "")]);
+        assert_eq!(status, 400, "{text}");
         assert!(text.contains("InvalidDigest"), "{text}");
         assert!(!exists(&s3, "shapes", "md5").await);
 
@@ -271,13 +271,13 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
             &amz,
             &http_date,
         );
-        let (code, text) =
+        let (status, text) =
             tokio::task::block_in_place(|| send(addr, "GET", "/shapes/gz", &signed.headers, b""));
-        assert_eq!(code, 200, "a request dated by Date: {text}");
+        assert_eq!(status, 200, "a request dated by Date: {text}");
 
         // An operation not implemented answers 501, and the log names it.
-        let (code, _) = raw(&cluster, "GET", "/shapes", &[("website", "")], &[]);
-        assert_eq!(code, 501);
+        let (status, _) = raw(&cluster, "GET", "/shapes", &[("website", "")], &[]);
+        assert_eq!(status, 501);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let log = std::fs::read_to_string(cluster.root().join("gateway/exclaved.log")).unwrap();
         assert!(
@@ -287,4 +287,379 @@ async fn each_shape_clients_found_is_answered_as_aws_answers_it() {
         );
     })
     .await;
+}
+
+/// Issue 18, items 4 to 6 (part): ACLs as AWS has them with ObjectOwnership
+/// BucketOwnerEnforced, default encryption as SSE-S3 (what exclave does anyway) with every write
+/// and read saying `AES256`, and GetObjectAttributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acls_encryption_and_attributes_answer_what_exclave_does() {
+    use aws_sdk_s3::types::{
+        AccessControlPolicy, BucketCannedAcl, ChecksumAlgorithm, Grant, Grantee, ObjectAttributes,
+        ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission,
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule, Type,
+    };
+    within(600, async {
+        let cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket("acl").send().await.unwrap();
+        let put = s3
+            .put_object()
+            .bucket("acl")
+            .key("deed")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from_static(b"parcel 7/12"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+
+        // ACLs: the owner's FULL_CONTROL, nothing else taken.
+        let acl = s3.get_bucket_acl().bucket("acl").send().await.unwrap();
+        assert_eq!(acl.grants().len(), 1);
+        assert_eq!(acl.grants()[0].permission(), Some(&Permission::FullControl));
+        let owner_id = acl.owner().unwrap().id().unwrap().to_owned();
+        let oacl = s3
+            .get_object_acl()
+            .bucket("acl")
+            .key("deed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oacl.grants().len(), 1);
+        s3.put_bucket_acl()
+            .bucket("acl")
+            .acl(BucketCannedAcl::Private)
+            .send()
+            .await
+            .unwrap();
+        s3.put_object_acl()
+            .bucket("acl")
+            .key("deed")
+            .acl(ObjectCannedAcl::BucketOwnerFullControl)
+            .send()
+            .await
+            .unwrap();
+        let e = s3
+            .put_bucket_acl()
+            .bucket("acl")
+            .acl(BucketCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), (400, "AccessControlListNotSupported".into()));
+        let grant = |g: Grantee, p: Permission| Grant::builder().grantee(g).permission(p).build();
+        let me = Grantee::builder()
+            .r#type(Type::CanonicalUser)
+            .id(&owner_id)
+            .build()
+            .unwrap();
+        let everyone = Grantee::builder()
+            .r#type(Type::Group)
+            .uri("http://acs.amazonaws.com/groups/global/AllUsers")
+            .build()
+            .unwrap();
+        let owner = aws_sdk_s3::types::Owner::builder().id(&owner_id).build();
+        let policy = |grants: Vec<Grant>| {
+            AccessControlPolicy::builder()
+                .set_grants(Some(grants))
+                .owner(owner.clone())
+                .build()
+        };
+        s3.put_bucket_acl()
+            .bucket("acl")
+            .access_control_policy(policy(vec![grant(me.clone(), Permission::FullControl)]))
+            .send()
+            .await
+            .unwrap();
+        let e = s3
+            .put_object_acl()
+            .bucket("acl")
+            .key("deed")
+            .access_control_policy(policy(vec![
+                grant(me, Permission::FullControl),
+                grant(everyone, Permission::Read),
+            ]))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), (400, "AccessControlListNotSupported".into()));
+        let e = s3
+            .get_object_acl()
+            .bucket("acl")
+            .key("missing")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e).0, 404);
+
+        // Ownership controls: BucketOwnerEnforced, and only that.
+        let oc = s3
+            .get_bucket_ownership_controls()
+            .bucket("acl")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            oc.ownership_controls().unwrap().rules()[0].object_ownership(),
+            &ObjectOwnership::BucketOwnerEnforced
+        );
+        let controls = |o: ObjectOwnership| {
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(o)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        s3.put_bucket_ownership_controls()
+            .bucket("acl")
+            .ownership_controls(controls(ObjectOwnership::BucketOwnerEnforced))
+            .send()
+            .await
+            .unwrap();
+        let e = s3
+            .put_bucket_ownership_controls()
+            .bucket("acl")
+            .ownership_controls(controls(ObjectOwnership::ObjectWriter))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e).0, 400);
+        let e = s3
+            .delete_bucket_ownership_controls()
+            .bucket("acl")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e).0, 400);
+
+        // Default encryption: AES256, always; no KMS.
+        let enc = |alg: ServerSideEncryption| {
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(alg)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap()
+        };
+        let got = s3
+            .get_bucket_encryption()
+            .bucket("acl")
+            .send()
+            .await
+            .unwrap();
+        let rule = &got.server_side_encryption_configuration().unwrap().rules()[0];
+        assert_eq!(
+            rule.apply_server_side_encryption_by_default()
+                .unwrap()
+                .sse_algorithm(),
+            &ServerSideEncryption::Aes256
+        );
+        s3.put_bucket_encryption()
+            .bucket("acl")
+            .server_side_encryption_configuration(enc(ServerSideEncryption::Aes256))
+            .send()
+            .await
+            .unwrap();
+        for kms in [
+            ServerSideEncryption::AwsKms,
+            ServerSideEncryption::AwsKmsDsse,
+        ] {
+            let e = s3
+                .put_bucket_encryption()
+                .bucket("acl")
+                .server_side_encryption_configuration(enc(kms))
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(code(&e), (400, "InvalidArgument".into()));
+        }
+        s3.delete_bucket_encryption()
+            .bucket("acl")
+            .send()
+            .await
+            .unwrap();
+        let e = s3
+            .put_object()
+            .bucket("acl")
+            .key("kms")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(code(&e).0 >= 400);
+        assert!(!exists(&s3, "acl", "kms").await);
+
+        // Every read and write says AES256.
+        let put = s3
+            .put_object()
+            .bucket("acl")
+            .key("sse")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from_static(b"sealed"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            put.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        let got = s3
+            .get_object()
+            .bucket("acl")
+            .key("sse")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        let head = s3
+            .head_object()
+            .bucket("acl")
+            .key("deed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        let copy = s3
+            .copy_object()
+            .bucket("acl")
+            .key("copy")
+            .copy_source("acl/deed")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            copy.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        let mp = s3
+            .create_multipart_upload()
+            .bucket("acl")
+            .key("mp")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            mp.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+        let id = mp.upload_id().unwrap().to_owned();
+        let mut parts = Vec::new();
+        for n in 1..=2 {
+            let body = vec![n as u8; if n == 1 { 5 << 20 } else { 1000 }];
+            let p = s3
+                .upload_part()
+                .bucket("acl")
+                .key("mp")
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                p.server_side_encryption(),
+                Some(&ServerSideEncryption::Aes256)
+            );
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(p.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        let done = s3
+            .complete_multipart_upload()
+            .bucket("acl")
+            .key("mp")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            done.server_side_encryption(),
+            Some(&ServerSideEncryption::Aes256)
+        );
+
+        // GetObjectAttributes.
+        let attrs = s3
+            .get_object_attributes()
+            .bucket("acl")
+            .key("deed")
+            .object_attributes(ObjectAttributes::Etag)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .object_attributes(ObjectAttributes::StorageClass)
+            .object_attributes(ObjectAttributes::Checksum)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(attrs.object_size(), Some(11));
+        assert_eq!(
+            attrs.e_tag().map(|e| e.trim_matches('"')),
+            head.e_tag().map(|e| e.trim_matches('"'))
+        );
+        assert_eq!(attrs.storage_class().map(|s| s.as_str()), Some("STANDARD"));
+        assert_eq!(
+            attrs.checksum().and_then(|c| c.checksum_crc32()),
+            put_crc32(b"parcel 7/12").as_deref()
+        );
+        let attrs = s3
+            .get_object_attributes()
+            .bucket("acl")
+            .key("mp")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .max_parts(1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(attrs.object_size(), Some((5 << 20) + 1000));
+        let parts = attrs.object_parts().unwrap();
+        assert_eq!(parts.total_parts_count(), Some(2));
+        assert_eq!(parts.parts().len(), 1);
+        assert_eq!(parts.parts()[0].size(), Some(5 << 20));
+        assert_eq!(parts.is_truncated(), Some(true));
+        let e = s3
+            .get_object_attributes()
+            .bucket("acl")
+            .key("missing")
+            .object_attributes(ObjectAttributes::Etag)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e).0, 404);
+    })
+    .await;
+}
+
+/// The base64 CRC32 S3 gives `data`.
+fn put_crc32(data: &[u8]) -> Option<String> {
+    Some(B64.encode_to_string(crc32fast::hash(data).to_be_bytes()))
 }
