@@ -14,6 +14,7 @@ pub mod keys;
 pub mod layout;
 pub mod lifecycle;
 pub mod ops;
+pub mod policy;
 pub mod quorum;
 pub mod record;
 pub mod rng;

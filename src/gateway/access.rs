@@ -20,6 +20,7 @@ use crate::coordinator::object::PutInput;
 use crate::core::access::{Action, KeyRecord, Rights, check_key_name};
 use crate::core::format::{Manifest, ManifestBody, Versioning};
 use crate::core::ids::{hex, unhex};
+use crate::core::policy::{Ask, Policy, Verdict};
 use crate::meta::MetaError;
 use crate::sys::now_ms;
 
@@ -231,6 +232,117 @@ impl Gateway {
             self.still(ext, src, Action::Read)?;
         }
         self.still(ext, bucket, Action::Write)
+    }
+
+    /// What `bucket`'s policy says of the key `id` (named `name`; None: the cluster's key)
+    /// doing `action` on the bucket (`key` None) or one of its objects.
+    pub(crate) fn policy_verdict(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        bucket: &str,
+        key: Option<&str>,
+        action: &str,
+        seen: &super::auth::Seen,
+    ) -> Result<Verdict, MetaError> {
+        let Some(policy) = self.policy_of(bucket)? else {
+            return Ok(Verdict::Silent);
+        };
+        let resource = match key {
+            Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        Ok(policy.evaluate(&Ask {
+            key_id: id,
+            key_name: name,
+            action,
+            resource: &resource,
+            secure: seen.peer.is_some_and(|p| p.secure),
+            source_ip: seen.peer.map(|p| p.addr.ip()),
+            now_ms: seen.now_ms,
+            prefix: seen.prefix.as_deref(),
+            tags: &[],
+        }))
+    }
+
+    /// Whether `bucket`'s policy has an Allow for the key `id` doing `action` somewhere in it.
+    pub(crate) fn policy_may_allow(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        bucket: &str,
+        action: &str,
+        seen: &super::auth::Seen,
+    ) -> bool {
+        let Ok(Some(policy)) = self.policy_of(bucket) else {
+            return false;
+        };
+        policy.may_allow(&Ask {
+            key_id: id,
+            key_name: name,
+            action,
+            resource: "",
+            secure: seen.peer.is_some_and(|p| p.secure),
+            source_ip: seen.peer.map(|p| p.addr.ip()),
+            now_ms: seen.now_ms,
+            prefix: None,
+            tags: &[],
+        })
+    }
+
+    /// `bucket`'s policy, parsed (it was checked when put; principals that named a key since
+    /// deleted simply match nobody).
+    fn policy_of(&self, bucket: &str) -> Result<Option<Policy>, MetaError> {
+        let Some(text) = self.index.bucket_policy(bucket)? else {
+            return Ok(None);
+        };
+        match Policy::parse(&text, bucket, |_| true) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                // Checked when put: a policy that no longer reads denies everything but the
+                // operator's mending of it, rather than allowing what it may have denied.
+                tracing::error!(bucket, error = %e, "a bucket policy does not read: everything denied");
+                Ok(Some(Policy::deny_all(bucket)))
+            }
+        }
+    }
+
+    /// Whether the request with extensions `ext` may delete `key` of `bucket`: the bucket's
+    /// policy does not deny it, and a key made with `exclave key create` has the write right
+    /// there or the policy allows it (DeleteObjects asks this of each key it names).
+    pub(crate) fn may_delete(
+        &self,
+        ext: &http::Extensions,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), S3Fault> {
+        let (Some(pass), Some(seen)) = (ext.get::<Pass>(), ext.get::<super::auth::Seen>()) else {
+            return Ok(());
+        };
+        let (id, record) = match pass {
+            Pass::Cluster => (String::new(), None),
+            Pass::Key { id, .. } => (id.clone(), self.tenants.record(id)),
+        };
+        let name = record.as_ref().map(|r| r.name.as_str());
+        let v = self
+            .policy_verdict(&id, name, bucket, Some(key), "s3:DeleteObject", seen)
+            .map_err(|e| S3Fault::InvalidRequest(format!("the bucket's policy: {e}")))?;
+        let granted = match (pass, &record) {
+            (Pass::Cluster, _) => true,
+            (_, Some(r)) => r.rights(bucket).allow(Action::Write),
+            (_, None) => false,
+        };
+        if v == Verdict::Deny || !(granted || v == Verdict::Allow) {
+            return Err(S3Fault::AccessDenied(format!(
+                "the bucket's policy or the key's grants do not let it delete {key}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the key `name` (or access key id) exists: a policy's principals must.
+    pub(crate) fn key_exists(&self, name_or_id: &str) -> bool {
+        self.tenants.record(name_or_id).is_some() || self.tenants.by_name(name_or_id).is_some()
     }
 
     /// The access keys made with `exclave key create`, shared with the S3 front.

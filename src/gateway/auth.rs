@@ -11,11 +11,14 @@ use s3s::path::S3Path;
 use s3s::{S3Error, S3Result};
 use serde::Deserialize;
 
+use super::Gateway;
 use super::access::{Pass, Tenants, set_ms};
 use super::error::S3Fault;
+use super::traffic::Peer;
 use crate::core::access::{Action, action_of, copy_source_bucket};
 use crate::core::ids::{hex, unhex};
 use crate::core::keys::MasterKey;
+use crate::core::policy::{Verdict, iam_action};
 use crate::sys::{random, read_secret};
 
 /// Longest presigned URL lifetime S3 accepts: 7 days.
@@ -141,79 +144,139 @@ impl S3Auth for Signers {
 }
 
 /// The choke point every request passes once its signature (header, presigned or streaming)
-/// has been checked: signed requests only, keys of at most 1,024 bytes, and the key's grants
-/// (`core::access`): the action the operation needs in the bucket it names, read in the source
-/// bucket of a copy, and `bypass_governance` for `x-amz-bypass-governance-retention`. What it
-/// found goes into the request as a [`Pass`]. The presigned lifetime, the authentication form
-/// and the signed headers are the gate's (`guard`), before `s3s` sees the request.
+/// has been checked: signed requests only, keys of at most 1,024 bytes, then the bucket's
+/// policy (`core::policy`: an explicit Deny refuses whoever asks) and the key's grants
+/// (`core::access`, or an Allow of the policy): the action the operation needs in the bucket it
+/// names, read in the source bucket of a copy, and `bypass_governance` for
+/// `x-amz-bypass-governance-retention`. What it found goes into the request as a [`Pass`]. The
+/// presigned lifetime, the authentication form and the signed headers are the gate's
+/// (`guard`), before `s3s` sees the request.
 #[derive(Debug)]
 pub(crate) struct Gatekeeper {
     pub(crate) cluster: BTreeSet<String>,
-    pub(crate) tenants: Arc<Tenants>,
+    pub(crate) gateway: Arc<Gateway>,
+}
+
+/// What a request is, besides its key and operation, for the policies it meets.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) peer: Option<Peer>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) now_ms: u64,
 }
 
 impl Gatekeeper {
-    /// The pass of the key `id` for the operation `op` on `bucket` (None: the service), given
-    /// the request's headers; AccessDenied when its grants do not allow it.
+    /// The pass of the key `id` for the operation `op` on `bucket` (and `key`; None: the
+    /// service or the bucket), given the request's headers; AccessDenied when the bucket's
+    /// policy denies it, or neither the key's grants nor the policy allow it.
     pub(crate) fn pass(
         &self,
         id: &str,
         op: &str,
-        bucket: Option<&str>,
+        target: Option<(&str, Option<&str>)>,
         headers: &http::HeaderMap,
+        seen: &Seen,
     ) -> Result<Pass, S3Fault> {
-        if self.cluster.contains(id) {
-            return Ok(Pass::Cluster);
-        }
-        let Some(record) = self.tenants.record(id) else {
-            return Err(S3Fault::InvalidAccessKeyId);
+        let cluster = self.cluster.contains(id);
+        let record = match cluster {
+            true => None,
+            false => Some(
+                self.gateway
+                    .tenants()
+                    .record(id)
+                    .ok_or(S3Fault::InvalidAccessKeyId)?,
+            ),
         };
+        let who = record.as_ref().map(|r| r.name.as_str());
         let denied = |what: String| {
-            S3Fault::AccessDenied(format!(
-                "access key {} ({}) may not {what}",
-                record.access_key_id, record.name
-            ))
+            S3Fault::AccessDenied(match &record {
+                Some(r) => format!("access key {} ({}) may not {what}", r.access_key_id, r.name),
+                None => format!("the bucket's policy denies {what}"),
+            })
         };
-        match (action_of(op), bucket) {
-            (None, _) => {}
-            (Some(_), None) => return Err(denied(format!("call {op}"))),
-            (Some(action), Some(b)) => {
-                if !record.rights(b).allow(action) {
+        // What the bucket's policy says (a policy operation by the cluster's key is never
+        // denied: the operator can always mend a policy).
+        let verdict = |bucket: &str, key: Option<&str>, action: &str| -> Result<Verdict, S3Fault> {
+            self.gateway
+                .policy_verdict(id, who, bucket, key, action, seen)
+                .map_err(|e| S3Fault::InvalidRequest(format!("the bucket's policy: {e}")))
+        };
+        let policy_op = op.ends_with("BucketPolicy") || op == "GetBucketPolicyStatus";
+        if let Some((b, key)) = target {
+            let v = verdict(b, key, &iam_action(op))?;
+            if v == Verdict::Deny && !(cluster && policy_op) {
+                return Err(denied(format!(
+                    "{op} in bucket {b} (the bucket's policy denies it)"
+                )));
+            }
+            if let (Some(r), Some(action)) = (&record, action_of(op)) {
+                let allowed = r.rights(b).allow(action)
+                    || v == Verdict::Allow
+                    || (op == "DeleteObjects"
+                        && self
+                            .gateway
+                            .policy_may_allow(id, who, b, "s3:DeleteObject", seen));
+                if !allowed {
                     return Err(denied(format!(
                         "{op} in bucket {b} (needs {})",
                         action.label()
                     )));
                 }
             }
+        } else if record.is_some() && action_of(op).is_some() {
+            return Err(denied(format!("call {op}")));
         }
         if matches!(op, "CopyObject" | "UploadPartCopy") {
             let source = headers
                 .get("x-amz-copy-source")
                 .and_then(|v| v.to_str().ok())
-                .and_then(copy_source_bucket);
-            match source {
-                Some(src) if record.rights(&src).allow(Action::Read) => {}
-                Some(src) => return Err(denied(format!("read the copy source in bucket {src}"))),
-                None => return Err(denied("copy from an unnamed source".into())),
+                .and_then(copy_source);
+            let Some((src, src_key)) = source else {
+                return Err(denied("copy from an unnamed source".into()));
+            };
+            let v = verdict(&src, Some(&src_key), "s3:GetObject")?;
+            let readable = record
+                .as_ref()
+                .is_none_or(|r| r.rights(&src).allow(Action::Read))
+                || v == Verdict::Allow;
+            if v == Verdict::Deny || !readable {
+                return Err(denied(format!("read the copy source in bucket {src}")));
             }
         }
         let bypass = headers
             .get("x-amz-bypass-governance-retention")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        if bypass
-            && let Some(b) = bucket
-            && !record.rights(b).allow(Action::BypassGovernance)
-        {
-            return Err(denied(format!(
-                "bypass GOVERNANCE retention in bucket {b} (needs bypass_governance)"
-            )));
+        if bypass && let Some((b, key)) = target {
+            let v = verdict(b, key, "s3:BypassGovernanceRetention")?;
+            let granted = record
+                .as_ref()
+                .is_none_or(|r| r.rights(b).allow(Action::BypassGovernance))
+                || v == Verdict::Allow;
+            if v == Verdict::Deny || !granted {
+                return Err(denied(format!(
+                    "bypass GOVERNANCE retention in bucket {b} (needs bypass_governance)"
+                )));
+            }
         }
-        Ok(Pass::Key {
-            id: id.to_owned(),
-            secret_set_ms: set_ms(&record),
+        Ok(match record {
+            None => Pass::Cluster,
+            Some(r) => Pass::Key {
+                id: id.to_owned(),
+                secret_set_ms: set_ms(&r),
+            },
         })
     }
+}
+
+/// The bucket and key an `x-amz-copy-source` header names.
+fn copy_source(header: &str) -> Option<(String, String)> {
+    let bucket = copy_source_bucket(header)?;
+    let path = header.split_once('?').map_or(header, |(p, _)| p);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let key = path.split_once('/')?.1;
+    let key = urlencoding::decode(key).ok()?.into_owned();
+    Some((bucket, key))
 }
 
 #[async_trait::async_trait]
@@ -231,11 +294,34 @@ impl S3Access for Gatekeeper {
         {
             return Err(S3Fault::KeyTooLong.into());
         }
-        let bucket = match cx.s3_path() {
+        let target = match cx.s3_path() {
             S3Path::Root => None,
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+            S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
+            S3Path::Object { bucket, key } => Some((bucket.to_string(), Some(key.to_string()))),
         };
-        let pass = self.pass(&id, op, bucket.as_deref(), cx.headers())?;
+        let prefix = cx.uri().query().and_then(|q| {
+            q.split('&')
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| *k == "prefix")
+                .and_then(|(_, v)| {
+                    urlencoding::decode(&v.replace('+', " "))
+                        .ok()
+                        .map(|v| v.into_owned())
+                })
+        });
+        let seen = Seen {
+            peer: cx.extensions_mut().get::<Peer>().copied(),
+            prefix,
+            now_ms: crate::sys::now_ms(),
+        };
+        let pass = self.pass(
+            &id,
+            op,
+            target.as_ref().map(|(b, k)| (b.as_str(), k.as_deref())),
+            cx.headers(),
+            &seen,
+        )?;
+        cx.extensions_mut().insert(seen);
         cx.extensions_mut().insert(pass);
         Ok(())
     }

@@ -29,6 +29,27 @@ pub(crate) fn owner() -> Owner {
 
 /// The header of a bucket's own record that carries its lifecycle configuration (JSON).
 pub(crate) const RECORD_HEADER: &str = "x-exclave-lifecycle";
+/// The header of a bucket's own record that carries its policy (JSON, as it was put).
+pub(crate) const POLICY_HEADER: &str = "x-exclave-policy";
+
+/// What a bucket's own record carries besides its configuration: its lifecycle rules and its
+/// policy (each kept when the record is written for another reason).
+#[derive(Debug, Default)]
+pub(crate) struct BucketExtras {
+    pub(crate) lifecycle: Option<Lifecycle>,
+    pub(crate) policy: Option<String>,
+}
+
+/// The policy a bucket's own record carries, if any.
+pub(crate) fn policy_of(m: &Manifest) -> Option<String> {
+    let ManifestBody::Object(meta) = &m.body else {
+        return None;
+    };
+    meta.headers
+        .iter()
+        .find(|(n, _)| n == POLICY_HEADER)
+        .map(|(_, v)| v.clone())
+}
 
 /// The lifecycle configuration a bucket's own record carries, if any. One this build cannot
 /// read is left unapplied (a lifecycle only ever removes: not applying it loses nothing).
@@ -128,27 +149,36 @@ impl Gateway {
         bucket: &str,
         config: Option<BucketConfig>,
     ) -> S3Result<()> {
-        let lifecycle = self.index.bucket_lifecycle(bucket)?;
-        self.write_bucket_record_with(bucket, config, lifecycle.as_ref())
-            .await
+        let extras = self.bucket_extras(bucket)?;
+        self.write_bucket_record_with(bucket, config, &extras).await
     }
 
-    /// As [`Self::write_bucket_record`], with the lifecycle configuration `lifecycle` (None:
-    /// none) where that keeps the bucket's.
+    /// The lifecycle rules and policy `bucket`'s own record carries now.
+    pub(crate) fn bucket_extras(&self, bucket: &str) -> S3Result<BucketExtras> {
+        Ok(BucketExtras {
+            lifecycle: self.index.bucket_lifecycle(bucket)?,
+            policy: self.index.bucket_policy(bucket)?,
+        })
+    }
+
+    /// As [`Self::write_bucket_record`], carrying `extras` where that keeps the bucket's.
     pub(crate) async fn write_bucket_record_with(
         &self,
         bucket: &str,
         config: Option<BucketConfig>,
-        lifecycle: Option<&Lifecycle>,
+        extras: &BucketExtras,
     ) -> S3Result<()> {
-        let headers = match lifecycle {
-            Some(lc) => vec![(
+        let mut headers = Vec::new();
+        if let Some(lc) = &extras.lifecycle {
+            headers.push((
                 RECORD_HEADER.to_owned(),
                 serde_json::to_string(lc)
                     .map_err(|e| S3Fault::InvalidRequest(format!("lifecycle: {e}")))?,
-            )],
-            None => Vec::new(),
-        };
+            ));
+        }
+        if let Some(p) = &extras.policy {
+            headers.push((POLICY_HEADER.to_owned(), p.clone()));
+        }
         let input = PutInput {
             bucket: bucket.to_owned(),
             key: String::new(),

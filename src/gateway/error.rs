@@ -37,6 +37,10 @@ pub(crate) enum S3Fault {
     NoSuchObjectLockConfiguration,
     /// 404: GetBucketLifecycleConfiguration of a bucket without one.
     NoSuchLifecycleConfiguration,
+    /// GetBucketPolicy of a bucket without one.
+    NoSuchBucketPolicy,
+    /// A bucket policy that does not read or check (why).
+    MalformedPolicy(String),
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -167,6 +171,12 @@ impl S3Fault {
                 H::NOT_FOUND,
                 "The lifecycle configuration does not exist".into(),
             ),
+            Self::NoSuchBucketPolicy => (
+                C::NoSuchBucketPolicy,
+                H::NOT_FOUND,
+                "The bucket policy does not exist".into(),
+            ),
+            Self::MalformedPolicy(why) => (C::MalformedPolicy, H::BAD_REQUEST, why.clone()),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
                 H::NOT_FOUND,
@@ -465,6 +475,8 @@ mod tests {
             S3Fault::ObjectLockConfigurationNotFound,
             S3Fault::NoSuchObjectLockConfiguration,
             S3Fault::NoSuchLifecycleConfiguration,
+            S3Fault::NoSuchBucketPolicy,
+            S3Fault::MalformedPolicy("x".into()),
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

@@ -413,7 +413,9 @@ impl Gateway {
         let lc = from_dto(conf)?;
         let _held = self.key_guard(&i.bucket, "").await;
         let c = self.config_of(&i.bucket)?;
-        self.write_bucket_record_with(&i.bucket, Some(c), Some(&lc))
+        let mut extras = self.bucket_extras(&i.bucket)?;
+        extras.lifecycle = Some(lc);
+        self.write_bucket_record_with(&i.bucket, Some(c), &extras)
             .await?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
@@ -443,8 +445,9 @@ impl Gateway {
         let bucket = req.input.bucket;
         let _held = self.key_guard(&bucket, "").await;
         let c = self.config_of(&bucket)?;
-        if self.index.bucket_lifecycle(&bucket)?.is_some() {
-            self.write_bucket_record_with(&bucket, Some(c), None)
+        let mut extras = self.bucket_extras(&bucket)?;
+        if extras.lifecycle.take().is_some() {
+            self.write_bucket_record_with(&bucket, Some(c), &extras)
                 .await?;
         }
         let mut resp = S3Response::new(DeleteBucketLifecycleOutput {});

@@ -27,6 +27,7 @@ pub use lifecycle::{BucketActions, LifecycleReport, LifecycleState};
 mod lock;
 mod multipart;
 mod objects;
+mod policy;
 mod reads;
 mod repair;
 mod s3;
@@ -613,6 +614,7 @@ pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> 
                 index.create_bucket(&m.bucket, m.created_ms)?;
                 index.set_bucket_config(&m.bucket, m.state.bucket.as_ref())?;
                 index.set_bucket_lifecycle(&m.bucket, buckets::lifecycle_of(m).as_ref())?;
+                index.set_bucket_policy(&m.bucket, buckets::policy_of(m).as_deref())?;
             }
         }
         return Ok(());

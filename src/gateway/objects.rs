@@ -396,6 +396,17 @@ impl Gateway {
                 continue;
             }
             let id = o.version_id.as_deref();
+            // Each key meets the bucket's policy (and, for a key, its grants) on its own.
+            if let Err(e) = self.may_delete(&req.extensions, &i.bucket, &o.key) {
+                let e = S3Error::from(e);
+                errors.push(S3ItemError {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(o.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: o.version_id,
+                });
+                continue;
+            }
             match self
                 .delete_one(&i.bucket, &o.key, id, None, under, bypass)
                 .await

@@ -310,4 +310,53 @@ impl S3 for S3Api {
         name_op(&req.extensions, "GetObjectAttributes");
         self.0.get_object_attributes_op(&req).await
     }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        name_op(&req.extensions, "PutBucketPolicy");
+        self.0.put_bucket_policy_op(req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        name_op(&req.extensions, "GetBucketPolicy");
+        self.0.get_bucket_policy_op(&req)
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        name_op(&req.extensions, "DeleteBucketPolicy");
+        self.0.delete_bucket_policy_op(req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        name_op(&req.extensions, "GetBucketPolicyStatus");
+        self.0.get_bucket_policy_status_op(&req)
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        name_op(&req.extensions, "GetPublicAccessBlock");
+        self.0.get_public_access_block_op(&req)
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        name_op(&req.extensions, "PutPublicAccessBlock");
+        self.0.put_public_access_block_op(&req)
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        name_op(&req.extensions, "DeletePublicAccessBlock");
+        self.0.delete_public_access_block_op(&req)
+    }
 }

@@ -45,7 +45,7 @@ pub async fn serve(
     let mut builder = S3ServiceBuilder::new(S3Api(gateway.clone()));
     builder.set_access(Gatekeeper {
         cluster: keys.ids(),
-        tenants: gateway.tenants(),
+        gateway: gateway.clone(),
     });
     builder.set_auth(Signers {
         cluster: keys,
@@ -73,7 +73,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -84,12 +84,17 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let (gateway, ids, gate, service) =
                     (gateway.clone(), ids.clone(), gate.clone(), service.clone());
+                let peer = super::traffic::Peer {
+                    addr: peer,
+                    secure: acceptor.is_some(),
+                };
                 let service = hyper::service::service_fn(move |req| {
                     super::traffic::handle(
                         gateway.clone(),
                         ids.clone(),
                         gate.clone(),
                         service.clone(),
+                        peer,
                         req,
                     )
                 });

@@ -188,6 +188,14 @@ impl<B: Body<Data = Bytes>> Body for Counted<B> {
     }
 }
 
+/// The connection a request came on: the peer's own address (never one a header names) and
+/// whether it is TLS. Bucket policies' `aws:SourceIp` and `aws:SecureTransport`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) secure: bool,
+}
+
 /// Serves one S3 request through `service` with an id, a span, counts and metrics; requests
 /// the gate refuses never reach `service`.
 pub(crate) async fn handle(
@@ -195,6 +203,7 @@ pub(crate) async fn handle(
     ids: Arc<RequestIds>,
     gate: Arc<Gate>,
     service: s3s::service::S3Service,
+    peer: Peer,
     req: http::Request<hyper::body::Incoming>,
 ) -> Result<http::Response<Counted<s3s::Body>>, s3s::HttpError> {
     use tracing::Instrument as _;
@@ -209,6 +218,7 @@ pub(crate) async fn handle(
         Ok(body) => {
             dated_by_date_header(&mut parts.headers);
             parts.extensions.insert(op.clone());
+            parts.extensions.insert(peer);
             let shape = shape(&parts);
             let req = http::Request::from_parts(parts, body);
             let resp = service.call(req).instrument(span.clone()).await?;

@@ -14,6 +14,9 @@ pub(super) const BUCKET_CONFIG: TableDefinition<'_, &str, &[u8]> =
 /// Bucket name → its lifecycle configuration (JSON), as its own record carries it.
 pub(super) const BUCKET_LIFECYCLE: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("bucket_lifecycle");
+/// Bucket name → its bucket policy (JSON, as it was put), as its own record carries it.
+pub(super) const BUCKET_POLICY: TableDefinition<'_, &str, &str> =
+    TableDefinition::new("bucket_policy");
 
 fn versioning_byte(v: Versioning) -> u8 {
     match v {
@@ -96,6 +99,10 @@ impl Index {
                 .map_err(db_err)?
                 .remove(bucket)
                 .map_err(db_err)?;
+            txn.open_table(BUCKET_POLICY)
+                .map_err(db_err)?
+                .remove(bucket)
+                .map_err(db_err)?;
             t.remove(bucket).map_err(db_err)?.is_some()
         };
         txn.commit().map_err(db_err)?;
@@ -169,6 +176,30 @@ impl Index {
             out.push((k.value().to_owned(), lc));
         }
         Ok(out)
+    }
+
+    /// The policy of `bucket`, if it has one (JSON, as it was put).
+    pub fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKET_POLICY).map_err(db_err)?;
+        Ok(t.get(bucket).map_err(db_err)?.map(|v| v.value().to_owned()))
+    }
+
+    /// Sets (None: forgets) the policy of `bucket`, as its current own record says.
+    pub fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> Result<(), MetaError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = txn.open_table(BUCKET_POLICY).map_err(db_err)?;
+            match policy {
+                Some(p) => {
+                    t.insert(bucket, p).map_err(db_err)?;
+                }
+                None => {
+                    t.remove(bucket).map_err(db_err)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_err)
     }
 
     /// Sets (None: forgets) the lifecycle configuration of `bucket`, as its current own record

@@ -162,6 +162,7 @@ impl Index {
         txn.open_table(config::BUCKET_CONFIG).map_err(db_err)?;
         txn.open_table(config::BUCKET_LIFECYCLE).map_err(db_err)?;
         txn.open_table(access::ACCESS_KEYS).map_err(db_err)?;
+        txn.open_table(config::BUCKET_POLICY).map_err(db_err)?;
         let listed = txn
             .list_tables()
             .map_err(db_err)?

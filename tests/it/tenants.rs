@@ -583,3 +583,166 @@ async fn keys_and_grants_come_back_after_a_key_rotation_and_a_disaster() {
     })
     .await;
 }
+
+/// Issue 18, item 3: bucket policies. Allow statements give keys what their grants do not;
+/// an explicit Deny refuses whoever asks (the cluster's own key too, except mending the
+/// policy); conditions on the listing prefix, TLS, the connection's own address (never a
+/// forwarded one) and the time; DeleteObjects judged key by key; refused policies named;
+/// the policy back after the index is rebuilt from the sites; PublicAccessBlock always on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bucket_policies_allow_deny_and_condition_as_aws_does() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier, PublicAccessBlockConfiguration};
+    within(600, async {
+        let mut cluster = started_cluster("").await;
+        let root = cluster.s3_client(1);
+        let (app_id, app_secret) = cluster.make_key("land-app");
+        let (aud_id, aud_secret) = cluster.make_key("auditor");
+        cluster.allow("land-app", "land", &["--owner"]);
+        root.create_bucket().bucket("land").send().await.unwrap();
+        for k in ["public/a", "deeds/1", "other/2", "sealed/x"] {
+            put(&root, "land", k, b"record").await;
+        }
+        let policy = format!(
+            r#"{{
+  "Version": "2012-10-17",
+  "Statement": [
+    {{"Sid": "AuditorReadsPublic", "Effect": "Allow",
+      "Principal": {{"AWS": ["arn:aws:iam::000000000000:user/auditor"]}},
+      "Action": "s3:GetObject", "Resource": "arn:aws:s3:::land/public/*"}},
+    {{"Sid": "AuditorListsPublic", "Effect": "Allow", "Principal": {{"AWS": "{aud_id}"}},
+      "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::land",
+      "Condition": {{"StringLike": {{"s3:prefix": "public/*"}}}}}},
+    {{"Sid": "DeedsStay", "Effect": "Deny", "Principal": "*",
+      "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::land/deeds/*"}},
+    {{"Sid": "SealedIsSealed", "Effect": "Deny", "Principal": "*",
+      "Action": "s3:PutObject", "Resource": "arn:aws:s3:::land/sealed/*"}},
+    {{"Sid": "OnlyFromTheRegistryNet", "Effect": "Deny", "Principal": {{"AWS": "auditor"}},
+      "Action": "s3:*", "Resource": "arn:aws:s3:::land/*",
+      "Condition": {{"NotIpAddress": {{"aws:SourceIp": ["127.0.0.0/8", "::1"]}}}}}},
+    {{"Sid": "NotBefore2001", "Effect": "Deny", "Principal": "*",
+      "Action": "s3:GetObject", "Resource": "arn:aws:s3:::land/other/*",
+      "Condition": {{"DateLessThan": {{"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}}}}
+  ]
+}}"#
+        );
+        root.put_bucket_policy().bucket("land").policy(&policy).send().await.unwrap();
+        let got = root.get_bucket_policy().bucket("land").send().await.unwrap();
+        assert_eq!(got.policy(), Some(policy.as_str()), "read back as put");
+        let status = root.get_bucket_policy_status().bucket("land").send().await.unwrap();
+        assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false));
+
+        let app = cluster.s3_client_as(&app_id, &app_secret);
+        let auditor = cluster.s3_client_as(&aud_id, &aud_secret);
+        // The auditor has no grant: the policy's Allows are all it has.
+        assert_eq!(get(&auditor, "land", "public/a").await, b"record");
+        denied("auditor reads deeds", auditor.get_object().bucket("land").key("deeds/1").send().await).await;
+        auditor.list_objects_v2().bucket("land").prefix("public/").send().await.unwrap();
+        denied("auditor lists everything", auditor.list_objects_v2().bucket("land").send().await).await;
+        denied("auditor writes", auditor.put_object().bucket("land").key("public/b").body(ByteStream::from_static(b"x")).send().await).await;
+        // The date condition holds no more: other/ reads.
+        assert_eq!(get(&app, "land", "other/2").await, b"record");
+        // Deny wins over the owner's grant, and over the cluster's key.
+        denied("owner deletes a deed", app.delete_object().bucket("land").key("deeds/1").send().await).await;
+        denied("cluster key writes sealed", root.put_object().bucket("land").key("sealed/x").body(ByteStream::from_static(b"y")).send().await).await;
+        assert_eq!(get(&root, "land", "sealed/x").await, b"record");
+        // DeleteObjects: key by key.
+        let out = app
+            .delete_objects()
+            .bucket("land")
+            .delete(
+                Delete::builder()
+                    .objects(ObjectIdentifier::builder().key("deeds/1").build().unwrap())
+                    .objects(ObjectIdentifier::builder().key("other/2").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.errors().len(), 1);
+        assert_eq!(out.errors()[0].key(), Some("deeds/1"));
+        assert_eq!(out.errors()[0].code(), Some("AccessDenied"));
+        assert!(exists(&root, "land", "deeds/1").await && !exists(&root, "land", "other/2").await);
+        // The address is the connection's own: a forwarded one changes nothing.
+        let (status, text) = tokio::task::block_in_place(|| {
+            let addr = cluster.s3_addr();
+            let signed = Signer::new(aud_id.clone(), aud_secret.clone()).sign(
+                &addr.to_string(),
+                "GET",
+                "/land/public/a",
+                &[],
+                &[("x-forwarded-for", "192.0.2.7")],
+                &crate::sigv4::sha256_hex(b""),
+                &amz_date(0),
+            );
+            crate::sigv4::send(addr, "GET", "/land/public/a", &signed.headers, b"")
+        });
+        assert_eq!(status, 200, "{text}");
+
+        // Refused policies, each named MalformedPolicy; the policy in force unchanged.
+        for bad in [
+            "not json".to_owned(),
+            policy.replace("arn:aws:s3:::land/public/*", "arn:aws:s3:::business/*"),
+            policy.replace("user/auditor", "user/stranger"),
+            policy.replace("s3:GetObject", "s3:Teleport"),
+            policy.replace("aws:SourceIp", "aws:Referer"),
+        ] {
+            let e = root.put_bucket_policy().bucket("land").policy(&bad).send().await.unwrap_err();
+            assert_eq!(code(&e), (400, "MalformedPolicy".into()), "{bad}");
+        }
+        // A key that is not the owner may not touch the policy.
+        denied("auditor puts a policy", auditor.put_bucket_policy().bucket("land").policy(&policy).send().await).await;
+
+        // Public access: blocked, always.
+        let pab = root.get_public_access_block().bucket("land").send().await.unwrap();
+        let c = pab.public_access_block_configuration().unwrap();
+        assert_eq!(
+            (c.block_public_acls(), c.block_public_policy(), c.ignore_public_acls(), c.restrict_public_buckets()),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+        let all = |on: bool| {
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(on)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build()
+        };
+        root.put_public_access_block().bucket("land").public_access_block_configuration(all(true)).send().await.unwrap();
+        let e = root.put_public_access_block().bucket("land").public_access_block_configuration(all(false)).send().await.unwrap_err();
+        assert_eq!(code(&e).0, 400);
+        let e = root.delete_public_access_block().bucket("land").send().await.unwrap_err();
+        assert_eq!(code(&e).0, 400);
+
+        // The policy is the bucket's, at the sites: back with a rebuilt index.
+        tokio::task::block_in_place(|| cluster.restart_gateway_without_index());
+        let root = cluster.s3_client(1);
+        let got = root.get_bucket_policy().bucket("land").send().await.unwrap();
+        assert_eq!(got.policy(), Some(policy.as_str()));
+        let auditor = cluster.s3_client_as(&aud_id, &aud_secret);
+        assert_eq!(get(&auditor, "land", "public/a").await, b"record");
+        denied("deny after rebuild", root.put_object().bucket("land").key("sealed/x").body(ByteStream::from_static(b"z")).send().await).await;
+
+        // Deleted: the Allows and Denies go with it.
+        root.delete_bucket_policy().bucket("land").send().await.unwrap();
+        let e = root.get_bucket_policy().bucket("land").send().await.unwrap_err();
+        assert_eq!(code(&e), (404, "NoSuchBucketPolicy".into()));
+        denied("auditor without the policy", auditor.get_object().bucket("land").key("public/a").send().await).await;
+        put(&root, "land", "sealed/x", b"unsealed").await;
+
+        // TLS: a policy that denies plain HTTP denies it here (this endpoint is plain HTTP).
+        root.create_bucket().bucket("tls-only").send().await.unwrap();
+        put(&root, "tls-only", "k", b"v").await;
+        root.put_bucket_policy()
+            .bucket("tls-only")
+            .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::tls-only","arn:aws:s3:::tls-only/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#)
+            .send()
+            .await
+            .unwrap();
+        denied("plain HTTP under a TLS-only policy", root.get_object().bucket("tls-only").key("k").send().await).await;
+        // ... and the cluster's key can still mend it.
+        root.delete_bucket_policy().bucket("tls-only").send().await.unwrap();
+        assert_eq!(get(&root, "tls-only", "k").await, b"v");
+    })
+    .await;
+}
