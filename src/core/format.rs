@@ -500,6 +500,15 @@ impl ManifestBody {
         }
     }
 
+    /// [`Self::meta`], to change (a revision: tags).
+    pub fn meta_mut(&mut self) -> Option<&mut ObjectMeta> {
+        match self {
+            Self::Object(meta) => Some(meta),
+            Self::Parts(p) => Some(&mut p.whole),
+            Self::Tombstone => None,
+        }
+    }
+
     /// The stored objects that hold the version's bytes, in order: itself (`object`,
     /// `version`), or each of its parts.
     pub fn pieces(&self, object: ObjectId, version: Version) -> Vec<Piece<'_>> {

@@ -266,6 +266,16 @@ impl DataKey {
     pub(crate) fn aead(&self) -> &KeyAead {
         &self.aead
     }
+
+    /// This key XOR `pad` (SSE-C: what is wrapped is the key masked with the customer's pad,
+    /// and masking again unmasks it).
+    pub fn masked(&self, pad: &[u8; KEY_LEN]) -> Self {
+        let mut bytes = self.bytes;
+        for (b, p) in bytes.iter_mut().zip(pad) {
+            *b ^= p;
+        }
+        Self::from_bytes(bytes)
+    }
 }
 
 impl fmt::Debug for DataKey {

@@ -7,6 +7,7 @@ pub mod access;
 pub mod backlog;
 pub mod catalog;
 pub mod collect;
+pub mod cors;
 pub mod format;
 pub mod hlc;
 pub mod ids;
@@ -18,7 +19,9 @@ pub mod policy;
 pub mod quorum;
 pub mod record;
 pub mod rng;
+pub mod ssec;
 pub mod stripe;
+pub mod tags;
 pub mod wire;
 
 #[cfg(test)]

@@ -457,6 +457,16 @@ impl Policy {
         }
     }
 
+    /// Whether a condition reads the object's tags (`s3:ExistingObjectTag/...`): only then are
+    /// they looked up for [`Ask::tags`].
+    pub fn reads_tags(&self) -> bool {
+        self.statements.iter().any(|s| {
+            s.conditions
+                .iter()
+                .any(|c| matches!(c.key, Key::ExistingObjectTag(_)))
+        })
+    }
+
     /// Whether some Allow statement could let the principal of `ask` do its action somewhere
     /// in the bucket (conditions and resource aside): a DeleteObjects is then let through to
     /// be judged key by key.

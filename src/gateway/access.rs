@@ -252,6 +252,10 @@ impl Gateway {
             Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
             None => format!("arn:aws:s3:::{bucket}"),
         };
+        let tags = match key {
+            Some(k) if policy.reads_tags() => self.existing_tags(bucket, k, seen)?,
+            _ => Vec::new(),
+        };
         Ok(policy.evaluate(&Ask {
             key_id: id,
             key_name: name,
@@ -261,8 +265,29 @@ impl Gateway {
             source_ip: seen.peer.map(|p| p.addr.ip()),
             now_ms: seen.now_ms,
             prefix: seen.prefix.as_deref(),
-            tags: &[],
+            tags: &tags,
         }))
+    }
+
+    /// The tags of the version a request names (its `versionId`, else the key's current
+    /// version), as the index keeps them; none when there is no such version.
+    fn existing_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        seen: &super::auth::Seen,
+    ) -> Result<crate::core::tags::Tags, MetaError> {
+        let entry = match seen.version_id.as_deref() {
+            Some(id) => match super::list::parse_version_id(id) {
+                Ok(marker) => self.index.version(bucket, key, marker)?,
+                Err(_) => None,
+            },
+            None => self.index.get(bucket, key)?,
+        };
+        Ok(entry
+            .filter(|e| !e.deleted && !e.removed)
+            .map(|e| crate::core::tags::decode_stored(&e.tags))
+            .unwrap_or_default())
     }
 
     /// Whether `bucket`'s policy has an Allow for the key `id` doing `action` somewhere in it.

@@ -162,6 +162,8 @@ pub(crate) struct Gatekeeper {
 pub(crate) struct Seen {
     pub(crate) peer: Option<Peer>,
     pub(crate) prefix: Option<String>,
+    /// The `versionId` the request names, if any.
+    pub(crate) version_id: Option<String>,
     pub(crate) now_ms: u64,
 }
 
@@ -299,19 +301,23 @@ impl S3Access for Gatekeeper {
             S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
             S3Path::Object { bucket, key } => Some((bucket.to_string(), Some(key.to_string()))),
         };
-        let prefix = cx.uri().query().and_then(|q| {
-            q.split('&')
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| *k == "prefix")
-                .and_then(|(_, v)| {
-                    urlencoding::decode(&v.replace('+', " "))
-                        .ok()
-                        .map(|v| v.into_owned())
-                })
-        });
+        let param = |name: &str| {
+            cx.uri().query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(k, _)| *k == name)
+                    .and_then(|(_, v)| {
+                        urlencoding::decode(&v.replace('+', " "))
+                            .ok()
+                            .map(|v| v.into_owned())
+                    })
+            })
+        };
+        let (prefix, version_id) = (param("prefix"), param("versionId"));
         let seen = Seen {
             peer: cx.extensions_mut().get::<Peer>().copied(),
             prefix,
+            version_id,
             now_ms: crate::sys::now_ms(),
         };
         let pass = self.pass(

@@ -15,7 +15,7 @@ use crate::coordinator::object::PutInput;
 use crate::core::format::{BucketConfig, Manifest, ManifestBody, VersionState, Versioning};
 use crate::core::hlc::Version;
 use crate::core::lifecycle::Lifecycle;
-use crate::meta::VersionQuery;
+use crate::meta::{BUCKET_EXTRAS, VersionQuery};
 
 /// Marks the internal namespaces (multipart parts): never part of a valid bucket name.
 pub(crate) const HIDDEN: char = '\u{1}';
@@ -29,26 +29,40 @@ pub(crate) fn owner() -> Owner {
 
 /// The header of a bucket's own record that carries its lifecycle configuration (JSON).
 pub(crate) const RECORD_HEADER: &str = "x-exclave-lifecycle";
-/// The header of a bucket's own record that carries its policy (JSON, as it was put).
-pub(crate) const POLICY_HEADER: &str = "x-exclave-policy";
+/// The header of a bucket's own record that carries the setting `name` (one of
+/// `meta::BUCKET_EXTRAS`: `policy`, JSON as it was put; `tagging` and `cors`, their stored
+/// forms).
+fn setting_header(name: &str) -> String {
+    format!("x-exclave-{name}")
+}
 
 /// What a bucket's own record carries besides its configuration: its lifecycle rules and its
-/// policy (each kept when the record is written for another reason).
+/// other settings by name (each kept when the record is written for another reason).
 #[derive(Debug, Default)]
 pub(crate) struct BucketExtras {
     pub(crate) lifecycle: Option<Lifecycle>,
-    pub(crate) policy: Option<String>,
+    pub(crate) settings: std::collections::BTreeMap<&'static str, String>,
 }
 
-/// The policy a bucket's own record carries, if any.
-pub(crate) fn policy_of(m: &Manifest) -> Option<String> {
-    let ManifestBody::Object(meta) = &m.body else {
-        return None;
+/// Each setting a bucket's own record carries or lacks.
+pub(crate) fn settings_of(m: &Manifest) -> Vec<(&'static str, Option<String>)> {
+    let meta = match &m.body {
+        ManifestBody::Object(meta) => Some(meta),
+        _ => None,
     };
-    meta.headers
+    BUCKET_EXTRAS
         .iter()
-        .find(|(n, _)| n == POLICY_HEADER)
-        .map(|(_, v)| v.clone())
+        .map(|&name| {
+            let header = setting_header(name);
+            let value = meta.and_then(|meta| {
+                meta.headers
+                    .iter()
+                    .find(|(n, _)| *n == header)
+                    .map(|(_, v)| v.clone())
+            });
+            (name, value)
+        })
+        .collect()
 }
 
 /// The lifecycle configuration a bucket's own record carries, if any. One this build cannot
@@ -153,12 +167,43 @@ impl Gateway {
         self.write_bucket_record_with(bucket, config, &extras).await
     }
 
-    /// The lifecycle rules and policy `bucket`'s own record carries now.
+    /// The lifecycle rules and settings `bucket`'s own record carries now.
     pub(crate) fn bucket_extras(&self, bucket: &str) -> S3Result<BucketExtras> {
+        let mut settings = std::collections::BTreeMap::new();
+        for name in BUCKET_EXTRAS {
+            if let Some(v) = self.index.bucket_extra(bucket, name)? {
+                settings.insert(name, v);
+            }
+        }
         Ok(BucketExtras {
             lifecycle: self.index.bucket_lifecycle(bucket)?,
-            policy: self.index.bucket_policy(bucket)?,
+            settings,
         })
+    }
+
+    /// Sets (None: removes) the setting `name` of `bucket` on its own record, under the
+    /// bucket's key guard; NoSuchBucket unless it exists.
+    pub(crate) async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &'static str,
+        value: Option<String>,
+    ) -> S3Result<()> {
+        let _writing = self.writing();
+        self.require_bucket(bucket)?;
+        let _held = self.key_guard(bucket, "").await;
+        let c = self.config_of(bucket)?;
+        let mut extras = self.bucket_extras(bucket)?;
+        let before = extras.settings.get(name).cloned();
+        if before == value {
+            return Ok(());
+        }
+        match value {
+            Some(v) => extras.settings.insert(name, v),
+            None => extras.settings.remove(name),
+        };
+        self.write_bucket_record_with(bucket, Some(c), &extras)
+            .await
     }
 
     /// As [`Self::write_bucket_record`], carrying `extras` where that keeps the bucket's.
@@ -176,8 +221,8 @@ impl Gateway {
                     .map_err(|e| S3Fault::InvalidRequest(format!("lifecycle: {e}")))?,
             ));
         }
-        if let Some(p) = &extras.policy {
-            headers.push((POLICY_HEADER.to_owned(), p.clone()));
+        for (name, v) in &extras.settings {
+            headers.push((setting_header(name), v.clone()));
         }
         let input = PutInput {
             bucket: bucket.to_owned(),

@@ -41,6 +41,12 @@ pub(crate) enum S3Fault {
     NoSuchBucketPolicy,
     /// A bucket policy that does not read or check (why).
     MalformedPolicy(String),
+    /// A tag set S3 would refuse (why, in AWS's words).
+    InvalidTag(String),
+    /// GetBucketTagging of a bucket without tags.
+    NoSuchTagSet,
+    /// GetBucketCors of a bucket without CORS rules.
+    NoSuchCorsConfiguration,
     /// The multipart upload does not exist.
     NoSuchUpload,
     /// CreateBucket of a bucket that exists.
@@ -177,6 +183,17 @@ impl S3Fault {
                 "The bucket policy does not exist".into(),
             ),
             Self::MalformedPolicy(why) => (C::MalformedPolicy, H::BAD_REQUEST, why.clone()),
+            Self::InvalidTag(why) => (C::InvalidTag, H::BAD_REQUEST, why.clone()),
+            Self::NoSuchTagSet => (
+                C::NoSuchTagSet,
+                H::NOT_FOUND,
+                "The TagSet does not exist".into(),
+            ),
+            Self::NoSuchCorsConfiguration => (
+                C::NoSuchCORSConfiguration,
+                H::NOT_FOUND,
+                "The CORS configuration does not exist".into(),
+            ),
             Self::NoSuchUpload => (
                 C::NoSuchUpload,
                 H::NOT_FOUND,
@@ -477,6 +494,9 @@ mod tests {
             S3Fault::NoSuchLifecycleConfiguration,
             S3Fault::NoSuchBucketPolicy,
             S3Fault::MalformedPolicy("x".into()),
+            S3Fault::InvalidTag("x".into()),
+            S3Fault::NoSuchTagSet,
+            S3Fault::NoSuchCorsConfiguration,
             S3Fault::NoSuchUpload,
             S3Fault::BucketAlreadyOwnedByYou,
             S3Fault::BucketNotEmpty,

@@ -394,13 +394,6 @@ fn unhonoured(name: &str, value: &str) -> Option<S3Fault> {
         )))
     };
     match name {
-        n if n.starts_with("x-amz-server-side-encryption-customer-")
-            || n.starts_with("x-amz-copy-source-server-side-encryption-customer-") =>
-        {
-            not_done(
-                "encryption with a key of the client's (SSE-C; exclave encrypts every object with its own keys)",
-            )
-        }
         // SSE-S3 is what exclave always does; a KMS is not.
         "x-amz-server-side-encryption" if value != "AES256" => {
             not_done("encryption under a KMS key (SSE-KMS)")
@@ -410,10 +403,6 @@ fn unhonoured(name: &str, value: &str) -> Option<S3Fault> {
             || n == "x-amz-server-side-encryption-bucket-key-enabled" =>
         {
             not_done("encryption under a KMS key (SSE-KMS)")
-        }
-        "x-amz-tagging" => not_done("object tagging"),
-        "x-amz-tagging-directive" if value.eq_ignore_ascii_case("REPLACE") => {
-            not_done("object tagging")
         }
         "x-amz-website-redirect-location" => not_done("website redirects"),
         "x-amz-object-ownership" if value != "BucketOwnerEnforced" => {
@@ -487,12 +476,8 @@ mod tests {
     #[test]
     fn what_is_not_honoured_is_refused_and_what_is_done_anyway_passes() {
         for (name, value) in [
-            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
-            ("x-amz-copy-source-server-side-encryption-customer-key", "k"),
             ("x-amz-server-side-encryption", "aws:kms"),
             ("x-amz-server-side-encryption-aws-kms-key-id", "arn"),
-            ("x-amz-tagging", "a=b"),
-            ("x-amz-tagging-directive", "REPLACE"),
             ("x-amz-acl", "public-read"),
             ("x-amz-grant-read", "id=x"),
             ("x-amz-object-ownership", "ObjectWriter"),
@@ -510,6 +495,12 @@ mod tests {
             ("x-amz-acl", "private"),
             ("x-amz-acl", "bucket-owner-full-control"),
             ("x-amz-tagging-directive", "COPY"),
+            // SSE-C is done (`ssec.rs`).
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-copy-source-server-side-encryption-customer-key", "k"),
+            // Tagging is done (`tagging.rs`).
+            ("x-amz-tagging", "a=b"),
+            ("x-amz-tagging-directive", "REPLACE"),
             ("x-amz-object-ownership", "BucketOwnerEnforced"),
             ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
             ("x-amz-meta-owner", "land registry"),

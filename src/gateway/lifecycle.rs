@@ -592,13 +592,18 @@ impl Gateway {
         if !first.latest {
             return;
         }
+        let tags: Vec<_> = versions
+            .iter()
+            .map(|v| crate::core::tags::decode_stored(&v.entry.tags))
+            .collect();
         let views: Vec<VersionView<'_>> = versions
             .iter()
-            .map(|v| VersionView {
+            .zip(&tags)
+            .map(|(v, tags)| VersionView {
                 created_ms: v.entry.modified_ms,
                 size: v.entry.size,
                 delete_marker: v.entry.deleted,
-                tags: &[],
+                tags,
             })
             .collect();
         for due in lc.due(key, &views, now_ms(), day_ms) {

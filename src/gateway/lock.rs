@@ -17,7 +17,7 @@ use s3s::{S3Request, S3Response, S3Result};
 use super::error::S3Fault;
 use super::{Gateway, entry_of, object_error, timestamp};
 use crate::core::format::{
-    BucketConfig, DefaultRetention, LockMode, Manifest, Retention, VersionState, Versioning,
+    BucketConfig, DefaultRetention, LockMode, Manifest, Retention, Versioning,
 };
 use crate::sys::now_ms;
 
@@ -332,7 +332,8 @@ impl Gateway {
                 self.check_passed(old).await?;
             }
         }
-        self.revise_state(&m, move |s| s.retention = next).await?;
+        self.revise_state(&m, move |m| m.state.retention = next)
+            .await?;
         Ok(S3Response::new(PutObjectRetentionOutput::default()))
     }
 
@@ -368,16 +369,17 @@ impl Gateway {
             .ok_or_else(|| S3Fault::MalformedXml("no legal hold status".into()))?;
         let on = hold_of(hold.as_str())?;
         if on != m.state.legal_hold {
-            self.revise_state(&m, move |s| s.legal_hold = on).await?;
+            self.revise_state(&m, move |m| m.state.legal_hold = on)
+                .await?;
         }
         Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
     }
 
     /// Writes a revised copy of `m` at the nodes, then the index.
-    async fn revise_state(
+    pub(crate) async fn revise_state(
         &self,
         m: &Manifest,
-        change: impl FnOnce(&mut VersionState) + Send + 'static,
+        change: impl FnOnce(&mut Manifest) + Send + 'static,
     ) -> S3Result<()> {
         let (copy, missed) = self.objects.revise(m, change).await.map_err(object_error)?;
         if missed.manifest {

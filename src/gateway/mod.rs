@@ -15,6 +15,7 @@ mod catalog;
 pub use catalog::{Catalog, CheckpointMade};
 mod checksum;
 mod collect;
+mod cors;
 pub use collect::{CollectReport, CollectTuning, Collector, Growth};
 mod error;
 pub(crate) use error::{internal, object_error};
@@ -33,7 +34,9 @@ mod repair;
 mod s3;
 mod serve;
 mod small_body;
+mod ssec;
 mod surface;
+mod tagging;
 mod tls;
 mod traffic;
 mod versioning;
@@ -577,9 +580,14 @@ pub(crate) fn timestamp(ms: u64) -> Timestamp {
 
 /// The index entry a manifest makes.
 pub(crate) fn entry_of(m: &Manifest) -> Entry {
-    let (size, etag, deleted) = match m.body.meta() {
-        Some(o) => (o.size, o.etag.clone(), false),
-        None => (0, String::new(), true),
+    let (size, etag, deleted, tags) = match m.body.meta() {
+        Some(o) => (
+            o.size,
+            o.etag.clone(),
+            false,
+            crate::core::tags::stored(o).to_owned(),
+        ),
+        None => (0, String::new(), true, String::new()),
     };
     Entry {
         version: m.version,
@@ -595,6 +603,7 @@ pub(crate) fn entry_of(m: &Manifest) -> Entry {
         } else {
             m.state.retention.map(|r| r.until_ms)
         },
+        tags,
     }
 }
 
@@ -614,7 +623,9 @@ pub(crate) fn apply_found(index: &Index, m: &Manifest) -> Result<(), MetaError> 
                 index.create_bucket(&m.bucket, m.created_ms)?;
                 index.set_bucket_config(&m.bucket, m.state.bucket.as_ref())?;
                 index.set_bucket_lifecycle(&m.bucket, buckets::lifecycle_of(m).as_ref())?;
-                index.set_bucket_policy(&m.bucket, buckets::policy_of(m).as_deref())?;
+                for (name, v) in buckets::settings_of(m) {
+                    index.set_bucket_extra(&m.bucket, name, v.as_deref())?;
+                }
             }
         }
         return Ok(());

@@ -19,7 +19,7 @@ use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
 use super::lock::{LockAsk, lock_ask};
-use super::objects::{stored_headers, user_metadata};
+use super::objects::{stored_headers, user_metadata, with_tags};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::{PutInput, Staged};
@@ -28,6 +28,7 @@ use crate::core::format::{
     Manifest, ManifestBody, ObjectMeta, Part as StoredPart, PartRef, PartsBody, Versioning,
 };
 use crate::core::ids::{hex, unhex};
+use crate::core::ssec::CustomerKey;
 use crate::meta::{MetaError, PartRecord, UploadRecord};
 use crate::sys::{now_ms, random};
 
@@ -52,7 +53,7 @@ fn check_part_number(n: i32) -> S3Result<u32> {
 }
 
 impl Gateway {
-    fn upload_of(&self, id: &str, bucket: &str, key: &str) -> S3Result<UploadRecord> {
+    pub(crate) fn upload_of(&self, id: &str, bucket: &str, key: &str) -> S3Result<UploadRecord> {
         match self.index.upload(id)? {
             Some(u) if u.bucket == bucket && u.key == key => Ok(u),
             _ => Err(no_such_upload()),
@@ -67,22 +68,26 @@ impl Gateway {
         let config = self.config_of(&i.bucket)?;
         // Checked now, applied at Complete.
         Self::lock_for_write(&config, &lock_ask!(i), true)?;
+        let ck = super::ssec::ssec_key!(i, &req.extensions)?;
         let mut raw = [0u8; 16];
         random(&mut raw);
         let id = hex(&raw);
-        let rec = UploadRecord {
+        let mut rec = UploadRecord {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
             initiated_ms: now_ms(),
             content_type: i.content_type.clone(),
             user_metadata: user_metadata(i.metadata)?,
-            headers: stored_headers(
-                i.cache_control.as_ref(),
-                i.content_disposition.as_ref(),
-                i.content_encoding.as_ref(),
-                i.content_language.as_ref(),
-                i.expires.as_ref(),
-            ),
+            headers: with_tags(
+                stored_headers(
+                    i.cache_control.as_ref(),
+                    i.content_disposition.as_ref(),
+                    i.content_encoding.as_ref(),
+                    i.content_language.as_ref(),
+                    i.expires.as_ref(),
+                ),
+                i.tagging.as_ref(),
+            )?,
             checksum_algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
             lock_mode: i.object_lock_mode.as_ref().map(|m| m.as_str().to_owned()),
             lock_until_ms: i
@@ -94,6 +99,8 @@ impl Gateway {
                 .as_ref()
                 .map(|h| h.as_str().to_owned()),
         };
+        // Every part is sent with the same customer key, and the object answers to it.
+        super::ssec::mark(&mut rec.headers, ck.as_ref());
         // The upload's own record at the nodes (its metadata, sealed): an index rebuilt from
         // the sites lists it again, with its parts.
         let _writing = self.writing();
@@ -114,8 +121,11 @@ impl Gateway {
             .map_err(object_error)?;
         self.commit(staged).await?;
         self.index.put_upload(&id, &rec)?;
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) = super::ssec::answer(ck.as_ref());
         Ok(S3Response::new(CreateMultipartUploadOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             bucket: Some(i.bucket),
             key: Some(i.key),
             upload_id: Some(id),
@@ -249,19 +259,22 @@ impl Gateway {
         let i = req.input;
         let n = check_part_number(i.part_number)?;
         self.require_bucket(&i.bucket)?;
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let ck = part_key(&upload, super::ssec::ssec_key!(i, &req.extensions)?)?;
         let size = super::objects::body_size(i.content_length, i.body.as_ref())?;
         if size > MAX_PUT_SIZE {
             return Err(S3Fault::EntityTooLarge.into());
         }
         let wanted = wanted_of!(i, &headers)?;
-        let input = PutInput {
+        let mut input = PutInput {
             bucket: hidden_bucket(&i.bucket),
             key: format!("{}/{n}", i.upload_id),
             size,
+            customer_key: ck.clone(),
             ..PutInput::default()
         };
-        let (staged, sums) = self
+        super::ssec::mark(&mut input.headers, ck.as_ref());
+        let (mut staged, sums) = self
             .stage_checked(
                 input,
                 i.body,
@@ -270,11 +283,17 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
+        if let Some(ck) = &ck {
+            staged.meta.etag = ck.etag(&staged.meta.etag);
+        }
         let rec = self
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) = super::ssec::answer(ck.as_ref());
         Ok(S3Response::new(UploadPartOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             e_tag: Some(ETag::Strong(rec.etag)),
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
@@ -294,7 +313,8 @@ impl Gateway {
         let i = req.input;
         let n = check_part_number(i.part_number)?;
         self.require_bucket(&i.bucket)?;
-        self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let upload = self.upload_of(&i.upload_id, &i.bucket, &i.key)?;
+        let ck = part_key(&upload, super::ssec::ssec_key!(i, &req.extensions)?)?;
         let (src, meta) = self
             .copy_source(
                 &i.copy_source,
@@ -317,19 +337,29 @@ impl Gateway {
                 a..b + 1
             }
         };
-        let input = PutInput {
+        let src_key = super::ssec::ssec_source_key!(i, &req.extensions)?;
+        super::ssec::may_open(&meta, src_key.as_ref())?;
+        let mut input = PutInput {
             bucket: hidden_bucket(&i.bucket),
             key: format!("{}/{n}", i.upload_id),
             size: range.end - range.start,
+            customer_key: ck.clone(),
             ..PutInput::default()
         };
-        let staged = self.copy_into(&src, range, input).await?;
+        super::ssec::mark(&mut input.headers, ck.as_ref());
+        let mut staged = self.copy_into(&src, range, input, src_key.as_ref()).await?;
+        if let Some(ck) = &ck {
+            staged.meta.etag = ck.etag(&staged.meta.etag);
+        }
         self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
         let rec = self
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) = super::ssec::answer(ck.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(rec.etag)),
                 last_modified: Some(timestamp(rec.modified_ms)),
@@ -480,8 +510,12 @@ impl Gateway {
         let m = self.acknowledged(written).map_err(object_error)?;
         self.record(&m)?;
         self.end_upload(&i.upload_id, &i.bucket, &used).await?;
+        let customer = upload
+            .headers
+            .iter()
+            .any(|(n, _)| n == crate::core::ssec::STORED_HEADER);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: super::surface::sse().filter(|_| !customer),
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(ETag::Strong(etag)),
@@ -740,4 +774,22 @@ fn bad_copy_range() -> S3Error {
     S3Error::from(S3Fault::InvalidArgument(
         "The x-amz-copy-source-range value must be of the form bytes=first-last".into(),
     ))
+}
+
+/// The customer key a part of `upload` is stored under: the one the upload was created with
+/// (SSE-C), given again with every part; none for an upload created without one.
+fn part_key(upload: &UploadRecord, given: Option<CustomerKey>) -> S3Result<Option<CustomerKey>> {
+    let stored = upload
+        .headers
+        .iter()
+        .find(|(n, _)| n == crate::core::ssec::STORED_HEADER)
+        .map(|(_, v)| v.as_str());
+    match (stored, given) {
+        (None, None) => Ok(None),
+        (Some(check), Some(ck)) if ck.check() == check => Ok(Some(ck)),
+        _ => Err(S3Fault::InvalidRequest(
+            "The provided encryption parameters did not match the ones used originally.".into(),
+        )
+        .into()),
+    }
 }

@@ -20,6 +20,7 @@ use crate::coordinator::object::{Missed, ObjectError, PutInput, Staged};
 use crate::core::access::Action;
 use crate::core::format::{Manifest, ManifestBody, ObjectMeta, Versioning};
 use crate::core::ids::hex;
+use crate::core::ssec::CustomerKey;
 
 /// Headers stored with an object besides Content-Type and user metadata.
 pub(crate) fn stored_headers(
@@ -63,6 +64,15 @@ pub(crate) fn stored_headers(
         }
     }
     h
+}
+
+/// Stored headers with the tags an `x-amz-tagging` header asks for (checked: 400 InvalidTag).
+pub(crate) fn with_tags(
+    mut headers: Vec<(String, String)>,
+    tagging: Option<&String>,
+) -> S3Result<Vec<(String, String)>> {
+    crate::core::tags::set(&mut headers, &super::tagging::header_tags(tagging)?);
+    Ok(headers)
 }
 
 /// User metadata as stored (names lower-case, sorted); S3's limit is 2 KiB of names and values.
@@ -263,22 +273,28 @@ impl Gateway {
         )
         .await?;
 
-        let input = PutInput {
+        let ck = super::ssec::ssec_key!(i, &req.extensions)?;
+        let mut input = PutInput {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
             size,
             content_type: i.content_type.clone(),
             user_metadata: user_metadata(i.metadata)?,
-            headers: stored_headers(
-                i.cache_control.as_ref(),
-                i.content_disposition.as_ref(),
-                i.content_encoding.as_ref(),
-                i.content_language.as_ref(),
-                i.expires.as_ref(),
-            ),
+            headers: with_tags(
+                stored_headers(
+                    i.cache_control.as_ref(),
+                    i.content_disposition.as_ref(),
+                    i.content_encoding.as_ref(),
+                    i.content_language.as_ref(),
+                    i.expires.as_ref(),
+                ),
+                i.tagging.as_ref(),
+            )?,
             state: Self::write_state(&config, lock),
+            customer_key: ck.clone(),
         };
-        let (staged, sums) = self
+        super::ssec::mark(&mut input.headers, ck.as_ref());
+        let (mut staged, sums) = self
             .stage_checked(
                 input,
                 i.body,
@@ -287,6 +303,10 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
+        if let Some(ck) = &ck {
+            // Checked as the plaintext's MD5 above; answered keyed, never revealing it.
+            staged.meta.etag = ck.etag(&staged.meta.etag);
+        }
         self.still(&req.extensions, &i.bucket, Action::Write)?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
@@ -294,8 +314,11 @@ impl Gateway {
             return Err(super::internal("a put wrote a tombstone"));
         };
         let out = from_stored(&meta.checksums);
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) = super::ssec::answer(ck.as_ref());
         Ok(S3Response::new(PutObjectOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             e_tag: Some(etag_of(meta)),
             checksum_crc32: out.checksum_crc32,
             checksum_crc32c: out.checksum_crc32c,
@@ -503,8 +526,12 @@ impl Gateway {
         src: &Manifest,
         range: Range<u64>,
         input: PutInput,
+        src_key: Option<&CustomerKey>,
     ) -> S3Result<Staged> {
-        let reader = self.objects.reader(src, range).map_err(object_error)?;
+        let reader = self
+            .objects
+            .reader_keyed(src, range, src_key)
+            .map_err(object_error)?;
         let (pipe, feed) = super::body::pipe_from(vec![reader]);
         let staged = self.objects.stage(input, pipe).await;
         let fed = feed.await;
@@ -547,10 +574,15 @@ impl Gateway {
                 ..
             }
         );
-        if !replace && !by_id && src.bucket == i.bucket && src.key == i.key {
+        let src_key = super::ssec::ssec_source_key!(i, &req.extensions)?;
+        super::ssec::may_open(&meta, src_key.as_ref())?;
+        let ck = super::ssec::ssec_key!(i, &req.extensions)?;
+        // Changing how it is encrypted is a change: a copy onto itself may do that.
+        let rekeyed = src_key.is_some() || ck.is_some();
+        if !replace && !by_id && !rekeyed && src.bucket == i.bucket && src.key == i.key {
             return Err(S3Fault::InvalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into()).into());
         }
-        let (content_type, user_meta, headers) = if replace {
+        let (content_type, user_meta, mut headers) = if replace {
             (
                 i.content_type.clone(),
                 user_metadata(i.metadata)?,
@@ -569,6 +601,20 @@ impl Gateway {
                 meta.headers.clone(),
             )
         };
+        // Tags follow their own directive: COPY (the default) keeps the source's, REPLACE
+        // takes `x-amz-tagging` (none: no tags).
+        let tags = match i.tagging_directive.as_ref().map(|d| d.as_str()) {
+            None | Some("COPY") => crate::core::tags::of(&meta),
+            Some("REPLACE") => super::tagging::header_tags(i.tagging.as_ref())?,
+            Some(other) => {
+                return Err(S3Fault::InvalidArgument(format!(
+                    "Unknown tagging directive: {other}"
+                ))
+                .into());
+            }
+        };
+        crate::core::tags::set(&mut headers, &tags);
+        super::ssec::mark(&mut headers, ck.as_ref());
         let input = PutInput {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
@@ -577,10 +623,20 @@ impl Gateway {
             user_metadata: user_meta,
             headers,
             state: Self::write_state(&config, lock),
+            customer_key: ck.clone(),
         };
-        let mut staged = self.copy_into(&src, 0..meta.size, input).await?;
-        if staged.meta.etag != meta.etag && meta.parts.is_empty() {
+        let mut staged = self
+            .copy_into(&src, 0..meta.size, input, src_key.as_ref())
+            .await?;
+        let expected = match &src_key {
+            Some(k) => k.etag(&staged.meta.etag),
+            None => staged.meta.etag.clone(),
+        };
+        if expected != meta.etag && meta.parts.is_empty() {
             return Err(super::internal("the copy's MD5 differs from the source's"));
+        }
+        if let Some(ck) = &ck {
+            staged.meta.etag = ck.etag(&staged.meta.etag);
         }
         staged.meta.checksums = meta.checksums.clone();
         self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
@@ -589,8 +645,11 @@ impl Gateway {
         let Some(out) = m.body.meta() else {
             return Err(super::internal("a copy wrote a tombstone"));
         };
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) = super::ssec::answer(ck.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag_of(out)),
                 last_modified: Some(timestamp(m.created_ms)),

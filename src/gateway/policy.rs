@@ -39,16 +39,11 @@ impl Gateway {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let _writing = self.writing();
         let i = req.input;
         self.require_bucket(&i.bucket)?;
         Policy::parse(&i.policy, &i.bucket, |p| self.key_exists(p))
             .map_err(|e| S3Fault::MalformedPolicy(e.0))?;
-        let _held = self.key_guard(&i.bucket, "").await;
-        let c = self.config_of(&i.bucket)?;
-        let mut extras = self.bucket_extras(&i.bucket)?;
-        extras.policy = Some(i.policy);
-        self.write_bucket_record_with(&i.bucket, Some(c), &extras)
+        self.set_bucket_setting(&i.bucket, "policy", Some(i.policy))
             .await?;
         let mut resp = S3Response::new(PutBucketPolicyOutput {});
         resp.status = Some(http::StatusCode::NO_CONTENT);
@@ -73,15 +68,8 @@ impl Gateway {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let _writing = self.writing();
-        let bucket = req.input.bucket;
-        let _held = self.key_guard(&bucket, "").await;
-        let c = self.config_of(&bucket)?;
-        let mut extras = self.bucket_extras(&bucket)?;
-        if extras.policy.take().is_some() {
-            self.write_bucket_record_with(&bucket, Some(c), &extras)
-                .await?;
-        }
+        self.set_bucket_setting(&req.input.bucket, "policy", None)
+            .await?;
         let mut resp = S3Response::new(DeleteBucketPolicyOutput {});
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)

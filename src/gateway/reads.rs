@@ -16,6 +16,7 @@ use super::lock::lock_headers;
 use super::versioning::{answered_id, id_of};
 use super::{Gateway, object_error, timestamp};
 use crate::core::format::{Manifest, ObjectMeta};
+use crate::core::ssec::CustomerKey;
 
 fn header<'a>(meta: &'a ObjectMeta, name: &str) -> Option<&'a String> {
     meta.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
@@ -109,6 +110,11 @@ macro_rules! read_ask {
             part_number: $i.part_number,
             checksum_mode: $i.checksum_mode.as_ref(),
             version_id: $i.version_id.as_deref(),
+            sse_customer: (
+                $i.sse_customer_algorithm.as_ref(),
+                $i.sse_customer_key.as_ref(),
+                $i.sse_customer_key_md5.as_ref(),
+            ),
         }
     };
 }
@@ -124,6 +130,8 @@ struct ReadAsk<'a> {
     checksum_mode: Option<&'a s3s::dto::ChecksumMode>,
     /// The `versionId` asked for.
     version_id: Option<&'a str>,
+    /// The SSE-C headers: algorithm, key, key MD5.
+    sse_customer: (Option<&'a String>, Option<&'a String>, Option<&'a String>),
 }
 
 /// A GET or HEAD that passed its conditions: the version, the bytes to send and what to say.
@@ -136,6 +144,8 @@ struct ReadPlan {
     content_range: Option<String>,
     sums: s3s::dto::Checksum,
     parts_count: Option<i32>,
+    /// The customer's key the object is stored under (SSE-C), checked.
+    customer: Option<CustomerKey>,
 }
 
 impl ReadPlan {
@@ -196,9 +206,18 @@ fn select(
 }
 
 impl Gateway {
-    async fn plan_read(&self, bucket: &str, key: &str, ask: ReadAsk<'_>) -> S3Result<ReadPlan> {
+    async fn plan_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        ask: ReadAsk<'_>,
+        extensions: &http::Extensions,
+    ) -> S3Result<ReadPlan> {
         self.require_bucket(bucket)?;
+        let (alg, k, md5) = ask.sse_customer;
+        let customer = super::ssec::customer_key(alg, k, md5, extensions)?;
         let (m, meta) = self.object_at(bucket, key, ask.version_id).await?;
+        super::ssec::may_open(&meta, customer.as_ref())?;
         check_read_conditions(
             ask.if_match,
             ask.if_none_match,
@@ -228,6 +247,7 @@ impl Gateway {
             content_range,
             sums,
             parts_count,
+            customer,
         })
     }
 
@@ -236,16 +256,22 @@ impl Gateway {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let i = req.input;
-        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
+        let p = self
+            .plan_read(&i.bucket, &i.key, read_ask!(i), &req.extensions)
+            .await?;
         let reader = self
             .objects
-            .reader(&p.m, p.range.clone())
+            .reader_keyed(&p.m, p.range.clone(), p.customer.as_ref())
             .map_err(object_error)?;
         let body = object_stream(reader).await.map_err(object_error)?;
         let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) =
+            super::ssec::answer(p.customer.as_ref());
         let out = GetObjectOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             body: Some(body),
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
@@ -269,6 +295,7 @@ impl Gateway {
             last_modified: Some(timestamp(p.m.created_ms)),
             metadata: metadata(&p.meta),
             parts_count: p.parts_count,
+            tag_count: Some(crate::core::tags::of(&p.meta).len() as i32).filter(|&n| n > 0),
             checksum_crc32: p.sums.checksum_crc32.clone(),
             checksum_crc32c: p.sums.checksum_crc32c.clone(),
             checksum_sha1: p.sums.checksum_sha1.clone(),
@@ -287,11 +314,17 @@ impl Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let i = req.input;
-        let p = self.plan_read(&i.bucket, &i.key, read_ask!(i)).await?;
+        let p = self
+            .plan_read(&i.bucket, &i.key, read_ask!(i), &req.extensions)
+            .await?;
         let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
+        let (sse, sse_customer_algorithm, sse_customer_key_md5) =
+            super::ssec::answer(p.customer.as_ref());
         let out = HeadObjectOutput {
-            server_side_encryption: super::surface::sse(),
+            server_side_encryption: sse,
+            sse_customer_algorithm,
+            sse_customer_key_md5,
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range.clone(),

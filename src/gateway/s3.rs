@@ -310,6 +310,69 @@ impl S3 for S3Api {
         name_op(&req.extensions, "GetObjectAttributes");
         self.0.get_object_attributes_op(&req).await
     }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        name_op(&req.extensions, "GetObjectTagging");
+        self.0.get_object_tagging_op(req).await
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        name_op(&req.extensions, "PutObjectTagging");
+        self.0.put_object_tagging_op(req).await
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        name_op(&req.extensions, "DeleteObjectTagging");
+        self.0.delete_object_tagging_op(req).await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        name_op(&req.extensions, "GetBucketTagging");
+        self.0.get_bucket_tagging_op(&req)
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        name_op(&req.extensions, "PutBucketTagging");
+        self.0.put_bucket_tagging_op(req).await
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        name_op(&req.extensions, "DeleteBucketTagging");
+        self.0.delete_bucket_tagging_op(req).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        name_op(&req.extensions, "GetBucketCors");
+        self.0.get_bucket_cors_op(&req)
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        name_op(&req.extensions, "PutBucketCors");
+        self.0.put_bucket_cors_op(req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        name_op(&req.extensions, "DeleteBucketCors");
+        self.0.delete_bucket_cors_op(req).await
+    }
     async fn put_bucket_policy(
         &self,
         req: S3Request<PutBucketPolicyInput>,

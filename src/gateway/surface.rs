@@ -265,9 +265,11 @@ impl Gateway {
     ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
         let i = &req.input;
         self.require_bucket(&i.bucket)?;
+        let ck = super::ssec::ssec_key!(i, &req.extensions)?;
         let (m, meta) = self
             .object_at(&i.bucket, &i.key, i.version_id.as_deref())
             .await?;
+        super::ssec::may_open(&meta, ck.as_ref())?;
         let wants = |a: &str| i.object_attributes.iter().any(|x| x.as_str() == a);
         let mut out = GetObjectAttributesOutput {
             last_modified: Some(super::timestamp(m.created_ms)),

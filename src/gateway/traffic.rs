@@ -214,37 +214,67 @@ pub(crate) async fn handle(
     let op = OpSlot::default();
     let (mut parts, body) = req.into_parts();
     let sends_body = sends_body(&parts.headers);
-    let resp = match admit(&gateway, &gate, &parts, body).await {
-        Ok(body) => {
-            dated_by_date_header(&mut parts.headers);
-            parts.extensions.insert(op.clone());
-            parts.extensions.insert(peer);
-            let shape = shape(&parts);
-            let req = http::Request::from_parts(parts, body);
-            let resp = service.call(req).instrument(span.clone()).await?;
-            if resp.status().is_client_error() || resp.status() == http::StatusCode::NOT_IMPLEMENTED
-            {
-                log_refusal(&span, &op, &shape, &resp);
+    // A browser's preflight is never signed: answered from the bucket's CORS rules, before
+    // the gate. An actual request from a browser gets the headers its origin is allowed.
+    let preflight = parts.method == http::Method::OPTIONS;
+    let cors = if preflight {
+        None
+    } else {
+        gateway.cors_headers(&parts)
+    };
+    let resp = if preflight {
+        let _ = op.0.set("PreflightRequest");
+        let answer = match gateway.preflight(&parts) {
+            Ok(headers) => {
+                let mut resp = http::Response::new(s3s::Body::empty());
+                *resp.headers_mut() = headers;
+                Ok(resp)
             }
-            resp
-        }
-        Err((reason, mut error)) => {
-            span.in_scope(|| {
-                tracing::info!(
-                    reason,
-                    request = %shape(&parts),
-                    status = error.status_code().map_or(0, |s| s.as_u16()),
-                    message = error.message().unwrap_or(""),
-                    "request refused before its operation"
-                );
-            });
-            error.set_request_id(id.clone());
-            error
-                .to_http_response()
-                .map_err(|e| s3s::HttpError::new(Box::new(e)))?
+            Err(mut error) => {
+                error.set_request_id(id.clone());
+                error.to_http_response()
+            }
+        };
+        answer.map_err(|e| s3s::HttpError::new(Box::new(e)))?
+    } else {
+        match admit(&gateway, &gate, &parts, body).await {
+            Ok(body) => {
+                dated_by_date_header(&mut parts.headers);
+                parts.extensions.insert(op.clone());
+                parts.extensions.insert(peer);
+                let shape = shape(&parts);
+                let req = http::Request::from_parts(parts, body);
+                let resp = service.call(req).instrument(span.clone()).await?;
+                if resp.status().is_client_error()
+                    || resp.status() == http::StatusCode::NOT_IMPLEMENTED
+                {
+                    log_refusal(&span, &op, &shape, &resp);
+                }
+                resp
+            }
+            Err((reason, mut error)) => {
+                span.in_scope(|| {
+                    tracing::info!(
+                        reason,
+                        request = %shape(&parts),
+                        status = error.status_code().map_or(0, |s| s.as_u16()),
+                        message = error.message().unwrap_or(""),
+                        "request refused before its operation"
+                    );
+                });
+                error.set_request_id(id.clone());
+                error
+                    .to_http_response()
+                    .map_err(|e| s3s::HttpError::new(Box::new(e)))?
+            }
         }
     };
     let (mut parts, mut body) = resp.into_parts();
+    if let Some(cors) = cors {
+        for (name, value) in &cors {
+            parts.headers.append(name, value.clone());
+        }
+    }
     if let Ok(v) = http::HeaderValue::from_str(&id) {
         parts.headers.insert("x-amz-request-id", v);
     }

@@ -14,9 +14,13 @@ pub(super) const BUCKET_CONFIG: TableDefinition<'_, &str, &[u8]> =
 /// Bucket name → its lifecycle configuration (JSON), as its own record carries it.
 pub(super) const BUCKET_LIFECYCLE: TableDefinition<'_, &str, &[u8]> =
     TableDefinition::new("bucket_lifecycle");
-/// Bucket name → its bucket policy (JSON, as it was put), as its own record carries it.
-pub(super) const BUCKET_POLICY: TableDefinition<'_, &str, &str> =
-    TableDefinition::new("bucket_policy");
+/// (Bucket name, setting) → the setting as its own record carries it: `policy` (JSON, as it
+/// was put), `tagging` and `cors` (their stored forms).
+pub(super) const BUCKET_EXTRA: TableDefinition<'_, (&str, &str), &str> =
+    TableDefinition::new("bucket_extra");
+
+/// The settings [`BUCKET_EXTRA`] holds.
+pub const BUCKET_EXTRAS: [&str; 3] = ["policy", "tagging", "cors"];
 
 fn versioning_byte(v: Versioning) -> u8 {
     match v {
@@ -99,10 +103,10 @@ impl Index {
                 .map_err(db_err)?
                 .remove(bucket)
                 .map_err(db_err)?;
-            txn.open_table(BUCKET_POLICY)
-                .map_err(db_err)?
-                .remove(bucket)
-                .map_err(db_err)?;
+            let mut extra = txn.open_table(BUCKET_EXTRA).map_err(db_err)?;
+            for name in BUCKET_EXTRAS {
+                extra.remove((bucket, name)).map_err(db_err)?;
+            }
             t.remove(bucket).map_err(db_err)?.is_some()
         };
         txn.commit().map_err(db_err)?;
@@ -180,22 +184,34 @@ impl Index {
 
     /// The policy of `bucket`, if it has one (JSON, as it was put).
     pub fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, MetaError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(BUCKET_POLICY).map_err(db_err)?;
-        Ok(t.get(bucket).map_err(db_err)?.map(|v| v.value().to_owned()))
+        self.bucket_extra(bucket, "policy")
     }
 
-    /// Sets (None: forgets) the policy of `bucket`, as its current own record says.
-    pub fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> Result<(), MetaError> {
+    /// The setting `name` (one of [`BUCKET_EXTRAS`]) of `bucket`, if it has it.
+    pub fn bucket_extra(&self, bucket: &str, name: &str) -> Result<Option<String>, MetaError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BUCKET_EXTRA).map_err(db_err)?;
+        Ok(t.get((bucket, name))
+            .map_err(db_err)?
+            .map(|v| v.value().to_owned()))
+    }
+
+    /// Sets (None: forgets) the setting `name` of `bucket`, as its current own record says.
+    pub fn set_bucket_extra(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), MetaError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
-            let mut t = txn.open_table(BUCKET_POLICY).map_err(db_err)?;
-            match policy {
-                Some(p) => {
-                    t.insert(bucket, p).map_err(db_err)?;
+            let mut t = txn.open_table(BUCKET_EXTRA).map_err(db_err)?;
+            match value {
+                Some(v) => {
+                    t.insert((bucket, name), v).map_err(db_err)?;
                 }
                 None => {
-                    t.remove(bucket).map_err(db_err)?;
+                    t.remove((bucket, name)).map_err(db_err)?;
                 }
             }
         }

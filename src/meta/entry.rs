@@ -28,6 +28,9 @@ pub struct Entry {
     /// Under object lock until then (ms since the epoch; `u64::MAX` while a legal hold is
     /// on), for the counts of `exclave status`. Removals read the manifest, never this.
     pub locked_until: Option<u64>,
+    /// Its object tags, in their stored form (`core::tags`; empty: none), for lifecycle
+    /// filters and policy conditions.
+    pub tags: String,
 }
 
 /// Flag bit of an entry's flags byte (bit 0: deleted; bits 1-2: written under Unversioned 0,
@@ -39,6 +42,8 @@ const ENTRY_HAS_ORDER: u8 = 0x80;
 const ENTRY_REMOVED: u8 = 0x08;
 /// Flag bit: `locked_until` follows the order (8 bytes, LE).
 const ENTRY_LOCKED: u8 = 0x10;
+/// Flag bit: the tags follow (u16 LE length, then the stored form).
+const ENTRY_TAGGED: u8 = 0x20;
 
 impl Entry {
     pub(super) fn encode(&self) -> Vec<u8> {
@@ -57,10 +62,17 @@ impl Entry {
         } else {
             0
         };
-        v.push(u8::from(self.deleted) | under << 1 | removed | locked | ENTRY_HAS_ORDER);
+        // Tags longer than a u16 cannot be: 10 tags of at most 128 + 256 characters.
+        let tags = u16::try_from(self.tags.len()).ok().filter(|&n| n > 0);
+        let tagged = if tags.is_some() { ENTRY_TAGGED } else { 0 };
+        v.push(u8::from(self.deleted) | under << 1 | removed | locked | tagged | ENTRY_HAS_ORDER);
         v.extend_from_slice(&self.order.to_bytes());
         if let Some(t) = self.locked_until {
             v.extend_from_slice(&t.to_le_bytes());
+        }
+        if let Some(n) = tags {
+            v.extend_from_slice(&n.to_le_bytes());
+            v.extend_from_slice(self.tags.as_bytes());
         }
         v.extend_from_slice(self.etag.as_bytes());
         v
@@ -86,6 +98,16 @@ impl Entry {
         } else {
             None
         };
+        let tags = if flags & ENTRY_TAGGED != 0 {
+            let n = usize::from(u16::from_le_bytes(at(b, etag_at)?));
+            let t = b
+                .get(etag_at + 2..etag_at + 2 + n)
+                .ok_or(MetaError::Malformed)?;
+            etag_at += 2 + n;
+            String::from_utf8(t.to_vec()).map_err(|_| MetaError::Malformed)?
+        } else {
+            String::new()
+        };
         Ok(Self {
             version,
             order,
@@ -94,6 +116,7 @@ impl Entry {
             deleted: flags & 1 != 0,
             removed: flags & ENTRY_REMOVED != 0,
             locked_until,
+            tags,
             written_under: match (flags >> 1) & 3 {
                 0 => Versioning::Unversioned,
                 1 => Versioning::Enabled,

@@ -38,7 +38,7 @@ mod versions;
 use crate::core::ids::NodeId;
 use crate::core::ids::ObjectId;
 use crate::core::ops::Pending;
-pub use config::unconfigured;
+pub use config::{BUCKET_EXTRAS, unconfigured};
 pub use entry::Entry;
 pub use intents::Intent;
 pub use lost::LostRecord;
@@ -162,7 +162,7 @@ impl Index {
         txn.open_table(config::BUCKET_CONFIG).map_err(db_err)?;
         txn.open_table(config::BUCKET_LIFECYCLE).map_err(db_err)?;
         txn.open_table(access::ACCESS_KEYS).map_err(db_err)?;
-        txn.open_table(config::BUCKET_POLICY).map_err(db_err)?;
+        txn.open_table(config::BUCKET_EXTRA).map_err(db_err)?;
         let listed = txn
             .list_tables()
             .map_err(db_err)?

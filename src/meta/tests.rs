@@ -28,6 +28,7 @@ pub(super) fn entry(n: u64, deleted: bool) -> Entry {
         written_under: Versioning::Unversioned,
         removed: false,
         locked_until: None,
+        tags: String::new(),
     }
 }
 
@@ -294,4 +295,22 @@ fn a_write_is_settled_when_the_index_takes_its_version_and_replace_goes_back() {
     ix.replace("b", "k", None).unwrap();
     assert_eq!(ix.get("b", "k").unwrap(), None);
     assert!(ix.counts().unwrap().is_empty());
+}
+
+#[test]
+fn an_entry_keeps_its_tags_lock_and_etag_through_its_encoding() {
+    let mut e = entry(7, false);
+    e.tags = r#"[["class","sealed"],["office","land é"]]"#.into();
+    e.locked_until = Some(99);
+    assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+    e.locked_until = None;
+    assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+    e.tags.clear();
+    assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+    // A length past the end is malformed, not a panic.
+    let mut tagged = entry(7, false);
+    tagged.tags = "[]x".into();
+    let mut b = tagged.encode();
+    b.truncate(50);
+    assert!(Entry::decode(&b).is_err());
 }

@@ -24,6 +24,7 @@ fn entry_of(id: u64, order: u64, under: Versioning, deleted: bool) -> Entry {
         written_under: under,
         removed: false,
         locked_until: None,
+        tags: String::new(),
     }
 }
 
@@ -212,6 +213,7 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
             "m",
             &Entry {
                 locked_until: Some(100),
+                tags: String::new(),
                 ..entry_of(7, 7, Versioning::Enabled, false)
             },
         )
@@ -222,6 +224,7 @@ fn a_withdrawn_version_leaves_the_listing_and_an_older_index_is_filled_at_open()
             "held",
             &Entry {
                 locked_until: Some(u64::MAX),
+                tags: String::new(),
                 ..entry_of(12, 12, Versioning::Enabled, false)
             },
         )

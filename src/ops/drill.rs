@@ -48,6 +48,9 @@ pub struct DrillReport {
     pub read_back: u64,
     /// Objects that did not read back (bucket/key).
     pub unreadable: Vec<String>,
+    /// Objects stored under their client's key (SSE-C): recovered, not read back.
+    #[serde(default)]
+    pub customer_keyed: Vec<String>,
     /// Bytes read back.
     pub bytes: u64,
     /// `read_back` of `objects`, in percent.
@@ -64,7 +67,9 @@ pub struct DrillReport {
 impl DrillReport {
     /// Everything recovered: the catalog matches and every object read back.
     pub fn ok(&self) -> bool {
-        self.catalog_matches && self.unreadable.is_empty() && self.read_back == self.objects
+        self.catalog_matches
+            && self.unreadable.is_empty()
+            && self.read_back + self.customer_keyed.len() as u64 == self.objects
     }
 }
 
@@ -139,6 +144,7 @@ pub async fn drill(
         objects: r.objects,
         read_back: r.verified,
         unreadable: r.unreadable.clone(),
+        customer_keyed: r.customer_keyed.clone(),
         bytes: r.bytes,
         recovered_percent: if r.objects == 0 {
             100.0

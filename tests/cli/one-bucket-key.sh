@@ -109,6 +109,46 @@ for name, call in [
 EOF
 check "boto3: put, get, list in the key's bucket; business refused (presigned too)"
 
+# boto3 with the bucket's own settings: SSE-C, tags, CORS, a policy.
+AWS_SHARED_CREDENTIALS_FILE="$work/land-credentials" "$PY" - "$endpoint" <<'EOF'
+import json, os, sys
+import boto3, botocore.config, botocore.exceptions
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  config=botocore.config.Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                                                retries={"max_attempts": 1}))
+def status(call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return e.response["ResponseMetadata"]["HTTPStatusCode"]
+    return 200
+key, other = os.urandom(32), os.urandom(32)
+s3.put_object(Bucket="land", Key="sealed", Body=b"sealed deed", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+got = s3.get_object(Bucket="land", Key="sealed", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+assert got["Body"].read() == b"sealed deed"
+assert got["SSECustomerAlgorithm"] == "AES256"
+assert status(lambda: s3.get_object(Bucket="land", Key="sealed")) == 400
+assert status(lambda: s3.get_object(Bucket="land", Key="sealed", SSECustomerAlgorithm="AES256", SSECustomerKey=other)) == 403
+s3.put_object(Bucket="land", Key="tagged", Body=b"t", Tagging="class=deed&office=north")
+assert s3.get_object_tagging(Bucket="land", Key="tagged")["TagSet"] == [
+    {"Key": "class", "Value": "deed"}, {"Key": "office", "Value": "north"}]
+s3.put_object_tagging(Bucket="land", Key="tagged", Tagging={"TagSet": [{"Key": "class", "Value": "final"}]})
+assert s3.get_object(Bucket="land", Key="tagged")["TagCount"] == 1
+s3.put_bucket_tagging(Bucket="land", Tagging={"TagSet": [{"Key": "registry", "Value": "land"}]})
+assert s3.get_bucket_tagging(Bucket="land")["TagSet"] == [{"Key": "registry", "Value": "land"}]
+s3.put_bucket_cors(Bucket="land", CORSConfiguration={"CORSRules": [
+    {"AllowedOrigins": ["https://portal.example"], "AllowedMethods": ["GET", "PUT"], "MaxAgeSeconds": 60}]})
+assert s3.get_bucket_cors(Bucket="land")["CORSRules"][0]["AllowedMethods"] == ["GET", "PUT"]
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+          "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::land/tagged"}]}
+s3.put_bucket_policy(Bucket="land", Policy=json.dumps(policy))
+assert status(lambda: s3.delete_object(Bucket="land", Key="tagged")) == 403
+assert status(lambda: s3.put_bucket_policy(Bucket="land", Policy='{"Statement": "no"}')) == 400
+s3.delete_bucket_policy(Bucket="land")
+s3.delete_object(Bucket="land", Key="tagged")
+EOF
+check "boto3: SSE-C, object and bucket tags, CORS and a bucket policy in the key's bucket"
+
 # rclone.
 cat >"$work/rclone.conf" <<EOF
 [ex]

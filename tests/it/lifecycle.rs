@@ -225,6 +225,29 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
         s3.create_bucket().bucket("tmp").send().await.unwrap();
         put(&s3, "tmp", "logs/a", &rng.bytes(1000)).await;
         put(&s3, "tmp", "keep/b", &rng.bytes(1000)).await;
+        // Drafts expire by their tag: one tagged so when written, one tagged final since.
+        for key in ["drafts/a", "drafts/b"] {
+            s3.put_object()
+                .bucket("tmp")
+                .key(key)
+                .tagging("class=draft&owner=land%20office")
+                .body(rng.bytes(100).into())
+                .send()
+                .await
+                .unwrap();
+        }
+        s3.put_object_tagging()
+            .bucket("tmp")
+            .key("drafts/b")
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(Tag::builder().key("class").value("final").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         let upload = s3
             .create_multipart_upload()
             .bucket("tmp")
@@ -247,6 +270,15 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
             vec![
                 rule("logs")
                     .filter(prefix("logs/"))
+                    .expiration(LifecycleExpiration::builder().days(1).build())
+                    .build()
+                    .unwrap(),
+                rule("drafts")
+                    .filter(
+                        LifecycleRuleFilter::builder()
+                            .tag(Tag::builder().key("class").value("draft").build().unwrap())
+                            .build(),
+                    )
                     .expiration(LifecycleExpiration::builder().days(1).build())
                     .build()
                     .unwrap(),
@@ -348,7 +380,8 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
         });
         let s3 = cluster.s3_client(3);
         let tmp = of(&report, "tmp");
-        assert_eq!(tmp["expired"], 1, "{report:#}");
+        // logs/a and drafts/a: the tags came back with the index, drafts/b's revised ones too.
+        assert_eq!(tmp["expired"], 2, "{report:#}");
         assert_eq!(
             of(&first, "tmp")["uploads_aborted"].as_u64().unwrap()
                 + tmp["uploads_aborted"].as_u64().unwrap(),
@@ -361,6 +394,8 @@ async fn rules_expire_remove_and_abort_what_is_due_and_never_a_held_version() {
         assert_eq!(reg["failed"], 0, "{report:#}");
         assert!(!exists(&s3, "tmp", "logs/a").await);
         assert!(exists(&s3, "tmp", "keep/b").await);
+        assert!(!exists(&s3, "tmp", "drafts/a").await);
+        assert!(exists(&s3, "tmp", "drafts/b").await);
         let versions = s3
             .list_object_versions()
             .bucket("reg")

@@ -305,6 +305,15 @@ async fn no_secret_reaches_the_logs_at_trace() {
     };
     let mut rng = Rng::new(7);
     let canary = b"LAND-REGISTRY-CANARY-5f1c0e".repeat(40);
+    let ssec_key = {
+        use base64_simd::STANDARD as B64;
+        use md5::Digest as _;
+        let raw: Vec<u8> = rng.bytes(32);
+        (
+            B64.encode_to_string(&raw),
+            B64.encode_to_string(md5::Md5::digest(&raw)),
+        )
+    };
     let put_id = within(240, async {
         s3.create_bucket().bucket("traced").send().await.unwrap();
         for (key, data) in [
@@ -366,6 +375,28 @@ async fn no_secret_reaches_the_logs_at_trace() {
             .send()
             .await
             .unwrap();
+        // An object under a customer's key (SSE-C): the key must be in no log.
+        s3.put_object()
+            .bucket("traced")
+            .key("sealed")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ssec_key.0)
+            .sse_customer_key_md5(&ssec_key.1)
+            .body(ByteStream::from(canary.clone()))
+            .send()
+            .await
+            .unwrap();
+        let got = s3
+            .get_object()
+            .bucket("traced")
+            .key("sealed")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&ssec_key.0)
+            .sse_customer_key_md5(&ssec_key.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.body.collect().await.unwrap().into_bytes(), canary);
         s3.list_objects_v2().bucket("traced").send().await.unwrap();
         s3.delete_object()
             .bucket("traced")
@@ -475,6 +506,7 @@ async fn no_secret_reaches_the_logs_at_trace() {
 
     let mut secrets: Vec<(String, String)> = vec![
         ("S3 secret key".into(), secret.clone()),
+        ("SSE-C customer key".into(), ssec_key.0.clone()),
         ("hand signature".into(), good.signature.clone()),
         ("forged signature".into(), forged.signature.clone()),
         ("expected signature".into(), would_be.signature.clone()),

@@ -663,3 +663,166 @@ async fn acls_encryption_and_attributes_answer_what_exclave_does() {
 fn put_crc32(data: &[u8]) -> Option<String> {
     Some(B64.encode_to_string(crc32fast::hash(data).to_be_bytes()))
 }
+
+/// An unsigned preflight `OPTIONS`, as a browser sends it.
+fn preflight(cluster: &Cluster, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let addr = cluster.s3_addr();
+    let mut h: Vec<(String, String)> = vec![("host".into(), addr.to_string())];
+    h.extend(headers.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+    tokio::task::block_in_place(|| send(addr, "OPTIONS", path, &h, b""))
+}
+
+/// Issue 18, item 6: CORS. Rules kept as put and refused as S3 refuses them; a browser's
+/// preflight answered from them (allowed origin, method and headers; anything else 403, no
+/// Origin 400); an actual request from an allowed origin answered with the CORS headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cors_rules_answer_a_browser_s_preflight_and_requests() {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    within(600, async {
+        let cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket("web").send().await.unwrap();
+        put(&s3, "web", "form.pdf", b"form").await;
+        let e = s3.get_bucket_cors().bucket("web").send().await.unwrap_err();
+        assert_eq!(code(&e), (404, "NoSuchCORSConfiguration".into()));
+        let portal = "https://portal.land.example";
+        let ask_put = [
+            ("origin", portal),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "Content-Type, X-Amz-Date"),
+        ];
+        let (status, text) = preflight(&cluster, "/web/upload.pdf", &ask_put);
+        assert_eq!(status, 403, "no rules yet: {text}");
+        assert!(text.contains("AccessForbidden"), "{text}");
+
+        let rules = vec![
+            CorsRule::builder()
+                .id("portal")
+                .allowed_origins(portal)
+                .allowed_methods("PUT")
+                .allowed_methods("GET")
+                .allowed_headers("*")
+                .expose_headers("ETag")
+                .expose_headers("x-amz-version-id")
+                .max_age_seconds(600)
+                .build()
+                .unwrap(),
+            CorsRule::builder()
+                .allowed_origins("*")
+                .allowed_methods("GET")
+                .build()
+                .unwrap(),
+        ];
+        s3.put_bucket_cors()
+            .bucket("web")
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .set_cors_rules(Some(rules.clone()))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let got = s3.get_bucket_cors().bucket("web").send().await.unwrap();
+        assert_eq!(got.cors_rules(), &rules[..]);
+
+        // What S3 refuses is refused, and the rules stay.
+        for bad in [
+            CorsRule::builder()
+                .allowed_origins("*")
+                .allowed_methods("PATCH")
+                .build()
+                .unwrap(),
+            CorsRule::builder()
+                .allowed_origins("https://*.*.example")
+                .allowed_methods("GET")
+                .build()
+                .unwrap(),
+        ] {
+            let e = s3
+                .put_bucket_cors()
+                .bucket("web")
+                .cors_configuration(
+                    CorsConfiguration::builder()
+                        .cors_rules(bad)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(code(&e), (400, "InvalidRequest".into()));
+        }
+        let got = s3.get_bucket_cors().bucket("web").send().await.unwrap();
+        assert_eq!(got.cors_rules(), &rules[..]);
+
+        // The portal's upload is allowed, with the headers it asks for.
+        let (status, text) = preflight(&cluster, "/web/upload.pdf", &ask_put);
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(
+            header_of(&text, "access-control-allow-origin"),
+            Some(portal)
+        );
+        assert_eq!(
+            header_of(&text, "access-control-allow-methods"),
+            Some("PUT, GET")
+        );
+        assert_eq!(
+            header_of(&text, "access-control-allow-headers"),
+            Some("content-type, x-amz-date")
+        );
+        assert_eq!(header_of(&text, "access-control-max-age"), Some("600"));
+        assert_eq!(
+            header_of(&text, "access-control-expose-headers"),
+            Some("ETag, x-amz-version-id")
+        );
+        // Another origin may only GET, and is told `*`.
+        let (status, _) = preflight(
+            &cluster,
+            "/web/upload.pdf",
+            &[
+                ("origin", "https://elsewhere.example"),
+                ("access-control-request-method", "PUT"),
+            ],
+        );
+        assert_eq!(status, 403);
+        let (status, text) = preflight(
+            &cluster,
+            "/web/form.pdf",
+            &[
+                ("origin", "https://elsewhere.example"),
+                ("access-control-request-method", "GET"),
+            ],
+        );
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(header_of(&text, "access-control-allow-origin"), Some("*"));
+        // Not a preflight; a bucket that does not exist answers as one without rules.
+        let (status, text) = preflight(&cluster, "/web/form.pdf", &[]);
+        assert_eq!(status, 400, "{text}");
+        let (status, _) = preflight(&cluster, "/nosuch/form.pdf", &ask_put);
+        assert_eq!(status, 403);
+
+        // An actual request from the portal: its answer carries the CORS headers.
+        let (status, text) = raw(&cluster, "GET", "/web/form.pdf", &[], &[("origin", portal)]);
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(
+            header_of(&text, "access-control-allow-origin"),
+            Some(portal)
+        );
+        assert_eq!(
+            header_of(&text, "access-control-expose-headers"),
+            Some("ETag, x-amz-version-id")
+        );
+        let (_, text) = raw(&cluster, "GET", "/web/form.pdf", &[], &[]);
+        assert_eq!(header_of(&text, "access-control-allow-origin"), None);
+
+        // Deleted: browsers are refused again.
+        s3.delete_bucket_cors().bucket("web").send().await.unwrap();
+        let e = s3.get_bucket_cors().bucket("web").send().await.unwrap_err();
+        assert_eq!(code(&e).0, 404);
+        let (status, _) = preflight(&cluster, "/web/upload.pdf", &ask_put);
+        assert_eq!(status, 403);
+    })
+    .await;
+}

@@ -619,6 +619,9 @@ async fn bucket_policies_allow_deny_and_condition_as_aws_does() {
     {{"Sid": "OnlyFromTheRegistryNet", "Effect": "Deny", "Principal": {{"AWS": "auditor"}},
       "Action": "s3:*", "Resource": "arn:aws:s3:::land/*",
       "Condition": {{"NotIpAddress": {{"aws:SourceIp": ["127.0.0.0/8", "::1"]}}}}}},
+    {{"Sid": "SealedTagsStayUnread", "Effect": "Deny", "Principal": {{"AWS": "auditor"}},
+      "Action": "s3:GetObject", "Resource": "arn:aws:s3:::land/*",
+      "Condition": {{"StringEquals": {{"s3:ExistingObjectTag/class": "sealed"}}}}}},
     {{"Sid": "NotBefore2001", "Effect": "Deny", "Principal": "*",
       "Action": "s3:GetObject", "Resource": "arn:aws:s3:::land/other/*",
       "Condition": {{"DateLessThan": {{"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}}}}
@@ -635,6 +638,22 @@ async fn bucket_policies_allow_deny_and_condition_as_aws_does() {
         let auditor = cluster.s3_client_as(&aud_id, &aud_secret);
         // The auditor has no grant: the policy's Allows are all it has.
         assert_eq!(get(&auditor, "land", "public/a").await, b"record");
+        // A tag condition reads the object's tags as they are now.
+        root.put_object().bucket("land").key("public/t").tagging("class=sealed").body(ByteStream::from_static(b"tagged")).send().await.unwrap();
+        denied("auditor reads a sealed-tagged object", auditor.get_object().bucket("land").key("public/t").send().await).await;
+        root.put_object_tagging()
+            .bucket("land")
+            .key("public/t")
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(aws_sdk_s3::types::Tag::builder().key("class").value("open").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get(&auditor, "land", "public/t").await, b"tagged");
         denied("auditor reads deeds", auditor.get_object().bucket("land").key("deeds/1").send().await).await;
         auditor.list_objects_v2().bucket("land").prefix("public/").send().await.unwrap();
         denied("auditor lists everything", auditor.list_objects_v2().bucket("land").send().await).await;

@@ -178,6 +178,7 @@ fn print_live(r: &Report) {
             outln!("  unreadable: {u}");
         }
     }
+    customer_keyed(&r.customer_keyed);
     outln!(
         "start the recovered gateway: exclaved --config {}",
         r.gateway_config.display()
@@ -223,5 +224,21 @@ fn print_offline(r: &ExportReport) {
     }
     for u in r.unreadable.iter().take(20) {
         outln!("  unreadable: {u}");
+    }
+    customer_keyed(&r.customer_keyed);
+}
+
+/// Names the objects stored under their client's own key (SSE-C), which exclave cannot open.
+fn customer_keyed(keyed: &[String]) {
+    if keyed.is_empty() {
+        return;
+    }
+    outln!(
+        "{} objects are stored under their client's own key (SSE-C): recovered, unreadable \
+         without that key, which exclave never keeps",
+        keyed.len()
+    );
+    for k in keyed.iter().take(20) {
+        outln!("  needs its customer key: {k}");
     }
 }

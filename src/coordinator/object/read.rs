@@ -12,8 +12,9 @@ use crate::coordinator::drive::{ReadError, ShardTarget};
 use crate::core::format::{Manifest, ManifestEnvelope, ObjectMeta, Piece};
 use crate::core::hlc::Version;
 use crate::core::ids::{NodeId, ObjectId};
-use crate::core::keys::DataKey;
+use crate::core::keys::{DataKey, KeyError};
 use crate::core::quorum::ManifestRead;
+use crate::core::ssec::{self, CustomerKey};
 use crate::core::stripe::{Geometry, StripeContext};
 
 /// Stripes fetched per read request.
@@ -146,6 +147,17 @@ impl Objects {
         manifest: &Manifest,
         range: Range<u64>,
     ) -> Result<ObjectReader, ObjectError> {
+        self.reader_keyed(manifest, range, None)
+    }
+
+    /// [`Self::reader`] of an object that may be stored under a customer's key (SSE-C): each
+    /// such piece is opened with `customer`, which must be the key it was stored under.
+    pub fn reader_keyed(
+        self: &Arc<Self>,
+        manifest: &Manifest,
+        range: Range<u64>,
+        customer: Option<&CustomerKey>,
+    ) -> Result<ObjectReader, ObjectError> {
         if manifest.body.meta().is_none() {
             return Err(ObjectError::Internal("a tombstone has no body".into()));
         }
@@ -157,7 +169,11 @@ impl Objects {
             let lo = range.start.max(span.start);
             let hi = range.end.min(span.end);
             if lo < hi {
-                pieces.push_back(self.piece_reader(&p, lo - span.start..hi - span.start)?);
+                pieces.push_back(self.piece_reader(
+                    &p,
+                    lo - span.start..hi - span.start,
+                    customer,
+                )?);
             }
         }
         Ok(ObjectReader { pieces })
@@ -167,9 +183,20 @@ impl Objects {
         self: &Arc<Self>,
         p: &Piece<'_>,
         range: Range<u64>,
+        customer: Option<&CustomerKey>,
     ) -> Result<PieceReader, ObjectError> {
         let meta = p.meta;
-        let key = self.piece_key(meta, p.object, p.version)?;
+        let mut key = self.piece_key(meta, p.object, p.version)?;
+        if let Some(check) = ssec::stored_check(meta) {
+            // The gateway checked the request's key against the object's; a piece stored
+            // under another key is not opened with a wrong one.
+            match customer {
+                Some(ck) if ck.check() == check => {
+                    key = key.masked(&ck.pad(&p.object, p.version));
+                }
+                _ => return Err(ObjectError::Key(KeyError::Unauthentic)),
+            }
+        }
         let geometry = meta.geometry()?;
         let range = range.start.min(meta.size)..range.end.min(meta.size);
         let stripes = if meta.size == 0 || range.is_empty() {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{Missed, ObjectError, Objects, to_targets};
-use crate::core::format::{Manifest, ManifestBody, VersionState};
+use crate::core::format::{Manifest, ManifestBody};
 use crate::core::hlc::Version;
 use crate::sys::now_ms;
 
@@ -46,10 +46,10 @@ impl Objects {
     pub async fn revise(
         self: &Arc<Self>,
         m: &Manifest,
-        change: impl FnOnce(&mut VersionState) + Send + 'static,
+        change: impl FnOnce(&mut Manifest) + Send + 'static,
     ) -> Result<(Manifest, Missed), ObjectError> {
         let mut copy = m.clone();
-        change(&mut copy.state);
+        change(&mut copy);
         let this = self.clone();
         tokio::spawn(async move {
             copy.state.revised = this.stamp();
@@ -77,7 +77,7 @@ impl Objects {
 
     /// Removes the version `m` is a copy of for good: [`Self::revise`] marking it removed.
     pub async fn remove(self: &Arc<Self>, m: &Manifest) -> Result<(Manifest, Missed), ObjectError> {
-        self.revise(m, |s| s.removed = true).await
+        self.revise(m, |m| m.state.removed = true).await
     }
 
     /// The time object lock retention is judged at: the earlier of this gateway's clock and

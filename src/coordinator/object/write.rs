@@ -39,6 +39,8 @@ pub struct PutInput {
     /// The version's state: the bucket's versioning now, the retention and legal hold it is
     /// written with, a bucket record's configuration (`revised` is set at commit).
     pub state: Option<VersionState>,
+    /// SSE-C: the customer's key, which masks the data key before the master key wraps it.
+    pub customer_key: Option<crate::core::ssec::CustomerKey>,
 }
 
 /// An object whose shards are durable (at the write quorum) but whose manifest is not written
@@ -452,7 +454,13 @@ impl Objects {
         let object = self.manifest_key.object_id(&input.bucket, &input.key);
         let version = self.stamp();
         let dek = DataKey::from_bytes(random());
-        let wrapped = self.master.wrap_data_key(&dek, &object, version, random());
+        let stored = match &input.customer_key {
+            Some(ck) => dek.masked(&ck.pad(&object, version)),
+            None => dek.clone(),
+        };
+        let wrapped = self
+            .master
+            .wrap_data_key(&stored, &object, version, random());
         let placement = layout::place(&self.layout, &self.plan, &object);
         let targets = to_targets(&placement);
         Prelude {

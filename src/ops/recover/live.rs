@@ -136,6 +136,10 @@ pub struct Report {
     pub verified: u64,
     /// Objects that could not be read back, as `bucket/key: error` (with `verify`).
     pub unreadable: Vec<String>,
+    /// Objects stored under a key of their client's (SSE-C), as `bucket/key` (with `verify`):
+    /// recovered, not read back (exclave never keeps that key; their owner's opens them).
+    #[serde(default)]
+    pub customer_keyed: Vec<String>,
     /// Seconds the recovery took.
     pub seconds: f64,
 }
@@ -602,7 +606,8 @@ pub async fn recover(
         let mut done = 0u64;
         while let Some((b, k, r)) = reads.next().await {
             match r {
-                Ok(()) => report.verified += 1,
+                Ok(true) => report.verified += 1,
+                Ok(false) => report.customer_keyed.push(format!("{b}/{k}")),
                 Err(e) => report.unreadable.push(format!("{b}/{k}: {e}")),
             }
             done += 1;
@@ -615,6 +620,7 @@ pub async fn recover(
             }
         }
         report.unreadable.sort();
+        report.customer_keyed.sort();
     }
 
     // The recovered gateway stamps versions with an id of its own, past every one seen.
@@ -650,19 +656,22 @@ pub async fn recover(
 }
 
 /// Reads (bucket, key)'s current version (`known`, the recovered index's) whole: every
-/// stripe decoded and authenticated.
+/// stripe decoded and authenticated. False: stored under its client's key (SSE-C), not read.
 async fn read_whole(
     objects: &Arc<Objects>,
     bucket: &str,
     key: &str,
     known: Option<Version>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let Some(m) = objects.head(bucket, key, known).await? else {
         bail!("no manifest at a read quorum");
     };
     let Some(meta) = m.body.meta() else {
-        return Ok(());
+        return Ok(true);
     };
+    if crate::core::ssec::stored_check(meta).is_some() {
+        return Ok(false);
+    }
     let mut r = objects.reader(&m, 0..meta.size)?;
     let mut n = 0u64;
     while let Some(chunk) = r.next().await {
@@ -671,5 +680,5 @@ async fn read_whole(
     if n != meta.size {
         bail!("read {n} of {} bytes", meta.size);
     }
-    Ok(())
+    Ok(true)
 }

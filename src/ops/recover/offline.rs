@@ -101,6 +101,10 @@ pub struct ExportReport {
     pub missing: Vec<String>,
     /// Objects that failed otherwise (authentication, a bad manifest).
     pub unreadable: Vec<String>,
+    /// Objects stored under a key of their client's (SSE-C): the sites hold them, but no
+    /// file can be written without that key, which exclave never keeps.
+    #[serde(default)]
+    pub customer_keyed: Vec<String>,
     /// The checkpoint checked against.
     pub checkpoint: Option<CheckpointReport>,
     /// Sites whose newest checkpoint is older than the newest.
@@ -479,6 +483,13 @@ fn export_file(
     report: &mut ExportReport,
 ) -> bool {
     let size = m.body.meta().map_or(0, |meta| meta.size);
+    if m.body
+        .meta()
+        .is_some_and(|meta| crate::core::ssec::stored_check(meta).is_some())
+    {
+        report.customer_keyed.push(what.to_owned());
+        return false;
+    }
     if std::fs::metadata(path).is_ok_and(|md| md.len() == size) {
         return true;
     }
