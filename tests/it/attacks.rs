@@ -164,6 +164,15 @@ fn routes(t: &Targets) -> Vec<Route> {
         </Filter><Status>Enabled</Status><Expiration><Days>30</Days></Expiration></Rule>\
         </LifecycleConfiguration>";
     let lifecycle_md5 = B64.encode_to_string(md5_of(lifecycle_xml.as_bytes()));
+    let tagging_xml =
+        "<Tagging><TagSet><Tag><Key>class</Key><Value>open</Value></Tag></TagSet></Tagging>";
+    let tagging_md5 = B64.encode_to_string(md5_of(tagging_xml.as_bytes()));
+    let cors_xml = "<CORSConfiguration><CORSRule><AllowedOrigin>https://portal.example</AllowedOrigin>\
+        <AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>";
+    let cors_md5 = B64.encode_to_string(md5_of(cors_xml.as_bytes()));
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{DROP}/*"}}]}}"#
+    );
     let complete_xml = format!(
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
         t.complete.2
@@ -220,6 +229,50 @@ fn routes(t: &Targets) -> Vec<Route> {
         Route::new("GetBucketLifecycleConfiguration", "GET", format!("/{DROP}"))
             .query("lifecycle", ""),
         Route::new("DeleteBucketLifecycle", "DELETE", format!("/{DROP}")).query("lifecycle", ""),
+        Route::new(
+            "PutObjectTagging",
+            "PUT",
+            format!("/{SECRET_BUCKET}/{SECRET_KEY}"),
+        )
+        .query("tagging", "")
+        .header("content-md5", &tagging_md5)
+        .body(tagging_xml.as_bytes()),
+        Route::new(
+            "GetObjectTagging",
+            "GET",
+            format!("/{SECRET_BUCKET}/{SECRET_KEY}"),
+        )
+        .query("tagging", ""),
+        Route::new(
+            "DeleteObjectTagging",
+            "DELETE",
+            format!("/{SECRET_BUCKET}/{SECRET_KEY}"),
+        )
+        .query("tagging", ""),
+        Route::new(
+            "GetObjectAttributes",
+            "GET",
+            format!("/{SECRET_BUCKET}/{SECRET_KEY}"),
+        )
+        .query("attributes", "")
+        .header("x-amz-object-attributes", "ETag,ObjectSize"),
+        Route::new("PutBucketPolicy", "PUT", format!("/{DROP}"))
+            .query("policy", "")
+            .body(policy.as_bytes()),
+        Route::new("GetBucketPolicy", "GET", format!("/{DROP}")).query("policy", ""),
+        Route::new("DeleteBucketPolicy", "DELETE", format!("/{DROP}")).query("policy", ""),
+        Route::new("PutBucketTagging", "PUT", format!("/{DROP}"))
+            .query("tagging", "")
+            .header("content-md5", &tagging_md5)
+            .body(tagging_xml.as_bytes()),
+        Route::new("GetBucketTagging", "GET", format!("/{DROP}")).query("tagging", ""),
+        Route::new("DeleteBucketTagging", "DELETE", format!("/{DROP}")).query("tagging", ""),
+        Route::new("PutBucketCors", "PUT", format!("/{DROP}"))
+            .query("cors", "")
+            .header("content-md5", &cors_md5)
+            .body(cors_xml.as_bytes()),
+        Route::new("GetBucketCors", "GET", format!("/{DROP}")).query("cors", ""),
+        Route::new("DeleteBucketCors", "DELETE", format!("/{DROP}")).query("cors", ""),
     ]
 }
 
