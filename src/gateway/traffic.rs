@@ -240,6 +240,7 @@ pub(crate) async fn handle(
         match admit(&gateway, &gate, &parts, body).await {
             Ok(body) => {
                 dated_by_date_header(&mut parts.headers);
+                drop_unsigned_bad_range(&mut parts);
                 parts.extensions.insert(op.clone());
                 parts.extensions.insert(peer);
                 let shape = shape(&parts);
@@ -323,6 +324,44 @@ fn with_request_id(mut body: s3s::Body, id: &str, headers: &mut http::HeaderMap)
         http::HeaderValue::from(out.len()),
     );
     s3s::Body::from(out)
+}
+
+/// A `Range` that does not parse is ignored by S3 (the whole object is answered); `s3s` refuses
+/// it with 400 before the gateway sees the request. Where the signature does not cover the
+/// header (a presigned URL, or a client that signs few headers) it is dropped here, and the
+/// GET answers as AWS's does; a signed one cannot be dropped without breaking the signature,
+/// and still answers 400 (docs/s3-compatibility.md, "Ranges").
+fn drop_unsigned_bad_range(parts: &mut http::request::Parts) {
+    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return;
+    }
+    let Some(range) = parts.headers.get(http::header::RANGE) else {
+        return;
+    };
+    if range
+        .to_str()
+        .ok()
+        .is_some_and(|r| s3s::dto::Range::parse(r).is_ok())
+    {
+        return;
+    }
+    let from_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("SignedHeaders=").nth(1))
+        .and_then(|s| s.split([',', ' ']).next())
+        .map(str::to_owned);
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-SignedHeaders"))
+            .and_then(|(_, v)| urlencoding::decode(v).ok().map(|v| v.into_owned()))
+    });
+    let signed = from_header.or(from_query).unwrap_or_default();
+    if !signed.split(';').any(|h| h.eq_ignore_ascii_case("range")) {
+        parts.headers.remove(http::header::RANGE);
+    }
 }
 
 /// SigV4 takes a header-signed request's time from `Date` when it has no `X-Amz-Date`; `s3s`

@@ -826,3 +826,50 @@ async fn cors_rules_answer_a_browser_s_preflight_and_requests() {
     })
     .await;
 }
+
+/// Issue 18, item 7: a Range that does not parse is ignored, as AWS ignores it (200, the whole
+/// object), when the signature does not cover it; a signed one still answers 400 (`s3s` parses
+/// it before exclave's code runs: docs/s3-compatibility.md, "Ranges").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unparsable_range_is_ignored_where_the_signature_allows() {
+    within(300, async {
+        let cluster = started_cluster("").await;
+        let s3 = cluster.s3_client(1);
+        s3.create_bucket().bucket("ranges").send().await.unwrap();
+        put(&s3, "ranges", "deed", b"parcel 7/12").await;
+        let (access, secret) = cluster.credentials();
+        let addr = cluster.s3_addr();
+        let host = addr.to_string();
+        let signer = Signer::new(access, secret);
+        let url = signer.presign(&host, "GET", "/ranges/deed", 300, &amz_date(0));
+        for bad in ["bytes=x-y", "items=0-3", "bytes=5-2"] {
+            let (status, text) = tokio::task::block_in_place(|| {
+                send(
+                    addr,
+                    "GET",
+                    &url,
+                    &[("host".into(), host.clone()), ("range".into(), bad.into())],
+                    b"",
+                )
+            });
+            assert_eq!(status, 200, "{bad}: {text}");
+            assert!(text.ends_with("parcel 7/12"), "{bad}: {text}");
+        }
+        // A good range still applies.
+        let (status, text) = tokio::task::block_in_place(|| {
+            send(
+                addr,
+                "GET",
+                &url,
+                &[
+                    ("host".into(), host.clone()),
+                    ("range".into(), "bytes=0-5".into()),
+                ],
+                b"",
+            )
+        });
+        assert_eq!(status, 206, "{text}");
+        assert!(text.ends_with("parcel"), "{text}");
+    })
+    .await;
+}
