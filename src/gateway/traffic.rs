@@ -251,7 +251,11 @@ pub(crate) async fn handle(
                 {
                     log_refusal(&span, &op, &shape, &resp);
                 }
-                resp
+                if op.get() == "GetObjectAttributes" && resp.status().is_success() {
+                    bare_etag(resp)
+                } else {
+                    resp
+                }
             }
             Err((reason, mut error)) => {
                 span.in_scope(|| {
@@ -303,6 +307,26 @@ pub(crate) async fn handle(
     };
     let body = Counted::new(body, gateway.metrics.sent.clone(), span, Some(finish));
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// GetObjectAttributes answers its `<ETag>` without quotes (AWS's answer, unlike every other
+/// XML ETag); `s3s` quotes every ETag it writes.
+fn bare_etag(resp: http::Response<s3s::Body>) -> http::Response<s3s::Body> {
+    let (mut parts, mut body) = resp.into_parts();
+    let Some(bytes) = body.take_bytes() else {
+        return http::Response::from_parts(parts, body);
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return http::Response::from_parts(parts, s3s::Body::from(bytes));
+    };
+    let out = text
+        .replace("<ETag>\"", "<ETag>")
+        .replace("\"</ETag>", "</ETag>");
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(out.len()),
+    );
+    http::Response::from_parts(parts, s3s::Body::from(out))
 }
 
 /// An error answer's XML with the request's id in `<RequestId>`, as S3's carry it (clients
