@@ -294,6 +294,7 @@ pub struct GatewayMetrics {
     peer_rtt: Family<SiteLabels, FloatGauge>,
     peer_sent: Family<SiteLabels, Gauge>,
     peer_lost: Family<SiteLabels, Gauge>,
+    peer_mtu: Family<SiteLabels, Gauge>,
     workers: WorkerGauges,
     /// One scrape refreshes the state gauges at a time.
     pub(crate) scrape: tokio::sync::Mutex<()>,
@@ -328,7 +329,7 @@ pub struct GatewayState {
     pub unrebuildable: u64,
     /// Per node connection: (site, round-trip time, packets sent, packets lost), for
     /// connections that are open.
-    pub peers: Vec<(String, std::time::Duration, u64, u64)>,
+    pub peers: Vec<(String, std::time::Duration, u64, u64, u16)>,
 }
 
 impl GatewayMetrics {
@@ -355,6 +356,7 @@ impl GatewayMetrics {
             peer_rtt: Family::default(),
             peer_sent: Family::default(),
             peer_lost: Family::default(),
+            peer_mtu: Family::default(),
             workers: WorkerGauges::default(),
             scrape: tokio::sync::Mutex::new(()),
         };
@@ -459,6 +461,12 @@ impl GatewayMetrics {
             "QUIC packets to the site's node lost on the current connection",
             m.peer_lost.clone(),
         );
+        r.register_with_unit(
+            "exclave_peer_mtu",
+            "UDP payload size path MTU discovery reached to the site's node",
+            Unit::Bytes,
+            m.peer_mtu.clone(),
+        );
         m
     }
 
@@ -502,11 +510,13 @@ impl GatewayMetrics {
         self.peer_rtt.clear();
         self.peer_sent.clear();
         self.peer_lost.clear();
-        for (site, rtt, sent, lost) in &state.peers {
+        self.peer_mtu.clear();
+        for (site, rtt, sent, lost, mtu) in &state.peers {
             let l = SiteLabels { site: site.clone() };
             self.peer_rtt.get_or_create(&l).set(rtt.as_secs_f64());
             self.peer_sent.get_or_create(&l).set(as_gauge(*sent));
             self.peer_lost.get_or_create(&l).set(as_gauge(*lost));
+            self.peer_mtu.get_or_create(&l).set(i64::from(*mtu));
         }
         encode(&self.registry)
     }

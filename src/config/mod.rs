@@ -383,11 +383,23 @@ impl RawTransport {
                 message: message.into(),
             })
         };
-        if !(1200..=65_000).contains(&s.initial_mtu) {
-            return bad("initial_mtu", "must be within 1200..=65000");
+        let most = crate::net::endpoint::GSO_SAFE_MTU;
+        if !(1200..=most).contains(&s.initial_mtu) {
+            return bad(
+                "initial_mtu",
+                &format!(
+                    "must be within 1200..={most} (larger packets break segmentation offload)"
+                ),
+            );
         }
-        if s.mtu_upper_bound < s.initial_mtu {
-            return bad("mtu_upper_bound", "must be at least initial_mtu");
+        if !(s.initial_mtu..=most).contains(&s.mtu_upper_bound) {
+            return bad(
+                "mtu_upper_bound",
+                &format!(
+                    "must be within initial_mtu..={most} (quinn sends 10 packets in one UDP \
+                     send of at most 65,507 bytes)"
+                ),
+            );
         }
         if s.idle_timeout < Duration::from_secs(1) {
             return bad("idle_timeout_ms", "must be at least 1000");

@@ -64,3 +64,25 @@ fn a_bad_profile_names_the_keys() {
     let err = parse_layout("epoch = 1\nk = 0\nm = 2\nsites = []\n", "l.toml").unwrap_err();
     assert!(err.to_string().contains("k, m"), "{err}");
 }
+
+#[test]
+fn an_mtu_past_what_segmentation_offload_carries_is_refused() {
+    let t = |initial: Option<u16>, upper: Option<u16>| {
+        RawTransport {
+            initial_mtu: initial,
+            mtu_upper_bound: upper,
+            ..RawTransport::default()
+        }
+        .settings("x.toml")
+    };
+    let d = t(None, None).unwrap();
+    assert_eq!((d.initial_mtu, d.mtu_upper_bound), (1200, 6550));
+    assert!(t(Some(6550), Some(6550)).is_ok());
+    let err = t(None, Some(8952)).unwrap_err().to_string();
+    assert!(
+        err.contains("mtu_upper_bound") && err.contains("6550"),
+        "{err}"
+    );
+    assert!(t(Some(8952), None).is_err());
+    assert!(t(Some(1500), Some(1400)).is_err());
+}

@@ -56,9 +56,9 @@ impl NodeClient {
         self.link.site()
     }
 
-    /// The open connection's round-trip time, packets sent and packets lost, if one is open
-    /// (and not being dialled right now).
-    pub fn path_stats(&self) -> Option<(Duration, u64, u64)> {
+    /// The open connection's round-trip time, packets sent and lost, and the path MTU it
+    /// reached, if one is open (and not being dialled right now).
+    pub fn path_stats(&self) -> Option<(Duration, u64, u64, u16)> {
         self.link.path_stats()
     }
 

@@ -184,13 +184,18 @@ impl Link {
         self.state.marks().disk_full
     }
 
-    /// The open connection's round-trip time, packets sent and packets lost, if one is open
-    /// (and not being dialled right now).
-    pub(super) fn path_stats(&self) -> Option<(Duration, u64, u64)> {
+    /// The open connection's round-trip time, packets sent and lost, and the path MTU it
+    /// reached, if one is open (and not being dialled right now).
+    pub(super) fn path_stats(&self) -> Option<(Duration, u64, u64, u16)> {
         let guard = self.state.conn.try_lock().ok()?;
         let c = guard.as_ref().filter(|c| c.close_reason().is_none())?;
         let s = c.stats();
-        Some((c.rtt(), s.path.sent_packets, s.path.lost_packets))
+        Some((
+            c.rtt(),
+            s.path.sent_packets,
+            s.path.lost_packets,
+            s.path.current_mtu,
+        ))
     }
 
     /// A new stream to the node.

@@ -155,7 +155,7 @@ impl Gateway {
                 .filter_map(|n| self.objects.nodes().client(n))
                 .filter_map(|c| {
                     c.path_stats()
-                        .map(|(rtt, sent, lost)| (c.site().to_owned(), rtt, sent, lost))
+                        .map(|(rtt, sent, lost, mtu)| (c.site().to_owned(), rtt, sent, lost, mtu))
                 })
                 .collect(),
         };
