@@ -65,6 +65,17 @@ pub struct Tenants {
     keys: RwLock<BTreeMap<String, Tenant>>,
 }
 
+/// What a request is, besides its key and operation, for the policies it meets (set by the
+/// `Gatekeeper` in the request's extensions).
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) peer: Option<super::traffic::Peer>,
+    pub(crate) prefix: Option<String>,
+    /// The `versionId` the request names, if any.
+    pub(crate) version_id: Option<String>,
+    pub(crate) now_ms: u64,
+}
+
 impl std::fmt::Debug for Tenants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tenants")
@@ -243,7 +254,7 @@ impl Gateway {
         bucket: &str,
         key: Option<&str>,
         action: &str,
-        seen: &super::auth::Seen,
+        seen: &Seen,
     ) -> Result<Verdict, MetaError> {
         let Some(policy) = self.policy_of(bucket)? else {
             return Ok(Verdict::Silent);
@@ -275,7 +286,7 @@ impl Gateway {
         &self,
         bucket: &str,
         key: &str,
-        seen: &super::auth::Seen,
+        seen: &Seen,
     ) -> Result<crate::core::tags::Tags, MetaError> {
         let entry = match seen.version_id.as_deref() {
             Some(id) => match super::list::parse_version_id(id) {
@@ -297,7 +308,7 @@ impl Gateway {
         name: Option<&str>,
         bucket: &str,
         action: &str,
-        seen: &super::auth::Seen,
+        seen: &Seen,
     ) -> bool {
         let Ok(Some(policy)) = self.policy_of(bucket) else {
             return false;
@@ -341,7 +352,7 @@ impl Gateway {
         bucket: &str,
         key: &str,
     ) -> Result<(), S3Fault> {
-        let (Some(pass), Some(seen)) = (ext.get::<Pass>(), ext.get::<super::auth::Seen>()) else {
+        let (Some(pass), Some(seen)) = (ext.get::<Pass>(), ext.get::<Seen>()) else {
             return Ok(());
         };
         let (id, record) = match pass {

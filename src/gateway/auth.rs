@@ -12,7 +12,7 @@ use s3s::{S3Error, S3Result};
 use serde::Deserialize;
 
 use super::Gateway;
-use super::access::{Pass, Tenants, set_ms};
+use super::access::{Pass, Seen, Tenants, set_ms};
 use super::error::S3Fault;
 use super::traffic::Peer;
 use crate::core::access::{Action, action_of, copy_source_bucket};
@@ -21,8 +21,6 @@ use crate::core::keys::MasterKey;
 use crate::core::policy::{Verdict, iam_action};
 use crate::sys::{random, read_secret};
 
-/// Longest presigned URL lifetime S3 accepts: 7 days.
-pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 /// Longest object key, bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
@@ -155,16 +153,6 @@ impl S3Auth for Signers {
 pub(crate) struct Gatekeeper {
     pub(crate) cluster: BTreeSet<String>,
     pub(crate) gateway: Arc<Gateway>,
-}
-
-/// What a request is, besides its key and operation, for the policies it meets.
-#[derive(Debug, Clone)]
-pub(crate) struct Seen {
-    pub(crate) peer: Option<Peer>,
-    pub(crate) prefix: Option<String>,
-    /// The `versionId` the request names, if any.
-    pub(crate) version_id: Option<String>,
-    pub(crate) now_ms: u64,
 }
 
 impl Gatekeeper {

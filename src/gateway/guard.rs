@@ -15,11 +15,13 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
+/// Longest presigned URL lifetime S3 accepts: 7 days.
+pub const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
 use http::request::Parts;
 use http::{HeaderMap, Method};
 use s3s::S3Error;
 
-use super::auth::MAX_PRESIGNED_EXPIRY_SECS;
 use super::error::S3Fault;
 
 /// `x-amz-*` headers a request may carry unsigned: they inform, and change nothing that is

@@ -71,7 +71,8 @@ use crate::worker::Workers;
 
 pub use admin::serve_admin;
 pub(crate) use auth::Gatekeeper;
-pub use auth::{AccessKeys, MAX_KEY_BYTES, MAX_PRESIGNED_EXPIRY_SECS, reseal_credentials};
+pub use auth::{AccessKeys, MAX_KEY_BYTES, reseal_credentials};
+pub use guard::MAX_PRESIGNED_EXPIRY_SECS;
 pub use serve::{Front, MAX_HEADER_BYTES, MAX_HEADERS, serve};
 pub use tls::S3Tls;
 

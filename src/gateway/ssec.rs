@@ -95,6 +95,14 @@ pub(crate) fn mark(headers: &mut Vec<(String, String)>, ck: Option<&CustomerKey>
     }
 }
 
+/// `x-amz-server-side-encryption` of every object not under a customer's key: exclave
+/// encrypts each one itself (what S3 calls SSE-S3).
+pub(crate) fn sse() -> Option<ServerSideEncryption> {
+    Some(ServerSideEncryption::from_static(
+        ServerSideEncryption::AES256,
+    ))
+}
+
 /// The encryption headers of an answer about an object stored under `ck` (None: exclave's own
 /// keys, which S3 calls SSE-S3): `x-amz-server-side-encryption`, or the SSE-C pair.
 pub(crate) fn answer(
@@ -105,7 +113,7 @@ pub(crate) fn answer(
     Option<String>,
 ) {
     match ck {
-        None => (super::surface::sse(), None, None),
+        None => (sse(), None, None),
         Some(ck) => (None, Some("AES256".into()), Some(ck.md5_b64().to_owned())),
     }
 }

@@ -32,12 +32,7 @@ use super::checksum::from_stored;
 use super::error::S3Fault;
 use super::versioning::answered_id;
 
-/// `x-amz-server-side-encryption` of every object: exclave encrypts each one itself.
-pub(crate) fn sse() -> Option<ServerSideEncryption> {
-    Some(ServerSideEncryption::from_static(
-        ServerSideEncryption::AES256,
-    ))
-}
+pub(crate) use super::ssec::sse;
 
 /// The one grant there is: the owner's FULL_CONTROL.
 fn owner_grants() -> Vec<Grant> {
