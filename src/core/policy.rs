@@ -17,7 +17,7 @@
 //! Evaluation: a Deny statement that matches wins; else an Allow that matches allows; else the
 //! policy is silent (and the key's grants decide).
 
-use std::net::IpAddr;
+use ::core::net::IpAddr;
 
 use serde_json::Value;
 
