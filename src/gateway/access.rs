@@ -7,8 +7,8 @@
 //! deleted key or a replaced secret stops working at once, requests already running included:
 //! a write checks its key again before it commits.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use s3s::auth::SecretKey;
 use serde_json::{Value, json};
@@ -64,6 +64,12 @@ struct Tenant {
 pub struct Tenants {
     keys: RwLock<BTreeMap<String, Tenant>>,
 }
+
+/// Bucket policies as parsed, by bucket, with the text each was parsed from: a request meets
+/// its bucket's policy parsed once, not once per request (or per key of a DeleteObjects). The
+/// index holds the truth; an entry whose text is no longer the bucket's is parsed again.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedPolicies(Mutex<HashMap<String, (String, Arc<Policy>)>>);
 
 /// What a request is, besides its key and operation, for the policies it meets (set by the
 /// `Gatekeeper` in the request's extensions).
@@ -328,19 +334,27 @@ impl Gateway {
 
     /// `bucket`'s policy, parsed (it was checked when put; principals that named a key since
     /// deleted simply match nobody).
-    fn policy_of(&self, bucket: &str) -> Result<Option<Policy>, MetaError> {
+    fn policy_of(&self, bucket: &str) -> Result<Option<Arc<Policy>>, MetaError> {
         let Some(text) = self.index.bucket_policy(bucket)? else {
             return Ok(None);
         };
-        match Policy::parse(&text, bucket, |_| true) {
-            Ok(p) => Ok(Some(p)),
+        let mut parsed = self.policies.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((was, p)) = parsed.get(bucket)
+            && *was == text
+        {
+            return Ok(Some(p.clone()));
+        }
+        let p = Arc::new(match Policy::parse(&text, bucket, |_| true) {
+            Ok(p) => p,
             Err(e) => {
                 // Checked when put: a policy that no longer reads denies everything but the
                 // operator's mending of it, rather than allowing what it may have denied.
                 tracing::error!(bucket, error = %e, "a bucket policy does not read: everything denied");
-                Ok(Some(Policy::deny_all(bucket)))
+                Policy::deny_all(bucket)
             }
-        }
+        });
+        parsed.insert(bucket.to_owned(), (text, p.clone()));
+        Ok(Some(p))
     }
 
     /// Whether the request with extensions `ext` may delete `key` of `bucket`: the bucket's

@@ -289,18 +289,8 @@ impl S3Access for Gatekeeper {
             S3Path::Bucket { bucket } => Some((bucket.to_string(), None)),
             S3Path::Object { bucket, key } => Some((bucket.to_string(), Some(key.to_string()))),
         };
-        let param = |name: &str| {
-            cx.uri().query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|p| p.split_once('='))
-                    .find(|(k, _)| *k == name)
-                    .and_then(|(_, v)| {
-                        urlencoding::decode(&v.replace('+', " "))
-                            .ok()
-                            .map(|v| v.into_owned())
-                    })
-            })
-        };
+        let query = cx.uri().query().unwrap_or("");
+        let param = |name: &str| super::guard::query_param(query, name);
         let (prefix, version_id) = (param("prefix"), param("versionId"));
         let seen = Seen {
             peer: cx.extensions_mut().get::<Peer>().copied(),

@@ -181,29 +181,38 @@ impl Gateway {
         })
     }
 
-    /// Sets (None: removes) the setting `name` of `bucket` on its own record, under the
-    /// bucket's key guard; NoSuchBucket unless it exists.
-    pub(crate) async fn set_bucket_setting(
+    /// Changes what `bucket`'s own record carries besides its configuration, under the
+    /// bucket's key guard, and writes the record when `change` says it changed something;
+    /// NoSuchBucket unless the bucket exists.
+    pub(crate) async fn change_bucket_extras(
         &self,
         bucket: &str,
-        name: &'static str,
-        value: Option<String>,
+        change: impl FnOnce(&mut BucketExtras) -> bool,
     ) -> S3Result<()> {
         let _writing = self.writing();
         self.require_bucket(bucket)?;
         let _held = self.key_guard(bucket, "").await;
         let c = self.config_of(bucket)?;
         let mut extras = self.bucket_extras(bucket)?;
-        let before = extras.settings.get(name).cloned();
-        if before == value {
+        if !change(&mut extras) {
             return Ok(());
         }
-        match value {
-            Some(v) => extras.settings.insert(name, v),
-            None => extras.settings.remove(name),
-        };
         self.write_bucket_record_with(bucket, Some(c), &extras)
             .await
+    }
+
+    /// Sets (None: removes) the setting `name` of `bucket` on its own record.
+    pub(crate) async fn set_bucket_setting(
+        &self,
+        bucket: &str,
+        name: &'static str,
+        value: Option<String>,
+    ) -> S3Result<()> {
+        self.change_bucket_extras(bucket, |e| match value {
+            Some(v) => e.settings.insert(name, v.clone()).as_ref() != Some(&v),
+            None => e.settings.remove(name).is_some(),
+        })
+        .await
     }
 
     /// As [`Self::write_bucket_record`], carrying `extras` where that keeps the bucket's.

@@ -48,8 +48,7 @@ fn error(code: &str, status: StatusCode, message: &str) -> S3Error {
 
 /// The bucket a path-style request names (None: the service).
 fn bucket_of(path: &str) -> Option<&str> {
-    let b = path.trim_start_matches('/').split('/').next()?;
-    (!b.is_empty()).then_some(b)
+    Some(super::guard::path_bucket(path).0).filter(|b| !b.is_empty())
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

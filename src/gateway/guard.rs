@@ -108,8 +108,9 @@ impl Gate {
         Self { region }
     }
 
-    /// Lets `req` through, or says why not.
-    pub(crate) fn screen(&self, req: &Parts) -> Result<(), Refusal> {
+    /// Lets `req` through, with the names of the headers its signature covers (lower case), or
+    /// says why not.
+    pub(crate) fn screen(&self, req: &Parts) -> Result<BTreeSet<String>, Refusal> {
         if req.method == Method::POST && is_form(&req.headers) {
             return Err(Refusal::new(Reason::FormUpload, S3Fault::NotImplemented("POST form uploads (browser-based uploads) are not supported here; upload with a \
                  SigV4-signed or presigned PUT"
@@ -198,7 +199,8 @@ impl Gate {
         {
             return Err(Refusal::new(Reason::EmptyDigest, S3Fault::InvalidDigest));
         }
-        check_bucket_name(req)
+        check_bucket_name(req)?;
+        Ok(signed)
     }
 
     /// `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`:
@@ -314,9 +316,14 @@ impl Gate {
 /// The bucket in the request's path must follow S3's naming rules; a new bucket also the rules
 /// S3 added later (reserved prefixes and suffixes, a dot beside a hyphen), which existing
 /// buckets are not held to.
+/// A path-style request's bucket (empty: the service) and the rest of its path.
+pub(crate) fn path_bucket(path: &str) -> (&str, &str) {
+    let path = path.trim_start_matches('/');
+    path.split_once('/').unwrap_or((path, ""))
+}
+
 fn check_bucket_name(req: &Parts) -> Result<(), Refusal> {
-    let path = req.uri.path().trim_start_matches('/');
-    let (bucket, rest) = path.split_once('/').unwrap_or((path, ""));
+    let (bucket, rest) = path_bucket(req.uri.path());
     if bucket.is_empty() {
         return Ok(());
     }
@@ -457,23 +464,51 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The query's pairs with names and values percent-decoded (undecodable ones kept raw).
+/// A query component decoded as `s3s` decodes it (`+` a space, then percent-decoding; an
+/// undecodable one kept raw).
+fn decode_component(s: &str) -> String {
+    let s = s.replace('+', " ");
+    urlencoding::decode(&s).map_or_else(|_| s.clone(), Cow::into_owned)
+}
+
+/// The query's pairs with names and values decoded ([`decode_component`]).
 fn decoded_query(q: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        urlencoding::decode(s).map_or_else(|_| s.to_owned(), Cow::into_owned)
-    };
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
+            (decode_component(k), decode_component(v))
         })
         .collect()
+}
+
+/// The value of the query parameter `name` (its first), decoded ([`decode_component`]).
+pub(crate) fn query_param(q: &str, name: &str) -> Option<String> {
+    q.split('&')
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .find(|(k, _)| decode_component(k) == name)
+        .map(|(_, v)| decode_component(v))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_parameters_decode_as_s3s_decodes_them() {
+        let q = "list-type=2&prefix=deeds%2F2026+north&versionId=abc&empty";
+        assert_eq!(
+            query_param(q, "prefix").as_deref(),
+            Some("deeds/2026 north")
+        );
+        assert_eq!(query_param(q, "versionId").as_deref(), Some("abc"));
+        assert_eq!(query_param(q, "empty").as_deref(), Some(""));
+        assert_eq!(query_param(q, "delimiter"), None);
+        assert_eq!(
+            decoded_query(q)[1],
+            ("prefix".to_owned(), "deeds/2026 north".to_owned())
+        );
+    }
 
     #[test]
     fn what_is_not_honoured_is_refused_and_what_is_done_anyway_passes() {
@@ -520,7 +555,7 @@ mod tests {
         )
     }
 
-    fn reason(r: Result<(), Refusal>) -> Option<Reason> {
+    fn reason<T>(r: Result<T, Refusal>) -> Option<Reason> {
         r.err().map(|e| e.reason)
     }
 

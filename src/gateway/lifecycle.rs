@@ -405,17 +405,12 @@ impl Gateway {
         &self,
         req: S3Request<PutBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        let _writing = self.writing();
         let i = req.input;
         let conf = i
             .lifecycle_configuration
             .ok_or_else(|| malformed("no LifecycleConfiguration"))?;
         let lc = from_dto(conf)?;
-        let _held = self.key_guard(&i.bucket, "").await;
-        let c = self.config_of(&i.bucket)?;
-        let mut extras = self.bucket_extras(&i.bucket)?;
-        extras.lifecycle = Some(lc);
-        self.write_bucket_record_with(&i.bucket, Some(c), &extras)
+        self.change_bucket_extras(&i.bucket, |e| e.lifecycle.replace(lc.clone()) != Some(lc))
             .await?;
         Ok(S3Response::new(
             PutBucketLifecycleConfigurationOutput::default(),
@@ -441,15 +436,8 @@ impl Gateway {
         &self,
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        let _writing = self.writing();
-        let bucket = req.input.bucket;
-        let _held = self.key_guard(&bucket, "").await;
-        let c = self.config_of(&bucket)?;
-        let mut extras = self.bucket_extras(&bucket)?;
-        if extras.lifecycle.take().is_some() {
-            self.write_bucket_record_with(&bucket, Some(c), &extras)
-                .await?;
-        }
+        self.change_bucket_extras(&req.input.bucket, |e| e.lifecycle.take().is_some())
+            .await?;
         let mut resp = S3Response::new(DeleteBucketLifecycleOutput {});
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
@@ -592,9 +580,14 @@ impl Gateway {
         if !first.latest {
             return;
         }
+        // Tags are read only for rules that filter by them.
+        let by_tag = lc.rules.iter().any(|r| !r.filter.tags.is_empty());
         let tags: Vec<_> = versions
             .iter()
-            .map(|v| crate::core::tags::decode_stored(&v.entry.tags))
+            .map(|v| match by_tag {
+                true => crate::core::tags::decode_stored(&v.entry.tags),
+                false => Vec::new(),
+            })
             .collect();
         let views: Vec<VersionView<'_>> = versions
             .iter()

@@ -332,7 +332,7 @@ impl Gateway {
                 self.check_passed(old).await?;
             }
         }
-        self.revise_state(&m, move |m| m.state.retention = next)
+        self.revise_version(&m, move |m| m.state.retention = next)
             .await?;
         Ok(S3Response::new(PutObjectRetentionOutput::default()))
     }
@@ -369,14 +369,15 @@ impl Gateway {
             .ok_or_else(|| S3Fault::MalformedXml("no legal hold status".into()))?;
         let on = hold_of(hold.as_str())?;
         if on != m.state.legal_hold {
-            self.revise_state(&m, move |m| m.state.legal_hold = on)
+            self.revise_version(&m, move |m| m.state.legal_hold = on)
                 .await?;
         }
         Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
     }
 
-    /// Writes a revised copy of `m` at the nodes, then the index.
-    pub(crate) async fn revise_state(
+    /// Writes a revised copy of the version `m` (its state, or its tags) at the nodes, then the
+    /// index.
+    pub(crate) async fn revise_version(
         &self,
         m: &Manifest,
         change: impl FnOnce(&mut Manifest) + Send + 'static,

@@ -114,6 +114,8 @@ pub struct Gateway {
     workers: Workers,
     /// The access keys `exclave key create` made, and their grants (`access.rs`).
     tenants: Arc<Tenants>,
+    /// Bucket policies as parsed (`access.rs`).
+    policies: access::ParsedPolicies,
 }
 
 /// Reads a key file: 64 hex digits (whitespace around them ignored), permissions checked.
@@ -419,6 +421,7 @@ impl Gateway {
             body_idle: tuning.body_idle,
             workers: Workers::default(),
             tenants: Arc::default(),
+            policies: access::ParsedPolicies::default(),
         })
     }
 

@@ -19,7 +19,7 @@ use super::buckets::{HIDDEN, owner};
 use super::checksum::{from_stored, wanted_of};
 use super::error::S3Fault;
 use super::lock::{LockAsk, lock_ask};
-use super::objects::{stored_headers, user_metadata, with_tags};
+use super::objects::{stored_headers_of, user_metadata, with_tags};
 use super::versioning::answered_id;
 use super::{Gateway, MAX_PARTS, MAX_PUT_SIZE, MIN_PART_SIZE, object_error, timestamp};
 use crate::coordinator::object::{PutInput, Staged};
@@ -78,16 +78,7 @@ impl Gateway {
             initiated_ms: now_ms(),
             content_type: i.content_type.clone(),
             user_metadata: user_metadata(i.metadata)?,
-            headers: with_tags(
-                stored_headers(
-                    i.cache_control.as_ref(),
-                    i.content_disposition.as_ref(),
-                    i.content_encoding.as_ref(),
-                    i.content_language.as_ref(),
-                    i.expires.as_ref(),
-                ),
-                i.tagging.as_ref(),
-            )?,
+            headers: with_tags(stored_headers_of!(i), i.tagging.as_ref())?,
             checksum_algorithm: i.checksum_algorithm.as_ref().map(|a| a.as_str().to_owned()),
             lock_mode: i.object_lock_mode.as_ref().map(|m| m.as_str().to_owned()),
             lock_until_ms: i
@@ -266,15 +257,14 @@ impl Gateway {
             return Err(S3Fault::EntityTooLarge.into());
         }
         let wanted = wanted_of!(i, &headers)?;
-        let mut input = PutInput {
+        let input = PutInput {
             bucket: hidden_bucket(&i.bucket),
             key: format!("{}/{n}", i.upload_id),
             size,
             customer_key: ck.clone(),
             ..PutInput::default()
         };
-        super::ssec::mark(&mut input.headers, ck.as_ref());
-        let (mut staged, sums) = self
+        let (staged, sums) = self
             .stage_checked(
                 input,
                 i.body,
@@ -283,9 +273,6 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
-        if let Some(ck) = &ck {
-            staged.meta.etag = ck.etag(&staged.meta.etag);
-        }
         let rec = self
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)
             .await?;
@@ -339,18 +326,14 @@ impl Gateway {
         };
         let src_key = super::ssec::ssec_source_key!(i, &req.extensions)?;
         super::ssec::may_open(&meta, src_key.as_ref())?;
-        let mut input = PutInput {
+        let input = PutInput {
             bucket: hidden_bucket(&i.bucket),
             key: format!("{}/{n}", i.upload_id),
             size: range.end - range.start,
             customer_key: ck.clone(),
             ..PutInput::default()
         };
-        super::ssec::mark(&mut input.headers, ck.as_ref());
-        let mut staged = self.copy_into(&src, range, input, src_key.as_ref()).await?;
-        if let Some(ck) = &ck {
-            staged.meta.etag = ck.etag(&staged.meta.etag);
-        }
+        let staged = self.copy_into(&src, range, input, src_key.as_ref()).await?;
         self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
         let rec = self
             .store_part(&i.upload_id, &i.bucket, &i.key, n, staged, &req.extensions)

@@ -22,6 +22,21 @@ use crate::core::format::{Manifest, ManifestBody, ObjectMeta, Versioning};
 use crate::core::ids::hex;
 use crate::core::ssec::CustomerKey;
 
+/// [`stored_headers`] of an S3 input with those fields (PutObject, CopyObject,
+/// CreateMultipartUpload).
+macro_rules! stored_headers_of {
+    ($i:expr) => {
+        $crate::gateway::objects::stored_headers(
+            $i.cache_control.as_ref(),
+            $i.content_disposition.as_ref(),
+            $i.content_encoding.as_ref(),
+            $i.content_language.as_ref(),
+            $i.expires.as_ref(),
+        )
+    };
+}
+pub(crate) use stored_headers_of;
+
 /// Headers stored with an object besides Content-Type and user metadata.
 pub(crate) fn stored_headers(
     cache_control: Option<&String>,
@@ -143,7 +158,7 @@ impl Gateway {
             .await
             .map_err(object_error)?;
         let sums = std::mem::take(&mut body.hasher).finalize();
-        check_content_md5(content_md5, &staged.meta.etag)?;
+        check_content_md5(content_md5, &staged.md5)?;
         wanted.verify(&sums, trailers)?;
         staged.meta.checksums = to_stored(&sums);
         Ok((staged, sums))
@@ -274,27 +289,17 @@ impl Gateway {
         .await?;
 
         let ck = super::ssec::ssec_key!(i, &req.extensions)?;
-        let mut input = PutInput {
+        let input = PutInput {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
             size,
             content_type: i.content_type.clone(),
             user_metadata: user_metadata(i.metadata)?,
-            headers: with_tags(
-                stored_headers(
-                    i.cache_control.as_ref(),
-                    i.content_disposition.as_ref(),
-                    i.content_encoding.as_ref(),
-                    i.content_language.as_ref(),
-                    i.expires.as_ref(),
-                ),
-                i.tagging.as_ref(),
-            )?,
+            headers: with_tags(stored_headers_of!(i), i.tagging.as_ref())?,
             state: Self::write_state(&config, lock),
             customer_key: ck.clone(),
         };
-        super::ssec::mark(&mut input.headers, ck.as_ref());
-        let (mut staged, sums) = self
+        let (staged, sums) = self
             .stage_checked(
                 input,
                 i.body,
@@ -303,10 +308,6 @@ impl Gateway {
                 trailers.as_ref(),
             )
             .await?;
-        if let Some(ck) = &ck {
-            // Checked as the plaintext's MD5 above; answered keyed, never revealing it.
-            staged.meta.etag = ck.etag(&staged.meta.etag);
-        }
         self.still(&req.extensions, &i.bucket, Action::Write)?;
         let m = self.commit(staged).await?;
         self.record(&m)?;
@@ -586,13 +587,7 @@ impl Gateway {
             (
                 i.content_type.clone(),
                 user_metadata(i.metadata)?,
-                stored_headers(
-                    i.cache_control.as_ref(),
-                    i.content_disposition.as_ref(),
-                    i.content_encoding.as_ref(),
-                    i.content_language.as_ref(),
-                    i.expires.as_ref(),
-                ),
+                stored_headers_of!(i),
             )
         } else {
             (
@@ -614,7 +609,6 @@ impl Gateway {
             }
         };
         crate::core::tags::set(&mut headers, &tags);
-        super::ssec::mark(&mut headers, ck.as_ref());
         let input = PutInput {
             bucket: i.bucket.clone(),
             key: i.key.clone(),
@@ -628,15 +622,13 @@ impl Gateway {
         let mut staged = self
             .copy_into(&src, 0..meta.size, input, src_key.as_ref())
             .await?;
+        // The source's ETag, as the copy's plaintext MD5 makes it (keyed by the source's key).
         let expected = match &src_key {
-            Some(k) => k.etag(&staged.meta.etag),
-            None => staged.meta.etag.clone(),
+            Some(k) => k.etag(&staged.md5),
+            None => staged.md5.clone(),
         };
         if expected != meta.etag && meta.parts.is_empty() {
             return Err(super::internal("the copy's MD5 differs from the source's"));
-        }
-        if let Some(ck) = &ck {
-            staged.meta.etag = ck.etag(&staged.meta.etag);
         }
         staged.meta.checksums = meta.checksums.clone();
         self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;

@@ -100,7 +100,7 @@ impl Gateway {
         let _held = self.key_guard(bucket, key).await;
         let (m, meta) = self.object_at(bucket, key, id).await?;
         if tags::of(&meta) != tags {
-            self.revise_state(&m, move |m| {
+            self.revise_version(&m, move |m| {
                 if let Some(meta) = m.body.meta_mut() {
                     tags::set(&mut meta.headers, &tags);
                 }

@@ -2,6 +2,7 @@
 //! span on every log line the request causes), byte counts, and the metrics of the finished
 //! request (operation, status, latency to the end of the response body).
 
+use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -31,8 +32,7 @@ impl OpSlot {
 /// An operation's name as a `&'static str` (log and metric labels): `s3s` names its
 /// operations from a fixed set, so each is kept once, for the life of the process.
 pub(crate) fn op_name(name: &str) -> &'static str {
-    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(n) = names.get(name) {
         return n;
@@ -238,9 +238,9 @@ pub(crate) async fn handle(
         answer.map_err(|e| s3s::HttpError::new(Box::new(e)))?
     } else {
         match admit(&gateway, &gate, &parts, body).await {
-            Ok(body) => {
+            Ok((body, signed)) => {
                 dated_by_date_header(&mut parts.headers);
-                drop_unsigned_bad_range(&mut parts);
+                drop_unsigned_bad_range(&mut parts, &signed);
                 parts.extensions.insert(op.clone());
                 parts.extensions.insert(peer);
                 let shape = shape(&parts);
@@ -355,7 +355,7 @@ fn with_request_id(mut body: s3s::Body, id: &str, headers: &mut http::HeaderMap)
 /// header (a presigned URL, or a client that signs few headers) it is dropped here, and the
 /// GET answers as AWS's does; a signed one cannot be dropped without breaking the signature,
 /// and still answers 400 (docs/s3-compatibility.md, "Ranges").
-fn drop_unsigned_bad_range(parts: &mut http::request::Parts) {
+fn drop_unsigned_bad_range(parts: &mut http::request::Parts, signed: &BTreeSet<String>) {
     if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
         return;
     }
@@ -369,21 +369,7 @@ fn drop_unsigned_bad_range(parts: &mut http::request::Parts) {
     {
         return;
     }
-    let from_header = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|a| a.split("SignedHeaders=").nth(1))
-        .and_then(|s| s.split([',', ' ']).next())
-        .map(str::to_owned);
-    let from_query = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-SignedHeaders"))
-            .and_then(|(_, v)| urlencoding::decode(v).ok().map(|v| v.into_owned()))
-    });
-    let signed = from_header.or(from_query).unwrap_or_default();
-    if !signed.split(';').any(|h| h.eq_ignore_ascii_case("range")) {
+    if !signed.contains("range") {
         parts.headers.remove(http::header::RANGE);
     }
 }
@@ -472,23 +458,26 @@ async fn admit(
     gate: &Gate,
     parts: &http::request::Parts,
     body: hyper::body::Incoming,
-) -> Result<s3s::Body, (&'static str, s3s::S3Error)> {
-    if let Err(refusal) = gate.screen(parts) {
-        let reason = refusal.reason.label();
-        gateway
-            .metrics
-            .refused
-            .get_or_create(&RefusalLabels { reason })
-            .inc();
-        return Err((reason, refusal.error));
-    }
+) -> Result<(s3s::Body, BTreeSet<String>), (&'static str, s3s::S3Error)> {
+    let signed = match gate.screen(parts) {
+        Ok(signed) => signed,
+        Err(refusal) => {
+            let reason = refusal.reason.label();
+            gateway
+                .metrics
+                .refused
+                .get_or_create(&RefusalLabels { reason })
+                .inc();
+            return Err((reason, refusal.error));
+        }
+    };
     if !small_body::is_small(parts) {
         // The body goes to s3s as hyper gave it; its payload is counted where the gateway
         // reads it (`body::BodyReader`): wrapping it here cost PUTs a third more CPU.
-        return Ok(s3s::Body::from(body));
+        return Ok((s3s::Body::from(body), signed));
     }
     match small_body::read_checked(parts, body, MAX_XML_BODY, gateway.body_idle).await {
-        Ok(bytes) => Ok(s3s::Body::from(bytes)),
+        Ok(bytes) => Ok((s3s::Body::from(bytes), signed)),
         Err(r) => {
             if r.stalled {
                 gateway.metrics.body_stalls.inc();

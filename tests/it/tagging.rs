@@ -6,17 +6,20 @@
 //! `tenants::bucket_policies...`.)
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Tag, Tagging,
-    TaggingDirective, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging, TaggingDirective};
 
 use crate::support::*;
 
-fn tagging(pairs: &[(&str, &str)]) -> Tagging {
+fn tagging<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Tagging {
     let mut b = Tagging::builder();
     for (k, v) in pairs {
-        b = b.tag_set(Tag::builder().key(*k).value(*v).build().unwrap());
+        b = b.tag_set(
+            Tag::builder()
+                .key(k.as_ref())
+                .value(v.as_ref())
+                .build()
+                .unwrap(),
+        );
     }
     b.build().unwrap()
 }
@@ -108,27 +111,21 @@ async fn tags_are_kept_in_the_version_limited_as_aws_limits_them_and_come_back_f
             (0..11).map(|i| (format!("k{i}"), "v".to_owned())).collect();
         let long_key = "k".repeat(129);
         let long_value = "v".repeat(257);
-        let refused: Vec<(&str, Vec<(&str, &str)>)> = vec![
-            (
-                "eleven tags",
-                eleven
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-            ),
-            ("a key of 129", vec![(long_key.as_str(), "v")]),
-            ("a value of 257", vec![("k", long_value.as_str())]),
-            ("an aws: key", vec![("aws:created", "v")]),
-            ("a key twice", vec![("k", "1"), ("k", "2")]),
-            ("a character S3 refuses", vec![("k", "a;b")]),
-            ("an empty key", vec![("", "v")]),
+        let refused: Vec<(&str, Tagging)> = vec![
+            ("eleven tags", tagging(&eleven)),
+            ("a key of 129", tagging(&[(long_key.as_str(), "v")])),
+            ("a value of 257", tagging(&[("k", long_value.as_str())])),
+            ("an aws: key", tagging(&[("aws:created", "v")])),
+            ("a key twice", tagging(&[("k", "1"), ("k", "2")])),
+            ("a character S3 refuses", tagging(&[("k", "a;b")])),
+            ("an empty key", tagging(&[("", "v")])),
         ];
         for (what, set) in refused {
             let e = s3
                 .put_object_tagging()
                 .bucket("reg")
                 .key("deed")
-                .tagging(tagging(&set))
+                .tagging(set)
                 .send()
                 .await
                 .unwrap_err();
@@ -165,11 +162,7 @@ async fn tags_are_kept_in_the_version_limited_as_aws_limits_them_and_come_back_f
         s3.put_object_tagging()
             .bucket("reg")
             .key("ten")
-            .tagging(tagging(
-                &ten.iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect::<Vec<_>>(),
-            ))
+            .tagging(tagging(&ten))
             .send()
             .await
             .unwrap();
@@ -261,16 +254,7 @@ async fn tags_are_kept_in_the_version_limited_as_aws_limits_them_and_come_back_f
 
         // Versions: each has its own; a version named by id is tagged alone.
         s3.create_bucket().bucket("ver").send().await.unwrap();
-        s3.put_bucket_versioning()
-            .bucket("ver")
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        enable_versioning(&s3, "ver").await;
         let v1 = s3
             .put_object()
             .bucket("ver")
@@ -331,12 +315,7 @@ async fn tags_are_kept_in_the_version_limited_as_aws_limits_them_and_come_back_f
         let e = s3
             .put_bucket_tagging()
             .bucket("ver")
-            .tagging(tagging(
-                &fifty_one
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect::<Vec<_>>(),
-            ))
+            .tagging(tagging(&fifty_one))
             .send()
             .await
             .unwrap_err();

@@ -17,6 +17,7 @@ use crate::core::ids::{NodeId, ObjectId, ShardIndex, hex};
 use crate::core::keys::{DataKey, WrappedKey};
 use crate::core::layout::{self, ShardLocation};
 use crate::core::quorum::ManifestWrite;
+use crate::core::ssec;
 use crate::core::stripe::{BlockHash, EncodedStripe, Geometry, StripeContext, encode_object};
 use crate::core::wire::InlineShard;
 use crate::sys::now_ms;
@@ -39,8 +40,10 @@ pub struct PutInput {
     /// The version's state: the bucket's versioning now, the retention and legal hold it is
     /// written with, a bucket record's configuration (`revised` is set at commit).
     pub state: Option<VersionState>,
-    /// SSE-C: the customer's key, which masks the data key before the master key wraps it.
-    pub customer_key: Option<crate::core::ssec::CustomerKey>,
+    /// SSE-C: the customer's key, which masks the data key before the master key wraps it;
+    /// the staged record then carries the key's check value and a keyed ETag (and never a
+    /// check value of another key, whatever `headers` held).
+    pub customer_key: Option<ssec::CustomerKey>,
 }
 
 /// An object whose shards are durable (at the write quorum) but whose manifest is not written
@@ -55,6 +58,9 @@ pub struct Staged {
     /// The object's record, to check and to fill in (checksums, a multipart ETag, parts)
     /// before committing.
     pub meta: ObjectMeta,
+    /// The plaintext's MD5 (hex), what Content-MD5 is checked against: the ETag too, but for
+    /// an object under a customer's key, whose ETag is keyed (`core::ssec`).
+    pub md5: String,
     targets: Vec<ShardTarget>,
     /// Shard indices that did not become durable (the write quorum was met without them):
     /// to be recorded for repair.
@@ -509,8 +515,20 @@ impl Objects {
         inline: Option<Vec<(ShardHeader, Vec<u8>)>>,
     ) -> Staged {
         let profile = self.layout.profile;
+        // A masked data key and the check value of its key go together, or neither.
+        let mut headers = input.headers;
+        headers.retain(|(n, _)| n != ssec::STORED_HEADER);
+        let md5 = etag;
+        let etag = match &input.customer_key {
+            Some(ck) => {
+                headers.push((ssec::STORED_HEADER.to_owned(), ck.check()));
+                ck.etag(&md5)
+            }
+            None => md5.clone(),
+        };
         Staged {
             state: input.state,
+            md5,
             bucket: input.bucket,
             key: input.key,
             object: p.object,
@@ -520,7 +538,7 @@ impl Objects {
                 size: input.size,
                 content_type: input.content_type,
                 user_metadata: input.user_metadata,
-                headers: input.headers,
+                headers,
                 etag,
                 checksums: Vec::new(),
                 dek: p.wrapped,
