@@ -276,7 +276,12 @@ impl S3Access for Gatekeeper {
         // implemented (the implemented ones name themselves again).
         let op = super::traffic::op_name(cx.s3_op().name());
         super::traffic::name_op(cx.extensions_mut(), op);
-        let Some(id) = cx.credentials().map(|c| c.access_key.clone()) else {
+        // A request served again by the bad-Range route was verified as its original.
+        let again = cx
+            .extensions_mut()
+            .get::<super::ranges::Verified>()
+            .map(|v| v.0.clone());
+        let Some(id) = cx.credentials().map(|c| c.access_key.clone()).or(again) else {
             return Err(S3Fault::AccessDenied("anonymous requests are not accepted".into()).into());
         };
         if let S3Path::Object { key, .. } = cx.s3_path()

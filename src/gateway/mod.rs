@@ -29,6 +29,7 @@ mod lock;
 mod multipart;
 mod objects;
 mod policy;
+mod ranges;
 mod reads;
 mod repair;
 mod s3;

@@ -148,6 +148,29 @@ struct ReadPlan {
     customer: Option<CustomerKey>,
 }
 
+/// The stored headers a GET or HEAD answers, each overridden by its `response-*` parameter
+/// (AWS's GetObject and HeadObject both take them).
+macro_rules! shown_headers {
+    ($i:expr, $meta:expr) => {{
+        let stored = |name| header($meta, name).cloned();
+        (
+            Some(
+                $i.response_content_type
+                    .unwrap_or_else(|| content_type($meta)),
+            ),
+            $i.response_cache_control
+                .or_else(|| stored("cache-control")),
+            $i.response_content_disposition
+                .or_else(|| stored("content-disposition")),
+            $i.response_content_encoding
+                .or_else(|| stored("content-encoding")),
+            $i.response_content_language
+                .or_else(|| stored("content-language")),
+            $i.response_expires.or_else(|| stored_expires($meta)),
+        )
+    }};
+}
+
 impl ReadPlan {
     /// 206 for a range or a part, 200 otherwise.
     fn respond<T>(&self, out: T) -> S3Response<T> {
@@ -264,10 +287,17 @@ impl Gateway {
             .reader_keyed(&p.m, p.range.clone(), p.customer.as_ref())
             .map_err(object_error)?;
         let body = object_stream(reader).await.map_err(object_error)?;
-        let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
         let (sse, sse_customer_algorithm, sse_customer_key_md5) =
             super::ssec::answer(p.customer.as_ref());
+        let (
+            content_type,
+            cache_control,
+            content_disposition,
+            content_encoding,
+            content_language,
+            expires,
+        ) = shown_headers!(i, &p.meta);
         let out = GetObjectOutput {
             server_side_encryption: sse,
             sse_customer_algorithm,
@@ -276,21 +306,12 @@ impl Gateway {
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range.clone(),
-            content_type: Some(
-                i.response_content_type
-                    .unwrap_or_else(|| content_type(&p.meta)),
-            ),
-            cache_control: i.response_cache_control.or_else(|| stored("cache-control")),
-            content_disposition: i
-                .response_content_disposition
-                .or_else(|| stored("content-disposition")),
-            content_encoding: i
-                .response_content_encoding
-                .or_else(|| stored("content-encoding")),
-            content_language: i
-                .response_content_language
-                .or_else(|| stored("content-language")),
-            expires: i.response_expires.or_else(|| stored_expires(&p.meta)),
+            content_type,
+            cache_control,
+            content_disposition,
+            content_encoding,
+            content_language,
+            expires,
             e_tag: Some(etag_of(&p.meta)),
             last_modified: Some(timestamp(p.m.created_ms)),
             metadata: metadata(&p.meta),
@@ -317,10 +338,17 @@ impl Gateway {
         let p = self
             .plan_read(&i.bucket, &i.key, read_ask!(i), &req.extensions)
             .await?;
-        let stored = |name| header(&p.meta, name).cloned();
         let lock = lock_headers(&p.m);
         let (sse, sse_customer_algorithm, sse_customer_key_md5) =
             super::ssec::answer(p.customer.as_ref());
+        let (
+            content_type,
+            cache_control,
+            content_disposition,
+            content_encoding,
+            content_language,
+            expires,
+        ) = shown_headers!(i, &p.meta);
         let out = HeadObjectOutput {
             server_side_encryption: sse,
             sse_customer_algorithm,
@@ -328,12 +356,12 @@ impl Gateway {
             accept_ranges: Some("bytes".into()),
             content_length: Some((p.range.end - p.range.start) as i64),
             content_range: p.content_range.clone(),
-            content_type: Some(content_type(&p.meta)),
-            cache_control: stored("cache-control"),
-            content_disposition: stored("content-disposition"),
-            content_encoding: stored("content-encoding"),
-            content_language: stored("content-language"),
-            expires: stored_expires(&p.meta),
+            content_type,
+            cache_control,
+            content_disposition,
+            content_encoding,
+            content_language,
+            expires,
             e_tag: Some(etag_of(&p.meta)),
             last_modified: Some(timestamp(p.m.created_ms)),
             metadata: metadata(&p.meta),

@@ -55,7 +55,10 @@ pub async fn serve(
     config.xml_max_body_size = MAX_XML_BODY;
     config.presigned_url_max_skew_time_secs = 900;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
+    let again = super::ranges::IgnoreBadRange::default();
+    builder.set_route(again.clone());
     let service = builder.build();
+    *again.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(service.clone());
     let ids = Arc::new(super::traffic::RequestIds::new());
     let gate = Arc::new(Gate::new(front.region.clone()));
     let acceptor = front.tls.as_ref().map(|t| t.acceptor());
@@ -135,6 +138,8 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // The route holds the service that holds the route: the loop is cut when serving ends.
+    let _ = again.service.lock().map(|mut s| s.take());
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
         .await
         .is_err()

@@ -350,11 +350,12 @@ fn with_request_id(mut body: s3s::Body, id: &str, headers: &mut http::HeaderMap)
     s3s::Body::from(out)
 }
 
-/// A `Range` that does not parse is ignored by S3 (the whole object is answered); `s3s` refuses
-/// it with 400 before the gateway sees the request. Where the signature does not cover the
-/// header (a presigned URL, or a client that signs few headers) it is dropped here, and the
-/// GET answers as AWS's does; a signed one cannot be dropped without breaking the signature,
-/// and still answers 400 (docs/s3-compatibility.md, "Ranges").
+/// A `Range` that does not parse is ignored by S3 (the whole object is answered); `s3s` would
+/// refuse it with 400 before the gateway sees the request. Where the signature does not cover
+/// the header (a presigned URL, or a client that signs few headers) it is dropped here; a
+/// signed one cannot be dropped without breaking the signature, so the request is marked for
+/// the route that serves it again without the header once `s3s` has verified it
+/// (`ranges.rs`).
 fn drop_unsigned_bad_range(parts: &mut http::request::Parts, signed: &BTreeSet<String>) {
     if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
         return;
@@ -362,14 +363,12 @@ fn drop_unsigned_bad_range(parts: &mut http::request::Parts, signed: &BTreeSet<S
     let Some(range) = parts.headers.get(http::header::RANGE) else {
         return;
     };
-    if range
-        .to_str()
-        .ok()
-        .is_some_and(|r| s3s::dto::Range::parse(r).is_ok())
-    {
+    if !super::ranges::unparsable(range) {
         return;
     }
-    if !signed.contains("range") {
+    if signed.contains("range") {
+        parts.extensions.insert(super::ranges::SignedBadRange);
+    } else {
         parts.headers.remove(http::header::RANGE);
     }
 }

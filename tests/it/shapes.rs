@@ -826,10 +826,10 @@ async fn cors_rules_answer_a_browser_s_preflight_and_requests() {
 }
 
 /// Issue 18, item 7: a Range that does not parse is ignored, as AWS ignores it (200, the whole
-/// object), when the signature does not cover it; a signed one still answers 400 (`s3s` parses
-/// it before exclave's code runs: docs/s3-compatibility.md, "Ranges").
+/// object), whether the signature covers it or not; the request is still the signing key's
+/// (a key without a grant, or a forged signature, is refused as without the header).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unparsable_range_is_ignored_where_the_signature_allows() {
+async fn an_unparsable_range_is_ignored_signed_or_not() {
     within(300, async {
         let cluster = started_cluster("").await;
         let s3 = cluster.s3_client(1);
@@ -868,6 +868,96 @@ async fn an_unparsable_range_is_ignored_where_the_signature_allows() {
         });
         assert_eq!(status, 206, "{text}");
         assert!(text.ends_with("parcel"), "{text}");
+
+        // Signed into the request's headers: served again without it, as the same key.
+        let empty = sha256_hex(b"");
+        let query = [(
+            "response-content-type".to_string(),
+            "text/plain".to_string(),
+        )];
+        let target = "/ranges/deed?response-content-type=text%2Fplain";
+        for method in ["GET", "HEAD"] {
+            for bad in ["bytes=x-y", "items=0-3"] {
+                let signed = signer.sign(
+                    &host,
+                    method,
+                    "/ranges/deed",
+                    &query,
+                    &[("range", bad)],
+                    &empty,
+                    &amz_date(0),
+                );
+                let (status, text) = tokio::task::block_in_place(|| {
+                    send(addr, method, target, &signed.headers, b"")
+                });
+                assert_eq!(status, 200, "{method} {bad}: {text}");
+                assert_eq!(header_of(&text, "content-length"), Some("11"), "{text}");
+                assert_eq!(
+                    header_of(&text, "content-type"),
+                    Some("text/plain"),
+                    "{text}"
+                );
+                assert_eq!(header_of(&text, "content-range"), None, "{text}");
+                if method == "GET" {
+                    assert!(text.ends_with("parcel 7/12"), "{bad}: {text}");
+                }
+                // A forged signature with the same header: refused, nothing served.
+                let mut forged = signed.headers.clone();
+                for (k, v) in &mut forged {
+                    if k == "authorization" {
+                        *v = v.replace(&signed.signature, &"0".repeat(64));
+                    }
+                }
+                let (status, text) =
+                    tokio::task::block_in_place(|| send(addr, method, target, &forged, b""));
+                assert_eq!(status, 403, "{method} {bad} forged: {text}");
+                assert!(!text.contains("parcel"), "{text}");
+            }
+        }
+        // Signed into a presigned URL.
+        let url = signer.presign_with(
+            &host,
+            "GET",
+            "/ranges/deed",
+            &[],
+            &[("range", "bytes=x-y")],
+            300,
+            &amz_date(0),
+        );
+        let (status, text) = tokio::task::block_in_place(|| {
+            send(
+                addr,
+                "GET",
+                &url,
+                &[
+                    ("host".into(), host.clone()),
+                    ("range".into(), "bytes=x-y".into()),
+                ],
+                b"",
+            )
+        });
+        assert_eq!(status, 200, "{text}");
+        assert!(text.ends_with("parcel 7/12"), "{text}");
+
+        // A key without a grant on the bucket is refused, the header or not.
+        let (other, other_secret) = cluster.make_key("stranger");
+        let stranger = Signer::new(other, other_secret);
+        let signed = stranger.sign(
+            &host,
+            "GET",
+            "/ranges/deed",
+            &[],
+            &[("range", "bytes=x-y")],
+            &empty,
+            &amz_date(0),
+        );
+        let (status, text) =
+            tokio::task::block_in_place(|| send(addr, "GET", "/ranges/deed", &signed.headers, b""));
+        assert_eq!(status, 403, "{text}");
+        assert!(
+            text.contains("AccessDenied") && !text.contains("parcel"),
+            "{text}"
+        );
     })
     .await;
 }
