@@ -217,8 +217,8 @@ async fn start_node(
         .iter()
         .map(|d| (DiskId(d.id), d.path.clone()))
         .collect();
-    let state_dir = node.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir, &disks))
+    let (state_dir, cache) = (node.state_dir.clone(), node.db_cache_bytes);
+    let store = tokio::task::spawn_blocking(move || Store::open(&state_dir, &disks, cache))
         .await?
         .with_context(|| format!("opening the node's storage ({})", config.path.display()))?;
     if check_only {

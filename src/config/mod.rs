@@ -84,6 +84,9 @@ struct RawNodeRole {
     scrub_interval_hours: Option<f64>,
     /// Scrub read rate, MiB/s (default 64).
     scrub_mib_per_sec: Option<u64>,
+    /// The node database's page cache, MiB (default 32): the node's memory does not grow with
+    /// the number of shards it holds beyond it.
+    db_cache_mib: Option<u64>,
     /// The node's admin API (HTTP, bearer token): `GET /v1/status`, `POST /v1/scrub`.
     admin_listen: Option<SocketAddr>,
     /// The admin API's bearer token. A secret. Required with `admin_listen`.
@@ -132,6 +135,9 @@ struct RawGatewayRole {
     /// Objects smaller than this many bytes ride inside the manifest records (default
     /// 131072; 0 turns it off).
     inline_limit_bytes: Option<u64>,
+    /// The index database's page cache, MiB (default 64): the gateway's memory does not grow
+    /// with the number of objects beyond it.
+    index_cache_mib: Option<u64>,
     /// Shards durable at distinct sites before a write is acknowledged (k + 1 by default, at
     /// most k + m).
     write_quorum: Option<usize>,
@@ -289,6 +295,8 @@ pub struct NodeSettings {
     pub scrub_interval: Duration,
     /// Scrub read rate, bytes/s (at least 1 MiB/s).
     pub scrub_bytes_per_sec: u64,
+    /// The node database's page cache, bytes.
+    pub db_cache_bytes: usize,
     /// The node's admin API: address and the file of its bearer token.
     pub admin: Option<(SocketAddr, PathBuf)>,
     /// The sealed cluster record served to `exclave recover`.
@@ -322,6 +330,8 @@ pub struct GatewaySettings {
     pub admin_token_file: PathBuf,
     /// Objects smaller than this many bytes ride inside the manifest records (0: none).
     pub inline_limit_bytes: u64,
+    /// The index database's page cache, bytes.
+    pub index_cache_bytes: usize,
     /// Shards durable at distinct sites before a write is acknowledged (none: k + 1).
     pub write_quorum: Option<usize>,
     /// How long a write's uploads and manifest records may take at one node.
@@ -527,6 +537,8 @@ fn node_settings(n: RawNodeRole, base: &Path, origin: &str) -> Result<NodeSettin
             .collect(),
         scrub_interval,
         scrub_bytes_per_sec: n.scrub_mib_per_sec.unwrap_or(64).max(1) << 20,
+        db_cache_bytes: (n.db_cache_mib.unwrap_or(crate::store::DEFAULT_DB_CACHE_MIB) as usize)
+            << 20,
         admin,
         cluster_record_file,
     })
@@ -604,6 +616,10 @@ fn gateway_settings(
         s3_credentials_file: g.s3_credentials_file,
         admin_token_file: g.admin_token_file,
         inline_limit_bytes: g.inline_limit_bytes.unwrap_or(DEFAULT_INLINE_LIMIT),
+        index_cache_bytes: (g
+            .index_cache_mib
+            .unwrap_or(crate::meta::DEFAULT_INDEX_CACHE_MIB) as usize)
+            << 20,
         write_quorum: g.write_quorum,
         write_timeout: g
             .write_timeout_secs

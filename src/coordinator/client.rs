@@ -234,9 +234,7 @@ impl NodeClient {
             let status = head[0];
             match BlockStatus::from_byte(status) {
                 Some(BlockStatus::Ok) if len <= MAX_BLOCK_SIZE as usize => {
-                    let mut buf = vec![0u8; len];
-                    frame::read_exact(&mut recv, &mut buf).await?;
-                    out.push(BlockResult::Ok(Bytes::from(buf)));
+                    out.push(BlockResult::Ok(frame::read_bytes(&mut recv, len).await?));
                 }
                 Some(BlockStatus::Corrupt) if len == 0 => out.push(BlockResult::Corrupt),
                 Some(BlockStatus::Missing) if len == 0 => out.push(BlockResult::Missing),

@@ -325,7 +325,7 @@ impl Gateway {
         })?;
         let index_path = g.state_dir.join("index.redb");
         let fresh = !index_path.exists();
-        let index = Arc::new(Index::open(&index_path)?);
+        let index = Arc::new(Index::open_cached(&index_path, g.index_cache_bytes)?);
         let gateway = Self::start_on(objects, index, Tuning::of(g), fresh).await?;
         let admin = match g.admin_listen {
             Some(addr) => Some((addr, AdminToken(read_token(&g.admin_token_file)?))),

@@ -119,7 +119,10 @@ fn snapshot(ix: &Index) -> Result<String, MetaError> {
 }
 
 fn open(fs: &SimFiles) -> Result<Index, MetaError> {
-    Index::open_on(fs.database(Path::new(DB)).map_err(db_err)?)
+    Index::open_on(
+        fs.database(Path::new(DB), (DEFAULT_INDEX_CACHE_MIB as usize) << 20)
+            .map_err(db_err)?,
+    )
 }
 
 /// A fresh index on a fresh disk, durable (its creation is not among the crash points).

@@ -93,6 +93,9 @@ pub struct ListPage {
     pub next_marker: Option<String>,
 }
 
+/// The index database's page cache by default, MiB (`[gateway] index_cache_mib`).
+pub const DEFAULT_INDEX_CACHE_MIB: u64 = 64;
+
 /// The index.
 #[derive(Debug)]
 pub struct Index {
@@ -142,9 +145,20 @@ fn parse_version_key(k: &[u8]) -> Result<(ObjectId, Version), MetaError> {
 }
 
 impl Index {
-    /// Opens (or creates) the index at `path`.
+    /// Opens (or creates) the index at `path`, with the default page cache.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        Self::open_on(Database::create(path).map_err(db_err)?)
+        Self::open_cached(path, (DEFAULT_INDEX_CACHE_MIB as usize) << 20)
+    }
+
+    /// Opens (or creates) the index at `path`, with a page cache of `cache_bytes` (redb's
+    /// own default, 1 GiB, fills as the index grows).
+    pub fn open_cached(path: &Path, cache_bytes: usize) -> Result<Self, MetaError> {
+        Self::open_on(
+            Database::builder()
+                .set_cache_size(cache_bytes)
+                .create(path)
+                .map_err(db_err)?,
+        )
     }
 
     /// Opens the index in `db` (the crash tests give one on a simulated disk).

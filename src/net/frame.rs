@@ -85,6 +85,27 @@ pub async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), Net
     Ok(recv.read_exact(buf).await?)
 }
 
+/// Reads exactly `len` bytes as one buffer: quinn's own buffer when one chunk holds them all
+/// (no copy), else the chunks gathered into a buffer that is never zeroed first.
+pub async fn read_bytes(recv: &mut RecvStream, len: usize) -> Result<bytes::Bytes, NetError> {
+    let mut buf: Option<bytes::BytesMut> = None;
+    let mut got = 0usize;
+    while got < len {
+        let chunk = recv
+            .read_chunk(len - got, true)
+            .await
+            .map_err(quinn::ReadExactError::ReadError)?
+            .ok_or(quinn::ReadExactError::FinishedEarly(got))?;
+        if buf.is_none() && chunk.bytes.len() == len {
+            return Ok(chunk.bytes);
+        }
+        got += chunk.bytes.len();
+        buf.get_or_insert_with(|| bytes::BytesMut::with_capacity(len))
+            .extend_from_slice(&chunk.bytes);
+    }
+    Ok(buf.map_or_else(bytes::Bytes::new, bytes::BytesMut::freeze))
+}
+
 /// Reads one frame body (version + archive), refusing lengths beyond [`MAX_FRAME`].
 pub async fn read_body(recv: &mut RecvStream) -> Result<Vec<u8>, NetError> {
     let mut len = [0u8; 4];

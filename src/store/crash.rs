@@ -25,6 +25,9 @@ use crate::core::keys::ManifestKey;
 use crate::core::stripe::{BlockHash, Profile};
 use crate::sys::sim::{SimFiles, Survives};
 
+/// The node database's page cache: the default.
+const CACHE: usize = (DEFAULT_DB_CACHE_MIB as usize) << 20;
+
 const DISK: DiskId = DiskId(1);
 
 fn disk_root() -> PathBuf {
@@ -171,7 +174,13 @@ fn step(store: &Store, i: usize) -> Result<(), StoreError> {
 fn fresh() -> (SimFiles, Store) {
     let fs = SimFiles::new();
     init_disk_on(&fs, &disk_root(), NodeId(1), DISK).unwrap();
-    let store = Store::open_on(Arc::new(fs.clone()), &state_dir(), &[(DISK, disk_root())]).unwrap();
+    let store = Store::open_on(
+        Arc::new(fs.clone()),
+        &state_dir(),
+        &[(DISK, disk_root())],
+        CACHE,
+    )
+    .unwrap();
     fs.settle();
     (fs, store)
 }
@@ -321,6 +330,7 @@ fn reopen(files: &SimFiles) -> Result<Store, String> {
         Arc::new(files.clone()),
         &state_dir(),
         &[(DISK, disk_root())],
+        CACHE,
     )
     .map_err(|e| format!("the store does not open: {e}"))
 }

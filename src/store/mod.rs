@@ -33,6 +33,8 @@ use crate::core::wire::{DiskUsage, ShardKey};
 
 /// Name of the marker file every data directory carries.
 pub const MARKER: &str = "EXCLAVE-DISK";
+/// The node database's page cache by default, MiB (`[node] db_cache_mib`).
+pub const DEFAULT_DB_CACHE_MIB: u64 = 32;
 
 const HEADERS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("shard_headers");
 const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");
@@ -176,8 +178,12 @@ pub struct Store {
 impl Store {
     /// Opens the store: every data directory must carry its marker; the database lives in
     /// `state_dir`. Unacknowledged temp files from a crash are removed.
-    pub fn open(state_dir: &Path, disks: &[(DiskId, PathBuf)]) -> Result<Self, StoreError> {
-        Self::open_on(Arc::new(RealFiles), state_dir, disks)
+    pub fn open(
+        state_dir: &Path,
+        disks: &[(DiskId, PathBuf)],
+        db_cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
+        Self::open_on(Arc::new(RealFiles), state_dir, disks, db_cache_bytes)
     }
 
     /// [`Store::open`] on `files`.
@@ -185,6 +191,7 @@ impl Store {
         files: Arc<dyn Files>,
         state_dir: &Path,
         disks: &[(DiskId, PathBuf)],
+        db_cache_bytes: usize,
     ) -> Result<Self, StoreError> {
         let mut map = BTreeMap::new();
         for (id, path) in disks {
@@ -225,7 +232,7 @@ impl Store {
         }
         files.create_dir_all(state_dir).map_err(io(state_dir))?;
         let db_path = state_dir.join("node.redb");
-        let db = files.database(&db_path).map_err(db_err)?;
+        let db = files.database(&db_path, db_cache_bytes).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         for t in [
             HEADERS,

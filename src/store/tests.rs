@@ -10,6 +10,9 @@ use crate::core::stripe::{BlockHash, Profile};
 use crate::core::wire::Collectable;
 use std::fs;
 
+/// A small page cache: what the tests store fits.
+const TEST_CACHE: usize = 8 << 20;
+
 pub(super) fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
     ShardHeader {
         object: ObjectId([4; 32]),
@@ -69,7 +72,12 @@ fn a_quarantined_shard_is_moved_aside_recorded_and_no_longer_served() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    let store = Store::open(
+        &dir.path().join("state"),
+        &[(DiskId(1), disk.clone())],
+        TEST_CACHE,
+    )
+    .unwrap();
     // A stripe holds 112 bytes: 150 make one full stripe and one short one.
     let (g, data, crcs) = small_shard();
     assert_eq!(g.stripe_count(), 2);
@@ -108,7 +116,7 @@ fn inline_shards_are_checked_stored_with_their_manifest_and_withdrawn_on_abort()
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let (_, data, crcs) = small_shard();
     let h = header(crcs, 150);
     let manifest = tombstone_of(&h);
@@ -167,7 +175,7 @@ fn a_withdrawal_that_overtakes_its_write_makes_the_node_refuse_it() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let mk = ManifestKey::from_bytes([3; 32]);
     let m = |ms| Manifest {
         bucket: "b".into(),
@@ -213,7 +221,7 @@ fn a_manifest_write_reports_a_newer_order_held_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let mk = ManifestKey::from_bytes([3; 32]);
     let at = |ms, gw| Version {
         physical_ms: ms,
@@ -245,7 +253,7 @@ fn a_manifest_write_reports_a_newer_order_held_before_it() {
     assert_eq!(put(&m(at(1, 1), at(1, 1), 4)), None);
     drop(store);
     let disk = dir.path().join("d1");
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let sealed = m(at(10, 1), at(10, 1), 9).seal(&mk, [0; 12]).unwrap();
     assert_eq!(order(store.put_manifest(&sealed).unwrap()), Some(at(92, 1)));
     // The record that had the newest order withdrawn: the newest of those left.
@@ -269,7 +277,8 @@ fn concurrent_manifest_writes_share_commits_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap());
+    let store =
+        Arc::new(Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap());
     let mk = ManifestKey::from_bytes([3; 32]);
     let (threads, each) = (16u64, 25u64);
     let handles: Vec<_> = (0..threads)
@@ -326,7 +335,7 @@ fn a_disk_without_its_marker_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     fs::create_dir_all(&disk).unwrap();
-    let err = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap_err();
+    let err = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap_err();
     assert!(matches!(err, StoreError::NoMarker { .. }), "{err}");
 }
 
@@ -335,7 +344,12 @@ fn a_shard_whose_crcs_differ_from_its_header_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    let store = Store::open(
+        &dir.path().join("state"),
+        &[(DiskId(1), disk.clone())],
+        TEST_CACHE,
+    )
+    .unwrap();
     let g = Geometry {
         profile: Profile::new(2, 1).unwrap(),
         block_size: 64,
@@ -362,7 +376,7 @@ fn scrub_keeps_a_shard_with_a_bad_block_and_quarantines_one_gone_bad_whole() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let g = Geometry {
         profile: Profile::new(2, 1).unwrap(),
         block_size: 64,
@@ -421,7 +435,12 @@ fn collecting_a_version_deletes_its_shards_and_record_and_accounts_for_them() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk.clone())]).unwrap();
+    let store = Store::open(
+        &dir.path().join("state"),
+        &[(DiskId(1), disk.clone())],
+        TEST_CACHE,
+    )
+    .unwrap();
     let (g, data, crcs) = small_shard();
     let mut keys = Vec::new();
     for shard in 0..2u8 {
@@ -485,7 +504,7 @@ fn collecting_a_version_deletes_its_shards_and_record_and_accounts_for_them() {
     assert_eq!((now.items, total2), (0, total));
     // The totals survive a restart.
     drop(store);
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     assert_eq!(store.collected_totals().unwrap(), total);
 }
 
@@ -494,7 +513,7 @@ fn files_no_header_names_are_counted_and_only_old_shard_files_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let (g, data, crcs) = small_shard();
     let h = header(crcs, 150);
     let key = ShardKey {
@@ -541,7 +560,7 @@ fn a_withdrawn_records_bytes_are_trimmed_to_its_key_which_still_refuses_the_writ
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("d1");
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)]).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
     let (_, data, crcs) = small_shard();
     let h = header(crcs, 150);
     let sealed = tombstone_of(&h)

@@ -43,8 +43,8 @@ pub trait Files: Send + Sync + Debug + 'static {
     fn stat(&self, path: &Path) -> io::Result<(u64, u64)>;
     /// A whole file's bytes (memory-mapped where that is possible).
     fn read(&self, path: &Path) -> io::Result<Bytes>;
-    /// Opens or creates the database at `path`.
-    fn database(&self, path: &Path) -> Result<Database, redb::DatabaseError>;
+    /// Opens or creates the database at `path`, with a page cache of `cache_bytes`.
+    fn database(&self, path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError>;
     /// (bytes in all, bytes free) of the file system holding `path`.
     fn space(&self, path: &Path) -> io::Result<(u64, u64)>;
 }
@@ -119,8 +119,9 @@ impl Files for RealFiles {
         Ok((m.len(), modified))
     }
 
-    fn database(&self, path: &Path) -> Result<Database, redb::DatabaseError> {
-        Database::create(path)
+    fn database(&self, path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+        // redb's default cache is 1 GiB per database, and it fills as the database grows.
+        Database::builder().set_cache_size(cache_bytes).create(path)
     }
 
     fn space(&self, path: &Path) -> io::Result<(u64, u64)> {

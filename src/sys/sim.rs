@@ -414,7 +414,7 @@ impl Files for SimFiles {
         }
     }
 
-    fn database(&self, path: &Path) -> Result<Database, redb::DatabaseError> {
+    fn database(&self, path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
         let inode = {
             let mut s = self.state();
             match s.names.get(path) {
@@ -430,11 +430,13 @@ impl Files for SimFiles {
                 }
             }
         };
-        Database::builder().create_with_backend(SimDb {
-            fs: self.clone(),
-            inode,
-            path: path.to_path_buf(),
-        })
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(SimDb {
+                fs: self.clone(),
+                inode,
+                path: path.to_path_buf(),
+            })
     }
 
     fn space(&self, path: &Path) -> io::Result<(u64, u64)> {

@@ -591,7 +591,7 @@ impl Cluster {
     #[allow(dead_code)]
     pub fn site_store(&self, i: usize) -> exclave::store::Store {
         let state = self.root().join("sites").join(&self.sites[i]).join("state");
-        exclave::store::Store::open(&state, &[self.disk_of(i)]).unwrap()
+        exclave::store::Store::open(&state, &[self.disk_of(i)], 8 << 20).unwrap()
     }
 
     /// Site `i`'s node database opened directly, as a host could (its node must not be
@@ -734,6 +734,12 @@ exec "$@""#;
     /// The process id of node `i`, while it runs.
     pub fn node_pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].as_ref().map(Child::id)
+    }
+
+    /// The process id of the gateway, while it runs.
+    #[allow(dead_code)]
+    pub fn gateway_pid(&self) -> Option<u32> {
+        self.gateway.as_ref().map(Child::id)
     }
 
     pub fn start_all(&mut self) {

@@ -176,7 +176,7 @@ impl Objects {
                 )?);
             }
         }
-        Ok(ObjectReader { pieces })
+        Ok(ObjectReader::new(pieces))
     }
 
     fn piece_reader(
@@ -206,37 +206,81 @@ impl Objects {
         };
         let targets = to_targets(&meta.placement);
         Ok(PieceReader {
-            objects: self.clone(),
-            object: p.object,
-            version: p.version,
-            meta: meta.clone(),
-            key,
-            geometry,
-            targets,
-            range,
+            shared: Arc::new(PieceShared {
+                objects: self.clone(),
+                object: p.object,
+                version: p.version,
+                meta: meta.clone(),
+                key,
+                geometry,
+                targets,
+                range,
+            }),
             next: stripes.start,
             end: stripes.end,
         })
     }
 }
 
-/// Streams an object's plaintext, a batch of stripes of one piece at a time.
+/// Streams an object's plaintext, stripe by stripe, fetched a batch of stripes at a time with
+/// the next batch already on its way (one batch ahead: at most two batches of a stream are in
+/// memory besides what the client has not taken yet).
 #[derive(Debug)]
 pub struct ObjectReader {
     pieces: VecDeque<PieceReader>,
+    /// Plaintext opened and not handed out yet, one slice per stripe.
+    ready: VecDeque<Bytes>,
+    /// The batch fetched ahead.
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<Bytes>, ObjectError>>>,
 }
 
 impl ObjectReader {
-    /// The next piece of plaintext, or `None` at the end of the range.
-    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+    fn new(pieces: VecDeque<PieceReader>) -> Self {
+        Self {
+            pieces,
+            ready: VecDeque::new(),
+            ahead: None,
+        }
+    }
+
+    /// The next batch's fetch, started; `None` past the end of the range.
+    fn launch(&mut self) -> Option<tokio::task::JoinHandle<Result<Vec<Bytes>, ObjectError>>> {
         loop {
             let front = self.pieces.front_mut()?;
-            match front.next().await {
-                Some(r) => return Some(r),
+            match front.start() {
+                Some(batch) => return Some(tokio::spawn(batch)),
                 None => {
                     self.pieces.pop_front();
                 }
             }
+        }
+    }
+
+    /// The next piece of plaintext, or `None` at the end of the range.
+    pub async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(b));
+            }
+            let batch = match self.ahead.take() {
+                Some(b) => b,
+                None => self.launch()?,
+            };
+            self.ahead = self.launch();
+            match batch.await {
+                Ok(Ok(pieces)) => self.ready.extend(pieces),
+                Ok(Err(e)) => return Some(Err(e)),
+                Err(e) => return Some(Err(ObjectError::Internal(format!("read task: {e}")))),
+            }
+        }
+    }
+}
+
+impl Drop for ObjectReader {
+    /// A reader given up (the client went away) stops the batch it fetched ahead.
+    fn drop(&mut self) {
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abort();
         }
     }
 }
@@ -244,6 +288,14 @@ impl ObjectReader {
 /// One stored object's stripes (a version's, or a part's).
 #[derive(Debug)]
 struct PieceReader {
+    shared: Arc<PieceShared>,
+    next: u64,
+    end: u64,
+}
+
+/// What every batch of a piece needs.
+#[derive(Debug)]
+struct PieceShared {
     objects: Arc<Objects>,
     object: ObjectId,
     version: Version,
@@ -252,22 +304,28 @@ struct PieceReader {
     geometry: Geometry,
     targets: Vec<ShardTarget>,
     range: Range<u64>,
-    next: u64,
-    end: u64,
 }
 
 impl PieceReader {
-    async fn next(&mut self) -> Option<Result<Bytes, ObjectError>> {
+    /// The next batch of stripes, as a task to run; `None` when the piece is done.
+    fn start(
+        &mut self,
+    ) -> Option<impl Future<Output = Result<Vec<Bytes>, ObjectError>> + Send + 'static> {
         if self.next >= self.end {
             return None;
         }
         let first = self.next;
         let count = READ_BATCH.min(self.end - first);
         self.next += count;
-        Some(self.batch(first, count).await)
+        let shared = self.shared.clone();
+        Some(async move { shared.batch(first, count).await })
     }
+}
 
-    async fn batch(&self, first: u64, count: u64) -> Result<Bytes, ObjectError> {
+impl PieceShared {
+    /// Stripes `first..first + count`, opened: the plaintext of each within the range, a
+    /// slice of the stripe's own buffer (no copy).
+    async fn batch(&self, first: u64, count: u64) -> Result<Vec<Bytes>, ObjectError> {
         let k = self.geometry.profile.k();
         let read = self
             .objects
@@ -299,7 +357,7 @@ impl PieceReader {
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();
         tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(stripes.len());
             for (j, offer) in stripes.iter().enumerate() {
                 let s = first + j as u64;
                 let ctx = StripeContext {
@@ -314,9 +372,9 @@ impl PieceReader {
                 let sr = geometry.stripe_range(s);
                 let lo = range.start.max(sr.start) - sr.start;
                 let hi = range.end.min(sr.end) - sr.start;
-                out.extend_from_slice(&opened.plaintext[lo as usize..hi as usize]);
+                out.push(Bytes::from(opened.plaintext).slice(lo as usize..hi as usize));
             }
-            Ok(Bytes::from(out))
+            Ok(out)
         })
         .await
         .map_err(|e| ObjectError::Internal(e.to_string()))?

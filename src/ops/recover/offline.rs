@@ -230,7 +230,7 @@ pub fn export(
             .iter()
             .map(|d| (DiskId(d.id), d.path.clone()))
             .collect();
-        let store = Store::open(&n.state_dir, &disks)
+        let store = Store::open(&n.state_dir, &disks, n.db_cache_bytes)
             .with_context(|| format!("opening the node store in {}", dir.display()))?;
         nodes.push(OpenedNode {
             id: n.id,
