@@ -10,17 +10,14 @@
 mod common;
 use common::{bounded, cpu_seconds, size};
 
-use std::io::BufRead as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
 use exclave::core::hlc::Version;
 use exclave::core::ids::ObjectId;
 use exclave::core::keys::DataKey;
 use exclave::core::stripe::{Codec, Profile, StripeContext};
-use exclave::net::{Identity, TransportSettings, endpoint};
 use futures::StreamExt as _;
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
@@ -78,63 +75,6 @@ fn pipeline_mbps(size: usize) -> f64 {
 }
 
 /// One quinn stream, loopback, same certificates and settings as the cluster.
-async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 {
-    let gw = root.join("gateway");
-    let client_id = Identity::load(
-        &root.join("ca.pem"),
-        &gw.join("gateway.pem"),
-        &gw.join("gateway.key"),
-    )
-    .unwrap();
-    let site = root.join("sites/site-1");
-    let server_id = Identity::load(
-        &root.join("ca.pem"),
-        &site.join("node.pem"),
-        &site.join("node.key"),
-    )
-    .unwrap();
-    let server = endpoint::endpoint(
-        "127.0.0.1:0".parse().unwrap(),
-        &server_id,
-        &TransportSettings::default(),
-        true,
-    )
-    .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(async move {
-        if let Some(inc) = server.accept().await
-            && let Ok(conn) = inc.await
-            && let Ok((mut send, mut recv)) = conn.accept_bi().await
-        {
-            while let Ok(Some(_)) = recv.read_chunk(1 << 20, false).await {}
-            let _ = send.write_all(b"ok").await;
-            let _ = send.finish();
-            let _ = conn.closed().await;
-        }
-    });
-    let client = endpoint::endpoint(
-        "127.0.0.1:0".parse().unwrap(),
-        &client_id,
-        &TransportSettings::default(),
-        false,
-    )
-    .unwrap();
-    let conn = client
-        .connect(addr, "site-1.sites.exclave")
-        .unwrap()
-        .await
-        .unwrap();
-    let chunk = bytes::Bytes::from(vec![5u8; 1 << 20]);
-    let t = Instant::now();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    for _ in 0..size >> 20 {
-        send.write_chunk(chunk.clone()).await.unwrap();
-    }
-    send.finish().unwrap();
-    let _ = recv.read_to_end(16).await;
-    mbps(size as u64, t.elapsed().as_secs_f64())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -148,36 +88,8 @@ fn main() {
     let root = dir.path().join("dev");
     // The dev process's log outlives the bench's temporary directory, for a failed run.
     let dev_log = std::env::temp_dir().join(format!("exclave-e2e-{}.log", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exclaved"))
-        .args([
-            "dev",
-            "--dir",
-            root.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&dev_log).unwrap())
-        .spawn()
-        .unwrap();
+    let (child, endpoint_url) = common::start_dev(&root, &dev_log);
     let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    // The banner names the endpoint; it is read on a thread (kept reading, so the rest of the
-    // banner never meets a closed pipe) and waited for with a deadline.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let endpoint_url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-    assert!(!endpoint_url.is_empty(), "exclaved dev did not start");
     let s3 = common::s3_client(&root, &endpoint_url);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -187,7 +99,7 @@ fn main() {
     println!("exclave e2e bench: exclaved dev (5 sites, 3+2, one process), {mib} MiB objects");
     let memcpy = memcpy_mbps(big.min(256 << 20));
     let pipeline = pipeline_mbps(size(64 << 20, 4 << 20));
-    let quinn = rt.block_on(bounded(bare_quinn_mbps(&root, big.min(512 << 20))));
+    let quinn = rt.block_on(bounded(common::bare_quinn_mbps(&root, big.min(512 << 20))));
 
     let body = bytes::Bytes::from(vec![0x5au8; big]);
     let rows: Vec<(String, f64)> = rt.block_on(bounded(async {
@@ -323,14 +235,7 @@ fn main() {
         ));
         rows
     }));
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
+    common::stop_dev(child);
 
     println!("\n| measure | value | / memcpy | / core pipeline | / bare quinn |");
     println!("|---|---|---|---|---|");

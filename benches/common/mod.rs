@@ -159,3 +159,119 @@ pub(crate) async fn load(
     }
     bytes.load(Ordering::SeqCst) as f64 / t.elapsed().as_secs_f64() / 1e6
 }
+
+/// MB/s of one bare quinn stream on loopback between the certificates of the dev cluster in
+/// `root` (the gateway's and site 1's), with the default transport settings: `size` bytes in
+/// 1 MiB writes. The baseline of a GET at the speed of the wire.
+#[allow(dead_code)]
+pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 {
+    let gw = root.join("gateway");
+    let client_id = exclave::net::Identity::load(
+        &root.join("ca.pem"),
+        &gw.join("gateway.pem"),
+        &gw.join("gateway.key"),
+    )
+    .unwrap();
+    let site = root.join("sites/site-1");
+    let server_id = exclave::net::Identity::load(
+        &root.join("ca.pem"),
+        &site.join("node.pem"),
+        &site.join("node.key"),
+    )
+    .unwrap();
+    let server = exclave::net::endpoint::endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &server_id,
+        &exclave::net::TransportSettings::default(),
+        true,
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Some(inc) = server.accept().await
+            && let Ok(conn) = inc.await
+            && let Ok((mut send, mut recv)) = conn.accept_bi().await
+        {
+            while let Ok(Some(_)) = recv.read_chunk(1 << 20, false).await {}
+            let _ = send.write_all(b"ok").await;
+            let _ = send.finish();
+            let _ = conn.closed().await;
+        }
+    });
+    let client = exclave::net::endpoint::endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &client_id,
+        &exclave::net::TransportSettings::default(),
+        false,
+    )
+    .unwrap();
+    let conn = client
+        .connect(addr, "site-1.sites.exclave")
+        .unwrap()
+        .await
+        .unwrap();
+    let chunk = bytes::Bytes::from(vec![5u8; 1 << 20]);
+    let t = Instant::now();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    for _ in 0..size >> 20 {
+        send.write_chunk(chunk.clone()).await.unwrap();
+    }
+    send.finish().unwrap();
+    let _ = recv.read_to_end(16).await;
+    size as f64 / t.elapsed().as_secs_f64() / 1e6
+}
+
+/// `exclaved dev` in `root`, logging to `log` (which outlives a temporary root, for a failed
+/// run), and the S3 endpoint its banner names.
+#[allow(dead_code)]
+pub(crate) fn start_dev(
+    root: &std::path::Path,
+    log: &std::path::Path,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exclaved"))
+        .args([
+            "dev",
+            "--dir",
+            root.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The banner names the endpoint; it is read on a thread (kept reading, so the rest of the
+    // banner never meets a closed pipe) and waited for with a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("exclave dev is serving S3 at ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    assert!(!url.is_empty(), "exclaved dev did not start");
+    (child, url)
+}
+
+/// Stops `exclaved dev` as Ctrl-C would (SIGTERM), killing it after 30 s.
+#[allow(dead_code)]
+pub(crate) fn stop_dev(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
