@@ -108,9 +108,8 @@ impl Gate {
         Self { region }
     }
 
-    /// Lets `req` through, with the names of the headers its signature covers (lower case), or
-    /// says why not.
-    pub(crate) fn screen(&self, req: &Parts) -> Result<BTreeSet<String>, Refusal> {
+    /// Lets `req` through, or says why not.
+    pub(crate) fn screen(&self, req: &Parts) -> Result<(), Refusal> {
         if req.method == Method::POST && is_form(&req.headers) {
             return Err(Refusal::new(Reason::FormUpload, S3Fault::NotImplemented("POST form uploads (browser-based uploads) are not supported here; upload with a \
                  SigV4-signed or presigned PUT"
@@ -199,8 +198,7 @@ impl Gate {
         {
             return Err(Refusal::new(Reason::EmptyDigest, S3Fault::InvalidDigest));
         }
-        check_bucket_name(req)?;
-        Ok(signed)
+        check_bucket_name(req)
     }
 
     /// `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`:
@@ -555,7 +553,7 @@ mod tests {
         )
     }
 
-    fn reason<T>(r: Result<T, Refusal>) -> Option<Reason> {
+    fn reason(r: Result<(), Refusal>) -> Option<Reason> {
         r.err().map(|e| e.reason)
     }
 

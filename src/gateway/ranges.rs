@@ -1,9 +1,9 @@
 //! A GET or HEAD whose `Range` header cannot be parsed: AWS ignores the header and answers the
-//! whole object (200). When the signature does not cover the header, `traffic` drops it before
-//! `s3s`. When it does, the header cannot be taken out before `s3s` has verified the signature,
-//! and `s3s` parses it right after, before any hook of ours sees the operation; so such a
-//! request is taken by this custom route, which `s3s` calls only after the signature checked
-//! out, and is served again without the header, as the key that signed it.
+//! whole object (200). `s3s` parses the header right after verifying the signature, before any
+//! hook of ours sees the operation, and a signed header cannot be taken out before that without
+//! breaking the signature. So `traffic` marks such a request, and this custom route, which
+//! `s3s` calls only after the signature checked out, serves it again without the header, as the
+//! key that signed it.
 //!
 //! The second request carries no signature; it carries a [`Verified`] extension, which only
 //! this route sets (extensions never come from the wire) and which the `Gatekeeper` takes as
@@ -18,9 +18,9 @@ use s3s::{Body, S3Request, S3Response, S3Result};
 
 use super::error::S3Fault;
 
-/// Set by `traffic` on a GET or HEAD whose signed `Range` header `s3s` cannot parse.
+/// Set by `traffic` on a GET or HEAD whose `Range` header `s3s` cannot parse.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SignedBadRange;
+pub(crate) struct BadRange;
 
 /// The access key a request was verified for by the signature of the request it was made from.
 #[derive(Debug, Clone)]
@@ -84,14 +84,12 @@ fn unsigned_uri(uri: &http::Uri) -> Result<http::Uri, http::Error> {
 impl S3Route for IgnoreBadRange {
     fn is_match(
         &self,
-        method: &http::Method,
+        _method: &http::Method,
         _uri: &http::Uri,
-        headers: &http::HeaderMap,
+        _headers: &http::HeaderMap,
         extensions: &mut http::Extensions,
     ) -> bool {
-        (method == http::Method::GET || method == http::Method::HEAD)
-            && extensions.get::<SignedBadRange>().is_some()
-            && headers.get(http::header::RANGE).is_some_and(unparsable)
+        extensions.get::<BadRange>().is_some()
     }
 
     // `check_access` stays the trait's: a request without verified credentials is refused.
@@ -114,7 +112,7 @@ impl S3Route for IgnoreBadRange {
         headers.remove("x-amz-content-sha256");
         headers.remove("x-amz-security-token");
         let mut extensions = req.extensions;
-        extensions.remove::<SignedBadRange>();
+        extensions.remove::<BadRange>();
         extensions.insert(Verified(credentials.access_key));
         let mut again = http::Request::new(req.input);
         *again.method_mut() = req.method;

@@ -238,9 +238,9 @@ pub(crate) async fn handle(
         answer.map_err(|e| s3s::HttpError::new(Box::new(e)))?
     } else {
         match admit(&gateway, &gate, &parts, body).await {
-            Ok((body, signed)) => {
+            Ok(body) => {
                 dated_by_date_header(&mut parts.headers);
-                drop_unsigned_bad_range(&mut parts, &signed);
+                mark_bad_range(&mut parts);
                 parts.extensions.insert(op.clone());
                 parts.extensions.insert(peer);
                 let shape = shape(&parts);
@@ -351,25 +351,18 @@ fn with_request_id(mut body: s3s::Body, id: &str, headers: &mut http::HeaderMap)
 }
 
 /// A `Range` that does not parse is ignored by S3 (the whole object is answered); `s3s` would
-/// refuse it with 400 before the gateway sees the request. Where the signature does not cover
-/// the header (a presigned URL, or a client that signs few headers) it is dropped here; a
-/// signed one cannot be dropped without breaking the signature, so the request is marked for
-/// the route that serves it again without the header once `s3s` has verified it
-/// (`ranges.rs`).
-fn drop_unsigned_bad_range(parts: &mut http::request::Parts, signed: &BTreeSet<String>) {
-    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
-        return;
-    }
-    let Some(range) = parts.headers.get(http::header::RANGE) else {
-        return;
-    };
-    if !super::ranges::unparsable(range) {
-        return;
-    }
-    if signed.contains("range") {
-        parts.extensions.insert(super::ranges::SignedBadRange);
-    } else {
-        parts.headers.remove(http::header::RANGE);
+/// refuse it with 400 before the gateway sees the operation. Such a GET or HEAD is marked here
+/// for the route that serves it again without the header once `s3s` has verified its signature
+/// (`ranges.rs`), whether the signature covers the header or not.
+fn mark_bad_range(parts: &mut http::request::Parts) {
+    let get = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+    if get
+        && parts
+            .headers
+            .get(http::header::RANGE)
+            .is_some_and(super::ranges::unparsable)
+    {
+        parts.extensions.insert(super::ranges::BadRange);
     }
 }
 
@@ -457,9 +450,9 @@ async fn admit(
     gate: &Gate,
     parts: &http::request::Parts,
     body: hyper::body::Incoming,
-) -> Result<(s3s::Body, BTreeSet<String>), (&'static str, s3s::S3Error)> {
-    let signed = match gate.screen(parts) {
-        Ok(signed) => signed,
+) -> Result<s3s::Body, (&'static str, s3s::S3Error)> {
+    match gate.screen(parts) {
+        Ok(()) => {}
         Err(refusal) => {
             let reason = refusal.reason.label();
             gateway
@@ -469,14 +462,14 @@ async fn admit(
                 .inc();
             return Err((reason, refusal.error));
         }
-    };
+    }
     if !small_body::is_small(parts) {
         // The body goes to s3s as hyper gave it; its payload is counted where the gateway
         // reads it (`body::BodyReader`): wrapping it here cost PUTs a third more CPU.
-        return Ok((s3s::Body::from(body), signed));
+        return Ok(s3s::Body::from(body));
     }
     match small_body::read_checked(parts, body, MAX_XML_BODY, gateway.body_idle).await {
-        Ok(bytes) => Ok((s3s::Body::from(bytes), signed)),
+        Ok(bytes) => Ok(s3s::Body::from(bytes)),
         Err(r) => {
             if r.stalled {
                 gateway.metrics.body_stalls.inc();
