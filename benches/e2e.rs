@@ -35,18 +35,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn memcpy_mbps(size: usize) -> f64 {
-    let src = vec![7u8; size];
-    let mut dst = vec![0u8; size];
-    dst.copy_from_slice(&src); // fault the pages in first
-    let t = Instant::now();
-    for _ in 0..4 {
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&dst);
-    }
-    mbps(4 * size as u64, t.elapsed().as_secs_f64())
-}
-
 /// Seal and code stripe by stripe, each stripe dropped after coding, as the gateway does.
 fn pipeline_mbps(size: usize) -> f64 {
     let codec = Codec::new(Profile::new(3, 2).unwrap());
@@ -97,7 +85,7 @@ fn main() {
         .unwrap();
 
     println!("exclave e2e bench: exclaved dev (5 sites, 3+2, one process), {mib} MiB objects");
-    let memcpy = memcpy_mbps(big.min(256 << 20));
+    let memcpy = common::memcpy_mbps(big.min(256 << 20));
     let pipeline = pipeline_mbps(size(64 << 20, 4 << 20));
     let quinn = rt.block_on(bounded(common::bare_quinn_mbps(&root, big.min(512 << 20))));
 

@@ -223,16 +223,8 @@ fn start_dev(root: &std::path::Path) -> (Child, String, String, String) {
     eprintln!("exclaved dev logs to {}", log.display());
     let (child, url) = common::start_dev(root, &log);
     let creds = std::fs::read_to_string(root.join("credentials")).unwrap();
-    let field = |name: &str| {
-        creds
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().to_owned())
-            })
-            .unwrap_or_default()
-    };
-    let (access, secret) = (field("aws_access_key_id"), field("aws_secret_access_key"));
+    let access = common::credential(&creds, "aws_access_key_id");
+    let secret = common::credential(&creds, "aws_secret_access_key");
     (child, url, access, secret)
 }
 
@@ -432,18 +424,6 @@ async fn small(s3: &aws_sdk_s3::Client, args: &Args, round: usize, out: &mut Rou
     }
 }
 
-fn memcpy_mbps(size: usize) -> f64 {
-    let src = vec![7u8; size];
-    let mut dst = vec![0u8; size];
-    dst.copy_from_slice(&src);
-    let t = Instant::now();
-    for _ in 0..4 {
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&dst);
-    }
-    4.0 * size as f64 / 1e6 / t.elapsed().as_secs_f64()
-}
-
 fn main() {
     let mut args = Args::parse();
     let dir = tempfile::tempdir().unwrap();
@@ -510,7 +490,7 @@ fn main() {
             if let Some((_, root)) = &dev {
                 out.push((
                     "memcpy, one core (MB/s)".into(),
-                    memcpy_mbps(args.mib.min(256) << 20),
+                    common::memcpy_mbps(args.mib.min(256) << 20),
                 ));
                 let quinn =
                     common::bare_quinn_mbps(root, (args.mib << 20).clamp(8 << 20, 512 << 20)).await;

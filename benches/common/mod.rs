@@ -59,7 +59,7 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// A value of an AWS shared-credentials file (`[default]` profile as `exclave init` writes it).
-fn credential(text: &str, name: &str) -> String {
+pub(crate) fn credential(text: &str, name: &str) -> String {
     text.lines()
         .find_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -274,4 +274,18 @@ pub(crate) fn stop_dev(mut child: std::process::Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// MB/s of one core copying `size` bytes (the pages faulted in first), four times over.
+#[allow(dead_code)]
+pub(crate) fn memcpy_mbps(size: usize) -> f64 {
+    let src = vec![7u8; size];
+    let mut dst = vec![0u8; size];
+    dst.copy_from_slice(&src);
+    let t = Instant::now();
+    for _ in 0..4 {
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&dst);
+    }
+    4.0 * size as f64 / 1e6 / t.elapsed().as_secs_f64()
 }

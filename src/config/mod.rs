@@ -537,8 +537,9 @@ fn node_settings(n: RawNodeRole, base: &Path, origin: &str) -> Result<NodeSettin
             .collect(),
         scrub_interval,
         scrub_bytes_per_sec: n.scrub_mib_per_sec.unwrap_or(64).max(1) << 20,
-        db_cache_bytes: (n.db_cache_mib.unwrap_or(crate::store::DEFAULT_DB_CACHE_MIB) as usize)
-            << 20,
+        db_cache_bytes: n
+            .db_cache_mib
+            .map_or(crate::store::DEFAULT_DB_CACHE, |m| (m as usize) << 20),
         admin,
         cluster_record_file,
     })
@@ -616,10 +617,9 @@ fn gateway_settings(
         s3_credentials_file: g.s3_credentials_file,
         admin_token_file: g.admin_token_file,
         inline_limit_bytes: g.inline_limit_bytes.unwrap_or(DEFAULT_INLINE_LIMIT),
-        index_cache_bytes: (g
+        index_cache_bytes: g
             .index_cache_mib
-            .unwrap_or(crate::meta::DEFAULT_INDEX_CACHE_MIB) as usize)
-            << 20,
+            .map_or(crate::meta::DEFAULT_INDEX_CACHE, |m| (m as usize) << 20),
         write_quorum: g.write_quorum,
         write_timeout: g
             .write_timeout_secs

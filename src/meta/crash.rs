@@ -120,7 +120,7 @@ fn snapshot(ix: &Index) -> Result<String, MetaError> {
 
 fn open(fs: &SimFiles) -> Result<Index, MetaError> {
     Index::open_on(
-        fs.database(Path::new(DB), (DEFAULT_INDEX_CACHE_MIB as usize) << 20)
+        fs.database(Path::new(DB), DEFAULT_INDEX_CACHE)
             .map_err(db_err)?,
     )
 }

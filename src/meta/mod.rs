@@ -93,8 +93,8 @@ pub struct ListPage {
     pub next_marker: Option<String>,
 }
 
-/// The index database's page cache by default, MiB (`[gateway] index_cache_mib`).
-pub const DEFAULT_INDEX_CACHE_MIB: u64 = 64;
+/// The index database's page cache by default, bytes (`[gateway] index_cache_mib`: 64).
+pub const DEFAULT_INDEX_CACHE: usize = 64 << 20;
 
 /// The index.
 #[derive(Debug)]
@@ -147,7 +147,7 @@ fn parse_version_key(k: &[u8]) -> Result<(ObjectId, Version), MetaError> {
 impl Index {
     /// Opens (or creates) the index at `path`, with the default page cache.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        Self::open_cached(path, (DEFAULT_INDEX_CACHE_MIB as usize) << 20)
+        Self::open_cached(path, DEFAULT_INDEX_CACHE)
     }
 
     /// Opens (or creates) the index at `path`, with a page cache of `cache_bytes` (redb's

@@ -25,9 +25,6 @@ use crate::core::keys::ManifestKey;
 use crate::core::stripe::{BlockHash, Profile};
 use crate::sys::sim::{SimFiles, Survives};
 
-/// The node database's page cache: the default.
-const CACHE: usize = (DEFAULT_DB_CACHE_MIB as usize) << 20;
-
 const DISK: DiskId = DiskId(1);
 
 fn disk_root() -> PathBuf {
@@ -178,7 +175,7 @@ fn fresh() -> (SimFiles, Store) {
         Arc::new(fs.clone()),
         &state_dir(),
         &[(DISK, disk_root())],
-        CACHE,
+        DEFAULT_DB_CACHE,
     )
     .unwrap();
     fs.settle();
@@ -330,7 +327,7 @@ fn reopen(files: &SimFiles) -> Result<Store, String> {
         Arc::new(files.clone()),
         &state_dir(),
         &[(DISK, disk_root())],
-        CACHE,
+        DEFAULT_DB_CACHE,
     )
     .map_err(|e| format!("the store does not open: {e}"))
 }

@@ -33,8 +33,8 @@ use crate::core::wire::{DiskUsage, ShardKey};
 
 /// Name of the marker file every data directory carries.
 pub const MARKER: &str = "EXCLAVE-DISK";
-/// The node database's page cache by default, MiB (`[node] db_cache_mib`).
-pub const DEFAULT_DB_CACHE_MIB: u64 = 32;
+/// The node database's page cache by default, bytes (`[node] db_cache_mib`: 32).
+pub const DEFAULT_DB_CACHE: usize = 32 << 20;
 
 const HEADERS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("shard_headers");
 const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");

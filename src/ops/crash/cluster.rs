@@ -32,10 +32,6 @@ use crate::store::{Store, init_disk_on};
 use crate::sys::files::Files as _;
 use crate::sys::sim::SimFiles;
 
-/// The databases' page caches: the defaults of the real roles.
-const NODE_CACHE: usize = (crate::store::DEFAULT_DB_CACHE_MIB as usize) << 20;
-const INDEX_CACHE: usize = (crate::meta::DEFAULT_INDEX_CACHE_MIB as usize) << 20;
-
 /// Sites, one node each; the first is home.
 pub(super) const SITES: [&str; 5] = ["home", "site-b", "site-c", "site-d", "site-e"];
 /// Shards durable at distinct sites before a write is acknowledged (k + 1).
@@ -243,8 +239,13 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, site) in SITES.iter().enumerate() {
             let disks = [(DiskId(i as u32 + 1), data_dir(i))];
-            let store = Store::open_on(Arc::new(fs.clone()), &state_dir(i), &disks, NODE_CACHE)
-                .map_err(|e| format!("node {} does not open: {e}", i + 1))?;
+            let store = Store::open_on(
+                Arc::new(fs.clone()),
+                &state_dir(i),
+                &disks,
+                crate::store::DEFAULT_DB_CACHE,
+            )
+            .map_err(|e| format!("node {} does not open: {e}", i + 1))?;
             let ep = endpoint(loopback, &secrets.nodes[i], &settings, true)
                 .map_err(|e| e.to_string())?;
             addrs.push(ep.local_addr().map_err(|e| e.to_string())?);
@@ -284,9 +285,9 @@ impl Cluster {
             if fs.exists(path) {
                 fs.remove_file(path).map_err(|e| e.to_string())?;
             }
-            fs.database(path, INDEX_CACHE)
+            fs.database(path, crate::meta::DEFAULT_INDEX_CACHE)
         } else {
-            fs.database(Path::new(INDEX), INDEX_CACHE)
+            fs.database(Path::new(INDEX), crate::meta::DEFAULT_INDEX_CACHE)
         }
         .map_err(|e| format!("the gateway's index does not open: {e}"))?;
         let index = Index::open_on(index).map_err(|e| format!("the gateway's index: {e}"))?;
