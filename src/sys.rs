@@ -1,11 +1,12 @@
 //! Machine access that any layer but `core` may use: randomness, the wall clock, and files
 //! written whole (atomically, or as secrets only the owner reads) or read as secrets (their
 //! permissions checked); `files` (the narrow file interface a node's store writes through,
-//! with `mmap`), `listen` (listening sockets, bound or handed over by systemd) and, in tests, `sim` (that interface simulated, crashing at any point). It
+//! with `mmap`), `group` (group commit to a redb database), `listen` (listening sockets, bound or handed over by systemd) and, in tests, `sim` (that interface simulated, crashing at any point). It
 //! imports nothing from the crate. `core` takes none of it: time and randomness are its
 //! callers' arguments there.
 
 pub mod files;
+pub mod group;
 pub mod listen;
 mod mmap;
 #[cfg(test)]

@@ -671,7 +671,7 @@ impl Gateway {
             .delete_manifest(bucket, key, under)
             .await
             .map_err(super::object_error)?;
-        self.record(&m)?;
+        self.record(&m).await?;
         Ok(Done::Acted)
     }
 }

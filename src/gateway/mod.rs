@@ -671,14 +671,24 @@ impl HiddenNewest {
 struct IndexJournal(Arc<Index>);
 
 impl crate::coordinator::object::Journal for IndexJournal {
-    fn intend(&self, m: &Manifest) -> Result<(), String> {
-        // The parts of an upload are read only through the part records the index keeps once
-        // they are acknowledged: one cut short is never read, so it needs no settling.
-        if m.bucket.contains(HIDDEN) {
-            return Ok(());
-        }
-        self.0
-            .intend(&m.bucket, &m.key, &m.object, m.version, m.order)
-            .map_err(|e| e.to_string())
+    fn intend<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        object: &'a crate::core::ids::ObjectId,
+        version: crate::core::hlc::Version,
+        order: crate::core::hlc::Version,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            // The parts of an upload are read only through the part records the index keeps
+            // once they are acknowledged: one cut short is never read, so it needs no settling.
+            if bucket.contains(HIDDEN) {
+                return Ok(());
+            }
+            self.0
+                .intend_async(bucket, key, object, version, order)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

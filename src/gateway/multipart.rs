@@ -491,7 +491,7 @@ impl Gateway {
             )
             .await;
         let m = self.acknowledged(written).map_err(object_error)?;
-        self.record(&m)?;
+        self.record(&m).await?;
         self.end_upload(&i.upload_id, &i.bucket, &used).await?;
         let customer = upload
             .headers

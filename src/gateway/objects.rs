@@ -215,8 +215,12 @@ impl Gateway {
         }
     }
 
-    pub(crate) fn record(&self, m: &Manifest) -> S3Result<()> {
-        self.index.apply(&m.bucket, &m.key, &super::entry_of(m))?;
+    /// Takes an acknowledged version into the index (its commit shared with the other
+    /// writes waiting then).
+    pub(crate) async fn record(&self, m: &Manifest) -> S3Result<()> {
+        self.index
+            .apply_async(&m.bucket, &m.key, &super::entry_of(m))
+            .await?;
         Ok(())
     }
 
@@ -310,7 +314,7 @@ impl Gateway {
             .await?;
         self.still(&req.extensions, &i.bucket, Action::Write)?;
         let m = self.commit(staged).await?;
-        self.record(&m)?;
+        self.record(&m).await?;
         let Some(meta) = m.body.meta() else {
             return Err(super::internal("a put wrote a tombstone"));
         };
@@ -364,7 +368,7 @@ impl Gateway {
             .delete_manifest(bucket, key, under)
             .await
             .map_err(object_error)?;
-        self.record(&m)?;
+        self.record(&m).await?;
         Ok(Some(m))
     }
 
@@ -633,7 +637,7 @@ impl Gateway {
         staged.meta.checksums = meta.checksums.clone();
         self.still_copying(&req.extensions, &i.copy_source, &i.bucket)?;
         let m = self.commit(staged).await?;
-        self.record(&m)?;
+        self.record(&m).await?;
         let Some(out) = m.body.meta() else {
             return Err(super::internal("a copy wrote a tombstone"));
         };

@@ -8,6 +8,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use super::{Index, MetaError, bucket_of, db_err, object_key};
 use crate::core::hlc::Version;
 use crate::core::ids::ObjectId;
+use crate::sys::group::Apply;
 
 /// (`object_key` of bucket and key, then the version's 16 bytes) → the object id, then the
 /// commit order's 16 bytes (absent in rows written before versions had an order: their
@@ -73,24 +74,24 @@ impl Index {
         version: Version,
         order: Version,
     ) -> Result<(), MetaError> {
-        let mut row = [0u8; 48];
-        row[..32].copy_from_slice(&object.0);
-        row[32..].copy_from_slice(&order.to_bytes());
-        self.put_intent(&intent_key(bucket, key, version), Some(&row))
+        self.group
+            .write(intent_write(bucket, key, version, Some((object, order))))
+            .map(|_| ())
     }
 
-    /// Sets (`row`) or clears (None) the intent row `k`.
-    fn put_intent(&self, k: &[u8], row: Option<&[u8]>) -> Result<(), MetaError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = txn.open_table(INTENTS).map_err(db_err)?;
-            match row {
-                Some(r) => t.insert(k, r).map(|_| ()),
-                None => t.remove(k).map(|_| ()),
-            }
-            .map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
+    /// [`Self::intend`] for a task: the commit is waited for without holding a thread.
+    pub async fn intend_async(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: &ObjectId,
+        version: Version,
+        order: Version,
+    ) -> Result<(), MetaError> {
+        self.group
+            .write_async(intent_write(bucket, key, version, Some((object, order))))
+            .await
+            .map(|_| ())
     }
 
     /// Every write begun and not settled.
@@ -112,6 +113,33 @@ impl Index {
         key: &str,
         version: Version,
     ) -> Result<(), MetaError> {
-        self.put_intent(&intent_key(bucket, key, version), None)
+        self.group
+            .write(intent_write(bucket, key, version, None))
+            .map(|_| ())
     }
+}
+
+/// Sets the intent row of (bucket, key, version) to (object, order), or clears it (None).
+fn intent_write(
+    bucket: &str,
+    key: &str,
+    version: Version,
+    row: Option<(&ObjectId, Version)>,
+) -> Apply<bool, MetaError> {
+    let k = intent_key(bucket, key, version);
+    let row = row.map(|(object, order)| {
+        let mut row = [0u8; 48];
+        row[..32].copy_from_slice(&object.0);
+        row[32..].copy_from_slice(&order.to_bytes());
+        row
+    });
+    Box::new(move |txn| {
+        let mut t = txn.open_table(INTENTS).map_err(db_err)?;
+        match &row {
+            Some(r) => t.insert(&k[..], &r[..]).map(|_| ()),
+            None => t.remove(&k[..]).map(|_| ()),
+        }
+        .map_err(db_err)?;
+        Ok(true)
+    })
 }

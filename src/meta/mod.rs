@@ -5,6 +5,7 @@
 //! Keys sort as S3 lists them: by the UTF-8 bytes of the key, within a bucket.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
@@ -12,6 +13,7 @@ use redb::{
 
 use crate::core::hlc::{Version, version_key};
 use crate::core::ids::{hex, unhex};
+use crate::sys::group::{Apply, GroupCommit};
 
 const BUCKETS: TableDefinition<'_, &str, u64> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("objects");
@@ -99,7 +101,9 @@ pub const DEFAULT_INDEX_CACHE: usize = 64 << 20;
 /// The index.
 #[derive(Debug)]
 pub struct Index {
-    db: Database,
+    db: Arc<Database>,
+    /// The writes on the hot path (intents, applied versions) share durable commits.
+    group: GroupCommit<bool, MetaError>,
 }
 
 fn object_key(bucket: &str, key: &str) -> Vec<u8> {
@@ -219,7 +223,11 @@ impl Index {
             }
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { db })
+        let db = Arc::new(db);
+        Ok(Self {
+            group: GroupCommit::new(db.clone(), MetaError::Db),
+            db,
+        })
     }
 
     /// A value kept in the index's own table (the last checkpoint, ...).
@@ -418,12 +426,25 @@ impl Index {
         self.put_entry(bucket, key, Some(entry), true)
     }
 
+    /// [`Self::apply`] for a task: the commit is waited for without holding a thread.
+    pub async fn apply_async(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: &Entry,
+    ) -> Result<bool, MetaError> {
+        self.group
+            .write_async(entry_write(bucket, key, Some(entry), true))
+            .await
+    }
+
     /// Sets the entry of (bucket, key) to `entry` (None: no entry), older than the one
     /// recorded or not: for a version the index took and the gateway then withdrew.
     pub fn replace(&self, bucket: &str, key: &str, entry: Option<&Entry>) -> Result<(), MetaError> {
         self.put_entry(bucket, key, entry, false).map(|_| ())
     }
 
+    /// Writes through the group commit: concurrent writes share one fsync.
     fn put_entry(
         &self,
         bucket: &str,
@@ -431,8 +452,32 @@ impl Index {
         entry: Option<&Entry>,
         only_newer: bool,
     ) -> Result<bool, MetaError> {
+        self.group
+            .write(entry_write(bucket, key, entry, only_newer))
+    }
+}
+
+/// The write of [`Index::put_entry`], for the group commit.
+fn entry_write(
+    bucket: &str,
+    key: &str,
+    entry: Option<&Entry>,
+    only_newer: bool,
+) -> Apply<bool, MetaError> {
+    let (bucket, key, entry) = (bucket.to_owned(), key.to_owned(), entry.cloned());
+    Box::new(move |txn| put_entry_in(txn, &bucket, &key, entry.as_ref(), only_newer))
+}
+
+/// Sets the entry of (bucket, key) in `txn`: see [`Index::apply`] and [`Index::replace`].
+fn put_entry_in(
+    txn: &redb::WriteTransaction,
+    bucket: &str,
+    key: &str,
+    entry: Option<&Entry>,
+    only_newer: bool,
+) -> Result<bool, MetaError> {
+    {
         let k = object_key(bucket, key);
-        let txn = self.db.begin_write().map_err(db_err)?;
         if let Some(e) = entry {
             txn.open_table(intents::INTENTS)
                 .map_err(db_err)?
@@ -510,10 +555,11 @@ impl Index {
             }
             (changed, now)
         };
-        txn.commit().map_err(db_err)?;
         Ok(changed && now.zip(entry).is_some_and(|(n, e)| n.version == e.version))
     }
+}
 
+impl Index {
     /// The current entry of (bucket, key), deleted or not.
     pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Entry>, MetaError> {
         let txn = self.db.begin_read().map_err(db_err)?;

@@ -314,3 +314,45 @@ fn an_entry_keeps_its_tags_lock_and_etag_through_its_encoding() {
     b.truncate(50);
     assert!(Entry::decode(&b).is_err());
 }
+
+/// Versions taken by many tasks at once share durable commits, and each lands whole: its
+/// intent cleared, its entry current, the bucket's count right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_versions_share_commits_and_each_lands_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Arc::new(Index::open(&dir.path().join("index.redb")).unwrap());
+    index.create_bucket("b", 1).unwrap();
+    let writes = 64u64;
+    let tasks: Vec<_> = (1..=writes)
+        .map(|n| {
+            let index = index.clone();
+            tokio::spawn(async move {
+                let key = format!("k{n}");
+                let e = entry(n, false);
+                index
+                    .intend_async("b", &key, &ObjectId([n as u8; 32]), e.version, e.order)
+                    .await
+                    .unwrap();
+                assert!(index.apply_async("b", &key, &e).await.unwrap());
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(index.intents().unwrap().is_empty());
+    for n in 1..=writes {
+        assert_eq!(
+            index.get("b", &format!("k{n}")).unwrap(),
+            Some(entry(n, false))
+        );
+    }
+    let counts = index.counts().unwrap();
+    assert_eq!(counts, vec![("b".to_string(), writes, (1..=writes).sum())]);
+    let commits = index.group.commits();
+    assert!(
+        commits < 2 * writes,
+        "{commits} commits for {} writes",
+        2 * writes
+    );
+}

@@ -304,12 +304,10 @@ async fn stream(
             },
             Err(e) => store_error(&e),
         },
-        Request::PutManifest { sealed } => {
-            match blocking(move || store.put_manifest(&sealed)).await {
-                Ok(newest_before) => Response::ManifestStored { newest_before },
-                Err(e) => store_error(&e),
-            }
-        }
+        Request::PutManifest { sealed } => match store.put_manifest_async(&sealed).await {
+            Ok(newest_before) => Response::ManifestStored { newest_before },
+            Err(e) => store_error(&e),
+        },
         Request::PutManifestInline { sealed, shards } => {
             let mut decoded = Vec::with_capacity(shards.len());
             let mut bad = None;
@@ -324,12 +322,10 @@ async fn stream(
             }
             match bad {
                 Some(why) => error(ErrorCode::BadRequest, why),
-                None => {
-                    match blocking(move || store.put_manifest_inline(&sealed, &decoded)).await {
-                        Ok(newest_before) => Response::ManifestStored { newest_before },
-                        Err(e) => store_error(&e),
-                    }
-                }
+                None => match store.put_manifest_inline_async(&sealed, &decoded).await {
+                    Ok(newest_before) => Response::ManifestStored { newest_before },
+                    Err(e) => store_error(&e),
+                },
             }
         }
         Request::AbortManifest { object, version } => {

@@ -9,7 +9,6 @@
 //! File names come only from opaque ids: never from a bucket or key.
 
 mod collect;
-mod group;
 mod records;
 pub mod scrub;
 mod writer;
@@ -17,6 +16,7 @@ mod writer;
 pub use writer::ShardWriter;
 
 use crate::sys::files::{FileWrite, Files, RealFiles};
+use crate::sys::group::GroupCommit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,11 +168,13 @@ pub(crate) fn init_disk_on(
 pub struct Store {
     files: Arc<dyn Files>,
     disks: BTreeMap<DiskId, PathBuf>,
-    db: Database,
+    db: Arc<Database>,
     /// Where the database lives (for the file census).
     db_path: PathBuf,
     tmp_seq: AtomicU64,
-    group: group::GroupCommit,
+    /// Manifest writes: those arriving together share a commit. Gives the record held above
+    /// the one written (`put_manifest`).
+    group: GroupCommit<Option<Vec<u8>>, StoreError>,
 }
 
 impl Store {
@@ -250,13 +252,14 @@ impl Store {
         txn.open_table(collect::COLLECTED).map_err(db_err)?;
         txn.open_table(collect::COLLECTED_TOTALS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
+        let db = Arc::new(db);
         Ok(Self {
             files,
             disks: map,
+            group: GroupCommit::new(db.clone(), StoreError::Db),
             db,
             db_path,
             tmp_seq: AtomicU64::new(0),
-            group: group::GroupCommit::default(),
         })
     }
 

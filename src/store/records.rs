@@ -1,8 +1,6 @@
 //! The node database's records of manifests: sealed manifests (a small object's with its
 //! inline shards), withdrawals of failed writes with their proofs, and catalog checkpoints.
 
-use std::sync::{Arc, Mutex};
-
 use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
@@ -16,6 +14,7 @@ use crate::core::format::{ManifestEnvelope, ShardHeader};
 use crate::core::hlc::{Version, parse_version_key, version_key};
 use crate::core::ids::ObjectId;
 use crate::core::wire::{ShardKey, Withdrawn};
+use crate::sys::group::Apply;
 
 impl Store {
     /// Number of manifest records held.
@@ -30,22 +29,14 @@ impl Store {
     /// the highest commit order if that is above this one's (None otherwise): a gateway stamps
     /// above it when the record opens under its key (`docs/decisions/version-order.md`).
     pub fn put_manifest(&self, sealed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let env = ManifestEnvelope::parse(sealed)?;
-        let key = version_key(&env.object, env.version);
-        let sealed = sealed.to_vec();
-        let newest = Arc::new(Mutex::new(None));
-        let out = newest.clone();
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
-                refuse_withdrawn(txn, &key)?;
-                *lock(&out) = raise_newest(txn, &env)?;
-                let mut t = txn.open_table(MANIFESTS).map_err(db_err)?;
-                t.insert(&key[..], &sealed[..]).map_err(db_err)?;
-                Ok(())
-            }),
-        )?;
-        Ok(lock(&newest).take())
+        self.group.write(manifest_write(sealed, Vec::new())?)
+    }
+
+    /// [`Self::put_manifest`] for a task: the commit is waited for without holding a thread.
+    pub async fn put_manifest_async(&self, sealed: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.group
+            .write_async(manifest_write(sealed, Vec::new())?)
+            .await
     }
 
     /// Stores a manifest together with this node's shards of a small object, in one durable
@@ -56,57 +47,20 @@ impl Store {
         sealed: &[u8],
         shards: &[(ShardHeader, Vec<u8>)],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let env = ManifestEnvelope::parse(sealed)?;
-        let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
-        for (h, data) in shards {
-            if h.object != env.object || h.version != env.version {
-                return bad("an inline shard names another object or version");
-            }
-            let g = h.geometry()?;
-            if g.shard_len() != data.len() as u64 || g.shard_len() > MAX_INLINE_SHARD {
-                return bad("an inline shard's length does not fit its geometry");
-            }
-            for s in 0..g.stripe_count() {
-                let start = g.block_offset(s) as usize;
-                let block = &data[start..start + g.block_len(s)];
-                if h.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
-                    return bad("an inline shard's block CRCs differ from its header");
-                }
-            }
-        }
-        let key = version_key(&env.object, env.version);
-        let mut rows = Vec::with_capacity(shards.len());
-        for (h, data) in shards {
-            let sk = ShardKey {
-                object: h.object,
-                version: h.version,
-                shard: h.shard_index.0,
-            }
-            .to_bytes();
-            let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
-            value.extend_from_slice(&h.encode()?);
-            rows.push((sk, value, data.clone()));
-        }
-        let sealed = sealed.to_vec();
-        let newest = Arc::new(Mutex::new(None));
-        let out = newest.clone();
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
-                refuse_withdrawn(txn, &key)?;
-                *lock(&out) = raise_newest(txn, &env)?;
-                let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
-                m.insert(&key[..], &sealed[..]).map_err(db_err)?;
-                let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
-                let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-                for (sk, value, data) in &rows {
-                    hs.insert(&sk[..], &value[..]).map_err(db_err)?;
-                    inl.insert(&sk[..], &data[..]).map_err(db_err)?;
-                }
-                Ok(())
-            }),
-        )?;
-        Ok(lock(&newest).take())
+        self.group
+            .write(manifest_write(sealed, inline_rows(sealed, shards)?)?)
+    }
+
+    /// [`Self::put_manifest_inline`] for a task: the commit is waited for without holding a
+    /// thread (the shards' CRCs are checked on the caller's).
+    pub async fn put_manifest_inline_async(
+        &self,
+        sealed: &[u8],
+        shards: &[(ShardHeader, Vec<u8>)],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.group
+            .write_async(manifest_write(sealed, inline_rows(sealed, shards)?)?)
+            .await
     }
 
     /// Withdraws a never-acknowledged manifest version: it moves to the aborted ledger (kept,
@@ -120,9 +74,8 @@ impl Store {
         proof: Option<[u8; 32]>,
     ) -> Result<(), StoreError> {
         let key = version_key(object, version);
-        self.group.write(
-            &self.db,
-            Box::new(move |txn| {
+        self.group
+            .write(Box::new(move |txn| {
                 if let Some(proof) = proof {
                     let mut p = txn.open_table(WITHDRAWAL_PROOFS).map_err(db_err)?;
                     p.insert(&key[..], &proof[..]).map_err(db_err)?;
@@ -143,9 +96,9 @@ impl Store {
                         }
                     }
                 }
-                Ok(())
-            }),
-        )
+                Ok(None)
+            }))
+            .map(|_| ())
     }
 
     /// Keeps a catalog checkpoint (checked for form; the node has no key to check its
@@ -274,10 +227,6 @@ fn refuse_withdrawn(txn: &WriteTransaction, key: &[u8]) -> Result<(), StoreError
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The sealed record of `env.object` held here with a commit order above `env`'s (None: there
 /// is none, the common case: then nothing is read but [`NEWEST`]), and [`NEWEST`] (object →
 /// order and version of its newest record here) raised to `env` if `env` is newer. An object
@@ -338,4 +287,66 @@ fn newest_record(
         }
     }
     Ok(newest)
+}
+
+/// A manifest's rows of inline shards, checked: (shard key, header row, bytes).
+type InlineRows = Vec<([u8; 49], Vec<u8>, Vec<u8>)>;
+
+/// Checks a small object's shards against the manifest and their headers and makes their rows.
+fn inline_rows(sealed: &[u8], shards: &[(ShardHeader, Vec<u8>)]) -> Result<InlineRows, StoreError> {
+    let env = ManifestEnvelope::parse(sealed)?;
+    let bad = |why: &str| Err(StoreError::BadShard(why.to_string()));
+    let mut rows = Vec::with_capacity(shards.len());
+    for (h, data) in shards {
+        if h.object != env.object || h.version != env.version {
+            return bad("an inline shard names another object or version");
+        }
+        let g = h.geometry()?;
+        if g.shard_len() != data.len() as u64 || g.shard_len() > MAX_INLINE_SHARD {
+            return bad("an inline shard's length does not fit its geometry");
+        }
+        for s in 0..g.stripe_count() {
+            let start = g.block_offset(s) as usize;
+            let block = &data[start..start + g.block_len(s)];
+            if h.crcs.get(s as usize) != Some(&crc32fast::hash(block)) {
+                return bad("an inline shard's block CRCs differ from its header");
+            }
+        }
+        let sk = ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: h.shard_index.0,
+        }
+        .to_bytes();
+        let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
+        value.extend_from_slice(&h.encode()?);
+        rows.push((sk, value, data.clone()));
+    }
+    Ok(rows)
+}
+
+/// The write of a sealed manifest (with a small object's shard rows, if any), unless its
+/// version was withdrawn here; it gives the record held above it (`raise_newest`).
+fn manifest_write(
+    sealed: &[u8],
+    rows: InlineRows,
+) -> Result<Apply<Option<Vec<u8>>, StoreError>, StoreError> {
+    let env = ManifestEnvelope::parse(sealed)?;
+    let key = version_key(&env.object, env.version);
+    let sealed = sealed.to_vec();
+    Ok(Box::new(move |txn| {
+        refuse_withdrawn(txn, &key)?;
+        let newest = raise_newest(txn, &env)?;
+        let mut m = txn.open_table(MANIFESTS).map_err(db_err)?;
+        m.insert(&key[..], &sealed[..]).map_err(db_err)?;
+        if !rows.is_empty() {
+            let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
+            let mut inl = txn.open_table(INLINE).map_err(db_err)?;
+            for (sk, value, data) in &rows {
+                hs.insert(&sk[..], &value[..]).map_err(db_err)?;
+                inl.insert(&sk[..], &data[..]).map_err(db_err)?;
+            }
+        }
+        Ok(newest)
+    }))
 }

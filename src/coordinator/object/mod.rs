@@ -131,8 +131,16 @@ pub enum ObjectError {
 /// manifest of it is sent (the gateway's index): a version whose write a crash cuts short is
 /// then known at the next start, and settled (taken, or withdrawn) before anything is read.
 pub trait Journal: Send + Sync + std::fmt::Debug {
-    /// Records that `manifest` is about to be written.
-    fn intend(&self, manifest: &Manifest) -> Result<(), String>;
+    /// Records that `version` of (bucket, key), object `object`, committing at `order`, is
+    /// about to be written; done when that is durable.
+    fn intend<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        object: &'a ObjectId,
+        version: Version,
+        order: Version,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
 }
 
 /// The layouts an object store places by: the current one (checked into its plan) and the
@@ -298,13 +306,13 @@ impl Objects {
 
     /// Records `manifest`'s version in the journal, if there is one; a version that cannot be
     /// recorded is not written.
-    fn intend(&self, manifest: &Manifest) -> Result<(), ObjectError> {
-        match self.journal.get() {
-            Some(j) => j
-                .intend(manifest)
-                .map_err(|e| ObjectError::Internal(format!("recording the write first: {e}"))),
-            None => Ok(()),
-        }
+    async fn intend(&self, m: &Manifest) -> Result<(), ObjectError> {
+        let Some(j) = self.journal.get() else {
+            return Ok(());
+        };
+        j.intend(&m.bucket, &m.key, &m.object, m.version, m.order)
+            .await
+            .map_err(|e| ObjectError::Internal(format!("recording the write first: {e}")))
     }
 
     pub(super) fn targets(&self, object: &ObjectId) -> Vec<ShardTarget> {

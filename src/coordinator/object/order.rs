@@ -77,7 +77,7 @@ impl Objects {
         self.observe(newest);
         manifest.order = self.stamp();
         manifest.state.revised = manifest.order;
-        self.intend(manifest)?;
+        self.intend(manifest).await?;
         let (all, _) = self.write_manifest(manifest, targets).await?;
         Ok(Some(all))
     }

@@ -137,7 +137,7 @@ impl Objects {
                     .unwrap_or_else(|| VersionState::unversioned(order))
             },
         };
-        self.intend(&manifest)?;
+        self.intend(&manifest).await?;
         let (mut missed, newest) = match staged.inline {
             None => {
                 let (all, newest) = self.write_manifest(&manifest, &staged.targets).await?;
@@ -308,7 +308,7 @@ impl Objects {
             state: state(version),
         };
         let r = async {
-            self.intend(&manifest)?;
+            self.intend(&manifest).await?;
             let (mut all, newest) = self.write_manifest(&manifest, &targets).await?;
             if let Some(again) = self.order_above(&mut manifest, newest, &targets).await? {
                 all = again;
