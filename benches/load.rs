@@ -15,7 +15,9 @@
 //!   process whose name is a `--process`);
 //! - small objects: `--in-flight` PUTs of `--small-kib` KiB kept running for `--secs` seconds,
 //!   then GETs of them for as long: ops/s and latency percentiles;
-//! - the server processes' resident memory: peak (VmHWM) and now (VmRSS), summed.
+//! - the server processes' resident memory: peak (VmHWM) and now (VmRSS), summed; and the peak
+//!   during each large PUT phase alone (VmHWM reset through `/proc/<pid>/clear_refs` first;
+//!   with several processes, the sum of each one's peak).
 //!
 //! Without `--endpoint` it starts `exclaved dev` (a gateway and five sites, 3+2, one process)
 //! in a temporary directory, measures it, and adds the baselines of the same run: memcpy, and
@@ -197,6 +199,15 @@ fn status_kib(pids: &[u32], field: &str) -> u64 {
         .sum()
 }
 
+/// Resets the server processes' peak resident memory (`VmHWM`) to what they hold now, so that
+/// the next reading is the peak of what follows; false where the kernel does not allow it.
+fn reset_peaks(pids: &[u32]) -> bool {
+    !pids.is_empty()
+        && pids
+            .iter()
+            .all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+}
+
 fn client(args: &Args, endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()
@@ -247,6 +258,7 @@ async fn large(s3: &aws_sdk_s3::Client, args: &Args, pids: &[u32], round: usize,
         let keys: Vec<String> = (0..streams)
             .map(|i| format!("large/{round}/{streams}/{i}"))
             .collect();
+        let peaks = reset_peaks(pids);
         let (c0, t) = (cpu(pids), Instant::now());
         futures::future::join_all(keys.iter().map(|key| {
             let (s3, body) = (s3.clone(), body.clone());
@@ -270,6 +282,12 @@ async fn large(s3: &aws_sdk_s3::Client, args: &Args, pids: &[u32], round: usize,
             out.push((
                 format!("PUT, {streams} streams: server CPU-s per GB"),
                 (cpu(pids) - c0) / gb,
+            ));
+        }
+        if peaks {
+            out.push((
+                format!("PUT, {streams} streams: server peak RSS (MiB)"),
+                status_kib(pids, "VmHWM:") as f64 / 1024.0,
             ));
         }
         let (c0, t) = (cpu(pids), Instant::now());

@@ -161,8 +161,9 @@ pub(crate) async fn load(
 }
 
 /// MB/s of one bare quinn stream on loopback between the certificates of the dev cluster in
-/// `root` (the gateway's and site 1's), with the default transport settings: `size` bytes in
-/// 1 MiB writes. The baseline of a GET at the speed of the wire.
+/// `root` (the gateway's and site 1's), with the transport settings `exclaved dev` writes
+/// (`TransportSettings::loopback`): `size` bytes in 1 MiB writes. The baseline of a GET at
+/// the speed of the wire.
 #[allow(dead_code)]
 pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 {
     let gw = root.join("gateway");
@@ -182,7 +183,7 @@ pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 
     let server = exclave::net::endpoint::endpoint(
         "127.0.0.1:0".parse().unwrap(),
         &server_id,
-        &exclave::net::TransportSettings::default(),
+        &exclave::net::TransportSettings::loopback(),
         true,
     )
     .unwrap();
@@ -201,7 +202,7 @@ pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 
     let client = exclave::net::endpoint::endpoint(
         "127.0.0.1:0".parse().unwrap(),
         &client_id,
-        &exclave::net::TransportSettings::default(),
+        &exclave::net::TransportSettings::loopback(),
         false,
     )
     .unwrap();

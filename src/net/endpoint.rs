@@ -54,12 +54,17 @@ pub const GSO_SAFE_MTU: u16 = 6_550;
 
 impl TransportSettings {
     /// Settings for loopback-only clusters (`exclaved dev`, tests): a large MTU from the start,
-    /// and a dead peer noticed within 3 s.
+    /// flow-control windows for a round trip of microseconds (1 MiB per stream, 8 MiB per peer
+    /// keep loopback links full: measured, a 4 x 256 MiB PUT to `exclaved dev` peaked at 138
+    /// MiB with them and 177-204 MiB with the defaults, at the same speed), and a dead peer
+    /// noticed within 3 s.
     pub fn loopback() -> Self {
         Self {
             initial_mtu: GSO_SAFE_MTU,
             idle_timeout: Duration::from_secs(3),
             keep_alive: Duration::from_secs(1),
+            stream_window: 1 << 20,
+            connection_window: 8 << 20,
             ..Self::default()
         }
     }

@@ -140,8 +140,12 @@ pub fn prepare(o: &DevOptions) -> anyhow::Result<DevCluster> {
         match init(&opts) {
             Ok(done) => {
                 dev_gateway_settings(&done.gateway_config)?;
+                let node_configs: Vec<PathBuf> = sites.iter().map(node_config).collect();
+                for c in node_configs.iter().chain([&done.gateway_config]) {
+                    loopback_transport(c)?;
+                }
                 return Ok(DevCluster {
-                    node_configs: sites.iter().map(node_config).collect(),
+                    node_configs,
                     gateway_config: done.gateway_config,
                     credentials: done.client_credentials,
                     created: true,
@@ -173,6 +177,25 @@ fn dev_gateway_settings(config: &Path) -> anyhow::Result<()> {
          gc_grace_secs = 5\ngc_interval_secs = 60\n",
         1,
     );
+    crate::sys::write_atomic(config, text.as_bytes())?;
+    Ok(())
+}
+
+/// Every site of `exclaved dev` is on loopback, where a round trip takes microseconds: QUIC
+/// keeps its links full with far smaller flow-control windows than the defaults (sized for
+/// foreign sites, a long round trip away), and the large packets loopback carries are used
+/// from the first one. Memory per upload falls with the windows (docs/operations.md, "Memory").
+fn loopback_transport(config: &Path) -> anyhow::Result<()> {
+    let t = crate::net::TransportSettings::loopback();
+    let mut text = std::fs::read_to_string(config)?;
+    text.push_str(&format!(
+        "\n# exclaved dev: every site on loopback (a round trip of microseconds), so small\n\
+         # flow-control windows keep the links full; a site abroad needs the defaults.\n\
+         [transport]\ninitial_mtu = {mtu}\nstream_window = {stream}\nconnection_window = {conn}\n",
+        mtu = t.initial_mtu,
+        stream = t.stream_window,
+        conn = t.connection_window,
+    ));
     crate::sys::write_atomic(config, text.as_bytes())?;
     Ok(())
 }
