@@ -17,7 +17,9 @@
 //!   then GETs of them for as long: ops/s and latency percentiles;
 //! - the server processes' resident memory: peak (VmHWM) and now (VmRSS), summed; and the peak
 //!   during each large PUT phase alone (VmHWM reset through `/proc/<pid>/clear_refs` first;
-//!   with several processes, the sum of each one's peak).
+//!   with several processes, the sum of each one's peak), and how far above the phase's
+//!   starting RSS it went (the later rounds start with the databases' caches filled by the
+//!   small objects of the earlier ones).
 //!
 //! Without `--endpoint` it starts `exclaved dev` (a gateway and five sites, 3+2, one process)
 //! in a temporary directory, measures it, and adds the baselines of the same run: memcpy, and
@@ -259,6 +261,7 @@ async fn large(s3: &aws_sdk_s3::Client, args: &Args, pids: &[u32], round: usize,
             .map(|i| format!("large/{round}/{streams}/{i}"))
             .collect();
         let peaks = reset_peaks(pids);
+        let held = status_kib(pids, "VmRSS:");
         let (c0, t) = (cpu(pids), Instant::now());
         futures::future::join_all(keys.iter().map(|key| {
             let (s3, body) = (s3.clone(), body.clone());
@@ -285,9 +288,14 @@ async fn large(s3: &aws_sdk_s3::Client, args: &Args, pids: &[u32], round: usize,
             ));
         }
         if peaks {
+            let peak = status_kib(pids, "VmHWM:");
             out.push((
                 format!("PUT, {streams} streams: server peak RSS (MiB)"),
-                status_kib(pids, "VmHWM:") as f64 / 1024.0,
+                peak as f64 / 1024.0,
+            ));
+            out.push((
+                format!("PUT, {streams} streams: server RSS growth, peak - start (MiB)"),
+                peak.saturating_sub(held) as f64 / 1024.0,
             ));
         }
         let (c0, t) = (cpu(pids), Instant::now());
