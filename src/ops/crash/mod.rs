@@ -17,8 +17,9 @@
 //!   it) reads the same.
 //!
 //! Operations from five nodes interleave as their tasks run, so the count differs a little from
-//! run to run; each run is checked against its own acknowledgements. `./check` runs every
-//! `EXCLAVE_CRASH_STRIDE`th point (default 1: all); the figure is printed.
+//! run to run; each run is checked against its own acknowledgements. Every point by default;
+//! `EXCLAVE_CRASH_STRIDE=N` checks every Nth from `EXCLAVE_CRASH_OFFSET` (`./check`: every
+//! third, from a random first one, within its time budget); the figures are printed.
 
 mod cluster;
 
@@ -450,12 +451,13 @@ async fn check(
     rebuilt.map(|_| ())
 }
 
-fn stride() -> u64 {
-    std::env::var("EXCLAVE_CRASH_STRIDE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1)
+/// `EXCLAVE_CRASH_STRIDE` (every point when unset) and `EXCLAVE_CRASH_OFFSET` (the first
+/// point, below the stride; 0 when unset): `./check` checks every third point from a random
+/// first one, so that its runs between them cover every point.
+fn stride_and_offset() -> (u64, u64) {
+    let var = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let stride = var("EXCLAVE_CRASH_STRIDE").filter(|&n| n > 0).unwrap_or(1);
+    (stride, var("EXCLAVE_CRASH_OFFSET").unwrap_or(0) % stride)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,11 +473,11 @@ async fn every_crash_point() {
     let after = model();
     let (_, acked, total, _) = run(&secrets, None).await;
     assert_eq!(acked, STEPS.len());
-    let stride = stride();
+    let (stride, offset) = stride_and_offset();
     let mut checked = 0;
     let mut points = 0;
     let mut failures = Vec::new();
-    let mut point = 0;
+    let mut point = offset;
     while point <= total {
         let (fs, acked, _, last) = run(&secrets, Some(point)).await;
         points += 1;
@@ -486,7 +488,8 @@ async fn every_crash_point() {
             if let Err(e) = check(&image, &secrets, &after[acked], maybe.as_ref()).await {
                 failures.push(format!(
                     "crash after operation {point} of {total} (the last: {last}), {how:?}, \
-                     {acked} steps acknowledged (next: {}): {e}",
+                     {acked} steps acknowledged (next: {}; this point alone: \
+                     EXCLAVE_CRASH_STRIDE=1000000 EXCLAVE_CRASH_OFFSET={point}): {e}",
                     STEPS.get(acked).unwrap_or(&"none"),
                 ));
             }
@@ -494,7 +497,8 @@ async fn every_crash_point() {
         point += stride;
     }
     eprintln!(
-        "cluster crash points: {points} of {} operations (every {stride}) x {} ways = {checked} \
+        "cluster crash points: {points} of {} operations (every {stride} from {offset}: \
+         EXCLAVE_CRASH_STRIDE={stride} EXCLAVE_CRASH_OFFSET={offset}) x {} ways = {checked} \
          restarts checked, {} failed",
         total + 1,
         Survives::ALL.len(),
