@@ -135,6 +135,14 @@ fn stages(c: &mut Criterion) {
                 });
             });
 
+            // The SigV4 payload hash: `s3s` checks a signed body's SHA-256 as it arrives.
+            g.bench_function(id("sha256-payload"), |bench| {
+                bench.iter(|| {
+                    use s3s::crypto::Checksum as _;
+                    s3s::crypto::Sha256::checksum(black_box(&plain))
+                });
+            });
+
             g.bench_function(id("encode-pipeline"), |bench| {
                 bench.iter_batched(
                     || {
