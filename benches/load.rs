@@ -24,7 +24,8 @@
 //! Without `--endpoint` it starts `exclaved dev` (a gateway and five sites, 3+2, one process)
 //! in a temporary directory, measures it, and adds the baselines of the same run: memcpy, and
 //! a bare quinn stream between the dev cluster's own certificates on loopback (what a GET at
-//! the speed of the wire would be). With `--cluster` it starts the roles as separate processes
+//! the speed of the wire would be), and the CPU-seconds per GB that stream costs, both ends
+//! together (what a GET's one QUIC leg costs at the least). With `--cluster` it starts the roles as separate processes
 //! instead (`exclave init`: five node processes and a gateway, 3+2) and reports the memory of
 //! each role. `--small-count N` makes the small PUT phase write exactly N objects (at
 //! `--in-flight`) instead of running for `--secs`: `--cluster --small-count 100000` is the
@@ -518,9 +519,18 @@ fn main() {
                     "memcpy, one core (MB/s)".into(),
                     common::memcpy_mbps(args.mib.min(256) << 20),
                 ));
-                let quinn =
-                    common::bare_quinn_mbps(root, (args.mib << 20).clamp(8 << 20, 512 << 20)).await;
+                // Both ends run here, and nothing else does meanwhile: the CPU this process
+                // spends is what one QUIC leg costs per GB (a GET's floor: every byte crosses
+                // from the nodes to the gateway once).
+                let size = (args.mib << 20).clamp(8 << 20, 512 << 20);
+                let cpu = cpu_seconds(std::process::id());
+                let quinn = common::bare_quinn_mbps(root, size).await;
+                let cpu = cpu_seconds(std::process::id()) - cpu;
                 out.push(("bare quinn, one loopback stream (MB/s)".into(), quinn));
+                out.push((
+                    "bare quinn: CPU-s per GB, both ends".into(),
+                    cpu / (size as f64 / 1e9),
+                ));
             }
             large(&s3, &args, &pids, round, &mut out).await;
             small(&s3, &args, round, &mut out).await;
@@ -569,6 +579,7 @@ fn report(args: &Args, endpoint: &str, rounds: &[Round]) {
     let quinn = values
         .get("bare quinn, one loopback stream (MB/s)")
         .cloned();
+    let quinn_cpu = values.get("bare quinn: CPU-s per GB, both ends").cloned();
     if args.json {
         let measures: Vec<serde_json::Value> = names
             .iter()
@@ -588,15 +599,25 @@ fn report(args: &Args, endpoint: &str, rounds: &[Round]) {
         let (lo, hi) = v
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-        let ratio = match &quinn {
-            Some(q) if n.ends_with("(MB/s)") && (n.starts_with("GET") || n.starts_with("PUT")) => {
+        // Throughput against the bare stream's; a GET's CPU per GB against the bare stream's
+        // (how many times its one QUIC leg the whole GET costs).
+        let against = if n.ends_with("(MB/s)") && (n.starts_with("GET") || n.starts_with("PUT")) {
+            quinn.as_ref()
+        } else if n.starts_with("GET") && n.ends_with("CPU-s per GB") {
+            quinn_cpu.as_ref()
+        } else {
+            None
+        };
+        // (A baseline too short to measure, as in a smoke run, gives no ratio.)
+        let ratio = match against.filter(|q| q.iter().all(|&q| q > 0.0)) {
+            Some(q) => {
                 let r: Vec<f64> = v.iter().zip(q).map(|(x, q)| x / q).collect();
                 let (a, b) = r
                     .iter()
                     .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
                 format!("{a:.2}-{b:.2}")
             }
-            _ => String::new(),
+            None => String::new(),
         };
         println!("| {n} | {lo:.2} | {hi:.2} | {ratio} |");
     }
