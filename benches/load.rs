@@ -25,9 +25,9 @@
 //! in a temporary directory, measures it, and adds the baselines of the same run: memcpy, and
 //! a bare quinn stream between the dev cluster's own certificates on loopback (what a GET at
 //! the speed of the wire would be), and the CPU-seconds per GB that stream costs, both ends
-//! together (what a GET's one QUIC leg costs at the least). With `--cluster` it starts the roles as separate processes
-//! instead (`exclave init`: five node processes and a gateway, 3+2) and reports the memory of
-//! each role. `--small-count N` makes the small PUT phase write exactly N objects (at
+//! together (what a GET's one QUIC leg costs at the least). With `--cluster` it starts the
+//! roles as separate processes instead (`exclave init`: five node processes and a gateway,
+//! 3+2) and reports the memory of each role. `--small-count N` makes the small PUT phase write exactly N objects (at
 //! `--in-flight`) instead of running for `--secs`: `--cluster --small-count 100000` is the
 //! memory-at-many-objects measure.
 //!

@@ -489,8 +489,9 @@ async fn every_crash_point() {
                 failures.push(format!(
                     "crash after operation {point} of {total} (the last: {last}), {how:?}, \
                      {acked} steps acknowledged (next: {}; this point alone: \
-                     EXCLAVE_CRASH_STRIDE=1000000 EXCLAVE_CRASH_OFFSET={point}): {e}",
+                     EXCLAVE_CRASH_STRIDE={} EXCLAVE_CRASH_OFFSET={point}): {e}",
                     STEPS.get(acked).unwrap_or(&"none"),
+                    total + 1,
                 ));
             }
         }
