@@ -9,9 +9,8 @@ use std::path::PathBuf;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{HEADERS, INLINE, INLINE_DISK, MANIFESTS, Store, StoreError, db_err, io};
+use super::{HEADERS, INLINE_DISK, MANIFESTS, Store, StoreError, db_err, decode_row, io};
 use crate::core::collect::CollectReason;
-use crate::core::format::ShardHeader;
 use crate::core::hlc::{Version, parse_version_key, version_key};
 use crate::core::ids::{DiskId, ObjectId, unhex};
 use crate::core::wire::{Collectable, CollectedTotals, FileCensus, HeldShard, ShardKey};
@@ -46,14 +45,6 @@ fn parse_file_name(name: &str) -> Option<ShardKey> {
         version: Version::from_bytes(unhex(version)?.try_into().ok()?),
         shard: shard.parse().ok()?,
     })
-}
-
-fn decode_row(v: &[u8]) -> Result<(DiskId, ShardHeader), StoreError> {
-    let (disk, header) = v
-        .split_at_checked(4)
-        .ok_or(StoreError::BadShard("short record".into()))?;
-    let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
-    Ok((disk, ShardHeader::decode(header)?))
 }
 
 impl Store {
@@ -248,7 +239,6 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut headers = txn.open_table(HEADERS).map_err(db_err)?;
-            let mut inline = txn.open_table(INLINE).map_err(db_err)?;
             let mut manifests = txn.open_table(MANIFESTS).map_err(db_err)?;
             let mut ledger = txn.open_table(COLLECTED).map_err(db_err)?;
             for it in items {
@@ -276,9 +266,10 @@ impl Store {
                         continue;
                     };
                     bytes += h.geometry().map_or(0, |g| g.shard_len());
-                    if disk == INLINE_DISK {
-                        inline.remove(&k[..]).map_err(db_err)?;
-                    } else if let Some(key) = shard_key(&k) {
+                    // An inline shard's bytes went with its row.
+                    if disk != INLINE_DISK
+                        && let Some(key) = shard_key(&k)
+                    {
                         files.push(self.shard_path(disk, &key)?);
                     }
                 }

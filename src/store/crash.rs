@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::tests::header;
+use super::tests::{as_before_inline_rows, header};
 use super::*;
 use crate::core::catalog::Checkpoint;
 use crate::core::format::{Manifest, ManifestBody, VersionState};
@@ -358,6 +358,84 @@ fn every_crash_point_of_every_node_write_leaves_a_store_that_opens_whole() {
     }
     eprintln!(
         "crash points: {} operations x {} ways = {checked} checked, {} failed",
+        total + 1,
+        Survives::ALL.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The one-time move of inline shards' bytes into their rows (a store from before inline rows
+/// opened by this build), crashed after each of its operations: whatever survived opens, every
+/// shard and manifest reads back whole, the move is done by then, and the store takes writes.
+#[test]
+fn every_crash_point_of_moving_inline_bytes_into_their_rows_loses_nothing() {
+    // Shard A, its manifest, and small object B with its inline shard, then the database
+    // rewritten as the stores before kept it.
+    let (fs, store) = fresh();
+    for i in 0..3 {
+        step(&store, i).unwrap();
+    }
+    drop(store);
+    let db = fs
+        .database(&state_dir().join("node.redb"), DEFAULT_DB_CACHE)
+        .unwrap();
+    assert_eq!(as_before_inline_rows(&db, None), 1);
+    drop(db);
+    fs.settle();
+    let old = fs.after_crash(Survives::Synced);
+
+    let check = |store: &Store| -> Result<(), String> {
+        if shard_state(store, 0xA, LARGE, 1) != Some(true) {
+            return Err("shard A does not read back whole".into());
+        }
+        if shard_state(store, 0xB, 100, 2) != Some(true) {
+            return Err("inline shard B does not read back whole".into());
+        }
+        for o in [0xA, 0xB] {
+            if store.manifests(&ObjectId([o; 32])).unwrap() != [sealed(o)] {
+                return Err(format!("manifest of {o:X} is not the one written"));
+            }
+        }
+        if store.db.begin_read().unwrap().open_table(INLINE).is_ok() {
+            return Err("the old table is still there after a start".into());
+        }
+        if store.quarantined().unwrap() != 0 {
+            return Err("something was quarantined".into());
+        }
+        write_shard(store, 0xF, LARGE, 4).map_err(|e| format!("a write after: {e}"))?;
+        if shard_state(store, 0xF, LARGE, 4) != Some(true) {
+            return Err("a write after the move does not read back".into());
+        }
+        Ok(())
+    };
+    let total = {
+        let image = old.after_crash(Survives::Everything);
+        let store = reopen(&image).unwrap();
+        check(&store).unwrap();
+        drop(store);
+        let image = old.after_crash(Survives::Everything);
+        drop(reopen(&image).unwrap());
+        image.ops()
+    };
+    let mut failures = Vec::new();
+    for point in 0..=total {
+        let run = old.after_crash(Survives::Everything);
+        run.crash_after(point);
+        drop(reopen(&run));
+        assert!(point == total || run.has_crashed());
+        for how in Survives::ALL {
+            let image = run.after_crash(how);
+            let r = reopen(&image).and_then(|store| check(&store));
+            if let Err(e) = r {
+                failures.push(format!(
+                    "crash after operation {point} of {total}, {how:?}: {e}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "crash points of the move: {} operations x {} ways, {} failed",
         total + 1,
         Survives::ALL.len(),
         failures.len()

@@ -36,11 +36,19 @@ pub const MARKER: &str = "EXCLAVE-DISK";
 /// The node database's page cache by default, bytes (`[node] db_cache_mib`: 32).
 pub const DEFAULT_DB_CACHE: usize = 32 << 20;
 
+/// Shard key -> the shard's row (`file_row`, `inline_row`): where its bytes are and its
+/// header, and for a small object's shard the bytes themselves.
 const HEADERS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("shard_headers");
 const MANIFESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("manifests");
 const QUARANTINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("quarantine");
-/// Shards of small objects kept in the database itself (their header names `INLINE_DISK`).
+/// Where stores of format 1 kept the bytes of small objects' shards, apart from their header
+/// rows; moved into the rows at the first start of format 2 (`STORE_FORMAT`).
 const INLINE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inline_shards");
+/// `version` -> the database's format: absent for format 1; 2 keeps an inline shard's bytes in
+/// its row. A build refuses a database of a format newer than its own.
+const STORE_FORMAT: TableDefinition<'_, &str, u64> = TableDefinition::new("store_format");
+/// The database format this build writes.
+pub const STORE_FORMAT_VERSION: u64 = 2;
 /// Shards scrub found bad (and quarantined), for the gateway to collect and repair.
 const FINDINGS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("scrub_findings");
 /// Scrub progress: `cursor` (the last shard key checked) and `last_complete_ms`.
@@ -240,7 +248,6 @@ impl Store {
             HEADERS,
             MANIFESTS,
             QUARANTINE,
-            INLINE,
             ABORTED,
             FINDINGS,
             WITHDRAWAL_PROOFS,
@@ -251,6 +258,7 @@ impl Store {
         txn.open_table(CHECKPOINTS).map_err(db_err)?;
         txn.open_table(collect::COLLECTED).map_err(db_err)?;
         txn.open_table(collect::COLLECTED_TOTALS).map_err(db_err)?;
+        upgrade_format(&txn)?;
         txn.commit().map_err(db_err)?;
         let db = Arc::new(db);
         Ok(Self {
@@ -322,8 +330,7 @@ impl Store {
             version: header.version,
             shard: header.shard_index.0,
         };
-        let mut value = disk.0.to_le_bytes().to_vec();
-        value.extend_from_slice(&header.encode()?);
+        let value = file_row(disk, &header.encode()?);
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(HEADERS).map_err(db_err)?;
@@ -373,18 +380,22 @@ impl Store {
 
     /// The header of a stored shard, and the disk it is on.
     pub fn header(&self, key: &ShardKey) -> Result<(DiskId, ShardHeader), StoreError> {
+        self.row(key, decode_row)
+    }
+
+    /// `f` of a stored shard's row.
+    fn row<T>(
+        &self,
+        key: &ShardKey,
+        f: impl FnOnce(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let t = txn.open_table(HEADERS).map_err(db_err)?;
         let v = t
             .get(&key.to_bytes()[..])
             .map_err(db_err)?
             .ok_or(StoreError::NotFound)?;
-        let v = v.value();
-        let (disk, header) = v
-            .split_at_checked(4)
-            .ok_or(StoreError::BadShard("short record".into()))?;
-        let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
-        Ok((disk, ShardHeader::decode(header)?))
+        f(v.value())
     }
 
     /// Reads `count` blocks from stripe `first` on, each checked against its CRC.
@@ -394,7 +405,11 @@ impl Store {
         first: u64,
         count: u64,
     ) -> Result<Vec<BlockRead>, StoreError> {
-        let (disk, header) = self.header(key)?;
+        let (disk, header, inline) = self.row(key, |v| {
+            let (disk, header, inline) = split_row(v)?;
+            let inline = inline.map(Bytes::copy_from_slice);
+            Ok((disk, ShardHeader::decode(header)?, inline))
+        })?;
         let g = header.geometry()?;
         let n = g.stripe_count();
         if first >= n || count == 0 || count > n - first {
@@ -402,16 +417,9 @@ impl Store {
                 "stripes {first}+{count} of {n}"
             )));
         }
-        let data = if disk == INLINE_DISK {
-            let txn = self.db.begin_read().map_err(db_err)?;
-            let t = txn.open_table(INLINE).map_err(db_err)?;
-            let v = t
-                .get(&key.to_bytes()[..])
-                .map_err(db_err)?
-                .ok_or(StoreError::NotFound)?;
-            Bytes::from(v.value().to_vec())
-        } else {
-            self.map_shard(disk, key)?
+        let data = match inline {
+            Some(data) => data,
+            None => self.map_shard(disk, key)?,
         };
         let whole = data.len() as u64 == g.shard_len();
         Ok((first..first + count)
@@ -503,6 +511,134 @@ impl Store {
         let t = txn.open_table(QUARANTINE).map_err(db_err)?;
         t.len().map_err(db_err)
     }
+}
+
+/// The row of a shard held in a file on `disk`: disk (u32 LE) ‖ encoded header.
+fn file_row(disk: DiskId, header: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(4 + header.len());
+    row.extend_from_slice(&disk.0.to_le_bytes());
+    row.extend_from_slice(header);
+    row
+}
+
+/// The row of a shard held in the database: `INLINE_DISK` (u32 LE) ‖ header length (u32 LE) ‖
+/// encoded header ‖ the shard's bytes. One row per shard, so a small object's write adds one
+/// row per shard to its manifest's commit.
+fn inline_row(header: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut row = Vec::with_capacity(8 + header.len() + data.len());
+    row.extend_from_slice(&INLINE_DISK.0.to_le_bytes());
+    row.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    row.extend_from_slice(header);
+    row.extend_from_slice(data);
+    row
+}
+
+/// A shard's row taken apart: its disk, its encoded header and, for an inline shard, its bytes.
+type RowParts<'a> = (DiskId, &'a [u8], Option<&'a [u8]>);
+
+/// A shard's row taken apart ([`RowParts`]).
+fn split_row(v: &[u8]) -> Result<RowParts<'_>, StoreError> {
+    let short = || StoreError::BadShard("short record".into());
+    let (disk, rest) = v.split_first_chunk::<4>().ok_or_else(short)?;
+    let disk = DiskId(u32::from_le_bytes(*disk));
+    if disk != INLINE_DISK {
+        return Ok((disk, rest, None));
+    }
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+    let (header, data) = rest
+        .split_at_checked(u32::from_le_bytes(*len) as usize)
+        .ok_or_else(short)?;
+    Ok((disk, header, Some(data)))
+}
+
+/// A shard's row (a value of the `shard_headers` table, `docs/format.md`) decoded: its disk and
+/// header.
+pub fn decode_row(v: &[u8]) -> Result<(DiskId, ShardHeader), StoreError> {
+    let (disk, header, _) = split_row(v)?;
+    Ok((disk, ShardHeader::decode(header)?))
+}
+
+/// Checks the database's format, and from format 1 moves the bytes of inline shards into their
+/// header rows, once, in the commit that opens the store (so a crash leaves the store as it
+/// was, or moved whole). A header row whose bytes are missing keeps none: it reads as corrupt,
+/// and scrub quarantines it, as before.
+fn upgrade_format(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use redb::ReadableTable as _;
+    let mut format = txn.open_table(STORE_FORMAT).map_err(db_err)?;
+    match format.get("version").map_err(db_err)?.map(|v| v.value()) {
+        None => {}
+        Some(STORE_FORMAT_VERSION) => return Ok(()),
+        Some(v) => {
+            return Err(StoreError::Db(format!(
+                "the node database is of format {v}, newer than this build's \
+                 {STORE_FORMAT_VERSION}: run the newer exclaved"
+            )));
+        }
+    }
+    let mut headers = txn.open_table(HEADERS).map_err(db_err)?;
+    let mut moved = Vec::new();
+    {
+        let inline = txn.open_table(INLINE).map_err(db_err)?;
+        for item in headers.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let (k, v) = (k.value(), v.value());
+            let Some((disk, header)) = v.split_first_chunk::<4>() else {
+                continue;
+            };
+            if DiskId(u32::from_le_bytes(*disk)) != INLINE_DISK {
+                continue;
+            }
+            let data = inline.get(k).map_err(db_err)?;
+            let data = data.as_ref().map_or(&[][..], |d| d.value());
+            moved.push((k.to_vec(), inline_row(header, data)));
+        }
+    }
+    for (k, row) in &moved {
+        headers.insert(&k[..], &row[..]).map_err(db_err)?;
+    }
+    // Bytes no header row names (no write leaves such): into the quarantine ledger, not lost.
+    let mut stray = Vec::new();
+    {
+        let inline = txn.open_table(INLINE).map_err(db_err)?;
+        for item in inline.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            if headers.get(k.value()).map_err(db_err)?.is_none() {
+                stray.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+    }
+    drop(headers);
+    if !stray.is_empty() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+        for (k, data) in &stray {
+            let mut qkey = k.clone();
+            qkey.extend_from_slice(&now_ms.to_be_bytes());
+            let mut rec = format!(
+                "at_ms = {now_ms}\ninline = true\nreason = inline bytes no header row names\n"
+            )
+            .into_bytes();
+            rec.extend_from_slice(data);
+            q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
+        }
+        tracing::warn!(
+            shards = stray.len(),
+            "store: inline bytes without a header row, quarantined"
+        );
+    }
+    txn.delete_table(INLINE).map_err(db_err)?;
+    format
+        .insert("version", STORE_FORMAT_VERSION)
+        .map_err(db_err)?;
+    if !moved.is_empty() {
+        tracing::info!(
+            shards = moved.len(),
+            "store: inline shards moved into their rows"
+        );
+    }
+    Ok(())
 }
 
 /// A shard copy moved aside: its quarantine ledger entry.

@@ -6,8 +6,8 @@ use redb::{
 };
 
 use super::{
-    ABORTED, CHECKPOINTS, CHECKPOINTS_KEPT, HEADERS, INLINE, INLINE_DISK, MANIFESTS,
-    MAX_INLINE_SHARD, NEWEST, Store, StoreError, WITHDRAWAL_PROOFS, db_err,
+    ABORTED, CHECKPOINTS, CHECKPOINTS_KEPT, HEADERS, MANIFESTS, MAX_INLINE_SHARD, NEWEST, Store,
+    StoreError, WITHDRAWAL_PROOFS, db_err, inline_row,
 };
 use crate::core::catalog::Checkpoint;
 use crate::core::format::{ManifestEnvelope, ShardHeader};
@@ -289,8 +289,8 @@ fn newest_record(
     Ok(newest)
 }
 
-/// A manifest's rows of inline shards, checked: (shard key, header row, bytes).
-type InlineRows = Vec<([u8; 49], Vec<u8>, Vec<u8>)>;
+/// A manifest's rows of inline shards, checked: (shard key, row with header and bytes).
+type InlineRows = Vec<([u8; 49], Vec<u8>)>;
 
 /// Checks a small object's shards against the manifest and their headers and makes their rows.
 fn inline_rows(sealed: &[u8], shards: &[(ShardHeader, Vec<u8>)]) -> Result<InlineRows, StoreError> {
@@ -318,9 +318,7 @@ fn inline_rows(sealed: &[u8], shards: &[(ShardHeader, Vec<u8>)]) -> Result<Inlin
             shard: h.shard_index.0,
         }
         .to_bytes();
-        let mut value = INLINE_DISK.0.to_le_bytes().to_vec();
-        value.extend_from_slice(&h.encode()?);
-        rows.push((sk, value, data.clone()));
+        rows.push((sk, inline_row(&h.encode()?, data)));
     }
     Ok(rows)
 }
@@ -341,10 +339,8 @@ fn manifest_write(
         m.insert(&key[..], &sealed[..]).map_err(db_err)?;
         if !rows.is_empty() {
             let mut hs = txn.open_table(HEADERS).map_err(db_err)?;
-            let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-            for (sk, value, data) in &rows {
-                hs.insert(&sk[..], &value[..]).map_err(db_err)?;
-                inl.insert(&sk[..], &data[..]).map_err(db_err)?;
+            for (sk, row) in &rows {
+                hs.insert(&sk[..], &row[..]).map_err(db_err)?;
             }
         }
         Ok(newest)

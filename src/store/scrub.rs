@@ -7,11 +7,11 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{
-    FINDINGS, HEADERS, INLINE, INLINE_DISK, QUARANTINE, SCRUB_STATE, Store, StoreError, db_err,
+    FINDINGS, HEADERS, INLINE_DISK, QUARANTINE, SCRUB_STATE, Store, StoreError, db_err, split_row,
 };
 use crate::core::format::ShardHeader;
 use crate::core::hlc::Version;
-use crate::core::ids::{DiskId, ObjectId};
+use crate::core::ids::ObjectId;
 use crate::core::stripe::BlockHash;
 use crate::core::wire::ShardKey;
 
@@ -110,10 +110,8 @@ impl Store {
     /// wrong.
     fn check_shard(&self, key: &ShardKey, record: &[u8]) -> Result<u64, ShardFault> {
         let whole = |why: String| ShardFault::Whole(why);
-        let (disk, header) = record
-            .split_at_checked(4)
-            .ok_or_else(|| whole("short header record".into()))?;
-        let disk = DiskId(u32::from_le_bytes([disk[0], disk[1], disk[2], disk[3]]));
+        let (disk, header, inline) =
+            split_row(record).map_err(|_| whole("short header record".into()))?;
         let header = ShardHeader::decode(header).map_err(|e| whole(format!("header: {e}")))?;
         if header.object != key.object
             || header.version != key.version
@@ -124,25 +122,19 @@ impl Store {
         let g = header
             .geometry()
             .map_err(|e| whole(format!("header: {e}")))?;
-        let inline = disk == INLINE_DISK;
-        let data = if inline {
-            let read = || -> Result<Option<Vec<u8>>, redb::Error> {
-                let txn = self.db.begin_read()?;
-                let t = txn.open_table(INLINE)?;
-                Ok(t.get(&key.to_bytes()[..])?.map(|v| v.value().to_vec()))
-            };
-            match read() {
-                Ok(Some(v)) => bytes::Bytes::from(v),
-                Ok(None) => return Err(whole("inline shard missing".into())),
-                Err(e) => return Err(whole(format!("database: {e}"))),
-            }
-        } else {
-            match self.map_shard(disk, key) {
-                Ok(d) => d,
+        let file;
+        let data: &[u8] = match inline {
+            Some(data) => data,
+            None => match self.map_shard(disk, key) {
+                Ok(d) => {
+                    file = d;
+                    &file
+                }
                 Err(StoreError::NotFound) => return Err(whole("shard file missing".into())),
                 Err(e) => return Err(whole(e.to_string())),
-            }
+            },
         };
+        let inline = inline.is_some();
         if data.len() as u64 != g.shard_len() {
             return Err(whole(format!(
                 "length {} where the header says {}",
@@ -264,8 +256,8 @@ impl Store {
         }
     }
 
-    /// Moves a shard's header record (and, for an inline shard, its bytes) into the
-    /// quarantine ledger in one commit.
+    /// Moves a shard's row (for an inline shard, with its bytes) into the quarantine ledger in
+    /// one commit.
     fn quarantine_record(
         &self,
         key: &ShardKey,
@@ -282,15 +274,6 @@ impl Store {
                 .map_err(db_err)?
                 .map(|v| v.value().to_vec())
                 .unwrap_or_default();
-            let data = if inline {
-                let mut inl = txn.open_table(INLINE).map_err(db_err)?;
-                inl.remove(&k[..])
-                    .map_err(db_err)?
-                    .map(|v| v.value().to_vec())
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
             let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
             let mut qkey = k.to_vec();
             qkey.extend_from_slice(&now_ms.to_be_bytes());
@@ -298,7 +281,6 @@ impl Store {
             let mut rec =
                 format!("at_ms = {now_ms}\n{inline_line}reason = {reason}\n").into_bytes();
             rec.extend_from_slice(&record);
-            rec.extend_from_slice(&data);
             q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)

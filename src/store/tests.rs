@@ -67,6 +67,25 @@ fn small_shard() -> (Geometry, Vec<u8>, Vec<u32>) {
     (g, data, crcs)
 }
 
+/// A store on a fresh disk holding a small object's manifest with its inline shard: the
+/// directory (removed when dropped), the store, the shard's header and bytes, the sealed
+/// manifest.
+fn with_inline_shard() -> (tempfile::TempDir, Store, ShardHeader, Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
+    let (_, data, crcs) = small_shard();
+    let h = header(crcs, 150);
+    let sealed = tombstone_of(&h)
+        .seal(&ManifestKey::from_bytes([3; 32]), [0; 12])
+        .unwrap();
+    store
+        .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
+        .unwrap();
+    (dir, store, h, data, sealed)
+}
+
 #[test]
 fn a_quarantined_shard_is_moved_aside_recorded_and_no_longer_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -557,18 +576,7 @@ fn files_no_header_names_are_counted_and_only_old_shard_files_deleted() {
 
 #[test]
 fn a_withdrawn_records_bytes_are_trimmed_to_its_key_which_still_refuses_the_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("d1");
-    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
-    let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
-    let (_, data, crcs) = small_shard();
-    let h = header(crcs, 150);
-    let sealed = tombstone_of(&h)
-        .seal(&ManifestKey::from_bytes([3; 32]), [0; 12])
-        .unwrap();
-    store
-        .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
-        .unwrap();
+    let (_dir, store, h, data, sealed) = with_inline_shard();
     store.abort_manifest(&h.object, h.version, None).unwrap();
     let age = 3_600_000;
     let young = h.version.physical_ms + 10;
@@ -593,4 +601,214 @@ fn a_withdrawn_records_bytes_are_trimmed_to_its_key_which_still_refuses_the_writ
         store.put_manifest_inline(&sealed, &[(h, data)]),
         Err(StoreError::Withdrawn)
     ));
+}
+
+/// Rewrites a closed store's database as stores before inline rows kept it: each inline
+/// shard's header row without its bytes, the bytes in `INLINE`, no format mark; and `stray`
+/// bytes under a key no row names. Returns how many inline rows were rewritten.
+pub(super) fn as_before_inline_rows(db: &Database, stray: Option<(ShardKey, &[u8])>) -> usize {
+    use redb::ReadableTable as _;
+    let txn = db.begin_write().unwrap();
+    let mut n = 0;
+    {
+        let mut headers = txn.open_table(HEADERS).unwrap();
+        let mut inline = txn.open_table(INLINE).unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = headers
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect();
+        for (k, v) in rows {
+            let (disk, header, data) = split_row(&v).unwrap();
+            let Some(data) = data else { continue };
+            headers.insert(&k[..], &file_row(disk, header)[..]).unwrap();
+            inline.insert(&k[..], data).unwrap();
+            n += 1;
+        }
+        if let Some((k, data)) = stray {
+            inline.insert(&k.to_bytes()[..], data).unwrap();
+        }
+    }
+    txn.delete_table(STORE_FORMAT).unwrap();
+    txn.commit().unwrap();
+    n
+}
+
+#[test]
+fn a_store_from_before_inline_rows_moves_their_bytes_in_at_its_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let state = dir.path().join("state");
+    let open = || Store::open(&state, &[(DiskId(1), disk.clone())], TEST_CACHE).unwrap();
+    let (g, data, crcs) = small_shard();
+    // A shard file (object 4) and two small objects' inline shards (objects 6 and 7).
+    let store = open();
+    let mut h = header(crcs, 150);
+    h.block_hashes[0] = BlockHash::of(&data[..64]);
+    h.block_hashes[3] = BlockHash::of(&data[64..]);
+    let file_key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    let mut w = store.begin_shard(DiskId(1), file_key, g).unwrap();
+    w.write(&data).unwrap();
+    w.finish(&store, &h).unwrap();
+    let mk = ManifestKey::from_bytes([3; 32]);
+    let mut inline_keys = Vec::new();
+    for o in [6, 7] {
+        let mut h = h.clone();
+        h.object = ObjectId([o; 32]);
+        let sealed = tombstone_of(&h).seal(&mk, [0; 12]).unwrap();
+        store
+            .put_manifest_inline(&sealed, &[(h.clone(), data.clone())])
+            .unwrap();
+        inline_keys.push(ShardKey {
+            object: h.object,
+            version: h.version,
+            shard: 0,
+        });
+    }
+    drop(store);
+    let stray = ShardKey {
+        object: ObjectId([9; 32]),
+        ..file_key
+    };
+    let db = Database::open(state.join("node.redb")).unwrap();
+    assert_eq!(as_before_inline_rows(&db, Some((stray, &data[..10]))), 2);
+    drop(db);
+
+    let store = open();
+    for key in inline_keys.iter().chain([&file_key]) {
+        let got: Vec<u8> = store
+            .read_blocks(key, 0, 2)
+            .unwrap()
+            .into_iter()
+            .flat_map(|b| match b {
+                BlockRead::Ok(b) => b.to_vec(),
+                BlockRead::Corrupt => panic!("{key:?} corrupt"),
+            })
+            .collect();
+        assert_eq!(got, data, "{key:?}");
+    }
+    assert_eq!(store.list_shards(None, 10).unwrap().len(), 3);
+    assert_eq!(store.usage().unwrap().0, 3);
+    // Scrub finds every shard whole; the stray bytes are in the quarantine ledger.
+    let step = store.scrub_step(u64::MAX, 1).unwrap();
+    assert_eq!((step.shards, step.bad.len()), (3, 0), "{step:?}");
+    assert_eq!(store.quarantined().unwrap(), 1);
+    {
+        let txn = store.db.begin_read().unwrap();
+        assert!(txn.open_table(INLINE).is_err(), "the old table is gone");
+    }
+    // Moved once: the next start finds nothing to move, and collection frees an inline shard.
+    drop(store);
+    let store = open();
+    assert_eq!(store.quarantined().unwrap(), 1);
+    let (freed, _) = store
+        .collect(
+            &[Collectable {
+                object: inline_keys[0].object,
+                version: inline_keys[0].version,
+                manifest: true,
+                reason: crate::core::collect::CollectReason::Overwritten as u8,
+            }],
+            5,
+        )
+        .unwrap();
+    assert_eq!(freed.items, 1);
+    assert!(matches!(
+        store.read_blocks(&inline_keys[0], 0, 1),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.list_shards(None, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_corrupt_inline_row_is_quarantined_whole_with_its_bytes() {
+    let (_dir, store, h, data, _) = with_inline_shard();
+    let key = ShardKey {
+        object: h.object,
+        version: h.version,
+        shard: 0,
+    };
+    use redb::ReadableTable as _;
+    // One bit of the shard's bytes flipped in its row.
+    let txn = store.db.begin_write().unwrap();
+    let row = {
+        let mut t = txn.open_table(HEADERS).unwrap();
+        let mut row = t
+            .get(&key.to_bytes()[..])
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        assert!(row.ends_with(&data), "the bytes are in the row");
+        let at = row.len() - 3;
+        row[at] ^= 4;
+        t.insert(&key.to_bytes()[..], &row[..]).unwrap();
+        row
+    };
+    txn.commit().unwrap();
+    assert!(matches!(
+        store.read_blocks(&key, 0, 2).unwrap()[..],
+        [BlockRead::Ok(_), BlockRead::Corrupt]
+    ));
+    let step = store.scrub_step(u64::MAX, 7).unwrap();
+    assert_eq!(step.bad.len(), 1, "{step:?}");
+    assert!(matches!(
+        store.read_blocks(&key, 0, 1),
+        Err(StoreError::NotFound)
+    ));
+    // The ledger holds the row, bytes and all.
+    let txn = store.db.begin_read().unwrap();
+    let q = txn.open_table(QUARANTINE).unwrap();
+    let (_, rec) = redb::ReadableTable::first(&q).unwrap().unwrap();
+    let rec = rec.value();
+    assert!(rec.starts_with(b"at_ms = 7\ninline = true\n"));
+    assert!(rec.ends_with(&row), "the row, bytes and all");
+    // Rows cut short or claiming a header longer than themselves are errors, not panics.
+    for bad in [
+        &[0xff; 3][..],
+        &[0xff; 6],
+        &[0xff, 0xff, 0xff, 0xff, 200, 0, 0, 0, 1, 2],
+    ] {
+        assert!(split_row(bad).is_err(), "{bad:?}");
+        assert!(decode_row(bad).is_err(), "{bad:?}");
+    }
+    assert!(
+        decode_row(&row[..row.len() - data.len() - 1]).is_err(),
+        "a header cut short"
+    );
+}
+
+#[test]
+fn a_database_of_a_newer_format_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("d1");
+    init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
+    let state = dir.path().join("state");
+    let open = || Store::open(&state, &[(DiskId(1), disk.clone())], TEST_CACHE);
+    drop(open().unwrap());
+    let db = Database::open(state.join("node.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(STORE_FORMAT)
+        .unwrap()
+        .insert("version", STORE_FORMAT_VERSION + 1)
+        .unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let err = open().unwrap_err().to_string();
+    assert!(err.contains("newer than this build"), "{err}");
+    let db = Database::open(state.join("node.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(STORE_FORMAT).unwrap();
+    assert_eq!(
+        t.get("version").unwrap().unwrap().value(),
+        STORE_FORMAT_VERSION + 1
+    );
 }

@@ -385,7 +385,7 @@ fn shard_bytes(cluster: &Cluster, i: usize) -> u64 {
         .unwrap()
         .map(|e| {
             let (_, v) = e.unwrap();
-            let h = exclave::core::format::ShardHeader::decode(&v.value()[4..]).unwrap();
+            let (_, h) = exclave::store::decode_row(v.value()).unwrap();
             h.geometry().unwrap().shard_len()
         })
         .sum()
