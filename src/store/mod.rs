@@ -55,7 +55,9 @@ const FINDINGS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("scrub_
 const SCRUB_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("scrub_state");
 /// Per object: the highest commit order of the manifests written here (envelope order) and the
 /// version of the record that has it, so a manifest write can report that record
-/// (`records.rs`). Filled lazily for objects written before.
+/// (`records.rs`). From an object's second record here on: an object with one record (most
+/// objects) is searched through its records, which costs a write no more than this table's
+/// row would.
 const NEWEST: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("newest_order");
 /// Manifest versions whose write never reached its quorum: kept, not served.
 const ABORTED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("aborted_manifests");

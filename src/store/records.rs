@@ -228,10 +228,11 @@ fn refuse_withdrawn(txn: &WriteTransaction, key: &[u8]) -> Result<(), StoreError
 }
 
 /// The sealed record of `env.object` held here with a commit order above `env`'s (None: there
-/// is none, the common case: then nothing is read but [`NEWEST`]), and [`NEWEST`] (object →
-/// order and version of its newest record here) raised to `env` if `env` is newer. An object
-/// last written before that table existed, or whose newest record was withdrawn since, is
-/// searched for through its records.
+/// is none, the common case), and [`NEWEST`] (object → order and version of its newest record
+/// here) raised to `env` if `env` is newer. An object without a row there, or whose newest
+/// record was withdrawn since, is searched for through its records. An object's first record
+/// here gets no row: the next write finds it through the object's key range as cheaply, and a
+/// small object's write touches one table fewer.
 fn raise_newest(
     txn: &WriteTransaction,
     env: &ManifestEnvelope,
@@ -256,8 +257,10 @@ fn raise_newest(
         },
         None => newest_record(&m, env)?,
     };
+    let first_here = known.is_none() && newest.is_none();
     match newest {
         Some((order, rec)) if order > env.order => Ok(Some(rec)),
+        _ if first_here => Ok(None),
         // This write is the newest here (a table row that named a withdrawn record is
         // replaced too).
         _ => {

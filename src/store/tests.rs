@@ -270,6 +270,19 @@ fn a_manifest_write_reports_a_newer_order_held_before_it() {
     assert_eq!(put(&m(at(3, 1), at(3, 1), 9)), Some(at(92, 1)));
     // Another object has its own; a restarted node still knows.
     assert_eq!(put(&m(at(1, 1), at(1, 1), 4)), None);
+    // An object's first record here gets no row of the newest; a write below it still hears
+    // it, and the second record makes the row.
+    let row = |o: u8| {
+        let txn = store.db.begin_read().unwrap();
+        let t = txn.open_table(NEWEST).unwrap();
+        t.get(&[o; 32][..]).unwrap().is_some()
+    };
+    assert_eq!(put(&m(at(50, 1), at(50, 1), 5)), None);
+    assert!(!row(5));
+    assert_eq!(put(&m(at(2, 2), at(2, 2), 5)), Some(at(50, 1)));
+    assert_eq!(put(&m(at(51, 1), at(51, 1), 5)), None);
+    assert!(row(5));
+    assert_eq!(put(&m(at(3, 2), at(3, 2), 5)), Some(at(51, 1)));
     drop(store);
     let disk = dir.path().join("d1");
     let store = Store::open(&dir.path().join("state"), &[(DiskId(1), disk)], TEST_CACHE).unwrap();
