@@ -366,21 +366,29 @@ fn every_crash_point_of_every_node_write_leaves_a_store_that_opens_whole() {
 }
 
 /// The one-time move of inline shards' bytes into their rows (a store from before inline rows
-/// opened by this build), crashed after each of its operations: whatever survived opens, every
-/// shard and manifest reads back whole, the move is done by then, and the store takes writes.
+/// opened by this build; five inline shards, moved two per commit in tests), crashed after each
+/// of its operations: whatever survived opens, every shard and manifest reads back whole, the
+/// move is done by then, and the store takes writes.
 #[test]
 fn every_crash_point_of_moving_inline_bytes_into_their_rows_loses_nothing() {
-    // Shard A, its manifest, and small object B with its inline shard, then the database
-    // rewritten as the stores before kept it.
+    // Shard A, its manifest, and small objects B and 0x20-0x23 with their inline shards, then
+    // the database rewritten as the stores before kept it.
+    const SMALL: [u8; 5] = [0xB, 0x20, 0x21, 0x22, 0x23];
     let (fs, store) = fresh();
     for i in 0..3 {
         step(&store, i).unwrap();
+    }
+    for o in &SMALL[1..] {
+        let (_, _, data, h) = shard(*o, 100, *o);
+        store
+            .put_manifest_inline(&sealed(*o), &[(h, data)])
+            .unwrap();
     }
     drop(store);
     let db = fs
         .database(&state_dir().join("node.redb"), DEFAULT_DB_CACHE)
         .unwrap();
-    assert_eq!(as_before_inline_rows(&db, None), 1);
+    assert_eq!(as_before_inline_rows(&db, None), SMALL.len());
     drop(db);
     fs.settle();
     let old = fs.after_crash(Survives::Synced);
@@ -389,10 +397,13 @@ fn every_crash_point_of_moving_inline_bytes_into_their_rows_loses_nothing() {
         if shard_state(store, 0xA, LARGE, 1) != Some(true) {
             return Err("shard A does not read back whole".into());
         }
-        if shard_state(store, 0xB, 100, 2) != Some(true) {
-            return Err("inline shard B does not read back whole".into());
+        for o in SMALL {
+            let seed = if o == 0xB { 2 } else { o };
+            if shard_state(store, o, 100, seed) != Some(true) {
+                return Err(format!("inline shard {o:X} does not read back whole"));
+            }
         }
-        for o in [0xA, 0xB] {
+        for o in [0xA].into_iter().chain(SMALL) {
             if store.manifests(&ObjectId([o; 32])).unwrap() != [sealed(o)] {
                 return Err(format!("manifest of {o:X} is not the one written"));
             }

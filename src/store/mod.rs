@@ -260,8 +260,11 @@ impl Store {
         txn.open_table(CHECKPOINTS).map_err(db_err)?;
         txn.open_table(collect::COLLECTED).map_err(db_err)?;
         txn.open_table(collect::COLLECTED_TOTALS).map_err(db_err)?;
-        upgrade_format(&txn)?;
+        let upgrade = check_format(&txn)?;
         txn.commit().map_err(db_err)?;
+        if upgrade {
+            upgrade_from_format_1(&db)?;
+        }
         let db = Arc::new(db);
         Ok(Self {
             files,
@@ -560,84 +563,101 @@ pub fn decode_row(v: &[u8]) -> Result<(DiskId, ShardHeader), StoreError> {
     Ok((disk, ShardHeader::decode(header)?))
 }
 
-/// Checks the database's format, and from format 1 moves the bytes of inline shards into their
-/// header rows, once, in the commit that opens the store (so a crash leaves the store as it
-/// was, or moved whole). A header row whose bytes are missing keeps none: it reads as corrupt,
-/// and scrub quarantines it, as before.
-fn upgrade_format(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+/// Inline shards moved per commit by the upgrade from format 1 (bounds its memory).
+const UPGRADE_BATCH: usize = if cfg!(test) { 2 } else { 4096 };
+
+/// Whether the database is of format 1 (or new), to be upgraded; a newer format is refused.
+fn check_format(txn: &redb::WriteTransaction) -> Result<bool, StoreError> {
     use redb::ReadableTable as _;
-    let mut format = txn.open_table(STORE_FORMAT).map_err(db_err)?;
+    let format = txn.open_table(STORE_FORMAT).map_err(db_err)?;
     match format.get("version").map_err(db_err)?.map(|v| v.value()) {
-        None => {}
-        Some(STORE_FORMAT_VERSION) => return Ok(()),
-        Some(v) => {
-            return Err(StoreError::Db(format!(
-                "the node database is of format {v}, newer than this build's \
-                 {STORE_FORMAT_VERSION}: run the newer exclaved"
-            )));
-        }
+        None => Ok(true),
+        Some(STORE_FORMAT_VERSION) => Ok(false),
+        Some(v) => Err(StoreError::Db(format!(
+            "the node database is of format {v}, newer than this build's \
+             {STORE_FORMAT_VERSION}: run the newer exclaved"
+        ))),
     }
-    let mut headers = txn.open_table(HEADERS).map_err(db_err)?;
-    let mut moved = Vec::new();
-    {
-        let inline = txn.open_table(INLINE).map_err(db_err)?;
-        for item in headers.iter().map_err(db_err)? {
-            let (k, v) = item.map_err(db_err)?;
-            let (k, v) = (k.value(), v.value());
-            let Some((disk, header)) = v.split_first_chunk::<4>() else {
-                continue;
-            };
-            if DiskId(u32::from_le_bytes(*disk)) != INLINE_DISK {
-                continue;
+}
+
+/// Moves the bytes of a format 1 database's inline shards into their rows, [`UPGRADE_BATCH`]
+/// at a time, each batch in one commit with the removal of what it moved, so a crash leaves
+/// every shard whole in one form or the other and the next start goes on from there. The last
+/// commit drops the old table and marks the format. Bytes no row names (no write leaves such)
+/// go to the quarantine ledger; a header row whose bytes are missing keeps none (it reads as
+/// corrupt and scrub quarantines it, as before).
+fn upgrade_from_format_1(db: &Database) -> Result<(), StoreError> {
+    use redb::ReadableTable as _;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (mut moved, mut stray) = (0u64, 0u64);
+    loop {
+        let txn = db.begin_write().map_err(db_err)?;
+        let done = {
+            let mut inline = txn.open_table(INLINE).map_err(db_err)?;
+            let mut headers = txn.open_table(HEADERS).map_err(db_err)?;
+            let mut batch = Vec::new();
+            for item in inline.iter().map_err(db_err)?.take(UPGRADE_BATCH) {
+                let (k, v) = item.map_err(db_err)?;
+                batch.push((k.value().to_vec(), v.value().to_vec()));
             }
-            let data = inline.get(k).map_err(db_err)?;
-            let data = data.as_ref().map_or(&[][..], |d| d.value());
-            moved.push((k.to_vec(), inline_row(header, data)));
-        }
-    }
-    for (k, row) in &moved {
-        headers.insert(&k[..], &row[..]).map_err(db_err)?;
-    }
-    // Bytes no header row names (no write leaves such): into the quarantine ledger, not lost.
-    let mut stray = Vec::new();
-    {
-        let inline = txn.open_table(INLINE).map_err(db_err)?;
-        for item in inline.iter().map_err(db_err)? {
-            let (k, v) = item.map_err(db_err)?;
-            if headers.get(k.value()).map_err(db_err)?.is_none() {
-                stray.push((k.value().to_vec(), v.value().to_vec()));
+            for (k, data) in &batch {
+                let row = headers
+                    .get(&k[..])
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_vec());
+                match row.as_deref().and_then(|v| v.split_first_chunk::<4>()) {
+                    Some((disk, header)) if u32::from_le_bytes(*disk) == INLINE_DISK.0 => {
+                        headers
+                            .insert(&k[..], &inline_row(header, data)[..])
+                            .map_err(db_err)?;
+                        moved += 1;
+                    }
+                    _ => {
+                        let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
+                        let mut qkey = k.clone();
+                        qkey.extend_from_slice(&now_ms.to_be_bytes());
+                        let mut rec = format!(
+                            "at_ms = {now_ms}\ninline = true\nreason = inline bytes no header \
+                             row names\n"
+                        )
+                        .into_bytes();
+                        rec.extend_from_slice(data);
+                        q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
+                        stray += 1;
+                    }
+                }
+                inline.remove(&k[..]).map_err(db_err)?;
             }
+            batch.len() < UPGRADE_BATCH
+        };
+        if done {
+            txn.delete_table(INLINE).map_err(db_err)?;
+            let mut format = txn.open_table(STORE_FORMAT).map_err(db_err)?;
+            format
+                .insert("version", STORE_FORMAT_VERSION)
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        if done {
+            break;
+        }
+        if moved % (100 * UPGRADE_BATCH as u64) < UPGRADE_BATCH as u64 {
+            tracing::info!(moved, "store: moving inline shards into their rows");
         }
     }
-    drop(headers);
-    if !stray.is_empty() {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-        for (k, data) in &stray {
-            let mut qkey = k.clone();
-            qkey.extend_from_slice(&now_ms.to_be_bytes());
-            let mut rec = format!(
-                "at_ms = {now_ms}\ninline = true\nreason = inline bytes no header row names\n"
-            )
-            .into_bytes();
-            rec.extend_from_slice(data);
-            q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
-        }
-        tracing::warn!(
-            shards = stray.len(),
-            "store: inline bytes without a header row, quarantined"
+    if moved + stray > 0 {
+        tracing::info!(
+            moved,
+            stray,
+            "store: inline shards moved into their rows (format 2)"
         );
     }
-    txn.delete_table(INLINE).map_err(db_err)?;
-    format
-        .insert("version", STORE_FORMAT_VERSION)
-        .map_err(db_err)?;
-    if !moved.is_empty() {
-        tracing::info!(
-            shards = moved.len(),
-            "store: inline shards moved into their rows"
+    if stray > 0 {
+        tracing::warn!(
+            stray,
+            "store: inline bytes no header row names, quarantined"
         );
     }
     Ok(())
