@@ -588,11 +588,9 @@ fn check_format(txn: &redb::WriteTransaction) -> Result<bool, StoreError> {
 /// corrupt and scrub quarantines it, as before).
 fn upgrade_from_format_1(db: &Database) -> Result<(), StoreError> {
     use redb::ReadableTable as _;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now_ms = crate::sys::now_ms();
     let (mut moved, mut stray) = (0u64, 0u64);
-    loop {
+    for batches in 1.. {
         let txn = db.begin_write().map_err(db_err)?;
         let done = {
             let mut inline = txn.open_table(INLINE).map_err(db_err)?;
@@ -615,15 +613,9 @@ fn upgrade_from_format_1(db: &Database) -> Result<(), StoreError> {
                         moved += 1;
                     }
                     _ => {
+                        let (qkey, rec) =
+                            ledger_entry(k, now_ms, true, "inline bytes no header row names", data);
                         let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-                        let mut qkey = k.clone();
-                        qkey.extend_from_slice(&now_ms.to_be_bytes());
-                        let mut rec = format!(
-                            "at_ms = {now_ms}\ninline = true\nreason = inline bytes no header \
-                             row names\n"
-                        )
-                        .into_bytes();
-                        rec.extend_from_slice(data);
                         q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
                         stray += 1;
                     }
@@ -643,7 +635,7 @@ fn upgrade_from_format_1(db: &Database) -> Result<(), StoreError> {
         if done {
             break;
         }
-        if moved % (100 * UPGRADE_BATCH as u64) < UPGRADE_BATCH as u64 {
+        if batches % 100 == 0 {
             tracing::info!(moved, "store: moving inline shards into their rows");
         }
     }
@@ -661,6 +653,23 @@ fn upgrade_from_format_1(db: &Database) -> Result<(), StoreError> {
         );
     }
     Ok(())
+}
+
+/// A quarantine ledger entry for a shard's row (or bytes) set aside in the database: its key
+/// (shard key ‖ ms, u64 BE) and its record (text lines, then the row).
+fn ledger_entry(
+    shard_key: &[u8],
+    now_ms: u64,
+    inline: bool,
+    reason: &str,
+    row: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut key = shard_key.to_vec();
+    key.extend_from_slice(&now_ms.to_be_bytes());
+    let inline_line = if inline { "inline = true\n" } else { "" };
+    let mut record = format!("at_ms = {now_ms}\n{inline_line}reason = {reason}\n").into_bytes();
+    record.extend_from_slice(row);
+    (key, record)
 }
 
 /// A shard copy moved aside: its quarantine ledger entry.

@@ -7,7 +7,8 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{
-    FINDINGS, HEADERS, INLINE_DISK, QUARANTINE, SCRUB_STATE, Store, StoreError, db_err, split_row,
+    FINDINGS, HEADERS, INLINE_DISK, QUARANTINE, SCRUB_STATE, Store, StoreError, db_err,
+    ledger_entry, split_row,
 };
 use crate::core::format::ShardHeader;
 use crate::core::hlc::Version;
@@ -274,13 +275,8 @@ impl Store {
                 .map_err(db_err)?
                 .map(|v| v.value().to_vec())
                 .unwrap_or_default();
+            let (qkey, rec) = ledger_entry(&k, now_ms, inline, reason, &record);
             let mut q = txn.open_table(QUARANTINE).map_err(db_err)?;
-            let mut qkey = k.to_vec();
-            qkey.extend_from_slice(&now_ms.to_be_bytes());
-            let inline_line = if inline { "inline = true\n" } else { "" };
-            let mut rec =
-                format!("at_ms = {now_ms}\n{inline_line}reason = {reason}\n").into_bytes();
-            rec.extend_from_slice(&record);
             q.insert(&qkey[..], &rec[..]).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)

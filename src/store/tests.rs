@@ -40,6 +40,20 @@ pub(super) fn header(crcs: Vec<u32>, size: u64) -> ShardHeader {
     }
 }
 
+/// The header of shard 0 of `object`, 150 bytes (`small_shard`), with the CRCs and hashes of
+/// `bytes`, so scrub finds it whole.
+fn checked_header(object: u8, bytes: &[u8]) -> ShardHeader {
+    let mut h = header(
+        vec![crc32fast::hash(&bytes[..64]), crc32fast::hash(&bytes[64..])],
+        150,
+    );
+    h.object = ObjectId([object; 32]);
+    // Shard 0's hashes: stripe-major, n = 3 per stripe.
+    h.block_hashes[0] = BlockHash::of(&bytes[..64]);
+    h.block_hashes[3] = BlockHash::of(&bytes[64..]);
+    h
+}
+
 /// A delete record of the object and version `h` names.
 fn tombstone_of(h: &ShardHeader) -> Manifest {
     Manifest {
@@ -416,14 +430,7 @@ fn scrub_keeps_a_shard_with_a_bad_block_and_quarantines_one_gone_bad_whole() {
     };
     let data: Vec<u8> = (0..g.shard_len()).map(|i| i as u8).collect();
     let write = |object: u8, bytes: &[u8]| {
-        let mut h = header(
-            vec![crc32fast::hash(&bytes[..64]), crc32fast::hash(&bytes[64..])],
-            150,
-        );
-        h.object = ObjectId([object; 32]);
-        // Shard 0's hashes: stripe-major, n = 3 per stripe.
-        h.block_hashes[0] = BlockHash::of(&bytes[..64]);
-        h.block_hashes[3] = BlockHash::of(&bytes[64..]);
+        let h = checked_header(object, bytes);
         let key = ShardKey {
             object: h.object,
             version: h.version,
@@ -657,12 +664,10 @@ fn a_store_from_before_inline_rows_moves_their_bytes_in_at_its_first_start() {
     init_disk(&disk, NodeId(1), DiskId(1)).unwrap();
     let state = dir.path().join("state");
     let open = || Store::open(&state, &[(DiskId(1), disk.clone())], TEST_CACHE).unwrap();
-    let (g, data, crcs) = small_shard();
+    let (g, data, _) = small_shard();
     // A shard file (object 4) and two small objects' inline shards (objects 6 and 7).
     let store = open();
-    let mut h = header(crcs, 150);
-    h.block_hashes[0] = BlockHash::of(&data[..64]);
-    h.block_hashes[3] = BlockHash::of(&data[64..]);
+    let h = checked_header(4, &data);
     let file_key = ShardKey {
         object: h.object,
         version: h.version,
