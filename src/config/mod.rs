@@ -138,6 +138,8 @@ struct RawGatewayRole {
     /// The index database's page cache, MiB (default 64): the gateway's memory does not grow
     /// with the number of objects beyond it.
     index_cache_mib: Option<u64>,
+    /// Free stripe buffers reads keep for the next stripes, MiB (default 32; 0 keeps none).
+    read_buffers_mib: Option<u64>,
     /// Shards durable at distinct sites before a write is acknowledged (k + 1 by default, at
     /// most k + m).
     write_quorum: Option<usize>,
@@ -332,6 +334,8 @@ pub struct GatewaySettings {
     pub inline_limit_bytes: u64,
     /// The index database's page cache, bytes.
     pub index_cache_bytes: usize,
+    /// Free stripe buffers reads keep, bytes.
+    pub read_buffer_bytes: usize,
     /// Shards durable at distinct sites before a write is acknowledged (none: k + 1).
     pub write_quorum: Option<usize>,
     /// How long a write's uploads and manifest records may take at one node.
@@ -620,6 +624,11 @@ fn gateway_settings(
         index_cache_bytes: g
             .index_cache_mib
             .map_or(crate::meta::DEFAULT_INDEX_CACHE, |m| (m as usize) << 20),
+        read_buffer_bytes: g
+            .read_buffers_mib
+            .map_or(crate::coordinator::object::DEFAULT_READ_BUFFERS, |m| {
+                (m as usize) << 20
+            }),
         write_quorum: g.write_quorum,
         write_timeout: g
             .write_timeout_secs

@@ -2,11 +2,13 @@
 //! request.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::{Endpoint, RecvStream, SendStream};
 
+use super::buffers::BufferPool;
 use super::link::Link;
 use crate::core::format::{MAX_BLOCK_SIZE, ShardHeader};
 use crate::core::hlc::Version;
@@ -208,6 +210,19 @@ impl NodeClient {
         first: u64,
         count: u64,
     ) -> Result<Vec<BlockResult>, NetError> {
+        self.get_blocks_into(key, first, count, &BufferPool::new(0))
+            .await
+    }
+
+    /// [`Self::get_blocks`], each block read into a buffer of `buffers` (it goes back there
+    /// when the block is dropped).
+    pub async fn get_blocks_into(
+        &self,
+        key: ShardKey,
+        first: u64,
+        count: u64,
+        buffers: &Arc<BufferPool>,
+    ) -> Result<Vec<BlockResult>, NetError> {
         let (mut send, mut recv) = self.open().await?;
         frame::write_frame(
             &mut send,
@@ -234,7 +249,9 @@ impl NodeClient {
             let status = head[0];
             match BlockStatus::from_byte(status) {
                 Some(BlockStatus::Ok) if len <= MAX_BLOCK_SIZE as usize => {
-                    out.push(BlockResult::Ok(frame::read_bytes(&mut recv, len).await?));
+                    let mut buf = buffers.take(len);
+                    frame::read_into(&mut recv, len, &mut buf).await?;
+                    out.push(BlockResult::Ok(buffers.share(buf)));
                 }
                 Some(BlockStatus::Corrupt) if len == 0 => out.push(BlockResult::Corrupt),
                 Some(BlockStatus::Missing) if len == 0 => out.push(BlockResult::Missing),

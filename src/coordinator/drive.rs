@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::coordinator::buffers::BufferPool;
 use crate::coordinator::client::{BlockResult, NodeClient};
 use crate::core::format::ShardHeader;
 use crate::core::hlc::Version;
@@ -31,6 +32,9 @@ pub struct Nodes {
     pub hedge_after: Duration,
     /// A shard whose queue stays full this long is dropped from the write (and repaired later).
     pub stall_limit: Duration,
+    /// Where fetched blocks are read into (the object store's stripe buffers; none kept by
+    /// default).
+    pub buffers: Arc<BufferPool>,
 }
 
 impl Nodes {
@@ -40,6 +44,7 @@ impl Nodes {
             clients,
             hedge_after: Duration::from_millis(250),
             stall_limit: Duration::from_secs(10),
+            buffers: BufferPool::new(0),
         }
     }
 
@@ -408,9 +413,10 @@ impl Nodes {
                 shard: i as u8,
             };
             let hashes = hashes.clone();
+            let buffers = self.buffers.clone();
             fetches.spawn(async move {
                 let blocks = match client {
-                    Some(c) => c.get_blocks(key, first, count).await,
+                    Some(c) => c.get_blocks_into(key, first, count, &buffers).await,
                     None => Err(NetError::NoClient(node.0)),
                 };
                 let blocks = match blocks {

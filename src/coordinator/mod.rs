@@ -1,6 +1,7 @@
 //! The only code that turns core's operations into network calls: clients of nodes, and the
 //! drivers that run the write quorum and hedged reads of `core::ops` against a placement.
 
+pub mod buffers;
 pub mod client;
 mod drive;
 mod link;

@@ -394,6 +394,20 @@ impl Codec {
         plain_len: usize,
         blocks: &[Option<VerifiedBlock>],
     ) -> Result<OpenedStripe, DecodeError> {
+        self.open_verified_into(key, ctx, plain_len, blocks, Vec::new())
+    }
+
+    /// [`Self::open_verified`] into `buf` (emptied first; a buffer with room for the k data
+    /// blocks is used as it is, so a reader can hand the same memory out stripe after stripe).
+    pub fn open_verified_into(
+        &self,
+        key: &DataKey,
+        ctx: &StripeContext,
+        plain_len: usize,
+        blocks: &[Option<VerifiedBlock>],
+        mut buf: Vec<u8>,
+    ) -> Result<OpenedStripe, DecodeError> {
+        buf.clear();
         let (k, n) = (self.profile.k(), self.profile.n());
         if blocks.len() != n {
             return Err(DecodeError::Shape("need one slot per shard"));
@@ -419,13 +433,13 @@ impl Codec {
 
         let mut sealed = if good.iter().enumerate().all(|(slot, &i)| slot == i) {
             // All data blocks are here: no decoding, one copy into a contiguous buffer.
-            let mut buf = Vec::with_capacity(k * b);
+            buf.reserve_exact(k * b);
             for block in blocks[..k].iter().flatten() {
                 buf.extend_from_slice(&block.0);
             }
             buf
         } else {
-            self.reconstruct(blocks, &good, b)?
+            self.reconstruct(blocks, &good, b, buf)?
         };
 
         let sealed_len = plain_len + TAG_LEN;
@@ -503,12 +517,13 @@ impl Codec {
         blocks: &[Option<VerifiedBlock>],
         good: &[usize],
         b: usize,
+        mut buf: Vec<u8>,
     ) -> Result<Vec<u8>, DecodeError> {
         let (k, n) = (self.profile.k(), self.profile.n());
         // One buffer: the k data slots (good blocks copied in, missing ones to be filled),
         // then the good parity blocks used. Each byte is written once.
         let parity_used: Vec<usize> = good.iter().copied().filter(|&i| i >= k).collect();
-        let mut buf = Vec::with_capacity((k + parity_used.len()) * b);
+        buf.reserve_exact((k + parity_used.len()) * b);
         for (i, block) in blocks[..k].iter().enumerate() {
             match (block, good.contains(&i)) {
                 (Some(block), true) => buf.extend_from_slice(&block.0),

@@ -308,6 +308,7 @@ impl Gateway {
                 write_quorum: g.write_quorum,
                 inline_limit: g.inline_limit_bytes,
                 write_timeout: g.write_timeout,
+                read_buffer_bytes: g.read_buffer_bytes,
                 ..ObjectSettings::default()
             },
         )

@@ -85,10 +85,13 @@ pub async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), Net
     Ok(recv.read_exact(buf).await?)
 }
 
-/// Reads exactly `len` bytes as one buffer: quinn's own buffer when one chunk holds them all
-/// (no copy), else the chunks gathered into a buffer that is never zeroed first.
-pub async fn read_bytes(recv: &mut RecvStream, len: usize) -> Result<bytes::Bytes, NetError> {
-    let mut buf: Option<bytes::BytesMut> = None;
+/// Reads exactly `len` bytes onto the end of `buf`, chunk by chunk as quinn holds them (a
+/// buffer with room for them is never zeroed first, nor grown).
+pub async fn read_into(
+    recv: &mut RecvStream,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), NetError> {
     let mut got = 0usize;
     while got < len {
         let chunk = recv
@@ -96,14 +99,10 @@ pub async fn read_bytes(recv: &mut RecvStream, len: usize) -> Result<bytes::Byte
             .await
             .map_err(quinn::ReadExactError::ReadError)?
             .ok_or(quinn::ReadExactError::FinishedEarly(got))?;
-        if buf.is_none() && chunk.bytes.len() == len {
-            return Ok(chunk.bytes);
-        }
         got += chunk.bytes.len();
-        buf.get_or_insert_with(|| bytes::BytesMut::with_capacity(len))
-            .extend_from_slice(&chunk.bytes);
+        buf.extend_from_slice(&chunk.bytes);
     }
-    Ok(buf.map_or_else(bytes::Bytes::new, bytes::BytesMut::freeze))
+    Ok(())
 }
 
 /// Reads one frame body (version + archive), refusing lengths beyond [`MAX_FRAME`].

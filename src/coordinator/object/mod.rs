@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::coordinator::buffers::BufferPool;
 use crate::coordinator::drive::{Nodes, PutError, ReadError, ShardTarget};
 use crate::core::format::{FormatError, MIN_BLOCK_SIZE, Manifest, ObjectMeta};
 use crate::core::hlc::{Hlc, Version};
@@ -169,6 +170,10 @@ pub struct ObjectKeys {
 /// Objects smaller than this ride inside the manifest records unless `inline_limit_bytes` says
 /// otherwise.
 pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
+/// Bytes of free stripe buffers the reads keep unless `read_buffers_mib` says otherwise
+/// (at the default 256 KiB blocks and 3 data shards, 42 stripes: what four large GETs have in
+/// flight).
+pub const DEFAULT_READ_BUFFERS: usize = 32 << 20;
 /// How long a write may wait for one node unless `write_timeout_secs` says otherwise.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -183,6 +188,8 @@ pub struct ObjectSettings {
     pub inline_limit: u64,
     /// How long a write may wait for one node.
     pub write_timeout: Duration,
+    /// Bytes of free stripe buffers reads keep for the next stripes (0: none kept).
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for ObjectSettings {
@@ -192,6 +199,7 @@ impl Default for ObjectSettings {
             write_quorum: None,
             inline_limit: DEFAULT_INLINE_LIMIT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            read_buffer_bytes: DEFAULT_READ_BUFFERS,
         }
     }
 }
@@ -238,6 +246,8 @@ pub struct Objects {
     /// Versions whose manifests are being written and not yet at their quorum (`order.rs`):
     /// no read returns them, so a version becomes visible to every reader at once.
     pub(super) committing: Mutex<std::collections::HashSet<(ObjectId, Version)>>,
+    /// The buffers stripes are opened into, kept for the next ones once sent.
+    read_buffers: Arc<BufferPool>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -250,12 +260,15 @@ impl Objects {
     /// An object store over `nodes`, under `layouts`, with `keys` and `settings`; refused when
     /// the settings do not fit the layout's profile.
     pub fn new(
-        nodes: Nodes,
+        mut nodes: Nodes,
         layouts: Layouts,
         keys: ObjectKeys,
         hlc: Hlc,
         settings: ObjectSettings,
     ) -> Result<Self, SettingsError> {
+        // Blocks are fetched into the same buffers stripes are opened into.
+        let read_buffers = BufferPool::new(settings.read_buffer_bytes);
+        nodes.buffers = read_buffers.clone();
         let profile = layouts.layout.profile;
         let write_quorum = match settings.write_quorum {
             None => profile.k() + 1,
@@ -286,6 +299,7 @@ impl Objects {
             withdrawals: Mutex::default(),
             journal: std::sync::OnceLock::new(),
             committing: Mutex::default(),
+            read_buffers,
         })
     }
 

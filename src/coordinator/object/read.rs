@@ -354,6 +354,7 @@ impl PieceShared {
         }
         let (stripes, _) = read?;
         let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
+        let pool = self.objects.read_buffers.clone();
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();
         tokio::task::spawn_blocking(move || {
@@ -366,13 +367,15 @@ impl PieceShared {
                     index: s,
                     last: s + 1 == total,
                 };
+                let buf = pool.take(geometry.block_len(s) * k);
                 let opened = codec
-                    .open_verified(&key, &ctx, geometry.stripe_len(s), offer)
+                    .open_verified_into(&key, &ctx, geometry.stripe_len(s), offer, buf)
                     .map_err(|error| ObjectError::Decode { stripe: s, error })?;
                 let sr = geometry.stripe_range(s);
                 let lo = range.start.max(sr.start) - sr.start;
                 let hi = range.end.min(sr.end) - sr.start;
-                out.push(Bytes::from(opened.plaintext).slice(lo as usize..hi as usize));
+                // The buffer comes back to the pool once the client has been sent the slice.
+                out.push(pool.share(opened.plaintext).slice(lo as usize..hi as usize));
             }
             Ok(out)
         })

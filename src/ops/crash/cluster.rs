@@ -214,6 +214,7 @@ fn objects(
             write_quorum: Some(WRITE_QUORUM),
             inline_limit: INLINE_LIMIT,
             write_timeout: Duration::from_secs(10),
+            ..ObjectSettings::default()
         },
     )
     .map_err(|e| e.to_string())
