@@ -53,18 +53,28 @@ impl BufferPool {
         Vec::with_capacity(len)
     }
 
-    /// Keeps `buf` for a later [`Self::take`] if the bound allows, else frees it.
+    /// Keeps `buf` for a later [`Self::take`], freeing the longest kept ones if the bound
+    /// needs room: what was given back last is what the reads in flight ask for next (a pool
+    /// full of one fetch's blocks would otherwise turn every stripe away).
     fn give(&self, mut buf: Vec<u8>) {
         let cap = buf.capacity();
         if cap == 0 || cap > self.limit {
             return;
         }
         buf.clear();
+        let mut evicted = Vec::new();
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        if free.bytes + cap <= self.limit {
-            free.bytes += cap;
-            free.buffers.push(buf);
+        let mut oldest = 0;
+        while free.bytes + cap > self.limit && oldest < free.buffers.len() {
+            free.bytes -= free.buffers[oldest].capacity();
+            oldest += 1;
         }
+        evicted.extend(free.buffers.drain(..oldest));
+        free.bytes += cap;
+        free.buffers.push(buf);
+        drop(free);
+        // Freed outside the lock: giving memory back to the kernel takes a system call.
+        drop(evicted);
     }
 
     /// `buf` as shared bytes that come back to this pool when the last reference is dropped.
@@ -132,6 +142,14 @@ mod tests {
         drop(shared);
         assert!(pool.kept() <= 2500, "kept {}", pool.kept());
         assert!(pool.kept() >= 2000, "two buffers fit the bound");
+        // A larger buffer given back makes room by freeing the longest kept.
+        let mut big = pool.take(2000);
+        big.extend_from_slice(&[1u8; 2000]);
+        let big_ptr = big.as_ptr();
+        drop(pool.share(big));
+        assert!(pool.kept() <= 2500, "kept {}", pool.kept());
+        let again = pool.take(1500);
+        assert_eq!(again.as_ptr(), big_ptr, "the last given back is kept");
         // Too small a kept buffer is not handed out for a larger need.
         assert!(pool.take(1 << 16).capacity() >= 1 << 16);
         // A pool of bound 0 keeps nothing.
