@@ -25,7 +25,10 @@
 //! in a temporary directory, measures it, and adds the baselines of the same run: memcpy, and
 //! a bare quinn stream between the dev cluster's own certificates on loopback (what a GET at
 //! the speed of the wire would be), and the CPU-seconds per GB that stream costs, both ends
-//! together (what a GET's one QUIC leg costs at the least). With `--cluster` it starts the
+//! together (what a GET's one QUIC leg costs at the least); and the same stream relayed, as it
+//! arrives, to a loopback TCP reader (the two legs every byte of a GET crosses, and nothing
+//! else: the ceiling of a GET here), with its CPU per GB. The table gives a GET's throughput
+//! and CPU as ratios to both. With `--cluster` it starts the
 //! roles as separate processes instead (`exclave init`: five node processes and a gateway,
 //! 3+2) and reports the memory of each role. `--small-count N` makes the small PUT phase write exactly N objects (at
 //! `--in-flight`) instead of running for `--secs`: `--cluster --small-count 100000` is the
@@ -523,14 +526,19 @@ fn main() {
                 // spends is what one QUIC leg costs per GB (a GET's floor: every byte crosses
                 // from the nodes to the gateway once).
                 let size = (args.mib << 20).clamp(8 << 20, 512 << 20);
+                let gb = size as f64 / 1e9;
                 let cpu = cpu_seconds(std::process::id());
                 let quinn = common::bare_quinn_mbps(root, size).await;
                 let cpu = cpu_seconds(std::process::id()) - cpu;
                 out.push(("bare quinn, one loopback stream (MB/s)".into(), quinn));
-                out.push((
-                    "bare quinn: CPU-s per GB, both ends".into(),
-                    cpu / (size as f64 / 1e9),
-                ));
+                out.push(("bare quinn: CPU-s per GB, both ends".into(), cpu / gb));
+                // The same stream passed on to a loopback TCP reader: the two legs a GET's
+                // bytes cross, and nothing else (what a gateway that did no work would give).
+                let cpu = cpu_seconds(std::process::id());
+                let relay = common::bare_relay_mbps(root, size).await;
+                let cpu = cpu_seconds(std::process::id()) - cpu;
+                out.push(("bare relay, QUIC then TCP (MB/s)".into(), relay));
+                out.push(("bare relay: CPU-s per GB, all ends".into(), cpu / gb));
             }
             large(&s3, &args, &pids, round, &mut out).await;
             small(&s3, &args, round, &mut out).await;
@@ -580,6 +588,8 @@ fn report(args: &Args, endpoint: &str, rounds: &[Round]) {
         .get("bare quinn, one loopback stream (MB/s)")
         .cloned();
     let quinn_cpu = values.get("bare quinn: CPU-s per GB, both ends").cloned();
+    let relay = values.get("bare relay, QUIC then TCP (MB/s)").cloned();
+    let relay_cpu = values.get("bare relay: CPU-s per GB, all ends").cloned();
     if args.json {
         let measures: Vec<serde_json::Value> = names
             .iter()
@@ -592,8 +602,8 @@ fn report(args: &Args, endpoint: &str, rounds: &[Round]) {
         return;
     }
     println!("\n{} rounds against {endpoint}\n", rounds.len());
-    println!("| measure | min | max | / bare quinn (same round) |");
-    println!("|---|---|---|---|");
+    println!("| measure | min | max | / bare quinn (same round) | / bare relay (same round) |");
+    println!("|---|---|---|---|---|");
     for n in &names {
         let v = &values[n];
         let (lo, hi) = v
@@ -601,24 +611,44 @@ fn report(args: &Args, endpoint: &str, rounds: &[Round]) {
             .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         // Throughput against the bare stream's; a GET's CPU per GB against the bare stream's
         // (how many times its one QUIC leg the whole GET costs).
-        let against = if n.ends_with("(MB/s)") && (n.starts_with("GET") || n.starts_with("PUT")) {
+        // The relay's own throughput against the bare stream's too: the most a GET's ratio
+        // to the bare stream can be here. A GET against the relay: what the storage, its
+        // crypto and HTTP cost on top of the two legs.
+        let large = n.ends_with("(MB/s)") && (n.starts_with("GET") || n.starts_with("PUT"));
+        let get_cpu = n.starts_with("GET") && n.ends_with("CPU-s per GB");
+        let against_quinn = if large || n.starts_with("bare relay, ") {
             quinn.as_ref()
-        } else if n.starts_with("GET") && n.ends_with("CPU-s per GB") {
+        } else if get_cpu || n.starts_with("bare relay: ") {
             quinn_cpu.as_ref()
         } else {
             None
         };
-        // (A baseline too short to measure, as in a smoke run, gives no ratio.)
-        let ratio = match against.filter(|q| q.iter().all(|&q| q > 0.0)) {
-            Some(q) => {
-                let r: Vec<f64> = v.iter().zip(q).map(|(x, q)| x / q).collect();
-                let (a, b) = r
-                    .iter()
-                    .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-                format!("{a:.2}-{b:.2}")
-            }
-            None => String::new(),
+        let against_relay = if large && n.starts_with("GET") {
+            relay.as_ref()
+        } else if get_cpu {
+            relay_cpu.as_ref()
+        } else {
+            None
         };
-        println!("| {n} | {lo:.2} | {hi:.2} | {ratio} |");
+        println!(
+            "| {n} | {lo:.2} | {hi:.2} | {} | {} |",
+            ratios(v, against_quinn),
+            ratios(v, against_relay)
+        );
+    }
+}
+
+/// The range of `v`'s ratios to `base`, round by round ("" without a base, or with one too
+/// short to measure, as in a smoke run).
+fn ratios(v: &[f64], base: Option<&Vec<f64>>) -> String {
+    match base.filter(|q| q.iter().all(|&q| q > 0.0)) {
+        Some(q) => {
+            let r: Vec<f64> = v.iter().zip(q).map(|(x, q)| x / q).collect();
+            let (a, b) = r
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            format!("{a:.2}-{b:.2}")
+        }
+        None => String::new(),
     }
 }

@@ -166,6 +166,19 @@ pub(crate) async fn load(
 /// the speed of the wire.
 #[allow(dead_code)]
 pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 {
+    bare_stream_mbps(root, size, false).await
+}
+
+/// [`bare_quinn_mbps`] with the receiving end passing every chunk on, unchanged, to a
+/// loopback TCP connection whose reader takes it into its own buffer: the two legs every
+/// byte of a GET crosses (site to gateway over QUIC, gateway to client over TCP) and nothing
+/// else, no storage, no crypto beyond QUIC's, no HTTP. The ceiling of a GET on this machine.
+#[allow(dead_code)]
+pub(crate) async fn bare_relay_mbps(root: &std::path::Path, size: usize) -> f64 {
+    bare_stream_mbps(root, size, true).await
+}
+
+async fn bare_stream_mbps(root: &std::path::Path, size: usize, relay: bool) -> f64 {
     let gw = root.join("gateway");
     let client_id = exclave::net::Identity::load(
         &root.join("ca.pem"),
@@ -193,7 +206,24 @@ pub(crate) async fn bare_quinn_mbps(root: &std::path::Path, size: usize) -> f64 
             && let Ok(conn) = inc.await
             && let Ok((mut send, mut recv)) = conn.accept_bi().await
         {
-            while let Ok(Some(_)) = recv.read_chunk(1 << 20, false).await {}
+            if relay {
+                use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let to = listener.local_addr().unwrap();
+                let reader = tokio::spawn(async move {
+                    let (mut sock, _) = listener.accept().await.unwrap();
+                    let mut buf = vec![0u8; 256 << 10];
+                    while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                });
+                let mut out = tokio::net::TcpStream::connect(to).await.unwrap();
+                while let Ok(Some(c)) = recv.read_chunk(1 << 20, true).await {
+                    out.write_all(&c.bytes).await.unwrap();
+                }
+                out.shutdown().await.unwrap();
+                reader.await.unwrap();
+            } else {
+                while let Ok(Some(_)) = recv.read_chunk(1 << 20, false).await {}
+            }
             let _ = send.write_all(b"ok").await;
             let _ = send.finish();
             let _ = conn.closed().await;
