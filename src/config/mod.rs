@@ -138,7 +138,8 @@ struct RawGatewayRole {
     /// The index database's page cache, MiB (default 64): the gateway's memory does not grow
     /// with the number of objects beyond it.
     index_cache_mib: Option<u64>,
-    /// Free stripe buffers reads keep for the next stripes, MiB (default 32; 0 keeps none).
+    /// Free read buffers (fetched blocks, opened stripes) kept for the next reads, MiB
+    /// (default 32; 0 keeps none).
     read_buffers_mib: Option<u64>,
     /// Shards durable at distinct sites before a write is acknowledged (k + 1 by default, at
     /// most k + m).
@@ -334,7 +335,7 @@ pub struct GatewaySettings {
     pub inline_limit_bytes: u64,
     /// The index database's page cache, bytes.
     pub index_cache_bytes: usize,
-    /// Free stripe buffers reads keep, bytes.
+    /// Free read buffers kept, bytes.
     pub read_buffer_bytes: usize,
     /// Shards durable at distinct sites before a write is acknowledged (none: k + 1).
     pub write_quorum: Option<usize>,

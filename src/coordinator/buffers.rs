@@ -7,21 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// Free stripe buffers, at most `limit` bytes of them kept.
-#[derive(Debug)]
+/// Free read buffers, at most `limit` bytes of them kept (the default keeps none).
+#[derive(Debug, Default)]
 pub struct BufferPool {
     free: Mutex<Free>,
     limit: usize,
-}
-
-impl Default for BufferPool {
-    /// A pool that keeps nothing.
-    fn default() -> Self {
-        Self {
-            free: Mutex::new(Free::default()),
-            limit: 0,
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -34,8 +24,8 @@ impl BufferPool {
     /// A pool that keeps at most `limit` bytes of free buffers (0: keeps none).
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
-            free: Mutex::new(Free::default()),
             limit,
+            ..Self::default()
         })
     }
 

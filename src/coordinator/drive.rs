@@ -32,8 +32,8 @@ pub struct Nodes {
     pub hedge_after: Duration,
     /// A shard whose queue stays full this long is dropped from the write (and repaired later).
     pub stall_limit: Duration,
-    /// Where fetched blocks are read into (the object store's stripe buffers; none kept by
-    /// default).
+    /// Where fetched blocks are read into and a read's stripes opened (the object store's
+    /// pool; by default one that keeps none).
     pub buffers: Arc<BufferPool>,
 }
 

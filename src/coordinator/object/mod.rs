@@ -170,9 +170,9 @@ pub struct ObjectKeys {
 /// Objects smaller than this ride inside the manifest records unless `inline_limit_bytes` says
 /// otherwise.
 pub const DEFAULT_INLINE_LIMIT: u64 = 128 * 1024;
-/// Bytes of free stripe buffers the reads keep unless `read_buffers_mib` says otherwise
-/// (at the default 256 KiB blocks and 3 data shards, 42 stripes: what four large GETs have in
-/// flight).
+/// Bytes of free read buffers (fetched blocks, opened stripes) kept unless `read_buffers_mib`
+/// says otherwise: at 3+2 with the default 256 KiB blocks, about what two large GETs have in
+/// flight (two batches of 8 stripes and one batch's blocks each).
 pub const DEFAULT_READ_BUFFERS: usize = 32 << 20;
 /// How long a write may wait for one node unless `write_timeout_secs` says otherwise.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -188,7 +188,7 @@ pub struct ObjectSettings {
     pub inline_limit: u64,
     /// How long a write may wait for one node.
     pub write_timeout: Duration,
-    /// Bytes of free stripe buffers reads keep for the next stripes (0: none kept).
+    /// Bytes of free read buffers (blocks, stripes) kept for the next reads (0: none).
     pub read_buffer_bytes: usize,
 }
 
@@ -246,8 +246,6 @@ pub struct Objects {
     /// Versions whose manifests are being written and not yet at their quorum (`order.rs`):
     /// no read returns them, so a version becomes visible to every reader at once.
     pub(super) committing: Mutex<std::collections::HashSet<(ObjectId, Version)>>,
-    /// The buffers stripes are opened into, kept for the next ones once sent.
-    read_buffers: Arc<BufferPool>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -266,9 +264,8 @@ impl Objects {
         hlc: Hlc,
         settings: ObjectSettings,
     ) -> Result<Self, SettingsError> {
-        // Blocks are fetched into the same buffers stripes are opened into.
-        let read_buffers = BufferPool::new(settings.read_buffer_bytes);
-        nodes.buffers = read_buffers.clone();
+        // Every read's blocks are fetched, and its stripes opened, into the nodes' pool.
+        nodes.buffers = BufferPool::new(settings.read_buffer_bytes);
         let profile = layouts.layout.profile;
         let write_quorum = match settings.write_quorum {
             None => profile.k() + 1,
@@ -299,7 +296,6 @@ impl Objects {
             withdrawals: Mutex::default(),
             journal: std::sync::OnceLock::new(),
             committing: Mutex::default(),
-            read_buffers,
         })
     }
 

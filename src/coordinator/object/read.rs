@@ -354,7 +354,7 @@ impl PieceShared {
         }
         let (stripes, _) = read?;
         let (codec, key, geometry) = (self.objects.codec.clone(), self.key.clone(), self.geometry);
-        let pool = self.objects.read_buffers.clone();
+        let pool = self.objects.nodes.buffers.clone();
         let (object, version, range) = (self.object, self.version, self.range.clone());
         let total = geometry.stripe_count();
         tokio::task::spawn_blocking(move || {
